@@ -1,0 +1,54 @@
+"""Kubeflow Pipelines components: one file per lifecycle stage.
+
+Each file holds one lightweight Python component: a typed signature and a body that
+imports inside, turns artifacts into paths, calls the library function of the same
+name in ``freightml.lifecycle`` and records metadata. All logic lives in the library.
+The image is configuration (``pipeline.base_image``), so components are made by
+:func:`make_components` when a pipeline is built, never at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kfp import dsl
+
+from components.build_features import build_features
+from components.evaluate_model import evaluate_model
+from components.ingest_data import ingest_data
+from components.register_model import register_model
+from components.train_model import train_model
+from components.validate_data import validate_data
+
+STAGES: tuple[Callable, ...] = (
+    ingest_data,
+    validate_data,
+    build_features,
+    train_model,
+    evaluate_model,
+    register_model,
+)
+
+
+@dataclass(frozen=True)
+class Components:
+    ingest_data: Callable
+    validate_data: Callable
+    build_features: Callable
+    train_model: Callable
+    evaluate_model: Callable
+    register_model: Callable
+
+
+def make_components(base_image: str) -> Components:
+    """Wrap every stage function as a KFP component running in ``base_image``.
+
+    kfp itself is part of the image (it is a dependency of freightml), so the
+    per-task ``pip install kfp`` is skipped.
+    """
+    made = {
+        fn.__name__: dsl.component(fn, base_image=base_image, install_kfp_package=False)
+        for fn in STAGES
+    }
+    return Components(**made)

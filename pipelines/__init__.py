@@ -1,0 +1,1 @@
+"""Pipelines: wiring of components only (display names, retries, caching, secrets)."""

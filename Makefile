@@ -1,0 +1,48 @@
+# FreightML: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3.11
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+SIZE ?= demo
+SEED ?= 42
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test test-unit test-integration compile lint bench bench-training clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	@echo "uv not found: installing it with pip"
+	$(PYTHON) -m pip install --user --quiet uv
+
+install: $(UV) ## Install the locked environment (.venv) with uv
+	$(UV) sync --frozen --python $(PYTHON)
+
+demo: install ## Generate demo data, run the training pipeline locally, register a champion
+	$(RUN) freightml demo --size $(SIZE) --seed $(SEED)
+
+test: install ## Run all tests (unit, data, quality, integration, e2e)
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the fast unit tests only
+	$(RUN) pytest -m "unit or data" $(PYTEST_ARGS)
+
+test-integration: install ## Run integration and e2e tests
+	$(RUN) pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+compile: install ## Compile the pipelines to KFP IR YAML in build/pipelines
+	$(RUN) freightml pipeline compile
+
+models: install ## List registered model versions and aliases
+	$(RUN) freightml models list
+
+bench: bench-training ## Run all benchmarks (results in bench/RESULTS.md)
+
+bench-training: install ## Benchmark the training pipeline on small, demo and large
+	$(RUN) python bench/training_bench.py --sizes small demo large
+
+clean: ## Remove local state and build outputs (.freightml, build)
+	rm -rf .freightml build

@@ -1,0 +1,28 @@
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+
+
+def evaluate_model(
+    config: str,
+    facts: Input[Dataset],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    plots: Output[HTML],
+):
+    """Run the rolling-origin backtest of the methodology and check its gates.
+
+    The current champion's recipe is backtested on the same window, so register_model
+    can compare like with like.
+
+    Args:
+        config: FreightML settings as JSON.
+        facts: the validated facts.
+        evaluation: a directory with metrics.json, gates.json, predictions and plots.
+        metrics: headline metrics for the KFP UI.
+        plots: the evaluation plots as one page.
+    """
+    from freightml.config import settings_from_json
+    from freightml.lifecycle import evaluate_model as run
+
+    headline = run(settings_from_json(config), facts.path, evaluation.path, plots.path)
+    for name, value in headline.items():
+        metrics.log_metric(name, value)

@@ -1,0 +1,78 @@
+"""The training pipeline: ingest -> validate -> features -> train / evaluate -> register."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kfp import dsl
+from kfp import kubernetes as k8s
+
+from components import make_components
+from freightml.config import Settings
+
+PIPELINE_NAME = "freightml-training"
+
+# Keys of the MLflow Secret exposed to the tasks that talk to MLflow or object storage.
+# Optional: a cluster whose MLflow needs no S3 keys can leave them out of the Secret.
+SECRET_KEYS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+def build_training_pipeline(settings: Settings) -> Callable:
+    """Return the training pipeline function for ``settings`` (image, secret, retries)."""
+    c = make_components(settings.pipeline.base_image)
+    secret = settings.pipeline.mlflow_secret
+    retries = settings.pipeline.retries
+    caching = settings.pipeline.enable_caching
+
+    def with_secret(task: dsl.PipelineTask) -> dsl.PipelineTask:
+        return k8s.use_secret_as_env(
+            task, secret_name=secret, secret_key_to_env={k: k for k in SECRET_KEYS}, optional=True
+        )
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Train, evaluate by the methodology and register a freight volume model.",
+    )
+    def training_pipeline(config: str) -> str:
+        ingest = c.ingest_data(config=config).set_display_name("Ingest facts")
+        with_secret(ingest)
+
+        validate = c.validate_data(config=config, facts=ingest.outputs["facts"])
+        validate.set_display_name("Validate data")
+
+        features = c.build_features(config=config, facts=ingest.outputs["facts"])
+        features.set_display_name("Build features").after(validate)
+        features.set_memory_limit("8G")
+
+        train = c.train_model(config=config, features=features.outputs["features"])
+        train.set_display_name("Train model").set_cpu_limit("2").set_memory_limit("8G")
+
+        evaluate = c.evaluate_model(config=config, facts=ingest.outputs["facts"])
+        evaluate.set_display_name("Evaluate (backtest + gates)").after(validate)
+        evaluate.set_cpu_limit("2").set_memory_limit("8G")
+        with_secret(evaluate)
+
+        register = c.register_model(
+            config=config,
+            facts=ingest.outputs["facts"],
+            validation=validate.outputs["report"],
+            model=train.outputs["model"],
+            evaluation=evaluate.outputs["evaluation"],
+        )
+        register.set_display_name("Register model")
+        with_secret(register)
+
+        for task in (ingest, validate, features, train, evaluate, register):
+            task.set_caching_options(caching)
+            if retries and task is not validate:  # a data error does not heal on retry
+                task.set_retry(num_retries=retries, backoff_duration="30s")
+        return register.outputs["version"]
+
+    return training_pipeline

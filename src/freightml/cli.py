@@ -1,0 +1,321 @@
+"""`freightml`: the one command-line entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from freightml.config import Settings, load_settings
+
+app = typer.Typer(help="FreightML: forecast rail freight volume, the MLOps way.", no_args_is_help=True)
+data_app = typer.Typer(help="Generate, load and validate freight facts.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="Compile and run Kubeflow pipelines.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: versions, promotion, rollback.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="settings YAML (default: $FREIGHTML_CONFIG or configs/freightml.yaml)"),
+]
+
+
+def _settings(config: Path | None, **overrides) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]configuration error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+# -- config ---------------------------------------------------------------------------
+@app.command("config")
+def show_config(config: ConfigOpt = None) -> None:
+    """Print the effective settings (file + environment) as JSON."""
+    settings = _settings(config)
+    out.print_json(settings.to_json())
+    out.print(f"tracking URI: {settings.tracking_uri}")
+
+
+# -- data -----------------------------------------------------------------------------
+@data_app.command("generate")
+def data_generate(
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Parquet (or .csv) file to write")],
+    size: Annotated[str, typer.Option(help="small | demo | large")] = "demo",
+    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same data")] = 42,
+    new_region: Annotated[Optional[str], typer.Option(help="inject series of a region unseen before")] = None,
+    new_stations: Annotated[int, typer.Option(help="inject this many stations that appear late")] = 0,
+    missing_days: Annotated[float, typer.Option(help="drop this share of series-days")] = 0.0,
+    anomalies: Annotated[int, typer.Option(help="inject this many volume spikes")] = 0,
+) -> None:
+    """Generate synthetic facts calibrated on published Russian rail freight figures."""
+    from freightml.data.sources import save_facts
+    from freightml.data.synthetic import generate
+
+    _logging()
+    started = time.perf_counter()
+    overrides: dict = {}
+    if new_region:
+        overrides["new_region"] = new_region
+    if new_stations:
+        overrides["new_stations"] = new_stations
+    if missing_days:
+        overrides["missing_days"] = missing_days
+    if anomalies:
+        overrides["anomalies"] = anomalies
+    with console.status(f"generating {size} data (seed {seed})"):
+        try:
+            facts = generate(size, seed=seed, **overrides)
+        except (ValueError, KeyError) as exc:
+            _fail(str(exc), 2)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path.suffix == ".csv":
+        facts.to_csv(out_path, index=False)
+    else:
+        save_facts(facts, out_path)
+    console.print(
+        f"wrote {len(facts):,} rows, {facts['date'].min().date()}..{facts['date'].max().date()} "
+        f"to {out_path} in {time.perf_counter() - started:.1f}s"
+    )
+
+
+@data_app.command("validate")
+def data_validate(
+    path: Annotated[str, typer.Argument(help="CSV/Parquet path or fsspec URI")],
+    reference: Annotated[Optional[str], typer.Option(help="reference facts for unseen categories")] = None,
+    report_dir: Annotated[Path, typer.Option(help="where report.json and report.html go")] = Path(
+        ".freightml/reports"
+    ),
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a facts file; exit 1 and name the faults when it has hard errors."""
+    from freightml.data.sources import load_facts
+    from freightml.data.validation import validate_facts
+
+    settings = _settings(config)
+    mapping = settings.data.column_mapping or None
+    try:
+        facts = load_facts(path, column_mapping=mapping)
+        ref = load_facts(reference, column_mapping=mapping) if reference else None
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        _fail(str(exc), 2)
+    report = validate_facts(facts, reference=ref, max_missing_day_share=settings.data.max_missing_day_share)
+    json_path, html_path = report.write(report_dir)
+    for issue in report.issues:
+        colour = "red" if issue.severity == "error" else "yellow"
+        console.print(f"[{colour}]{issue.severity}[/] [{issue.check}] {issue.message}")
+    console.print(f"report: {json_path} and {html_path}")
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print(f"[green]valid[/]: {report.n_rows:,} rows, {len(report.warnings)} warnings")
+
+
+# -- pipelines ------------------------------------------------------------------------
+@pipeline_app.command("compile")
+def pipeline_compile(
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="directory for the IR YAML")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Compile every pipeline to KFP IR YAML (default build/pipelines/)."""
+    from pipelines.run import compile_pipelines
+
+    for path in compile_pipelines(_settings(config), out_dir):
+        console.print(f"compiled {path}")
+
+
+def _report_validation_failure(run_root: Path) -> None:
+    """After a failed local run, show the validation errors if validation failed."""
+    reports = sorted(run_root.glob("**/validate-data/report"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return
+    report = json.loads(reports[-1].read_text())
+    for issue in report.get("errors", []):
+        console.print(f"[red]data error[/] [{issue['check']}] {issue['message']}")
+    console.print(f"validation report: {reports[-1]}")
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    name: Annotated[str, typer.Argument(help="pipeline to run: training")] = "training",
+    host: Annotated[
+        Optional[str], typer.Option(help="KFP API URL; submits to the cluster instead of running locally")
+    ] = None,
+    local_: Annotated[bool, typer.Option("--local/--no-local", help="run with kfp.local (default)")] = True,
+    source: Annotated[Optional[str], typer.Option(help="facts file or URI (overrides data.source_uri)")] = None,
+    size: Annotated[Optional[str], typer.Option(help="synthetic size when there is no source")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run a pipeline on the embedded default (kfp.local) or submit it to a KFP host."""
+    base = _settings(config)
+    data = base.data.model_copy(
+        update={k: v for k, v in {"source_uri": source, "synthetic_size": size}.items() if v}
+    )
+    settings = base.model_copy(update={"data": data})
+    _logging()
+    if host:
+        from pipelines.run import KfpClientBackend, submit
+
+        run_id = submit(settings, KfpClientBackend(host), name)
+        console.print(f"submitted {name} to {host}: run {run_id}")
+        return
+    if not local_:
+        _fail("--no-local needs --host URL of a Kubeflow Pipelines API", 2)
+    from pipelines.run import local_settings, run_local
+
+    console.rule(f"[bold]{name} pipeline on the embedded default (kfp.local)")
+    try:
+        result = run_local(settings, name)
+    except RuntimeError as exc:
+        _report_validation_failure(Path(local_settings(settings).local_pipeline_root))
+        _fail(f"pipeline {name} failed: {exc}")
+    console.rule(f"[bold green]{name} finished in {result.seconds:.0f}s")
+    console.print(f"outputs: {result.pipeline_root}")
+    _print_registry(settings)
+
+
+# -- models ---------------------------------------------------------------------------
+def _client(settings: Settings):
+    from freightml.tracking import configure_mlflow
+
+    return configure_mlflow(settings)
+
+
+def _print_registry(settings: Settings) -> None:
+    from freightml.tracking import RegistryError, list_versions
+
+    try:
+        rows = list_versions(_client(settings), settings.tracking.registered_model)
+    except RegistryError as exc:
+        _fail(str(exc))
+    table = Table(title=f"registered model {settings.tracking.registered_model}")
+    for column in ("version", "aliases", "wape", "wape_ratio", "gates", "created", "run_id"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(row[c] for c in ("version", "aliases", "wape", "wape_ratio", "gates", "created", "run_id")))
+    out.print(table)
+
+
+@models_app.command("list")
+def models_list(config: ConfigOpt = None) -> None:
+    """List registered versions with their aliases and backtest WAPE."""
+    _print_registry(_settings(config))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="version to make champion")],
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+    actor: Annotated[Optional[str], typer.Option(help="who (default: the OS user)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Give a version the champion alias, recording who and why."""
+    from freightml.tracking import RegistryError, promote
+
+    settings = _settings(config)
+    try:
+        event = promote(_client(settings), settings.tracking.registered_model, version, reason=reason, actor=actor)
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+    to: Annotated[Optional[str], typer.Option(help="version to return to (default: the previous champion)")] = None,
+    actor: Annotated[Optional[str], typer.Option(help="who (default: the OS user)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Move the champion alias back to the previous champion (or --to VERSION)."""
+    from freightml.tracking import RegistryError, rollback
+
+    settings = _settings(config)
+    try:
+        event = rollback(_client(settings), settings.tracking.registered_model, reason=reason, to=to, actor=actor)
+    except RegistryError as exc:
+        _fail(str(exc))
+    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+
+
+@models_app.command("history")
+def models_history(config: ConfigOpt = None) -> None:
+    """Show every champion change (promotions and rollbacks) with who and why."""
+    from freightml.tracking.registry import audit_log
+
+    settings = _settings(config)
+    table = Table(title="champion history")
+    for column in ("at", "action", "version", "previous", "actor", "reason"):
+        table.add_column(column)
+    for e in audit_log(_client(settings), settings.tracking.registered_model):
+        table.add_row(e.at, e.action, e.version, e.previous_version or "", e.actor, e.reason)
+    out.print(table)
+
+
+# -- demo -----------------------------------------------------------------------------
+@app.command("demo")
+def demo(
+    size: Annotated[str, typer.Option(help="synthetic data size")] = "demo",
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate data, run the training pipeline locally, register and promote a champion."""
+    settings = _settings(config)
+    data_file = settings.home / "data" / f"{size}-seed{seed}.parquet"
+    started = time.perf_counter()
+    if not data_file.exists():
+        data_generate(out_path=data_file, size=size, seed=seed)
+    else:
+        console.print(f"using existing {data_file}")
+    pipeline_compile(out_dir=None, config=config)
+    pipeline_run(name="training", host=None, local_=True, source=str(data_file), size=None, config=config)
+    from freightml.tracking import champion_version
+
+    client = _client(settings)
+    model = settings.tracking.registered_model
+    champ = champion_version(client, model)
+    if champ is None:
+        _fail("no champion after the demo run: the gates failed, see the model card")
+    cards = settings.home / "cards" / f"{model}-v{champ}"
+    console.rule(f"[bold green]demo done in {time.perf_counter() - started:.0f}s")
+    out.print(f"champion: {model} v{champ}")
+    out.print(f"model card: {cards / 'model_card.md'} (and .html)")
+    out.print(f"project card: {cards / 'project_card.md'}")
+    out.print(f"MLflow UI: uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
+    out.print(f"compiled pipeline: {settings.pipeline.compile_dir / 'training.yaml'}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

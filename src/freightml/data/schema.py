@@ -1,0 +1,194 @@
+"""The facts frame: column contract, reference vocabularies and dtype coercion.
+
+One row is the actual volume of one series (origin station, destination station, cargo
+type) on one day. Reference figures come from shared/data/freight-figures.md (press
+releases of Russian rail operational data); see docs/data.md.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+
+FACT_COLUMNS: tuple[str, ...] = (
+    "date",
+    "origin_station",
+    "destination_station",
+    "origin_region",
+    "destination_region",
+    "cargo_type",
+    "volume_tonnes",
+    "wagons",
+)
+SERIES_KEY: tuple[str, ...] = ("origin_station", "destination_station", "cargo_type")
+CATEGORY_COLUMNS: tuple[str, ...] = (
+    "origin_station",
+    "destination_station",
+    "origin_region",
+    "destination_region",
+    "cargo_type",
+)
+
+# The 16 regional railways (freight-figures.md, "Network").
+REGIONS: tuple[str, ...] = (
+    "Kaliningrad",
+    "Moscow",
+    "October",
+    "Northern",
+    "Gorky",
+    "South-Eastern",
+    "North Caucasus",
+    "Kuibyshev",
+    "Volga",
+    "Sverdlovsk",
+    "South Urals",
+    "West Siberian",
+    "Krasnoyarsk",
+    "East Siberian",
+    "Trans-Baikal",
+    "Far Eastern",
+)
+
+# Share of loading by RZD cargo group, 2022 (freight-figures.md, "Cargo mix"). As published:
+# the shares sum to 0.998 because of rounding; "containers" is the group "other incl.
+# containers". Consumers that need a distribution should normalise.
+CARGO_SHARES: dict[str, float] = {
+    "coal": 0.287,
+    "oil": 0.175,
+    "construction": 0.108,
+    "iron_ore": 0.093,
+    "containers": 0.092,
+    "ferrous_metals": 0.054,
+    "fertilisers": 0.049,
+    "timber": 0.025,
+    "industrial_raw": 0.025,
+    "cement": 0.020,
+    "grain": 0.019,
+    "chemicals": 0.018,
+    "nonferrous_ore": 0.015,
+    "scrap": 0.010,
+    "coke": 0.008,
+}
+CARGO_TYPES: tuple[str, ...] = tuple(CARGO_SHARES)
+
+# Typical tonnes loaded per wagon. Sourced (freight-figures.md, "Wagons and haul"):
+# gondola 12-132 = 69.5 t, 12-196-01 ~ 75 t; network average ~ 65 t a wagon (derived);
+# ~14.3 t per loaded TEU (derived), taken as ~2.8 loaded TEU per flat wagon = 40 t.
+# The rest are assumptions (volume-limited light cargo below the average), marked "assumed".
+WAGON_CAPACITY_T: dict[str, float] = {
+    "coal": 69.5,  # gondola 12-132
+    "oil": 60.0,  # tank wagon, assumed
+    "construction": 69.5,  # gondola 12-132
+    "iron_ore": 75.0,  # gondola 12-196-01
+    "containers": 40.0,  # ~2.8 TEU x 14.3 t
+    "ferrous_metals": 69.5,  # gondola 12-132
+    "fertilisers": 65.0,  # hopper, network average
+    "timber": 60.0,  # assumed
+    "industrial_raw": 65.0,  # network average
+    "cement": 65.0,  # hopper, network average
+    "grain": 65.0,  # hopper, network average
+    "chemicals": 60.0,  # tank/hopper, assumed
+    "nonferrous_ore": 69.5,  # gondola 12-132
+    "scrap": 50.0,  # bulky, assumed
+    "coke": 45.0,  # light, assumed
+}
+DEFAULT_WAGON_CAPACITY_T = 65.0  # network average, for cargo types not listed above
+
+
+class MissingColumnsError(ValueError):
+    """Required facts columns are absent; the message names them and what is there."""
+
+    def __init__(self, missing: list[str], available: list[str], where: str = "facts") -> None:
+        self.missing = missing
+        self.available = available
+        super().__init__(
+            f"{where} is missing required column(s) {missing}; available columns: {available}. "
+            "Map your names with column_mapping={'your_column': 'volume_tonnes', ...}."
+        )
+
+
+def _is_string_like(s: pd.Series) -> bool:
+    return (
+        isinstance(s.dtype, pd.CategoricalDtype)
+        or pd.api.types.is_object_dtype(s.dtype)
+        or pd.api.types.is_string_dtype(s.dtype)
+    )
+
+
+def _string_column() -> pa.Column:
+    return pa.Column(None, pa.Check(_is_string_like, name="string_like"), nullable=False)
+
+
+FactSchema = pa.DataFrameSchema(
+    {
+        "date": pa.Column(
+            "datetime64[ns]",
+            pa.Check(lambda s: s == s.dt.normalize(), name="midnight"),
+            nullable=False,
+        ),
+        **{c: _string_column() for c in CATEGORY_COLUMNS},
+        "volume_tonnes": pa.Column("float64", pa.Check.ge(0), nullable=False),
+        "wagons": pa.Column("int64", pa.Check.ge(0), nullable=False),
+    },
+    unique=["date", *SERIES_KEY],
+    ordered=True,
+    name="FactSchema",
+    description="Daily freight volume per (origin, destination, cargo type) series.",
+)
+
+
+def coerce_facts(df: pd.DataFrame, *, categorical: bool = True) -> pd.DataFrame:
+    """Return ``df`` with the fact columns only, in contract order and dtypes.
+
+    Dates become midnight ``datetime64[ns]`` (time zones dropped), strings become
+    ``category`` (or ``object`` with ``categorical=False``), volume float64, wagons int64.
+    Raises MissingColumnsError naming absent columns, ValueError for unparsable values.
+    """
+    missing = [c for c in FACT_COLUMNS if c not in df.columns]
+    if missing:
+        raise MissingColumnsError(missing, [str(c) for c in df.columns])
+    out = {"date": _to_midnight(df["date"])}
+    for col in CATEGORY_COLUMNS:
+        s = df[col]
+        if categorical:
+            out[col] = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
+        else:
+            out[col] = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
+    out["volume_tonnes"] = _to_number(df["volume_tonnes"], "volume_tonnes").astype("float64")
+    wagons = _to_number(df["wagons"], "wagons")
+    if wagons.isna().any():
+        raise ValueError(f"{int(wagons.isna().sum())} rows have no wagons value")
+    out["wagons"] = wagons.round().astype("int64")
+    return pd.DataFrame(out, index=df.index)
+
+
+def _to_midnight(s: pd.Series) -> pd.Series:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # Parse each distinct value once: dates repeat across series.
+        cats = pd.to_datetime(pd.Series(s.cat.categories), errors="coerce")
+        parsed = pd.Series(cats.to_numpy()[s.cat.codes.to_numpy()], index=s.index)
+        parsed[s.cat.codes.to_numpy() < 0] = pd.NaT
+        bad = parsed.isna() & s.notna()
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed, bad = s, None
+    else:
+        parsed = pd.to_datetime(s, errors="coerce")
+        bad = parsed.isna() & s.notna()
+    if bad is not None and bad.any():
+        first = s[bad].iloc[0]
+        raise ValueError(f"{int(bad.sum())} rows have an unparsable date (first: {first!r})")
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]").dt.normalize()
+
+
+def _to_number(s: pd.Series, name: str) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return s
+    parsed = pd.to_numeric(s, errors="coerce")
+    bad = parsed.isna() & s.notna()
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} rows have a non-numeric {name} (first: {s[bad].iloc[0]!r})"
+        )
+    return parsed

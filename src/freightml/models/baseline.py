@@ -1,0 +1,37 @@
+"""Seasonal-naive baseline: next week looks like the last observed week."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
+
+_NEEDED = ["lag_same_weekday_ratio", "mean_7_ratio", "scale"]
+
+
+class SeasonalNaive(RegressorMixin, BaseEstimator):
+    """Forecast = volume on the same weekday in the last week before the origin.
+
+    Reads the ``lag_same_weekday_ratio`` feature (value at target - 7*ceil(h/7)); when that
+    day is absent it falls back to the 7-day mean, then to ``scale`` (the 28-day mean).
+    Nothing is learned: ``fit`` only checks its input, so the baseline is reproducible.
+    """
+
+    def fit(self, examples: pd.DataFrame, y: object = None) -> SeasonalNaive:
+        _check_columns(examples)
+        self.is_fitted_ = True
+        return self
+
+    def predict(self, examples: pd.DataFrame) -> np.ndarray:
+        _check_columns(examples)
+        lag = examples["lag_same_weekday_ratio"].to_numpy(dtype=np.float64)
+        mean7 = examples["mean_7_ratio"].to_numpy(dtype=np.float64)
+        ratio = np.where(np.isnan(lag), mean7, lag)
+        ratio = np.where(np.isnan(ratio), 1.0, ratio)
+        return np.maximum(ratio * examples["scale"].to_numpy(dtype=np.float64), 0.0)
+
+
+def _check_columns(examples: pd.DataFrame) -> None:
+    missing = [c for c in _NEEDED if c not in examples.columns]
+    if missing:
+        raise ValueError(f"SeasonalNaive needs columns {missing}; build them with build_examples")
