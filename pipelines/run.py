@@ -128,6 +128,7 @@ def submit(
     On a cluster the tasks read MLflow's address and credentials from the Kubernetes Secret
     ``pipeline.mlflow_secret``; the config parameter carries no secret.
     """
+    _builder(name)  # an unknown name fails before anything is compiled
     paths = {p.stem: p for p in compile_pipelines(settings, out_dir)}
     run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return backend.submit(paths[name], run_name, {"config": settings.to_json()})

@@ -1,6 +1,7 @@
-"""The training pipeline: ingest -> validate -> features -> train / evaluate -> register."""
+"""The training pipeline: ingest -> validate -> features -> train / evaluate -> register.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.
+"""
 
 from collections.abc import Callable
 

@@ -1,0 +1,508 @@
+"""Synthetic facts calibrated on published Russian rail freight figures, with injected drift.
+
+Calibration (shared/data/freight-figures.md, see docs/data.md for the full list):
+stations in the 16 regional railways; heavy-tailed lane levels (lognormal, ~80% of tonnes
+on ~20% of series); cargo mix by tonnes = CARGO_SHARES (2022); coal loaded mostly in West
+Siberian (Kuzbass ~18% of the network); cargo-specific monthly seasonality from the 2023
+daily-rate index; New Year dip (1-8 Jan) and Russian public holidays; weak weekday effect
+(+-3%); trend -4%/yr (2024: -4.1%, 2025: -5.6%); wagons = tonnes / wagon capacity.
+
+Everything is vectorised over a series x day matrix; each random component draws from its
+own stream, so switching an injection on leaves the other series and days unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import holidays
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from freightml.data.schema import CARGO_SHARES, CARGO_TYPES, REGIONS, WAGON_CAPACITY_T
+
+# General activity of each regional railway: share of stations and default lane ends.
+REGION_WEIGHT: dict[str, float] = {
+    "Kaliningrad": 0.02, "Moscow": 0.08, "October": 0.08, "Northern": 0.06,
+    "Gorky": 0.05, "South-Eastern": 0.06, "North Caucasus": 0.08, "Kuibyshev": 0.06,
+    "Volga": 0.04, "Sverdlovsk": 0.08, "South Urals": 0.06, "West Siberian": 0.14,
+    "Krasnoyarsk": 0.05, "East Siberian": 0.05, "Trans-Baikal": 0.03, "Far Eastern": 0.06,
+}  # fmt: skip
+REGION_CODE: dict[str, str] = {
+    "Kaliningrad": "KLG", "Moscow": "MOS", "October": "OCT", "Northern": "NOR",
+    "Gorky": "GOR", "South-Eastern": "SEA", "North Caucasus": "NCA", "Kuibyshev": "KUI",
+    "Volga": "VOL", "Sverdlovsk": "SVE", "South Urals": "SUR", "West Siberian": "WSB",
+    "Krasnoyarsk": "KRA", "East Siberian": "ESB", "Trans-Baikal": "TBK", "Far Eastern": "FEA",
+}  # fmt: skip
+
+# Where each cargo is loaded and unloaded (assumed geography; coal: Kuzbass = West Siberian
+# loads ~62% of coal, i.e. ~18% of all tonnes as in freight-figures.md). Others: REGION_WEIGHT.
+ORIGIN_WEIGHT: dict[str, dict[str, float]] = {
+    "coal": {"West Siberian": 0.62, "Krasnoyarsk": 0.10, "East Siberian": 0.08,
+             "Trans-Baikal": 0.05, "Far Eastern": 0.05, "Northern": 0.05, "North Caucasus": 0.05},
+    "oil": {"West Siberian": 0.20, "Kuibyshev": 0.18, "Volga": 0.12, "Sverdlovsk": 0.12,
+            "Gorky": 0.10, "Moscow": 0.08, "East Siberian": 0.10, "North Caucasus": 0.05,
+            "Far Eastern": 0.05},
+    "iron_ore": {"South-Eastern": 0.40, "October": 0.20, "Sverdlovsk": 0.15,
+                 "West Siberian": 0.10, "East Siberian": 0.05, "South Urals": 0.10},
+    "grain": {"North Caucasus": 0.30, "South-Eastern": 0.20, "Volga": 0.15, "Kuibyshev": 0.10,
+              "South Urals": 0.10, "West Siberian": 0.10, "Moscow": 0.05},
+    "containers": {"Moscow": 0.25, "October": 0.20, "Far Eastern": 0.25, "North Caucasus": 0.10,
+                   "Sverdlovsk": 0.10, "West Siberian": 0.10},
+    "timber": {"Northern": 0.25, "East Siberian": 0.25, "Krasnoyarsk": 0.15, "Far Eastern": 0.10,
+               "October": 0.10, "Sverdlovsk": 0.05, "Trans-Baikal": 0.10},
+    "ferrous_metals": {"South Urals": 0.30, "South-Eastern": 0.20, "Northern": 0.15,
+                       "Sverdlovsk": 0.15, "West Siberian": 0.20},
+}  # fmt: skip
+DESTINATION_WEIGHT: dict[str, dict[str, float]] = {
+    "coal": {"Far Eastern": 0.30, "October": 0.22, "North Caucasus": 0.15, "South Urals": 0.08,
+             "Sverdlovsk": 0.07, "West Siberian": 0.06, "Moscow": 0.04, "Kaliningrad": 0.03,
+             "East Siberian": 0.05},
+    "oil": {"October": 0.30, "North Caucasus": 0.30, "Far Eastern": 0.20, "Moscow": 0.10,
+            "Kaliningrad": 0.05, "Northern": 0.05},
+    "iron_ore": {"South Urals": 0.25, "Northern": 0.20, "South-Eastern": 0.20,
+                 "West Siberian": 0.15, "Far Eastern": 0.10, "October": 0.10},
+    "grain": {"North Caucasus": 0.60, "October": 0.10, "Far Eastern": 0.10, "Moscow": 0.10,
+              "Volga": 0.10},
+    "containers": ORIGIN_WEIGHT["containers"],
+    "timber": {"Far Eastern": 0.25, "October": 0.20, "Trans-Baikal": 0.20, "Moscow": 0.15,
+               "North Caucasus": 0.10, "Northern": 0.10},
+    "ferrous_metals": {"October": 0.25, "North Caucasus": 0.25, "Far Eastern": 0.15,
+                       "Moscow": 0.20, "Volga": 0.15},
+}  # fmt: skip
+
+# 2023 daily-rate index by cargo, Jan..Dec (freight-figures.md; May-Jul given as one value;
+# Oct-Dec not published -> 1.0, except grain whose export peak runs Aug-Oct).
+_MONTHLY_INDEX: dict[str, tuple[float, ...]] = {
+    "coal": (1.02, 1.08, 1.08, 1.03, 0.97, 0.97, 0.97, 0.93, 0.95, 1.0, 1.0, 1.0),
+    "oil": (1.04, 1.06, 1.10, 0.98, 0.96, 0.96, 0.96, 0.97, 0.98, 1.0, 1.0, 1.0),
+    "construction": (0.79, 0.99, 1.01, 1.02, 1.06, 1.06, 1.06, 1.02, 1.00, 1.0, 1.0, 1.0),
+    "grain": (0.87, 1.05, 1.06, 1.06, 0.91, 0.91, 0.91, 1.10, 1.14, 1.10, 1.0, 1.0),
+    "timber": (0.91, 1.05, 1.12, 1.12, 0.97, 0.97, 0.97, 0.95, 0.94, 1.0, 1.0, 1.0),
+    "containers": (0.90, 0.97, 1.02, 1.05, 1.01, 1.01, 1.01, 1.01, 1.03, 1.0, 1.0, 1.0),
+    "fertilisers": (0.97, 0.99, 0.97, 0.99, 1.01, 1.01, 1.01, 1.01, 1.02, 1.0, 1.0, 1.0),
+}
+_SEASON_PROFILE = {"cement": "construction"}  # assumed: cement follows the building season
+_MID_MONTH_DOY = np.array([15, 45, 74, 105, 135, 166, 196, 227, 258, 288, 319, 349], float)
+_WEEKDAY_SHAPE = np.array([0.4, 0.6, 0.6, 0.4, 0.0, -0.8, -1.2])  # Mon..Sun, Sunday lowest
+_AR_PHI, _AR_SD = 0.85, 0.08  # slow AR(1) wander of the lane level (log scale)
+
+
+def _as_date(value: date | str | pd.Timestamp) -> date:
+    return pd.Timestamp(value).date()
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to generate. Dates are inclusive; injection options are off by default."""
+
+    n_series: int
+    start: date
+    end: date
+    n_stations: int | None = None  # default: n_series / 4, within [40, 3000]
+    level_median_t: float = 60.0  # median lane level, tonnes/day
+    level_sigma: float = 1.6  # lognormal spread of lane levels (concentration)
+    trend_per_year: float = -0.04  # network-wide; 2024 -4.1%, 2025 -5.6%
+    trend_sd: float = 0.03  # per-series variation of the yearly trend
+    weekday_amplitude: float = 0.03  # largest weekday deviation, +-3%
+    new_year_factor: float = 0.78  # 1-8 January, makes January ~0.95 of the mean
+    holiday_factor: float = 0.88  # other Russian public holidays and days off
+    # Injections (drift and faults).
+    new_region: str | None = None  # region with no series before new_region_from
+    new_region_from: date | None = None  # default: 75% into the period
+    new_region_series: int | None = None  # default: 10% of n_series
+    level_shift: tuple[date, float] | None = None  # (from date, factor)
+    level_shift_region: str | None = None  # series from or to this region; None: all
+    new_stations: int = 0  # stations (2 lanes each) appearing in the last quarter
+    missing_days: float = 0.0  # fraction of series-days dropped
+    anomalies: int = 0  # rows whose volume is multiplied by anomaly_factor
+    anomaly_factor: float = 10.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "start", _as_date(self.start))
+        set_(self, "end", _as_date(self.end))
+        if self.new_region_from is not None:
+            set_(self, "new_region_from", _as_date(self.new_region_from))
+        if self.level_shift is not None:
+            when, factor = self.level_shift
+            set_(self, "level_shift", (_as_date(when), float(factor)))
+            if factor <= 0:
+                raise ValueError(f"level_shift factor must be > 0, got {factor}")
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        if self.n_series < 1:
+            raise ValueError(f"n_series must be >= 1, got {self.n_series}")
+        if not 0.0 <= self.missing_days < 1.0:
+            raise ValueError(f"missing_days must be in [0, 1), got {self.missing_days}")
+        if self.anomalies < 0 or self.new_stations < 0:
+            raise ValueError("anomalies and new_stations must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (dates as ISO strings), e.g. for run parameters."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, date):
+                out[k] = v.isoformat()
+            elif isinstance(v, tuple):
+                out[k] = [x.isoformat() if isinstance(x, date) else x for x in v]
+        return out
+
+
+SIZES: dict[str, SyntheticSpec] = {
+    "small": SyntheticSpec(n_series=80, start=date(2023, 1, 1), end=date(2025, 3, 31)),
+    "demo": SyntheticSpec(n_series=1400, start=date(2022, 1, 1), end=date(2025, 12, 31)),
+    "large": SyntheticSpec(n_series=6850, start=date(2022, 1, 1), end=date(2025, 12, 31)),
+}
+
+
+@dataclass
+class _Lanes:
+    """Per-series attributes (arrays of equal length)."""
+
+    origin: np.ndarray  # station index
+    destination: np.ndarray
+    cargo: np.ndarray  # index into CARGO_TYPES
+    level: np.ndarray  # mean tonnes/day
+    start_day: np.ndarray  # first day index the series exists
+
+    def __len__(self) -> int:
+        return len(self.origin)
+
+    def concat(self, other: _Lanes) -> _Lanes:
+        return _Lanes(*(np.concatenate([getattr(self, f.name), getattr(other, f.name)])
+                        for f in dataclasses.fields(self)))  # fmt: skip
+
+
+@dataclass
+class _Stations:
+    name: list[str]
+    region: np.ndarray  # index into regions
+    hub: np.ndarray  # relative size within its region
+
+    def add(self, region: int, hub: float, regions: list[str]) -> int:
+        code = REGION_CODE.get(regions[region], regions[region][:3].upper())
+        n = int(np.sum(self.region == region))
+        self.name.append(f"{code}-{n + 1:03d}")
+        self.region = np.append(self.region, region)
+        self.hub = np.append(self.hub, hub)
+        return len(self.name) - 1
+
+
+def generate(size: str | SyntheticSpec = "demo", seed: int = 42, **overrides: Any) -> pd.DataFrame:
+    """Generate a facts frame, deterministic given ``seed``, sorted by series key and date.
+
+    ``size`` is a name in SIZES or a SyntheticSpec; ``overrides`` replace spec fields,
+    e.g. ``generate("small", missing_days=0.05, anomalies=10)``.
+    """
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+        size = SIZES[size]
+    spec = dataclasses.replace(size, **overrides) if overrides else size
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(7)]
+    rng_net, rng_noise, rng_region, rng_new, rng_missing, rng_anomaly, rng_extra_noise = streams
+
+    days = pd.date_range(spec.start, spec.end, freq="D")
+    regions = list(REGIONS) + ([spec.new_region] if spec.new_region not in (None, *REGIONS) else [])
+    excluded = regions.index(spec.new_region) if spec.new_region else None
+    stations = _make_stations(spec, regions, rng_net)
+    lanes = _base_lanes(spec, stations, regions, excluded, rng_net)
+    n_base = len(lanes)
+    if spec.new_region:
+        lanes = lanes.concat(_new_region_lanes(spec, stations, regions, lanes, days, rng_region))
+    if spec.new_stations:
+        lanes = lanes.concat(_new_station_lanes(spec, stations, regions, excluded, lanes, days,
+                                                rng_new))  # fmt: skip
+
+    volume = _volume_matrix(spec, lanes, stations, regions, days, n_base,
+                            (rng_noise, rng_extra_noise))  # fmt: skip
+    present = np.arange(len(days))[None, :] >= lanes.start_day[:, None]
+    if spec.missing_days > 0:
+        present &= rng_missing.random(present.shape, dtype=np.float32) >= spec.missing_days
+    if spec.anomalies:
+        _inject_anomalies(volume, present, spec, rng_anomaly)
+    frame = _to_frame(volume, present, lanes, stations, regions, days)
+    frame.attrs["synthetic"] = {"seed": seed, **spec.to_dict()}
+    return frame
+
+
+def _make_stations(spec: SyntheticSpec, regions: list[str], rng: np.random.Generator) -> _Stations:
+    n_total = spec.n_stations or int(np.clip(round(spec.n_series / 4), 40, 3000))
+    weights = np.array([REGION_WEIGHT.get(r, 0.05) for r in regions])
+    counts = np.maximum(2, np.round(weights / weights.sum() * n_total)).astype(int)
+    stations = _Stations([], np.empty(0, int), np.empty(0, float))
+    for r, count in enumerate(counts):
+        # Zipf-like hub sizes: a few big junctions per region, many small stations.
+        for h in rng.permutation(1.0 / np.arange(1, count + 1) ** 0.8):
+            stations.add(r, h, regions)
+    return stations
+
+
+def _station_probs(stations: _Stations, region_w: dict[str, float], regions: list[str],
+                   excluded: int | None) -> np.ndarray:  # fmt: skip
+    rw = np.array([region_w.get(r, 0.0) for r in regions])
+    if excluded is not None:
+        rw[excluded] = 0.0
+    if rw.sum() == 0:
+        return _station_probs(stations, REGION_WEIGHT, regions, excluded)
+    hub_total = np.bincount(stations.region, weights=stations.hub, minlength=len(regions))
+    p = rw[stations.region] * stations.hub / hub_total[stations.region]
+    return p / p.sum()
+
+
+def _cargo_counts(n: int) -> np.ndarray:
+    """Lanes per cargo: flatter than the tonnage shares, so big cargo has bigger lanes."""
+    p = np.array([CARGO_SHARES[c] for c in CARGO_TYPES]) ** 0.7
+    p /= p.sum()
+    counts = np.floor(p * n).astype(int)
+    if n >= len(CARGO_TYPES):
+        counts = np.maximum(counts, 1)
+    remainder = p * n - np.floor(p * n)
+    for i in np.argsort(-remainder):
+        if counts.sum() >= n:
+            break
+        counts[i] += 1
+    while counts.sum() > n:
+        counts[np.argmax(counts)] -= 1
+    return counts
+
+
+def _draw_lanes(stations: _Stations, regions: list[str], counts: np.ndarray,
+                excluded: int | None, rng: np.random.Generator,
+                taken: set[tuple[int, int, int]]) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """Unique (origin, destination, cargo) triples, `counts[c]` of each cargo."""
+    out: list[tuple[int, int, int]] = []
+    for c, need in enumerate(counts):
+        cargo = CARGO_TYPES[c]
+        p_o = _station_probs(stations, ORIGIN_WEIGHT.get(cargo, REGION_WEIGHT), regions, excluded)
+        p_d = _station_probs(stations, DESTINATION_WEIGHT.get(cargo, REGION_WEIGHT), regions,
+                             excluded)  # fmt: skip
+        got = 0
+        for _ in range(50):
+            k = 3 * (need - got) + 10
+            for o, d in zip(rng.choice(len(p_o), k, p=p_o), rng.choice(len(p_d), k, p=p_d)):
+                if got == need:
+                    break
+                if o != d and (int(o), int(d), c) not in taken:
+                    taken.add((int(o), int(d), c))
+                    out.append((int(o), int(d), c))
+                    got += 1
+            if got == need:
+                break
+        else:
+            raise ValueError(f"cannot draw {need} distinct {cargo} lanes from "
+                             f"{len(stations.name)} stations; raise n_stations")  # fmt: skip
+    arr = np.array(out, dtype=np.int64).reshape(-1, 3)
+    return arr[:, 0], arr[:, 1], arr[:, 2]
+
+
+def _base_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
+                excluded: int | None, rng: np.random.Generator) -> _Lanes:  # fmt: skip
+    counts = _cargo_counts(spec.n_series)
+    o, d, c = _draw_lanes(stations, regions, counts, excluded, rng, set())
+    raw = rng.lognormal(0.0, spec.level_sigma, len(o))
+    shares = np.array([CARGO_SHARES[x] for x in CARGO_TYPES])
+    total = spec.n_series * spec.level_median_t * np.exp(spec.level_sigma**2 / 2)
+    # Rescale within each cargo so that tonnes by cargo follow CARGO_SHARES exactly.
+    per_cargo = np.bincount(c, weights=raw, minlength=len(CARGO_TYPES))
+    target = shares / shares[counts > 0].sum() * total
+    level = np.maximum(raw * target[c] / per_cargo[c], 2.0)
+    return _Lanes(o, d, c, level, np.zeros(len(o), dtype=np.int64))
+
+
+def _cargo_mean_level(lanes: _Lanes) -> np.ndarray:
+    sums = np.bincount(lanes.cargo, weights=lanes.level, minlength=len(CARGO_TYPES))
+    n = np.bincount(lanes.cargo, minlength=len(CARGO_TYPES))
+    return np.where(n > 0, sums / np.maximum(n, 1), np.median(lanes.level))
+
+
+def _extra_lanes(pairs: list[tuple[int, int]], cargo: np.ndarray, start_day: np.ndarray,
+                 lanes: _Lanes, rng: np.random.Generator) -> _Lanes:  # fmt: skip
+    """Lanes for given (origin, destination) pairs, levels like base lanes of that cargo."""
+    sigma = 1.0
+    level = _cargo_mean_level(lanes)[cargo] * rng.lognormal(-(sigma**2) / 2, sigma, len(cargo))
+    o, d = (np.array(x, dtype=np.int64) for x in zip(*pairs))
+    return _Lanes(o, d, cargo.astype(np.int64), np.maximum(level, 2.0), start_day)
+
+
+def _unique_extra(pairs: list[tuple[int, int]], cargo: np.ndarray, lanes: _Lanes) -> np.ndarray:
+    seen = set(zip(lanes.origin.tolist(), lanes.destination.tolist(), lanes.cargo.tolist()))
+    keep = []
+    for i, ((o, d), c) in enumerate(zip(pairs, cargo.tolist())):
+        if o != d and (o, d, c) not in seen:
+            seen.add((o, d, c))
+            keep.append(i)
+    return np.array(keep, dtype=np.int64)
+
+
+def _cargo_draw(rng: np.random.Generator, n: int) -> np.ndarray:
+    p = np.array([CARGO_SHARES[c] for c in CARGO_TYPES])
+    return rng.choice(len(p), n, p=p / p.sum())
+
+
+def _new_region_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
+                      lanes: _Lanes, days: pd.DatetimeIndex,
+                      rng: np.random.Generator) -> _Lanes:  # fmt: skip
+    """Lanes loading or unloading in the new region, all starting on new_region_from."""
+    region = regions.index(spec.new_region)
+    start = spec.new_region_from or days[int(len(days) * 0.75)].date()
+    start_day = int(np.searchsorted(days.values, np.datetime64(start)))
+    n = spec.new_region_series or max(2, round(0.1 * spec.n_series))
+    local = np.flatnonzero(stations.region == region)
+    others = np.flatnonzero(stations.region != region)
+    cargo = _cargo_draw(rng, 2 * n)
+    here = rng.choice(local, 2 * n, p=stations.hub[local] / stations.hub[local].sum())
+    there = rng.choice(others, 2 * n)
+    outbound = rng.random(2 * n) < 0.5
+    pairs = [(h, t) if ob else (t, h) for h, t, ob in zip(here.tolist(), there.tolist(), outbound)]
+    keep = _unique_extra(pairs, cargo, lanes)[:n]
+    return _extra_lanes([pairs[i] for i in keep], cargo[keep],
+                        np.full(len(keep), start_day, dtype=np.int64), lanes, rng)  # fmt: skip
+
+
+def _new_station_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
+                       excluded: int | None, lanes: _Lanes, days: pd.DatetimeIndex,
+                       rng: np.random.Generator) -> _Lanes:  # fmt: skip
+    """New stations in existing regions, each with one outbound and one inbound lane."""
+    rw = np.array([REGION_WEIGHT.get(r, 0.0) for r in regions])
+    if excluded is not None:
+        rw[excluded] = 0.0
+    pairs, starts = [], []
+    base_stations = np.arange(len(stations.name))
+    for _ in range(spec.new_stations):
+        s = stations.add(int(rng.choice(len(regions), p=rw / rw.sum())), 0.5, regions)
+        start = int(rng.integers(int(0.75 * len(days)), max(int(0.95 * len(days)), 1)))
+        a, b = rng.choice(base_stations, 2, replace=False).tolist()
+        pairs += [(s, a), (b, s)]
+        starts += [start, start]
+    cargo = _cargo_draw(rng, len(pairs))
+    keep = _unique_extra(pairs, cargo, lanes)
+    return _extra_lanes([pairs[i] for i in keep], cargo[keep],
+                        np.array(starts, dtype=np.int64)[keep], lanes, rng)  # fmt: skip
+
+
+def _season_matrix(days: pd.DatetimeIndex, new_year_factor: float) -> np.ndarray:
+    """(n_cargo, n_days) smooth seasonal index, mean 1 over the year."""
+    doy = np.arange(1, 366, dtype=float)
+    jan_holiday_mean = (8 * new_year_factor + 23) / 31
+    out = np.ones((len(CARGO_TYPES), len(days)))
+    for i, cargo in enumerate(CARGO_TYPES):
+        index = _MONTHLY_INDEX.get(_SEASON_PROFILE.get(cargo, cargo))
+        if index is None:
+            continue
+        # The published January already contains the New Year dip, which is applied as a
+        # daily effect: take it out here so it is not counted twice.
+        anchors = np.array(index) / np.array(index).mean()
+        anchors[0] /= jan_holiday_mean
+        profile = np.interp(doy, _MID_MONTH_DOY, anchors, period=365)
+        profile /= profile.mean()
+        out[i] = profile[np.minimum(days.dayofyear.to_numpy(), 365) - 1]
+    return out
+
+
+def calendar_factors(days: pd.DatetimeIndex, spec: SyntheticSpec) -> np.ndarray:
+    """Network-wide daily multiplier: weekday profile x New Year dip x public holidays."""
+    shape = _WEEKDAY_SHAPE - _WEEKDAY_SHAPE.mean()
+    weekday = 1.0 + spec.weekday_amplitude * shape / np.abs(shape).max()
+    factor = weekday[days.dayofweek.to_numpy()]
+    ru = holidays.country_holidays("RU", years=range(days[0].year, days[-1].year + 1))
+    is_holiday = np.array([d in ru for d in days.date])
+    new_year = (days.month == 1) & (days.day <= 8)
+    factor = factor * np.where(new_year, spec.new_year_factor,
+                               np.where(is_holiday, spec.holiday_factor, 1.0))  # fmt: skip
+    return factor
+
+
+def _volume_matrix(spec: SyntheticSpec, lanes: _Lanes, stations: _Stations, regions: list[str],
+                   days: pd.DatetimeIndex, n_base: int,
+                   rngs: tuple[np.random.Generator, np.random.Generator]) -> np.ndarray:  # fmt: skip
+    """(n_series, n_days) float32 tonnes: level x trend x season x calendar x noise."""
+    n, n_days = len(lanes), len(days)
+    t_years = ((days - days[0]).days.to_numpy() - (n_days - 1) / 2) / 365.25
+    # Per-series parameters drawn from the base stream for base lanes, the extra stream after.
+    params = []
+    for rng, sl in ((rngs[0], slice(0, n_base)), (rngs[1], slice(n_base, n))):
+        m = sl.stop - sl.start
+        slope = rng.normal(np.log1p(spec.trend_per_year), spec.trend_sd, m)
+        jitter = rng.normal(0.0, 0.04, m)
+        noise = rng.standard_normal((m, n_days), dtype=np.float32)
+        wander = rng.standard_normal((m, n_days), dtype=np.float32)
+        zeros = rng.random((m, n_days), dtype=np.float32)
+        params.append((slope, jitter, noise, wander, zeros))
+    slope, jitter = (np.concatenate([p[i] for p in params]) for i in range(2))
+    noise, wander, zeros = (np.concatenate([p[i] for p in params]) for i in range(2, 5))
+
+    # Thin lanes are noisier (CV ~0.55) than big ones (~0.2) and ship on some days only.
+    rank = pd.Series(lanes.level).rank(pct=True).to_numpy()
+    cv = np.clip(0.55 - 0.35 * rank + jitter, 0.15, 0.6)
+    capacity = np.array([WAGON_CAPACITY_T[c] for c in CARGO_TYPES])[lanes.cargo]
+    p_zero = np.clip(0.5 * (1.0 - lanes.level / capacity), 0.0, 0.5)
+    sigma = np.sqrt(np.log1p(cv**2)).astype(np.float32)
+
+    log_v = np.log(_season_matrix(days, spec.new_year_factor)).astype(np.float32)[lanes.cargo]
+    log_v += np.log(calendar_factors(days, spec)).astype(np.float32)[None, :]
+    log_v += (np.log(lanes.level / (1.0 - p_zero)) - sigma**2 / 2 - _AR_SD**2 / 2)[:, None]
+    log_v += (slope[:, None] * t_years[None, :]).astype(np.float32)
+    if spec.level_shift is not None:
+        when, factor = spec.level_shift
+        affected = np.ones(n, bool)
+        if spec.level_shift_region is not None:
+            r = regions.index(spec.level_shift_region) if spec.level_shift_region in regions else -1
+            affected = (stations.region[lanes.origin] == r) | (stations.region[lanes.destination] == r)
+        first = int(np.searchsorted(days.values, np.datetime64(when)))
+        log_v[np.ix_(affected, np.arange(first, n_days))] += np.float32(np.log(factor))
+    noise *= sigma[:, None]
+    log_v += noise
+    del noise
+    wander[:, 0] /= np.sqrt(1 - _AR_PHI**2)  # start the AR(1) in its stationary state
+    log_v += _AR_SD * np.sqrt(1 - _AR_PHI**2) * lfilter([1.0], [1.0, -_AR_PHI], wander, axis=1)
+    del wander
+    volume = np.exp(log_v, out=log_v)
+    volume[zeros < p_zero[:, None].astype(np.float32)] = 0.0
+    return volume
+
+
+def _inject_anomalies(volume: np.ndarray, present: np.ndarray, spec: SyntheticSpec,
+                      rng: np.random.Generator) -> None:  # fmt: skip
+    candidates = np.flatnonzero(present & (volume > 0))
+    chosen = rng.choice(candidates, min(spec.anomalies, len(candidates)), replace=False)
+    volume.ravel()[chosen] *= spec.anomaly_factor
+
+
+def _to_frame(volume: np.ndarray, present: np.ndarray, lanes: _Lanes, stations: _Stations,
+              regions: list[str], days: pd.DatetimeIndex) -> pd.DataFrame:  # fmt: skip
+    names = np.array(stations.name)
+    station_rank = np.argsort(np.argsort(names))  # code = position in sorted names
+    cargo_rank = np.argsort(np.argsort(np.array(CARGO_TYPES)))
+    order = np.lexsort((cargo_rank[lanes.cargo], station_rank[lanes.destination],
+                        station_rank[lanes.origin]))  # fmt: skip
+    mask = present[order].ravel()
+    series = np.repeat(np.arange(len(order), dtype=np.int32), volume.shape[1])[mask]
+    day = np.tile(np.arange(volume.shape[1], dtype=np.int32), len(order))[mask]
+    tonnes = np.round(volume[order].ravel()[mask].astype(np.float64), 1)
+    lane = order[series]
+    capacity = np.array([WAGON_CAPACITY_T[c] for c in CARGO_TYPES])[lanes.cargo[lane]]
+    wagons = np.where(tonnes > 0, np.maximum(1, np.rint(tonnes / capacity)), 0).astype(np.int64)
+
+    def cat(codes: np.ndarray, categories: np.ndarray) -> pd.Categorical:
+        return pd.Categorical.from_codes(codes, categories=categories).remove_unused_categories()
+
+    sorted_names = np.sort(names)
+    sorted_regions = np.array(sorted(regions))
+    region_rank = np.argsort(np.argsort(np.array(regions)))
+    o, d = lanes.origin[lane], lanes.destination[lane]
+    return pd.DataFrame({
+        "date": days.values[day],
+        "origin_station": cat(station_rank[o], sorted_names),
+        "destination_station": cat(station_rank[d], sorted_names),
+        "origin_region": cat(region_rank[stations.region[o]], sorted_regions),
+        "destination_region": cat(region_rank[stations.region[d]], sorted_regions),
+        "cargo_type": cat(cargo_rank[lanes.cargo[lane]], np.array(sorted(CARGO_TYPES))),
+        "volume_tonnes": tonnes,
+        "wagons": wagons,
+    })  # fmt: skip

@@ -1,0 +1,180 @@
+"""Rolling-origin backtest: refit at each cutoff, forecast 1..H days ahead, score vs baseline.
+
+``run_backtest(facts, model_factory, methodology, feature_kwargs=...)`` builds everything
+itself from the facts: one sampled set of training examples (origins every
+``origin_step_days`` up to the last cutoff) and one full test set (every series with enough
+history, origin = each cutoff, all horizons). Fold ``c`` trains on examples whose *target*
+date is <= c (so neither features nor labels see anything after c) and is scored on the
+examples with origin c. The baseline is scored on exactly the same rows.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from freightml.evaluation.methodology import Methodology
+from freightml.evaluation.metrics import metric_table
+from freightml.features.build import (
+    REGION_COLUMNS,
+    SERIES_KEY,
+    SeriesPanel,
+    build_examples,
+    default_origins,
+)
+from freightml.models.baseline import SeasonalNaive
+
+FEATURE_KWARGS = {
+    "origin_step_days": 7,
+    "horizons_per_origin": 7,
+    "min_history_days": 91,
+    "seed": 0,
+    "train_window_days": None,
+}
+PREDICTION_COLUMNS = [
+    "fold", "cutoff", *SERIES_KEY, *REGION_COLUMNS, "horizon", "target_date",
+    "y", "yhat", "yhat_baseline",
+]
+
+
+def backtest_cutoffs(last_date: pd.Timestamp, methodology: Methodology) -> list[pd.Timestamp]:
+    """Forecast origins of the folds, oldest first; the last one leaves a full horizon."""
+    spec = methodology.backtest
+    last_cutoff = pd.Timestamp(last_date).normalize() - pd.Timedelta(days=spec.horizon_days)
+    return [
+        last_cutoff - pd.Timedelta(days=spec.step_days * k) for k in range(spec.folds - 1, -1, -1)
+    ]
+
+
+@dataclass
+class BacktestResult:
+    """Predictions of every fold plus the views the methodology reports on."""
+
+    predictions: pd.DataFrame
+    cutoffs: list[pd.Timestamp]
+    methodology: Methodology
+    fold_info: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> pd.DataFrame:
+        """One row: overall model and baseline metrics and the WAPE ratio."""
+        return metric_table(self.predictions, [])
+
+    def by_horizon(self) -> pd.DataFrame:
+        return metric_table(self.predictions, ["horizon"])
+
+    def by_fold(self) -> pd.DataFrame:
+        return metric_table(self.predictions, ["fold", "cutoff"])
+
+    def by_segment(self, column: str) -> pd.DataFrame:
+        return metric_table(self.predictions, [column])
+
+    def metrics_dict(self) -> dict[str, float]:
+        """Flat, MLflow-legal metric names: overall, ``fold_<i>_*``, ``h<hh>_*``, ``seg_*``."""
+        out: dict[str, float] = {}
+        overall = self.summary().iloc[0]
+        for name in ["wape", "mae", "bias", "wape_baseline", "mae_baseline", "bias_baseline",
+                     "wape_ratio", "n", "actual_tonnes"]:
+            out[name] = float(overall[name])
+        for row in self.by_fold().itertuples():
+            for name in ["wape", "wape_baseline", "wape_ratio", "bias"]:
+                out[f"fold_{row.fold}_{name}"] = float(getattr(row, name))
+        for row in self.by_horizon().itertuples():
+            for name in ["wape", "wape_baseline"]:
+                out[f"h{row.horizon:02d}_{name}"] = float(getattr(row, name))
+        for column in self.methodology.segments:
+            for row in self.by_segment(column).to_dict("records"):
+                prefix = metric_name(f"seg_{column}_{row[column]}")
+                for name in ["wape", "wape_baseline", "wape_ratio", "bias", "tonnes_share"]:
+                    out[f"{prefix}_{name}"] = float(row[name])
+        return out
+
+
+_CYRILLIC = dict(zip(
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r",
+     "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"],
+    strict=True,
+))
+
+
+def metric_name(text: str) -> str:
+    """An MLflow-legal metric name: Cyrillic transliterated, anything else odd -> '_'."""
+    latin = "".join(
+        _CYRILLIC.get(ch.lower(), ch).capitalize() if ch.isupper() else _CYRILLIC.get(ch, ch)
+        for ch in str(text)
+    )
+    return re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_.\-/]", "_", latin)).strip("_")
+
+
+def run_backtest(
+    facts: pd.DataFrame | SeriesPanel,
+    model_factory: Callable[[], Any],
+    methodology: Methodology,
+    *,
+    feature_kwargs: Mapping[str, Any] | None = None,
+    baseline_factory: Callable[[], Any] = SeasonalNaive,
+) -> BacktestResult:
+    """Backtest a model recipe on the facts by the methodology (see the module docstring).
+
+    ``model_factory`` returns a fresh unfitted estimator with ``fit(examples)`` and
+    ``predict(examples)``. ``feature_kwargs`` may set origin_step_days, horizons_per_origin,
+    min_history_days, seed and train_window_days (applied per fold: origins within that
+    many days before the cutoff); the defaults are in ``FEATURE_KWARGS``.
+    """
+    unknown = sorted(set(feature_kwargs or {}) - set(FEATURE_KWARGS))
+    if unknown:
+        raise ValueError(f"unknown feature_kwargs {unknown}; allowed: {sorted(FEATURE_KWARGS)}")
+    kw = {**FEATURE_KWARGS, **(feature_kwargs or {})}
+    panel = facts if isinstance(facts, SeriesPanel) else SeriesPanel.from_facts(facts)
+    horizon = methodology.backtest.horizon_days
+    cutoffs = backtest_cutoffs(panel.last_date, methodology)
+    earliest_train = panel.start + pd.Timedelta(days=kw["min_history_days"] + horizon)
+    if cutoffs[0] < earliest_train:
+        raise ValueError(
+            f"facts {panel.start.date()}..{panel.last_date.date()} are too short for "
+            f"{len(cutoffs)} folds: the first cutoff {cutoffs[0].date()} must be on or after "
+            f"{earliest_train.date()} (min_history_days + horizon after the first fact)"
+        )
+    train_all = build_examples(
+        panel,
+        origins=default_origins(cutoffs[-1], panel.start, kw["origin_step_days"]),
+        horizon_max=horizon,
+        horizons_per_origin=kw["horizons_per_origin"],
+        min_history_days=kw["min_history_days"],
+        seed=kw["seed"],
+    )
+    train_all = train_all.loc[train_all["y"].notna()]
+    test_all = build_examples(
+        panel, origins=cutoffs, horizon_max=horizon, min_history_days=kw["min_history_days"]
+    )
+    test_all = test_all.loc[test_all["y"].notna()]
+    frames, info = [], []
+    for fold, cutoff in enumerate(cutoffs):
+        keep = train_all["target_date"] <= cutoff
+        if kw["train_window_days"] is not None:
+            keep &= train_all["origin_date"] >= cutoff - pd.Timedelta(days=kw["train_window_days"])
+        train = train_all.loc[keep]
+        test = test_all.loc[test_all["origin_date"] == cutoff]
+        if train.empty or test.empty:
+            raise ValueError(f"fold {fold} (cutoff {cutoff.date()}): no training or test rows")
+        began = time.perf_counter()
+        model = model_factory()
+        model.fit(train)
+        yhat = np.asarray(model.predict(test), dtype=np.float64)
+        seconds = time.perf_counter() - began
+        baseline = baseline_factory().fit(train).predict(test)
+        frames.append(
+            test.assign(fold=fold, cutoff=cutoff, yhat=yhat, yhat_baseline=baseline)[
+                PREDICTION_COLUMNS
+            ]
+        )
+        info.append({"fold": fold, "cutoff": cutoff, "train_rows": len(train),
+                     "test_rows": len(test), "fit_predict_seconds": round(seconds, 2)})
+    predictions = pd.concat(frames, ignore_index=True)
+    return BacktestResult(predictions, cutoffs, methodology, info)

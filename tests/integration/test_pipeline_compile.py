@@ -1,0 +1,97 @@
+"""The compiled KFP IR: tasks, dependencies, image, retries and platform config."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from freightml.config import Settings
+from pipelines.run import compile_pipelines
+
+pytestmark = [pytest.mark.integration]
+
+STAGES = {"ingest-data", "validate-data", "build-features", "train-model", "evaluate-model", "register-model"}
+
+
+@pytest.fixture
+def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
+    [path] = compile_pipelines(settings, tmp_path / "build")
+    assert path.name == "training.yaml"
+    spec, platform = yaml.safe_load_all(path.read_text())
+    return spec, platform
+
+
+def test_six_components_wired_in_order(compiled) -> None:
+    spec, _ = compiled
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == STAGES
+    deps = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
+    assert deps["ingest-data"] == set()
+    assert deps["validate-data"] == {"ingest-data"}
+    assert "validate-data" in deps["build-features"]  # bad data never reaches features
+    assert deps["train-model"] == {"build-features"}
+    assert "validate-data" in deps["evaluate-model"]
+    assert {"train-model", "evaluate-model", "validate-data"} <= deps["register-model"]
+
+
+def test_image_retries_and_caching_from_settings(compiled, settings: Settings) -> None:
+    spec, _ = compiled
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {settings.pipeline.base_image}
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "retryPolicy" not in tasks["validate-data"]  # a data error does not heal
+    assert tasks["train-model"]["retryPolicy"]["maxRetryCount"] == settings.pipeline.retries
+    assert all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
+    train = executors["exec-train-model"]["container"]["resources"]
+    assert train["resourceMemoryLimit"] == "8G"
+
+
+def test_mlflow_secret_only_on_tasks_that_need_it(compiled, settings: Settings) -> None:
+    _, platform = compiled
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == {"exec-ingest-data", "exec-evaluate-model", "exec-register-model"}
+    for executor in executors.values():
+        [secret] = executor["secretAsEnv"]
+        assert secret["secretName"] == settings.pipeline.mlflow_secret
+        envs = {k["envVar"] for k in secret["keyToEnv"]}
+        assert "MLFLOW_TRACKING_URI" in envs and "AWS_SECRET_ACCESS_KEY" in envs
+
+
+def test_config_parameter_carries_settings_not_secrets(compiled, settings: Settings) -> None:
+    spec, _ = compiled
+    default = spec["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert Settings.model_validate_json(default) == settings
+    assert "password" not in default.lower()
+
+
+def test_outputs_are_typed_artifacts(compiled) -> None:
+    spec, _ = compiled
+    outputs = spec["components"]["comp-register-model"]["outputDefinitions"]["artifacts"]
+    assert outputs["model_card"]["artifactType"]["schemaTitle"] == "system.Markdown"
+    assert outputs["model_card_html"]["artifactType"]["schemaTitle"] == "system.HTML"
+    metrics = spec["components"]["comp-evaluate-model"]["outputDefinitions"]["artifacts"]["metrics"]
+    assert metrics["artifactType"]["schemaTitle"] == "system.Metrics"
+
+
+class RecordingBackend:
+    """Stands in for a KFP API server, which cannot run here; records what is submitted."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Path, str, dict]] = []
+
+    def submit(self, package: Path, run_name: str, arguments: dict) -> str:
+        self.calls.append((package, run_name, arguments))
+        return "run-123"
+
+
+def test_submit_sends_the_compiled_package(settings: Settings, tmp_path: Path) -> None:
+    from pipelines.run import submit
+
+    backend = RecordingBackend()
+    assert submit(settings, backend, "training", tmp_path) == "run-123"
+    [(package, run_name, arguments)] = backend.calls
+    assert package == tmp_path / "training.yaml" and package.exists()
+    assert run_name.startswith("training-")
+    assert Settings.model_validate_json(arguments["config"]) == settings
+    with pytest.raises(ValueError, match="unknown pipeline 'nope'"):
+        submit(settings, backend, "nope", tmp_path)
