@@ -85,6 +85,8 @@ def run_local(settings: Settings, name: str = "training") -> LocalRun:
     with warnings.catch_warnings():
         # resource limits are cluster settings; the local runner says it ignores them
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
+        # the cluster image is configured, but locally the tasks run in this very venv
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")
         task = pipeline(config=settings.to_json())
     seconds = time.perf_counter() - started
     new_dirs = sorted({p for p in root.iterdir() if p.is_dir()} - before, key=lambda p: p.stat().st_mtime)

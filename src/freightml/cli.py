@@ -128,7 +128,8 @@ def data_validate(
         ref = load_facts(reference, column_mapping=mapping) if reference else None
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(str(exc), 2)
-    report = validate_facts(facts, reference=ref, max_missing_day_share=settings.data.max_missing_day_share)
+    report = validate_facts(facts, reference=ref, max_missing_day_share=settings.data.max_missing_day_share,
+                             anomaly_z=settings.data.anomaly_z)
     json_path, html_path = report.write(report_dir)
     for issue in report.issues:
         colour = "red" if issue.severity == "error" else "yellow"

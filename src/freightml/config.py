@@ -49,6 +49,9 @@ class DataSettings(_Section):
     max_missing_day_share: float = Field(
         0.2, ge=0, le=1, description="share of missing series-days above which validation fails"
     )
+    anomaly_z: float = Field(
+        5.0, gt=0, description="robust z-score of log volume above which a day is an anomaly"
+    )
 
 
 class FeatureSettings(_Section):

@@ -72,7 +72,8 @@ class MLExperimentManager:
         from freightml.data.validation import validate_facts
 
         return validate_facts(
-            self._data(data), max_missing_day_share=self.settings.data.max_missing_day_share
+            self._data(data), max_missing_day_share=self.settings.data.max_missing_day_share,
+            anomaly_z=self.settings.data.anomaly_z,
         )
 
     def _data(self, data: pd.DataFrame | None) -> pd.DataFrame:

@@ -27,9 +27,14 @@ log = logging.getLogger("freightml")
 
 TIMINGS_ENV = "FREIGHTML_TIMINGS"
 PIPELINE_ACTOR = "freightml-pipeline"
+# Models are saved with skops (no pickle). These are the non-default types our models hold;
+# they are trusted because only this project's pipeline writes models into the registry.
 SKOPS_TRUSTED = [
     "freightml.models.gbm.GlobalGBM",
     "freightml.models.baseline.SeasonalNaive",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+    "functools.partial",
 ]
 
 
@@ -135,6 +140,7 @@ def validate_data(
             facts,
             reference=reference,
             max_missing_day_share=settings.data.max_missing_day_share,
+            anomaly_z=settings.data.anomaly_z,
         )
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(report.to_json())
@@ -186,7 +192,8 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
         examples = pd.read_parquet(features_path)
         model = make_estimator(settings)
         model.fit(examples)
-        columns = list(model.feature_columns_)
+        # the model input: its features and the scale they are multiplied by
+        columns = list(dict.fromkeys([*model.feature_columns_, "scale"]))
         sample = examples.loc[examples["y"].notna(), columns].head(5)
         signature = infer_signature(sample, model.predict(sample))
     with timed("train_model.save", kind="tracking"):

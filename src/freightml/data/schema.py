@@ -7,6 +7,9 @@ releases of Russian rail operational data); see docs/data.md.
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -127,7 +130,11 @@ FactSchema = pa.DataFrameSchema(
             nullable=False,
         ),
         **{c: _string_column() for c in CATEGORY_COLUMNS},
-        "volume_tonnes": pa.Column("float64", pa.Check.ge(0), nullable=False),
+        "volume_tonnes": pa.Column(
+            "float64",
+            [pa.Check.ge(0), pa.Check(lambda s: np.isfinite(s), name="finite")],
+            nullable=False,
+        ),
         "wagons": pa.Column("int64", pa.Check.ge(0), nullable=False),
     },
     unique=["date", *SERIES_KEY],
@@ -149,7 +156,7 @@ def coerce_facts(df: pd.DataFrame, *, categorical: bool = True) -> pd.DataFrame:
         raise MissingColumnsError(missing, [str(c) for c in df.columns])
     out = {"date": _to_midnight(df["date"])}
     for col in CATEGORY_COLUMNS:
-        s = df[col]
+        s = _to_strings(df[col])
         if categorical:
             out[col] = s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("category")
         else:
@@ -162,24 +169,61 @@ def coerce_facts(df: pd.DataFrame, *, categorical: bool = True) -> pd.DataFrame:
     return pd.DataFrame(out, index=df.index)
 
 
-def _to_midnight(s: pd.Series) -> pd.Series:
+def _to_strings(s: pd.Series) -> pd.Series:
+    """Station codes may arrive as numbers: make values strings, keeping missing ones."""
     if isinstance(s.dtype, pd.CategoricalDtype):
-        # Parse each distinct value once: dates repeat across series.
-        cats = pd.to_datetime(pd.Series(s.cat.categories), errors="coerce")
-        parsed = pd.Series(cats.to_numpy()[s.cat.codes.to_numpy()], index=s.index)
-        parsed[s.cat.codes.to_numpy() < 0] = pd.NaT
-        bad = parsed.isna() & s.notna()
-    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
-        parsed, bad = s, None
-    else:
-        parsed = pd.to_datetime(s, errors="coerce")
-        bad = parsed.isna() & s.notna()
-    if bad is not None and bad.any():
-        first = s[bad].iloc[0]
-        raise ValueError(f"{int(bad.sum())} rows have an unparsable date (first: {first!r})")
+        if _is_string_like(pd.Series(s.cat.categories)):
+            return s
+        return s.cat.rename_categories(s.cat.categories.astype(str))
+    if _is_string_like(s):
+        return s
+    return s.where(s.isna(), s.astype(str)).astype(object)
+
+
+def parse_dates(s: pd.Series) -> pd.Series:
+    """Parse dates to naive ``datetime64[ns]`` (NaT where unparsable), each distinct value
+    once. ISO 8601 first, any other format dateutil understands second; time zones are
+    dropped keeping the local wall time."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_localize(None).astype("datetime64[ns]")
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.astype("datetime64[ns]")
+    codes, uniques = pd.factorize(s)
+    values = pd.Series(np.asarray(uniques, dtype=object))
+    parsed = np.full(len(values), np.datetime64("NaT", "ns"))
+    for fmt in ("ISO8601", "mixed"):
+        todo = np.isnat(parsed)
+        if not todo.any():
+            break
+        parsed[todo] = _parse(values[todo], fmt)
+    out = np.append(parsed, np.datetime64("NaT", "ns"))[codes]  # code -1 (missing) -> NaT
+    return pd.Series(out, index=s.index, name=s.name)
+
+
+def _parse(values: pd.Series, fmt: str) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():  # mixed offsets: handled below
+            warnings.simplefilter("ignore", FutureWarning)
+            parsed = pd.to_datetime(values, errors="coerce", format=fmt)
+    except (TypeError, ValueError):  # e.g. aware and naive values mixed
+        parsed = pd.to_datetime(values, errors="coerce", format=fmt, utc=True)
     if isinstance(parsed.dtype, pd.DatetimeTZDtype):
         parsed = parsed.dt.tz_localize(None)
-    return parsed.astype("datetime64[ns]").dt.normalize()
+    elif parsed.dtype == object:  # a mix of aware and naive values
+        parsed = pd.Series(
+            [pd.Timestamp(v).tz_localize(None) if pd.notna(v) else pd.NaT for v in parsed],
+            index=values.index,
+        )
+    return parsed.to_numpy(dtype="datetime64[ns]")
+
+
+def _to_midnight(s: pd.Series) -> pd.Series:
+    parsed = parse_dates(s)
+    bad = parsed.isna() & s.notna()
+    if bad.any():
+        first = s[bad].iloc[0]
+        raise ValueError(f"{int(bad.sum())} rows have an unparsable date (first: {first!r})")
+    return parsed.dt.normalize()
 
 
 def _to_number(s: pd.Series, name: str) -> pd.Series:

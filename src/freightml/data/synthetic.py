@@ -21,7 +21,6 @@ from typing import Any
 import holidays
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from freightml.data.schema import CARGO_SHARES, CARGO_TYPES, REGIONS, WAGON_CAPACITY_T
 
@@ -40,10 +39,10 @@ REGION_CODE: dict[str, str] = {
 }  # fmt: skip
 
 # Where each cargo is loaded and unloaded (assumed geography; coal: Kuzbass = West Siberian
-# loads ~62% of coal, i.e. ~18% of all tonnes as in freight-figures.md). Others: REGION_WEIGHT.
+# loads ~2/3 of coal, i.e. ~18-20% of all tonnes as in freight-figures.md). Others: REGION_WEIGHT.
 ORIGIN_WEIGHT: dict[str, dict[str, float]] = {
-    "coal": {"West Siberian": 0.62, "Krasnoyarsk": 0.10, "East Siberian": 0.08,
-             "Trans-Baikal": 0.05, "Far Eastern": 0.05, "Northern": 0.05, "North Caucasus": 0.05},
+    "coal": {"West Siberian": 0.68, "Krasnoyarsk": 0.09, "East Siberian": 0.07,
+             "Trans-Baikal": 0.04, "Far Eastern": 0.04, "Northern": 0.04, "North Caucasus": 0.04},
     "oil": {"West Siberian": 0.20, "Kuibyshev": 0.18, "Volga": 0.12, "Sverdlovsk": 0.12,
             "Gorky": 0.10, "Moscow": 0.08, "East Siberian": 0.10, "North Caucasus": 0.05,
             "Far Eastern": 0.05},
@@ -105,11 +104,11 @@ class SyntheticSpec:
     end: date
     n_stations: int | None = None  # default: n_series / 4, within [40, 3000]
     level_median_t: float = 60.0  # median lane level, tonnes/day
-    level_sigma: float = 1.6  # lognormal spread of lane levels (concentration)
+    level_sigma: float = 1.7  # lognormal spread of lane levels (concentration)
     trend_per_year: float = -0.04  # network-wide; 2024 -4.1%, 2025 -5.6%
     trend_sd: float = 0.03  # per-series variation of the yearly trend
     weekday_amplitude: float = 0.03  # largest weekday deviation, +-3%
-    new_year_factor: float = 0.78  # 1-8 January, makes January ~0.95 of the mean
+    new_year_factor: float = 0.85  # 1-8 January; with the table, January ~0.95 of the mean
     holiday_factor: float = 0.88  # other Russian public holidays and days off
     # Injections (drift and faults).
     new_region: str | None = None  # region with no series before new_region_from
@@ -139,6 +138,11 @@ class SyntheticSpec:
             raise ValueError(f"n_series must be >= 1, got {self.n_series}")
         if not 0.0 <= self.missing_days < 1.0:
             raise ValueError(f"missing_days must be in [0, 1), got {self.missing_days}")
+        if self.new_region_from is not None and not self.start < self.new_region_from <= self.end:
+            raise ValueError(
+                f"new_region_from {self.new_region_from} must fall after start {self.start} "
+                f"and no later than end {self.end}"
+            )
         if self.anomalies < 0 or self.new_stations < 0:
             raise ValueError("anomalies and new_stations must be >= 0")
 
@@ -174,8 +178,12 @@ class _Lanes:
         return len(self.origin)
 
     def concat(self, other: _Lanes) -> _Lanes:
-        return _Lanes(*(np.concatenate([getattr(self, f.name), getattr(other, f.name)])
-                        for f in dataclasses.fields(self)))  # fmt: skip
+        return _Lanes(
+            *(
+                np.concatenate([getattr(self, f.name), getattr(other, f.name)])
+                for f in dataclasses.fields(self)
+            )
+        )
 
 
 @dataclass
@@ -210,17 +218,24 @@ def generate(size: str | SyntheticSpec = "demo", seed: int = 42, **overrides: An
     days = pd.date_range(spec.start, spec.end, freq="D")
     regions = list(REGIONS) + ([spec.new_region] if spec.new_region not in (None, *REGIONS) else [])
     excluded = regions.index(spec.new_region) if spec.new_region else None
+    if spec.level_shift_region is not None and spec.level_shift_region not in regions:
+        raise ValueError(
+            f"level_shift_region {spec.level_shift_region!r} is not a region; "
+            f"choose one of {regions}"
+        )
     stations = _make_stations(spec, regions, rng_net)
     lanes = _base_lanes(spec, stations, regions, excluded, rng_net)
     n_base = len(lanes)
     if spec.new_region:
         lanes = lanes.concat(_new_region_lanes(spec, stations, regions, lanes, days, rng_region))
     if spec.new_stations:
-        lanes = lanes.concat(_new_station_lanes(spec, stations, regions, excluded, lanes, days,
-                                                rng_new))  # fmt: skip
+        lanes = lanes.concat(
+            _new_station_lanes(spec, stations, regions, excluded, lanes, days, rng_new)
+        )
 
-    volume = _volume_matrix(spec, lanes, stations, regions, days, n_base,
-                            (rng_noise, rng_extra_noise))  # fmt: skip
+    volume = _volume_matrix(
+        spec, lanes, stations, regions, days, n_base, (rng_noise, rng_extra_noise)
+    )
     present = np.arange(len(days))[None, :] >= lanes.start_day[:, None]
     if spec.missing_days > 0:
         present &= rng_missing.random(present.shape, dtype=np.float32) >= spec.missing_days
@@ -232,9 +247,12 @@ def generate(size: str | SyntheticSpec = "demo", seed: int = 42, **overrides: An
 
 
 def _make_stations(spec: SyntheticSpec, regions: list[str], rng: np.random.Generator) -> _Stations:
+    """Stations per region in proportion to REGION_WEIGHT; an extra (new) region comes
+    last, so the base network does not depend on it."""
     n_total = spec.n_stations or int(np.clip(round(spec.n_series / 4), 40, 3000))
-    weights = np.array([REGION_WEIGHT.get(r, 0.05) for r in regions])
-    counts = np.maximum(2, np.round(weights / weights.sum() * n_total)).astype(int)
+    weights = np.array([REGION_WEIGHT[r] for r in REGIONS])
+    counts = np.maximum(2, np.round(weights / weights.sum() * n_total)).astype(int).tolist()
+    counts += [max(2, round(0.05 * n_total))] * (len(regions) - len(REGIONS))
     stations = _Stations([], np.empty(0, int), np.empty(0, float))
     for r, count in enumerate(counts):
         # Zipf-like hub sizes: a few big junctions per region, many small stations.
@@ -243,8 +261,9 @@ def _make_stations(spec: SyntheticSpec, regions: list[str], rng: np.random.Gener
     return stations
 
 
-def _station_probs(stations: _Stations, region_w: dict[str, float], regions: list[str],
-                   excluded: int | None) -> np.ndarray:  # fmt: skip
+def _station_probs(
+    stations: _Stations, region_w: dict[str, float], regions: list[str], excluded: int | None
+) -> np.ndarray:
     rw = np.array([region_w.get(r, 0.0) for r in regions])
     if excluded is not None:
         rw[excluded] = 0.0
@@ -272,16 +291,22 @@ def _cargo_counts(n: int) -> np.ndarray:
     return counts
 
 
-def _draw_lanes(stations: _Stations, regions: list[str], counts: np.ndarray,
-                excluded: int | None, rng: np.random.Generator,
-                taken: set[tuple[int, int, int]]) -> tuple[np.ndarray, ...]:  # fmt: skip
+def _draw_lanes(
+    stations: _Stations,
+    regions: list[str],
+    counts: np.ndarray,
+    excluded: int | None,
+    rng: np.random.Generator,
+    taken: set[tuple[int, int, int]],
+) -> tuple[np.ndarray, ...]:
     """Unique (origin, destination, cargo) triples, `counts[c]` of each cargo."""
     out: list[tuple[int, int, int]] = []
     for c, need in enumerate(counts):
         cargo = CARGO_TYPES[c]
         p_o = _station_probs(stations, ORIGIN_WEIGHT.get(cargo, REGION_WEIGHT), regions, excluded)
-        p_d = _station_probs(stations, DESTINATION_WEIGHT.get(cargo, REGION_WEIGHT), regions,
-                             excluded)  # fmt: skip
+        p_d = _station_probs(
+            stations, DESTINATION_WEIGHT.get(cargo, REGION_WEIGHT), regions, excluded
+        )
         got = 0
         for _ in range(50):
             k = 3 * (need - got) + 10
@@ -295,14 +320,21 @@ def _draw_lanes(stations: _Stations, regions: list[str], counts: np.ndarray,
             if got == need:
                 break
         else:
-            raise ValueError(f"cannot draw {need} distinct {cargo} lanes from "
-                             f"{len(stations.name)} stations; raise n_stations")  # fmt: skip
+            raise ValueError(
+                f"cannot draw {need} distinct {cargo} lanes from "
+                f"{len(stations.name)} stations; raise n_stations"
+            )
     arr = np.array(out, dtype=np.int64).reshape(-1, 3)
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
-def _base_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
-                excluded: int | None, rng: np.random.Generator) -> _Lanes:  # fmt: skip
+def _base_lanes(
+    spec: SyntheticSpec,
+    stations: _Stations,
+    regions: list[str],
+    excluded: int | None,
+    rng: np.random.Generator,
+) -> _Lanes:
     counts = _cargo_counts(spec.n_series)
     o, d, c = _draw_lanes(stations, regions, counts, excluded, rng, set())
     raw = rng.lognormal(0.0, spec.level_sigma, len(o))
@@ -321,8 +353,13 @@ def _cargo_mean_level(lanes: _Lanes) -> np.ndarray:
     return np.where(n > 0, sums / np.maximum(n, 1), np.median(lanes.level))
 
 
-def _extra_lanes(pairs: list[tuple[int, int]], cargo: np.ndarray, start_day: np.ndarray,
-                 lanes: _Lanes, rng: np.random.Generator) -> _Lanes:  # fmt: skip
+def _extra_lanes(
+    pairs: list[tuple[int, int]],
+    cargo: np.ndarray,
+    start_day: np.ndarray,
+    lanes: _Lanes,
+    rng: np.random.Generator,
+) -> _Lanes:
     """Lanes for given (origin, destination) pairs, levels like base lanes of that cargo."""
     sigma = 1.0
     level = _cargo_mean_level(lanes)[cargo] * rng.lognormal(-(sigma**2) / 2, sigma, len(cargo))
@@ -345,9 +382,14 @@ def _cargo_draw(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.choice(len(p), n, p=p / p.sum())
 
 
-def _new_region_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
-                      lanes: _Lanes, days: pd.DatetimeIndex,
-                      rng: np.random.Generator) -> _Lanes:  # fmt: skip
+def _new_region_lanes(
+    spec: SyntheticSpec,
+    stations: _Stations,
+    regions: list[str],
+    lanes: _Lanes,
+    days: pd.DatetimeIndex,
+    rng: np.random.Generator,
+) -> _Lanes:
     """Lanes loading or unloading in the new region, all starting on new_region_from."""
     region = regions.index(spec.new_region)
     start = spec.new_region_from or days[int(len(days) * 0.75)].date()
@@ -361,44 +403,52 @@ def _new_region_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[st
     outbound = rng.random(2 * n) < 0.5
     pairs = [(h, t) if ob else (t, h) for h, t, ob in zip(here.tolist(), there.tolist(), outbound)]
     keep = _unique_extra(pairs, cargo, lanes)[:n]
-    return _extra_lanes([pairs[i] for i in keep], cargo[keep],
-                        np.full(len(keep), start_day, dtype=np.int64), lanes, rng)  # fmt: skip
+    return _extra_lanes(
+        [pairs[i] for i in keep],
+        cargo[keep],
+        np.full(len(keep), start_day, dtype=np.int64),
+        lanes,
+        rng,
+    )
 
 
-def _new_station_lanes(spec: SyntheticSpec, stations: _Stations, regions: list[str],
-                       excluded: int | None, lanes: _Lanes, days: pd.DatetimeIndex,
-                       rng: np.random.Generator) -> _Lanes:  # fmt: skip
+def _new_station_lanes(
+    spec: SyntheticSpec,
+    stations: _Stations,
+    regions: list[str],
+    excluded: int | None,
+    lanes: _Lanes,
+    days: pd.DatetimeIndex,
+    rng: np.random.Generator,
+) -> _Lanes:
     """New stations in existing regions, each with one outbound and one inbound lane."""
     rw = np.array([REGION_WEIGHT.get(r, 0.0) for r in regions])
     if excluded is not None:
         rw[excluded] = 0.0
     pairs, starts = [], []
-    base_stations = np.arange(len(stations.name))
+    active = np.unique(np.concatenate([lanes.origin, lanes.destination]))
     for _ in range(spec.new_stations):
         s = stations.add(int(rng.choice(len(regions), p=rw / rw.sum())), 0.5, regions)
         start = int(rng.integers(int(0.75 * len(days)), max(int(0.95 * len(days)), 1)))
-        a, b = rng.choice(base_stations, 2, replace=False).tolist()
+        a, b = rng.choice(active, 2, replace=False).tolist()
         pairs += [(s, a), (b, s)]
         starts += [start, start]
     cargo = _cargo_draw(rng, len(pairs))
     keep = _unique_extra(pairs, cargo, lanes)
-    return _extra_lanes([pairs[i] for i in keep], cargo[keep],
-                        np.array(starts, dtype=np.int64)[keep], lanes, rng)  # fmt: skip
+    return _extra_lanes(
+        [pairs[i] for i in keep], cargo[keep], np.array(starts, dtype=np.int64)[keep], lanes, rng
+    )
 
 
-def _season_matrix(days: pd.DatetimeIndex, new_year_factor: float) -> np.ndarray:
+def _season_matrix(days: pd.DatetimeIndex) -> np.ndarray:
     """(n_cargo, n_days) smooth seasonal index, mean 1 over the year."""
     doy = np.arange(1, 366, dtype=float)
-    jan_holiday_mean = (8 * new_year_factor + 23) / 31
     out = np.ones((len(CARGO_TYPES), len(days)))
     for i, cargo in enumerate(CARGO_TYPES):
         index = _MONTHLY_INDEX.get(_SEASON_PROFILE.get(cargo, cargo))
         if index is None:
             continue
-        # The published January already contains the New Year dip, which is applied as a
-        # daily effect: take it out here so it is not counted twice.
         anchors = np.array(index) / np.array(index).mean()
-        anchors[0] /= jan_holiday_mean
         profile = np.interp(doy, _MID_MONTH_DOY, anchors, period=365)
         profile /= profile.mean()
         out[i] = profile[np.minimum(days.dayofyear.to_numpy(), 365) - 1]
@@ -413,38 +463,44 @@ def calendar_factors(days: pd.DatetimeIndex, spec: SyntheticSpec) -> np.ndarray:
     ru = holidays.country_holidays("RU", years=range(days[0].year, days[-1].year + 1))
     is_holiday = np.array([d in ru for d in days.date])
     new_year = (days.month == 1) & (days.day <= 8)
-    factor = factor * np.where(new_year, spec.new_year_factor,
-                               np.where(is_holiday, spec.holiday_factor, 1.0))  # fmt: skip
+    factor = factor * np.where(
+        new_year, spec.new_year_factor, np.where(is_holiday, spec.holiday_factor, 1.0)
+    )
     return factor
 
 
-def _volume_matrix(spec: SyntheticSpec, lanes: _Lanes, stations: _Stations, regions: list[str],
-                   days: pd.DatetimeIndex, n_base: int,
-                   rngs: tuple[np.random.Generator, np.random.Generator]) -> np.ndarray:  # fmt: skip
+def _volume_matrix(
+    spec: SyntheticSpec,
+    lanes: _Lanes,
+    stations: _Stations,
+    regions: list[str],
+    days: pd.DatetimeIndex,
+    n_base: int,
+    rngs: tuple[np.random.Generator, np.random.Generator],
+) -> np.ndarray:
     """(n_series, n_days) float32 tonnes: level x trend x season x calendar x noise."""
     n, n_days = len(lanes), len(days)
     t_years = ((days - days[0]).days.to_numpy() - (n_days - 1) / 2) / 365.25
-    # Per-series parameters drawn from the base stream for base lanes, the extra stream after.
-    params = []
+    # Per-series draws: base lanes from one stream, injected lanes from another.
+    slope, jitter = np.empty(n), np.empty(n)
+    noise, wander, zeros = (np.empty((n, n_days), dtype=np.float32) for _ in range(3))
     for rng, sl in ((rngs[0], slice(0, n_base)), (rngs[1], slice(n_base, n))):
         m = sl.stop - sl.start
-        slope = rng.normal(np.log1p(spec.trend_per_year), spec.trend_sd, m)
-        jitter = rng.normal(0.0, 0.04, m)
-        noise = rng.standard_normal((m, n_days), dtype=np.float32)
-        wander = rng.standard_normal((m, n_days), dtype=np.float32)
-        zeros = rng.random((m, n_days), dtype=np.float32)
-        params.append((slope, jitter, noise, wander, zeros))
-    slope, jitter = (np.concatenate([p[i] for p in params]) for i in range(2))
-    noise, wander, zeros = (np.concatenate([p[i] for p in params]) for i in range(2, 5))
+        slope[sl] = rng.normal(np.log1p(spec.trend_per_year), spec.trend_sd, m)
+        jitter[sl] = rng.normal(0.0, 0.04, m)
+        rng.standard_normal(dtype=np.float32, out=noise[sl])
+        rng.standard_normal(dtype=np.float32, out=wander[sl])
+        rng.random(dtype=np.float32, out=zeros[sl])
 
     # Thin lanes are noisier (CV ~0.55) than big ones (~0.2) and ship on some days only.
-    rank = pd.Series(lanes.level).rank(pct=True).to_numpy()
+    # Rank against base lanes only, so injected lanes do not change the base lanes' noise.
+    rank = np.searchsorted(np.sort(lanes.level[:n_base]), lanes.level, side="right") / n_base
     cv = np.clip(0.55 - 0.35 * rank + jitter, 0.15, 0.6)
     capacity = np.array([WAGON_CAPACITY_T[c] for c in CARGO_TYPES])[lanes.cargo]
     p_zero = np.clip(0.5 * (1.0 - lanes.level / capacity), 0.0, 0.5)
     sigma = np.sqrt(np.log1p(cv**2)).astype(np.float32)
 
-    log_v = np.log(_season_matrix(days, spec.new_year_factor)).astype(np.float32)[lanes.cargo]
+    log_v = np.log(_season_matrix(days)).astype(np.float32)[lanes.cargo]
     log_v += np.log(calendar_factors(days, spec)).astype(np.float32)[None, :]
     log_v += (np.log(lanes.level / (1.0 - p_zero)) - sigma**2 / 2 - _AR_SD**2 / 2)[:, None]
     log_v += (slope[:, None] * t_years[None, :]).astype(np.float32)
@@ -452,57 +508,82 @@ def _volume_matrix(spec: SyntheticSpec, lanes: _Lanes, stations: _Stations, regi
         when, factor = spec.level_shift
         affected = np.ones(n, bool)
         if spec.level_shift_region is not None:
-            r = regions.index(spec.level_shift_region) if spec.level_shift_region in regions else -1
-            affected = (stations.region[lanes.origin] == r) | (stations.region[lanes.destination] == r)
+            r = regions.index(spec.level_shift_region)
+            affected = (stations.region[lanes.origin] == r) | (
+                stations.region[lanes.destination] == r
+            )
         first = int(np.searchsorted(days.values, np.datetime64(when)))
         log_v[np.ix_(affected, np.arange(first, n_days))] += np.float32(np.log(factor))
     noise *= sigma[:, None]
     log_v += noise
     del noise
-    wander[:, 0] /= np.sqrt(1 - _AR_PHI**2)  # start the AR(1) in its stationary state
-    log_v += _AR_SD * np.sqrt(1 - _AR_PHI**2) * lfilter([1.0], [1.0, -_AR_PHI], wander, axis=1)
+    log_v += _ar1(wander, _AR_PHI, _AR_SD).T
     del wander
     volume = np.exp(log_v, out=log_v)
     volume[zeros < p_zero[:, None].astype(np.float32)] = 0.0
     return volume
 
 
-def _inject_anomalies(volume: np.ndarray, present: np.ndarray, spec: SyntheticSpec,
-                      rng: np.random.Generator) -> None:  # fmt: skip
+def _ar1(shocks: np.ndarray, phi: float, sd: float) -> np.ndarray:
+    """Stationary AR(1) along axis 1 of (n_series, n_days) standard normal shocks; returns
+    it transposed (n_days, n_series) to step over contiguous rows."""
+    z = np.ascontiguousarray(shocks.T) * np.float32(sd * np.sqrt(1 - phi**2))
+    z[0] /= np.float32(np.sqrt(1 - phi**2))  # start in the stationary state
+    for d in range(1, len(z)):
+        z[d] += np.float32(phi) * z[d - 1]
+    return z
+
+
+def _inject_anomalies(
+    volume: np.ndarray, present: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator
+) -> None:
     candidates = np.flatnonzero(present & (volume > 0))
     chosen = rng.choice(candidates, min(spec.anomalies, len(candidates)), replace=False)
     volume.ravel()[chosen] *= spec.anomaly_factor
 
 
-def _to_frame(volume: np.ndarray, present: np.ndarray, lanes: _Lanes, stations: _Stations,
-              regions: list[str], days: pd.DatetimeIndex) -> pd.DataFrame:  # fmt: skip
+def _to_frame(
+    volume: np.ndarray,
+    present: np.ndarray,
+    lanes: _Lanes,
+    stations: _Stations,
+    regions: list[str],
+    days: pd.DatetimeIndex,
+) -> pd.DataFrame:
+    """Long format, sorted by series key then date; per-series codes are repeated, not indexed."""
     names = np.array(stations.name)
-    station_rank = np.argsort(np.argsort(names))  # code = position in sorted names
-    cargo_rank = np.argsort(np.argsort(np.array(CARGO_TYPES)))
-    order = np.lexsort((cargo_rank[lanes.cargo], station_rank[lanes.destination],
-                        station_rank[lanes.origin]))  # fmt: skip
-    mask = present[order].ravel()
-    series = np.repeat(np.arange(len(order), dtype=np.int32), volume.shape[1])[mask]
-    day = np.tile(np.arange(volume.shape[1], dtype=np.int32), len(order))[mask]
-    tonnes = np.round(volume[order].ravel()[mask].astype(np.float64), 1)
-    lane = order[series]
-    capacity = np.array([WAGON_CAPACITY_T[c] for c in CARGO_TYPES])[lanes.cargo[lane]]
-    wagons = np.where(tonnes > 0, np.maximum(1, np.rint(tonnes / capacity)), 0).astype(np.int64)
+    station_rank = np.argsort(np.argsort(names)).astype(np.int32)  # code = rank in sorted names
+    cargo_rank = np.argsort(np.argsort(np.array(CARGO_TYPES))).astype(np.int32)
+    region_rank = np.argsort(np.argsort(np.array(regions))).astype(np.int32)
+    o, d, c = lanes.origin, lanes.destination, lanes.cargo
+    order = np.lexsort((cargo_rank[c], station_rank[d], station_rank[o]))
+    o, d, c, present = o[order], d[order], c[order], present[order]
+    counts = present.sum(axis=1)
+    mask = present.ravel()
 
-    def cat(codes: np.ndarray, categories: np.ndarray) -> pd.Categorical:
+    tonnes = volume[order].ravel()[mask].astype(np.float64)
+    np.round(tonnes, 1, out=tonnes)
+    capacity = np.array([WAGON_CAPACITY_T[x] for x in CARGO_TYPES])[c]
+    wagons = np.rint(tonnes / np.repeat(capacity, counts)).astype(np.int64)
+    np.maximum(wagons, tonnes > 0, out=wagons)  # any load needs a wagon; none when 0 t
+    day = np.tile(np.arange(len(days), dtype=np.int32), len(order))[mask]
+
+    def cat(per_series: np.ndarray, categories: list[str]) -> pd.Categorical:
+        codes = np.repeat(
+            per_series.astype(np.int16 if len(categories) < 2**15 else np.int32), counts
+        )
         return pd.Categorical.from_codes(codes, categories=categories).remove_unused_categories()
 
-    sorted_names = np.sort(names)
-    sorted_regions = np.array(sorted(regions))
-    region_rank = np.argsort(np.argsort(np.array(regions)))
-    o, d = lanes.origin[lane], lanes.destination[lane]
-    return pd.DataFrame({
-        "date": days.values[day],
-        "origin_station": cat(station_rank[o], sorted_names),
-        "destination_station": cat(station_rank[d], sorted_names),
-        "origin_region": cat(region_rank[stations.region[o]], sorted_regions),
-        "destination_region": cat(region_rank[stations.region[d]], sorted_regions),
-        "cargo_type": cat(cargo_rank[lanes.cargo[lane]], np.array(sorted(CARGO_TYPES))),
-        "volume_tonnes": tonnes,
-        "wagons": wagons,
-    })  # fmt: skip
+    station_names, region_names = sorted(stations.name), sorted(regions)
+    return pd.DataFrame(
+        {
+            "date": days.values[day],
+            "origin_station": cat(station_rank[o], station_names),
+            "destination_station": cat(station_rank[d], station_names),
+            "origin_region": cat(region_rank[stations.region[o]], region_names),
+            "destination_region": cat(region_rank[stations.region[d]], region_names),
+            "cargo_type": cat(cargo_rank[c], sorted(CARGO_TYPES)),
+            "volume_tonnes": tonnes,
+            "wagons": wagons,
+        }
+    )

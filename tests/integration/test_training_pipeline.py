@@ -1,0 +1,105 @@
+"""The training pipeline end to end with kfp.local and MLflow on a temporary SQLite store."""
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from freightml.config import Settings
+from freightml.data.sources import digest_facts, save_facts
+from freightml.data.synthetic import generate
+from freightml.lifecycle import freshest_window
+from freightml.tracking import CHALLENGER, CHAMPION, champion_version, configure_mlflow
+from pipelines.run import run_local
+
+pytestmark = [pytest.mark.integration]
+MODEL = "freight-volume"
+
+
+@pytest.fixture(scope="module")
+def small_facts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    facts = generate("small", seed=42)
+    path = tmp_path_factory.mktemp("data") / "small.parquet"
+    save_facts(facts, path)
+    return path, facts
+
+
+def _with_source(settings: Settings, source: Path) -> Settings:
+    return settings.model_copy(
+        update={"data": settings.data.model_copy(update={"source_uri": str(source)})}
+    )
+
+
+def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts) -> None:
+    path, facts = small_facts
+    s = _with_source(settings, path)
+    result = run_local(s, "training")
+
+    client = configure_mlflow(s)
+    assert champion_version(client, MODEL) == "1"
+    assert str(client.get_model_version_by_alias(MODEL, CHALLENGER).version) == "1"
+    version = client.get_model_version(MODEL, "1")
+    run = client.get_run(version.run_id)
+
+    window = freshest_window(facts, s.data.train_window_days)
+    assert run.data.params["data_digest"] == digest_facts(window)
+    assert run.data.params["data_source"] == str(path)
+    [dataset_input] = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == digest_facts(window)[:32]
+    assert dataset_input.dataset.source and str(path) in dataset_input.dataset.source
+    assert len(run.data.tags["freightml.git_commit"]) in (40, 7) or run.data.tags[
+        "freightml.git_commit"] == "unknown"
+    assert len(run.data.tags["freightml.lock_sha256"]) == 64
+
+    metrics = run.data.metrics
+    assert metrics["wape"] <= 0.85 * metrics["wape_baseline"]
+    assert any(k.startswith("fold_") for k in metrics), "per-fold metrics"
+    assert any(k.startswith("h01") or k.startswith("h1_") or k.startswith("h_01") for k in metrics) or any(
+        "h28" in k for k in metrics), "per-horizon metrics"
+    assert any("cargo_type" in k for k in metrics), "per-segment metrics"
+
+    artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "cards")}
+    assert {"cards/model_card.md", "cards/model_card.html", "cards/project_card.md",
+            "cards/project_card.html"} <= artifacts
+    assert client.list_artifacts(run.info.run_id, "validation")
+    plots = [f.path for f in client.list_artifacts(run.info.run_id, "evaluation/plots")]
+    assert plots and all(p.endswith(".png") for p in plots)
+
+    # the KFP Markdown artifact is the same model card
+    [card] = list(result.pipeline_root.glob("register-model/model_card"))
+    assert card.read_text().startswith("# Model card: freight-volume version 1")
+    assert "promoted to champion" in card.read_text()
+
+    # the registered champion loads and forecasts
+    model = mlflow.sklearn.load_model(f"models:/{MODEL}@{CHAMPION}")
+    assert hasattr(model, "predict")
+
+
+def test_second_run_on_same_window_must_beat_the_champion(settings: Settings, small_facts) -> None:
+    path, _ = small_facts
+    s = _with_source(settings, path)
+    run_local(s, "training")
+    run_local(s, "training")  # same data, same seed: it cannot beat itself
+    client = configure_mlflow(s)
+    assert champion_version(client, MODEL) == "1"
+    assert str(client.get_model_version_by_alias(MODEL, CHALLENGER).version) == "2"
+    decision = client.get_model_version(MODEL, "2").tags["freightml.decision"]
+    assert decision.startswith("kept as challenger")
+
+
+def test_planted_fault_fails_at_validate_data(settings: Settings, small_facts, tmp_path: Path) -> None:
+    _, facts = small_facts
+    bad = facts.copy()
+    last = bad["date"].max()
+    rows = bad.index[bad["date"] == last][:3]
+    bad.loc[rows, "volume_tonnes"] = -5.0
+    bad_path = tmp_path / "bad.parquet"
+    save_facts(bad, bad_path)
+    s = _with_source(settings, bad_path)
+    with pytest.raises(RuntimeError, match="validate-data"):
+        run_local(s, "training")
+    [report] = list(Path(s.local_pipeline_root).resolve().glob("*/validate-data/report"))
+    text = report.read_text()
+    assert "negative" in text and "volume_tonnes" in text
+    assert not list(Path(s.local_pipeline_root).resolve().glob("*/register-model/model_card"))

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from freightml.cards import render_cards
+
+pytestmark = [pytest.mark.unit]
+
+
+def _context() -> dict:
+    gate = {"name": "wape_ratio_overall", "value": 0.71, "limit": 0.85, "passed": True, "detail": ""}
+    return {
+        "model": {"name": "freight-volume", "version": "3", "run_id": "abc123", "aliases": ["champion"],
+                  "decision": "promoted to champion: gates passed", "created": "2026-11-26T10:00:00+00:00"},
+        "problem": "Forecast daily tonnes per series.",
+        "approach": {"model_name": "gbm", "algorithm": "global HGBR", "params": {"max_iter": 300},
+                     "features": ["lag_7", "mean_28"], "categorical": ["cargo_type_code"], "horizon_max": 28},
+        "methodology": {
+            "path": "methodology.yaml", "folds": 3, "step_days": 28, "horizon_days": 28,
+            "metrics": ["wape", "mae", "bias"], "segments": ["cargo_type"],
+            "cutoffs": ["2025-09-01", "2025-09-29", "2025-10-27"],
+            "summary": {"wape": 0.25, "wape_baseline": 0.35, "wape_ratio": 0.714, "mae": 80.0,
+                        "mae_baseline": 110.0, "bias": -0.012, "bias_baseline": 0.001},
+            "gates": [gate, {**gate, "name": "abs_bias", "value": 0.012, "limit": 0.05}],
+            "gates_passed": True, "champion_comparison": "there was no champion",
+            "by_horizon": [{"horizon": 1, "wape": 0.2, "wape_baseline": 0.3}],
+            "by_segment": {"cargo_type": [{"segment": "coal", "actual_tonnes": 1234567.0, "wape": 0.2,
+                                           "wape_baseline": 0.3, "wape_ratio": 0.66, "bias": 0.01}]},
+        },
+        "data": {"source_uri": "s3://facts/2025.parquet", "file_digest": "f" * 64, "digest": "d" * 64,
+                 "rows": 2_000_000, "series": 1500, "start": "2024-01-01", "end": "2025-12-31",
+                 "regions": ["Moscow"], "cargo_types": ["coal"], "window_days": 730,
+                 "validation": {"errors": 0, "warnings": 1, "messages": ["3 series have missing days"]}},
+        "tools": {"git_commit": "0123abc", "git_dirty": "false", "lock_sha256": "e" * 64, "python": "3.11.7",
+                  "image": "local", "version_kfp": "2.17.3", "version_mlflow": "3.17.2",
+                  "version_scikit_learn": "1.9.1", "version_pandas": "2.3.3", "version_pandera": "0.35.0"},
+        "limitations": ["1 to 28 days only"],
+    }
+
+
+def test_cards_show_the_run(tmp_path: Path) -> None:
+    cards = render_cards(_context(), tmp_path)
+    model_md = cards.model_md.read_text()
+    assert "# Model card: freight-volume version 3" in model_md
+    assert "| wape_ratio_overall | 0.7100 | 0.8500 | pass |" in model_md
+    assert "s3://facts/2025.parquet" in model_md and "d" * 64 in model_md
+    assert "| coal | 1,234,567 |" in model_md
+    assert "2024-01-01 to 2025-12-31" in model_md
+    assert "`0123abc`" in model_md
+    project_md = cards.project_md.read_text()
+    assert "scikit-learn 1.9.1" in project_md and "730-day window" in project_md
+    html = cards.model_html.read_text()
+    assert "<table>" in html and "<h1>Model card: freight-volume version 3</h1>" in html
+
+
+def test_missing_context_is_an_error(tmp_path: Path) -> None:
+    context = _context()
+    del context["data"]["digest"]
+    with pytest.raises(jinja2.UndefinedError, match="digest"):
+        render_cards(context, tmp_path)
