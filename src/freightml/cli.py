@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from freightml.config import Settings, load_settings
@@ -53,7 +54,7 @@ def _logging(verbose: bool = False) -> None:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/] {message}")
+    console.print(f"[red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -133,7 +134,8 @@ def data_validate(
     json_path, html_path = report.write(report_dir)
     for issue in report.issues:
         colour = "red" if issue.severity == "error" else "yellow"
-        console.print(f"[{colour}]{issue.severity}[/] [{issue.check}] {issue.message}")
+        tag = escape(f"[{issue.check}]")
+        console.print(f"[{colour}]{issue.severity}[/] {tag} {escape(issue.message)}")
     console.print(f"report: {json_path} and {html_path}")
     if not report.ok:
         raise typer.Exit(1)
@@ -160,7 +162,8 @@ def _report_validation_failure(run_root: Path) -> None:
         return
     report = json.loads(reports[-1].read_text())
     for issue in report.get("errors", []):
-        console.print(f"[red]data error[/] [{issue['check']}] {issue['message']}")
+        tag = escape(f"[{issue['check']}]")
+        console.print(f"[red]data error[/] {tag} {escape(issue['message'])}")
     console.print(f"validation report: {reports[-1]}")
 
 

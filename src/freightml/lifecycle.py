@@ -27,15 +27,6 @@ log = logging.getLogger("freightml")
 
 TIMINGS_ENV = "FREIGHTML_TIMINGS"
 PIPELINE_ACTOR = "freightml-pipeline"
-# Models are saved with skops (no pickle). These are the non-default types our models hold;
-# they are trusted because only this project's pipeline writes models into the registry.
-SKOPS_TRUSTED = [
-    "freightml.models.gbm.GlobalGBM",
-    "freightml.models.baseline.SeasonalNaive",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.utils.validation.check_array",
-    "functools.partial",
-]
 
 
 @contextmanager
@@ -188,6 +179,8 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
+    from freightml.models import SKOPS_TRUSTED_TYPES
+
     with timed("train_model"):
         examples = pd.read_parquet(features_path)
         model = make_estimator(settings)
@@ -204,7 +197,7 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
             model,
             str(target),
             serialization_format="skops",
-            skops_trusted_types=SKOPS_TRUSTED,
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
             signature=signature,
             input_example=sample,
         )
@@ -462,6 +455,7 @@ def register_model(
 
     from freightml.evaluation import beats_champion, load_methodology
     from freightml.features.build import CATEGORICAL_FEATURES
+    from freightml.models import SKOPS_TRUSTED_TYPES
     from freightml.tracking import (
         CHALLENGER,
         champion_version,
@@ -518,7 +512,7 @@ def register_model(
                 sk_model,
                 name="model",
                 serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED,
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 signature=saved.signature,
                 input_example=saved.load_input_example(str(model_dir)),
             )

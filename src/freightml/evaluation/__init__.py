@@ -9,6 +9,7 @@ from freightml.evaluation.backtest import (
 from freightml.evaluation.gates import GateCheck, GateReport, beats_champion, evaluate_gates
 from freightml.evaluation.methodology import Methodology, load_methodology
 from freightml.evaluation.metrics import bias, mae, metric_table, wape
+from freightml.evaluation.plots import plot_backtest
 
 __all__ = [
     "BacktestResult",
@@ -23,6 +24,7 @@ __all__ = [
     "mae",
     "metric_name",
     "metric_table",
+    "plot_backtest",
     "run_backtest",
     "wape",
 ]

@@ -30,7 +30,7 @@ from freightml.features.build import (
 )
 from freightml.models.baseline import SeasonalNaive
 
-FEATURE_KWARGS = {
+FEATURE_KWARGS: dict[str, Any] = {
     "origin_step_days": 7,
     "horizons_per_origin": 7,
     "min_history_days": 91,
@@ -38,8 +38,15 @@ FEATURE_KWARGS = {
     "train_window_days": None,
 }
 PREDICTION_COLUMNS = [
-    "fold", "cutoff", *SERIES_KEY, *REGION_COLUMNS, "horizon", "target_date",
-    "y", "yhat", "yhat_baseline",
+    "fold",
+    "cutoff",
+    *SERIES_KEY,
+    *REGION_COLUMNS,
+    "horizon",
+    "target_date",
+    "y",
+    "yhat",
+    "yhat_baseline",
 ]
 
 
@@ -78,8 +85,17 @@ class BacktestResult:
         """Flat, MLflow-legal metric names: overall, ``fold_<i>_*``, ``h<hh>_*``, ``seg_*``."""
         out: dict[str, float] = {}
         overall = self.summary().iloc[0]
-        for name in ["wape", "mae", "bias", "wape_baseline", "mae_baseline", "bias_baseline",
-                     "wape_ratio", "n", "actual_tonnes"]:
+        for name in [
+            "wape",
+            "mae",
+            "bias",
+            "wape_baseline",
+            "mae_baseline",
+            "bias_baseline",
+            "wape_ratio",
+            "n",
+            "actual_tonnes",
+        ]:
             out[name] = float(overall[name])
         for row in self.by_fold().itertuples():
             for name in ["wape", "wape_baseline", "wape_ratio", "bias"]:
@@ -95,12 +111,47 @@ class BacktestResult:
         return out
 
 
-_CYRILLIC = dict(zip(
-    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
-    ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n", "o", "p", "r",
-     "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya"],
-    strict=True,
-))
+_CYRILLIC = dict(
+    zip(
+        "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+        [
+            "a",
+            "b",
+            "v",
+            "g",
+            "d",
+            "e",
+            "e",
+            "zh",
+            "z",
+            "i",
+            "y",
+            "k",
+            "l",
+            "m",
+            "n",
+            "o",
+            "p",
+            "r",
+            "s",
+            "t",
+            "u",
+            "f",
+            "kh",
+            "ts",
+            "ch",
+            "sh",
+            "shch",
+            "",
+            "y",
+            "",
+            "e",
+            "yu",
+            "ya",
+        ],
+        strict=True,
+    )
+)
 
 
 def metric_name(text: str) -> str:
@@ -116,25 +167,30 @@ def run_backtest(
     facts: pd.DataFrame | SeriesPanel,
     model_factory: Callable[[], Any],
     methodology: Methodology,
-    *,
     feature_kwargs: Mapping[str, Any] | None = None,
+    *,
     baseline_factory: Callable[[], Any] = SeasonalNaive,
 ) -> BacktestResult:
     """Backtest a model recipe on the facts by the methodology (see the module docstring).
 
     ``model_factory`` returns a fresh unfitted estimator with ``fit(examples)`` and
-    ``predict(examples)``. ``feature_kwargs`` may set origin_step_days, horizons_per_origin,
-    min_history_days, seed and train_window_days (applied per fold: origins within that
-    many days before the cutoff); the defaults are in ``FEATURE_KWARGS``.
+    ``predict(examples)``. ``feature_kwargs`` shape the training examples: origin_step_days,
+    horizons_per_origin, min_history_days, seed, train_window_days (applied per fold:
+    training origins within that many days before the cutoff); defaults in
+    ``FEATURE_KWARGS``; horizon_max may be given but must equal the backtest horizon.
+    Scored series need ``methodology.backtest.min_history_days``.
     """
-    unknown = sorted(set(feature_kwargs or {}) - set(FEATURE_KWARGS))
+    kw = {**FEATURE_KWARGS, **(feature_kwargs or {})}
+    horizon = methodology.backtest.horizon_days
+    if kw.pop("horizon_max", horizon) != horizon:
+        raise ValueError(f"feature_kwargs horizon_max must equal backtest.horizon_days={horizon}")
+    unknown = sorted(set(kw) - set(FEATURE_KWARGS))
     if unknown:
         raise ValueError(f"unknown feature_kwargs {unknown}; allowed: {sorted(FEATURE_KWARGS)}")
-    kw = {**FEATURE_KWARGS, **(feature_kwargs or {})}
     panel = facts if isinstance(facts, SeriesPanel) else SeriesPanel.from_facts(facts)
-    horizon = methodology.backtest.horizon_days
     cutoffs = backtest_cutoffs(panel.last_date, methodology)
-    earliest_train = panel.start + pd.Timedelta(days=kw["min_history_days"] + horizon)
+    need = max(kw["min_history_days"], methodology.backtest.min_history_days) + horizon
+    earliest_train = panel.start + pd.Timedelta(days=need)
     if cutoffs[0] < earliest_train:
         raise ValueError(
             f"facts {panel.start.date()}..{panel.last_date.date()} are too short for "
@@ -151,7 +207,10 @@ def run_backtest(
     )
     train_all = train_all.loc[train_all["y"].notna()]
     test_all = build_examples(
-        panel, origins=cutoffs, horizon_max=horizon, min_history_days=kw["min_history_days"]
+        panel,
+        origins=cutoffs,
+        horizon_max=horizon,
+        min_history_days=methodology.backtest.min_history_days,
     )
     test_all = test_all.loc[test_all["y"].notna()]
     frames, info = [], []
@@ -174,7 +233,14 @@ def run_backtest(
                 PREDICTION_COLUMNS
             ]
         )
-        info.append({"fold": fold, "cutoff": cutoff, "train_rows": len(train),
-                     "test_rows": len(test), "fit_predict_seconds": round(seconds, 2)})
+        info.append(
+            {
+                "fold": fold,
+                "cutoff": cutoff,
+                "train_rows": len(train),
+                "test_rows": len(test),
+                "fit_predict_seconds": round(seconds, 2),
+            }
+        )
     predictions = pd.concat(frames, ignore_index=True)
     return BacktestResult(predictions, cutoffs, methodology, info)

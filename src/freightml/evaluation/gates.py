@@ -73,25 +73,35 @@ def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateRepo
     gates = methodology.gates
     overall = result.summary().iloc[0]
     checks = [
-        _check("wape_ratio_to_baseline", overall["wape_ratio"], gates.max_wape_ratio_to_baseline,
-               f"model WAPE {overall['wape']:.4f} vs baseline {overall['wape_baseline']:.4f}"),
-        _check("abs_bias", abs(overall["bias"]), gates.max_abs_bias,
-               f"bias {overall['bias']:+.4f}"),
+        _check(
+            "wape_ratio_to_baseline",
+            overall["wape_ratio"],
+            gates.max_wape_ratio_to_baseline,
+            f"model WAPE {overall['wape']:.4f} vs baseline {overall['wape_baseline']:.4f}",
+        ),
+        _check(
+            "abs_bias", abs(overall["bias"]), gates.max_abs_bias, f"bias {overall['bias']:+.4f}"
+        ),
     ]
     skipped = []
     for column in methodology.segments:
         for row in result.by_segment(column).to_dict("records"):
             label = f"{column}={row[column]}"
             support = f"{row['tonnes_share']:.1%} of tonnes, {row['n_series']} series"
-            if (row["tonnes_share"] < gates.min_segment_share
-                    or row["n_series"] < gates.min_segment_series):
+            if (
+                row["tonnes_share"] < gates.min_segment_share
+                or row["n_series"] < gates.min_segment_series
+            ):
                 skipped.append(f"{label} ({support})")
                 continue
-            checks.append(_check(
-                f"segment_wape_ratio_to_baseline[{label}]", row["wape_ratio"],
-                gates.max_segment_wape_ratio_to_baseline,
-                f"WAPE {row['wape']:.4f} vs baseline {row['wape_baseline']:.4f}; {support}",
-            ))
+            checks.append(
+                _check(
+                    f"segment_wape_ratio_to_baseline[{label}]",
+                    row["wape_ratio"],
+                    gates.max_segment_wape_ratio_to_baseline,
+                    f"WAPE {row['wape']:.4f} vs baseline {row['wape_baseline']:.4f}; {support}",
+                )
+            )
     return GateReport(tuple(checks), tuple(skipped))
 
 
@@ -100,7 +110,8 @@ def beats_champion(
     champion_metrics: dict[str, float] | None,
     methodology: Methodology,
 ) -> tuple[bool, str]:
-    """Whether the challenger's WAPE improves on the champion's enough to replace it.
+    """Whether the challenger's WAPE is strictly lower than the champion's and by at least the
+    required relative improvement, so a retrain on the same data never churns the champion.
 
     Both metric dicts must come from the same backtest window to be comparable. With no
     champion (or no champion WAPE) the challenger wins; a missing challenger WAPE loses.
@@ -117,7 +128,7 @@ def beats_champion(
         improvement = 0.0 if challenger <= 0 else -math.inf
     else:
         improvement = (champion - challenger) / champion
-    ok = improvement >= required
+    ok = improvement > 0 and improvement >= required  # a tie never replaces the champion
     verdict = "beats" if ok else "does not beat"
     return ok, (
         f"challenger {key} {challenger:.4f} {verdict} champion {champion:.4f}: relative "

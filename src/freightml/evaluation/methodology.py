@@ -19,11 +19,13 @@ class _Frozen(BaseModel):
 
 
 class BacktestSpec(_Frozen):
-    """Rolling-origin backtest: ``folds`` cutoffs ``step_days`` apart, scored on 1..horizon."""
+    """Rolling-origin backtest: ``folds`` cutoffs ``step_days`` apart, scored on 1..horizon
+    for every series with at least ``min_history_days`` of history at the cutoff."""
 
     folds: int = Field(ge=1, le=52)
     step_days: int = Field(ge=1)
     horizon_days: int = Field(ge=1, le=28)
+    min_history_days: int = Field(91, ge=1)
 
 
 class GateSpec(_Frozen):
@@ -37,9 +39,10 @@ class GateSpec(_Frozen):
 
 
 class PromotionSpec(_Frozen):
-    """How much better than the champion a challenger must be (relative WAPE improvement)."""
+    """How much better than the champion a challenger must be (relative WAPE improvement,
+    on top of being strictly better)."""
 
-    min_wape_improvement_over_champion: float = Field(ge=-1, lt=1)
+    min_wape_improvement_over_champion: float = Field(ge=0, lt=1)
 
 
 class Methodology(_Frozen):

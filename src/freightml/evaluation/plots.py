@@ -53,7 +53,7 @@ def _wape_by_segment(result: BacktestResult, path: Path) -> Path:
         ax.barh(pos + 0.2, table["wape_baseline"], height=0.4, label="seasonal naive")
         ax.set_yticks(pos, [str(v) for v in table[column]], fontsize=8)
         ax.set(xlabel="WAPE", title=f"WAPE by {column}")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(fig, path)
 
 

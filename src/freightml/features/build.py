@@ -44,6 +44,14 @@ FEATURE_COLUMNS: list[str] = [
     *SEASONAL_FEATURES,
     *CATEGORICAL_FEATURES,
 ]
+_FRONT = [*SERIES_KEY, *REGION_COLUMNS, "origin_date", "target_date"]
+EXAMPLE_COLUMNS: list[str] = [
+    *_FRONT,
+    *[c for c in FEATURE_COLUMNS if c not in _FRONT],
+    "history_days",
+    "scale",
+    "y",
+]
 SCALE_FLOOR = 1.0  # tonnes; keeps y / scale finite for near-dead series
 YEAR_DAYS = 364  # 52 weeks: the year-ago day falls on the same weekday
 _YOY_HALF_WINDOW = 3
@@ -68,7 +76,8 @@ class SeriesPanel:
 
     @classmethod
     def from_facts(cls, facts: pd.DataFrame) -> SeriesPanel:
-        """Pivot facts; regions of a series are taken from its latest fact."""
+        """Pivot facts; regions of a series come from its latest fact (station metadata, not
+        a feature of time). Negative or NaN volumes count as absent days."""
         missing = [c for c in FACT_COLUMNS if c not in facts.columns]
         if missing:
             raise ValueError(f"facts lack columns {missing}; expected at least {FACT_COLUMNS}")
@@ -80,9 +89,7 @@ class SeriesPanel:
         sid, keys = _factorize_series(facts)
         n_series, n_days = len(keys), int(day.max()) + 1
         latest = pd.Series(day).groupby(sid).idxmax().to_numpy()
-        series = keys.assign(
-            **{c: facts[c].to_numpy(dtype=object)[latest] for c in REGION_COLUMNS}
-        )
+        series = keys.assign(**{c: facts[c].to_numpy(dtype=object)[latest] for c in REGION_COLUMNS})
         values = np.full((n_series, n_days), np.nan, dtype=np.float32)
         values[sid, day] = facts["volume_tonnes"].to_numpy(dtype=np.float32)
         values[values < 0] = np.nan
@@ -242,10 +249,7 @@ def _frame(
     out["history_days"] = pair["history_days"][row_pair].astype(np.int64)
     out["scale"] = scale.astype(np.float64)
     out["y"] = panel.at(s, t).astype(np.float64)
-    frame = pd.DataFrame(out)
-    front = [*SERIES_KEY, *REGION_COLUMNS, "origin_date", "target_date"]
-    rest = [c for c in FEATURE_COLUMNS if c not in front]
-    return frame[[*front, *rest, "history_days", "scale", "y"]]
+    return pd.DataFrame({c: out[c] for c in EXAMPLE_COLUMNS}, copy=False)
 
 
 def _horizons(
@@ -277,8 +281,10 @@ def default_origins(
     """Every step_days-th day ending exactly at last_date, back to start or the window."""
     if step_days < 1:
         raise ValueError(f"origin_step_days must be >= 1, got {step_days}")
-    first = start if train_window_days is None else max(
-        start, last_date - pd.Timedelta(days=train_window_days)
+    first = (
+        start
+        if train_window_days is None
+        else max(start, last_date - pd.Timedelta(days=train_window_days))
     )
     n = (last_date - first).days // step_days
     return [last_date - pd.Timedelta(days=k * step_days) for k in range(n, -1, -1)]
@@ -309,7 +315,7 @@ def build_examples(
         origins = default_origins(panel.last_date, panel.start, origin_step_days, train_window_days)
     origin_idx = np.unique([panel.day_index(t) for t in origins]).astype(np.int64)
     history = origin_idx[:, None] - panel.first_day[None, :] + 1  # origins x series
-    ok = (history >= max(min_history_days, 1))
+    ok = history >= max(min_history_days, 1)
     o_pos, pair_s = np.nonzero(ok)
     pair_o = origin_idx[o_pos]
     row_pair, horizon = _horizons(len(pair_s), horizon_max, horizons_per_origin, seed)

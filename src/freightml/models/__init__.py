@@ -7,7 +7,7 @@ from typing import Any
 from sklearn.base import BaseEstimator
 
 from freightml.models.baseline import SeasonalNaive
-from freightml.models.gbm import GlobalGBM
+from freightml.models.gbm import SKOPS_TRUSTED_TYPES, GlobalGBM
 
 MODEL_REGISTRY: dict[str, type[BaseEstimator]] = {
     "gbm": GlobalGBM,
@@ -30,4 +30,4 @@ def make_model(name: str, params: dict[str, Any] | None = None) -> BaseEstimator
     return cls(**params)
 
 
-__all__ = ["MODEL_REGISTRY", "GlobalGBM", "SeasonalNaive", "make_model"]
+__all__ = ["MODEL_REGISTRY", "SKOPS_TRUSTED_TYPES", "GlobalGBM", "SeasonalNaive", "make_model"]

@@ -14,12 +14,13 @@ class SeasonalNaive(RegressorMixin, BaseEstimator):
 
     Reads the ``lag_same_weekday_ratio`` feature (value at target - 7*ceil(h/7)); when that
     day is absent it falls back to the 7-day mean, then to ``scale`` (the 28-day mean).
-    Nothing is learned: ``fit`` only checks its input, so the baseline is reproducible.
+    Nothing is learned: ``fit`` only checks its input and records ``feature_columns_``, the
+    columns ``predict`` reads (as for GlobalGBM, the input schema).
     """
 
     def fit(self, examples: pd.DataFrame, y: object = None) -> SeasonalNaive:
         _check_columns(examples)
-        self.is_fitted_ = True
+        self.feature_columns_ = list(_NEEDED)
         return self
 
     def predict(self, examples: pd.DataFrame) -> np.ndarray:

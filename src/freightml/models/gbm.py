@@ -7,10 +7,20 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from freightml.features.build import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 MAX_CATEGORIES = 250  # HistGradientBoosting allows codes < max_bins (255)
+# Types skops must be told to trust when MLflow saves a fitted GlobalGBM in its default
+# "skops" format: mlflow.sklearn.log_model(model, ..., skops_trusted_types=SKOPS_TRUSTED_TYPES).
+# They are trusted because only this project's pipeline writes models into the registry.
+SKOPS_TRUSTED_TYPES: list[str] = [
+    "freightml.models.gbm.GlobalGBM",
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
 
 
 class GlobalGBM(RegressorMixin, BaseEstimator):
@@ -20,6 +30,13 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     ``scale``, so the squared loss tracks tonnes while big and small series share one model.
     Prediction is ``max(0, ratio_hat * scale)``. Categorical features are encoded with the
     vocabulary seen at fit (``vocabulary_``, pickled with the model); unseen -> missing.
+    ``feature_columns_`` is the input schema of ``predict`` (FEATURE_COLUMNS + scale);
+    ``model_features_`` are the columns the trees see (FEATURE_COLUMNS).
+
+    ``n_threads`` caps OpenMP threads (None = all cores). The default is 1: with more threads
+    than free cores (a busy machine, a pod whose CPU limit is below the node's core count)
+    HistGradientBoosting's spin-waiting threads slow fitting down 3-30x, while a second
+    thread on an idle machine gains only ~1.5x.
     """
 
     def __init__(
@@ -31,6 +48,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         l2_regularization: float = 1.0,
         max_train_rows: int | None = 1_000_000,
         early_stopping: bool | str = "auto",
+        n_threads: int | None = 1,
         random_state: int | None = 0,
     ) -> None:
         self.max_iter = max_iter
@@ -40,20 +58,21 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.l2_regularization = l2_regularization
         self.max_train_rows = max_train_rows
         self.early_stopping = early_stopping
+        self.n_threads = n_threads
         self.random_state = random_state
 
     def fit(self, examples: pd.DataFrame, y: object = None) -> GlobalGBM:
         """Fit on the rows of ``examples`` whose ``y`` is known (``y`` argument is ignored)."""
         _check_columns(examples, [*FEATURE_COLUMNS, "scale", "y"])
-        known = examples["y"].notna().to_numpy()
-        train = examples.loc[known]
-        if self.max_train_rows is not None and len(train) > self.max_train_rows:
-            rng = np.random.default_rng(self.random_state)
-            take = np.sort(rng.choice(len(train), size=self.max_train_rows, replace=False))
-            train = train.iloc[take]
-        if len(train) == 0:
+        rows = np.flatnonzero(examples["y"].notna().to_numpy())
+        if len(rows) == 0:
             raise ValueError("GlobalGBM.fit: no example has a known y")
-        self.feature_columns_ = list(FEATURE_COLUMNS)
+        if self.max_train_rows is not None and len(rows) > self.max_train_rows:
+            rng = np.random.default_rng(self.random_state)
+            rows = np.sort(rng.choice(rows, size=self.max_train_rows, replace=False))
+        train = examples.iloc[rows]
+        self.model_features_ = list(FEATURE_COLUMNS)
+        self.feature_columns_ = [*FEATURE_COLUMNS, "scale"]
         self.categorical_features_ = list(CATEGORICAL_FEATURES)
         self.vocabulary_ = {c: _vocabulary(train[c]) for c in self.categorical_features_}
         scale = train["scale"].to_numpy(dtype=np.float64)
@@ -64,25 +83,34 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
             min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization,
             early_stopping=self.early_stopping,
-            categorical_features=[c in self.categorical_features_ for c in self.feature_columns_],
+            categorical_features=[c in self.categorical_features_ for c in self.model_features_],
             random_state=self.random_state,
         )
-        self.model_.fit(
-            self._matrix(train), train["y"].to_numpy(dtype=np.float64) / scale, sample_weight=scale
-        )
+        X = self._matrix(train)
+        # an all-missing column (e.g. yoy_ratio with < 1 year of history) breaks the binner;
+        # as a constant it can never be split on, so its values at predict time do not matter
+        empty = np.isnan(X).all(axis=0)
+        X[:, empty] = 0.0
+        self.empty_features_ = [c for c, e in zip(self.model_features_, empty, strict=True) if e]
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            self.model_.fit(X, train["y"].to_numpy(dtype=np.float64) / scale, sample_weight=scale)
         self.n_train_rows_ = len(train)
         return self
 
     def predict(self, examples: pd.DataFrame) -> np.ndarray:
         """Forecast tonnes for every row of ``examples`` (never negative)."""
         check_is_fitted(self, "model_")
-        _check_columns(examples, [*self.feature_columns_, "scale"])
-        ratio = self.model_.predict(self._matrix(examples))
+        examples = _unique_columns(examples)
+        _check_columns(examples, self.feature_columns_)
+        if len(examples) == 0:
+            return np.empty(0, dtype=np.float64)
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            ratio = self.model_.predict(self._matrix(examples))
         return np.maximum(ratio * examples["scale"].to_numpy(dtype=np.float64), 0.0)
 
     def _matrix(self, examples: pd.DataFrame) -> np.ndarray:
         columns = []
-        for col in self.feature_columns_:
+        for col in self.model_features_:
             if col in self.vocabulary_:
                 columns.append(encode_categories(examples[col], self.vocabulary_[col]))
             else:
@@ -102,6 +130,12 @@ def encode_categories(values: pd.Series, vocabulary: list[str]) -> np.ndarray:
     codes = pd.Categorical(values.astype(str), categories=vocabulary).codes.astype(np.float64)
     codes[(codes < 0) | missing] = np.nan
     return codes
+
+
+def _unique_columns(examples: pd.DataFrame) -> pd.DataFrame:
+    """Drop repeated column names (e.g. a caller appending "scale" twice)."""
+    dup = examples.columns.duplicated()
+    return examples.loc[:, ~dup] if dup.any() else examples
 
 
 def _check_columns(examples: pd.DataFrame, needed: list[str]) -> None:

@@ -1,0 +1,129 @@
+"""Models: baseline arithmetic, the global GBM's contract, and the registry."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from test_features import make_facts
+
+from freightml.features import FEATURE_COLUMNS, build_examples
+from freightml.models import (
+    MODEL_REGISTRY,
+    SKOPS_TRUSTED_TYPES,
+    GlobalGBM,
+    SeasonalNaive,
+    make_model,
+)
+from freightml.models.gbm import encode_categories
+
+pytestmark = [pytest.mark.unit]
+
+SMALL_GBM = {"max_iter": 30, "min_samples_leaf": 20, "max_train_rows": 5_000}
+
+
+@pytest.fixture(scope="module")
+def examples() -> pd.DataFrame:
+    return build_examples(make_facts(n_series=10, n_days=300, seed=5), horizons_per_origin=7)
+
+
+def test_seasonal_naive_uses_the_lag_then_the_7_day_mean() -> None:
+    frame = pd.DataFrame(
+        {
+            "lag_same_weekday_ratio": [0.5, np.nan, np.nan, 2.0],
+            "mean_7_ratio": [9.0, 1.5, np.nan, 1.0],
+            "scale": [100.0, 10.0, 40.0, 3.0],
+        }
+    )
+    pred = SeasonalNaive().fit(frame).predict(frame)
+    np.testing.assert_allclose(pred, [50.0, 15.0, 40.0, 6.0])
+
+
+def test_seasonal_naive_repeats_last_weeks_actuals(examples: pd.DataFrame) -> None:
+    facts = make_facts(n_series=10, n_days=300, seed=5)
+    origin = facts["date"].max() - pd.Timedelta(days=28)
+    ex = build_examples(facts, origins=[origin], horizon_max=14)
+    pred = SeasonalNaive().fit(ex).predict(ex)
+    lag_date = ex["target_date"] - pd.to_timedelta(7 * np.ceil(ex["horizon"] / 7), unit="D")
+    actual = (
+        ex[["origin_station", "destination_station"]]
+        .assign(date=lag_date)
+        .merge(
+            facts[["origin_station", "destination_station", "date", "volume_tonnes"]], how="left"
+        )["volume_tonnes"]
+        .to_numpy()
+    )
+    known = ~np.isnan(actual)
+    assert known.mean() > 0.9
+    np.testing.assert_allclose(pred[known], actual[known], rtol=1e-5)
+
+
+def test_seasonal_naive_names_missing_columns() -> None:
+    with pytest.raises(ValueError, match="lag_same_weekday_ratio"):
+        SeasonalNaive().predict(pd.DataFrame({"scale": [1.0]}))
+
+
+def test_gbm_fits_predicts_non_negative_and_pickles(examples: pd.DataFrame) -> None:
+    model = GlobalGBM(**{**SMALL_GBM, "max_train_rows": 1_000}).fit(examples)
+    assert model.feature_columns_ == [*FEATURE_COLUMNS, "scale"]  # the input schema
+    assert model.model_features_ == FEATURE_COLUMNS
+    inputs_only = examples[model.feature_columns_].head(20)  # what an MLflow signature holds
+    np.testing.assert_array_equal(model.predict(inputs_only), model.predict(examples.head(20)))
+    doubled = examples[[*model.feature_columns_, "scale"]].head(20)  # tolerated
+    np.testing.assert_array_equal(model.predict(doubled), model.predict(examples.head(20)))
+    assert model.n_train_rows_ == 1_000
+    assert model.empty_features_ == ["yoy_ratio"]  # < 1 year of history
+    pred = model.predict(examples)
+    assert pred.shape == (len(examples),) and (pred >= 0).all() and np.isfinite(pred).all()
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(examples), pred)
+    assert model.predict(examples.iloc[:0]).shape == (0,)
+
+
+def test_gbm_learns_the_level(examples: pd.DataFrame) -> None:
+    model = GlobalGBM(**SMALL_GBM).fit(examples)
+    known = examples.dropna(subset=["y"])
+    total_ratio = model.predict(known).sum() / known["y"].sum()
+    assert total_ratio == pytest.approx(1.0, abs=0.05)
+
+
+def test_gbm_unseen_categories_become_missing(examples: pd.DataFrame) -> None:
+    model = GlobalGBM(**SMALL_GBM).fit(examples)
+    assert model.vocabulary_["cargo_type"] == sorted(examples["cargo_type"].unique())
+    odd = examples.head(3).assign(cargo_type="unobtainium", origin_region=None)
+    assert (model.predict(odd) >= 0).all()
+    codes = encode_categories(pd.Series(["b", "zzz", None, "a"]), ["a", "b"])
+    np.testing.assert_array_equal(codes, [1.0, np.nan, np.nan, 0.0])
+
+
+def test_gbm_needs_known_targets(examples: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="no example has a known y"):
+        GlobalGBM().fit(examples.assign(y=np.nan))
+    with pytest.raises(ValueError, match="lack columns.*scale"):
+        GlobalGBM().fit(examples.drop(columns="scale"))
+
+
+def test_gbm_is_an_mlflow_sklearn_model(examples: pd.DataFrame, tmp_path) -> None:
+    mlflow_sklearn = pytest.importorskip("mlflow.sklearn")
+    model = GlobalGBM(**SMALL_GBM).fit(examples)
+    mlflow_sklearn.save_model(model, tmp_path / "model", skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    loaded = mlflow_sklearn.load_model(str(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict(examples.head(50)), model.predict(examples.head(50)))
+
+
+def test_make_model_builds_registered_models() -> None:
+    assert set(MODEL_REGISTRY) == {"gbm", "seasonal_naive"}
+    model = make_model("gbm", {"max_iter": 10, "learning_rate": 0.2})
+    assert isinstance(model, GlobalGBM) and model.max_iter == 10
+    assert clone(model).get_params() == model.get_params()
+    assert isinstance(make_model("seasonal_naive", {}), SeasonalNaive)
+
+
+def test_make_model_rejects_unknown_names_and_params() -> None:
+    with pytest.raises(ValueError, match="unknown model 'prophet'.*gbm"):
+        make_model("prophet", {})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['depth'\].*max_iter"):
+        make_model("gbm", {"depth": 3})
