@@ -209,6 +209,10 @@ def _champion_recipe(settings: Settings) -> dict[str, Any] | None:
     """The current champion's model, parameters, backtest window and metrics, if any."""
     from freightml.tracking import champion_version, configure_mlflow
 
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # a local store that does not exist yet holds no champion
+
     client = configure_mlflow(settings)
     version = champion_version(client, settings.tracking.registered_model)
     if version is None:
@@ -450,12 +454,10 @@ def register_model(
     """Log the run, register a challenger, promote it when it passes the gates and
     beats the champion on the same backtest window, and render the cards."""
     import mlflow
-    import mlflow.sklearn
     from mlflow.models import Model
 
     from freightml.evaluation import beats_champion, load_methodology
     from freightml.features.build import CATEGORICAL_FEATURES
-    from freightml.models import SKOPS_TRUSTED_TYPES
     from freightml.tracking import (
         CHALLENGER,
         champion_version,
@@ -506,23 +508,16 @@ def register_model(
             mlflow.log_artifact(str(settings.methodology_path), "methodology")
             mlflow.log_artifacts(str(evaluation), "evaluation")
 
-            saved = Model.load(str(model_dir))
-            sk_model = mlflow.sklearn.load_model(str(model_dir))
-            info = mlflow.sklearn.log_model(
-                sk_model,
-                name="model",
-                serialization_format="skops",
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                signature=saved.signature,
-                input_example=saved.load_input_example(str(model_dir)),
-            )
+            # the model directory train_model wrote is already an MLflow model (skops,
+            # signature, input example): log it as it is instead of serialising it again
+            mlflow.log_artifacts(str(model_dir), "model")
             try:
                 client.get_registered_model(name)
             except mlflow.exceptions.MlflowException:
                 client.create_registered_model(
                     name, description="Daily freight volume per (origin, destination, cargo)."
                 )
-            mv = mlflow.register_model(info.model_uri, name)
+            mv = mlflow.register_model(f"runs:/{run_id}/model", name)
             version = str(mv.version)
             client.set_model_version_tag(name, version, "freightml.gates", "passed" if gates["passed"] else "failed")
             client.set_model_version_tag(name, version, "freightml.data_digest", facts_info["digest"])
@@ -547,7 +542,7 @@ def register_model(
             aliases = sorted(
                 a for a, v in client.get_registered_model(name).aliases.items() if str(v) == version
             )
-            features = list(getattr(sk_model, "feature_columns_", saved.signature.inputs.input_names()))
+            features = Model.load(str(model_dir)).signature.inputs.input_names()
 
     with timed("register_model.cards"):
         context = card_context(
