@@ -207,11 +207,10 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
 # -- evaluation ------------------------------------------------------------------------
 def _champion_recipe(settings: Settings) -> dict[str, Any] | None:
     """The current champion's model, parameters, backtest window and metrics, if any."""
-    from freightml.tracking import champion_version, configure_mlflow
-
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None  # a local store that does not exist yet holds no champion
+        return None  # a local store that does not exist yet holds no champion (and no import)
+    from freightml.tracking import champion_version, configure_mlflow
 
     client = configure_mlflow(settings)
     version = champion_version(client, settings.tracking.registered_model)
