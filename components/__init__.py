@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from kfp import dsl
 
 from components.build_features import build_features
+from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
 from components.register_model import register_model
@@ -28,6 +29,7 @@ STAGES: tuple[Callable, ...] = (
     train_model,
     evaluate_model,
     register_model,
+    deploy_model,
 )
 
 
@@ -39,6 +41,7 @@ class Components:
     train_model: Callable
     evaluate_model: Callable
     register_model: Callable
+    deploy_model: Callable
 
 
 def make_components(base_image: str) -> Components:

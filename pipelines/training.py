@@ -41,7 +41,7 @@ def build_training_pipeline(settings: Settings) -> Callable:
         name=PIPELINE_NAME,
         description="Train, evaluate by the methodology and register a freight volume model.",
     )
-    def training_pipeline(config: str) -> str:
+    def training_pipeline(config: str, deploy: bool = False, canary_percent: int = 100) -> str:
         ingest = c.ingest_data(config=config).set_display_name("Ingest facts")
         with_secret(ingest)
 
@@ -74,6 +74,16 @@ def build_training_pipeline(settings: Settings) -> Callable:
             task.set_caching_options(caching)
             if retries and task is not validate:  # a data error does not heal on retry
                 task.set_retry(num_retries=retries, backoff_duration="30s")
+
+        # optional: roll a newly promoted champion out as a KServe InferenceService
+        with dsl.If(deploy == True, name="deploy-requested"):  # noqa: E712
+            with dsl.If(register.outputs["promoted"] == True, name="promoted"):  # noqa: E712
+                serve = c.deploy_model(
+                    config=config,
+                    model_version=register.outputs["version"],
+                    canary_percent=canary_percent,
+                )
+                serve.set_display_name("Deploy (KServe)").set_caching_options(False)
         return register.outputs["version"]
 
     return training_pipeline

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from freightml.deploy import DeploySettings
+
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"
 
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     tracking: TrackingSettings = TrackingSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    deploy: DeploySettings = DeploySettings()
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,7 @@ def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
 def test_six_components_wired_in_order(compiled) -> None:
     spec, _ = compiled
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == STAGES
+    assert set(tasks) == STAGES | {"condition-1"}  # condition-1: the optional deploy branch
     deps = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
     assert deps["ingest-data"] == set()
     assert deps["validate-data"] == {"ingest-data"}
@@ -41,9 +41,21 @@ def test_image_retries_and_caching_from_settings(compiled, settings: Settings) -
     tasks = spec["root"]["dag"]["tasks"]
     assert "retryPolicy" not in tasks["validate-data"]  # a data error does not heal
     assert tasks["train-model"]["retryPolicy"]["maxRetryCount"] == settings.pipeline.retries
-    assert all(t["cachingOptions"].get("enableCache", False) is False for t in tasks.values())
+    assert all(tasks[t]["cachingOptions"].get("enableCache", False) is False for t in STAGES)
     train = executors["exec-train-model"]["container"]["resources"]
     assert train["resourceMemoryLimit"] == "8G"
+
+
+def test_deploy_runs_only_when_asked_and_promoted(compiled) -> None:
+    spec, _ = compiled
+    outer = spec["root"]["dag"]["tasks"]["condition-1"]
+    assert "inputs.parameter_values['pipelinechannel--deploy'] == true" in outer["triggerPolicy"]["condition"]
+    inner_component = spec["components"][outer["componentRef"]["name"]]
+    [inner] = inner_component["dag"]["tasks"].values()
+    assert "register-model-promoted" in inner["triggerPolicy"]["condition"]
+    deploy = spec["components"][inner["componentRef"]["name"]]["dag"]["tasks"]["deploy-model"]
+    version = deploy["inputs"]["parameters"]["model_version"]
+    assert version["componentInputParameter"] == "pipelinechannel--register-model-version"
 
 
 def test_mlflow_secret_only_on_tasks_that_need_it(compiled, settings: Settings) -> None:
