@@ -284,6 +284,33 @@ def models_history(config: ConfigOpt = None) -> None:
     out.print(table)
 
 
+# -- deploy ---------------------------------------------------------------------------
+@app.command("deploy")
+def deploy(
+    version: Annotated[str, typer.Option("--version", help="registered model version to serve")],
+    canary: Annotated[
+        Optional[int], typer.Option(help="send this % of traffic to the new revision (0-100)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the InferenceService only")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create or patch the KServe InferenceService serving VERSION (kubectl context)."""
+    from freightml.deploy import deploy_model
+    from freightml.deploy.apply import DeployError
+    from freightml.deploy.inference_service import to_yaml
+
+    settings = _settings(config)
+    try:
+        manifest = deploy_model(
+            settings, version, canary_percent=canary, dry_run=dry_run, wait=not dry_run
+        )
+    except (ValueError, DeployError, TimeoutError) as exc:
+        _fail(str(exc))
+    out.print(to_yaml(manifest), markup=False, highlight=False)
+    if not dry_run:
+        console.print(f"InferenceService {settings.deploy.namespace}/{settings.deploy.name} serves v{version}")
+
+
 # -- demo -----------------------------------------------------------------------------
 @app.command("demo")
 def demo(
