@@ -19,6 +19,7 @@ from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
 from components.register_model import register_model
+from components.score_batch import score_batch
 from components.train_model import train_model
 from components.validate_data import validate_data
 
@@ -30,6 +31,7 @@ STAGES: tuple[Callable, ...] = (
     evaluate_model,
     register_model,
     deploy_model,
+    score_batch,
 )
 
 
@@ -42,6 +44,7 @@ class Components:
     evaluate_model: Callable
     register_model: Callable
     deploy_model: Callable
+    score_batch: Callable
 
 
 def make_components(base_image: str) -> Components:

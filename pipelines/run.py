@@ -12,9 +12,15 @@ from typing import Any, Protocol
 from kfp import compiler, local
 
 from freightml.config import Settings
-from pipelines.training import PIPELINE_NAME as TRAINING, build_training_pipeline
+from pipelines.batch_scoring import build_batch_scoring_pipeline
+from pipelines.training import build_training_pipeline
 
-BUILDERS: dict[str, Callable[[Settings], Callable]] = {"training": build_training_pipeline}
+KFP_EXPERIMENT = "freightml"
+
+BUILDERS: dict[str, Callable[[Settings], Callable]] = {
+    "training": build_training_pipeline,
+    "batch_scoring": build_batch_scoring_pipeline,
+}
 
 
 def pipeline_names() -> list[str]:
@@ -117,7 +123,7 @@ class KfpClientBackend:
 
     def submit(self, package: Path, run_name: str, arguments: dict[str, Any]) -> str:
         result = self._client.create_run_from_pipeline_package(
-            str(package), arguments=arguments, run_name=run_name, experiment_name=TRAINING
+            str(package), arguments=arguments, run_name=run_name, experiment_name=KFP_EXPERIMENT
         )
         return str(result.run_id)
 

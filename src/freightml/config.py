@@ -21,6 +21,7 @@ from freightml.deploy import DeploySettings
 
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"
+STORE_URL_ENV = "FREIGHTML_STORE_URL"
 
 
 class _Section(BaseModel):
@@ -111,8 +112,41 @@ class PipelineSettings(_Section):
         "mlflow-credentials",
         description="Kubernetes Secret with MLFLOW_TRACKING_URI (and S3 keys) for the cluster",
     )
+    store_secret: str = Field(
+        "collector-store",
+        description="Kubernetes Secret with FREIGHTML_STORE_URL (the collector's database)",
+    )
     retries: int = Field(2, ge=0, description="retries of a failed task on the cluster")
     enable_caching: bool = Field(False, description="KFP step caching")
+
+
+class CollectorSettings(_Section):
+    """The collector: CloudEvents of requests/responses, forecasts and facts."""
+
+    store_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the store; None = $FREIGHTML_STORE_URL, else SQLite under home",
+    )
+    host: str = Field("127.0.0.1", description="address `freightml collector serve` binds")
+    port: int = Field(8085, ge=1, le=65535, description="port of the collector")
+
+
+class ServingSettings(_Section):
+    """The predictor run by `freightml serve` (kserve.ModelServer)."""
+
+    model_uri: str | None = Field(
+        None, description="MLflow model URI; None = models:/<registered model>@champion"
+    )
+    history_uri: str | None = Field(
+        None, description="facts file or URI for features; None = the collector's store"
+    )
+    host: str = Field("127.0.0.1", description="address the model server binds")
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP port of the model server")
+    send_events: bool = Field(
+        True, description="post request/response CloudEvents to the collector (no KServe logger locally)"
+    )
+    reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
+    history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
 
 
 class Settings(BaseSettings):
@@ -132,6 +166,8 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = TrackingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     deploy: DeploySettings = DeploySettings()
+    collector: CollectorSettings = CollectorSettings()
+    serving: ServingSettings = ServingSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -160,6 +196,23 @@ class Settings(BaseSettings):
     @property
     def local_pipeline_root(self) -> str:
         return self.pipeline.pipeline_root or str((self.home / "pipeline_root").resolve())
+
+    @property
+    def collector_store_url(self) -> str:
+        """collector.store_url, else $FREIGHTML_STORE_URL (a Secret on the cluster), else SQLite."""
+        return (
+            self.collector.store_url
+            or os.environ.get(STORE_URL_ENV)
+            or f"sqlite:///{(self.home / 'collector.db').resolve()}"
+        )
+
+    @property
+    def collector_events_url(self) -> str:
+        return f"http://{self.collector.host}:{self.collector.port}/events"
+
+    @property
+    def champion_uri(self) -> str:
+        return f"models:/{self.tracking.registered_model}@champion"
 
     def to_json(self) -> str:
         """The whole configuration as one JSON string (a component parameter)."""

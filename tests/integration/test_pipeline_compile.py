@@ -15,8 +15,9 @@ STAGES = {"ingest-data", "validate-data", "build-features", "train-model", "eval
 
 @pytest.fixture
 def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
-    [path] = compile_pipelines(settings, tmp_path / "build")
-    assert path.name == "training.yaml"
+    paths = {p.name: p for p in compile_pipelines(settings, tmp_path / "build")}
+    assert set(paths) == {"training.yaml", "batch_scoring.yaml"}
+    path = paths["training.yaml"]
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform
 
@@ -83,6 +84,17 @@ def test_outputs_are_typed_artifacts(compiled) -> None:
     assert outputs["model_card_html"]["artifactType"]["schemaTitle"] == "system.HTML"
     metrics = spec["components"]["comp-evaluate-model"]["outputDefinitions"]["artifacts"]["metrics"]
     assert metrics["artifactType"]["schemaTitle"] == "system.Metrics"
+
+
+def test_batch_scoring_reads_store_url_from_a_secret(settings: Settings, tmp_path: Path) -> None:
+    paths = {p.name: p for p in compile_pipelines(settings, tmp_path)}
+    spec, platform = yaml.safe_load_all(paths["batch_scoring.yaml"].read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"ingest-data", "validate-data", "score-batch"}
+    assert "validate-data" in tasks["score-batch"]["dependentTasks"]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secrets = {s["secretName"] for s in executors["exec-score-batch"]["secretAsEnv"]}
+    assert secrets == {settings.pipeline.mlflow_secret, settings.pipeline.store_secret}
 
 
 class RecordingBackend:

@@ -75,6 +75,22 @@ def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts
     model = mlflow.sklearn.load_model(f"models:/{MODEL}@{CHAMPION}")
     assert hasattr(model, "predict")
 
+    # batch scoring: every active series, 1-28 days ahead, into the store with lineage
+    run_local(s, "batch_scoring")
+    from freightml.collector.store import Store
+    from freightml.lifecycle import active_facts
+
+    store = Store(s.collector_store_url)
+    with store.engine.connect() as conn:
+        rows = pd.read_sql("select * from forecasts", conn)
+    n_active = active_facts(window).groupby(["origin_station", "destination_station", "cargo_type"],
+                                            observed=True).ngroups
+    assert len(rows) == n_active * 28
+    assert set(rows["horizon"]) == set(range(1, 29))
+    assert set(rows["model_version"].astype(str)) == {"1"} and set(rows["source"]) == {"batch"}
+    assert digest_facts(window) in rows["lineage"].iloc[0]
+    assert (rows["tonnes"] >= 0).all()
+
 
 def test_second_run_on_same_window_must_beat_the_champion(settings: Settings, small_facts) -> None:
     path, _ = small_facts
