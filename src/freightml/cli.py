@@ -21,9 +21,13 @@ app = typer.Typer(help="FreightML: forecast rail freight volume, the MLOps way."
 data_app = typer.Typer(help="Generate, load and validate freight facts.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Compile and run Kubeflow pipelines.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: versions, promotion, rollback.", no_args_is_help=True)
+collector_app = typer.Typer(help="The collector: inference events, forecasts, facts.", no_args_is_help=True)
+facts_app = typer.Typer(help="Actual volumes (facts) in the collector's store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
+app.add_typer(collector_app, name="collector")
+app.add_typer(facts_app, name="facts")
 
 console = Console(stderr=True)
 out = Console()
@@ -282,6 +286,89 @@ def models_history(config: ConfigOpt = None) -> None:
     for e in audit_log(_client(settings), settings.tracking.registered_model):
         table.add_row(e.at, e.action, e.version, e.previous_version or "", e.actor, e.reason)
     out.print(table)
+
+
+# -- serving and collection -----------------------------------------------------------
+def _store_history(url: str):
+    """The facts in the collector's store, read afresh on every call (new facts arrive)."""
+
+    def read():
+        from freightml.collector.store import Store
+
+        store = Store(url)
+        try:
+            return store.facts_frame()
+        finally:
+            store.close()
+
+    return read
+
+
+@app.command("serve")
+def serve(
+    model_uri: Annotated[Optional[str], typer.Option(help="models:/name@alias, models:/name/N (default: the champion)")] = None,
+    model_dir: Annotated[Optional[Path], typer.Option(help="a local MLflow model directory instead")] = None,
+    history: Annotated[Optional[str], typer.Option(help="facts file/URI for features (default: the collector's store)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: serving.http_port)")] = None,
+    events: Annotated[bool, typer.Option("--events/--no-events", help="post CloudEvents to the collector")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve forecasts with kserve.ModelServer (V1 and V2 protocols) on 127.0.0.1."""
+    from freightml.serving.server import serve as run
+
+    settings = _settings(config)
+    _logging()
+    sv = settings.serving
+    source = history or sv.history_uri or _store_history(settings.collector_store_url)
+    run(
+        settings,
+        model_uri=None if model_dir else (model_uri or sv.model_uri or settings.champion_uri),
+        model_dir=model_dir,
+        history=source,
+        http_port=port or sv.http_port,
+        host=sv.host,
+        collector_url=settings.collector_events_url if (events and sv.send_events) else None,
+        reload_seconds=sv.reload_seconds,
+        history_seconds=sv.history_seconds,
+    )
+
+
+@collector_app.command("serve")
+def collector_serve(
+    port: Annotated[Optional[int], typer.Option(help="port (default: collector.port)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the collector (CloudEvents sink, facts endpoint, metrics) on 127.0.0.1."""
+    from freightml.collector.service import serve_collector
+
+    settings = _settings(config)
+    url = settings.collector_store_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"collector on http://{settings.collector.host}:{port or settings.collector.port} (store {url.split('@')[-1]})")
+    serve_collector(url, host=settings.collector.host, port=port or settings.collector.port)
+
+
+@facts_app.command("ingest")
+def facts_ingest(
+    path: Annotated[str, typer.Argument(help="CSV/Parquet file or URI of actual volumes")],
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a facts file and add it to the store: duplicates ignored, revisions kept."""
+    from freightml.collector.service import ingest_facts_file
+
+    settings = _settings(config)
+    url = settings.collector_store_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = ingest_facts_file(path, url, column_mapping=settings.data.column_mapping or None)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(
+        f"facts from {path}: {result.inserted} new, {result.revised} revised, "
+        f"{result.duplicates} duplicates ignored"
+    )
 
 
 # -- deploy ---------------------------------------------------------------------------
