@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import holidays
@@ -41,12 +40,6 @@ def test_small_shape_contract_and_order(small: pd.DataFrame) -> None:
     ordered = pd.DataFrame(dict(zip([*KEY, "date"], sort_key))).sort_values([*KEY, "date"])
     assert (ordered.index == small.index).all()
     assert validate_facts(small).ok
-
-
-def test_small_is_fast() -> None:
-    started = time.perf_counter()
-    generate("small", seed=7)
-    assert time.perf_counter() - started < 2.0
 
 
 def test_deterministic_given_seed(small: pd.DataFrame) -> None:

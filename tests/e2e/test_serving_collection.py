@@ -1,0 +1,151 @@
+"""Serve -> request -> the collector holds request, response and forecast -> facts -> join.
+
+Everything is real: the training pipeline registers a champion in a temporary MLflow
+store, `freightml collector serve` and `freightml serve` run as processes on 127.0.0.1,
+kserve's InferenceRESTClient sends a V2 request, and `freightml facts ingest` adds the
+actual volumes.
+"""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from freightml.data.sources import save_facts
+from freightml.data.synthetic import generate
+
+pytestmark = [pytest.mark.e2e]
+REPO = Path(__file__).resolve().parents[2]
+NAME = "freight-volume"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-m", "freightml.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"freightml {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.args} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FREIGHTML_"))}
+    collector_port, serving_port = free_port(), free_port()
+    env.update(
+        FREIGHTML_HOME=str(tmp_path / "home"),
+        FREIGHTML_COLLECTOR__PORT=str(collector_port),
+        FREIGHTML_SERVING__HTTP_PORT=str(serving_port),
+        FREIGHTML_SERVING__HISTORY_SECONDS="1",
+    )
+    facts = generate("small", seed=3)
+    origin = facts["date"].max() - pd.Timedelta(days=7)
+    history, later = facts[facts["date"] <= origin], facts[facts["date"] > origin]
+    history_file = tmp_path / "history.parquet"
+    save_facts(history, history_file)
+    cli("pipeline", "run", "training", "--source", str(history_file), env=env)
+    cli("facts", "ingest", str(history_file), env=env)
+
+    procs = []
+    for args, log_name in ((["collector", "serve"], "collector.log"), (["serve"], "serve.log")):
+        log = tmp_path / log_name
+        procs.append((subprocess.Popen([sys.executable, "-m", "freightml.cli", *args], cwd=REPO,
+                                       env=env, stdout=log.open("w"), stderr=subprocess.STDOUT), log))
+    try:
+        wait_for(f"http://127.0.0.1:{collector_port}/healthz", *procs[0])
+        wait_for(f"http://127.0.0.1:{serving_port}/v2/models/{NAME}/ready", *procs[1])
+        yield {"env": env, "url": f"http://127.0.0.1:{serving_port}", "history": history,
+               "later": later, "origin": origin, "tmp": tmp_path}
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
+    from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+
+    from freightml.collector.store import Store
+
+    series = stack["history"].groupby(["origin_station", "destination_station", "cargo_type"],
+                                      observed=True)["volume_tonnes"].sum().idxmax()
+    dates = [str((stack["origin"] + pd.Timedelta(days=h)).date()) for h in (1, 2)]
+    columns = {"origin_station": [series[0]] * 2, "destination_station": [series[1]] * 2,
+               "cargo_type": [series[2]] * 2, "target_date": dates}
+    inputs = []
+    for name, values in columns.items():
+        tensor = InferInput(name, [2], "BYTES")
+        tensor.set_data_from_numpy(np.array(values, dtype=object))
+        inputs.append(tensor)
+
+    async def call():
+        client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=30))
+        try:
+            return await client.infer(stack["url"], InferRequest(NAME, inputs, request_id="e2e-1"),
+                                      model_name=NAME, headers={"x-request-id": "e2e-1"})
+        finally:
+            await client.close()
+
+    response = asyncio.run(call())
+    tonnes = {o.name: o for o in response.outputs}["tonnes"].data
+    assert len(tonnes) == 2 and all(t >= 0 for t in tonnes)
+
+    store = Store(f"sqlite:///{stack['tmp'] / 'home' / 'collector.db'}")
+    deadline = time.monotonic() + 30
+    inference = None
+    while time.monotonic() < deadline:
+        inference = store.inference("e2e-1")
+        if inference and inference["complete"] and inference.get("forecasts"):
+            break
+        time.sleep(0.3)
+    assert inference and inference["complete"], f"request/response not collected: {inference}"
+    assert len(inference["forecasts"]) == 2
+
+    actual = stack["later"]
+    mask = (
+        (actual["origin_station"] == series[0]) & (actual["destination_station"] == series[1])
+        & (actual["cargo_type"] == series[2]) & actual["date"].isin(pd.to_datetime(dates))
+    )
+    facts_file = stack["tmp"] / "actuals.csv"
+    actual[mask].to_csv(facts_file, index=False)
+    out = cli("facts", "ingest", str(facts_file), env=stack["env"])
+    assert "2 new" in " ".join(out.split())
+    joined = store.forecasts_with_facts()
+    online = joined[(joined["source"] == "online") & joined["volume_tonnes"].notna()]
+    assert len(online) == 2
+    np.testing.assert_allclose(sorted(online["tonnes"]), sorted(tonnes))
+    np.testing.assert_allclose(sorted(online["volume_tonnes"]), sorted(actual[mask]["volume_tonnes"]))
+
+    bad = httpx.post(f"{stack['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
+        {"origin_station": "NOWHERE-1", "destination_station": series[1], "cargo_type": series[2],
+         "horizon": 1}]})
+    assert bad.status_code == 400 and "NOWHERE-1" in bad.text
