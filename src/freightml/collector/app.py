@@ -1,0 +1,261 @@
+"""The collector's HTTP service (FastAPI): a CloudEvents sink for KServe's payload logger,
+a facts endpoint, the joined forecasts, health and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from freightml.collector.events import BadEventError, event_from_http
+from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
+from freightml.collector.store import IngestResult, Store
+from freightml.collector.writer import EventWriter
+
+_ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
+_DESCRIPTION = (
+    "`POST /` and `POST /events` take one CloudEvent, binary mode (`ce-id`, `ce-type`, "
+    "`ce-source`, `ce-specversion` headers and a JSON body, as KServe's payload logger "
+    "sends it) or structured mode (`application/cloudevents+json`). Answers: 200 "
+    '`{"status": "stored"}` once committed, 200 `{"status": "duplicate"}` for a '
+    'redelivery, 400 `{"status": "rejected", "error": ...}` naming what is wrong. '
+    "See docs/collector.md."
+)
+_STORED = b'{"status":"stored"}'
+_DUPLICATE = b'{"status":"duplicate"}'
+
+
+class CollectorMetrics:
+    """The collector's Prometheus metrics, in their own registry (one per app)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events = Counter(
+            "freightml_collector_events",
+            "CloudEvents received, by kind (request, response, other, invalid) and outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.facts = Counter(
+            "freightml_collector_facts",
+            "Facts ingested, by outcome (inserted, revised, duplicate, rejected)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "freightml_collector_request_duration_seconds",
+            "HTTP request latency, by method, route and status code",
+            ["method", "route", "code"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "freightml_collector_write_batch_events",
+            "Events written per store transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "freightml_collector_write_batch_seconds",
+            "Time to write one batch of events",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+    def count_facts(self, result: IngestResult) -> None:
+        self.facts.labels("inserted").inc(result.inserted)
+        self.facts.labels("revised").inc(result.revised)
+        self.facts.labels("duplicate").inc(result.duplicates)
+
+
+class _Timing:
+    """ASGI middleware: request latency into the histogram (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope.get("path", "")
+            route = (
+                path
+                if path in _ROUTES
+                else ("/inferences/{id}" if path.startswith("/inferences/") else "other")
+            )
+            self.histogram.labels(scope.get("method", ""), route, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+def _json(content: Any, status: int = 200) -> Response:
+    return Response(
+        json.dumps(content, default=_json_default, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
+    """The collector app over ``store``.
+
+    Events are written in batches by a writer task (group commit, see
+    freightml.collector.writer); a handler answers only once its event is committed.
+    """
+    metrics = CollectorMetrics()
+    writer = EventWriter(store, max_batch=max_batch, on_batch=metrics.observe_batch)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        writer.start()
+        try:
+            yield
+        finally:
+            await writer.stop()
+
+    app = FastAPI(
+        title="FreightML collector",
+        summary="KServe payload-log CloudEvents, forecasts and facts",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
+    app.add_middleware(_Timing, histogram=metrics.latency)
+
+    async def receive_event(request: Request) -> Response:
+        """A CloudEvent (binary or structured mode) from KServe's payload logger."""
+        body = await request.body()
+        try:
+            event = event_from_http(dict(request.headers), body)
+        except BadEventError as exc:
+            metrics.events.labels("invalid", "rejected").inc()
+            return _json({"status": "rejected", "error": str(exc)}, 400)
+        kind = event.kind or "other"
+        try:
+            outcome = await writer.submit(event)
+        except Exception as exc:  # noqa: BLE001 - a database failure: the sender may retry
+            metrics.events.labels(kind, "error").inc()
+            reason = f"could not store the event: {type(exc).__name__}: {str(exc)[:300]}"
+            return _json({"status": "error", "error": reason}, 503)
+        metrics.events.labels(kind, outcome).inc()
+        return Response(
+            _STORED if outcome == "stored" else _DUPLICATE, media_type="application/json"
+        )
+
+    # Plain Starlette routes: the hot path skips FastAPI's dependency solving (~15% of the
+    # CPU per event); they are described in the app's OpenAPI description instead.
+    app.add_route("/", receive_event, methods=["POST"], include_in_schema=False)
+    app.add_route("/events", receive_event, methods=["POST"], include_in_schema=False)
+
+    @app.post("/facts", summary="Ingest facts (JSON records or CSV), idempotently")
+    async def post_facts(request: Request) -> Response:
+        body = await request.body()
+        try:
+            raw = facts_from_body(body, request.headers.get("content-type"))
+        except BadFactsBody as exc:
+            metrics.facts.labels("rejected").inc()
+            return _json({"status": "rejected", "errors": [str(exc)]}, 400)
+        try:
+            result, warnings = await run_in_threadpool(_ingest, store, raw)
+        except FactsRejected as exc:
+            metrics.facts.labels("rejected").inc(len(raw))
+            return _json({"status": "rejected", "errors": exc.errors}, 422)
+        except ValueError as exc:
+            metrics.facts.labels("rejected").inc(len(raw))
+            return _json({"status": "rejected", "errors": [str(exc)]}, 422)
+        metrics.count_facts(result)
+        return _json({"status": "ok", **result.to_dict(), "warnings": warnings})
+
+    @app.get("/forecasts/joined", summary="Forecasts joined with the facts of their target day")
+    async def forecasts_joined(
+        limit: Annotated[int, Query(ge=1, le=100_000, description="rows at most")] = 1000,
+        start: Annotated[date | None, Query(description="first target date")] = None,
+        end: Annotated[date | None, Query(description="last target date")] = None,
+        model_name: Annotated[str | None, Query(description="only this model")] = None,
+        source: Annotated[Literal["online", "batch"] | None, Query()] = None,
+        include_pending: Annotated[
+            bool, Query(description="also forecasts whose fact has not arrived")
+        ] = False,
+    ) -> Response:
+        frame = await run_in_threadpool(
+            store.forecasts_with_facts,
+            start,
+            end,
+            model_name=model_name,
+            source=source,
+            include_pending=include_pending,
+            limit=limit,
+        )
+        for col in ("origin_date", "date"):
+            frame[col] = frame[col].dt.strftime("%Y-%m-%d")
+        frame["created_at"] = frame["created_at"].astype(str)
+        return Response(frame.to_json(orient="records"), media_type="application/json")
+
+    @app.get("/inferences/{inference_id}", summary="One inference: request, response, forecasts")
+    async def get_inference(inference_id: str) -> Response:
+        found = await run_in_threadpool(store.inference, inference_id)
+        if found is None:
+            return _json({"error": f"no inference with id {inference_id!r}"}, 404)
+        return _json(found)
+
+    @app.get("/stats", summary="Row counts of the store")
+    async def stats() -> Response:
+        return _json(await run_in_threadpool(store.counts))
+
+    @app.get("/healthz", summary="Liveness and database reachability")
+    async def healthz() -> Response:
+        try:
+            await run_in_threadpool(store.ping)
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return _json({"status": "unavailable", "error": f"database unreachable: {exc}"}, 503)
+        return _json({"status": "ok", "writer": writer.running})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:
+    facts, report = prepare_facts(raw)
+    return store.ingest_facts(facts), [f"[{i.check}] {i.message}" for i in report.warnings]

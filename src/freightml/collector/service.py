@@ -1,0 +1,55 @@
+"""Entry points for the command line: ingest a facts file, run the collector service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from freightml.collector.intake import prepare_facts
+from freightml.collector.store import DEFAULT_URL, IngestResult, Store
+from freightml.data.sources import load_facts
+
+
+def store_url_for(home: str | Path) -> str:
+    """The embedded default store under a FreightML home: ``sqlite:///<home>/collector.db``."""
+    return f"sqlite:///{Path(home) / 'collector.db'}"
+
+
+def ingest_facts_file(
+    path_or_uri: str | Path,
+    store_url: str | None = None,
+    *,
+    column_mapping: dict[str, str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> IngestResult:
+    """Load facts from a CSV/Parquet file or URI, validate them and ingest idempotently.
+
+    Raises FactsRejected (with the validation errors) and stores nothing if the file
+    fails validation; loading the same file twice counts every row as a duplicate.
+    """
+    raw = load_facts(path_or_uri, column_mapping=column_mapping, storage_options=storage_options)
+    facts, _ = prepare_facts(raw)
+    store = Store(store_url or DEFAULT_URL)
+    try:
+        return store.ingest_facts(facts)
+    finally:
+        store.close()
+
+
+def serve_collector(
+    store_url: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8085,
+    *,
+    log_level: str = "info",
+) -> None:
+    """Run the collector on ``host:port`` until interrupted (tables are created first)."""
+    import uvicorn
+
+    from freightml.collector.app import create_app
+
+    store = Store(store_url or DEFAULT_URL)
+    try:
+        uvicorn.run(create_app(store), host=host, port=port, log_level=log_level, access_log=False)
+    finally:
+        store.close()

@@ -1,0 +1,116 @@
+"""The collector's tables (SQLAlchemy Core): events, inferences, forecasts, facts.
+
+Portable between SQLite and PostgreSQL: plain types, natural unique keys that the
+store's ``INSERT ... ON CONFLICT`` statements rely on.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+_SERIES = ("origin_station", "destination_station", "cargo_type")
+
+
+def _series_columns() -> list[sa.Column]:
+    return [sa.Column(name, sa.String(128), nullable=False) for name in _SERIES]
+
+
+# One row per CloudEvent received; (event_id, event_type) is the delivery's identity.
+inference_events = sa.Table(
+    "inference_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(255), nullable=False),
+    sa.Column("event_type", sa.String(255), nullable=False),
+    sa.Column("source", sa.String(1024), nullable=False),
+    sa.Column("specversion", sa.String(16), nullable=False),
+    sa.Column("event_time", sa.String(64)),  # ce-time as sent (RFC 3339), None if absent
+    sa.Column("inference_service", sa.String(255)),
+    sa.Column("namespace", sa.String(255)),
+    sa.Column("component", sa.String(255)),
+    sa.Column("endpoint", sa.String(255)),
+    sa.Column("content_type", sa.String(255)),
+    sa.Column("attributes", sa.Text, nullable=False),  # every CE attribute, JSON object
+    sa.Column("body", sa.Text),  # the data as received (JSON text), None if empty
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("event_id", "event_type", name="uq_inference_events_id_type"),
+)
+
+# One row per inference: KServe gives its request and response events the same ce-id.
+inferences = sa.Table(
+    "inferences",
+    metadata,
+    sa.Column("inference_id", sa.String(255), primary_key=True),
+    sa.Column("inference_service", sa.String(255)),
+    sa.Column("namespace", sa.String(255)),
+    sa.Column("component", sa.String(255)),
+    sa.Column("endpoint", sa.String(255)),
+    sa.Column("request_event", sa.Integer),  # inference_events.id
+    sa.Column("response_event", sa.Integer),  # inference_events.id
+    sa.Column("request_time", sa.String(64)),
+    sa.Column("response_time", sa.String(64)),
+    sa.Column("protocol", sa.String(8)),  # "v1" | "v2" | None (not a forecast body)
+    sa.Column("model_name", sa.String(255)),
+    sa.Column("model_version", sa.String(255)),
+    sa.Column("n_forecasts", sa.Integer),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per (source id, series, origin date, target date); source id is the inference
+# id for "online" forecasts and the run id for "batch" ones.
+forecasts = sa.Table(
+    "forecasts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    *_series_columns(),
+    sa.Column("origin_date", sa.Date, nullable=False),
+    sa.Column("target_date", sa.Date, nullable=False),
+    sa.Column("horizon", sa.Integer, nullable=False),
+    sa.Column("tonnes", sa.Float, nullable=False),
+    sa.Column("wagons", sa.Integer),
+    sa.Column("model_name", sa.String(255)),
+    sa.Column("model_version", sa.String(255)),
+    sa.Column("lineage", sa.String(255)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint(
+        "source", "source_id", *_SERIES, "origin_date", "target_date", name="uq_forecasts_key"
+    ),
+    sa.Index("ix_forecasts_series_target", *_SERIES, "target_date"),
+)
+
+# The current value of each fact; older values move to facts_revisions.
+facts = sa.Table(
+    "facts",
+    metadata,
+    *_series_columns(),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("origin_region", sa.String(128), nullable=False),
+    sa.Column("destination_region", sa.String(128), nullable=False),
+    sa.Column("volume_tonnes", sa.Float, nullable=False),
+    sa.Column("wagons", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),  # 1 for the first value
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint(*_SERIES, "date", name="pk_facts"),
+    sa.Index("ix_facts_date", "date"),
+)
+
+# Superseded values: the value a fact had from valid_from until valid_to.
+facts_revisions = sa.Table(
+    "facts_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *_series_columns(),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("origin_region", sa.String(128), nullable=False),
+    sa.Column("destination_region", sa.String(128), nullable=False),
+    sa.Column("volume_tonnes", sa.Float, nullable=False),
+    sa.Column("wagons", sa.Integer, nullable=False),
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("valid_to", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_facts_revisions_key", *_SERIES, "date"),
+)

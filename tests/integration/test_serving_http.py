@@ -1,0 +1,383 @@
+"""The predictor over real HTTP: a live kserve.ModelServer on 127.0.0.1 in a subprocess.
+
+Contract tests use KServe's own InferenceRESTClient (V1 and V2, JSON and binary tensors);
+bad requests go through raw httpx and must get 400 with the reason. A fake collector
+receives the payload-log CloudEvents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from freightml.data.sources import save_facts
+from freightml.data.synthetic import generate
+from freightml.features.build import build_examples, build_inference_frame
+from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+
+pytestmark = pytest.mark.integration
+
+NAME = "freight-volume"
+KEY = ["origin_station", "destination_station", "cargo_type"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "freightml.serving", "--listen-port", str(port), *args]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/models/{NAME}", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server not ready in 90 s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> int | None:
+    proc.terminate()
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
+
+
+class Collector:
+    """A fake collector: records every POST (headers, body)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[dict[str, str], bytes]] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # http.server's naming
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                events.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def with_id(self, event_id: str, n: int, timeout: float = 10.0) -> list:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.events if e[0].get("ce-id") == event_id]
+            if len(found) >= n:
+                return found
+            time.sleep(0.05)
+        return [e for e in self.events if e[0].get("ce-id") == event_id]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory):
+    import mlflow.sklearn
+
+    tmp = tmp_path_factory.mktemp("serving-http")
+    facts = generate("small")
+    model = make_model("gbm", {"max_iter": 30}).fit(build_examples(facts, horizons_per_origin=7))
+    mlflow.sklearn.save_model(model, str(tmp / "model"), serialization_format="skops",
+                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    save_facts(facts, tmp / "facts.parquet")
+    collector = Collector()
+    proc, url = start_server(
+        ["--model-dir", str(tmp / "model"), "--model-version", "5",
+         "--history", str(tmp / "facts.parquet"), "--collector-url", collector.url,
+         "--namespace", "test-ns", "--reload-seconds", "0", "--history-seconds", "0"],
+        {"FREIGHTML_HOME": str(tmp / "home")}, tmp / "server.log")
+    yield {"url": url, "facts": facts, "model": model, "collector": collector, "proc": proc,
+           "log": tmp / "server.log"}
+    stop_server(proc)
+    collector.server.shutdown()
+
+
+def _expected(world: dict, key: tuple[str, str, str], horizons: list[int]) -> np.ndarray:
+    facts = world["facts"]
+    frame = build_inference_frame(facts, facts["date"].max(), horizons,
+                                  pd.DataFrame([key], columns=KEY))
+    return world["model"].predict(frame)
+
+
+def _keys(world: dict, n: int) -> list[tuple[str, str, str]]:
+    keys = world["facts"][KEY].drop_duplicates().astype(str)
+    return [tuple(k) for k in keys.head(n).itertuples(index=False)]
+
+
+def _dates(world: dict, horizons: list[int]) -> list[str]:
+    origin = world["facts"]["date"].max()
+    return [str((origin + pd.Timedelta(days=h)).date()) for h in horizons]
+
+
+def _client(protocol: str):
+    from kserve import InferenceRESTClient, RESTConfig
+
+    return InferenceRESTClient(RESTConfig(protocol=protocol, retries=0, timeout=30))
+
+
+def test_v1_contract_through_kserves_client(world) -> None:
+    (a, b) = _keys(world, 2)
+    body = {"instances": [
+        {"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
+         "dates": _dates(world, [1, 14, 28])},
+        {"origin_station": b[0], "destination_station": b[1], "cargo_type": b[2], "horizon": 2},
+    ]}
+
+    async def call():
+        client = _client("v1")
+        try:
+            return await client.infer(world["url"], body, model_name=NAME)
+        finally:
+            await client.close()
+
+    out = asyncio.run(call())
+    assert out["model_name"] == NAME and out["model_version"] == "5"
+    preds = out["predictions"]
+    assert len(preds) == 5
+    assert set(preds[0]) == {"origin_station", "destination_station", "cargo_type",
+                             "origin_date", "date", "horizon", "tonnes", "wagons"}
+    assert [p["horizon"] for p in preds] == [1, 14, 28, 1, 2]
+    assert [p["date"] for p in preds[:3]] == _dates(world, [1, 14, 28])
+    np.testing.assert_allclose([p["tonnes"] for p in preds[:3]], _expected(world, a, [1, 14, 28]))
+    np.testing.assert_allclose([p["tonnes"] for p in preds[3:]], _expected(world, b, [1, 2]))
+    assert all(isinstance(p["wagons"], int) for p in preds)
+
+
+@pytest.mark.parametrize("binary_inputs", [False, True])
+def test_v2_contract_through_kserves_client(world, binary_inputs: bool) -> None:
+    from kserve import InferInput, InferRequest, InferResponse
+
+    a = _keys(world, 1)[0]
+    dates = _dates(world, [3, 7])
+    columns = {"origin_station": [a[0]] * 2, "destination_station": [a[1]] * 2,
+               "cargo_type": [a[2]] * 2, "target_date": dates}
+    inputs = []
+    for name, values in columns.items():
+        tensor = InferInput(name, [2], "BYTES")
+        tensor.set_data_from_numpy(np.array(values, dtype=object), binary_data=binary_inputs)
+        inputs.append(tensor)
+    request = InferRequest(NAME, inputs, request_id="req-42")
+
+    async def call():
+        client = _client("v2")
+        try:
+            return await client.infer(world["url"], request, model_name=NAME)
+        finally:
+            await client.close()
+
+    response = asyncio.run(call())
+    assert isinstance(response, InferResponse)
+    assert response.model_name == NAME and response.id == "req-42"
+    out = {o.name: o for o in response.outputs}
+    assert {"origin_station", "destination_station", "cargo_type", "target_date", "tonnes",
+            "wagons"} <= set(out)
+    assert (out["tonnes"].datatype, out["wagons"].datatype, out["target_date"].datatype) == (
+        "FP64", "INT64", "BYTES")
+    assert out["tonnes"].shape == [2]
+    assert list(out["target_date"].data) == dates
+    np.testing.assert_allclose(out["tonnes"].data, _expected(world, a, [3, 7]))
+    # KServe's client drops model_version when decoding (InferResponse.from_bytes): read it raw
+    raw = httpx.post(f"{world['url']}/v2/models/{NAME}/infer", timeout=30, json={"inputs": [
+        {"name": n, "shape": [2], "datatype": "BYTES", "data": v} for n, v in columns.items()]})
+    assert raw.json()["model_version"] == "5"
+
+
+BAD = [
+    ("v1", (b'{"instances": [{"origin_station": "NOWHERE-1", "destination_station": "X", '
+            b'"cargo_type": "coal", "horizon": 1}]}'), "application/json",
+     "unknown origin_station 'NOWHERE-1'"),
+    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "sand", "horizon": 1}]}'), "application/json",
+     "unknown cargo_type 'sand'"),
+    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s", "dates": ["%(origin)s"]}]}'), "application/json",
+     "is not after the forecast origin"),
+    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s", "dates": ["2099-01-01"]}]}'), "application/json",
+     "the limit is 28 days"),
+    ("v1", b'{"instances": [{"origin_station": "%(o)s", "cargo_type": "%(c)s", "horizon": 3}]}',
+     "application/json", "missing the field 'destination_station'"),
+    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s"}]}'), "application/json", 'exactly one of "dates"'),
+    ("v1", b'{"instances": [{"origin', "application/json", "Unrecognized request format"),
+    ("v1", b"origin=WSB-001", "text/plain", "request body is not JSON"),
+    ("v1", b'{"rows": []}', "application/json", 'has no "instances"'),
+    ("v1", b'{"instances": 5}', "application/json", '"instances" must be a non-empty list'),
+    ("v2", (b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "BYTES", '
+            b'"data": ["%(o)s"]}]}'), "application/json", "missing input(s)"),
+    ("v2", (b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "FP32", '
+            b'"data": [1.0]}]}'), "application/json", "has datatype FP32; expected BYTES"),
+    ("v2", b'{"inputz": []}', "application/json", "inputs: Field required"),
+    ("v2", b'{"inputs": [', "application/json", "request body is not JSON"),
+    ("v2", b'[1, 2, 3]', "application/json", "invalid V2 inference request"),
+]
+
+
+@pytest.mark.parametrize(("protocol", "raw", "content_type", "message"), BAD)
+def test_bad_requests_get_400_naming_the_problem(world, protocol, raw, content_type,
+                                                 message) -> None:
+    a = _keys(world, 1)[0]
+    origin = str(world["facts"]["date"].max().date())
+    body = raw % {b"o": a[0].encode(), b"d": a[1].encode(), b"c": a[2].encode(),
+                  b"origin": origin.encode()} if b"%(" in raw else raw
+    path = (f"/v1/models/{NAME}:predict" if protocol == "v1" else f"/v2/models/{NAME}/infer")
+    r = httpx.post(world["url"] + path, content=body, headers={"content-type": content_type},
+                   timeout=30)
+    assert r.status_code == 400, r.text
+    assert message in r.json()["error"]
+
+
+def test_unknown_model_is_404_and_health_routes_answer(world) -> None:
+    url = world["url"]
+    assert httpx.post(f"{url}/v1/models/other:predict", json={"instances": []}).status_code == 404
+    assert httpx.get(f"{url}/v2/health/ready").json() == {"ready": True}
+    assert httpx.get(f"{url}/v2/health/live").status_code == 200
+    meta = httpx.get(f"{url}/v2/models/{NAME}").json()
+    assert [i["name"] for i in meta["inputs"]] == [*KEY, "target_date"]
+    assert {o["name"]: o["datatype"] for o in meta["outputs"]}["tonnes"] == "FP64"
+
+
+def test_concurrent_requests_are_merged_and_all_answered(world) -> None:
+    keys = _keys(world, 16)
+
+    def body(k):
+        return {"instances": [{"origin_station": k[0], "destination_station": k[1],
+                               "cargo_type": k[2], "horizon": 3}]}
+
+    async def burst():
+        async with httpx.AsyncClient(base_url=world["url"], timeout=30) as client:
+            return await asyncio.gather(*[
+                client.post(f"/v1/models/{NAME}:predict", json=body(keys[i % 16]))
+                for i in range(96)])
+
+    def batches() -> tuple[float, float]:
+        text = httpx.get(world["url"] + "/metrics").text
+        count = total = 0.0
+        for line in text.splitlines():
+            if line.startswith("freightml_serving_batch_requests_count"):
+                count = float(line.rsplit(" ", 1)[1])
+            if line.startswith("freightml_serving_batch_requests_sum"):
+                total = float(line.rsplit(" ", 1)[1])
+        return count, total
+
+    before = batches()
+    responses = asyncio.run(burst())
+    after = batches()
+    assert all(r.status_code == 200 for r in responses)
+    for i, r in enumerate(responses):
+        assert r.json()["predictions"][0]["origin_station"] == keys[i % 16][0]
+    calls, merged = after[0] - before[0], after[1] - before[1]
+    assert merged == 96 and calls < 96  # some requests shared a model call
+
+
+def test_metrics_beside_kserves(world) -> None:
+    a = _keys(world, 1)[0]
+    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
+        {"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
+         "horizon": 1}]})
+    text = httpx.get(world["url"] + "/metrics").text
+    assert 'freightml_serving_model_info{model_name="freight-volume",version="5"} 1.0' in text
+    assert 'freightml_serving_requests_total{model_name="freight-volume",outcome="ok",' \
+           'protocol="v1"}' in text
+    assert 'outcome="bad_request"' in text
+    assert "freightml_serving_forecasts_total" in text
+    assert "freightml_serving_history_last_date_seconds" in text
+    assert "request_predict_seconds_bucket" in text  # KServe's own histograms
+
+
+def test_cloudevents_reach_the_collector(world) -> None:
+    a = _keys(world, 1)[0]
+    r = httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30,
+                   headers={"ce-id": "inference-77"},
+                   json={"instances": [{"origin_station": a[0], "destination_station": a[1],
+                                        "cargo_type": a[2], "horizon": 2}]})
+    assert r.status_code == 200
+    events = world["collector"].with_id("inference-77", 2)
+    assert [h["ce-type"] for h, _ in events] == ["org.kubeflow.serving.inference.request",
+                                                 "org.kubeflow.serving.inference.response"]
+    headers, body = events[1]
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-inferenceservicename"] == NAME and headers["ce-component"] == "predictor"
+    assert headers["ce-namespace"] == "test-ns" and headers["ce-endpoint"] == "default"
+    assert headers["ce-source"].startswith("http://localhost:")
+    assert json.loads(body) == r.json()
+
+    # the collector's own parsers accept them (the contract between the two services)
+    collector_events = pytest.importorskip("freightml.collector.events")
+    payloads = pytest.importorskip("freightml.collector.payloads")
+    event = collector_events.event_from_http(headers, body)
+    assert event.kind == "response" and event.event_id == "inference-77"
+    assert len(payloads.parse_forecast_body(event.data()).rows) == 2
+
+
+def test_v2_cloudevents_parse_as_forecasts(world) -> None:
+    payloads = pytest.importorskip("freightml.collector.payloads")
+    a = _keys(world, 1)[0]
+    dates = _dates(world, [1, 2, 3])
+    r = httpx.post(f"{world['url']}/v2/models/{NAME}/infer", timeout=30,
+                   headers={"ce-id": "inference-v2"}, json={"inputs": [
+                       {"name": n, "shape": [3], "datatype": "BYTES", "data": v}
+                       for n, v in {"origin_station": [a[0]] * 3,
+                                    "destination_station": [a[1]] * 3,
+                                    "cargo_type": [a[2]] * 3, "target_date": dates}.items()]})
+    assert r.status_code == 200
+    (_, request), (_, response) = world["collector"].with_id("inference-v2", 2)
+    assert json.loads(request)["inputs"][3]["data"] == dates
+    body = payloads.parse_forecast_body(json.loads(response))
+    assert body.model_version == "5"
+    assert [str(row["target_date"]) for row in body.rows] == dates
+
+
+def test_bad_requests_are_logged_in_one_line(world) -> None:
+    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30,
+               json={"instances": [{"origin_station": "LOGGED-1"}]})
+    deadline = time.monotonic() + 5
+    while "LOGGED-1" not in world["log"].read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = world["log"].read_text()
+    assert "bad request (400): instances[0] is missing the field 'destination_station'" in text
+    assert "Traceback" not in text
+
+
+def test_listens_on_loopback_only(world) -> None:
+    psutil = pytest.importorskip("psutil")
+    port = int(world["url"].rsplit(":", 1)[1])
+    proc = psutil.Process(world["proc"].pid)
+    connections = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
+    listening = [c.laddr.ip for c in connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    assert listening == ["127.0.0.1"]

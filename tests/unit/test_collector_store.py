@@ -1,0 +1,321 @@
+"""The collector's store on SQLite, and on PostgreSQL when FREIGHTML_TEST_POSTGRES_URL is set:
+idempotent events, request/response joins in either order, forecasts, facts with revisions."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from freightml.collector.events import REQUEST_TYPE, RESPONSE_TYPE, InferenceEvent
+from freightml.collector.store import IngestResult, Store
+from freightml.data.schema import FACT_COLUMNS, FactSchema
+
+pytestmark = [pytest.mark.unit]
+
+PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store: SQLite in tmp_path, or the test PostgreSQL with its tables recreated."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'collector.db'}"
+    else:
+        url = os.environ.get(PG_ENV, "")
+        if not url:
+            pytest.skip(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
+    s = Store(url, create=False)
+    s.drop_all()
+    s.create_all()
+    yield s
+    s.close()
+
+
+def _event(kind: str, inference_id: str, body: str | None = "{}", **kw: object) -> InferenceEvent:
+    return InferenceEvent(
+        event_id=inference_id,
+        event_type=REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+        source="http://localhost:9081/",
+        time=f"2026-01-05T10:00:0{0 if kind == 'request' else 1}Z",
+        inference_service="freight-volume",
+        namespace="freightml",
+        component="predictor",
+        endpoint="default",
+        body=body,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _response_body(days: list[int], origin: str = "NSK", tonnes: float = 100.0) -> str:
+    import json
+
+    predictions = [
+        {
+            "origin_station": origin,
+            "destination_station": "VLD",
+            "cargo_type": "coal",
+            "origin_date": "2026-01-01",
+            "date": f"2026-01-{d:02d}",
+            "horizon": d - 1,
+            "tonnes": tonnes + d,
+            "wagons": 2,
+        }
+        for d in days
+    ]
+    return json.dumps(
+        {"model_name": "freight-volume", "model_version": "3", "predictions": predictions}
+    )
+
+
+def _facts(days: list[int], tonnes: float = 100.0, origin: str = "NSK") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": [f"2026-01-{d:02d}" for d in days],
+            "origin_station": origin,
+            "destination_station": "VLD",
+            "origin_region": "West Siberian",
+            "destination_region": "Far Eastern",
+            "cargo_type": "coal",
+            "volume_tonnes": [tonnes + d for d in days],
+            "wagons": 2,
+        }
+    )
+
+
+# -- events and inferences -------------------------------------------------------------
+
+
+def test_duplicate_delivery_is_ignored(store: Store) -> None:
+    request = _event("request", "inf-1", '{"instances": []}')
+    assert store.record_event(request) == "stored"
+    assert store.record_event(request) == "duplicate"
+    assert store.record_events([request, _event("response", "inf-1"), request]) == [
+        "duplicate",
+        "stored",
+        "duplicate",
+    ]
+    counts = store.counts()
+    assert (counts["events"], counts["inferences"], counts["inferences_complete"]) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("order", ["request first", "response first", "same batch"])
+def test_request_and_response_join_in_either_order(store: Store, order: str) -> None:
+    request = _event("request", "inf-2", '{"instances": [{"origin_station": "NSK"}]}')
+    response = _event("response", "inf-2", _response_body([2, 3]))
+    if order == "request first":
+        assert [store.record_event(request), store.record_event(response)] == ["stored"] * 2
+    elif order == "response first":
+        assert [store.record_event(response), store.record_event(request)] == ["stored"] * 2
+    else:
+        assert store.record_events([response, request]) == ["stored", "stored"]
+    found = store.inference("inf-2")
+    assert found is not None and found["complete"]
+    assert found["request"]["body"] == {"instances": [{"origin_station": "NSK"}]}
+    assert found["response"]["body"]["model_version"] == "3"
+    assert (found["model_name"], found["model_version"], found["protocol"]) == (
+        "freight-volume",
+        "3",
+        "v1",
+    )
+    assert (found["request_time"], found["response_time"]) == (request.time, response.time)
+    assert found["inference_service"] == "freight-volume" and found["n_forecasts"] == 2
+    assert [f["tonnes"] for f in found["forecasts"]] == [102.0, 103.0]
+    assert store.counts()["forecasts"] == 2
+
+
+def test_half_an_inference_is_incomplete(store: Store) -> None:
+    store.record_event(_event("response", "inf-3", _response_body([2])))
+    found = store.inference("inf-3")
+    assert found is not None and not found["complete"] and found["request"] is None
+    assert store.inference("no-such-id") is None
+
+
+def test_a_response_that_is_not_a_forecast_is_stored_without_forecasts(store: Store) -> None:
+    assert (
+        store.record_event(_event("response", "inf-4", '{"predictions": [1.5, 2.5]}')) == "stored"
+    )
+    found = store.inference("inf-4")
+    assert found is not None and found["protocol"] is None and found["forecasts"] == []
+    assert found["response"]["body"] == {"predictions": [1.5, 2.5]}
+
+
+def test_a_malformed_forecast_response_is_stored_without_forecasts(store: Store) -> None:
+    bad = _response_body([2]).replace('"tonnes": 102.0', '"tonnes": "lots"')
+    assert store.record_event(_event("response", "inf-5", bad)) == "stored"
+    assert store.counts()["forecasts"] == 0 and store.counts()["events"] == 1
+
+
+def test_other_event_types_are_stored_but_make_no_inference(store: Store) -> None:
+    other = InferenceEvent("ev-9", "com.example.audit", "s", body='{"x": 1}')
+    assert store.record_event(other) == "stored"
+    assert store.counts()["inferences"] == 0
+    found = store.inference("ev-9")
+    assert found is not None and found["other_events"][0]["body"] == {"x": 1}
+
+
+def test_same_id_with_another_type_is_a_different_event(store: Store) -> None:
+    assert store.record_event(_event("request", "inf-6")) == "stored"
+    assert store.record_event(InferenceEvent("inf-6", "com.example.other", "s")) == "stored"
+    assert store.counts()["events"] == 2
+
+
+# -- forecasts and facts ---------------------------------------------------------------
+
+
+def test_write_forecasts_is_idempotent_per_run(store: Store) -> None:
+    frame = pd.DataFrame(
+        {
+            "origin_station": ["NSK", "NSK"],
+            "destination_station": ["VLD", "VLD"],
+            "cargo_type": ["coal", "coal"],
+            "origin_date": pd.to_datetime(["2026-01-01", "2026-01-01"]),
+            "date": pd.to_datetime(["2026-01-02", "2026-01-03"]),
+            "tonnes": [10.0, 11.0],
+            "wagons": [1, 1],
+        }
+    )
+    kwargs = {
+        "run_id": "run-7",
+        "model_name": "freight-volume",
+        "model_version": 3,
+        "lineage": "sha:ab",
+    }
+    assert store.write_forecasts(frame, **kwargs) == 2
+    assert store.write_forecasts(frame, **kwargs) == 0
+    assert store.write_forecasts(frame, **{**kwargs, "run_id": "run-8"}) == 2
+    joined = store.forecasts_with_facts(include_pending=True, source="batch")
+    assert sorted(joined["source_id"].unique()) == ["run-7", "run-8"]
+    assert set(joined["lineage"]) == {"sha:ab"} and set(joined["model_version"]) == {"3"}
+    horizons = joined.groupby("source_id")["horizon"].apply(list).to_dict()
+    assert horizons == {"run-7": [1, 2], "run-8": [1, 2]}
+
+
+def test_write_forecasts_names_missing_columns(store: Store) -> None:
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['destination_station'"):
+        store.write_forecasts(pd.DataFrame({"origin_station": ["A"]}), run_id="r")
+    with pytest.raises(ValueError, match="needs a run_id"):
+        store.write_forecasts(pd.DataFrame(), run_id="")
+
+
+def test_facts_are_idempotent(store: Store) -> None:
+    assert store.ingest_facts(_facts([1, 2, 3])) == IngestResult(inserted=3)
+    assert store.ingest_facts(_facts([1, 2, 3])) == IngestResult(duplicates=3)
+    assert store.ingest_facts(_facts([3, 4])) == IngestResult(inserted=1, duplicates=1)
+    assert store.counts()["facts"] == 4 and store.counts()["facts_revisions"] == 0
+
+
+def test_changed_facts_are_revisions_and_keep_their_history(store: Store) -> None:
+    store.ingest_facts(_facts([1, 2]))
+    late = _facts([2, 3], tonnes=150.0)  # day 2 corrected, day 3 new
+    assert store.ingest_facts(late) == IngestResult(inserted=1, revised=1)
+    again = late.assign(wagons=[5, 2])  # day 2: wagons corrected
+    assert store.ingest_facts(again) == IngestResult(revised=1, duplicates=1)
+    history = store.fact_history("NSK", "VLD", "coal", "2026-01-02")
+    assert history["revision"].tolist() == [1, 2, 3]
+    assert history["volume_tonnes"].tolist() == [102.0, 152.0, 152.0]
+    assert history["wagons"].tolist() == [2, 2, 5]
+    assert history["valid_to"].iloc[:2].notna().all() and pd.isna(history["valid_to"].iloc[2])
+    assert (
+        history["valid_from"].iloc[1:].to_numpy() >= history["valid_from"].iloc[:-1].to_numpy()
+    ).all()
+    current = store.facts_frame()
+    assert current.loc[current["date"] == "2026-01-02", "volume_tonnes"].item() == 152.0
+    assert store.counts()["facts_revisions"] == 2
+
+
+def test_facts_frame_is_in_the_facts_schema_and_filters_dates(store: Store) -> None:
+    store.ingest_facts(pd.concat([_facts([1, 2, 3]), _facts([2], origin="MSK")]))
+    frame = store.facts_frame(start="2026-01-02", end=date(2026, 1, 2))
+    FactSchema.validate(frame)
+    assert list(frame.columns) == list(FACT_COLUMNS)
+    assert frame["origin_station"].astype(str).tolist() == ["MSK", "NSK"]
+    assert (frame["date"] == pd.Timestamp("2026-01-02")).all()
+
+
+def test_duplicate_keys_in_one_ingest_are_an_error_and_store_nothing(store: Store) -> None:
+    with pytest.raises(ValueError, match="share their \\(series, date\\) key"):
+        store.ingest_facts(pd.concat([_facts([1, 2]), _facts([2])]))
+    assert store.counts()["facts"] == 0
+
+
+def test_forecasts_join_the_current_fact_of_their_day(store: Store) -> None:
+    store.record_events(
+        [
+            _event("request", "inf-7"),
+            _event("response", "inf-7", _response_body([2, 3, 4], tonnes=100.0)),
+        ]
+    )
+    store.ingest_facts(_facts([1, 2, 3], tonnes=90.0))
+    joined = store.forecasts_with_facts()
+    assert joined["date"].dt.day.tolist() == [2, 3]  # day 4 has no fact yet
+    assert joined["tonnes"].tolist() == [102.0, 103.0]
+    assert joined["volume_tonnes"].tolist() == [92.0, 93.0]
+    assert joined["wagons"].tolist() == [2, 2] and joined["fact_wagons"].tolist() == [2, 2]
+    assert joined["origin_region"].tolist() == ["West Siberian"] * 2
+    assert (joined["source"] == "online").all() and (joined["source_id"] == "inf-7").all()
+    store.ingest_facts(_facts([3], tonnes=200.0))  # a late correction
+    joined = store.forecasts_with_facts(include_pending=True)
+    assert joined["volume_tonnes"].tolist()[1] == 203.0
+    assert joined["fact_revision"].tolist()[:2] == [1, 2]
+    assert pd.isna(joined["volume_tonnes"].iloc[2]) and pd.isna(joined["fact_wagons"].iloc[2])
+    assert len(store.forecasts_with_facts(start="2026-01-03", end="2026-01-03")) == 1
+    assert len(store.forecasts_with_facts(model_name="other")) == 0
+    assert len(store.forecasts_with_facts(limit=1)) == 1
+
+
+def test_the_empty_join_has_the_columns(store: Store) -> None:
+    joined = store.forecasts_with_facts()
+    assert joined.empty and {"tonnes", "volume_tonnes", "fact_wagons", "date"} <= set(
+        joined.columns
+    )
+
+
+def test_100k_facts_ingest_in_a_few_seconds(store: Store) -> None:
+    if store.dialect != "sqlite":
+        pytest.skip("the speed target is for the embedded SQLite store")
+    days = pd.date_range("2025-01-01", periods=250)
+    n_series = 400
+    frame = pd.DataFrame(
+        {
+            "date": np.tile(days, n_series),
+            "origin_station": np.repeat([f"S{i:03d}" for i in range(n_series)], len(days)),
+            "destination_station": "VLD",
+            "origin_region": "Moscow",
+            "destination_region": "Far Eastern",
+            "cargo_type": "coal",
+            "volume_tonnes": np.arange(n_series * len(days), dtype=float),
+            "wagons": 3,
+        }
+    )
+    started = time.perf_counter()
+    assert store.ingest_facts(frame).inserted == 100_000
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    assert store.ingest_facts(frame).duplicates == 100_000
+    again = time.perf_counter() - started
+    assert first < 10 and again < 10, f"ingest took {first:.1f} s, repeat {again:.1f} s"
+
+
+def test_unsupported_url_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unsupported store URL"):
+        Store("mysql://u:p@localhost/db")
+
+
+def test_in_memory_sqlite_works_across_threads() -> None:
+    import threading
+
+    s = Store("sqlite://")
+    outcomes: list[str] = []
+    thread = threading.Thread(
+        target=lambda: outcomes.append(s.record_event(_event("request", "t")))
+    )
+    thread.start()
+    thread.join()
+    assert outcomes == ["stored"] and s.counts()["events"] == 1

@@ -1,0 +1,308 @@
+"""FreightPredictor in-process: a tiny real GlobalGBM, V1/V2 forecasts, loading errors,
+champion reloads, history refreshes, metrics and CloudEvents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client import REGISTRY
+
+from freightml.data.synthetic import generate
+from freightml.features.build import build_examples, build_inference_frame
+from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from freightml.serving.events import REQUEST_TYPE, RESPONSE_TYPE, CloudEventSender
+from freightml.serving.history import HistorySource, HistoryUnavailable
+from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
+from freightml.serving.predictor import FreightPredictor
+from freightml.serving.schema import RequestError
+
+pytestmark = pytest.mark.unit
+
+KEY = ["origin_station", "destination_station", "cargo_type"]
+
+
+@pytest.fixture(scope="module")
+def facts() -> pd.DataFrame:
+    return generate("small")
+
+
+@pytest.fixture(scope="module")
+def model(facts: pd.DataFrame) -> Any:
+    return make_model("gbm", {"max_iter": 30}).fit(build_examples(facts, horizons_per_origin=7))
+
+
+@pytest.fixture(scope="module")
+def model_dir(model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow.sklearn
+
+    path = tmp_path_factory.mktemp("serving") / "model"
+    mlflow.sklearn.save_model(model, str(path), serialization_format="skops",
+                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    return path
+
+
+class Versions:
+    """A model source whose 'alias' the test moves; a version may be broken."""
+
+    follows = True
+
+    def __init__(self, models: dict[str, Any], current: str) -> None:
+        self.models, self.current = models, current
+
+    def describe(self) -> str:
+        return "test versions"
+
+    def current_version(self) -> str:
+        return self.current
+
+    def load(self, version: str | None = None) -> LoadedModel:
+        version = version or self.current
+        model = self.models[version]
+        if isinstance(model, Exception):
+            raise model
+        return LoadedModel(model, version, f"test:{version}")
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(name, {"model_name": "freight-volume", **labels}) or 0.0
+
+
+def _call(predictor: FreightPredictor, body: Any, headers: dict | None = None) -> Any:
+    async def go():
+        response, _ = await predictor(body, headers or {})
+        if predictor.events is not None:
+            await predictor.events.drain()
+        return response
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def predictor(model_dir: Path, facts: pd.DataFrame):
+    p = FreightPredictor(LocalModel(model_dir, version="7"), HistorySource(facts))
+    p.load()
+    yield p
+    p.stop_engine()
+
+
+def _series(predictor: FreightPredictor, i: int = 0) -> tuple[str, str, str]:
+    return predictor.state.window.series_keys[i]
+
+
+def test_v1_forecasts_equal_the_model_on_freshly_built_features(predictor, model, facts) -> None:
+    assert predictor.ready and predictor.model_version == "7"
+    window = predictor.state.window
+    (o, d, c), (o2, d2, c2) = _series(predictor, 0), _series(predictor, 9)
+    body = {"instances": [
+        {"origin_station": o, "destination_station": d, "cargo_type": c,
+         "dates": [window.dates[3], window.dates[28]]},
+        {"origin_station": o2, "destination_station": d2, "cargo_type": c2, "horizon": 2},
+    ]}
+    out = _call(predictor, body)
+    assert out["model_name"] == "freight-volume" and out["model_version"] == "7"
+    got = [(p["origin_station"], p["horizon"], p["date"]) for p in out["predictions"]]
+    assert got == [(o, 3, window.dates[3]), (o, 28, window.dates[28]), (o2, 1, window.dates[1]),
+                   (o2, 2, window.dates[2])]
+    series = pd.DataFrame([(o, d, c)], columns=KEY)
+    expected = model.predict(build_inference_frame(facts, window.origin, [3, 28], series))
+    np.testing.assert_allclose([p["tonnes"] for p in out["predictions"][:2]], expected, rtol=1e-9)
+    assert all(p["origin_date"] == str(facts["date"].max().date()) for p in out["predictions"])
+    assert all(p["wagons"] >= 1 for p in out["predictions"] if p["tonnes"] > 0)
+
+
+def test_v2_forecasts_match_v1(predictor) -> None:
+    from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+
+    (o, d, c), window = _series(predictor, 2), predictor.state.window
+    cols = {"origin_station": [o] * 2, "destination_station": [d] * 2, "cargo_type": [c] * 2,
+            "target_date": [window.dates[1], window.dates[14]]}
+    request = InferRequest("freight-volume", [InferInput(n, [2], "BYTES", data=v)
+                                              for n, v in cols.items()], request_id="r1")
+    response = _call(predictor, request)
+    assert isinstance(response, InferResponse) and response.model_version == "7"
+    v1 = _call(predictor, {"instances": [{"origin_station": o, "destination_station": d,
+                                          "cargo_type": c,
+                                          "dates": [window.dates[1], window.dates[14]]}]})
+    tonnes = response.get_output_by_name("tonnes").data
+    np.testing.assert_allclose(tonnes, [p["tonnes"] for p in v1["predictions"]])
+    assert list(response.get_output_by_name("wagons").data) == [p["wagons"]
+                                                                 for p in v1["predictions"]]
+
+
+def test_fast_scorer_equals_model_predict_on_every_row(predictor, model) -> None:
+    state = predictor.state
+    assert state.scorer.kind == "pre-encoded trees"
+    rows = np.arange(len(state.window.features))
+    fast = predictor._batcher.call(state.scorer.predict, rows)
+    np.testing.assert_allclose(fast, model.predict(state.window.features), rtol=1e-12)
+
+
+def test_other_models_are_served_through_their_own_predict(facts, model_dir) -> None:
+    naive = make_model("seasonal_naive").fit(build_examples(facts.tail(20000)))
+    p = FreightPredictor(Versions({"1": naive}, "1"), HistorySource(facts))
+    p.load()
+    assert p.state.scorer.kind == "model.predict"
+    (o, d, c) = _series(p)
+    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
+                                   "cargo_type": c, "horizon": 7}]})
+    assert len(out["predictions"]) == 7 and all(x["tonnes"] >= 0 for x in out["predictions"])
+    p.stop_engine()
+
+
+def test_bad_requests_raise_request_errors_and_are_counted(predictor) -> None:
+    before = _sample("freightml_serving_requests_total", {"protocol": "v1",
+                                                          "outcome": "bad_request"})
+    with pytest.raises(RequestError, match="unknown origin_station 'NOWHERE'"):
+        _call(predictor, {"instances": [{"origin_station": "NOWHERE",
+                                         "destination_station": "X", "cargo_type": "coal",
+                                         "horizon": 1}]})
+    after = _sample("freightml_serving_requests_total", {"protocol": "v1",
+                                                         "outcome": "bad_request"})
+    assert after == before + 1
+
+
+def test_metrics_count_requests_rows_and_the_served_version(predictor) -> None:
+    (o, d, c) = _series(predictor)
+    ok = {"protocol": "v1", "outcome": "ok"}
+    rows, reqs = (_sample("freightml_serving_forecasts_total", {"protocol": "v1"}),
+                  _sample("freightml_serving_requests_total", ok))
+    _call(predictor, {"instances": [{"origin_station": o, "destination_station": d,
+                                     "cargo_type": c, "horizon": 5}]})
+    assert _sample("freightml_serving_forecasts_total", {"protocol": "v1"}) == rows + 5
+    assert _sample("freightml_serving_requests_total", ok) == reqs + 1
+    assert _sample("freightml_serving_model_info", {"version": "7"}) == 1
+    last = predictor.state.window.origin.timestamp()
+    assert _sample("freightml_serving_history_last_date_seconds", {}) == last
+
+
+def test_a_missing_model_fails_loudly(tmp_path: Path, facts) -> None:
+    p = FreightPredictor(LocalModel(tmp_path / "absent"), HistorySource(facts))
+    with pytest.raises(ModelNotAvailable, match=r"no MLflow model at .*absent.*does not exist"):
+        p.load()
+    assert not p.ready
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelNotAvailable, match="has no MLmodel file"):
+        LocalModel(tmp_path / "empty").load()
+
+
+def test_a_missing_champion_alias_fails_loudly(tmp_path: Path) -> None:
+    from freightml.serving.model_source import RegistryModel
+
+    source = RegistryModel.from_uri("models:/freight-volume@champion",
+                                    f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(ModelNotAvailable,
+                       match="no version of registered model 'freight-volume' has the alias "
+                             "'champion'"):
+        source.load()
+    with pytest.raises(ValueError, match="is not models:/<name>@<alias>"):
+        RegistryModel.from_uri("models:/", "sqlite://")
+
+
+def test_missing_history_fails_loudly(model_dir: Path, tmp_path: Path) -> None:
+    p = FreightPredictor(LocalModel(model_dir), HistorySource(tmp_path / "facts.parquet"))
+    with pytest.raises(HistoryUnavailable, match="facts.parquet"):
+        p.load()
+    assert not p.ready
+
+
+def test_reload_swaps_versions_and_keeps_serving_when_a_load_fails(model, facts) -> None:
+    class Unfit:
+        def predict(self, frame):
+            raise ValueError("wrong features")
+
+    source = Versions({"1": model, "2": model, "3": OSError("artifact is corrupt"),
+                       "4": Unfit()}, "1")
+    p = FreightPredictor(source, HistorySource(facts), retry_failed_seconds=3600)
+    p.load()
+    assert p.reload_model() is False  # nothing moved
+    ok, failed = ({"outcome": "success"}, {"outcome": "failure"})
+    base_ok, base_failed = _sample("freightml_serving_model_reloads_total", ok), _sample(
+        "freightml_serving_model_reloads_total", failed)
+
+    source.current = "2"
+    assert p.reload_model() is True and p.model_version == "2"
+    assert _sample("freightml_serving_model_info", {"version": "2"}) == 1
+    assert _sample("freightml_serving_model_info", {"version": "1"}) == 0
+
+    source.current = "3"
+    assert p.reload_model() is False and p.model_version == "2"
+    assert p.reload_model() is False  # not retried within retry_failed_seconds
+    source.current = "4"  # loads, but cannot score the window: never swapped in
+    assert p.reload_model() is False and p.model_version == "2"
+    assert _sample("freightml_serving_model_reloads_total", ok) == base_ok + 1
+    assert _sample("freightml_serving_model_reloads_total", failed) == base_failed + 2
+    (o, d, c) = _series(p)
+    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
+                                   "cargo_type": c, "horizon": 1}]})
+    assert out["model_version"] == "2"
+    p.stop_engine()
+
+
+def test_refresh_history_moves_the_origin_when_facts_arrive(model, facts) -> None:
+    last = facts["date"].max()
+    current = {"facts": facts[facts["date"] <= last - pd.Timedelta(days=7)]}
+    p = FreightPredictor(Versions({"1": model}, "1"), HistorySource(lambda: current["facts"]))
+    p.load()
+    assert p.state.window.origin == last - pd.Timedelta(days=7)
+    assert p.refresh_history() is False  # same facts
+    current["facts"] = facts
+    assert p.refresh_history() is True
+    assert p.state.window.origin == last
+    assert _sample("freightml_serving_history_last_date_seconds", {}) == last.timestamp()
+    current["facts"] = facts.iloc[:0]
+    assert p.refresh_history() is False and p.state.window.origin == last  # kept
+    p.stop_engine()
+
+
+def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts) -> None:
+    sent: list[httpx.Request] = []
+
+    def collector(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    events = CloudEventSender("http://collector/events", namespace="ns1", source="http://me/",
+                              transport=httpx.MockTransport(collector))
+    p = FreightPredictor(LocalModel(model_dir, version="7"), HistorySource(facts), events=events)
+    p.load()
+    (o, d, c) = _series(p)
+    body = {"instances": [{"origin_station": o, "destination_station": d, "cargo_type": c,
+                           "horizon": 2}]}
+    response = _call(p, body, {"ce-id": "abc-1"})
+    with pytest.raises(RequestError):
+        _call(p, {"instances": []}, {"x-request-id": "bad-1"})
+
+    assert [(r.headers["ce-id"], r.headers["ce-type"]) for r in sent] == [
+        ("abc-1", REQUEST_TYPE), ("abc-1", RESPONSE_TYPE), ("bad-1", REQUEST_TYPE)]
+    first = sent[0].headers
+    assert first["ce-specversion"] == "1.0" and first["ce-source"] == "http://me/"
+    assert first["ce-inferenceservicename"] == "freight-volume"
+    assert first["ce-component"] == "predictor" and first["ce-namespace"] == "ns1"
+    assert first["ce-endpoint"] == "default" and first["content-type"] == "application/json"
+    assert first["ce-time"].endswith("Z")
+    assert json.loads(sent[0].content) == body
+    assert json.loads(sent[1].content) == response
+    p.stop_engine()
+
+
+def test_cloudevent_failures_never_fail_a_forecast(model_dir, facts) -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused")
+
+    events = CloudEventSender("http://collector/", transport=httpx.MockTransport(down))
+    p = FreightPredictor(LocalModel(model_dir), HistorySource(facts), events=events)
+    p.load()
+    before = _sample("freightml_serving_cloudevents_total", {"outcome": "failed"})
+    (o, d, c) = _series(p)
+    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
+                                   "cargo_type": c, "horizon": 1}]})
+    assert len(out["predictions"]) == 1
+    assert _sample("freightml_serving_cloudevents_total", {"outcome": "failed"}) == before + 2
+    p.stop_engine()
