@@ -4,7 +4,6 @@ idempotent events, request/response joins in either order, forecasts, facts with
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -277,9 +276,8 @@ def test_the_empty_join_has_the_columns(store: Store) -> None:
     )
 
 
-def test_100k_facts_ingest_in_a_few_seconds(store: Store) -> None:
-    if store.dialect != "sqlite":
-        pytest.skip("the speed target is for the embedded SQLite store")
+def test_100k_facts_ingest_then_all_duplicates(store: Store) -> None:
+    # bulk path (speed is measured in bench/collector_bench.py, never asserted in a test)
     days = pd.date_range("2025-01-01", periods=250)
     n_series = 400
     frame = pd.DataFrame(
@@ -294,13 +292,9 @@ def test_100k_facts_ingest_in_a_few_seconds(store: Store) -> None:
             "wagons": 3,
         }
     )
-    started = time.perf_counter()
     assert store.ingest_facts(frame).inserted == 100_000
-    first = time.perf_counter() - started
-    started = time.perf_counter()
     assert store.ingest_facts(frame).duplicates == 100_000
-    again = time.perf_counter() - started
-    assert first < 10 and again < 10, f"ingest took {first:.1f} s, repeat {again:.1f} s"
+    assert store.counts()["facts"] == 100_000
 
 
 def test_unsupported_url_is_rejected() -> None:
