@@ -304,6 +304,14 @@ def _store_history(url: str):
     return read
 
 
+def _store_url(settings: Settings) -> str:
+    """The collector's store URL; a local SQLite file's folder is created first."""
+    url = settings.collector_store_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
 @app.command("serve")
 def serve(
     model_uri: Annotated[Optional[str], typer.Option(help="models:/name@alias, models:/name/N (default: the champion)")] = None,
@@ -342,9 +350,7 @@ def collector_serve(
     from freightml.collector.service import serve_collector
 
     settings = _settings(config)
-    url = settings.collector_store_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    url = _store_url(settings)
     console.print(f"collector on http://{settings.collector.host}:{port or settings.collector.port} (store {url.split('@')[-1]})")
     serve_collector(url, host=settings.collector.host, port=port or settings.collector.port)
 
@@ -358,9 +364,7 @@ def facts_ingest(
     from freightml.collector.service import ingest_facts_file
 
     settings = _settings(config)
-    url = settings.collector_store_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    url = _store_url(settings)
     try:
         result = ingest_facts_file(path, url, column_mapping=settings.data.column_mapping or None)
     except (FileNotFoundError, ValueError) as exc:
