@@ -292,12 +292,12 @@ def models_history(config: ConfigOpt = None) -> None:
 def _store_history(url: str):
     """The facts in the collector's store, read afresh on every call (new facts arrive)."""
 
-    def read():
+    def read(start=None):
         from freightml.collector.store import Store
 
         store = Store(url)
         try:
-            return store.facts_frame()
+            return store.facts_frame(start=start)  # refreshes read only the warm window
         finally:
             store.close()
 

@@ -363,13 +363,14 @@ def test_v2_cloudevents_parse_as_forecasts(world) -> None:
 
 
 def test_bad_requests_are_logged_in_one_line(world) -> None:
-    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30,
-               json={"instances": [{"origin_station": "LOGGED-1"}]})
+    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
+        {"origin_station": "LOGGED-1", "destination_station": "X", "cargo_type": "coal",
+         "horizon": 1}]})
     deadline = time.monotonic() + 5
     while "LOGGED-1" not in world["log"].read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     text = world["log"].read_text()
-    assert "bad request (400): instances[0] is missing the field 'destination_station'" in text
+    assert "bad request (400): instances[0]: unknown origin_station 'LOGGED-1'" in text
     assert "Traceback" not in text
 
 
