@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-unit test-integration compile models bench bench-training clean
+.PHONY: help install demo test test-unit test-integration compile models bench bench-training bench-serving bench-collector clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,10 +39,16 @@ compile: install ## Compile the pipelines to KFP IR YAML in build/pipelines
 models: install ## List registered model versions and aliases
 	$(RUN) freightml models list
 
-bench: bench-training ## Run all benchmarks (results in bench/RESULTS.md)
+bench: bench-training bench-serving bench-collector ## Run all benchmarks (results in bench/RESULTS.md)
 
 bench-training: install ## Benchmark the training pipeline on small, demo and large
 	$(RUN) python bench/training_bench.py --sizes small demo large
+
+bench-serving: install ## Benchmark the predictor against MLServer, a bare kserve.Model and in-process predict
+	$(RUN) python bench/serving_bench.py --repeat 2 --duration 5
+
+bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, none lost)
+	$(RUN) python bench/collector_bench.py
 
 clean: ## Remove local state and build outputs (.freightml, build)
 	rm -rf .freightml build
