@@ -86,7 +86,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
             categorical_features=[c in self.categorical_features_ for c in self.model_features_],
             random_state=self.random_state,
         )
-        X = self._matrix(train)
+        X = self.encode(train)
         # an all-missing column (e.g. yoy_ratio with < 1 year of history) breaks the binner;
         # as a constant it can never be split on, so its values at predict time do not matter
         empty = np.isnan(X).all(axis=0)
@@ -105,10 +105,11 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         if len(examples) == 0:
             return np.empty(0, dtype=np.float64)
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            ratio = self.model_.predict(self._matrix(examples))
+            ratio = self.model_.predict(self.encode(examples))
         return np.maximum(ratio * examples["scale"].to_numpy(dtype=np.float64), 0.0)
 
-    def _matrix(self, examples: pd.DataFrame) -> np.ndarray:
+    def encode(self, examples: pd.DataFrame) -> np.ndarray:
+        """The trees' input: model features in order, categories as the fitted codes."""
         columns = []
         for col in self.model_features_:
             if col in self.vocabulary_:

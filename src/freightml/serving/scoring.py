@@ -65,16 +65,8 @@ class GbmScorer:
     kind = "pre-encoded trees"
 
     def __init__(self, model: Any, features: pd.DataFrame, threads: _Threads) -> None:
-        from freightml.models.gbm import encode_categories
-
-        columns = []
-        for col in model.model_features_:
-            if col in model.vocabulary_:
-                columns.append(encode_categories(features[col], model.vocabulary_[col]))
-            else:
-                columns.append(features[col].to_numpy(dtype=np.float64))
         self.trees = model.model_
-        self.matrix = np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+        self.matrix = np.ascontiguousarray(model.encode(features), dtype=np.float64)
         self.scale = features["scale"].to_numpy(dtype=np.float64)
         self.threads = threads
 
