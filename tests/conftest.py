@@ -1,21 +1,32 @@
-"""Shared fixtures: every test gets its own FreightML home and SQLite MLflow store."""
+"""Shared fixtures: every test gets its own FreightML home and SQLite MLflow store, and no
+FREIGHTML_* or MLFLOW_* variable of the developer's shell leaks in."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from freightml.config import Settings, load_settings
+from helpers import PG_ENV, REQUIRE_ALL_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+# What the test harness itself sets; every other FREIGHTML_*/MLFLOW_* variable is removed.
+_KEEP = {PG_ENV, REQUIRE_ALL_ENV}
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test may reach a real tracking server or read the developer's overrides."""
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "FREIGHTML_CONFIG"):
-        monkeypatch.delenv(var, raising=False)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test may reach a real tracking server or read the developer's overrides: the
+    environment is scrubbed and MLflow points at a temporary SQLite store (the same one the
+    ``settings`` fixture uses)."""
+    for var in list(os.environ):
+        if var.startswith(("FREIGHTML_", "MLFLOW_")) and var not in _KEEP:
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(home / 'mlflow.db').resolve()}")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 

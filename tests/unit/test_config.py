@@ -10,6 +10,7 @@ pytestmark = [pytest.mark.unit]
 
 def test_defaults_without_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     s = load_settings()
     assert s.model.name == "gbm"
     assert s.features.horizon_max == 28

@@ -1,0 +1,144 @@
+"""Helpers shared by the test modules: ports, servers on loopback, small facts frames and
+the switch that turns a skip of something CI must run into a failure."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
+# Set by CI (.ci/run): a test that would skip for want of PostgreSQL, Chromium or the
+# like fails instead, so a clean CI run proves that everything ran.
+REQUIRE_ALL_ENV = "FREIGHTML_TEST_REQUIRE_ALL"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip the calling test locally; fail it when CI asked for every test to run."""
+    if os.environ.get(REQUIRE_ALL_ENV) == "1":
+        pytest.fail(f"{reason} (and {REQUIRE_ALL_ENV}=1: CI must run this test)")
+    pytest.skip(reason)
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL's SQLAlchemy URL, or skip (fail in CI) saying how to get one."""
+    url = os.environ.get(PG_ENV, "")
+    if not url:
+        skip_or_fail(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
+    return url
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_in_thread(app: Any, *, startup_s: float = 20.0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its URL."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_s
+    while not server.started:
+        assert thread.is_alive(), "uvicorn exited during startup"
+        assert time.monotonic() < deadline, f"uvicorn did not start in {startup_s} s"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def wait_http(proc: subprocess.Popen, url: str, log: Path | None = None,
+              timeout_s: float = 90.0) -> None:
+    """Wait until ``url`` answers 200, failing early (with the log) if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{tail}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s:\n{tail}")
+
+
+@contextmanager
+def running(cmd: Sequence[str], ready_url: str, log: Path, env: dict[str, str] | None = None,
+            timeout_s: float = 90.0) -> Iterator[subprocess.Popen]:
+    """Start ``cmd`` (output to ``log``), wait for ``ready_url``, stop it afterwards."""
+    proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})},
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        wait_http(proc, ready_url, log, timeout_s)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def facts_frame(
+    days: Sequence[int] | int = 4,
+    *,
+    start: str = "2025-03-01",
+    tonnes: float | Sequence[float] = 100.0,
+    origin: str = "NSK",
+    destination: str = "VLD",
+    origin_region: str = "West Siberian",
+    destination_region: str = "Far Eastern",
+    cargo: str = "coal",
+    wagons: int | Sequence[int] = 2,
+) -> pd.DataFrame:
+    """One series' facts: ``days`` is a count of consecutive days or day offsets from
+    ``start``; ``tonnes`` one value for every day or one per day."""
+    offsets = list(range(days)) if isinstance(days, int) else list(days)
+    dates = pd.Timestamp(start) + pd.to_timedelta(offsets, unit="D")
+    volume = [float(tonnes)] * len(offsets) if isinstance(tonnes, int | float) else list(tonnes)
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "origin_station": origin,
+            "destination_station": destination,
+            "origin_region": origin_region,
+            "destination_region": destination_region,
+            "cargo_type": cargo,
+            "volume_tonnes": volume,
+            "wagons": wagons if isinstance(wagons, int) else list(wagons),
+        }
+    )
+
+
+def facts_records(days: Sequence[int] | int = 4, **kw: Any) -> list[dict[str, Any]]:
+    """``facts_frame`` as JSON-able records (dates as ISO strings), for HTTP bodies."""
+    frame = facts_frame(days, **kw)
+    frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
+    return frame.to_dict("records")
