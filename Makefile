@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-unit test-integration compile models bench bench-training bench-serving bench-collector clean
+.PHONY: help install demo test test-unit test-integration lint format compile models bench bench-training bench-serving bench-collector clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,8 +24,17 @@ install: $(UV) ## Install the locked environment (.venv) with uv
 demo: install ## Generate demo data, run the training pipeline locally, register a champion
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED)
 
-test: install ## Run all tests (unit, data, quality, integration, e2e)
+test: install ## Run all tests (unit, data, quality, integration, e2e); prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)
+
+lint: install ## Lint and format-check with ruff, type-check src/ with mypy (CI runs it)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+format: install ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
 
 test-unit: install ## Run the fast unit tests only
 	$(RUN) pytest -m "unit or data" $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +39,32 @@ def settings(tmp_path: Path) -> Settings:
         home=str(tmp_path / "home"),
         methodology_path=str(REPO / "configs" / "methodology.yaml"),
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need the test PostgreSQL carry the ``postgres`` marker wherever they are
+    parametrised over it, so ``-m postgres`` selects exactly them."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "postgresql" in callspec.id.split("-"):
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With FREIGHTML_TEST_REQUIRE_ALL=1 (CI) a skipped test fails the run: CI must prove
+    that everything ran, not that everything it could find ran."""
+    if os.environ.get(REQUIRE_ALL_ENV) != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.stats.get("skipped") and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    if skipped and os.environ.get(REQUIRE_ALL_ENV) == "1":
+        terminalreporter.write_line(
+            f"{REQUIRE_ALL_ENV}=1: {skipped} test(s) skipped; CI runs every test, so this "
+            "run fails (the skip summary above names them)",
+            red=True,
+        )

@@ -1,16 +1,15 @@
 """Schema validation of Kubernetes objects without a cluster (test and tooling code).
 
 Custom kinds (KServe, Argo CD, Prometheus Operator) are checked with jsonschema against
-the ``openAPIV3Schema`` of the CRDs vendored in ``../shared/crds`` (or
-``$FREIGHTML_CRDS_DIR``); built-in kinds with ``kubernetes_validate``. A kind that is
-neither is an error, never a silent pass. CEL rules (``x-kubernetes-validations``) are
+the ``openAPIV3Schema`` of the CRDs vendored in the repository's ``crds/`` (see its
+README for versions and how to refresh them); built-in kinds with ``kubernetes_validate``.
+A kind that is neither, or a missing CRD folder, is an error, never a skip or a silent pass. CEL rules (``x-kubernetes-validations``) are
 not evaluated: only the structural schema is.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Iterable
 from functools import cache
@@ -19,11 +18,10 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-CRDS_ENV = "FREIGHTML_CRDS_DIR"
+CRDS = REPO / "crds"
 K8S_VERSION = "1.31"
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -34,18 +32,12 @@ class ManifestError(ValueError):
     """An object does not match the schema of its kind."""
 
 
-def crds_dir() -> Path:
-    """Where the vendored CRDs are: $FREIGHTML_CRDS_DIR, else ../shared/crds of the repo."""
-    return Path(os.environ.get(CRDS_ENV) or REPO.parent / "shared" / "crds")
-
-
-def require_crds() -> Path:
-    """The CRD directory, or skip the calling test saying where it looked."""
-    directory = crds_dir()
+def require_crds(directory: Path = CRDS) -> Path:
+    """The CRD directory; a ManifestError if it holds no CRD (a clone must carry them)."""
     if not directory.is_dir() or not any(directory.rglob("*.yaml")):
-        pytest.skip(
+        raise ManifestError(
             f"CRDs not found at {directory}: custom kinds cannot be validated "
-            f"(set {CRDS_ENV} to a directory of CustomResourceDefinition YAMLs)"
+            "(the repository's crds/ folder is missing or empty; see crds/README.md)"
         )
     return directory
 
@@ -157,17 +149,19 @@ def _metadata_errors(obj: dict[str, Any]) -> list[str]:
 
 
 def validate_object(
-    obj: dict[str, Any], *, strict: bool = True, k8s_version: str = K8S_VERSION
+    obj: dict[str, Any],
+    *,
+    strict: bool = True,
+    k8s_version: str = K8S_VERSION,
+    crds: Path = CRDS,
 ) -> None:
     """Raise ManifestError naming every field of ``obj`` its kind's schema rejects."""
     if not isinstance(obj, dict) or not obj.get("apiVersion") or not obj.get("kind"):
         raise ManifestError(f"not a Kubernetes object (no apiVersion/kind): {str(obj)[:80]}")
     where = _where(obj)
     errors = _metadata_errors(obj)
-    directory = crds_dir()
-    validator = None
-    if directory.is_dir():
-        validator = crd_validator(str(directory), obj["apiVersion"], obj["kind"], strict)
+    directory = require_crds(crds)
+    validator = crd_validator(str(directory), obj["apiVersion"], obj["kind"], strict)
     if validator is not None:
         errors += [
             f"{_path(e.absolute_path)}: {e.message}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +127,28 @@ def test_kubernetes_extensions_are_translated() -> None:
     assert loose.is_valid({"extra": 1}) and not strict.is_valid({"extra": 1})
 
 
-def test_missing_crds_skip_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv(k8s_schemas.CRDS_ENV, str(tmp_path / "nowhere"))
-    with pytest.raises(pytest.skip.Exception, match=r"CRDs not found at .*nowhere: custom kinds"):
-        require_crds()
+def test_missing_crds_fail_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=r"CRDs not found at .*nowhere: custom kinds"):
+        require_crds(tmp_path / "nowhere")
     thing = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
              "metadata": {"name": "x"}}
-    with pytest.raises(ManifestError, match="no CRD for it in .*nowhere"):
-        validate_object(thing)
+    with pytest.raises(ManifestError, match=r"CRDs not found at .*nowhere"):
+        validate_object(thing, crds=tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.yaml").write_text("kind: ConfigMap\n")
+    with pytest.raises(ManifestError, match="no CRD for it in .*empty"):
+        validate_object(thing, crds=empty)
+
+
+def test_every_vendored_crd_is_listed_in_its_readme() -> None:
+    """crds/README.md names the upstream tag of every file; a new file must be listed."""
+    readme = (k8s_schemas.CRDS / "README.md").read_text()
+    files = sorted(p.relative_to(k8s_schemas.CRDS).as_posix()
+                   for p in k8s_schemas.CRDS.rglob("*.yaml"))
+    assert files, "no CRDs vendored"
+    assert [f for f in files if f"| {f} |" not in readme] == []
+    # copied verbatim: each file's sha256 is the one recorded at copy time
+    for f in files:
+        digest = hashlib.sha256((k8s_schemas.CRDS / f).read_bytes()).hexdigest()
+        assert f"{digest} {f}" in readme, f"{f} differs from the upstream copy in the README"

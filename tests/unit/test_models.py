@@ -107,7 +107,8 @@ def test_gbm_needs_known_targets(examples: pd.DataFrame) -> None:
 
 
 def test_gbm_is_an_mlflow_sklearn_model(examples: pd.DataFrame, tmp_path) -> None:
-    mlflow_sklearn = pytest.importorskip("mlflow.sklearn")
+    import mlflow.sklearn as mlflow_sklearn
+
     model = GlobalGBM(**SMALL_GBM).fit(examples)
     mlflow_sklearn.save_model(model, tmp_path / "model", skops_trusted_types=SKOPS_TRUSTED_TYPES)
     loaded = mlflow_sklearn.load_model(str(tmp_path / "model"))

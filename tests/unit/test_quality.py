@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from freightml.config import FeatureSettings, ModelSettings
+from freightml.data.synthetic import generate
 from freightml.evaluation import evaluate_gates, load_methodology, run_backtest
 from freightml.models import make_model
 
@@ -16,11 +17,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_configured_model_passes_the_gates_on_small_synthetic_data() -> None:
-    if importlib.util.find_spec("freightml.data.synthetic") is None:
-        pytest.skip("freightml.data.synthetic (the generator) is not there yet")
-    from freightml.config import FeatureSettings, ModelSettings
-    from freightml.data.synthetic import generate
-
     methodology = load_methodology(ROOT / "configs" / "methodology.yaml")
     model, features = ModelSettings(), FeatureSettings()
     result = run_backtest(
