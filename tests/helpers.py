@@ -69,14 +69,17 @@ def uvicorn_in_thread(app: Any, *, startup_s: float = 20.0) -> Iterator[str]:
         sock.close()
 
 
-def wait_http(proc: subprocess.Popen, url: str, log: Path | None = None,
-              timeout_s: float = 90.0) -> None:
+def wait_http(
+    proc: subprocess.Popen, url: str, log: Path | None = None, timeout_s: float = 90.0
+) -> None:
     """Wait until ``url`` answers 200, failing early (with the log) if ``proc`` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{tail}")
+            raise RuntimeError(
+                f"process exited with {proc.returncode} before {url} answered:\n{tail}"
+            )
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -89,11 +92,17 @@ def wait_http(proc: subprocess.Popen, url: str, log: Path | None = None,
 
 
 @contextmanager
-def running(cmd: Sequence[str], ready_url: str, log: Path, env: dict[str, str] | None = None,
-            timeout_s: float = 90.0) -> Iterator[subprocess.Popen]:
+def running(
+    cmd: Sequence[str],
+    ready_url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 90.0,
+) -> Iterator[subprocess.Popen]:
     """Start ``cmd`` (output to ``log``), wait for ``ready_url``, stop it afterwards."""
-    proc = subprocess.Popen(list(cmd), env={**os.environ, **(env or {})},
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        list(cmd), env={**os.environ, **(env or {})}, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
     try:
         wait_http(proc, ready_url, log, timeout_s)
         yield proc

@@ -3,8 +3,9 @@
 Custom kinds (KServe, Argo CD, Prometheus Operator) are checked with jsonschema against
 the ``openAPIV3Schema`` of the CRDs vendored in the repository's ``crds/`` (see its
 README for versions and how to refresh them); built-in kinds with ``kubernetes_validate``.
-A kind that is neither, or a missing CRD folder, is an error, never a skip or a silent pass. CEL rules (``x-kubernetes-validations``) are
-not evaluated: only the structural schema is.
+A kind that is neither, or a missing CRD folder, is an error, never a skip or a silent
+pass. CEL rules (``x-kubernetes-validations``) are not evaluated: only the structural
+schema is.
 """
 
 from __future__ import annotations
@@ -141,8 +142,10 @@ def _metadata_errors(obj: dict[str, Any]) -> list[str]:
                 errors.append(f"metadata.{field}: key {key!r} is not a valid qualified name")
             if not isinstance(value, str):
                 errors.append(f"metadata.{field}.{key}: {value!r} is not a string")
-            elif field == "labels" and value and not (
-                len(value) <= 63 and _LABEL_NAME.fullmatch(value)
+            elif (
+                field == "labels"
+                and value
+                and not (len(value) <= 63 and _LABEL_NAME.fullmatch(value))
             ):
                 errors.append(f"metadata.labels.{key}: {value!r} is not a valid label value")
     return errors

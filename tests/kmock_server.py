@@ -35,7 +35,7 @@ class KMockCluster:
     def _run(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+        except BaseException as exc:
             self._error = exc
             self._ready.set()
         finally:
@@ -48,7 +48,9 @@ class KMockCluster:
             # 201 for create_* calls (and returns None otherwise). Answer like a real API server.
             emulator[kmock.action.CREATE] << 201 << (lambda request: request.data)
             emulator.resources[ISVC_RESOURCE] = kmock.ResourceInfo(
-                kind="InferenceService", singular="inferenceservice", namespaced=True,
+                kind="InferenceService",
+                singular="inferenceservice",
+                namespaced=True,
                 verbs={"create", "get", "list", "watch", "patch", "delete"},
             )
             self.emulator = emulator
@@ -74,10 +76,12 @@ class KMockCluster:
             "kind": "Config",
             "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
             "users": [{"name": "kmock", "user": {"token": "not-a-secret"}}],
-            "contexts": [{
-                "name": "kmock",
-                "context": {"cluster": "kmock", "user": "kmock", "namespace": namespace},
-            }],
+            "contexts": [
+                {
+                    "name": "kmock",
+                    "context": {"cluster": "kmock", "user": "kmock", "namespace": namespace},
+                }
+            ],
             "current-context": "kmock",
         }
 

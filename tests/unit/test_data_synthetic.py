@@ -37,7 +37,9 @@ def test_small_shape_contract_and_order(small: pd.DataFrame) -> None:
     assert tuple(small.columns) == FACT_COLUMNS and len(small) == n_series * 821
     FactSchema.validate(small)
     sort_key = [small[c].astype(str) for c in KEY] + [small["date"]]
-    ordered = pd.DataFrame(dict(zip([*KEY, "date"], sort_key))).sort_values([*KEY, "date"])
+    ordered = pd.DataFrame(dict(zip([*KEY, "date"], sort_key, strict=True))).sort_values(
+        [*KEY, "date"]
+    )
     assert (ordered.index == small.index).all()
     assert validate_facts(small).ok
 

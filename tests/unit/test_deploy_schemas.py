@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import k8s_schemas
 import pytest
-from k8s_schemas import ManifestError, require_crds, to_jsonschema, validate_object
 
+import k8s_schemas
 from freightml.deploy import DeploySettings
 from freightml.deploy.inference_service import build_inference_service, to_manifest
+from k8s_schemas import ManifestError, require_crds, to_jsonschema, validate_object
 
 pytestmark = [pytest.mark.unit]
 
@@ -71,7 +71,8 @@ def test_metadata_is_checked(isvc: dict[str, Any]) -> None:
 def test_other_vendored_kinds() -> None:
     require_crds()
     rule = {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
         "metadata": {"name": "freightml", "namespace": "freightml"},
         "spec": {"groups": [{"name": "g", "rules": [{"alert": "Down", "expr": "up == 0"}]}]},
     }
@@ -84,12 +85,16 @@ def test_other_vendored_kinds() -> None:
 
 def test_builtin_kinds_use_kubernetes_validate() -> None:
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "collector"},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "collector"},
         "spec": {
             "replicas": "two",
             "selector": {"matchLabels": {"app": "c"}},
-            "template": {"metadata": {"labels": {"app": "c"}},
-                         "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            "template": {
+                "metadata": {"labels": {"app": "c"}},
+                "spec": {"containers": [{"name": "c", "image": "x"}]},
+            },
         },
     }
     expected = r"Deployment collector is invalid:\n  spec.replicas: 'two'"
@@ -114,8 +119,11 @@ def test_kubernetes_extensions_are_translated() -> None:
         "properties": {
             "port": {"x-kubernetes-int-or-string": True},
             "note": {"type": "string", "nullable": True},
-            "free": {"type": "object", "properties": {"a": {"type": "string"}},
-                     "x-kubernetes-preserve-unknown-fields": True},
+            "free": {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
         },
     }
     loose = jsonschema.Draft202012Validator(to_jsonschema(schema))
@@ -130,8 +138,11 @@ def test_kubernetes_extensions_are_translated() -> None:
 def test_missing_crds_fail_with_the_reason(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"CRDs not found at .*nowhere: custom kinds"):
         require_crds(tmp_path / "nowhere")
-    thing = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-             "metadata": {"name": "x"}}
+    thing = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "x"},
+    }
     with pytest.raises(ManifestError, match=r"CRDs not found at .*nowhere"):
         validate_object(thing, crds=tmp_path / "nowhere")
     empty = tmp_path / "empty"
@@ -144,8 +155,9 @@ def test_missing_crds_fail_with_the_reason(tmp_path: Path) -> None:
 def test_every_vendored_crd_is_listed_in_its_readme() -> None:
     """crds/README.md names the upstream tag of every file; a new file must be listed."""
     readme = (k8s_schemas.CRDS / "README.md").read_text()
-    files = sorted(p.relative_to(k8s_schemas.CRDS).as_posix()
-                   for p in k8s_schemas.CRDS.rglob("*.yaml"))
+    files = sorted(
+        p.relative_to(k8s_schemas.CRDS).as_posix() for p in k8s_schemas.CRDS.rglob("*.yaml")
+    )
     assert files, "no CRDs vendored"
     assert [f for f in files if f"| {f} |" not in readme] == []
     # copied verbatim: each file's sha256 is the one recorded at copy time

@@ -66,7 +66,7 @@ def test_seasonal_naive_names_missing_columns() -> None:
         SeasonalNaive().predict(pd.DataFrame({"scale": [1.0]}))
 
 
-def test_gbm_fits_predicts_non_negative_and_pickles(examples: pd.DataFrame) -> None:
+def test_gbm_fits_predicts_in_scale_and_pickles(examples: pd.DataFrame) -> None:
     model = GlobalGBM(**{**SMALL_GBM, "max_train_rows": 1_000}).fit(examples)
     assert model.feature_columns_ == [*FEATURE_COLUMNS, "scale"]  # the input schema
     assert model.model_features_ == FEATURE_COLUMNS
@@ -77,7 +77,13 @@ def test_gbm_fits_predicts_non_negative_and_pickles(examples: pd.DataFrame) -> N
     assert model.n_train_rows_ == 1_000
     assert model.empty_features_ == ["yoy_ratio"]  # < 1 year of history
     pred = model.predict(examples)
-    assert pred.shape == (len(examples),) and (pred >= 0).all() and np.isfinite(pred).all()
+    assert pred.shape == (len(examples),) and np.isfinite(pred).all()
+    # the model predicts volume relative to the series' level: doubling the level doubles
+    # the forecast, a zero level gives zero
+    np.testing.assert_allclose(
+        model.predict(examples.assign(scale=2 * examples["scale"])), 2 * pred, rtol=1e-12
+    )
+    assert (model.predict(examples.head(5).assign(scale=0.0)) == 0).all()
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict(examples), pred)
     assert model.predict(examples.iloc[:0]).shape == (0,)
@@ -93,8 +99,10 @@ def test_gbm_learns_the_level(examples: pd.DataFrame) -> None:
 def test_gbm_unseen_categories_become_missing(examples: pd.DataFrame) -> None:
     model = GlobalGBM(**SMALL_GBM).fit(examples)
     assert model.vocabulary_["cargo_type"] == sorted(examples["cargo_type"].unique())
-    odd = examples.head(3).assign(cargo_type="unobtainium", origin_region=None)
-    assert (model.predict(odd) >= 0).all()
+    odd = examples.head(3).assign(cargo_type="unobtainium", origin_region="Atlantis")
+    missing = examples.head(3).assign(cargo_type=None, origin_region=None)
+    np.testing.assert_array_equal(model.predict(odd), model.predict(missing))
+    assert not np.array_equal(model.predict(missing), model.predict(examples.head(3)))
     codes = encode_categories(pd.Series(["b", "zzz", None, "a"]), ["a", "b"])
     np.testing.assert_array_equal(codes, [1.0, np.nan, np.nan, 0.0])
 

@@ -32,7 +32,10 @@ def test_postgres_url_needs_the_variable(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_facts_frame_builds_one_series() -> None:
     frame = helpers.facts_frame([0, 2, 5], start="2025-01-30", tonnes=[1.0, 2.0, 3.0])
-    assert [d.strftime("%Y-%m-%d") for d in frame["date"]] == ["2025-01-30", "2025-02-01",
-                                                               "2025-02-04"]
+    assert [d.strftime("%Y-%m-%d") for d in frame["date"]] == [
+        "2025-01-30",
+        "2025-02-01",
+        "2025-02-04",
+    ]
     assert frame["volume_tonnes"].tolist() == [1.0, 2.0, 3.0]
     assert helpers.facts_records(2)[1]["date"] == "2025-03-02"

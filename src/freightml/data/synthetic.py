@@ -216,7 +216,9 @@ def generate(size: str | SyntheticSpec = "demo", seed: int = 42, **overrides: An
     rng_net, rng_noise, rng_region, rng_new, rng_missing, rng_anomaly, rng_extra_noise = streams
 
     days = pd.date_range(spec.start, spec.end, freq="D")
-    regions = list(REGIONS) + ([spec.new_region] if spec.new_region not in (None, *REGIONS) else [])
+    regions: list[str] = list(REGIONS)
+    if spec.new_region is not None and spec.new_region not in REGIONS:
+        regions.append(spec.new_region)
     excluded = regions.index(spec.new_region) if spec.new_region else None
     if spec.level_shift_region is not None and spec.level_shift_region not in regions:
         raise ValueError(
@@ -310,7 +312,9 @@ def _draw_lanes(
         got = 0
         for _ in range(50):
             k = 3 * (need - got) + 10
-            for o, d in zip(rng.choice(len(p_o), k, p=p_o), rng.choice(len(p_d), k, p=p_d)):
+            for o, d in zip(
+                rng.choice(len(p_o), k, p=p_o), rng.choice(len(p_d), k, p=p_d), strict=True
+            ):
                 if got == need:
                     break
                 if o != d and (int(o), int(d), c) not in taken:
@@ -363,14 +367,16 @@ def _extra_lanes(
     """Lanes for given (origin, destination) pairs, levels like base lanes of that cargo."""
     sigma = 1.0
     level = _cargo_mean_level(lanes)[cargo] * rng.lognormal(-(sigma**2) / 2, sigma, len(cargo))
-    o, d = (np.array(x, dtype=np.int64) for x in zip(*pairs))
+    o, d = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
     return _Lanes(o, d, cargo.astype(np.int64), np.maximum(level, 2.0), start_day)
 
 
 def _unique_extra(pairs: list[tuple[int, int]], cargo: np.ndarray, lanes: _Lanes) -> np.ndarray:
-    seen = set(zip(lanes.origin.tolist(), lanes.destination.tolist(), lanes.cargo.tolist()))
+    seen = set(
+        zip(lanes.origin.tolist(), lanes.destination.tolist(), lanes.cargo.tolist(), strict=True)
+    )
     keep = []
-    for i, ((o, d), c) in enumerate(zip(pairs, cargo.tolist())):
+    for i, ((o, d), c) in enumerate(zip(pairs, cargo.tolist(), strict=True)):
         if o != d and (o, d, c) not in seen:
             seen.add((o, d, c))
             keep.append(i)
@@ -391,6 +397,7 @@ def _new_region_lanes(
     rng: np.random.Generator,
 ) -> _Lanes:
     """Lanes loading or unloading in the new region, all starting on new_region_from."""
+    assert spec.new_region is not None  # the caller checked
     region = regions.index(spec.new_region)
     start = spec.new_region_from or days[int(len(days) * 0.75)].date()
     start_day = int(np.searchsorted(days.values, np.datetime64(start)))
@@ -401,7 +408,10 @@ def _new_region_lanes(
     here = rng.choice(local, 2 * n, p=stations.hub[local] / stations.hub[local].sum())
     there = rng.choice(others, 2 * n)
     outbound = rng.random(2 * n) < 0.5
-    pairs = [(h, t) if ob else (t, h) for h, t, ob in zip(here.tolist(), there.tolist(), outbound)]
+    pairs = [
+        (h, t) if ob else (t, h)
+        for h, t, ob in zip(here.tolist(), there.tolist(), outbound, strict=True)
+    ]
     keep = _unique_extra(pairs, cargo, lanes)[:n]
     return _extra_lanes(
         [pairs[i] for i in keep],

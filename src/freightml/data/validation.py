@@ -220,7 +220,7 @@ def _examples(facts: pd.DataFrame, rows: np.ndarray) -> list[dict[str, Any]]:
     sample = facts.iloc[rows[:MAX_EXAMPLES]]
     return [
         {"row": int(i), **{c: _jsonable(r[c]) for c in facts.columns}}
-        for i, r in zip(rows[:MAX_EXAMPLES], sample.to_dict("records"))
+        for i, r in zip(rows[:MAX_EXAMPLES], sample.to_dict("records"), strict=True)
     ]
 
 
