@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from prometheus_client import (
@@ -24,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from freightml.collector.events import BadEventError, event_from_http
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
-from freightml.collector.store import IngestResult, Store
+from freightml.collector.store import IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
@@ -36,6 +37,7 @@ _DESCRIPTION = (
     'redelivery, 400 `{"status": "rejected", "error": ...}` naming what is wrong. '
     "See docs/collector.md."
 )
+RETRY_AFTER_S = 1  # the Retry-After of a 503: the database was unavailable
 _STORED = b'{"status":"stored"}'
 _DUPLICATE = b'{"status":"duplicate"}'
 
@@ -121,12 +123,32 @@ class _Timing:
             )
 
 
-def _json(content: Any, status: int = 200) -> Response:
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(content, default=_json_default, separators=(",", ":")),
         status_code=status,
         media_type="application/json",
+        headers=headers,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (drivers add SQL and links)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+def _store_error(what: str, exc: BaseException) -> Response:
+    """503 with ``Retry-After`` when the database is unavailable (the same request will
+    succeed later: every write is idempotent), else 500; both name the error."""
+    reason = f"{what}: {_describe(exc)}"
+    if is_unavailable(exc):
+        return _json(
+            {"status": "unavailable", "error": f"{reason} (database unavailable; retry later)"},
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return _json({"status": "error", "error": reason}, 500)
 
 
 def _json_default(value: Any) -> Any:
@@ -161,6 +183,12 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
     app.add_middleware(_Timing, histogram=metrics.latency)
 
+    async def database_error(request: Request, exc: Exception) -> Response:
+        return _store_error(f"{request.method} {request.url.path} failed", exc)
+
+    # any route whose store call fails: 503 while the database is unavailable, else 500
+    app.add_exception_handler(sa.exc.SQLAlchemyError, database_error)
+
     async def receive_event(request: Request) -> Response:
         """A CloudEvent (binary or structured mode) from KServe's payload logger."""
         body = await request.body()
@@ -172,10 +200,9 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         kind = event.kind or "other"
         try:
             outcome = await writer.submit(event)
-        except Exception as exc:  # noqa: BLE001 - a database failure: the sender may retry
+        except Exception as exc:  # noqa: BLE001 - 503 (retry later) or 500, with the reason
             metrics.events.labels(kind, "error").inc()
-            reason = f"could not store the event: {type(exc).__name__}: {str(exc)[:300]}"
-            return _json({"status": "error", "error": reason}, 503)
+            return _store_error("could not store the event", exc)
         metrics.events.labels(kind, outcome).inc()
         return Response(
             _STORED if outcome == "stored" else _DUPLICATE, media_type="application/json"
@@ -246,7 +273,11 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         try:
             await run_in_threadpool(store.ping)
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-            return _json({"status": "unavailable", "error": f"database unreachable: {exc}"}, 503)
+            return _json(
+                {"status": "unavailable", "error": f"database unreachable: {_describe(exc)}"},
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         return _json({"status": "ok", "writer": writer.running})
 
     @app.get("/metrics", summary="Prometheus metrics")

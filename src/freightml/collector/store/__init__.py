@@ -25,7 +25,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from freightml.collector.events import InferenceEvent, Outcome
-from freightml.collector.store.database import DEFAULT_URL, Database
+from freightml.collector.store.database import DEFAULT_URL, Database, is_unavailable
 from freightml.collector.store.facts import MAX_NAME_LENGTH, FactStore, IngestResult
 from freightml.collector.store.forecasts import ForecastStore
 from freightml.collector.store.inferences import InferenceStore
@@ -40,6 +40,7 @@ __all__ = [
     "IngestResult",
     "Store",
     "TableFamily",
+    "is_unavailable",
 ]
 
 

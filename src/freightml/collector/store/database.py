@@ -21,6 +21,9 @@ from sqlalchemy.pool import StaticPool
 from freightml.collector import tables as t
 
 DEFAULT_URL = "sqlite:///.freightml/collector.db"
+# Seconds to wait for a PostgreSQL connection (unless the URL sets connect_timeout): an
+# unreachable server then fails a write in bounded time instead of the OS's minutes.
+PG_CONNECT_TIMEOUT_S = 10
 _WRITE = "freightml_write"  # execution option: this connection will write
 
 
@@ -45,7 +48,12 @@ class Database:
             self.engine = _sqlite_engine(parsed, echo)
             self.insert = sqlite.insert
         else:
-            self.engine = sa.create_engine(url, echo=echo, pool_pre_ping=True)
+            connect_args = {}
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+            self.engine = sa.create_engine(
+                url, echo=echo, pool_pre_ping=True, connect_args=connect_args
+            )
             self.insert = postgresql.insert
 
     def create_all(self) -> None:
@@ -78,6 +86,15 @@ class Database:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be used right now (down, unreachable,
+    restarting, locked, out of connections), so the same write may succeed later; as
+    opposed to an error of the data or the statement."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
 
 
 def _sqlite_engine(url: sa.URL, echo: bool) -> sa.Engine:
