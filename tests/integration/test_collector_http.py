@@ -336,6 +336,61 @@ def test_health_stats_and_metrics(collector: Collector) -> None:
     assert collector.client.get("/stats").json()["events"] == 1
 
 
-def test_openapi_lists_the_api(collector: Collector) -> None:
+def test_openapi_documents_bodies_errors_and_content_types(collector: Collector) -> None:
     paths = collector.client.get("/openapi.json").json()["paths"]
-    assert {"/facts", "/forecasts/joined", "/healthz", "/metrics"} <= set(paths)
+    assert set(paths) == {
+        "/",
+        "/events",
+        "/facts",
+        "/forecasts/joined",
+        "/inferences/{inference_id}",
+        "/stats",
+        "/healthz",
+        "/metrics",
+    }
+    facts = paths["/facts"]["post"]
+    assert set(facts["responses"]) == {"200", "400", "422", "500", "503"}
+    assert set(facts["requestBody"]["content"]) == {"application/json", "text/csv"}
+    record = facts["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]["items"]
+    assert record["required"] == list(FACT_COLUMNS)
+    assert "404" in paths["/inferences/{inference_id}"]["get"]["responses"]
+    assert paths["/healthz"]["get"]["responses"]["503"]["headers"]["Retry-After"]
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain; version=0.0.4; charset=utf-8"]
+    assert collector.client.get("/metrics").headers["content-type"] == next(iter(metrics))
+    binary = paths["/events"]["post"]
+    assert {p["name"] for p in binary["parameters"] if p["required"]} == {
+        "ce-id",
+        "ce-type",
+        "ce-source",
+        "ce-specversion",
+    }
+    assert set(binary["responses"]) == {"200", "400", "500", "503"}
+    assert list(paths["/"]["post"]["requestBody"]["content"]) == ["application/cloudevents+json"]
+
+
+def test_json_facts_of_the_wrong_type_get_422_naming_them(collector: Collector) -> None:
+    bad = [
+        {**_facts([1])[0], "origin_station": 7},
+        {**_facts([2])[0], "date": "5"},
+        {**_facts([3])[0], "wagons": 1.5},
+        {**_facts([4])[0], "cargo_type": "co\x00al"},
+    ]
+    r = collector.client.post("/facts", json=bad)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        "record 0: origin_station must be a string, got 7",
+        'record 1: date is an unparsable date: use an ISO date YYYY-MM-DD, got "5"',
+        "record 2: wagons must be a whole number, got 1.5",
+        'record 3: cargo_type must not contain NUL characters, got "co\\u0000al"',
+    ]
+    assert collector.store.counts()["facts"] == 0
+
+
+def test_a_store_failure_other_than_unavailability_is_a_500_naming_it(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    with uvicorn_in_thread(create_app(store)) as base:
+        store.drop_all()  # the tables are gone: a programming error, not an outage
+        r = httpx.get(f"{base}/stats")
+        assert r.status_code == 500 and "no such table" in r.json()["error"]
+        assert "retry-after" not in r.headers

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -23,6 +22,7 @@ from prometheus_client import (
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from freightml.collector import openapi as api
 from freightml.collector.events import BadEventError, event_from_http
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.store import IngestResult, Store, is_unavailable
@@ -181,6 +181,7 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
+    _document_event_routes(app)
     app.add_middleware(_Timing, histogram=metrics.latency)
 
     async def database_error(request: Request, exc: Exception) -> Response:
@@ -209,11 +210,17 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         )
 
     # Plain Starlette routes: the hot path skips FastAPI's dependency solving (~20% of the
-    # CPU per event); they are described in the app's OpenAPI description instead.
+    # CPU per event); their OpenAPI path items are written by hand (collector/openapi.py).
     app.add_route("/", receive_event, methods=["POST"], include_in_schema=False)
     app.add_route("/events", receive_event, methods=["POST"], include_in_schema=False)
 
-    @app.post("/facts", summary="Ingest facts (JSON records or CSV), idempotently")
+    @app.post(
+        "/facts",
+        summary="Ingest facts (JSON records or CSV), idempotently",
+        responses=api.FACTS_RESPONSES,
+        openapi_extra=api.facts_request_body(),
+        tags=["facts"],
+    )
     async def post_facts(request: Request) -> Response:
         body = await request.body()
         try:
@@ -221,6 +228,9 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         except BadFactsBody as exc:
             metrics.facts.labels("rejected").inc()
             return _json({"status": "rejected", "errors": [str(exc)]}, 400)
+        except FactsRejected as exc:  # JSON values of the wrong type
+            metrics.facts.labels("rejected").inc()
+            return _json({"status": "rejected", "errors": exc.errors}, 422)
         try:
             result, warnings = await run_in_threadpool(_ingest, store, raw)
         except FactsRejected as exc:
@@ -232,11 +242,16 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         metrics.count_facts(result)
         return _json({"status": "ok", **result.to_dict(), "warnings": warnings})
 
-    @app.get("/forecasts/joined", summary="Forecasts joined with the facts of their target day")
+    @app.get(
+        "/forecasts/joined",
+        summary="Forecasts joined with the facts of their target day",
+        responses={200: {"model": list[api.JoinedForecast]}, **api.UNAVAILABLE},
+        tags=["forecasts"],
+    )
     async def forecasts_joined(
         limit: Annotated[int, Query(ge=1, le=100_000, description="rows at most")] = 1000,
-        start: Annotated[date | None, Query(description="first target date")] = None,
-        end: Annotated[date | None, Query(description="last target date")] = None,
+        start: Annotated[api.IsoDate | None, Query(description="first target date")] = None,
+        end: Annotated[api.IsoDate | None, Query(description="last target date")] = None,
         model_name: Annotated[str | None, Query(description="only this model")] = None,
         source: Annotated[Literal["online", "batch"] | None, Query()] = None,
         include_pending: Annotated[
@@ -257,18 +272,31 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         frame["created_at"] = frame["created_at"].astype(str)
         return Response(frame.to_json(orient="records"), media_type="application/json")
 
-    @app.get("/inferences/{inference_id}", summary="One inference: request, response, forecasts")
+    @app.get(
+        "/inferences/{inference_id}",
+        summary="One inference: request, response, forecasts",
+        responses=api.INFERENCE_RESPONSES,
+        tags=["events"],
+    )
     async def get_inference(inference_id: str) -> Response:
         found = await run_in_threadpool(store.inference, inference_id)
         if found is None:
             return _json({"error": f"no inference with id {inference_id!r}"}, 404)
         return _json(found)
 
-    @app.get("/stats", summary="Row counts of the store")
+    @app.get(
+        "/stats",
+        summary="Row counts of the store",
+        responses={200: {"model": dict[str, int]}, **api.UNAVAILABLE},
+    )
     async def stats() -> Response:
         return _json(await run_in_threadpool(store.counts))
 
-    @app.get("/healthz", summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        summary="Liveness and database reachability",
+        responses=api.HEALTH_RESPONSES,
+    )
     async def healthz() -> Response:
         try:
             await run_in_threadpool(store.ping)
@@ -280,11 +308,33 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
             )
         return _json({"status": "ok", "writer": writer.running})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses=api.METRICS_RESPONSES,
+    )
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=api.METRICS_CONTENT_TYPE)
 
     return app
+
+
+def _document_event_routes(app: FastAPI) -> None:
+    """Add the CloudEvent routes (plain Starlette routes) to the app's OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"] = {**api.event_paths(), **schema["paths"]}
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                api.event_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:

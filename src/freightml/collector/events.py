@@ -208,6 +208,11 @@ def _check_structured(body: bytes) -> dict[str, Any]:
     missing = [a for a in _STRUCTURED_REQUIRED if not str(envelope.get(a) or "").strip()]
     if missing:
         raise BadEventError(f"structured CloudEvent is missing attribute(s) {', '.join(missing)}")
+    not_text = [a for a in _MAX_LENGTH if a in envelope and not isinstance(envelope[a], str)]
+    if not_text:
+        raise BadEventError(
+            f"structured CloudEvent attribute(s) {', '.join(not_text)} must be strings"
+        )
     return envelope
 
 

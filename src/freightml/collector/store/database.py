@@ -6,6 +6,7 @@ SQLite by default (WAL, one writer at a time), PostgreSQL by URL.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -24,6 +25,15 @@ DEFAULT_URL = "sqlite:///.freightml/collector.db"
 # Seconds to wait for a PostgreSQL connection (unless the URL sets connect_timeout): an
 # unreachable server then fails a write in bounded time instead of the OS's minutes.
 PG_CONNECT_TIMEOUT_S = 10
+# SQLite errors that pass: another writer holds the lock, the file or disk is unusable.
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "database table is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+    "readonly database",
+)
 _WRITE = "freightml_write"  # execution option: this connection will write
 
 
@@ -94,6 +104,10 @@ def is_unavailable(exc: BaseException) -> bool:
     opposed to an error of the data or the statement."""
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa.exc.OperationalError) and isinstance(exc.orig, sqlite3.Error):
+        # sqlite3 reports a missing table or bad SQL as OperationalError too
+        message = str(exc.orig).lower()
+        return any(m in message for m in _SQLITE_UNAVAILABLE)
     return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError)
 
 
