@@ -122,7 +122,9 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
     return {"model": model, "description": description}
 
 
-UNAVAILABLE = {
+Responses = dict[int | str, dict[str, Any]]
+
+UNAVAILABLE: Responses = {
     503: {
         **_json(Unavailable, "The database is unavailable: nothing was stored; retry later"),
         "headers": {
@@ -134,7 +136,7 @@ UNAVAILABLE = {
     },
     500: _json(StoreError, "The database refused the request (named in `error`)"),
 }
-FACTS_RESPONSES: dict[int | str, dict[str, Any]] = {
+FACTS_RESPONSES: Responses = {
     200: _json(FactsAnswer, "Stored (idempotently)"),
     400: _json(FactsRejection, "The body is not a JSON list of fact records nor a CSV table"),
     422: _json(
@@ -144,16 +146,16 @@ FACTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     **UNAVAILABLE,
 }
-INFERENCE_RESPONSES: dict[int | str, dict[str, Any]] = {
+INFERENCE_RESPONSES: Responses = {
     200: _json(Inference, "The inference"),
     404: _json(NotFound, "No event or inference has this id"),
     **UNAVAILABLE,
 }
-HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+HEALTH_RESPONSES: Responses = {
     200: _json(Health, "The database answers"),
     503: UNAVAILABLE[503],
 }
-METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+METRICS_RESPONSES: Responses = {
     200: {
         "description": "Prometheus text exposition format 0.0.4",
         "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}},
