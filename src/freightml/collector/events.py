@@ -18,8 +18,10 @@ from typing import Any, Literal
 import cloudevents.exceptions as ce_exceptions
 from cloudevents.http import CloudEvent, from_http
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+
+REQUEST_TYPE = REQUEST_EVENT_TYPE  # the names this module has always exported
+RESPONSE_TYPE = RESPONSE_EVENT_TYPE
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 Outcome = Literal["stored", "duplicate"]
