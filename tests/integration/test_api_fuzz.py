@@ -29,11 +29,12 @@ from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 pytestmark = [pytest.mark.integration]
 
 # Rules of POST /facts that a JSON Schema cannot state (no date after today, one value per
-# series and day, columns of a CSV table) make some schema-valid bodies a documented 422.
+# series and day; a CSV body is only "a string") make some schema-valid bodies a
+# documented 422, and a string that is no CSV table a documented 400.
 COLLECTOR_CONFIG = """
 [[operations]]
 include-path = "/facts"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "422"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "422"]
 """
 
 

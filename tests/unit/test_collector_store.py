@@ -319,3 +319,10 @@ def test_counts_cover_every_table_family(store: Store) -> None:
         "facts": 1,
         "facts_revisions": 1,
     }
+
+
+def test_nul_characters_in_names_are_an_error_and_store_nothing(store: Store) -> None:
+    # PostgreSQL cannot hold NUL in text: refuse it on every backend, naming the column
+    with pytest.raises(ValueError, match="facts column cargo_type has values with NUL"):
+        store.ingest_facts(_facts([1]).assign(cargo_type="co\x00al"))
+    assert store.counts()["facts"] == 0

@@ -184,6 +184,8 @@ def _check_lengths(attributes: dict[str, Any]) -> None:
         value = attributes.get(name)
         if value is not None and len(str(value)) > limit:
             raise BadEventError(f"attribute {name} is longer than {limit} characters")
+        if value is not None and "\x00" in str(value):
+            raise BadEventError(f"attribute {name} contains a NUL character")
 
 
 def _body_text(body: bytes, data: Any, structured: bool) -> str | None:

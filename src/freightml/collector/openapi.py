@@ -23,8 +23,8 @@ MAX_SOURCE_LENGTH = 1024
 MAX_TIME_LENGTH = 64
 SPECVERSIONS = ["1.0", "0.3"]  # what the CloudEvents SDK reads
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
-_NOT_BLANK = r"\S"  # (a JSON Schema pattern matches anywhere) at least one visible character
 _NO_NUL = r"^[^\u0000]*$"
+_NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # a visible character, no NUL
 
 
 def _iso_date_only(value: Any) -> Any:
@@ -259,7 +259,7 @@ _BOTH_MODES = (
 
 
 def _header(name: str, required: bool, max_length: int, description: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": _NO_NUL}
     if required:
         schema.update(minLength=1, pattern=_NOT_BLANK)
     return {
@@ -326,7 +326,7 @@ def event_paths() -> dict[str, Any]:
 
 def event_schemas() -> dict[str, Any]:
     """Component schemas the CloudEvent routes refer to."""
-    extension = {"type": "string", "maxLength": MAX_ATTRIBUTE_LENGTH}
+    extension = {"type": "string", "maxLength": MAX_ATTRIBUTE_LENGTH, "pattern": _NO_NUL}
     return {
         "StructuredCloudEvent": {
             "type": "object",
@@ -336,8 +336,8 @@ def event_schemas() -> dict[str, Any]:
                 "type": _text(MAX_ATTRIBUTE_LENGTH),
                 "source": _text(MAX_SOURCE_LENGTH),
                 "specversion": {"type": "string", "enum": SPECVERSIONS},
-                "time": {"type": "string", "maxLength": MAX_TIME_LENGTH},
-                "datacontenttype": {"type": "string", "maxLength": MAX_ATTRIBUTE_LENGTH},
+                "time": {"type": "string", "maxLength": MAX_TIME_LENGTH, "pattern": _NO_NUL},
+                "datacontenttype": extension,
                 "inferenceservicename": extension,
                 "namespace": extension,
                 "component": extension,

@@ -188,6 +188,8 @@ def _check_facts(facts: pd.DataFrame) -> None:
         s = facts[col]
         if s.isna().any() or (s.astype(str).str.len() == 0).any():
             raise ValueError(f"facts column {col} has empty values")
+        if s.astype(str).str.contains("\x00", regex=False).any():
+            raise ValueError(f"facts column {col} has values with NUL characters")
         too_long = s.astype(str).str.len() > MAX_NAME_LENGTH
         if too_long.any():
             raise ValueError(
