@@ -5,29 +5,22 @@ and on PostgreSQL too when FREIGHTML_TEST_POSTGRES_URL is set."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+from helpers import facts_records, postgres_url, uvicorn_in_thread
 
 from freightml.collector.app import create_app
-from freightml.collector.events import REQUEST_TYPE, RESPONSE_TYPE
 from freightml.collector.store import Store
 from freightml.data.schema import FACT_COLUMNS
+from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 
 pytestmark = [pytest.mark.integration]
-
-PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
 
 
 @dataclass
@@ -37,35 +30,21 @@ class Collector:
     client: httpx.Client
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collector]:
     """A collector served by uvicorn on 127.0.0.1 (port picked by the OS) over a fresh store."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'collector.db'}"
     else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
+        url = postgres_url()
     store = Store(url, create=False)
     store.drop_all()
     store.create_all()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(store), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "collector did not start"
-        time.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        uvicorn_in_thread(create_app(store)) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
         yield Collector(base, store, client)
-    server.should_exit = True
-    thread.join(20)
-    sock.close()
     store.close()
 
 
@@ -73,7 +52,7 @@ def _event(kind: str, inference_id: str, data: object) -> CloudEvent:
     return CloudEvent(
         {
             "id": inference_id,
-            "type": REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+            "type": REQUEST_EVENT_TYPE if kind == "request" else RESPONSE_EVENT_TYPE,
             "source": "http://localhost:9081/",
             "specversion": "1.0",
             "datacontenttype": "application/json",
@@ -147,19 +126,10 @@ def _post_binary(c: Collector, event: CloudEvent, path: str = "/") -> httpx.Resp
 
 
 def _facts(days: list[int], tonnes: float = 90.0) -> list[dict]:
-    return [
-        {
-            "date": f"2025-01-{d:02d}",
-            "origin_station": "NSK",
-            "destination_station": "VLD",
-            "origin_region": "West Siberian",
-            "destination_region": "Far Eastern",
-            "cargo_type": "coal",
-            "volume_tonnes": tonnes + d,
-            "wagons": 2,
-        }
-        for d in days
-    ]
+    """Fact records of January 2025's ``days`` (1-based) with volume ``tonnes + day``."""
+    return facts_records(
+        [d - 1 for d in days], start="2025-01-01", tonnes=[tonnes + d for d in days]
+    )
 
 
 # -- events --------------------------------------------------------------------------------
@@ -366,7 +336,61 @@ def test_health_stats_and_metrics(collector: Collector) -> None:
     assert collector.client.get("/stats").json()["events"] == 1
 
 
-def test_openapi_lists_the_api(collector: Collector) -> None:
+def test_openapi_documents_bodies_errors_and_content_types(collector: Collector) -> None:
     paths = collector.client.get("/openapi.json").json()["paths"]
-    assert {"/facts", "/forecasts/joined", "/healthz", "/metrics"} <= set(paths)
-    assert json.dumps(paths)  # serialisable
+    assert set(paths) == {
+        "/",
+        "/events",
+        "/facts",
+        "/forecasts/joined",
+        "/inferences/{inference_id}",
+        "/stats",
+        "/healthz",
+        "/metrics",
+    }
+    facts = paths["/facts"]["post"]
+    assert set(facts["responses"]) == {"200", "400", "422", "500", "503"}
+    assert set(facts["requestBody"]["content"]) == {"application/json", "text/csv"}
+    record = facts["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]["items"]
+    assert record["required"] == list(FACT_COLUMNS)
+    assert "404" in paths["/inferences/{inference_id}"]["get"]["responses"]
+    assert paths["/healthz"]["get"]["responses"]["503"]["headers"]["Retry-After"]
+    metrics = paths["/metrics"]["get"]["responses"]["200"]["content"]
+    assert list(metrics) == ["text/plain; version=0.0.4; charset=utf-8"]
+    assert collector.client.get("/metrics").headers["content-type"] == next(iter(metrics))
+    binary = paths["/events"]["post"]
+    assert {p["name"] for p in binary["parameters"] if p["required"]} == {
+        "ce-id",
+        "ce-type",
+        "ce-source",
+        "ce-specversion",
+    }
+    assert set(binary["responses"]) == {"200", "400", "500", "503"}
+    assert list(paths["/"]["post"]["requestBody"]["content"]) == ["application/cloudevents+json"]
+
+
+def test_json_facts_of_the_wrong_type_get_422_naming_them(collector: Collector) -> None:
+    bad = [
+        {**_facts([1])[0], "origin_station": 7},
+        {**_facts([2])[0], "date": "5"},
+        {**_facts([3])[0], "wagons": 1.5},
+        {**_facts([4])[0], "cargo_type": "co\x00al"},
+    ]
+    r = collector.client.post("/facts", json=bad)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        "record 0: origin_station must be a string, got 7",
+        'record 1: date is an unparsable date: use an ISO date YYYY-MM-DD, got "5"',
+        "record 2: wagons must be a whole number, got 1.5",
+        'record 3: cargo_type must not contain NUL characters, got "co\\u0000al"',
+    ]
+    assert collector.store.counts()["facts"] == 0
+
+
+def test_a_store_failure_other_than_unavailability_is_a_500_naming_it(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    with uvicorn_in_thread(create_app(store)) as base:
+        store.drop_all()  # the tables are gone: a programming error, not an outage
+        r = httpx.get(f"{base}/stats")
+        assert r.status_code == 500 and "no such table" in r.json()["error"]
+        assert "retry-after" not in r.headers

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 from cloudevents.conversion import to_binary
+from helpers import facts_frame, free_port, running
 
 from freightml.collector import FactsRejected, Store, ingest_facts_file
 from freightml.collector.events import kserve_cloudevent
@@ -22,18 +20,7 @@ pytestmark = [pytest.mark.integration]
 
 
 def _facts(tonnes: float = 50.0) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "date": pd.date_range("2025-03-01", periods=4),
-            "origin_station": "NSK",
-            "destination_station": "VLD",
-            "origin_region": "West Siberian",
-            "destination_region": "Far Eastern",
-            "cargo_type": "coal",
-            "volume_tonnes": [tonnes, tonnes + 1, tonnes + 2, tonnes + 3],
-            "wagons": 1,
-        }
-    )
+    return facts_frame(4, tonnes=[tonnes, tonnes + 1, tonnes + 2, tonnes + 3], wagons=1)
 
 
 def test_ingest_csv_then_parquet_of_the_same_facts(tmp_path: Path) -> None:
@@ -75,30 +62,14 @@ def test_a_file_missing_a_column_is_rejected_by_name(tmp_path: Path) -> None:
 
 
 def test_serve_collector_runs_as_a_process(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"sqlite:///{tmp_path / 'collector.db'}"
     code = (
         "from freightml.collector import serve_collector; "
         f"serve_collector({url!r}, port={port}, log_level='warning')"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"collector exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "collector did not answer /healthz in 60 s"
-            time.sleep(0.1)
+    with running([sys.executable, "-c", code], f"{base}/healthz", tmp_path / "collector.log"):
         headers, body = to_binary(kserve_cloudevent("request", "p-1", {"instances": []}))
         assert httpx.post(base, headers=headers, content=body).json() == {"status": "stored"}
-    finally:
-        proc.terminate()
-        proc.wait(30)
     assert Store(url).counts()["events"] == 1

@@ -142,3 +142,11 @@ def test_overlong_id_is_rejected() -> None:
 def test_other_event_types_have_no_kind() -> None:
     headers, body = to_binary(CloudEvent({"type": "com.example.other", "source": "s"}, {}))
     assert event_from_http(headers, body).kind is None
+
+
+@pytest.mark.parametrize("attribute", ["id", "inferenceservicename"])
+def test_a_nul_character_in_an_attribute_is_rejected(attribute: str) -> None:
+    envelope = {"id": "a", "type": "t", "source": "s", "specversion": "1.0", attribute: "x\x00"}
+    headers = {"content-type": "application/cloudevents+json"}
+    with pytest.raises(BadEventError, match=f"attribute {attribute} contains a NUL"):
+        event_from_http(headers, json.dumps(envelope).encode())

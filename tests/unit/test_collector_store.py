@@ -3,7 +3,6 @@ idempotent events, request/response joins in either order, forecasts, facts with
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -11,25 +10,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import facts_frame, postgres_url
 
-from freightml.collector.events import REQUEST_TYPE, RESPONSE_TYPE, InferenceEvent
+from freightml.collector.events import InferenceEvent
 from freightml.collector.store import IngestResult, Store
 from freightml.data.schema import FACT_COLUMNS, FactSchema
+from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 
 pytestmark = [pytest.mark.unit]
 
-PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store: SQLite in tmp_path, or the test PostgreSQL with its tables recreated."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'collector.db'}"
     else:
-        url = os.environ.get(PG_ENV, "")
-        if not url:
-            pytest.skip(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
+        url = postgres_url()
     s = Store(url, create=False)
     s.drop_all()
     s.create_all()
@@ -40,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 def _event(kind: str, inference_id: str, body: str | None = "{}", **kw: object) -> InferenceEvent:
     return InferenceEvent(
         event_id=inference_id,
-        event_type=REQUEST_TYPE if kind == "request" else RESPONSE_TYPE,
+        event_type=REQUEST_EVENT_TYPE if kind == "request" else RESPONSE_EVENT_TYPE,
         source="http://localhost:9081/",
         time=f"2026-01-05T10:00:0{0 if kind == 'request' else 1}Z",
         inference_service="freight-volume",
@@ -74,17 +71,10 @@ def _response_body(days: list[int], origin: str = "NSK", tonnes: float = 100.0) 
 
 
 def _facts(days: list[int], tonnes: float = 100.0, origin: str = "NSK") -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "date": [f"2026-01-{d:02d}" for d in days],
-            "origin_station": origin,
-            "destination_station": "VLD",
-            "origin_region": "West Siberian",
-            "destination_region": "Far Eastern",
-            "cargo_type": "coal",
-            "volume_tonnes": [tonnes + d for d in days],
-            "wagons": 2,
-        }
+    """Facts of January 2026's ``days`` (1-based) with volume ``tonnes + day``."""
+    offsets = [d - 1 for d in days]
+    return facts_frame(
+        offsets, start="2026-01-01", tonnes=[tonnes + d for d in days], origin=origin
     )
 
 
@@ -313,3 +303,26 @@ def test_in_memory_sqlite_works_across_threads() -> None:
     thread.start()
     thread.join()
     assert outcomes == ["stored"] and s.counts()["events"] == 1
+
+
+def test_counts_cover_every_table_family(store: Store) -> None:
+    store.record_events(
+        [_event("request", "inf-8"), _event("response", "inf-8", _response_body([2]))]
+    )
+    store.ingest_facts(_facts([1]))
+    store.ingest_facts(_facts([1], tonnes=5.0))
+    assert store.counts() == {
+        "events": 2,
+        "inferences": 1,
+        "inferences_complete": 1,
+        "forecasts": 1,
+        "facts": 1,
+        "facts_revisions": 1,
+    }
+
+
+def test_nul_characters_in_names_are_an_error_and_store_nothing(store: Store) -> None:
+    # PostgreSQL cannot hold NUL in text: refuse it on every backend, naming the column
+    with pytest.raises(ValueError, match="facts column cargo_type has values with NUL"):
+        store.ingest_facts(_facts([1]).assign(cargo_type="co\x00al"))
+    assert store.counts()["facts"] == 0

@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -22,9 +22,10 @@ from prometheus_client import (
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from freightml.collector import openapi as api
 from freightml.collector.events import BadEventError, event_from_http
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
-from freightml.collector.store import IngestResult, Store
+from freightml.collector.store import IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
@@ -36,6 +37,7 @@ _DESCRIPTION = (
     'redelivery, 400 `{"status": "rejected", "error": ...}` naming what is wrong. '
     "See docs/collector.md."
 )
+RETRY_AFTER_S = 1  # the Retry-After of a 503: the database was unavailable
 _STORED = b'{"status":"stored"}'
 _DUPLICATE = b'{"status":"duplicate"}'
 
@@ -121,12 +123,32 @@ class _Timing:
             )
 
 
-def _json(content: Any, status: int = 200) -> Response:
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(content, default=_json_default, separators=(",", ":")),
         status_code=status,
         media_type="application/json",
+        headers=headers,
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (drivers add SQL and links)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
+def _store_error(what: str, exc: BaseException) -> Response:
+    """503 with ``Retry-After`` when the database is unavailable (the same request will
+    succeed later: every write is idempotent), else 500; both name the error."""
+    reason = f"{what}: {_describe(exc)}"
+    if is_unavailable(exc):
+        return _json(
+            {"status": "unavailable", "error": f"{reason} (database unavailable; retry later)"},
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return _json({"status": "error", "error": reason}, 500)
 
 
 def _json_default(value: Any) -> Any:
@@ -159,7 +181,14 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
+    _document_event_routes(app)
     app.add_middleware(_Timing, histogram=metrics.latency)
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        return _store_error(f"{request.method} {request.url.path} failed", exc)
+
+    # any route whose store call fails: 503 while the database is unavailable, else 500
+    app.add_exception_handler(sa.exc.SQLAlchemyError, database_error)
 
     async def receive_event(request: Request) -> Response:
         """A CloudEvent (binary or structured mode) from KServe's payload logger."""
@@ -172,21 +201,26 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         kind = event.kind or "other"
         try:
             outcome = await writer.submit(event)
-        except Exception as exc:  # noqa: BLE001 - a database failure: the sender may retry
+        except Exception as exc:  # noqa: BLE001 - 503 (retry later) or 500, with the reason
             metrics.events.labels(kind, "error").inc()
-            reason = f"could not store the event: {type(exc).__name__}: {str(exc)[:300]}"
-            return _json({"status": "error", "error": reason}, 503)
+            return _store_error("could not store the event", exc)
         metrics.events.labels(kind, outcome).inc()
         return Response(
             _STORED if outcome == "stored" else _DUPLICATE, media_type="application/json"
         )
 
     # Plain Starlette routes: the hot path skips FastAPI's dependency solving (~20% of the
-    # CPU per event); they are described in the app's OpenAPI description instead.
+    # CPU per event); their OpenAPI path items are written by hand (collector/openapi.py).
     app.add_route("/", receive_event, methods=["POST"], include_in_schema=False)
     app.add_route("/events", receive_event, methods=["POST"], include_in_schema=False)
 
-    @app.post("/facts", summary="Ingest facts (JSON records or CSV), idempotently")
+    @app.post(
+        "/facts",
+        summary="Ingest facts (JSON records or CSV), idempotently",
+        responses=api.FACTS_RESPONSES,
+        openapi_extra=api.facts_request_body(),
+        tags=["facts"],
+    )
     async def post_facts(request: Request) -> Response:
         body = await request.body()
         try:
@@ -194,6 +228,9 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         except BadFactsBody as exc:
             metrics.facts.labels("rejected").inc()
             return _json({"status": "rejected", "errors": [str(exc)]}, 400)
+        except FactsRejected as exc:  # JSON values of the wrong type
+            metrics.facts.labels("rejected").inc()
+            return _json({"status": "rejected", "errors": exc.errors}, 422)
         try:
             result, warnings = await run_in_threadpool(_ingest, store, raw)
         except FactsRejected as exc:
@@ -205,11 +242,16 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         metrics.count_facts(result)
         return _json({"status": "ok", **result.to_dict(), "warnings": warnings})
 
-    @app.get("/forecasts/joined", summary="Forecasts joined with the facts of their target day")
+    @app.get(
+        "/forecasts/joined",
+        summary="Forecasts joined with the facts of their target day",
+        responses={200: {"model": list[api.JoinedForecast]}, **api.UNAVAILABLE},
+        tags=["forecasts"],
+    )
     async def forecasts_joined(
         limit: Annotated[int, Query(ge=1, le=100_000, description="rows at most")] = 1000,
-        start: Annotated[date | None, Query(description="first target date")] = None,
-        end: Annotated[date | None, Query(description="last target date")] = None,
+        start: Annotated[api.IsoDate | None, Query(description="first target date")] = None,
+        end: Annotated[api.IsoDate | None, Query(description="last target date")] = None,
         model_name: Annotated[str | None, Query(description="only this model")] = None,
         source: Annotated[Literal["online", "batch"] | None, Query()] = None,
         include_pending: Annotated[
@@ -230,30 +272,69 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         frame["created_at"] = frame["created_at"].astype(str)
         return Response(frame.to_json(orient="records"), media_type="application/json")
 
-    @app.get("/inferences/{inference_id}", summary="One inference: request, response, forecasts")
+    @app.get(
+        "/inferences/{inference_id}",
+        summary="One inference: request, response, forecasts",
+        responses=api.INFERENCE_RESPONSES,
+        tags=["events"],
+    )
     async def get_inference(inference_id: str) -> Response:
         found = await run_in_threadpool(store.inference, inference_id)
         if found is None:
             return _json({"error": f"no inference with id {inference_id!r}"}, 404)
         return _json(found)
 
-    @app.get("/stats", summary="Row counts of the store")
+    @app.get(
+        "/stats",
+        summary="Row counts of the store",
+        responses={200: {"model": dict[str, int]}, **api.UNAVAILABLE},
+    )
     async def stats() -> Response:
         return _json(await run_in_threadpool(store.counts))
 
-    @app.get("/healthz", summary="Liveness and database reachability")
+    @app.get(
+        "/healthz",
+        summary="Liveness and database reachability",
+        responses=api.HEALTH_RESPONSES,
+    )
     async def healthz() -> Response:
         try:
             await run_in_threadpool(store.ping)
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-            return _json({"status": "unavailable", "error": f"database unreachable: {exc}"}, 503)
+            return _json(
+                {"status": "unavailable", "error": f"database unreachable: {_describe(exc)}"},
+                503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
         return _json({"status": "ok", "writer": writer.running})
 
-    @app.get("/metrics", summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses=api.METRICS_RESPONSES,
+    )
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics.registry), media_type=api.METRICS_CONTENT_TYPE)
 
     return app
+
+
+def _document_event_routes(app: FastAPI) -> None:
+    """Add the CloudEvent routes (plain Starlette routes) to the app's OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema["paths"] = {**api.event_paths(), **schema["paths"]}
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                api.event_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:

@@ -18,8 +18,10 @@ from typing import Any, Literal
 import cloudevents.exceptions as ce_exceptions
 from cloudevents.http import CloudEvent, from_http
 
-REQUEST_TYPE = "org.kubeflow.serving.inference.request"
-RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
+from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+
+REQUEST_TYPE = REQUEST_EVENT_TYPE  # the names this module has always exported
+RESPONSE_TYPE = RESPONSE_EVENT_TYPE
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 Outcome = Literal["stored", "duplicate"]
@@ -182,6 +184,8 @@ def _check_lengths(attributes: dict[str, Any]) -> None:
         value = attributes.get(name)
         if value is not None and len(str(value)) > limit:
             raise BadEventError(f"attribute {name} is longer than {limit} characters")
+        if value is not None and "\x00" in str(value):
+            raise BadEventError(f"attribute {name} contains a NUL character")
 
 
 def _body_text(body: bytes, data: Any, structured: bool) -> str | None:
@@ -208,6 +212,11 @@ def _check_structured(body: bytes) -> dict[str, Any]:
     missing = [a for a in _STRUCTURED_REQUIRED if not str(envelope.get(a) or "").strip()]
     if missing:
         raise BadEventError(f"structured CloudEvent is missing attribute(s) {', '.join(missing)}")
+    not_text = [a for a in _MAX_LENGTH if a in envelope and not isinstance(envelope[a], str)]
+    if not_text:
+        raise BadEventError(
+            f"structured CloudEvent attribute(s) {', '.join(not_text)} must be strings"
+        )
     return envelope
 
 

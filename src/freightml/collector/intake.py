@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import io
 import json
+import re
+from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from freightml.data.schema import coerce_facts
+from freightml.data.schema import CATEGORY_COLUMNS, coerce_facts
 from freightml.data.validation import ValidationReport, validate_facts
+
+TEXT_COLUMNS = CATEGORY_COLUMNS  # stations, regions, cargo type
+MAX_WAGONS = 1_000_000  # wagons of one series in one day, at most (the column is 32-bit)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAX_TYPE_ERRORS = 5
 
 
 class FactsRejected(ValueError):
@@ -55,7 +62,65 @@ def facts_from_body(body: bytes, content_type: str | None) -> pd.DataFrame:
         raise BadFactsBody(
             'JSON body must be a list of fact records (objects), or {"facts": [...]}'
         )
+    check_record_types(data)
     return pd.DataFrame.from_records(data)
+
+
+def check_record_types(records: list[dict[str, Any]]) -> None:
+    """JSON fact records hold their values with the documented JSON types: text fields are
+    strings, ``date`` an ISO date ``YYYY-MM-DD``, ``volume_tonnes`` a number, ``wagons`` a
+    whole number up to MAX_WAGONS; FactsRejected (422) names the first offenders.
+
+    A missing field or null is left to validation, which names it for every row. (CSV
+    has no types: its values are coerced.)
+    """
+    errors: list[str] = []
+    for i, record in enumerate(records):
+        for col, value in record.items():
+            if value is None:
+                continue
+            problem = _type_problem(col, value)
+            if problem:
+                errors.append(f"record {i}: {col} {problem}, got {_show(value)}")
+                if len(errors) == _MAX_TYPE_ERRORS:
+                    raise FactsRejected([*errors, "(further records not checked)"])
+    if errors:
+        raise FactsRejected(errors)
+
+
+def _type_problem(col: str, value: Any) -> str | None:
+    if col in TEXT_COLUMNS:
+        if not isinstance(value, str):
+            return "must be a string"
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode text"
+    elif col == "date":
+        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+            return "is an unparsable date: use an ISO date YYYY-MM-DD"
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return "is an unparsable date (no such day)"
+    elif col == "volume_tonnes":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number"
+    elif col == "wagons":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a whole number"
+        if isinstance(value, float) and not value.is_integer():
+            return "must be a whole number"
+        if value > MAX_WAGONS:
+            return f"must be at most {MAX_WAGONS:,}"
+    return None
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def prepare_facts(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:

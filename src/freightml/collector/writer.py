@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from freightml.collector.events import InferenceEvent, Outcome
-from freightml.collector.store import Store
+from freightml.collector.store import Store, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,17 @@ class EventWriter:
 
     def _write_some(self) -> None:
         batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        events = [event for event, _ in batch]
         started = time.perf_counter()
         try:
-            results: list[Outcome | Exception] = list(
-                self.store.record_events([event for event, _ in batch])
+            results: list[Outcome | Exception] = list(self.store.record_events(events))
+        except Exception as exc:  # noqa: BLE001 - retry one by one (below)
+            log.warning(
+                "a batch of %d events failed (%s); retrying them one by one",
+                len(batch),
+                _short(exc),
             )
-        except Exception:  # noqa: BLE001 - isolate the bad event: retry one by one
-            results = []
-            for event, _ in batch:
-                try:
-                    results.append(self.store.record_event(event))
-                except Exception as exc:
-                    log.exception("could not store event %s (%s)", event.event_id, event.event_type)
-                    results.append(exc)
+            results = self._one_by_one(events)
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
         for (_, future), result in zip(batch, results):
@@ -110,3 +108,31 @@ class EventWriter:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    def _one_by_one(self, events: list[InferenceEvent]) -> list[Outcome | Exception]:
+        """Store each event in its own transaction, so one bad event fails alone.
+
+        Once the database itself is unavailable (see ``store.is_unavailable``), the rest
+        fail with that error without another attempt: each would wait for the same dead
+        server while the event loop is blocked. Their senders get 503 and retry.
+        """
+        results: list[Outcome | Exception] = []
+        down: Exception | None = None
+        for event in events:
+            if down is not None:
+                results.append(down)
+                continue
+            try:
+                results.append(self.store.record_event(event))
+            except Exception as exc:  # answered to the event's sender (503 or 500)
+                results.append(exc)
+                if is_unavailable(exc):
+                    down = exc
+                    log.error("database unavailable: %s", _short(exc))
+                else:
+                    log.exception("could not store event %s (%s)", event.event_id, event.event_type)
+        return results
+
+
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"

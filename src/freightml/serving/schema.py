@@ -58,7 +58,10 @@ def _json_type(value: object) -> str:
 # -- series and dates ------------------------------------------------------------------
 def series_position(window: HistoryWindow, key: tuple[Any, Any, Any], where: str) -> int:
     """Position of a series in the window, or a RequestError saying why there is none."""
-    position = window.series_index.get(key)  # type: ignore[arg-type]
+    try:
+        position = window.series_index.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a list or an object where a string belongs (explained below)
+        position = None
     if position is not None:
         return position
     for name, value in zip(KEY_FIELDS, key, strict=True):

@@ -1,0 +1,200 @@
+"""The facts and facts_revisions tables: the current value of each fact (series, day) and
+every value it had before, with its validity interval."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from freightml.collector import tables as t
+from freightml.collector.store.database import Database, as_date, count, now, records
+from freightml.data.schema import FACT_COLUMNS, coerce_facts
+from freightml.domain import SERIES_KEY
+
+MAX_NAME_LENGTH = 128  # stations, regions and cargo types (the facts columns' width)
+_KEY = [*SERIES_KEY, "date"]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one facts ingestion did: new facts, changed facts, unchanged repeats."""
+
+    inserted: int = 0
+    revised: int = 0
+    duplicates: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.revised + self.duplicates
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class FactStore:
+    """Upserts facts idempotently, keeping every superseded value as a revision."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def count_queries(self) -> dict[str, sa.Select[Any]]:
+        return {"facts": count(t.facts), "facts_revisions": count(t.facts_revisions)}
+
+    def ingest(self, df: pd.DataFrame) -> IngestResult:
+        """Upsert facts: new ones are inserted, changed ones revised (the old value goes to
+        facts_revisions with its validity interval), unchanged repeats counted as duplicates.
+
+        ``df`` is coerced to the facts contract; a (series, date) key twice in ``df`` is an
+        error. Runs in one transaction: all of ``df`` lands or none of it.
+        """
+        new = coerce_facts(df, categorical=False).reset_index(drop=True)
+        if new.empty:
+            return IngestResult()
+        _check_facts(new)
+        stamp = now()
+        with self.db.write() as conn:
+            if self.db.dialect == "postgresql":  # concurrent ingests wait for each other
+                conn.exec_driver_sql("LOCK TABLE facts IN SHARE ROW EXCLUSIVE MODE")
+            old = _facts_between(conn, new["date"].min(), new["date"].max(), with_meta=True)
+            merged = new.merge(old, on=_KEY, how="left", suffixes=("", "_old"), indicator=True)
+            found = (merged.pop("_merge") == "both").to_numpy()
+            same = found & _same_values(merged)
+            revised = merged[found & ~same]
+            inserted = merged[~found]
+            if len(inserted):
+                rows = records(inserted[list(FACT_COLUMNS)], revision=1, valid_from=stamp)
+                conn.execute(sa.insert(t.facts), rows)
+            if len(revised):
+                _revise(conn, revised, stamp)
+        return IngestResult(len(inserted), len(revised), int(same.sum()))
+
+    def frame(self, start: date | str | None = None, end: date | str | None = None) -> pd.DataFrame:
+        """Current facts (latest revision) in the facts schema, sorted by series and date;
+        ``start``/``end`` are inclusive dates."""
+        with self.db.read() as conn:
+            frame = _facts_between(conn, start, end, with_meta=False)
+        facts = coerce_facts(frame)
+        return facts.sort_values(_KEY, kind="stable").reset_index(drop=True)
+
+    def history(
+        self, origin_station: str, destination_station: str, cargo_type: str, day: date | str
+    ) -> pd.DataFrame:
+        """Every value one fact has had, oldest first (revision, values, validity)."""
+        key = dict(
+            zip(SERIES_KEY, (origin_station, destination_station, cargo_type)), date=as_date(day)
+        )
+        cols = [
+            "revision",
+            "volume_tonnes",
+            "wagons",
+            "origin_region",
+            "destination_region",
+            "valid_from",
+        ]
+        h, f = t.facts_revisions.c, t.facts.c
+        with self.db.read() as conn:
+            past = conn.execute(
+                sa.select(*(h[c] for c in cols), h.valid_to).where(
+                    *(h[k] == v for k, v in key.items())
+                )
+            ).fetchall()
+            current = conn.execute(
+                sa.select(*(f[c] for c in cols), sa.null().label("valid_to")).where(
+                    *(f[k] == v for k, v in key.items())
+                )
+            ).fetchall()
+        out = pd.DataFrame([*past, *current], columns=[*cols, "valid_to"])
+        return out.sort_values("revision").reset_index(drop=True)
+
+
+def _revise(conn: sa.Connection, revised: pd.DataFrame, stamp: datetime) -> None:
+    history = revised[_KEY].copy()
+    for col in ("origin_region", "destination_region", "volume_tonnes", "wagons"):
+        history[col] = revised[f"{col}_old"]
+    history["wagons"] = history["wagons"].astype("int64")
+    history["revision"] = revised["revision"].astype("int64")
+    history["valid_from"] = revised["valid_from"]
+    conn.execute(sa.insert(t.facts_revisions), records(history, valid_to=stamp))
+    c = t.facts.c
+    update = (
+        sa.update(t.facts)
+        .where(*(c[k] == sa.bindparam(f"k_{k}") for k in _KEY))
+        .values(
+            origin_region=sa.bindparam("v_origin_region"),
+            destination_region=sa.bindparam("v_destination_region"),
+            volume_tonnes=sa.bindparam("v_volume_tonnes"),
+            wagons=sa.bindparam("v_wagons"),
+            revision=c.revision + 1,
+            valid_from=stamp,
+        )
+    )
+    frame = revised[list(FACT_COLUMNS)].copy()
+    frame.columns = [f"k_{col}" if col in _KEY else f"v_{col}" for col in frame.columns]
+    conn.execute(update, records(frame))
+
+
+def _facts_between(conn: sa.Connection, start: Any, end: Any, *, with_meta: bool) -> pd.DataFrame:
+    c = t.facts.c
+    cols = [c[name] for name in FACT_COLUMNS]
+    if with_meta:
+        cols += [c.revision, c.valid_from]
+    query = sa.select(*cols)
+    if start is not None:
+        query = query.where(c.date >= as_date(start))
+    if end is not None:
+        query = query.where(c.date <= as_date(end))
+    result = conn.execute(query)
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    frame["volume_tonnes"] = frame["volume_tonnes"].astype("float64")
+    frame["wagons"] = frame["wagons"].astype("int64")
+    return frame
+
+
+def _same_values(merged: pd.DataFrame) -> np.ndarray:
+    same = np.isclose(
+        merged["volume_tonnes"].to_numpy(dtype=float),
+        merged["volume_tonnes_old"].to_numpy(dtype=float),
+        rtol=1e-12,
+        atol=1e-9,
+    )
+    same &= merged["wagons"].to_numpy() == merged["wagons_old"].to_numpy()
+    for col in ("origin_region", "destination_region"):
+        same &= merged[col].astype(str).to_numpy() == merged[f"{col}_old"].astype(str).to_numpy()
+    return same
+
+
+def _check_facts(facts: pd.DataFrame) -> None:
+    dup = facts.duplicated(_KEY, keep=False)
+    if dup.any():
+        r = facts[dup].iloc[0]
+        raise ValueError(
+            f"{int(dup.sum())} facts share their (series, date) key with another row (first: "
+            f"{r['date'].date()} {r['origin_station']}->{r['destination_station']} "
+            f"{r['cargo_type']}); send one value per series and day"
+        )
+    for col in (
+        "origin_station",
+        "destination_station",
+        "cargo_type",
+        "origin_region",
+        "destination_region",
+    ):
+        s = facts[col]
+        if s.isna().any() or (s.astype(str).str.len() == 0).any():
+            raise ValueError(f"facts column {col} has empty values")
+        if s.astype(str).str.contains("\x00", regex=False).any():
+            raise ValueError(f"facts column {col} has values with NUL characters")
+        too_long = s.astype(str).str.len() > MAX_NAME_LENGTH
+        if too_long.any():
+            raise ValueError(
+                f"facts column {col} has values longer than {MAX_NAME_LENGTH} characters "
+                f"(first: {s[too_long].iloc[0][:40]!r}...)"
+            )
+    if not np.isfinite(facts["volume_tonnes"].to_numpy()).all():
+        raise ValueError("facts column volume_tonnes has NaN or infinite values")

@@ -1,0 +1,80 @@
+"""The collector's group-commit writer over a real store: a batch that fails is retried event
+by event, so one bad event fails alone and its neighbours are stored once."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from helpers import postgres_url
+
+from freightml.collector.events import InferenceEvent, kserve_cloudevent
+from freightml.collector.store import Store, is_unavailable
+from freightml.collector.writer import EventWriter
+
+pytestmark = [pytest.mark.unit]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
+    s = Store(url, create=False)
+    s.drop_all()
+    s.create_all()
+    yield s
+    s.close()
+
+
+def _event(inference_id: str, body: str = '{"instances": []}') -> InferenceEvent:
+    ce = kserve_cloudevent("request", inference_id, None)
+    return InferenceEvent(inference_id, ce["type"], ce["source"], body=body)
+
+
+async def _submit_together(writer: EventWriter, events: list[InferenceEvent]) -> list[object]:
+    writer.start()
+    try:
+        return await asyncio.gather(*(writer.submit(e) for e in events), return_exceptions=True)
+    finally:
+        await writer.stop()
+
+
+def test_a_failed_batch_is_retried_event_by_event(store: Store) -> None:
+    # a lone surrogate cannot be encoded as UTF-8: both drivers refuse the statement, so the
+    # whole batch's transaction fails and only the one-by-one retry can store the others
+    poison = _event("bad", body='{"x": "\ud800"}')
+    events = [_event("ok-1"), poison, _event("ok-2")]
+    batches: list[int] = []
+    writer = EventWriter(store, on_batch=lambda size, _s: batches.append(size))
+    results = asyncio.run(_submit_together(writer, events))
+    assert batches == [3]  # one batch: the three were written together first
+    assert results[0] == "stored" and results[2] == "stored"
+    assert isinstance(results[1], Exception) and not is_unavailable(results[1])
+    assert store.counts()["events"] == 2
+    assert store.inference("ok-1") is not None and store.inference("bad") is None
+    # the neighbours were stored exactly once: sending them again changes nothing
+    again = asyncio.run(_submit_together(EventWriter(store), [events[0], events[2]]))
+    assert again == ["duplicate", "duplicate"] and store.counts()["events"] == 2
+
+
+def test_an_unavailable_database_fails_the_rest_of_the_batch_without_more_attempts(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    store = Store(f"sqlite:///{home / 'collector.db'}")
+    attempts: list[int] = []
+    sa.event.listen(store.engine, "do_connect", lambda *_a: attempts.append(1))
+    store.engine.dispose()
+    shutil.rmtree(home)  # SQLite cannot open a file in a folder that is gone
+    events = [_event(f"e-{i}") for i in range(5)]
+    results = asyncio.run(_submit_together(EventWriter(store), events))
+    assert all(isinstance(r, sa.exc.OperationalError) for r in results), results
+    assert all(is_unavailable(r) for r in results)  # type: ignore[arg-type]
+    assert len(attempts) == 2  # the batch, then the first event alone: not one per event
+    home.mkdir()
+    store.create_all()
+    assert asyncio.run(_submit_together(EventWriter(store), events)) == ["stored"] * 5
+    assert store.counts()["events"] == 5
