@@ -11,6 +11,7 @@ import pytest
 import yaml
 from k8s_schemas import require_crds, validate_object
 from kmock_server import ISVC_RESOURCE, KMockCluster, kserve_client
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import constants
 
 from freightml.config import Settings

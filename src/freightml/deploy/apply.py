@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import KServeClient, V1beta1InferenceService, constants
 from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException

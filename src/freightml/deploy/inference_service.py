@@ -15,6 +15,8 @@ from functools import cache
 from typing import Any
 
 import yaml
+
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import (
     V1beta1InferenceService,
     V1beta1InferenceServiceSpec,
