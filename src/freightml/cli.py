@@ -257,6 +257,11 @@ def models_list(config: ConfigOpt = None) -> None:
     _print_registry(_settings(config))
 
 
+def _print_move(event) -> None:
+    before = f"v{event.previous_version}" if event.previous_version else "none"
+    console.print(f"champion: {before} -> v{event.version} by {event.actor}: {escape(event.reason)}")
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="version to make champion")],
@@ -272,7 +277,7 @@ def models_promote(
         event = promote(_client(settings), settings.tracking.registered_model, version, reason=reason, actor=actor)
     except RegistryError as exc:
         _fail(str(exc))
-    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+    _print_move(event)
 
 
 @models_app.command("rollback")
@@ -290,7 +295,7 @@ def models_rollback(
         event = rollback(_client(settings), settings.tracking.registered_model, reason=reason, to=to, actor=actor)
     except RegistryError as exc:
         _fail(str(exc))
-    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+    _print_move(event)
 
 
 @models_app.command("history")
