@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -436,12 +435,11 @@ def _invoke(ctx: typer.Context, *args: str) -> None:
     """Run another freightml command through the parser, as if typed on the command line."""
     root = ctx.find_root()
     console.print(f"[bold]$ freightml {escape(' '.join(args))}")
-    try:
-        code = root.command.main(list(args), prog_name=root.info_name, standalone_mode=False)
-    except click.ClickException as exc:  # a usage error: demo built a bad command line
-        _fail(f"freightml {' '.join(args)}: {exc.format_message()}", exc.exit_code)
-    if isinstance(code, int) and code != 0:
-        raise typer.Exit(code)
+    try:  # standalone: usage errors are reported as on a real command line, then exit
+        root.command.main(list(args), prog_name=root.info_name, standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise typer.Exit(exc.code if isinstance(exc.code, int) else 1) from None
 
 
 @app.command("demo")

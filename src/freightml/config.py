@@ -6,8 +6,8 @@ defaults below. pydantic-settings merges the layers (``settings_customise_source
 a variable that is set wins over the file even when its value equals the default.
 Nothing is read at import time: call :func:`load_settings`.
 
-The defaults live here and only here; configs/freightml.yaml sets only what the project
-chose differently. This is also the only module that reads ``FREIGHTML_*`` and
+The defaults live here and only here; configs/freightml.yaml is a template that sets only
+what differs from them (nothing, as shipped). This is also the only module that reads ``FREIGHTML_*`` and
 ``MLFLOW_*`` environment variables.
 """
 
@@ -91,15 +91,38 @@ class FeatureSettings(_Section):
     min_history_days: int = Field(91, ge=28, description="history a series needs at an origin")
 
 
+# The model recipe: every parameter, so every run records all of it.
+MODEL_PARAMS: dict[str, Any] = {
+    "max_iter": 300,
+    "learning_rate": 0.08,
+    "max_leaf_nodes": 63,
+    "min_samples_leaf": 100,
+    "l2_regularization": 1.0,
+    "max_train_rows": 1_000_000,  # rows sampled for one fit: bounded memory
+    "random_state": 0,
+}
+
+
 class ModelSettings(_Section):
     """The estimator and its parameters (see freightml.models.make_model)."""
 
     name: str = Field("gbm", description="model name in freightml.models.MODEL_REGISTRY")
     params: dict[str, Any] = Field(
-        default_factory=dict,
-        description="estimator parameters over the estimator's own defaults "
-        "(freightml.models.gbm.GlobalGBM for gbm)",
+        default_factory=lambda: dict(MODEL_PARAMS),
+        description="estimator parameters; for gbm, the keys given replace those of the "
+        "default recipe and the rest keep their default",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_over_the_recipe(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("params"), dict)
+            and data.get("name", "gbm") == "gbm"
+        ):
+            data = {**data, "params": {**MODEL_PARAMS, **data["params"]}}
+        return data
 
 
 class TrackingSettings(_Section):

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import typer
+import typer.core
 import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -320,3 +322,52 @@ def test_serve_without_a_model_fails_before_serving(tmp_path: Path, config: Path
     result = cli("serve", "--model-dir", str(tmp_path / "no-model"), "--history", str(facts),
                  "--port", str(free_port()), "--no-events", "--config", str(config), code=1)
     assert "cannot serve" in result.output and "no-model" in words(result.output)
+
+
+# -- coverage of the parser -------------------------------------------------------------
+CLI_TESTS = [
+    Path(__file__).parent / "test_cli.py",
+    Path(__file__).parent / "test_cli_deploy.py",
+    Path(__file__).parents[1] / "integration" / "test_cli.py",
+    Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
+]
+
+
+def untested(command: typer.core.TyperCommand | typer.core.TyperGroup, texts: str, path: tuple[str, ...] = ()) -> list[str]:
+    """Commands and options of ``command`` that no CLI test passes as a literal."""
+    if isinstance(command, typer.core.TyperGroup):
+        return [m for name, sub in command.commands.items()
+                for m in untested(sub, texts, (*path, name))]
+    missing = [] if f'"{path[-1]}"' in texts else [" ".join(path)]
+    for param in command.params:
+        if isinstance(param, typer.core.TyperOption) and "--help" not in param.opts:
+            longest = max(param.opts, key=len)
+            missing += [f"{' '.join(path)} {flag}" for flag in (longest, *param.secondary_opts)
+                        if f'"{flag}"' not in texts]
+    return missing
+
+
+def test_every_command_and_option_goes_through_the_parser_in_a_test() -> None:
+    root = typer.main.get_command(app)
+    everything = untested(root, "")
+    assert "models rollback --to" in everything and "serve --no-events" in everything
+    texts = "\n".join(path.read_text() for path in CLI_TESTS)
+    assert untested(root, texts) == []
+
+
+def test_demo_reads_its_config_first(tmp_path: Path) -> None:
+    result = cli("demo", "--size", "small", "--config", str(tmp_path / "none.yaml"), code=2)
+    assert "does not exist" in words(result.output)
+
+
+def test_demo_runs_its_steps_through_the_parser(tmp_path: Path) -> None:
+    """A bad size reaches `data generate` as a command line and comes back as its exit code."""
+    config = tmp_path / "c.yaml"
+    config.write_text(f"home: {tmp_path / 'demo-home'}\n")
+    result = cli("demo", "--size", "huge", "--seed", "3", "-c", str(config), code=2)
+    out = words(result.output)
+    data = tmp_path / "demo-home" / "data" / "huge-seed3.parquet"
+    squeezed = "".join(result.output.split())  # rich folds long paths anywhere
+    assert "".join(f"$ freightml data generate --out {data} --size huge --seed 3".split()) in squeezed
+    assert "error: unknown size 'huge'" in out  # data generate's own message
+    assert "pipeline compile" not in out  # the demo stopped at the failed step
