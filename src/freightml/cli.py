@@ -165,10 +165,27 @@ def _report_validation_failure(run_root: Path) -> None:
     if not reports:
         return
     report = json.loads(reports[-1].read_text())
-    for issue in report.get("errors", []):
+    for issue in (i for i in report.get("issues", []) if i.get("severity") == "error"):
         tag = escape(f"[{issue['check']}]")
         console.print(f"[red]data error[/] {tag} {escape(issue['message'])}")
     console.print(f"validation report: {reports[-1]}")
+
+
+def _submit(settings: Settings, host: str, name: str) -> None:
+    """Compile ``name`` and create a run on the KFP API at ``host`` (kfp.Client)."""
+    from kfp_server_api import ApiException
+    from urllib3.exceptions import HTTPError
+
+    from pipelines.run import KfpClientBackend, submit
+
+    try:
+        run_id = submit(settings, KfpClientBackend(host), name)
+    except HTTPError as exc:  # connection refused, DNS, timeouts
+        _fail(f"cannot reach the Kubeflow Pipelines API at {host}: {exc}")
+    except ApiException as exc:
+        _fail(f"the Kubeflow Pipelines API at {host} refused the run: HTTP {exc.status} "
+              f"{exc.reason}: {exc.body}")
+    console.print(f"submitted {name} to {host}: run {run_id}")
 
 
 @pipeline_app.command("run")
@@ -183,6 +200,10 @@ def pipeline_run(
     config: ConfigOpt = None,
 ) -> None:
     """Run a pipeline on the embedded default (kfp.local) or submit it to a KFP host."""
+    from pipelines.run import pipeline_names
+
+    if name not in pipeline_names():
+        _fail(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}", 2)
     base = _settings(config)
     data = base.data.model_copy(
         update={k: v for k, v in {"source_uri": source, "synthetic_size": size}.items() if v}
@@ -190,10 +211,7 @@ def pipeline_run(
     settings = base.model_copy(update={"data": data})
     _logging()
     if host:
-        from pipelines.run import KfpClientBackend, submit
-
-        run_id = submit(settings, KfpClientBackend(host), name)
-        console.print(f"submitted {name} to {host}: run {run_id}")
+        _submit(settings, host, name)
         return
     if not local_:
         _fail("--no-local needs --host URL of a Kubeflow Pipelines API", 2)
@@ -238,6 +256,11 @@ def models_list(config: ConfigOpt = None) -> None:
     _print_registry(_settings(config))
 
 
+def _print_move(event) -> None:
+    before = f"v{event.previous_version}" if event.previous_version else "none"
+    console.print(f"champion: {before} -> v{event.version} by {event.actor}: {escape(event.reason)}")
+
+
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="version to make champion")],
@@ -253,7 +276,7 @@ def models_promote(
         event = promote(_client(settings), settings.tracking.registered_model, version, reason=reason, actor=actor)
     except RegistryError as exc:
         _fail(str(exc))
-    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+    _print_move(event)
 
 
 @models_app.command("rollback")
@@ -271,7 +294,7 @@ def models_rollback(
         event = rollback(_client(settings), settings.tracking.registered_model, reason=reason, to=to, actor=actor)
     except RegistryError as exc:
         _fail(str(exc))
-    console.print(f"champion: v{event.previous_version} -> v{event.version} by {event.actor}: {event.reason}")
+    _print_move(event)
 
 
 @models_app.command("history")
@@ -322,23 +345,28 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Serve forecasts with kserve.ModelServer (V1 and V2 protocols) on 127.0.0.1."""
+    from freightml.serving.history import HistoryUnavailable
+    from freightml.serving.model_source import ModelNotAvailable
     from freightml.serving.server import serve as run
 
     settings = _settings(config)
     _logging()
     sv = settings.serving
     source = history or sv.history_uri or _store_history(settings.collector_store_url)
-    run(
-        settings,
-        model_uri=None if model_dir else (model_uri or sv.model_uri or settings.champion_uri),
-        model_dir=model_dir,
-        history=source,
-        http_port=port or sv.http_port,
-        host=sv.host,
-        collector_url=settings.collector_events_url if (events and sv.send_events) else None,
-        reload_seconds=sv.reload_seconds,
-        history_seconds=sv.history_seconds,
-    )
+    try:
+        run(
+            settings,
+            model_uri=None if model_dir else (model_uri or sv.model_uri or settings.champion_uri),
+            model_dir=model_dir,
+            history=source,
+            http_port=port or sv.http_port,
+            host=sv.host,
+            collector_url=settings.collector_events_url if (events and sv.send_events) else None,
+            reload_seconds=sv.reload_seconds,
+            history_seconds=sv.history_seconds,
+        )
+    except (ModelNotAvailable, HistoryUnavailable) as exc:
+        _fail(f"cannot serve: {exc}")
 
 
 @collector_app.command("serve")
@@ -403,22 +431,37 @@ def deploy(
 
 
 # -- demo -----------------------------------------------------------------------------
+def _invoke(ctx: typer.Context, *args: str) -> None:
+    """Run another freightml command through the parser, as if typed on the command line."""
+    root = ctx.find_root()
+    console.print(f"[bold]$ freightml {escape(' '.join(args))}")
+    try:  # standalone: usage errors are reported as on a real command line, then exit
+        root.command.main(list(args), prog_name=root.info_name, standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise typer.Exit(exc.code if isinstance(exc.code, int) else 1) from None
+
+
 @app.command("demo")
 def demo(
+    ctx: typer.Context,
     size: Annotated[str, typer.Option(help="synthetic data size")] = "demo",
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
     config: ConfigOpt = None,
 ) -> None:
-    """Generate data, run the training pipeline locally, register and promote a champion."""
+    """Generate data, run the training pipeline locally, register and promote a champion.
+
+    Runs `data generate`, `pipeline compile` and `pipeline run training` as commands."""
     settings = _settings(config)
     data_file = settings.home / "data" / f"{size}-seed{seed}.parquet"
+    with_config = ["--config", str(config)] if config else []
     started = time.perf_counter()
     if not data_file.exists():
-        data_generate(out_path=data_file, size=size, seed=seed)
+        _invoke(ctx, "data", "generate", "--out", str(data_file), "--size", size, "--seed", str(seed))
     else:
         console.print(f"using existing {data_file}")
-    pipeline_compile(out_dir=None, config=config)
-    pipeline_run(name="training", host=None, local_=True, source=str(data_file), size=None, config=config)
+    _invoke(ctx, "pipeline", "compile", *with_config)
+    _invoke(ctx, "pipeline", "run", "training", "--source", str(data_file), *with_config)
     from freightml.tracking import champion_version
 
     client = _client(settings)

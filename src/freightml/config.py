@@ -2,26 +2,48 @@
 
 Precedence (highest first): keyword arguments, ``FREIGHTML_*`` environment variables
 (nested keys joined with ``__``, e.g. ``FREIGHTML_TRACKING__URI``), the YAML file, the
-defaults below. Nothing is read at import time: call :func:`load_settings`.
+defaults below. pydantic-settings merges the layers (``settings_customise_sources``):
+a variable that is set wins over the file even when its value equals the default.
+Nothing is read at import time: call :func:`load_settings`.
+
+The defaults live here and only here; configs/freightml.yaml is a template that sets only
+what differs from them (nothing, as shipped). This is also the only module that reads ``FREIGHTML_*`` and
+``MLFLOW_*`` environment variables.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextvars import ContextVar
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-from freightml.deploy import DeploySettings
+from freightml.domain import (
+    CHAMPION,
+    MLFLOW_SECRET,
+    MODEL_NAME,
+    STORE_SECRET,
+    STORE_URL_KEY,
+    TRACKING_URI_KEY,
+)
 
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"
-STORE_URL_ENV = "FREIGHTML_STORE_URL"
+STORE_URL_ENV = STORE_URL_KEY
+# The YAML file the Settings being built read (set by load_settings for one call).
+_settings_file: ContextVar[Path | None] = ContextVar("freightml_settings_file", default=None)
 
 
 class _Section(BaseModel):
@@ -52,6 +74,7 @@ class DataSettings(_Section):
     max_missing_day_share: float = Field(
         0.2, ge=0, le=1, description="share of missing series-days above which validation fails"
     )
+    # 5.0 catches ~85% of x10 spikes with no false alarms on clean demo data
     anomaly_z: float = Field(
         5.0, gt=0, description="robust z-score of log volume above which a day is an anomaly"
     )
@@ -68,22 +91,38 @@ class FeatureSettings(_Section):
     min_history_days: int = Field(91, ge=28, description="history a series needs at an origin")
 
 
+# The model recipe: every parameter, so every run records all of it.
+MODEL_PARAMS: dict[str, Any] = {
+    "max_iter": 300,
+    "learning_rate": 0.08,
+    "max_leaf_nodes": 63,
+    "min_samples_leaf": 100,
+    "l2_regularization": 1.0,
+    "max_train_rows": 1_000_000,  # rows sampled for one fit: bounded memory
+    "random_state": 0,
+}
+
+
 class ModelSettings(_Section):
     """The estimator and its parameters (see freightml.models.make_model)."""
 
     name: str = Field("gbm", description="model name in freightml.models.MODEL_REGISTRY")
     params: dict[str, Any] = Field(
-        default_factory=lambda: {
-            "max_iter": 300,
-            "learning_rate": 0.08,
-            "max_leaf_nodes": 63,
-            "min_samples_leaf": 100,
-            "l2_regularization": 1.0,
-            "max_train_rows": 1_000_000,
-            "random_state": 0,
-        },
-        description="estimator parameters",
+        default_factory=lambda: dict(MODEL_PARAMS),
+        description="estimator parameters; for gbm, the keys given replace those of the "
+        "default recipe and the rest keep their default",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_over_the_recipe(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("params"), dict)
+            and data.get("name", "gbm") == "gbm"
+        ):
+            data = {**data, "params": {**MODEL_PARAMS, **data["params"]}}
+        return data
 
 
 class TrackingSettings(_Section):
@@ -93,8 +132,8 @@ class TrackingSettings(_Section):
         None,
         description="MLflow tracking URI; None = $MLFLOW_TRACKING_URI, else SQLite under home",
     )
-    experiment: str = Field("freight-volume", description="MLflow experiment of training runs")
-    registered_model: str = Field("freight-volume", description="registered model name")
+    experiment: str = Field(MODEL_NAME, description="MLflow experiment of training runs")
+    registered_model: str = Field(MODEL_NAME, description="registered model name")
 
 
 class PipelineSettings(_Section):
@@ -109,11 +148,11 @@ class PipelineSettings(_Section):
     )
     compile_dir: Path = Field(Path("build/pipelines"), description="where compiled IR YAML goes")
     mlflow_secret: str = Field(
-        "mlflow-credentials",
+        MLFLOW_SECRET,
         description="Kubernetes Secret with MLFLOW_TRACKING_URI (and S3 keys) for the cluster",
     )
     store_secret: str = Field(
-        "collector-store",
+        STORE_SECRET,
         description="Kubernetes Secret with FREIGHTML_STORE_URL (the collector's database)",
     )
     retries: int = Field(2, ge=0, description="retries of a failed task on the cluster")
@@ -149,6 +188,90 @@ class ServingSettings(_Section):
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
 
 
+# Kubernetes resource.Quantity, as its OpenAPI schema spells it.
+QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+_SUFFIXES = {
+    "": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+
+
+def quantity(value: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "4Gi", "1e3") as a number, to compare two of them."""
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if suffix and value.endswith(suffix):
+            return Decimal(value[: -len(suffix)]) * _SUFFIXES[suffix]
+    return Decimal(value)  # plain or exponent notation
+
+
+class DeploySettings(BaseModel):
+    """How the model is served on the cluster (one KServe InferenceService)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(
+        MODEL_NAME, max_length=45, pattern=DNS_LABEL,
+        description="InferenceService name (a DNS label; KServe adds suffixes, so <= 45 chars)",
+    )
+    namespace: str = Field(
+        "freightml", max_length=63, pattern=DNS_LABEL, description="namespace it runs in"
+    )
+    image: str = Field(
+        "ghcr.io/freightml/freightml:0.1.0", min_length=1, pattern=r"^\S+$",
+        description="predictor image (components/Dockerfile; runs `python -m freightml.serving`)",
+    )
+    history_uri: str | None = Field(
+        None,
+        description="facts file/URI the predictor builds features from; "
+        "None = the predictor's own settings (data.source_uri)",
+    )
+    service_account: str = Field(
+        "freightml-predictor", min_length=1,
+        description="ServiceAccount of the predictor pods (its credentials come from a Secret)",
+    )
+    mlflow_secret: str = Field(
+        MLFLOW_SECRET, min_length=1,
+        description="Secret with MLFLOW_TRACKING_URI (and S3 keys), read into the predictor's env",
+    )
+    collector_url: str | None = Field(
+        None,
+        description="where KServe's payload logger posts CloudEvents; "
+        "None = http://freightml-collector.<namespace>.svc.cluster.local/events",
+    )
+    cpu_request: str = Field("500m", pattern=QUANTITY, description="predictor CPU request")
+    cpu_limit: str = Field("2", pattern=QUANTITY, description="predictor CPU limit")
+    memory_request: str = Field("1Gi", pattern=QUANTITY, description="predictor memory request")
+    memory_limit: str = Field("4Gi", pattern=QUANTITY, description="predictor memory limit")
+    min_replicas: int = Field(1, ge=0, description="fewest predictor replicas (0 = scale to zero)")
+    max_replicas: int = Field(3, ge=1, description="most predictor replicas")
+    ready_timeout_seconds: int = Field(
+        600, gt=0, description="how long a deploy waits for the InferenceService to be Ready"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DeploySettings:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
+        for what, request, limit in (
+            ("cpu", self.cpu_request, self.cpu_limit),
+            ("memory", self.memory_request, self.memory_limit),
+        ):
+            if quantity(request) > quantity(limit):
+                raise ValueError(f"{what}_request {request} exceeds {what}_limit {limit}")
+        return self
+
+    @property
+    def logger_url(self) -> str:
+        """The collector endpoint the payload logger sends requests and responses to."""
+        return self.collector_url or (
+            f"http://freightml-collector.{self.namespace}.svc.cluster.local/events"
+        )
+
+
 class Settings(BaseSettings):
     """All of FreightML's configuration."""
 
@@ -178,15 +301,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        file = _settings_file.get()
+        if file is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, file))
 
     # -- derived locations -------------------------------------------------
     @property
     def tracking_uri(self) -> str:
         if self.tracking.uri:
             return self.tracking.uri
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            return os.environ["MLFLOW_TRACKING_URI"]
+        if os.environ.get(TRACKING_URI_KEY):
+            return os.environ[TRACKING_URI_KEY]
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
     @property
@@ -212,43 +338,34 @@ class Settings(BaseSettings):
 
     @property
     def champion_uri(self) -> str:
-        return f"models:/{self.tracking.registered_model}@champion"
+        return f"models:/{self.tracking.registered_model}@{CHAMPION}"
 
     def to_json(self) -> str:
         """The whole configuration as one JSON string (a component parameter)."""
         return self.model_dump_json()
 
 
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load settings from YAML (``path``, ``$FREIGHTML_CONFIG`` or configs/freightml.yaml).
 
-    Environment variables override the file; ``overrides`` override both. A missing
-    explicit file is an error; a missing default file just means defaults.
+    Environment variables override the file; ``overrides`` (nested dicts are merged key by
+    key) override both. A missing explicit file is an error; a missing default file just
+    means defaults.
     """
     explicit = path or os.environ.get(CONFIG_ENV_VAR)
     file = Path(explicit) if explicit else DEFAULT_CONFIG_FILE
-    values: dict[str, Any] = {}
-    if file.exists():
-        loaded = yaml.safe_load(file.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{file}: expected a mapping of settings, got {type(loaded).__name__}")
-        values = loaded
-    elif explicit:
-        raise FileNotFoundError(f"settings file {file} does not exist")
-    env_only = Settings()  # environment over defaults
-    env_set = env_only.model_dump(exclude_defaults=True)
-    merged = _deep_merge(_deep_merge(values, env_set), overrides)
-    return Settings(**merged)
+    if not file.exists():
+        if explicit:
+            raise FileNotFoundError(f"settings file {file} does not exist")
+        return Settings(**overrides)
+    loaded = yaml.safe_load(file.read_text())
+    if not isinstance(loaded, dict | None):
+        raise ValueError(f"{file}: expected a mapping of settings, got {type(loaded).__name__}")
+    token = _settings_file.set(file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _settings_file.reset(token)
 
 
 def settings_from_json(text: str) -> Settings:

@@ -11,10 +11,11 @@ import pytest
 import yaml
 from k8s_schemas import require_crds, validate_object
 from kmock_server import ISVC_RESOURCE, KMockCluster, kserve_client
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import constants
 
-from freightml.config import Settings
-from freightml.deploy import DeploySettings, deploy_model
+from freightml.config import DeploySettings, Settings
+from freightml.deploy import deploy_model
 from freightml.deploy.apply import DeployError, rollout, wait_ready
 from freightml.deploy.inference_service import VERSION_LABEL
 

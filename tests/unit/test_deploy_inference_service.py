@@ -12,8 +12,8 @@ from k8s_schemas import require_crds, validate_object
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from freightml.config import Settings
-from freightml.deploy import DeploySettings, deploy_model, quantity
+from freightml.config import DeploySettings, Settings, quantity
+from freightml.deploy import deploy_model
 from freightml.deploy.apply import DeployError, apply_inference_service
 from freightml.deploy.inference_service import (
     VERSION_LABEL,

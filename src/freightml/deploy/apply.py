@@ -12,17 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import KServeClient, V1beta1InferenceService, constants
 from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
-from freightml.deploy import DeploySettings
-from freightml.deploy.inference_service import (
-    DEFAULT_MODEL_NAME,
-    build_inference_service,
-    to_manifest,
-)
+from freightml.config import DeploySettings
+from freightml.deploy.inference_service import build_inference_service, to_manifest
+from freightml.domain import MODEL_NAME
 
 log = logging.getLogger("freightml")
 T = TypeVar("T")
@@ -129,7 +127,7 @@ def rollout(
     version: str,
     canary_percent: int | None = None,
     *,
-    model_name: str = DEFAULT_MODEL_NAME,
+    model_name: str = MODEL_NAME,
     client: KServeClient | None = None,
 ) -> dict[str, Any]:
     """Serve ``version``: ``canary_percent`` of traffic on it, the rest on the previous

@@ -15,6 +15,8 @@ from functools import cache
 from typing import Any
 
 import yaml
+
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import (
     V1beta1InferenceService,
     V1beta1InferenceServiceSpec,
@@ -26,28 +28,22 @@ from kserve.api_client import ApiClient
 from kubernetes import client as k8s
 
 from freightml import __version__
-from freightml.deploy import DeploySettings
+from freightml.config import DeploySettings
+from freightml.domain import MLFLOW_OPTIONAL_KEYS, MODEL_NAME, TRACKING_URI_KEY
 
 CONTAINER_NAME = "kserve-container"  # the name KServe expects for a custom predictor
 HTTP_PORT = 8080
-DEFAULT_MODEL_NAME = "freight-volume"  # the registered model
+DEFAULT_MODEL_NAME = MODEL_NAME  # the registered model
 SERVE_COMMAND = ["python", "-m", "freightml.serving"]
-# The name the predictor answers to (freightml.serving.predictor.MODEL_NAME, not imported
-# here to keep this module light); the readiness probe asks for it.
-SERVED_MODEL_NAME = "freight-volume"
+# The name the predictor answers to; the readiness probe asks for it.
+SERVED_MODEL_NAME = MODEL_NAME
 VERSION_LABEL = "freightml.io/model-version"
 MODEL_LABEL = "freightml.io/model-name"
 MODEL_URI_ANNOTATION = "freightml.io/model-uri"
 
 # Keys of the MLflow Secret the predictor reads; only the tracking URI is mandatory.
-REQUIRED_SECRET_KEYS = ("MLFLOW_TRACKING_URI",)
-OPTIONAL_SECRET_KEYS = (
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-)
+REQUIRED_SECRET_KEYS = (TRACKING_URI_KEY,)
+OPTIONAL_SECRET_KEYS = MLFLOW_OPTIONAL_KEYS
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 

@@ -1,7 +1,7 @@
 """``python -m freightml.serving``: the predictor as a process (container entrypoint, tests).
 
-Settings come from --settings / $FREIGHTML_CONFIG / configs/freightml.yaml and FREIGHTML_*
-variables, as everywhere else; options given here override ``serving.*``. KServe's own
+Settings come from --config (or --settings) / $FREIGHTML_CONFIG / configs/freightml.yaml
+and FREIGHTML_* variables, as everywhere else; options given here override ``serving.*``. KServe's own
 command-line options do not apply: ``serve()`` configures the ModelServer.
 """
 
@@ -14,7 +14,8 @@ from freightml.config import load_settings
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m freightml.serving", description=__doc__)
-    p.add_argument("--settings", help="settings YAML (default: $FREIGHTML_CONFIG or configs/)")
+    p.add_argument("--config", "--settings", dest="settings",
+                   help="settings YAML (default: $FREIGHTML_CONFIG or configs/freightml.yaml)")
     p.add_argument("--model-uri", help="models:/<name>@<alias>, models:/<name>/<v> or a URI")
     p.add_argument("--model-dir", help="an MLflow model directory (KServe: /mnt/models)")
     p.add_argument("--model-version", help="the version a --model-dir holds (for responses)")
@@ -28,11 +29,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--namespace", default="default", help="ce-namespace of CloudEvents")
     p.add_argument("--log-requests", action="store_true", help="keep per-request log lines")
     args = p.parse_args(argv)
+    try:
+        settings = load_settings(args.settings)
+    except (FileNotFoundError, ValueError) as exc:
+        p.error(f"configuration error: {exc}")
 
     from freightml.serving.server import serve
 
     serve(
-        load_settings(args.settings),
+        settings,
         model_uri=args.model_uri,
         model_dir=args.model_dir,
         model_version=args.model_version,

@@ -1,19 +1,3 @@
-"""Import kserve without letting it parse the host program's command line.
+"""Kept for old imports: the kserve import guard now lives in :mod:`freightml._kserve`."""
 
-``kserve.model_server`` runs ``argparse.parse_known_args()`` on ``sys.argv`` at import
-time, with prefix matching: a host CLI's own ``--config x.yaml`` is read as KServe's
-``--configure_logging`` and the import dies with a usage error. Import this module before
-kserve: the first import of kserve then sees only the program name, so every ModelServer
-option keeps its default unless passed explicitly (as server.py does).
-"""
-
-from __future__ import annotations
-
-import sys
-
-if "kserve.model_server" not in sys.modules:
-    _argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        import kserve  # noqa: F401
-    finally:
-        sys.argv = _argv
+import freightml._kserve  # noqa: F401

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import orjson
-import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
 from freightml.config import Settings
 from freightml.serving.history import DEFAULT_WINDOW_DAYS, FactsLike, HistorySource
 

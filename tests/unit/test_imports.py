@@ -1,0 +1,159 @@
+"""Static checks over src/freightml: kserve only behind its argv guard; no import cycles."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.unit]
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+GUARD = "freightml._kserve"
+
+
+def _modules() -> dict[str, Path]:
+    """Every module under src/ by dotted name."""
+    out = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks (never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skip.update(id(n) for n in ast.walk(child))
+    return skip
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:  # relative imports never reach kserve
+        return []
+    base = node.module or ""
+    return [base, *(f"{base}.{alias.name}" for alias in node.names)]
+
+
+def unguarded_kserve_imports(source: str) -> list[int]:
+    """Lines importing kserve that no earlier module-level ``import freightml._kserve``
+    guards (the guard must run before the first kserve import, wherever that is)."""
+    tree = ast.parse(source)
+    skip = _type_checking_only(tree)
+    guard_lines = [
+        node.lineno
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom) and GUARD in _imported(node)
+    ]
+    first_guard = min(guard_lines, default=None)
+    bad = []
+    for node in ast.walk(tree):
+        if id(node) in skip or not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if any(n == "kserve" or n.startswith("kserve.") for n in _imported(node)):
+            if first_guard is None or node.lineno < first_guard:
+                bad.append(node.lineno)
+    return sorted(bad)
+
+
+def test_the_scan_catches_an_unguarded_import() -> None:
+    assert unguarded_kserve_imports("import kserve\n") == [1]
+    assert unguarded_kserve_imports("def f():\n    from kserve import Model\n") == [2]
+    assert unguarded_kserve_imports("from kserve import Model\nimport freightml._kserve\n") == [1]
+    # a guard inside a function does not protect the module's other imports
+    assert unguarded_kserve_imports(
+        "def f():\n    import freightml._kserve\nfrom kserve.errors import InvalidInput\n"
+    ) == [3]
+    assert unguarded_kserve_imports("import freightml._kserve\nfrom kserve import Model\n") == []
+    assert unguarded_kserve_imports(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from kserve import KServeClient\n"
+    ) == []
+
+
+def test_every_kserve_import_in_src_is_behind_the_guard() -> None:
+    modules = _modules()
+    assert GUARD in modules and "freightml.deploy.apply" in modules  # the scan sees src/
+    offenders = {
+        name: lines
+        for name, path in modules.items()
+        if name != GUARD and (lines := unguarded_kserve_imports(path.read_text()))
+    }
+    assert offenders == {}, f"import {GUARD} before kserve in: {offenders}"
+
+
+# -- import cycles --------------------------------------------------------------------
+def _module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported, plus ``if TYPE_CHECKING:`` ones (a
+    static cycle is still a cycle); imports inside functions are lazy and not counted."""
+    found, stack = [], list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                for child in getattr(node, field, []):
+                    stack.extend(child.body if isinstance(child, ast.ExceptHandler) else [child])
+    return found
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
+    """Module -> the modules of ``sources`` it imports; ``sources`` maps a dotted name to
+    (source text, is a package)."""
+    graph: dict[str, set[str]] = {}
+    for name, (text, is_package) in sources.items():
+        edges = set()
+        for node in _module_level_imports(ast.parse(text)):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                package = name.split(".") if is_package else name.split(".")[:-1]
+                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""])
+                targets = [base.rstrip("."), *(f"{base.rstrip('.')}.{a.name}" for a in node.names)]
+            else:
+                targets = _imported(node)
+            for target in targets:
+                while target and target not in sources:  # `from a.b import name` -> a.b
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def first_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    sources = {
+        "p": ("", True),
+        "p.config": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.deploy import D\n", False),
+        "p.deploy": ("from p.config import Settings\n", True),
+        "p.deploy.apply": ("from . import D\ndef f():\n    import p.config\n", False),
+    }
+    graph = import_graph(sources)
+    assert graph["p.deploy.apply"] == {"p.deploy"}  # relative import resolved, lazy one not
+    assert set(first_cycle(graph) or []) == {"p.config", "p.deploy"}
+    sources["p.config"] = ("import json\n", False)
+    assert first_cycle(import_graph(sources)) is None
+
+
+def test_no_import_cycle_in_src() -> None:
+    modules = _modules()
+    graph = import_graph(
+        {name: (path.read_text(), path.name == "__init__.py") for name, path in modules.items()}
+    )
+    assert "freightml.config" in graph["freightml.deploy"]  # the graph has real edges
+    assert first_cycle(graph) is None, f"import cycle: {' -> '.join(first_cycle(graph) or [])}"
