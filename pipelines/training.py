@@ -10,19 +10,13 @@ from kfp import kubernetes as k8s
 
 from components import make_components
 from freightml.config import Settings
+from freightml.domain import MLFLOW_OPTIONAL_KEYS, TRACKING_URI_KEY
 
 PIPELINE_NAME = "freightml-training"
 
 # Keys of the MLflow Secret exposed to the tasks that talk to MLflow or object storage.
 # Optional: a cluster whose MLflow needs no S3 keys can leave them out of the Secret.
-SECRET_KEYS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-)
+SECRET_KEYS = (TRACKING_URI_KEY, *MLFLOW_OPTIONAL_KEYS)
 
 
 def build_training_pipeline(settings: Settings) -> Callable:

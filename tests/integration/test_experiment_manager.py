@@ -31,7 +31,7 @@ def test_unknown_model_is_named(settings: Settings) -> None:
 def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> None:
     mgr = MLExperimentManager(settings)
     facts = mgr.load("small")
-    assert len(facts) > 10_000 and mgr.data_info["series"] > 10
+    assert len(facts) > 10_000 and mgr.data_info.series > 10
 
     table = mgr.run_experiment("gbm", FAST, run_name="first")
     assert list(table["role"]) == ["candidate", "baseline"]
@@ -44,7 +44,7 @@ def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> 
     assert run.data.params["model"] == "gbm"
     assert json.loads(run.data.params["model_params"])["max_iter"] == 40
     assert run.data.metrics["wape"] == pytest.approx(candidate["wape"])
-    assert run.data.params["data_digest"] == mgr.data_info["digest"]
+    assert run.data.params["data_digest"] == mgr.data_info.digest
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"comparison.csv", "gates.json", "plots"}
 
     # a champion whose recipe is the seasonal-naive model: it is re-backtested on this window

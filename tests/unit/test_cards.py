@@ -23,7 +23,7 @@ def _context() -> dict:
             "summary": {"wape": 0.25, "wape_baseline": 0.35, "wape_ratio": 0.714, "mae": 80.0,
                         "mae_baseline": 110.0, "bias": -0.012, "bias_baseline": 0.001},
             "gates": [gate, {**gate, "name": "abs_bias", "value": 0.012, "limit": 0.05}],
-            "gates_passed": True, "champion_comparison": "there was no champion",
+            "gates_passed": True, "failed_gates": [], "champion_comparison": "there was no champion",
             "by_horizon": [{"horizon": 1, "wape": 0.2, "wape_baseline": 0.3}],
             "by_segment": {"cargo_type": [{"segment": "coal", "actual_tonnes": 1234567.0, "wape": 0.2,
                                            "wape_baseline": 0.3, "wape_ratio": 0.66, "bias": 0.01}]},
@@ -52,6 +52,17 @@ def test_cards_show_the_run(tmp_path: Path) -> None:
     assert "scikit-learn 1.9.1" in project_md and "730-day window" in project_md
     html = cards.model_html.read_text()
     assert "<table>" in html and "<h1>Model card: freight-volume version 3</h1>" in html
+
+
+def test_failed_gates_are_named(tmp_path: Path) -> None:
+    context = _context()
+    failed = {"name": "abs_bias", "value": 0.08, "limit": 0.05, "passed": False, "detail": ""}
+    context["methodology"].update(gates=[context["methodology"]["gates"][0], failed],
+                                  gates_passed=False, failed_gates=["abs_bias"])
+    model_md = render_cards(context, tmp_path).model_md.read_text()
+    assert "### Gates: FAILED\n\nFailed gates: abs_bias.\n" in model_md
+    assert "| abs_bias | 0.0800 | 0.0500 | FAIL |" in model_md
+    assert "| wape_ratio_overall | 0.7100 | 0.8500 | pass |" in model_md
 
 
 def test_missing_context_is_an_error(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ def to_html(md_text: str, title: str) -> str:
 def render_cards(context: dict[str, Any], out_dir: Path) -> CardSet:
     """Write model_card.{md,html} and project_card.{md,html} into ``out_dir``.
 
-    ``context`` is built by :func:`freightml.lifecycle.card_context` from the run; a
+    ``context`` is built by :func:`freightml.cards.context.card_context` from the run; a
     missing key is an error (StrictUndefined), never a silently blank section.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
