@@ -2,9 +2,11 @@
 MLflow on a temporary SQLite store.
 
 Outcomes are forced, not hoped for: the seasonal-naive model *is* the methodology's
-baseline, so its WAPE ratio to the baseline is exactly 1 overall and in every segment, and
-two runs of it on the same window tie exactly. The gates are set per run in a temporary
-methodology file.
+baseline, so its WAPE ratio to the baseline is exactly 1 and two runs of it on the same
+window tie exactly; gradient boosting beats it, but no model is 100 times better than the
+baseline, so a limit of 0.01 on the overall ratio fails it while the other gates are
+opened wide. The gates are set per run in a temporary methodology file. The version that
+fails the gates is better than the champion, so only the gates keep it out.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -33,9 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 FAST_GBM = {"max_iter": 40, "max_train_rows": 50_000}
 LOOSE = {"max_wape_ratio_to_baseline": 10.0, "max_segment_wape_ratio_to_baseline": 10.0,
          "max_abs_bias": 1.0}
-# only the overall ratio gate can fail, and a ratio of exactly 1 does (1.0 > 0.99)
-OVERALL_RATIO_ONLY = {"max_wape_ratio_to_baseline": 0.99,
-                      "max_segment_wape_ratio_to_baseline": 1.5, "max_abs_bias": 1.0}
+# only the overall ratio gate can fail, and it does
+OVERALL_RATIO_FAILS = {"max_wape_ratio_to_baseline": 0.01,
+                       "max_segment_wape_ratio_to_baseline": 10.0, "max_abs_bias": 1.0}
 SAME_WINDOW = "recorded metrics (same data digest and cutoffs)"
 
 
@@ -94,8 +96,8 @@ def test_failing_gates_register_a_challenger_and_leave_the_champion(
     assert (first.version, first.promoted) == ("1", True)
     assert first.decision == "promoted to champion: gates passed, no previous champion"
 
-    strict = _methodology(tmp_path, "strict", OVERALL_RATIO_ONLY)
-    second = _run_stages(_settings(settings, small_facts, strict, "seasonal_naive"), tmp_path / "v2")
+    strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)
+    second = _run_stages(_settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v2")
     decision = "kept as challenger: gates failed (wape_ratio_to_baseline)"
     assert (second.version, second.promoted, second.champion) == ("2", False, "1")
     assert second.decision == decision
@@ -103,7 +105,9 @@ def test_failing_gates_register_a_challenger_and_leave_the_champion(
     client = configure_mlflow(settings)
     assert champion_version(client, MODEL_NAME) == "1"
     assert _aliases(client, "2") == {CHALLENGER}
-    assert _metric(client, "2", "wape_ratio") == pytest.approx(1.0)
+    # it would have beaten the champion: only the gate keeps it out
+    assert _metric(client, "2", "wape") < _metric(client, "1", "wape")
+    ratio = _metric(client, "2", "wape_ratio")
     tags = client.get_model_version(MODEL_NAME, "2").tags
     assert tags["freightml.gates"] == "failed"
     assert tags["freightml.failed_gates"] == "wape_ratio_to_baseline"
@@ -115,7 +119,7 @@ def test_failing_gates_register_a_challenger_and_leave_the_champion(
     card = (second.cards_dir / "model_card.md").read_text()
     assert f"| decision | {decision} |" in card
     assert "### Gates: FAILED\n\nFailed gates: wape_ratio_to_baseline.\n" in card
-    assert "| wape_ratio_to_baseline | 1.0000 | 0.9900 | FAIL |" in card
+    assert f"| wape_ratio_to_baseline | {ratio:.4f} | 0.0100 | FAIL |" in card
     assert "| aliases | challenger |" in card
     # the champion never moved: only v1's promotion is in the audit log
     assert [(e.action, e.version) for e in audit_log(client, MODEL_NAME)] == [("promote", "1")]
@@ -199,9 +203,9 @@ def test_pipeline_replaces_a_worse_champion_audits_it_and_rolls_back(
     assert (tags["freightml.rollback_by"], tags["freightml.rollback_reason"]) == (
         "ops-oncall", "v2 forecasts drifted")
 
-    # a version that fails the gates leaves the restored champion where it is
-    strict = _methodology(tmp_path, "strict", OVERALL_RATIO_ONLY)
-    third = run_local(_settings(settings, small_facts, strict, "seasonal_naive"), "training")
+    # a better version that fails the gates leaves the restored champion where it is
+    strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)
+    third = run_local(_settings(settings, small_facts, strict, "gbm", FAST_GBM), "training")
     assert champion_version(client, MODEL_NAME) == "1"
     assert _aliases(client, "3") == {CHALLENGER}
     tags = client.get_model_version(MODEL_NAME, "3").tags
