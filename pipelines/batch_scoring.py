@@ -35,11 +35,14 @@ def build_batch_scoring_pipeline(settings: Settings) -> Callable:
         score.set_memory_limit("8G")
         for task in (ingest, score):
             k8s.use_secret_as_env(
-                task, secret_name=mlflow_secret,
-                secret_key_to_env={k: k for k in SECRET_KEYS}, optional=True,
+                task,
+                secret_name=mlflow_secret,
+                secret_key_to_env={k: k for k in SECRET_KEYS},
+                optional=True,
             )
         k8s.use_secret_as_env(
-            score, secret_name=settings.pipeline.store_secret,
+            score,
+            secret_name=settings.pipeline.store_secret,
             secret_key_to_env={STORE_URL_KEY: STORE_URL_KEY},
         )
         for task in (ingest, validate, score):

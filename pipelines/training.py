@@ -70,14 +70,16 @@ def build_training_pipeline(settings: Settings) -> Callable:
                 task.set_retry(num_retries=retries, backoff_duration="30s")
 
         # optional: roll a newly promoted champion out as a KServe InferenceService
-        with dsl.If(deploy == True, name="deploy-requested"):  # noqa: E712
-            with dsl.If(register.outputs["promoted"] == True, name="promoted"):  # noqa: E712
-                serve = c.deploy_model(
-                    config=config,
-                    model_version=register.outputs["version"],
-                    canary_percent=canary_percent,
-                )
-                serve.set_display_name("Deploy (KServe)").set_caching_options(False)
+        with (
+            dsl.If(deploy == True, name="deploy-requested"),  # noqa: E712
+            dsl.If(register.outputs["promoted"] == True, name="promoted"),  # noqa: E712
+        ):
+            serve = c.deploy_model(
+                config=config,
+                model_version=register.outputs["version"],
+                canary_percent=canary_percent,
+            )
+            serve.set_display_name("Deploy (KServe)").set_caching_options(False)
         return register.outputs["version"]
 
     return training_pipeline

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from freightml.config import Settings, load_settings
+from freightml.evaluation import BacktestResult, GateReport
 from freightml.stages.evaluate import backtest_recipe
 from freightml.stages.ingest import FactsInfo, load_window
 from freightml.stages.train import make_estimator
@@ -37,7 +38,7 @@ class MLExperimentManager:
         self.settings = settings or load_settings(config)
         self.data: pd.DataFrame | None = None
         self.data_info: FactsInfo | None = None
-        self.last_result = None
+        self.last_result: BacktestResult | None = None
 
     # -- data --------------------------------------------------------------------
     def load(self, name_or_uri: str, *, seed: int | None = None, **filters: Any) -> pd.DataFrame:
@@ -65,7 +66,8 @@ class MLExperimentManager:
         from freightml.data.validation import validate_facts
 
         return validate_facts(
-            self._data(data), max_missing_day_share=self.settings.data.max_missing_day_share,
+            self._data(data),
+            max_missing_day_share=self.settings.data.max_missing_day_share,
             anomaly_z=self.settings.data.anomaly_z,
         )
 
@@ -97,7 +99,10 @@ class MLExperimentManager:
         from freightml.tracking import champion_recipe
 
         facts = self._data(data)
-        merged = {**(self.settings.model.params if model == self.settings.model.name else {}), **(params or {})}
+        merged = {
+            **(self.settings.model.params if model == self.settings.model.name else {}),
+            **(params or {}),
+        }
         make_estimator(self.settings, model, merged)  # fail fast on a bad name or parameter
         methodology = load_methodology(self.settings.methodology_path)
         result = backtest_recipe(self.settings, facts, methodology, model, merged)
@@ -110,37 +115,63 @@ class MLExperimentManager:
         ]
         champion = champion_recipe(self.settings) if compare else None
         if champion is not None:
-            champ = backtest_recipe(self.settings, facts, methodology, champion.model, champion.params)
+            champ = backtest_recipe(
+                self.settings, facts, methodology, champion.model, champion.params
+            )
             rows.append(
-                _row(f"champion v{champion.version}", champion.model, champ.metrics_dict(), "",
-                     evaluate_gates(champ, methodology).passed)
+                _row(
+                    f"champion v{champion.version}",
+                    champion.model,
+                    champ.metrics_dict(),
+                    "",
+                    evaluate_gates(champ, methodology).passed,
+                )
             )
         table = pd.DataFrame(rows)
         if log_to_mlflow:
-            self._log(model, merged, metrics, gates, table, run_name)
+            self._log(model, merged, result, gates, table, run_name)
         return table
 
-    def _log(self, model, params, metrics, gates, table, run_name) -> str:
+    def _log(
+        self,
+        model: str,
+        params: dict[str, Any],
+        result: BacktestResult,
+        gates: GateReport,
+        table: pd.DataFrame,
+        run_name: str | None,
+    ) -> str:
         import mlflow
 
         from freightml.evaluation import plot_backtest
-        from freightml.tracking import configure_mlflow, dataset_input, environment_info, tag_environment
+        from freightml.tracking import (
+            configure_mlflow,
+            dataset_input,
+            environment_info,
+            tag_environment,
+        )
         from freightml.tracking.runs import PARAM_DATA_DIGEST, PARAM_MODEL, PARAM_MODEL_PARAMS
 
         configure_mlflow(self.settings)
         with mlflow.start_run(run_name=run_name or f"experiment {model}") as run:
             mlflow.set_tag("freightml.kind", "experiment")
             tag_environment(environment_info())
-            mlflow.log_params({PARAM_MODEL: model, PARAM_MODEL_PARAMS: json.dumps(params, sort_keys=True),
-                               PARAM_DATA_DIGEST: self.data_info.digest if self.data_info else ""})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            mlflow.log_params(
+                {
+                    PARAM_MODEL: model,
+                    PARAM_MODEL_PARAMS: json.dumps(params, sort_keys=True),
+                    PARAM_DATA_DIGEST: self.data_info.digest if self.data_info else "",
+                }
+            )
+            mlflow.log_metrics({k: float(v) for k, v in result.metrics_dict().items()})
             mlflow.log_metric("gates_passed", float(gates.passed))
             if self.data_info:
                 mlflow.log_input(
-                    dataset_input(self.data_info.source_uri, self.data_info.digest), context="experiment"
+                    dataset_input(self.data_info.source_uri, self.data_info.digest),
+                    context="experiment",
                 )
             with tempfile.TemporaryDirectory() as tmp:
-                for path in plot_backtest(self.last_result, Path(tmp)):
+                for path in plot_backtest(result, Path(tmp)):
                     mlflow.log_artifact(str(path), "plots")
                 table.to_csv(Path(tmp) / "comparison.csv", index=False)
                 mlflow.log_artifact(str(Path(tmp) / "comparison.csv"))

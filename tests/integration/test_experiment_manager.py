@@ -40,12 +40,18 @@ def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> 
     assert candidate["wape_ratio"] == pytest.approx(candidate["wape"] / baseline["wape"])
 
     client = configure_mlflow(settings)
-    [run] = mlflow.search_runs(filter_string="tags.`freightml.kind` = 'experiment'", output_format="list")
+    [run] = mlflow.search_runs(
+        filter_string="tags.`freightml.kind` = 'experiment'", output_format="list"
+    )
     assert run.data.params["model"] == "gbm"
     assert json.loads(run.data.params["model_params"])["max_iter"] == 40
     assert run.data.metrics["wape"] == pytest.approx(candidate["wape"])
     assert run.data.params["data_digest"] == mgr.data_info.digest
-    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"comparison.csv", "gates.json", "plots"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "comparison.csv",
+        "gates.json",
+        "plots",
+    }
 
     # a champion whose recipe is the seasonal-naive model: it is re-backtested on this window
     with mlflow.start_run():
@@ -59,4 +65,6 @@ def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> 
     assert list(table["role"]) == ["candidate", "baseline", "champion v1"]
     champion = table.iloc[2]
     assert champion["model"] == "seasonal_naive"
-    assert champion["wape"] == pytest.approx(table.iloc[1]["wape"])  # the same recipe as the baseline
+    assert champion["wape"] == pytest.approx(
+        table.iloc[1]["wape"]
+    )  # the same recipe as the baseline

@@ -11,7 +11,14 @@ from pipelines.run import compile_pipelines
 
 pytestmark = [pytest.mark.integration]
 
-STAGES = {"ingest-data", "validate-data", "build-features", "train-model", "evaluate-model", "register-model"}
+STAGES = {
+    "ingest-data",
+    "validate-data",
+    "build-features",
+    "train-model",
+    "evaluate-model",
+    "register-model",
+}
 
 
 @pytest.fixture
@@ -51,7 +58,10 @@ def test_image_retries_and_caching_from_settings(compiled, settings: Settings) -
 def test_deploy_runs_only_when_asked_and_promoted(compiled) -> None:
     spec, _ = compiled
     outer = spec["root"]["dag"]["tasks"]["condition-1"]
-    assert "inputs.parameter_values['pipelinechannel--deploy'] == true" in outer["triggerPolicy"]["condition"]
+    assert (
+        "inputs.parameter_values['pipelinechannel--deploy'] == true"
+        in outer["triggerPolicy"]["condition"]
+    )
     inner_component = spec["components"][outer["componentRef"]["name"]]
     [inner] = inner_component["dag"]["tasks"].values()
     assert "register-model-promoted" in inner["triggerPolicy"]["condition"]

@@ -33,11 +33,17 @@ from pipelines.run import run_local
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 FAST_GBM = {"max_iter": 40, "max_train_rows": 50_000}
-LOOSE = {"max_wape_ratio_to_baseline": 10.0, "max_segment_wape_ratio_to_baseline": 10.0,
-         "max_abs_bias": 1.0}
+LOOSE = {
+    "max_wape_ratio_to_baseline": 10.0,
+    "max_segment_wape_ratio_to_baseline": 10.0,
+    "max_abs_bias": 1.0,
+}
 # only the overall ratio gate can fail, and it does
-OVERALL_RATIO_FAILS = {"max_wape_ratio_to_baseline": 0.01,
-                       "max_segment_wape_ratio_to_baseline": 10.0, "max_abs_bias": 1.0}
+OVERALL_RATIO_FAILS = {
+    "max_wape_ratio_to_baseline": 0.01,
+    "max_segment_wape_ratio_to_baseline": 10.0,
+    "max_abs_bias": 1.0,
+}
 SAME_WINDOW = "recorded metrics (same data digest and cutoffs)"
 
 
@@ -48,7 +54,9 @@ def small_facts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _methodology(tmp_path: Path, name: str, gates: dict[str, float], min_improvement: float = 0.0) -> Path:
+def _methodology(
+    tmp_path: Path, name: str, gates: dict[str, float], min_improvement: float = 0.0
+) -> Path:
     spec = yaml.safe_load((REPO / "configs" / "methodology.yaml").read_text())
     spec["gates"].update(gates)
     spec["promotion"]["min_wape_improvement_over_champion"] = min_improvement
@@ -57,13 +65,20 @@ def _methodology(tmp_path: Path, name: str, gates: dict[str, float], min_improve
     return path
 
 
-def _settings(settings: Settings, source: Path, methodology: Path, model: str,
-              params: dict[str, Any] | None = None) -> Settings:
-    return settings.model_copy(update={
-        "data": settings.data.model_copy(update={"source_uri": str(source)}),
-        "methodology_path": methodology,
-        "model": settings.model.model_copy(update={"name": model, "params": params or {}}),
-    })
+def _settings(
+    settings: Settings,
+    source: Path,
+    methodology: Path,
+    model: str,
+    params: dict[str, Any] | None = None,
+) -> Settings:
+    return settings.model_copy(
+        update={
+            "data": settings.data.model_copy(update={"source_uri": str(source)}),
+            "methodology_path": methodology,
+            "model": settings.model.model_copy(update={"name": model, "params": params or {}}),
+        }
+    )
 
 
 def _run_stages(s: Settings, w: Path) -> Registration:
@@ -74,8 +89,13 @@ def _run_stages(s: Settings, w: Path) -> Registration:
     build_features(s, w / "facts.parquet", w / "features.parquet")
     train_model(s, w / "features.parquet", w / "model")
     evaluate_model(s, w / "facts.parquet", w / "evaluation")
-    return register_model(s, facts_info=info, validation_path=w / "report.json",
-                          model_dir=w / "model", evaluation_dir=w / "evaluation")
+    return register_model(
+        s,
+        facts_info=info,
+        validation_path=w / "report.json",
+        model_dir=w / "model",
+        evaluation_dir=w / "evaluation",
+    )
 
 
 def _aliases(client, version: str) -> set[str]:
@@ -187,21 +207,36 @@ def test_pipeline_replaces_a_worse_champion_audits_it_and_rolls_back(
     first_promotion, promotion = audit_log(client, MODEL_NAME)
     assert first_promotion.version == "1" and first_promotion.previous_version is None
     assert _between(promotion.at, started, finished)
-    assert promotion == AuditEvent(action="promote", model=MODEL_NAME, version="2",
-                                   previous_version="1", actor=PIPELINE_ACTOR, reason=reason,
-                                   at=promotion.at)
+    assert promotion == AuditEvent(
+        action="promote",
+        model=MODEL_NAME,
+        version="2",
+        previous_version="1",
+        actor=PIPELINE_ACTOR,
+        reason=reason,
+        at=promotion.at,
+    )
 
     started = datetime.now(UTC)
     event = rollback(client, MODEL_NAME, reason="v2 forecasts drifted", actor="ops-oncall")
     finished = datetime.now(UTC)
-    expected = AuditEvent(action="rollback", model=MODEL_NAME, version="1", previous_version="2",
-                          actor="ops-oncall", reason="v2 forecasts drifted", at=event.at)
+    expected = AuditEvent(
+        action="rollback",
+        model=MODEL_NAME,
+        version="1",
+        previous_version="2",
+        actor="ops-oncall",
+        reason="v2 forecasts drifted",
+        at=event.at,
+    )
     assert event == expected and _between(event.at, started, finished)
     assert audit_log(client, MODEL_NAME)[-1] == expected
     assert champion_version(client, MODEL_NAME) == "1"
     tags = client.get_model_version(MODEL_NAME, "1").tags
     assert (tags["freightml.rollback_by"], tags["freightml.rollback_reason"]) == (
-        "ops-oncall", "v2 forecasts drifted")
+        "ops-oncall",
+        "v2 forecasts drifted",
+    )
 
     # a better version that fails the gates leaves the restored champion where it is
     strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)

@@ -56,8 +56,9 @@ def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts
     [dataset_input] = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == digest_facts(window)[:32]
     assert dataset_input.dataset.source and str(path) in dataset_input.dataset.source
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert re.fullmatch("[0-9a-f]{40}", head)
     assert run.data.tags["freightml.git_commit"] == head
     assert run.data.tags["mlflow.source.git.commit"] == head
@@ -68,13 +69,18 @@ def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts
     metrics = run.data.metrics
     assert metrics["wape"] <= 0.85 * metrics["wape_baseline"]
     assert any(k.startswith("fold_") for k in metrics), "per-fold metrics"
-    assert any(k.startswith("h01") or k.startswith("h1_") or k.startswith("h_01") for k in metrics) or any(
-        "h28" in k for k in metrics), "per-horizon metrics"
+    assert any(
+        k.startswith("h01") or k.startswith("h1_") or k.startswith("h_01") for k in metrics
+    ) or any("h28" in k for k in metrics), "per-horizon metrics"
     assert any("cargo_type" in k for k in metrics), "per-segment metrics"
 
     artifacts = {f.path for f in client.list_artifacts(run.info.run_id, "cards")}
-    assert {"cards/model_card.md", "cards/model_card.html", "cards/project_card.md",
-            "cards/project_card.html"} <= artifacts
+    assert {
+        "cards/model_card.md",
+        "cards/model_card.html",
+        "cards/project_card.md",
+        "cards/project_card.html",
+    } <= artifacts
     assert client.list_artifacts(run.info.run_id, "validation")
     plots = [f.path for f in client.list_artifacts(run.info.run_id, "evaluation/plots")]
     assert plots and all(p.endswith(".png") for p in plots)
@@ -106,12 +112,16 @@ def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts
     assert digest_facts(window) in rows["lineage"].iloc[0]
     # wagons by the one rule: rounded tonnes / capacity, at least one for any load
     capacity = rows["cargo_type"].map(WAGON_CAPACITY_T).fillna(DEFAULT_WAGON_CAPACITY_T)
-    expected = [max(round(t / c), 1) if t > 0 else 0 for t, c in zip(rows["tonnes"], capacity)]
+    expected = [
+        max(round(t / c), 1) if t > 0 else 0 for t, c in zip(rows["tonnes"], capacity, strict=True)
+    ]
     assert rows["wagons"].tolist() == expected
     assert (rows["tonnes"] > 0).any()
 
 
-def test_planted_fault_fails_at_validate_data(settings: Settings, small_facts, tmp_path: Path) -> None:
+def test_planted_fault_fails_at_validate_data(
+    settings: Settings, small_facts, tmp_path: Path
+) -> None:
     _, facts = small_facts
     bad = facts.copy()
     last = bad["date"].max()

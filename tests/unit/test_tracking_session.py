@@ -30,8 +30,9 @@ def test_image_recorded_only_when_known(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_commit_and_lock_are_the_checkout_s(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     info = environment_info()
     assert re.fullmatch("[0-9a-f]{40}", info["git_commit"]) and info["git_commit"] == head
     assert info["git_dirty"] in {"true", "false"}

@@ -26,7 +26,9 @@ def test_serving_uses_the_same_rule() -> None:
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
 def test_impossible_tonnes_are_named(bad: float) -> None:
-    with pytest.raises(ValueError, match=r"1 tonnes value\(s\) are negative or not finite .*position 1"):
+    with pytest.raises(
+        ValueError, match=r"1 tonnes value\(s\) are negative or not finite .*position 1"
+    ):
         wagons_for([5.0, bad], 65.0)
 
 

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from freightml.stages.ingest import FactsInfo
     from freightml.stages.validate import ValidationSummary
 
-SUMMARY_METRICS = ("wape", "wape_baseline", "wape_ratio", "mae", "mae_baseline", "bias", "bias_baseline")
+SUMMARY_METRICS = (
+    "wape",
+    "wape_baseline",
+    "wape_ratio",
+    "mae",
+    "mae_baseline",
+    "bias",
+    "bias_baseline",
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,9 @@ def problem_statement(settings: Settings) -> str:
     )
 
 
-def approach_section(settings: Settings, features: list[str], categorical: list[str]) -> dict[str, Any]:
+def approach_section(
+    settings: Settings, features: list[str], categorical: list[str]
+) -> dict[str, Any]:
     return {
         "model_name": settings.model.name,
         "algorithm": (
@@ -124,7 +134,8 @@ def limitations(settings: Settings, facts: FactsInfo) -> list[str]:
         f"Forecasts 1 to {settings.features.horizon_max} days ahead only.",
         f"A series needs {settings.features.min_history_days} days of history before it is "
         "forecast; new stations fall back to nothing until then.",
-        "Trained on regions " + ", ".join(facts.regions)
+        "Trained on regions "
+        + ", ".join(facts.regions)
         + "; other regions are outside the training distribution (monitor for drift).",
         "Exogenous drivers (tariffs, export policy, wagon availability) are not modelled.",
     ]

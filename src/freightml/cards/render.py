@@ -76,7 +76,9 @@ def render_cards(context: dict[str, Any], out_dir: Path) -> CardSet:
         md_path = out_dir / f"{card}.md"
         md_path.write_text(text)
         html_path = out_dir / f"{card}.html"
-        title = f"{context['model']['name']} v{context['model']['version']} - {card.replace('_', ' ')}"
+        title = (
+            f"{context['model']['name']} v{context['model']['version']} - {card.replace('_', ' ')}"
+        )
         html_path.write_text(to_html(text, title))
         paths[card] = md_path
         paths[card + "_html"] = html_path

@@ -70,7 +70,10 @@ def backtest_recipe(
     from freightml.evaluation import run_backtest
 
     return run_backtest(
-        facts, lambda: make_estimator(settings, model, params), methodology, feature_kwargs(settings)
+        facts,
+        lambda: make_estimator(settings, model, params),
+        methodology,
+        feature_kwargs(settings),
     )
 
 
@@ -107,7 +110,8 @@ def _plots_page(paths: list[Path]) -> str:
         f'{base64.b64encode(p.read_bytes()).decode()}" style="max-width:100%">'
         for p in paths
     )
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>Backtest</title></head><body>{images}</body></html>"
+    head = "<head><meta charset='utf-8'><title>Backtest</title></head>"
+    return f"<!doctype html><html>{head}<body>{images}</body></html>"
 
 
 def _segment_records(result: BacktestResult, column: str) -> list[dict[str, Any]]:
@@ -164,7 +168,12 @@ def evaluate_model(
     if plots_html_path:
         Path(plots_html_path).write_text(_plots_page(plots))
     h = evaluation.headline()
-    log.info("backtest WAPE %.4f (baseline %.4f, ratio %.3f), bias %+.2f%%, gates %s",
-             h["wape"], h["wape_baseline"], h["wape_ratio"], 100 * h["bias"],
-             "passed" if evaluation.gates.passed else "FAILED: " + ", ".join(evaluation.failed_gates))
+    log.info(
+        "backtest WAPE %.4f (baseline %.4f, ratio %.3f), bias %+.2f%%, gates %s",
+        h["wape"],
+        h["wape_baseline"],
+        h["wape_ratio"],
+        100 * h["bias"],
+        "passed" if evaluation.gates.passed else "FAILED: " + ", ".join(evaluation.failed_gates),
+    )
     return evaluation

@@ -28,13 +28,16 @@ def feature_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_features(settings: Settings, facts_path: str | Path, out_path: str | Path) -> FeaturesInfo:
+def build_features(
+    settings: Settings, facts_path: str | Path, out_path: str | Path
+) -> FeaturesInfo:
     """Cut the training examples from the facts and write them as Parquet."""
     from freightml.features.build import build_examples
 
     with timed("build_features"):
         facts = pd.read_parquet(facts_path)
-        examples = build_examples(facts, seed=settings.model.params.get("random_state", 0),
-                                  **feature_kwargs(settings))
+        examples = build_examples(
+            facts, seed=settings.model.params.get("random_state", 0), **feature_kwargs(settings)
+        )
         examples.to_parquet(out_path, index=False)
     return FeaturesInfo(rows=len(examples), columns=examples.shape[1])

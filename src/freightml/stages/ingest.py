@@ -32,9 +32,7 @@ class FactsInfo(StageResult):
     source_rows: int
 
     @classmethod
-    def describe(
-        cls, window: pd.DataFrame, source: SourcedFacts, window_days: int
-    ) -> FactsInfo:
+    def describe(cls, window: pd.DataFrame, source: SourcedFacts, window_days: int) -> FactsInfo:
         from freightml.data.sources import digest_facts
 
         regions = set(window["origin_region"].astype(str)) | set(
@@ -80,7 +78,9 @@ def load_source(data: DataSettings) -> SourcedFacts:
         )
         return SourcedFacts(facts, data.source_uri, file_digest(data.source_uri))
     facts = generate(data.synthetic_size, seed=data.seed)
-    return SourcedFacts(facts, f"synthetic:{data.synthetic_size}?seed={data.seed}", digest_facts(facts))
+    return SourcedFacts(
+        facts, f"synthetic:{data.synthetic_size}?seed={data.seed}", digest_facts(facts)
+    )
 
 
 def freshest_window(facts: pd.DataFrame, days: int) -> pd.DataFrame:
@@ -106,6 +106,12 @@ def ingest_data(settings: Settings, out_path: str | Path) -> FactsInfo:
     with timed("ingest_data"):
         window, info = load_window(settings.data)
         save_facts(window, Path(out_path))
-    log.info("ingested %s rows, %s series, %s..%s from %s", info.rows, info.series,
-             info.start, info.end, info.source_uri)
+    log.info(
+        "ingested %s rows, %s series, %s..%s from %s",
+        info.rows,
+        info.series,
+        info.start,
+        info.end,
+        info.source_uri,
+    )
     return info

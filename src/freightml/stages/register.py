@@ -66,8 +66,11 @@ def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> 
     if champion is None:
         return Decision(True, f"{PROMOTED}: gates passed, no previous champion")
     wins, why = beats_champion(evaluation.metrics, champion.metrics, methodology)
-    return Decision(wins, f"{PROMOTED if wins else KEPT}: gates passed; {why} "
-                          f"(champion v{champion.recipe.version}, {champion.how})")
+    return Decision(
+        wins,
+        f"{PROMOTED if wins else KEPT}: gates passed; {why} "
+        f"(champion v{champion.recipe.version}, {champion.how})",
+    )
 
 
 def _run_params(
@@ -214,7 +217,12 @@ def register_model(
     (Markdown), e.g. the pipeline's output artifacts.
     """
     from freightml.evaluation import load_methodology
-    from freightml.tracking import champion_version, configure_mlflow, environment_info, pipeline_image
+    from freightml.tracking import (
+        champion_version,
+        configure_mlflow,
+        environment_info,
+        pipeline_image,
+    )
 
     facts = FactsInfo.model_validate(facts_info)
     evaluation = EvaluationResult.load_from(evaluation_dir)
@@ -227,7 +235,11 @@ def register_model(
     with timed("register_model.tracking", kind="tracking"):
         client = configure_mlflow(settings)
         run_id = log_training_run(
-            settings, facts=facts, evaluation=evaluation, methodology=methodology, env=env,
+            settings,
+            facts=facts,
+            evaluation=evaluation,
+            methodology=methodology,
+            env=env,
             artifacts={
                 "validation": Path(validation_path),
                 "methodology": Path(settings.methodology_path),
@@ -238,21 +250,36 @@ def register_model(
             },
         )
         version = register_version(client, name, run_id)
-        record_decision(client, name, version, run_id, decision=decision, evaluation=evaluation,
-                        facts=facts, env=env, actor=actor)
+        record_decision(
+            client,
+            name,
+            version,
+            run_id,
+            decision=decision,
+            evaluation=evaluation,
+            facts=facts,
+            env=env,
+            actor=actor,
+        )
         aliases = version_aliases(client, name, version)
 
     with timed("register_model.cards"):
         cards_dir, cards = write_cards(
             settings,
             version=VersionFacts(name, version, run_id, aliases, decision.reason),
-            methodology=methodology, evaluation=evaluation, facts=facts,
-            validation=validation, env=env, model_dir=Path(model_dir),
+            methodology=methodology,
+            evaluation=evaluation,
+            facts=facts,
+            validation=validation,
+            env=env,
+            model_dir=Path(model_dir),
         )
     with timed("register_model.log_cards", kind="tracking"):
         client.log_artifacts(run_id, str(cards_dir), "cards")
     if card_paths is not None:
-        for src, dst in zip((cards.model_md, cards.model_html, cards.project_md), card_paths, strict=True):
+        for src, dst in zip(
+            (cards.model_md, cards.model_html, cards.project_md), card_paths, strict=True
+        ):
             Path(dst).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
     log.info("registered %s v%s (%s)", name, version, decision.reason)

@@ -57,7 +57,9 @@ def score_batch(
     name = settings.tracking.registered_model
     version = champion_version(client, name)
     if version is None:
-        raise RuntimeError(f"no champion of {name!r} to score with: run the training pipeline first")
+        raise RuntimeError(
+            f"no champion of {name!r} to score with: run the training pipeline first"
+        )
     with timed("score_batch"):
         facts = active_facts(pd.read_parquet(facts_path))
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
@@ -72,11 +74,27 @@ def score_batch(
     with timed("score_batch.store", kind="tracking"):
         store = Store(settings.collector_store_url).create_all()
         written = store.write_forecasts(
-            forecasts, run_id=run_id, model_name=name, model_version=version,
+            forecasts,
+            run_id=run_id,
+            model_name=name,
+            model_version=version,
             lineage=json.dumps({"data_digest": digest, "model_uri": f"models:/{name}/{version}"}),
             source="batch",
         )
-    log.info("scored %s series x %s days with %s v%s: %s new forecasts (run %s)",
-             window.n_series, window.horizon_max, name, version, written, run_id)
-    return ScoreInfo(run_id=run_id, model_version=version, rows=len(forecasts),
-                     new_rows=int(written), series=int(window.n_series), origin=str(window.origin_date))
+    log.info(
+        "scored %s series x %s days with %s v%s: %s new forecasts (run %s)",
+        window.n_series,
+        window.horizon_max,
+        name,
+        version,
+        written,
+        run_id,
+    )
+    return ScoreInfo(
+        run_id=run_id,
+        model_version=version,
+        rows=len(forecasts),
+        new_rows=int(written),
+        series=int(window.n_series),
+        origin=str(window.origin_date),
+    )

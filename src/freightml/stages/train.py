@@ -25,7 +25,9 @@ def make_estimator(
     """A fresh model: ``name`` and ``params``, else the configured model and parameters."""
     from freightml.models import make_model
 
-    return make_model(name or settings.model.name, params if params is not None else settings.model.params)
+    return make_model(
+        name or settings.model.name, params if params is not None else settings.model.params
+    )
 
 
 def train_model(settings: Settings, features_path: str | Path, model_dir: str | Path) -> TrainInfo:

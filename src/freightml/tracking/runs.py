@@ -54,6 +54,8 @@ def champion_recipe(settings: Settings) -> ChampionRecipe | None:
     if version is None:
         return None
     mv = client.get_model_version(name, version)
+    if not mv.run_id:
+        raise ValueError(f"champion {name} v{version} has no run: register models from runs")
     run = client.get_run(mv.run_id)
     params = run.data.params
     if PARAM_MODEL not in params:
@@ -81,9 +83,11 @@ def dataset_input(source_uri: str, digest: str) -> MetaDataset:
 
     try:
         source = resolve_dataset_source(source_uri)
-    except Exception:  # noqa: BLE001 - synthetic:... has no registered source type
+    except Exception:
         source = HTTPDatasetSource(url=source_uri)
-    return MetaDataset(source=source, name=DATASET_NAME, digest=digest[:32])
+    # MetaDataset is MLflow's dataset for data that is not logged itself; its stubs mark
+    # ``profile`` abstract, but the class implements it
+    return MetaDataset(source=source, name=DATASET_NAME, digest=digest[:32])  # type: ignore[abstract]
 
 
 def tag_environment(env: dict[str, str]) -> None:

@@ -39,9 +39,7 @@ def configure_mlflow(settings: Settings, experiment: str | None = None) -> Mlflo
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -77,7 +75,9 @@ def environment_info(lock_file: Path = Path("uv.lock"), image: str | None = None
     ``image`` is recorded only when given (see :func:`pipeline_image`).
     """
     info: dict[str, str] = {
-        "git_commit": os.environ.get("FREIGHTML_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
+        "git_commit": os.environ.get("FREIGHTML_GIT_COMMIT")
+        or _git("rev-parse", "HEAD")
+        or "unknown",
         "git_dirty": "unknown",
         "lock_sha256": file_sha256(lock_file) or os.environ.get("FREIGHTML_LOCK_SHA256", "unknown"),
         "python": platform.python_version(),
