@@ -5,7 +5,7 @@ with kfp.local in a fresh process and reports rows, wall time, peak memory (the 
 process: the runner or one of its task subprocesses), and the share of wall time spent
 outside the library's own work: the pipeline runner (task subprocesses, imports, artifact
 passing) and MLflow tracking. The library's own work is what the lifecycle functions time
-themselves (freightml.lifecycle.timed, kind "work").
+themselves (freightml.stages.timing.timed, kind "work").
 
     uv run python bench/training_bench.py --sizes small demo large
 """
@@ -31,7 +31,7 @@ def run_one(size: str, seed: int, workdir: Path) -> dict:
     from freightml.config import load_settings
     from freightml.data.sources import save_facts
     from freightml.data.synthetic import generate
-    from freightml.lifecycle import TIMINGS_ENV
+    from freightml.stages.timing import TIMINGS_ENV
     from pipelines.run import run_local
 
     data = workdir / f"{size}.parquet"
@@ -42,9 +42,7 @@ def run_one(size: str, seed: int, workdir: Path) -> dict:
 
     timings = workdir / f"{size}-timings.jsonl"
     os.environ[TIMINGS_ENV] = str(timings)
-    settings = load_settings(
-        home=str(workdir / f"home-{size}"), data={"source_uri": str(data)}
-    )
+    settings = load_settings(home=str(workdir / f"home-{size}"), data={"source_uri": str(data)})
     started = time.perf_counter()
     run = run_local(settings, "training")
     wall = time.perf_counter() - started
@@ -89,7 +87,16 @@ def main() -> None:
         for size in args.sizes:
             print(f"== {size}", file=sys.stderr, flush=True)
             proc = subprocess.run(
-                [sys.executable, __file__, "--one", size, "--workdir", tmp, "--seed", str(args.seed)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    size,
+                    "--workdir",
+                    tmp,
+                    "--seed",
+                    str(args.seed),
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -105,7 +112,10 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     (OUT / "training.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    print("| size | fact rows | wall s | library work s | tracking s | overhead share | peak RSS GiB |")
+    print(
+        "| size | fact rows | wall s | library work s | tracking s | overhead share "
+        "| peak RSS GiB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(

@@ -2,7 +2,8 @@
 
 Each file holds one lightweight Python component: a typed signature and a body that
 imports inside, turns artifacts into paths, calls the library function of the same
-name in ``freightml.lifecycle`` and records metadata. All logic lives in the library.
+name in its stage module (``freightml.stages.<stage>``) and records metadata. All logic
+lives in the library.
 The image is configuration (``pipeline.base_image``), so components are made by
 :func:`make_components` when a pipeline is built, never at import time.
 """

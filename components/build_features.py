@@ -10,7 +10,7 @@ def build_features(config: str, facts: Input[Dataset], features: Output[Dataset]
         features: the training examples, Parquet.
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import build_features as run
+    from freightml.stages.features import build_features as run
 
     info = run(settings_from_json(config), facts.path, features.path)
-    features.metadata.update(info)
+    features.metadata.update(info.to_metadata())

@@ -36,6 +36,9 @@ def deploy_model(
     Path(manifest.path).write_text(yaml.safe_dump(applied, sort_keys=False))
     meta = applied["metadata"]
     manifest.metadata.update(
-        name=meta["name"], namespace=meta["namespace"], model_version=model_version,
-        canary_percent=canary_percent, dry_run=dry_run,
+        name=meta["name"],
+        namespace=meta["namespace"],
+        model_version=model_version,
+        canary_percent=canary_percent,
+        dry_run=dry_run,
     )

@@ -16,13 +16,14 @@ def evaluate_model(
     Args:
         config: FreightML settings as JSON.
         facts: the validated facts.
-        evaluation: a directory with metrics.json, gates.json, predictions and plots.
+        evaluation: a directory with evaluation.json (freightml.stages.evaluate.EvaluationResult),
+            predictions, per-horizon and per-segment tables and plots.
         metrics: headline metrics for the KFP UI.
         plots: the evaluation plots as one page.
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import evaluate_model as run
+    from freightml.stages.evaluate import evaluate_model as run
 
-    headline = run(settings_from_json(config), facts.path, evaluation.path, plots.path)
-    for name, value in headline.items():
+    result = run(settings_from_json(config), facts.path, evaluation.path, plots.path)
+    for name, value in result.headline().items():
         metrics.log_metric(name, value)

@@ -10,7 +10,7 @@ def ingest_data(config: str, facts: Output[Dataset]):
             its sha256, the content digest, row and series counts and the date range.
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import ingest_data as run
+    from freightml.stages.ingest import ingest_data as run
 
     info = run(settings_from_json(config), facts.path)
-    facts.metadata.update(info)
+    facts.metadata.update(info.to_metadata())

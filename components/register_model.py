@@ -17,7 +17,7 @@ def register_model(
 
     Args:
         config: FreightML settings as JSON.
-        facts: the facts (their digests and sources are logged as dataset inputs).
+        facts: the facts; their metadata (digests, sources) is logged as the dataset input.
         validation: the validation report.
         model: the trained model.
         evaluation: the backtest results and gate report.
@@ -31,11 +31,10 @@ def register_model(
     from collections import namedtuple
 
     from freightml.config import settings_from_json
-    from freightml.lifecycle import register_model as run
+    from freightml.stages.register import register_model as run
 
     result = run(
         settings_from_json(config),
-        facts_path=facts.path,
         facts_info=dict(facts.metadata),
         validation_path=validation.path,
         model_dir=model.path,

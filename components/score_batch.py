@@ -11,7 +11,7 @@ def score_batch(config: str, facts: Input[Dataset], forecasts: Output[Dataset]):
             model version, data digest and run id.
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import score_batch as run
+    from freightml.stages.score import score_batch as run
 
     info = run(settings_from_json(config), facts.path, forecasts.path, dict(facts.metadata))
-    forecasts.metadata.update(info)
+    forecasts.metadata.update(info.to_metadata())

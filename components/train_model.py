@@ -10,7 +10,7 @@ def train_model(config: str, features: Input[Dataset], model: Output[Model]):
         model: an MLflow sklearn model directory (with signature and input example).
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import train_model as run
+    from freightml.stages.train import train_model as run
 
     info = run(settings_from_json(config), features.path, model.path)
-    model.metadata.update(info)
+    model.metadata.update(info.to_metadata())

@@ -13,7 +13,7 @@ def validate_data(
         report_html: the same report as a page for the KFP UI.
     """
     from freightml.config import settings_from_json
-    from freightml.lifecycle import validate_data as run
+    from freightml.stages.validate import validate_data as run
 
     info = run(settings_from_json(config), facts.path, report.path, report_html.path)
-    report.metadata.update(info)
+    report.metadata.update(info.to_metadata())

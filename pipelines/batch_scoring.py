@@ -9,7 +9,8 @@ from kfp import dsl
 from kfp import kubernetes as k8s
 
 from components import make_components
-from freightml.config import STORE_URL_ENV, Settings
+from freightml.config import Settings
+from freightml.domain import STORE_URL_KEY
 from pipelines.training import SECRET_KEYS
 
 PIPELINE_NAME = "freightml-batch-scoring"
@@ -34,12 +35,15 @@ def build_batch_scoring_pipeline(settings: Settings) -> Callable:
         score.set_memory_limit("8G")
         for task in (ingest, score):
             k8s.use_secret_as_env(
-                task, secret_name=mlflow_secret,
-                secret_key_to_env={k: k for k in SECRET_KEYS}, optional=True,
+                task,
+                secret_name=mlflow_secret,
+                secret_key_to_env={k: k for k in SECRET_KEYS},
+                optional=True,
             )
         k8s.use_secret_as_env(
-            score, secret_name=settings.pipeline.store_secret,
-            secret_key_to_env={STORE_URL_ENV: STORE_URL_ENV},
+            score,
+            secret_name=settings.pipeline.store_secret,
+            secret_key_to_env={STORE_URL_KEY: STORE_URL_KEY},
         )
         for task in (ingest, validate, score):
             task.set_caching_options(False)  # fresh facts every run

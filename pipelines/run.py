@@ -31,7 +31,9 @@ def _builder(name: str) -> Callable[[Settings], Callable]:
     try:
         return BUILDERS[name]
     except KeyError:
-        raise ValueError(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}") from None
+        raise ValueError(
+            f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}"
+        ) from None
 
 
 def compile_pipelines(settings: Settings, out_dir: Path | None = None) -> list[Path]:
@@ -95,7 +97,9 @@ def run_local(settings: Settings, name: str = "training") -> LocalRun:
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
         task = pipeline(config=settings.to_json())
     seconds = time.perf_counter() - started
-    new_dirs = sorted({p for p in root.iterdir() if p.is_dir()} - before, key=lambda p: p.stat().st_mtime)
+    new_dirs = sorted(
+        {p for p in root.iterdir() if p.is_dir()} - before, key=lambda p: p.stat().st_mtime
+    )
     run_dir = new_dirs[-1] if new_dirs else root
     outputs = dict(getattr(task, "outputs", {}) or {})
     return LocalRun(
@@ -129,7 +133,10 @@ class KfpClientBackend:
 
 
 def submit(
-    settings: Settings, backend: PipelineBackend, name: str = "training", out_dir: Path | None = None
+    settings: Settings,
+    backend: PipelineBackend,
+    name: str = "training",
+    out_dir: Path | None = None,
 ) -> str:
     """Compile ``name`` and submit it to ``backend``; returns the run id.
 

@@ -10,19 +10,13 @@ from kfp import kubernetes as k8s
 
 from components import make_components
 from freightml.config import Settings
+from freightml.domain import MLFLOW_OPTIONAL_KEYS, TRACKING_URI_KEY
 
 PIPELINE_NAME = "freightml-training"
 
 # Keys of the MLflow Secret exposed to the tasks that talk to MLflow or object storage.
 # Optional: a cluster whose MLflow needs no S3 keys can leave them out of the Secret.
-SECRET_KEYS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_S3_ENDPOINT_URL",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-)
+SECRET_KEYS = (TRACKING_URI_KEY, *MLFLOW_OPTIONAL_KEYS)
 
 
 def build_training_pipeline(settings: Settings) -> Callable:
@@ -76,14 +70,16 @@ def build_training_pipeline(settings: Settings) -> Callable:
                 task.set_retry(num_retries=retries, backoff_duration="30s")
 
         # optional: roll a newly promoted champion out as a KServe InferenceService
-        with dsl.If(deploy == True, name="deploy-requested"):  # noqa: E712
-            with dsl.If(register.outputs["promoted"] == True, name="promoted"):  # noqa: E712
-                serve = c.deploy_model(
-                    config=config,
-                    model_version=register.outputs["version"],
-                    canary_percent=canary_percent,
-                )
-                serve.set_display_name("Deploy (KServe)").set_caching_options(False)
+        with (
+            dsl.If(deploy == True, name="deploy-requested"),  # noqa: E712
+            dsl.If(register.outputs["promoted"] == True, name="promoted"),  # noqa: E712
+        ):
+            serve = c.deploy_model(
+                config=config,
+                model_version=register.outputs["version"],
+                canary_percent=canary_percent,
+            )
+            serve.set_display_name("Deploy (KServe)").set_caching_options(False)
         return register.outputs["version"]
 
     return training_pipeline

@@ -21,16 +21,14 @@ from typing import Any
 import pandas as pd
 
 from freightml.config import Settings, load_settings
-from freightml.lifecycle import (
-    _champion_recipe,
-    describe_facts,
-    feature_kwargs,
-    freshest_window,
-    make_estimator,
-)
+from freightml.evaluation import BacktestResult, GateReport
+from freightml.stages.evaluate import backtest_recipe
+from freightml.stages.ingest import FactsInfo, load_window
+from freightml.stages.train import make_estimator
 
 log = logging.getLogger("freightml")
 SYNTHETIC_NAMES = ("small", "demo", "large")
+FILTERS = {"start": "start_date", "end": "end_date", "regions": "regions"}
 
 
 class MLExperimentManager:
@@ -39,8 +37,8 @@ class MLExperimentManager:
     def __init__(self, settings: Settings | None = None, config: str | Path | None = None) -> None:
         self.settings = settings or load_settings(config)
         self.data: pd.DataFrame | None = None
-        self.data_info: dict[str, Any] = {}
-        self.last_result = None
+        self.data_info: FactsInfo | None = None
+        self.last_result: BacktestResult | None = None
 
     # -- data --------------------------------------------------------------------
     def load(self, name_or_uri: str, *, seed: int | None = None, **filters: Any) -> pd.DataFrame:
@@ -49,22 +47,18 @@ class MLExperimentManager:
         ``filters`` go to :func:`freightml.data.sources.load_facts` (start, end, regions).
         The freshest ``data.train_window_days`` are kept, as in the pipeline.
         """
-        from freightml.data.sources import digest_facts, file_digest, load_facts
-        from freightml.data.synthetic import generate
-
+        unknown = sorted(set(filters) - set(FILTERS))
+        if unknown:
+            raise ValueError(f"unknown filter(s) {unknown}; known: {sorted(FILTERS)}")
         if name_or_uri in SYNTHETIC_NAMES:
-            s = self.settings.data.seed if seed is None else seed
-            facts = generate(name_or_uri, seed=s)
-            uri, sha = f"synthetic:{name_or_uri}?seed={s}", None
+            update: dict[str, Any] = {"source_uri": None, "synthetic_size": name_or_uri}
+            if seed is not None:
+                update["seed"] = seed
         else:
-            mapping = self.settings.data.column_mapping or None
-            facts = load_facts(name_or_uri, column_mapping=mapping, **filters)
-            uri, sha = name_or_uri, file_digest(name_or_uri)
-        facts = freshest_window(facts, self.settings.data.train_window_days)
-        self.data = facts
-        self.data_info = describe_facts(facts)
-        self.data_info.update(source_uri=uri, source_sha256=sha or digest_facts(facts))
-        log.info("loaded %s rows, %s series from %s", len(facts), self.data_info["series"], uri)
+            update = {"source_uri": name_or_uri, **{FILTERS[k]: v for k, v in filters.items()}}
+        facts, info = load_window(self.settings.data.model_copy(update=update))
+        self.data, self.data_info = facts, info
+        log.info("loaded %s rows, %s series from %s", info.rows, info.series, info.source_uri)
         return facts
 
     def validate(self, data: pd.DataFrame | None = None):
@@ -72,7 +66,8 @@ class MLExperimentManager:
         from freightml.data.validation import validate_facts
 
         return validate_facts(
-            self._data(data), max_missing_day_share=self.settings.data.max_missing_day_share,
+            self._data(data),
+            max_missing_day_share=self.settings.data.max_missing_day_share,
             anomaly_z=self.settings.data.anomaly_z,
         )
 
@@ -100,16 +95,17 @@ class MLExperimentManager:
         current champion's recipe on the same window. Columns: wape, mae, bias,
         wape_ratio, gates_passed. Unknown model names or parameters raise ValueError.
         """
-        from freightml.evaluation import evaluate_gates, load_methodology, run_backtest
+        from freightml.evaluation import evaluate_gates, load_methodology
+        from freightml.tracking import champion_recipe
 
         facts = self._data(data)
-        merged = {**(self.settings.model.params if model == self.settings.model.name else {}), **(params or {})}
+        merged = {
+            **(self.settings.model.params if model == self.settings.model.name else {}),
+            **(params or {}),
+        }
         make_estimator(self.settings, model, merged)  # fail fast on a bad name or parameter
         methodology = load_methodology(self.settings.methodology_path)
-        kwargs = feature_kwargs(self.settings)
-        result = run_backtest(
-            facts, lambda: make_estimator(self.settings, model, merged), methodology, kwargs
-        )
+        result = backtest_recipe(self.settings, facts, methodology, model, merged)
         gates = evaluate_gates(result, methodology)
         metrics = result.metrics_dict()
         self.last_result = result
@@ -117,44 +113,65 @@ class MLExperimentManager:
             _row("candidate", model, metrics, "", gates.passed),
             _row("baseline", "seasonal_naive", metrics, "_baseline", None),
         ]
-        champion = _champion_recipe(self.settings) if compare else None
+        champion = champion_recipe(self.settings) if compare else None
         if champion is not None:
-            champ = run_backtest(
-                facts,
-                lambda: make_estimator(self.settings, champion["model"], champion["params"]),
-                methodology,
-                kwargs,
+            champ = backtest_recipe(
+                self.settings, facts, methodology, champion.model, champion.params
             )
-            champ_metrics = champ.metrics_dict()
             rows.append(
-                _row(f"champion v{champion['version']}", champion["model"], champ_metrics, "",
-                     evaluate_gates(champ, methodology).passed)
+                _row(
+                    f"champion v{champion.version}",
+                    champion.model,
+                    champ.metrics_dict(),
+                    "",
+                    evaluate_gates(champ, methodology).passed,
+                )
             )
         table = pd.DataFrame(rows)
         if log_to_mlflow:
-            self._log(model, merged, metrics, gates, table, run_name)
+            self._log(model, merged, result, gates, table, run_name)
         return table
 
-    def _log(self, model, params, metrics, gates, table, run_name) -> str:
+    def _log(
+        self,
+        model: str,
+        params: dict[str, Any],
+        result: BacktestResult,
+        gates: GateReport,
+        table: pd.DataFrame,
+        run_name: str | None,
+    ) -> str:
         import mlflow
 
         from freightml.evaluation import plot_backtest
-        from freightml.lifecycle import _dataset_input
-        from freightml.tracking import configure_mlflow, environment_info
+        from freightml.tracking import (
+            configure_mlflow,
+            dataset_input,
+            environment_info,
+            tag_environment,
+        )
+        from freightml.tracking.runs import PARAM_DATA_DIGEST, PARAM_MODEL, PARAM_MODEL_PARAMS
 
         configure_mlflow(self.settings)
         with mlflow.start_run(run_name=run_name or f"experiment {model}") as run:
-            env = environment_info()
-            mlflow.set_tags({"freightml.kind": "experiment", **{f"freightml.{k}": v for k, v in env.items()}})
-            mlflow.set_tag("mlflow.source.git.commit", env["git_commit"])
-            mlflow.log_params({"model": model, "model_params": json.dumps(params, sort_keys=True),
-                               "data_digest": self.data_info.get("digest", "")})
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            mlflow.set_tag("freightml.kind", "experiment")
+            tag_environment(environment_info())
+            mlflow.log_params(
+                {
+                    PARAM_MODEL: model,
+                    PARAM_MODEL_PARAMS: json.dumps(params, sort_keys=True),
+                    PARAM_DATA_DIGEST: self.data_info.digest if self.data_info else "",
+                }
+            )
+            mlflow.log_metrics({k: float(v) for k, v in result.metrics_dict().items()})
             mlflow.log_metric("gates_passed", float(gates.passed))
             if self.data_info:
-                mlflow.log_input(_dataset_input(self.data_info), context="experiment")
+                mlflow.log_input(
+                    dataset_input(self.data_info.source_uri, self.data_info.digest),
+                    context="experiment",
+                )
             with tempfile.TemporaryDirectory() as tmp:
-                for path in plot_backtest(self.last_result, Path(tmp)):
+                for path in plot_backtest(result, Path(tmp)):
                     mlflow.log_artifact(str(path), "plots")
                 table.to_csv(Path(tmp) / "comparison.csv", index=False)
                 mlflow.log_artifact(str(Path(tmp) / "comparison.csv"))

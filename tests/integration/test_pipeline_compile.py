@@ -1,5 +1,6 @@
 """The compiled KFP IR: tasks, dependencies, image, retries and platform config."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ from pipelines.run import compile_pipelines
 
 pytestmark = [pytest.mark.integration]
 
-STAGES = {"ingest-data", "validate-data", "build-features", "train-model", "evaluate-model", "register-model"}
+STAGES = {
+    "ingest-data",
+    "validate-data",
+    "build-features",
+    "train-model",
+    "evaluate-model",
+    "register-model",
+}
 
 
 @pytest.fixture
@@ -50,7 +58,10 @@ def test_image_retries_and_caching_from_settings(compiled, settings: Settings) -
 def test_deploy_runs_only_when_asked_and_promoted(compiled) -> None:
     spec, _ = compiled
     outer = spec["root"]["dag"]["tasks"]["condition-1"]
-    assert "inputs.parameter_values['pipelinechannel--deploy'] == true" in outer["triggerPolicy"]["condition"]
+    assert (
+        "inputs.parameter_values['pipelinechannel--deploy'] == true"
+        in outer["triggerPolicy"]["condition"]
+    )
     inner_component = spec["components"][outer["componentRef"]["name"]]
     [inner] = inner_component["dag"]["tasks"].values()
     assert "register-model-promoted" in inner["triggerPolicy"]["condition"]
@@ -98,23 +109,28 @@ def test_batch_scoring_reads_store_url_from_a_secret(settings: Settings, tmp_pat
 
 
 class RecordingBackend:
-    """Stands in for a KFP API server, which cannot run here; records what is submitted."""
+    """Stands in for a KFP API server, which cannot run here: records what is submitted and
+    answers with a run id derived from the package it received."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Path, str, dict]] = []
 
     def submit(self, package: Path, run_name: str, arguments: dict) -> str:
         self.calls.append((package, run_name, arguments))
-        return "run-123"
+        return "run-" + hashlib.sha256(package.read_bytes()).hexdigest()[:12]
 
 
 def test_submit_sends_the_compiled_package(settings: Settings, tmp_path: Path) -> None:
     from pipelines.run import submit
 
     backend = RecordingBackend()
-    assert submit(settings, backend, "training", tmp_path) == "run-123"
+    run_id = submit(settings, backend, "training", tmp_path)
     [(package, run_name, arguments)] = backend.calls
-    assert package == tmp_path / "training.yaml" and package.exists()
+    assert package == tmp_path / "training.yaml"
+    # the id is the backend's answer for the package submit compiled, which is a training IR
+    assert run_id == "run-" + hashlib.sha256(package.read_bytes()).hexdigest()[:12]
+    spec, _ = yaml.safe_load_all(package.read_text())
+    assert spec["pipelineInfo"]["name"] == "freightml-training"
     assert run_name.startswith("training-")
     assert Settings.model_validate_json(arguments["config"]) == settings
     with pytest.raises(ValueError, match="unknown pipeline 'nope'"):

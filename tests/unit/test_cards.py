@@ -9,32 +9,91 @@ pytestmark = [pytest.mark.unit]
 
 
 def _context() -> dict:
-    gate = {"name": "wape_ratio_overall", "value": 0.71, "limit": 0.85, "passed": True, "detail": ""}
+    gate = {
+        "name": "wape_ratio_overall",
+        "value": 0.71,
+        "limit": 0.85,
+        "passed": True,
+        "detail": "",
+    }
     return {
-        "model": {"name": "freight-volume", "version": "3", "run_id": "abc123", "aliases": ["champion"],
-                  "decision": "promoted to champion: gates passed", "created": "2026-11-26T10:00:00+00:00"},
-        "problem": "Forecast daily tonnes per series.",
-        "approach": {"model_name": "gbm", "algorithm": "global HGBR", "params": {"max_iter": 300},
-                     "features": ["lag_7", "mean_28"], "categorical": ["cargo_type_code"], "horizon_max": 28},
-        "methodology": {
-            "path": "methodology.yaml", "folds": 3, "step_days": 28, "horizon_days": 28,
-            "metrics": ["wape", "mae", "bias"], "segments": ["cargo_type"],
-            "cutoffs": ["2025-09-01", "2025-09-29", "2025-10-27"],
-            "summary": {"wape": 0.25, "wape_baseline": 0.35, "wape_ratio": 0.714, "mae": 80.0,
-                        "mae_baseline": 110.0, "bias": -0.012, "bias_baseline": 0.001},
-            "gates": [gate, {**gate, "name": "abs_bias", "value": 0.012, "limit": 0.05}],
-            "gates_passed": True, "champion_comparison": "there was no champion",
-            "by_horizon": [{"horizon": 1, "wape": 0.2, "wape_baseline": 0.3}],
-            "by_segment": {"cargo_type": [{"segment": "coal", "actual_tonnes": 1234567.0, "wape": 0.2,
-                                           "wape_baseline": 0.3, "wape_ratio": 0.66, "bias": 0.01}]},
+        "model": {
+            "name": "freight-volume",
+            "version": "3",
+            "run_id": "abc123",
+            "aliases": ["champion"],
+            "decision": "promoted to champion: gates passed",
+            "created": "2026-11-26T10:00:00+00:00",
         },
-        "data": {"source_uri": "s3://facts/2025.parquet", "file_digest": "f" * 64, "digest": "d" * 64,
-                 "rows": 2_000_000, "series": 1500, "start": "2024-01-01", "end": "2025-12-31",
-                 "regions": ["Moscow"], "cargo_types": ["coal"], "window_days": 730,
-                 "validation": {"errors": 0, "warnings": 1, "messages": ["3 series have missing days"]}},
-        "tools": {"git_commit": "0123abc", "git_dirty": "false", "lock_sha256": "e" * 64, "python": "3.11.7",
-                  "image": "local", "version_kfp": "2.17.3", "version_mlflow": "3.17.2",
-                  "version_scikit_learn": "1.9.1", "version_pandas": "2.3.3", "version_pandera": "0.35.0"},
+        "problem": "Forecast daily tonnes per series.",
+        "approach": {
+            "model_name": "gbm",
+            "algorithm": "global HGBR",
+            "params": {"max_iter": 300},
+            "features": ["lag_7", "mean_28"],
+            "categorical": ["cargo_type_code"],
+            "horizon_max": 28,
+        },
+        "methodology": {
+            "path": "methodology.yaml",
+            "folds": 3,
+            "step_days": 28,
+            "horizon_days": 28,
+            "metrics": ["wape", "mae", "bias"],
+            "segments": ["cargo_type"],
+            "cutoffs": ["2025-09-01", "2025-09-29", "2025-10-27"],
+            "summary": {
+                "wape": 0.25,
+                "wape_baseline": 0.35,
+                "wape_ratio": 0.714,
+                "mae": 80.0,
+                "mae_baseline": 110.0,
+                "bias": -0.012,
+                "bias_baseline": 0.001,
+            },
+            "gates": [gate, {**gate, "name": "abs_bias", "value": 0.012, "limit": 0.05}],
+            "gates_passed": True,
+            "failed_gates": [],
+            "champion_comparison": "there was no champion",
+            "by_horizon": [{"horizon": 1, "wape": 0.2, "wape_baseline": 0.3}],
+            "by_segment": {
+                "cargo_type": [
+                    {
+                        "segment": "coal",
+                        "actual_tonnes": 1234567.0,
+                        "wape": 0.2,
+                        "wape_baseline": 0.3,
+                        "wape_ratio": 0.66,
+                        "bias": 0.01,
+                    }
+                ]
+            },
+        },
+        "data": {
+            "source_uri": "s3://facts/2025.parquet",
+            "file_digest": "f" * 64,
+            "digest": "d" * 64,
+            "rows": 2_000_000,
+            "series": 1500,
+            "start": "2024-01-01",
+            "end": "2025-12-31",
+            "regions": ["Moscow"],
+            "cargo_types": ["coal"],
+            "window_days": 730,
+            "validation": {"errors": 0, "warnings": 1, "messages": ["3 series have missing days"]},
+        },
+        "tools": {
+            "git_commit": "0123abc",
+            "git_dirty": "false",
+            "lock_sha256": "e" * 64,
+            "python": "3.11.7",
+            "image": "local",
+            "version_kfp": "2.17.3",
+            "version_mlflow": "3.17.2",
+            "version_scikit_learn": "1.9.1",
+            "version_pandas": "2.3.3",
+            "version_pandera": "0.35.0",
+        },
         "limitations": ["1 to 28 days only"],
     }
 
@@ -52,6 +111,20 @@ def test_cards_show_the_run(tmp_path: Path) -> None:
     assert "scikit-learn 1.9.1" in project_md and "730-day window" in project_md
     html = cards.model_html.read_text()
     assert "<table>" in html and "<h1>Model card: freight-volume version 3</h1>" in html
+
+
+def test_failed_gates_are_named(tmp_path: Path) -> None:
+    context = _context()
+    failed = {"name": "abs_bias", "value": 0.08, "limit": 0.05, "passed": False, "detail": ""}
+    context["methodology"].update(
+        gates=[context["methodology"]["gates"][0], failed],
+        gates_passed=False,
+        failed_gates=["abs_bias"],
+    )
+    model_md = render_cards(context, tmp_path).model_md.read_text()
+    assert "### Gates: FAILED\n\nFailed gates: abs_bias.\n" in model_md
+    assert "| abs_bias | 0.0800 | 0.0500 | FAIL |" in model_md
+    assert "| wape_ratio_overall | 0.7100 | 0.8500 | pass |" in model_md
 
 
 def test_missing_context_is_an_error(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """Registry logic on a real MLflow SQLite store: aliases, promotion, rollback, audit."""
 
+from datetime import UTC, datetime, timedelta
+
 import mlflow
 import mlflow.sklearn
 import numpy as np
@@ -16,7 +18,7 @@ from freightml.tracking import (
     promote,
     rollback,
 )
-from freightml.tracking.registry import audit_log
+from freightml.tracking.registry import AuditEvent, audit_log
 
 pytestmark = [pytest.mark.unit]
 MODEL = "freight-volume"
@@ -34,16 +36,24 @@ def client(settings: Settings):
     return client
 
 
+def _within(at: str, start: datetime, end: datetime) -> bool:
+    return start - timedelta(seconds=1) <= datetime.fromisoformat(at) <= end + timedelta(seconds=1)
+
+
 def test_promote_records_who_and_why(client) -> None:
     assert champion_version(client, MODEL) is None
+    start = datetime.now(UTC)
     event = promote(client, MODEL, "1", reason="first model", actor="alice")
+    assert _within(event.at, start, datetime.now(UTC))
+    assert event == AuditEvent("promote", MODEL, "1", None, "alice", "first model", event.at)
     assert champion_version(client, MODEL) == "1"
-    assert event.previous_version is None
     tags = client.get_model_version(MODEL, "1").tags
-    assert tags["freightml.promote_by"] == "alice"
-    assert tags["freightml.promote_reason"] == "first model"
-    [logged] = audit_log(client, MODEL)
-    assert (logged.action, logged.version, logged.actor) == ("promote", "1", "alice")
+    assert (tags["freightml.promote_by"], tags["freightml.promote_reason"]) == (
+        "alice",
+        "first model",
+    )
+    assert tags["freightml.promote_at"] == event.at
+    assert audit_log(client, MODEL) == [event]
 
 
 def test_rollback_walks_back_through_history(client) -> None:
@@ -55,8 +65,17 @@ def test_rollback_walks_back_through_history(client) -> None:
     assert rollback(client, MODEL, reason="v2 bad too", actor="bob").version == "1"
     with pytest.raises(RegistryError, match="no champion before version 1"):
         rollback(client, MODEL, reason="nothing left", actor="bob")
-    actions = [(e.action, e.version) for e in audit_log(client, MODEL)]
-    assert actions[-2:] == [("rollback", "2"), ("rollback", "1")]
+    entries = [
+        (e.action, e.version, e.previous_version, e.actor, e.reason)
+        for e in audit_log(client, MODEL)
+    ]
+    assert entries == [
+        ("promote", "1", None, "a", "r1"),
+        ("promote", "2", "1", "a", "r2"),
+        ("promote", "3", "2", "a", "r3"),
+        ("rollback", "2", "3", "bob", "v3 bad"),
+        ("rollback", "1", "2", "bob", "v2 bad too"),
+    ]
 
 
 def test_rollback_to_explicit_version(client) -> None:

@@ -65,7 +65,7 @@ def to_html(md_text: str, title: str) -> str:
 def render_cards(context: dict[str, Any], out_dir: Path) -> CardSet:
     """Write model_card.{md,html} and project_card.{md,html} into ``out_dir``.
 
-    ``context`` is built by :func:`freightml.lifecycle.card_context` from the run; a
+    ``context`` is built by :func:`freightml.cards.context.card_context` from the run; a
     missing key is an error (StrictUndefined), never a silently blank section.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +76,9 @@ def render_cards(context: dict[str, Any], out_dir: Path) -> CardSet:
         md_path = out_dir / f"{card}.md"
         md_path.write_text(text)
         html_path = out_dir / f"{card}.html"
-        title = f"{context['model']['name']} v{context['model']['version']} - {card.replace('_', ' ')}"
+        title = (
+            f"{context['model']['name']} v{context['model']['version']} - {card.replace('_', ' ')}"
+        )
         html_path.write_text(to_html(text, title))
         paths[card] = md_path
         paths[card + "_html"] = html_path

@@ -16,6 +16,7 @@ MAX_CATEGORIES = 250  # HistGradientBoosting allows codes < max_bins (255)
 # "skops" format: mlflow.sklearn.log_model(model, ..., skops_trusted_types=SKOPS_TRUSTED_TYPES).
 # They are trusted because only this project's pipeline writes models into the registry.
 SKOPS_TRUSTED_TYPES: list[str] = [
+    "freightml.models.baseline.SeasonalNaive",
     "freightml.models.gbm.GlobalGBM",
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

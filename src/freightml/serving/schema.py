@@ -21,6 +21,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from freightml.data.schema import CARGO_TYPES
+from freightml.models.wagons import wagons_for
 from freightml.serving.history import HistoryWindow
 
 KEY_FIELDS: tuple[str, str, str] = ("origin_station", "destination_station", "cargo_type")
@@ -178,12 +179,6 @@ def _instance_horizons(instance: dict, window: HistoryWindow, where: str) -> np.
     except (KeyError, TypeError):  # slow path: explain the first bad date, accept the rest
         hs = [horizon_of_date(window, d, f"{where}.dates[{j}]") for j, d in enumerate(dates)]
         return np.asarray(hs, dtype=np.int64)
-
-
-def wagons_for(tonnes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """Wagons as the facts count them: tonnes / capacity rounded, at least 1 for any load."""
-    wagons = np.rint(tonnes / capacity).astype(np.int64)
-    return np.maximum(wagons, (tonnes > 0).astype(np.int64))
 
 
 def v1_response(

@@ -16,8 +16,20 @@ from datetime import UTC, datetime
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+from freightml.domain import CHALLENGER, CHAMPION
+
+__all__ = [
+    "AUDIT_SUFFIX",
+    "CHALLENGER",
+    "CHAMPION",
+    "AuditEvent",
+    "RegistryError",
+    "audit_log",
+    "champion_version",
+    "list_versions",
+    "promote",
+    "rollback",
+]
 AUDIT_SUFFIX = "-registry-audit"
 
 
@@ -27,6 +39,8 @@ class RegistryError(RuntimeError):
 
 @dataclass(frozen=True)
 class AuditEvent:
+    """One change of the champion: what, which version replaced which, who, why, when."""
+
     action: str
     model: str
     version: str

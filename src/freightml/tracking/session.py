@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -38,9 +39,7 @@ def configure_mlflow(settings: Settings, experiment: str | None = None) -> Mlflo
 
 def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], capture_output=True, text=True, check=True, timeout=10
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -56,21 +55,35 @@ def file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def environment_info(lock_file: Path = Path("uv.lock")) -> dict[str, str]:
-    """Git commit, lock-file hash, Python and tool versions: what reproduces a run.
+# Set by the kubelet in every container of every Kubernetes pod.
+_IN_POD_ENV = "KUBERNETES_SERVICE_HOST"
+
+
+def pipeline_image(settings: Settings) -> str:
+    """The image a pipeline step runs in: ``pipeline.base_image`` inside a Kubernetes pod
+    (the components run in that image on the cluster), else ``"local"`` (kfp.local runs the
+    steps in the current Python environment, whose packages the tool versions record)."""
+    return settings.pipeline.base_image if os.environ.get(_IN_POD_ENV) else "local"
+
+
+def environment_info(lock_file: Path = Path("uv.lock"), image: str | None = None) -> dict[str, str]:
+    """Git commit, lock-file hash, Python and tool versions, and the image when known:
+    what reproduces a run.
 
     In a cluster image there is no git checkout; the image build passes the commit in
-    ``FREIGHTML_GIT_COMMIT``.
+    ``FREIGHTML_GIT_COMMIT`` (and the lock file's hash in ``FREIGHTML_LOCK_SHA256``).
+    ``image`` is recorded only when given (see :func:`pipeline_image`).
     """
-    import os
-
     info: dict[str, str] = {
-        "git_commit": os.environ.get("FREIGHTML_GIT_COMMIT") or _git("rev-parse", "HEAD") or "unknown",
+        "git_commit": os.environ.get("FREIGHTML_GIT_COMMIT")
+        or _git("rev-parse", "HEAD")
+        or "unknown",
         "git_dirty": "unknown",
         "lock_sha256": file_sha256(lock_file) or os.environ.get("FREIGHTML_LOCK_SHA256", "unknown"),
         "python": platform.python_version(),
-        "image": os.environ.get("FREIGHTML_IMAGE", "local"),
     }
+    if image is not None:
+        info["image"] = image
     status = _git("status", "--porcelain", "--untracked-files=no")
     if info["git_commit"] != "unknown" and not os.environ.get("FREIGHTML_GIT_COMMIT"):
         info["git_dirty"] = "true" if status else "false"

@@ -1,0 +1,179 @@
+"""Evaluate: backtest the candidate by the methodology, check the gates and put the
+current champion on the same window, so the register stage compares like with like."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from freightml.config import Settings
+from freightml.evaluation import BacktestResult, GateReport, Methodology
+from freightml.stages.features import feature_kwargs
+from freightml.stages.result import StageResult
+from freightml.stages.timing import timed
+from freightml.stages.train import make_estimator
+from freightml.tracking.runs import ChampionRecipe
+
+log = logging.getLogger("freightml")
+EVALUATION_FILE = "evaluation.json"
+HEADLINE = ("wape", "wape_baseline", "wape_ratio", "bias", "mae")
+RECORDED = "recorded metrics (same data digest and cutoffs)"
+REBACKTESTED = "champion's model and parameters backtested on this window"
+
+
+class ChampionOnWindow(StageResult):
+    """The champion's recipe and its metrics on the candidate's backtest window."""
+
+    recipe: ChampionRecipe
+    metrics: dict[str, float]
+    how: str  # RECORDED or REBACKTESTED
+
+
+class EvaluationResult(StageResult):
+    """Everything the evaluation found; the register stage and the cards read only this."""
+
+    metrics: dict[str, float]
+    gates: GateReport
+    cutoffs: tuple[str, ...]
+    data_digest: str
+    champion: ChampionOnWindow | None
+    by_horizon: list[dict[str, Any]]
+    by_segment: dict[str, list[dict[str, Any]]]
+
+    @property
+    def failed_gates(self) -> list[str]:
+        return [c.name for c in self.gates.failed]
+
+    def headline(self) -> dict[str, float]:
+        out = {k: float(self.metrics[k]) for k in HEADLINE}
+        out["gates_passed"] = float(self.gates.passed)
+        return out
+
+    @classmethod
+    def load_from(cls, evaluation_dir: str | Path) -> EvaluationResult:
+        return cls.load(Path(evaluation_dir) / EVALUATION_FILE)
+
+
+def backtest_recipe(
+    settings: Settings,
+    facts: pd.DataFrame,
+    methodology: Methodology,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> BacktestResult:
+    """The methodology's rolling-origin backtest of ``model`` with ``params`` (default: the
+    configured model) on ``facts``."""
+    from freightml.evaluation import run_backtest
+
+    return run_backtest(
+        facts,
+        lambda: make_estimator(settings, model, params),
+        methodology,
+        feature_kwargs(settings),
+    )
+
+
+def cutoff_dates(result: BacktestResult) -> tuple[str, ...]:
+    return tuple(str(pd.Timestamp(c).date()) for c in result.cutoffs)
+
+
+def champion_on_window(
+    settings: Settings,
+    facts: pd.DataFrame,
+    cutoffs: tuple[str, ...],
+    methodology: Methodology,
+) -> ChampionOnWindow | None:
+    """The champion's metrics on this window: its recorded ones when its run used the same
+    data and cutoffs, else its recipe backtested again (its own artifact has seen part of
+    the window, so it cannot be scored on it fairly). None when there is no champion."""
+    from freightml.data.sources import digest_facts
+    from freightml.tracking.runs import champion_recipe
+
+    with timed("evaluate_model.champion", kind="tracking"):
+        recipe = champion_recipe(settings)
+    if recipe is None:
+        return None
+    if recipe.cutoffs == cutoffs and recipe.data_digest == digest_facts(facts):
+        return ChampionOnWindow(recipe=recipe, metrics=recipe.metrics, how=RECORDED)
+    with timed("evaluate_model.champion_backtest"):
+        result = backtest_recipe(settings, facts, methodology, recipe.model, recipe.params)
+    return ChampionOnWindow(recipe=recipe, metrics=result.metrics_dict(), how=REBACKTESTED)
+
+
+def _plots_page(paths: list[Path]) -> str:
+    images = "\n".join(
+        f'<h2>{p.stem.replace("_", " ")}</h2><img src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}" style="max-width:100%">'
+        for p in paths
+    )
+    head = "<head><meta charset='utf-8'><title>Backtest</title></head>"
+    return f"<!doctype html><html>{head}<body>{images}</body></html>"
+
+
+def _segment_records(result: BacktestResult, column: str) -> list[dict[str, Any]]:
+    table = result.by_segment(column).rename(columns={column: "segment"})
+    table["segment"] = table["segment"].astype(str)
+    return table.sort_values("actual_tonnes", ascending=False).to_dict("records")
+
+
+def _write_tables(result: BacktestResult, methodology: Methodology, out: Path) -> list[Path]:
+    """Predictions, per-horizon and per-segment tables and PNG plots (logged to MLflow)."""
+    from freightml.evaluation import plot_backtest
+
+    result.predictions.to_parquet(out / "predictions.parquet", index=False)
+    result.by_horizon().to_csv(out / "by_horizon.csv", index=False)
+    for column in methodology.segments:
+        result.by_segment(column).to_csv(out / f"by_segment_{column}.csv", index=False)
+    return plot_backtest(result, out / "plots")
+
+
+def evaluate_model(
+    settings: Settings,
+    facts_path: str | Path,
+    out_dir: str | Path,
+    plots_html_path: str | Path | None = None,
+) -> EvaluationResult:
+    """Backtest by the methodology, check the gates and put the champion on the same window.
+
+    Writes evaluation.json (the :class:`EvaluationResult`), predictions, per-horizon and
+    per-segment tables and PNG plots into ``out_dir``.
+    """
+    from freightml.data.sources import digest_facts
+    from freightml.evaluation import evaluate_gates, load_methodology
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    methodology = load_methodology(settings.methodology_path)
+    with timed("evaluate_model"):
+        facts = pd.read_parquet(facts_path)
+        result = backtest_recipe(settings, facts, methodology)
+        plots = _write_tables(result, methodology, out)
+        cutoffs = cutoff_dates(result)
+        evaluation = EvaluationResult(
+            metrics=result.metrics_dict(),
+            gates=evaluate_gates(result, methodology),
+            cutoffs=cutoffs,
+            data_digest=digest_facts(facts),
+            champion=None,
+            by_horizon=result.by_horizon().to_dict("records"),
+            by_segment={c: _segment_records(result, c) for c in methodology.segments},
+        )
+    champion = champion_on_window(settings, facts, cutoffs, methodology)
+    evaluation = evaluation.model_copy(update={"champion": champion})
+    evaluation.save(out / EVALUATION_FILE)
+    if plots_html_path:
+        Path(plots_html_path).write_text(_plots_page(plots))
+    h = evaluation.headline()
+    log.info(
+        "backtest WAPE %.4f (baseline %.4f, ratio %.3f), bias %+.2f%%, gates %s",
+        h["wape"],
+        h["wape_baseline"],
+        h["wape_ratio"],
+        100 * h["bias"],
+        "passed" if evaluation.gates.passed else "FAILED: " + ", ".join(evaluation.failed_gates),
+    )
+    return evaluation

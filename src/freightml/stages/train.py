@@ -1,0 +1,60 @@
+"""Train: fit the configured model and save it as an MLflow model directory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from freightml.config import Settings
+from freightml.stages.result import StageResult
+from freightml.stages.timing import timed
+
+
+class TrainInfo(StageResult):
+    model: str
+    train_rows: int
+
+
+def make_estimator(
+    settings: Settings, name: str | None = None, params: dict[str, Any] | None = None
+) -> BaseEstimator:
+    """A fresh model: ``name`` and ``params``, else the configured model and parameters."""
+    from freightml.models import make_model
+
+    return make_model(
+        name or settings.model.name, params if params is not None else settings.model.params
+    )
+
+
+def train_model(settings: Settings, features_path: str | Path, model_dir: str | Path) -> TrainInfo:
+    """Fit the configured model on all examples; save it as an MLflow sklearn model."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from freightml.models import SKOPS_TRUSTED_TYPES
+
+    with timed("train_model"):
+        examples = pd.read_parquet(features_path)
+        model = make_estimator(settings)
+        model.fit(examples)
+        # the model input: its features and the scale they are multiplied by
+        columns = list(dict.fromkeys([*model.feature_columns_, "scale"]))
+        sample = examples.loc[examples["y"].notna(), columns].head(5)
+        signature = infer_signature(sample, model.predict(sample))
+    with timed("train_model.save", kind="tracking"):
+        target = Path(model_dir)
+        if target.exists():
+            shutil.rmtree(target)
+        mlflow.sklearn.save_model(
+            model,
+            str(target),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            signature=signature,
+            input_example=sample,
+        )
+    return TrainInfo(model=settings.model.name, train_rows=int(examples["y"].notna().sum()))
