@@ -345,6 +345,37 @@ class Settings(BaseSettings):
         return self.model_dump_json()
 
 
+# -- the process's environment beyond settings -------------------------------------------
+# Not settings (they are not in the YAML nor in the JSON a component receives): facts about
+# where this process runs, read here so that config.py stays the one reader of FREIGHTML_*.
+TIMINGS_ENV = "FREIGHTML_TIMINGS"
+GIT_COMMIT_ENV = "FREIGHTML_GIT_COMMIT"
+LOCK_SHA256_ENV = "FREIGHTML_LOCK_SHA256"
+IN_POD_ENV = "KUBERNETES_SERVICE_HOST"
+
+
+def timings_path() -> Path | None:
+    """$FREIGHTML_TIMINGS: the JSON-lines file the training benchmark collects stage timings
+    in (kfp.local's task subprocesses inherit it), or None when unset."""
+    target = os.environ.get(TIMINGS_ENV)
+    return Path(target) if target else None
+
+
+def baked_git_commit() -> str | None:
+    """$FREIGHTML_GIT_COMMIT: the commit an image was built from (no .git inside it)."""
+    return os.environ.get(GIT_COMMIT_ENV) or None
+
+
+def baked_lock_sha256() -> str | None:
+    """$FREIGHTML_LOCK_SHA256: the uv.lock hash an image was built from."""
+    return os.environ.get(LOCK_SHA256_ENV) or None
+
+
+def in_kubernetes_pod() -> bool:
+    """True inside a Kubernetes pod (the kubelet sets KUBERNETES_SERVICE_HOST)."""
+    return bool(os.environ.get(IN_POD_ENV))
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     """Load settings from YAML (``path``, ``$FREIGHTML_CONFIG`` or configs/freightml.yaml).
 

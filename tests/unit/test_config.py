@@ -208,8 +208,6 @@ def test_model_params_change_only_the_keys_given(tmp_path: Path) -> None:
 
 # -- the environment is read in one place -------------------------------------------------
 ENV_PREFIXES = ("FREIGHTML_", "MLFLOW_")
-# Owned by the lifecycle work (issue 6 item 7); to be routed through config.py there.
-KNOWN_READERS = {"freightml/lifecycle.py", "freightml/tracking/session.py"}
 
 
 def string_constants(tree: ast.Module) -> dict[str, str]:
@@ -266,4 +264,4 @@ def test_only_config_reads_freightml_and_mlflow_variables() -> None:
     }
     assert "freightml/config.py" in readers  # the scan does see config.py's reads
     others = {k: v for k, v in readers.items() if k != "freightml/config.py"}
-    assert set(others) <= KNOWN_READERS, f"read these through freightml.config: {others}"
+    assert others == {}, f"read these through freightml.config: {others}"

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-# The benchmark sets this in its own process; kfp.local's task subprocesses inherit it.
-TIMINGS_ENV = "FREIGHTML_TIMINGS"
+# The benchmark sets $FREIGHTML_TIMINGS in its own process; kfp.local's task subprocesses
+# inherit it. freightml.config reads it (the one reader of FREIGHTML_* variables).
+from freightml.config import TIMINGS_ENV, timings_path
 
-
-def timings_path() -> Path | None:
-    """Where ``timed`` appends its lines: $FREIGHTML_TIMINGS, or nowhere when unset.
-
-    The one FREIGHTML_* read outside freightml.config: it is a benchmark switch, not a
-    setting, and must reach task subprocesses that get only the settings JSON.
-    """
-    target = os.environ.get(TIMINGS_ENV)
-    return Path(target) if target else None
+__all__ = ["TIMINGS_ENV", "timed", "timings_path"]
 
 
 @contextmanager

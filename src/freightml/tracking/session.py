@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import subprocess
 from importlib import metadata
@@ -12,7 +11,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
-from freightml.config import Settings
+from freightml.config import Settings, baked_git_commit, baked_lock_sha256, in_kubernetes_pod
 
 TOOL_PACKAGES = ("freightml", "kfp", "mlflow", "scikit-learn", "pandas", "numpy", "pandera")
 
@@ -56,14 +55,13 @@ def file_sha256(path: Path) -> str | None:
 
 
 # Set by the kubelet in every container of every Kubernetes pod.
-_IN_POD_ENV = "KUBERNETES_SERVICE_HOST"
 
 
 def pipeline_image(settings: Settings) -> str:
     """The image a pipeline step runs in: ``pipeline.base_image`` inside a Kubernetes pod
     (the components run in that image on the cluster), else ``"local"`` (kfp.local runs the
     steps in the current Python environment, whose packages the tool versions record)."""
-    return settings.pipeline.base_image if os.environ.get(_IN_POD_ENV) else "local"
+    return settings.pipeline.base_image if in_kubernetes_pod() else "local"
 
 
 def environment_info(lock_file: Path = Path("uv.lock"), image: str | None = None) -> dict[str, str]:
@@ -75,17 +73,15 @@ def environment_info(lock_file: Path = Path("uv.lock"), image: str | None = None
     ``image`` is recorded only when given (see :func:`pipeline_image`).
     """
     info: dict[str, str] = {
-        "git_commit": os.environ.get("FREIGHTML_GIT_COMMIT")
-        or _git("rev-parse", "HEAD")
-        or "unknown",
+        "git_commit": baked_git_commit() or _git("rev-parse", "HEAD") or "unknown",
         "git_dirty": "unknown",
-        "lock_sha256": file_sha256(lock_file) or os.environ.get("FREIGHTML_LOCK_SHA256", "unknown"),
+        "lock_sha256": file_sha256(lock_file) or baked_lock_sha256() or "unknown",
         "python": platform.python_version(),
     }
     if image is not None:
         info["image"] = image
     status = _git("status", "--porcelain", "--untracked-files=no")
-    if info["git_commit"] != "unknown" and not os.environ.get("FREIGHTML_GIT_COMMIT"):
+    if info["git_commit"] != "unknown" and not baked_git_commit():
         info["git_dirty"] = "true" if status else "false"
     for pkg in TOOL_PACKAGES:
         try:
