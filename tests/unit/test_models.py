@@ -102,7 +102,9 @@ def test_gbm_unseen_categories_become_missing(examples: pd.DataFrame) -> None:
     odd = examples.head(3).assign(cargo_type="unobtainium", origin_region="Atlantis")
     missing = examples.head(3).assign(cargo_type=None, origin_region=None)
     np.testing.assert_array_equal(model.predict(odd), model.predict(missing))
-    assert not np.array_equal(model.predict(missing), model.predict(examples.head(3)))
+    # and the categories matter: forgetting them all changes the forecasts
+    forgotten = examples.assign(cargo_type=None, origin_region=None)
+    assert not np.array_equal(model.predict(forgotten), model.predict(examples))
     codes = encode_categories(pd.Series(["b", "zzz", None, "a"]), ["a", "b"])
     np.testing.assert_array_equal(codes, [1.0, np.nan, np.nan, 0.0])
 
@@ -136,3 +138,11 @@ def test_make_model_rejects_unknown_names_and_params() -> None:
         make_model("prophet", {})
     with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['depth'\].*max_iter"):
         make_model("gbm", {"depth": 3})
+
+
+def test_the_estimator_defaults_are_the_configured_recipe() -> None:
+    """One recipe: GlobalGBM() and the settings' default model.params agree key by key."""
+    from freightml.config import MODEL_PARAMS
+
+    params = GlobalGBM().get_params()
+    assert {k: params[k] for k in MODEL_PARAMS} == MODEL_PARAMS

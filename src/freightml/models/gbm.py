@@ -43,8 +43,8 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     def __init__(
         self,
         max_iter: int = 300,
-        learning_rate: float = 0.05,
-        max_leaf_nodes: int = 31,
+        learning_rate: float = 0.08,
+        max_leaf_nodes: int = 63,
         min_samples_leaf: int = 100,
         l2_regularization: float = 1.0,
         max_train_rows: int | None = 1_000_000,
