@@ -323,7 +323,8 @@ def main() -> int:
     backend = store_url.split(":", 1)[0].split("+", 1)[0]
     (OUT / f"collector-{backend}-{args.client}.json").write_text(json.dumps(result, indent=2))
     print(
-        "| store | client | events | rows/response | clients x conns | events/s | p50 ms | p99 ms | "
+        "| store | client | events | rows/response | clients x conns | events/s | p50 ms "
+        "| p99 ms | "
         "server CPU s | client CPU s | lost | resent -> counted again | pass |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

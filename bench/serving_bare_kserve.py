@@ -27,8 +27,9 @@ class BareModel(kserve.Model):
         self.ready = True
         return self.ready
 
-    def predict(self, payload: dict, headers: dict | None = None,
-                response_headers: dict | None = None) -> dict:
+    def predict(
+        self, payload: dict, headers: dict | None = None, response_headers: dict | None = None
+    ) -> dict:
         frame = pd.DataFrame.from_records(payload["instances"])
         return {"predictions": self.model.predict(frame).tolist()}
 
@@ -36,5 +37,6 @@ class BareModel(kserve.Model):
 if __name__ == "__main__":
     model = BareModel("freight-volume", sys.argv[1])
     model.load()
-    kserve.ModelServer(http_port=int(sys.argv[2]), grpc_port=int(sys.argv[2]) + 1,
-                       enable_grpc=False).start([model])
+    kserve.ModelServer(
+        http_port=int(sys.argv[2]), grpc_port=int(sys.argv[2]) + 1, enable_grpc=False
+    ).start([model])

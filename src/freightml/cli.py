@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,12 +17,20 @@ from rich.table import Table
 
 from freightml.config import Settings, load_settings
 
-app = typer.Typer(help="FreightML: forecast rail freight volume, the MLOps way.", no_args_is_help=True)
+app = typer.Typer(
+    help="FreightML: forecast rail freight volume, the MLOps way.", no_args_is_help=True
+)
 data_app = typer.Typer(help="Generate, load and validate freight facts.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="Compile and run Kubeflow pipelines.", no_args_is_help=True)
-models_app = typer.Typer(help="The model registry: versions, promotion, rollback.", no_args_is_help=True)
-collector_app = typer.Typer(help="The collector: inference events, forecasts, facts.", no_args_is_help=True)
-facts_app = typer.Typer(help="Actual volumes (facts) in the collector's store.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model registry: versions, promotion, rollback.", no_args_is_help=True
+)
+collector_app = typer.Typer(
+    help="The collector: inference events, forecasts, facts.", no_args_is_help=True
+)
+facts_app = typer.Typer(
+    help="Actual volumes (facts) in the collector's store.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
@@ -33,8 +41,12 @@ console = Console(stderr=True)
 out = Console()
 
 ConfigOpt = Annotated[
-    Optional[Path],
-    typer.Option("--config", "-c", help="settings YAML (default: $FREIGHTML_CONFIG or configs/freightml.yaml)"),
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="settings YAML (default: $FREIGHTML_CONFIG or configs/freightml.yaml)",
+    ),
 ]
 
 
@@ -77,8 +89,12 @@ def data_generate(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="Parquet (or .csv) file to write")],
     size: Annotated[str, typer.Option(help="small | demo | large")] = "demo",
     seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same data")] = 42,
-    new_region: Annotated[Optional[str], typer.Option(help="inject series of a region unseen before")] = None,
-    new_stations: Annotated[int, typer.Option(help="inject this many stations that appear late")] = 0,
+    new_region: Annotated[
+        str | None, typer.Option(help="inject series of a region unseen before")
+    ] = None,
+    new_stations: Annotated[
+        int, typer.Option(help="inject this many stations that appear late")
+    ] = 0,
     missing_days: Annotated[float, typer.Option(help="drop this share of series-days")] = 0.0,
     anomalies: Annotated[int, typer.Option(help="inject this many volume spikes")] = 0,
 ) -> None:
@@ -116,7 +132,9 @@ def data_generate(
 @data_app.command("validate")
 def data_validate(
     path: Annotated[str, typer.Argument(help="CSV/Parquet path or fsspec URI")],
-    reference: Annotated[Optional[str], typer.Option(help="reference facts for unseen categories")] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="reference facts for unseen categories")
+    ] = None,
     report_dir: Annotated[Path, typer.Option(help="where report.json and report.html go")] = Path(
         ".freightml/reports"
     ),
@@ -133,8 +151,12 @@ def data_validate(
         ref = load_facts(reference, column_mapping=mapping) if reference else None
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(str(exc), 2)
-    report = validate_facts(facts, reference=ref, max_missing_day_share=settings.data.max_missing_day_share,
-                             anomaly_z=settings.data.anomaly_z)
+    report = validate_facts(
+        facts,
+        reference=ref,
+        max_missing_day_share=settings.data.max_missing_day_share,
+        anomaly_z=settings.data.anomaly_z,
+    )
     json_path, html_path = report.write(report_dir)
     for issue in report.issues:
         colour = "red" if issue.severity == "error" else "yellow"
@@ -149,7 +171,7 @@ def data_validate(
 # -- pipelines ------------------------------------------------------------------------
 @pipeline_app.command("compile")
 def pipeline_compile(
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="directory for the IR YAML")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="directory for the IR YAML")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Compile every pipeline to KFP IR YAML (default build/pipelines/)."""
@@ -183,8 +205,10 @@ def _submit(settings: Settings, host: str, name: str) -> None:
     except HTTPError as exc:  # connection refused, DNS, timeouts
         _fail(f"cannot reach the Kubeflow Pipelines API at {host}: {exc}")
     except ApiException as exc:
-        _fail(f"the Kubeflow Pipelines API at {host} refused the run: HTTP {exc.status} "
-              f"{exc.reason}: {exc.body}")
+        _fail(
+            f"the Kubeflow Pipelines API at {host} refused the run: HTTP {exc.status} "
+            f"{exc.reason}: {exc.body}"
+        )
     console.print(f"submitted {name} to {host}: run {run_id}")
 
 
@@ -192,11 +216,16 @@ def _submit(settings: Settings, host: str, name: str) -> None:
 def pipeline_run(
     name: Annotated[str, typer.Argument(help="pipeline to run: training")] = "training",
     host: Annotated[
-        Optional[str], typer.Option(help="KFP API URL; submits to the cluster instead of running locally")
+        str | None,
+        typer.Option(help="KFP API URL; submits to the cluster instead of running locally"),
     ] = None,
-    local_: Annotated[bool, typer.Option("--local/--no-local", help="run with kfp.local (default)")] = True,
-    source: Annotated[Optional[str], typer.Option(help="facts file or URI (overrides data.source_uri)")] = None,
-    size: Annotated[Optional[str], typer.Option(help="synthetic size when there is no source")] = None,
+    local_: Annotated[
+        bool, typer.Option("--local/--no-local", help="run with kfp.local (default)")
+    ] = True,
+    source: Annotated[
+        str | None, typer.Option(help="facts file or URI (overrides data.source_uri)")
+    ] = None,
+    size: Annotated[str | None, typer.Option(help="synthetic size when there is no source")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run a pipeline on the embedded default (kfp.local) or submit it to a KFP host."""
@@ -246,7 +275,12 @@ def _print_registry(settings: Settings) -> None:
     for column in ("version", "aliases", "wape", "wape_ratio", "gates", "created", "run_id"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(row[c] for c in ("version", "aliases", "wape", "wape_ratio", "gates", "created", "run_id")))
+        table.add_row(
+            *(
+                row[c]
+                for c in ("version", "aliases", "wape", "wape_ratio", "gates", "created", "run_id")
+            )
+        )
     out.print(table)
 
 
@@ -258,14 +292,16 @@ def models_list(config: ConfigOpt = None) -> None:
 
 def _print_move(event) -> None:
     before = f"v{event.previous_version}" if event.previous_version else "none"
-    console.print(f"champion: {before} -> v{event.version} by {event.actor}: {escape(event.reason)}")
+    console.print(
+        f"champion: {before} -> v{event.version} by {event.actor}: {escape(event.reason)}"
+    )
 
 
 @models_app.command("promote")
 def models_promote(
     version: Annotated[str, typer.Argument(help="version to make champion")],
     reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
-    actor: Annotated[Optional[str], typer.Option(help="who (default: the OS user)")] = None,
+    actor: Annotated[str | None, typer.Option(help="who (default: the OS user)")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Give a version the champion alias, recording who and why."""
@@ -273,7 +309,13 @@ def models_promote(
 
     settings = _settings(config)
     try:
-        event = promote(_client(settings), settings.tracking.registered_model, version, reason=reason, actor=actor)
+        event = promote(
+            _client(settings),
+            settings.tracking.registered_model,
+            version,
+            reason=reason,
+            actor=actor,
+        )
     except RegistryError as exc:
         _fail(str(exc))
     _print_move(event)
@@ -282,8 +324,10 @@ def models_promote(
 @models_app.command("rollback")
 def models_rollback(
     reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
-    to: Annotated[Optional[str], typer.Option(help="version to return to (default: the previous champion)")] = None,
-    actor: Annotated[Optional[str], typer.Option(help="who (default: the OS user)")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="version to return to (default: the previous champion)")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="who (default: the OS user)")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Move the champion alias back to the previous champion (or --to VERSION)."""
@@ -291,7 +335,9 @@ def models_rollback(
 
     settings = _settings(config)
     try:
-        event = rollback(_client(settings), settings.tracking.registered_model, reason=reason, to=to, actor=actor)
+        event = rollback(
+            _client(settings), settings.tracking.registered_model, reason=reason, to=to, actor=actor
+        )
     except RegistryError as exc:
         _fail(str(exc))
     _print_move(event)
@@ -337,11 +383,20 @@ def _store_url(settings: Settings) -> str:
 
 @app.command("serve")
 def serve(
-    model_uri: Annotated[Optional[str], typer.Option(help="models:/name@alias, models:/name/N (default: the champion)")] = None,
-    model_dir: Annotated[Optional[Path], typer.Option(help="a local MLflow model directory instead")] = None,
-    history: Annotated[Optional[str], typer.Option(help="facts file/URI for features (default: the collector's store)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port (default: serving.http_port)")] = None,
-    events: Annotated[bool, typer.Option("--events/--no-events", help="post CloudEvents to the collector")] = True,
+    model_uri: Annotated[
+        str | None, typer.Option(help="models:/name@alias, models:/name/N (default: the champion)")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="a local MLflow model directory instead")
+    ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option(help="facts file/URI for features (default: the collector's store)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: serving.http_port)")] = None,
+    events: Annotated[
+        bool, typer.Option("--events/--no-events", help="post CloudEvents to the collector")
+    ] = True,
     config: ConfigOpt = None,
 ) -> None:
     """Serve forecasts with kserve.ModelServer (V1 and V2 protocols) on 127.0.0.1."""
@@ -371,7 +426,7 @@ def serve(
 
 @collector_app.command("serve")
 def collector_serve(
-    port: Annotated[Optional[int], typer.Option(help="port (default: collector.port)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: collector.port)")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run the collector (CloudEvents sink, facts endpoint, metrics) on 127.0.0.1."""
@@ -379,8 +434,10 @@ def collector_serve(
 
     settings = _settings(config)
     url = _store_url(settings)
-    console.print(f"collector on http://{settings.collector.host}:{port or settings.collector.port} (store {url.split('@')[-1]})")
-    serve_collector(url, host=settings.collector.host, port=port or settings.collector.port)
+    port = port or settings.collector.port
+    where = url.split("@")[-1]  # no credentials on the screen
+    console.print(f"collector on http://{settings.collector.host}:{port} (store {where})")
+    serve_collector(url, host=settings.collector.host, port=port)
 
 
 @facts_app.command("ingest")
@@ -408,9 +465,11 @@ def facts_ingest(
 def deploy(
     version: Annotated[str, typer.Option("--version", help="registered model version to serve")],
     canary: Annotated[
-        Optional[int], typer.Option(help="send this % of traffic to the new revision (0-100)")
+        int | None, typer.Option(help="send this % of traffic to the new revision (0-100)")
     ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the InferenceService only")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the InferenceService only")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Create or patch the KServe InferenceService serving VERSION (kubectl context)."""
@@ -427,7 +486,9 @@ def deploy(
         _fail(str(exc))
     out.print(to_yaml(manifest), markup=False, highlight=False)
     if not dry_run:
-        console.print(f"InferenceService {settings.deploy.namespace}/{settings.deploy.name} serves v{version}")
+        console.print(
+            f"InferenceService {settings.deploy.namespace}/{settings.deploy.name} serves v{version}"
+        )
 
 
 # -- demo -----------------------------------------------------------------------------
@@ -457,7 +518,9 @@ def demo(
     with_config = ["--config", str(config)] if config else []
     started = time.perf_counter()
     if not data_file.exists():
-        _invoke(ctx, "data", "generate", "--out", str(data_file), "--size", size, "--seed", str(seed))
+        _invoke(
+            ctx, "data", "generate", "--out", str(data_file), "--size", size, "--seed", str(seed)
+        )
     else:
         console.print(f"using existing {data_file}")
     _invoke(ctx, "pipeline", "compile", *with_config)

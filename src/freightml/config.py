@@ -7,8 +7,8 @@ a variable that is set wins over the file even when its value equals the default
 Nothing is read at import time: call :func:`load_settings`.
 
 The defaults live here and only here; configs/freightml.yaml is a template that sets only
-what differs from them (nothing, as shipped). This is also the only module that reads ``FREIGHTML_*`` and
-``MLFLOW_*`` environment variables.
+what differs from them (nothing, as shipped). This is also the only module that reads
+``FREIGHTML_*`` and ``MLFLOW_*`` environment variables.
 """
 
 from __future__ import annotations
@@ -164,7 +164,9 @@ class CollectorSettings(_Section):
 
     store_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the store; None = $FREIGHTML_STORE_URL, else SQLite under home",
+        description=(
+            "SQLAlchemy URL of the store; None = $FREIGHTML_STORE_URL, else SQLite under home"
+        ),
     )
     host: str = Field("127.0.0.1", description="address `freightml collector serve` binds")
     port: int = Field(8085, ge=1, le=65535, description="port of the collector")
@@ -182,7 +184,8 @@ class ServingSettings(_Section):
     host: str = Field("127.0.0.1", description="address the model server binds")
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port of the model server")
     send_events: bool = Field(
-        True, description="post request/response CloudEvents to the collector (no KServe logger locally)"
+        True,
+        description="post request/response CloudEvents to the collector (no KServe logger locally)",
     )
     reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
@@ -191,10 +194,23 @@ class ServingSettings(_Section):
 # Kubernetes resource.Quantity, as its OpenAPI schema spells it.
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_SUFFIXES = {
-    "": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+_SUFFIXES: dict[str, int | Decimal] = {
+    "": 1,
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 
 
@@ -212,14 +228,18 @@ class DeploySettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(
-        MODEL_NAME, max_length=45, pattern=DNS_LABEL,
+        MODEL_NAME,
+        max_length=45,
+        pattern=DNS_LABEL,
         description="InferenceService name (a DNS label; KServe adds suffixes, so <= 45 chars)",
     )
     namespace: str = Field(
         "freightml", max_length=63, pattern=DNS_LABEL, description="namespace it runs in"
     )
     image: str = Field(
-        "ghcr.io/freightml/freightml:0.1.0", min_length=1, pattern=r"^\S+$",
+        "ghcr.io/freightml/freightml:0.1.0",
+        min_length=1,
+        pattern=r"^\S+$",
         description="predictor image (components/Dockerfile; runs `python -m freightml.serving`)",
     )
     history_uri: str | None = Field(
@@ -228,11 +248,13 @@ class DeploySettings(BaseModel):
         "None = the predictor's own settings (data.source_uri)",
     )
     service_account: str = Field(
-        "freightml-predictor", min_length=1,
+        "freightml-predictor",
+        min_length=1,
         description="ServiceAccount of the predictor pods (its credentials come from a Secret)",
     )
     mlflow_secret: str = Field(
-        MLFLOW_SECRET, min_length=1,
+        MLFLOW_SECRET,
+        min_length=1,
         description="Secret with MLFLOW_TRACKING_URI (and S3 keys), read into the predictor's env",
     )
     collector_url: str | None = Field(

@@ -31,7 +31,9 @@ def freightml(*args: str, env: dict[str, str], check: bool = True) -> subprocess
         timeout=900,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"freightml {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"freightml {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -46,10 +48,14 @@ def env() -> dict[str, str]:
 def config(tmp_path: Path) -> str:
     """Where everything goes, given to every command with --config (no environment)."""
     path = tmp_path / "freightml.yaml"
-    path.write_text(yaml.safe_dump({
-        "home": str(tmp_path / "home"),
-        "pipeline": {"compile_dir": str(tmp_path / "build")},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "pipeline": {"compile_dir": str(tmp_path / "build")},
+            }
+        )
+    )
     return str(path)
 
 
@@ -67,7 +73,9 @@ def test_demo_then_score_promote_and_rollback(
     assert f"champion: {MODEL_NAME} v1" in text
     assert "model card:" in text and "mlflow ui --backend-store-uri sqlite:///" in text
     assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [
-        "batch_scoring.yaml", "training.yaml"]
+        "batch_scoring.yaml",
+        "training.yaml",
+    ]
     assert (home / "cards" / f"{MODEL_NAME}-v1" / "model_card.html").exists()
 
     listed = freightml("models", "list", "-c", config, env=env).stdout
@@ -76,33 +84,55 @@ def test_demo_then_score_promote_and_rollback(
 
     # batch scoring with the champion: 28 days ahead for every series active in the last 28
     facts = pd.read_parquet(data)
-    recent = facts.loc[(facts["date"] > facts["date"].max() - timedelta(days=28))
-                       & (facts["volume_tonnes"] > 0)]
+    recent = facts.loc[
+        (facts["date"] > facts["date"].max() - timedelta(days=28)) & (facts["volume_tonnes"] > 0)
+    ]
     active = len(recent.drop_duplicates(list(SERIES_KEY)))
     freightml("pipeline", "run", "batch_scoring", "--source", str(data), "-c", config, env=env)
     engine = sa.create_engine(f"sqlite:///{home / 'collector.db'}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT source, model_version, count(*), min(horizon), max(horizon), "
-            "min(target_date), max(target_date) FROM forecasts GROUP BY source, model_version"
-        )).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT source, model_version, count(*), min(horizon), max(horizon), "
+                "min(target_date), max(target_date) FROM forecasts GROUP BY source, model_version"
+            )
+        ).all()
     engine.dispose()
     last = facts["date"].max().date()
-    assert [tuple(r) for r in rows] == [(
-        "batch", "1", active * 28, 1, 28,
-        str(last + timedelta(days=1)), str(last + timedelta(days=28)),
-    )]
+    assert [tuple(r) for r in rows] == [
+        (
+            "batch",
+            "1",
+            active * 28,
+            1,
+            28,
+            str(last + timedelta(days=1)),
+            str(last + timedelta(days=28)),
+        )
+    ]
 
     # a second version (same data: it stays challenger), then a manual promotion and rollback
     freightml("pipeline", "run", "training", "--source", str(data), "-c", config, env=env)
-    promoted = freightml("models", "promote", "2", "--reason", "planner asked for v2",
-                         "--actor", "alice", "-c", config, env=env)
+    promoted = freightml(
+        "models",
+        "promote",
+        "2",
+        "--reason",
+        "planner asked for v2",
+        "--actor",
+        "alice",
+        "-c",
+        config,
+        env=env,
+    )
     assert "champion: v1 -> v2 by alice: planner asked for v2" in promoted.stderr
-    rolled = freightml("models", "rollback", "--reason", "v2 looks off", "--actor", "bob", "-c", config,
-                      env=env)
+    rolled = freightml(
+        "models", "rollback", "--reason", "v2 looks off", "--actor", "bob", "-c", config, env=env
+    )
     assert "champion: v2 -> v1 by bob: v2 looks off" in rolled.stderr
-    again = freightml("models", "rollback", "--reason", "v2 after all", "--to", "2", "-c", config,
-                      env=env)
+    again = freightml(
+        "models", "rollback", "--reason", "v2 after all", "--to", "2", "-c", config, env=env
+    )
     assert "champion: v1 -> v2 by" in again.stderr
     history = freightml("models", "history", "-c", config, env=env).stdout
     rows = [line for line in history.splitlines() if "promote" in line or "rollback" in line]
@@ -113,8 +143,7 @@ def test_demo_then_score_promote_and_rollback(
     assert "v2 looks off" in rows[2] and "bob" in rows[2]
     assert "v2 after all" in rows[3]
 
-    bad = freightml("models", "promote", "7", "--reason", "x", "-c", config, env=env,
-                    check=False)
+    bad = freightml("models", "promote", "7", "--reason", "x", "-c", config, env=env, check=False)
     assert bad.returncode == 1 and "no version '7'" in bad.stderr
 
 
@@ -125,7 +154,9 @@ def test_validate_cli_names_the_fault(env: dict[str, str], tmp_path: Path) -> No
     facts = pd.concat([facts, facts.iloc[:4]])  # planted duplicates
     path = tmp_path / "dupes.csv"
     facts.to_csv(path, index=False)
-    proc = freightml("data", "validate", str(path), "--report-dir", str(tmp_path / "r"), env=env, check=False)
+    proc = freightml(
+        "data", "validate", str(path), "--report-dir", str(tmp_path / "r"), env=env, check=False
+    )
     assert proc.returncode == 1
     assert "[duplicate_rows]" in proc.stderr
     assert (tmp_path / "r" / "report.html").exists()

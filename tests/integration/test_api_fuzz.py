@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from helpers import free_port, postgres_url, running, uvicorn_in_thread
 
 from freightml.collector.app import create_app
 from freightml.collector.store import Store
@@ -25,6 +24,7 @@ from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.features.build import build_examples
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from helpers import free_port, postgres_url, running, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
 

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 
 import freightml.cli as cli_module
 from freightml.cli import app
+from freightml.data.synthetic import generate
 from freightml.domain import CHAMPION, MODEL_NAME
 from freightml.features.build import build_examples
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from freightml.data.synthetic import generate
 from helpers import free_port, running
 
 pytestmark = [pytest.mark.integration]
@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def cli(*args: str, code: int = 0) -> Any:
     result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
+    assert result.exit_code == code, (
+        f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
+    )
     return result
 
 
@@ -56,17 +58,32 @@ def world(tmp_path: Path, facts: pd.DataFrame) -> dict[str, Any]:
     store = f"sqlite:///{tmp_path / 'collector.db'}"
     collector_port, serve_port = free_port(), free_port()
     config = tmp_path / "freightml.yaml"
-    config.write_text(yaml.safe_dump({
-        "home": str(tmp_path / "home"),
-        "methodology_path": str(REPO / "configs" / "methodology.yaml"),
-        "tracking": {"uri": tracking},
-        "collector": {"store_url": store, "port": collector_port},
-        "serving": {"http_port": serve_port, "reload_seconds": 3600, "history_seconds": 3600},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "methodology_path": str(REPO / "configs" / "methodology.yaml"),
+                "tracking": {"uri": tracking},
+                "collector": {"store_url": store, "port": collector_port},
+                "serving": {
+                    "http_port": serve_port,
+                    "reload_seconds": 3600,
+                    "history_seconds": 3600,
+                },
+            }
+        )
+    )
     history = tmp_path / "facts.parquet"
     facts.to_parquet(history)
-    return {"config": config, "tracking": tracking, "store": store, "history": history,
-            "collector_port": collector_port, "serve_port": serve_port, "tmp": tmp_path}
+    return {
+        "config": config,
+        "tracking": tracking,
+        "store": store,
+        "history": history,
+        "collector_port": collector_port,
+        "serve_port": serve_port,
+        "tmp": tmp_path,
+    }
 
 
 def register(model: Any, tracking: str, wapes: list[float]) -> MlflowClient:
@@ -79,9 +96,14 @@ def register(model: Any, tracking: str, wapes: list[float]) -> MlflowClient:
     for wape in wapes:
         with mlflow.start_run():
             mlflow.log_metric("wape", wape)
-            mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
-                                     skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[],
-                                     registered_model_name=MODEL_NAME)
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                pip_requirements=[],
+                registered_model_name=MODEL_NAME,
+            )
     return MlflowClient(tracking)
 
 
@@ -93,7 +115,11 @@ def test_models_commands_through_the_parser(
     c = str(world["config"])
 
     listed = cli("models", "list", "--config", c).stdout
-    rows = {line.split()[1]: line for line in listed.splitlines() if line.split()[1:2] in (["1"], ["2"], ["3"])}
+    rows = {
+        line.split()[1]: line
+        for line in listed.splitlines()
+        if line.split()[1:2] in (["1"], ["2"], ["3"])
+    }
     assert sorted(rows) == ["1", "2", "3"]
     assert "0.3000" in rows["1"] and "0.2500" in rows["2"] and "0.2000" in rows["3"]
     assert "champion" not in listed
@@ -130,9 +156,16 @@ def test_models_commands_through_the_parser(
 
 
 def _request(url: str, series: pd.Series) -> dict[str, Any]:
-    body = {"instances": [{"origin_station": series["origin_station"],
-                           "destination_station": series["destination_station"],
-                           "cargo_type": series["cargo_type"], "horizon": 3}]}
+    body = {
+        "instances": [
+            {
+                "origin_station": series["origin_station"],
+                "destination_station": series["destination_station"],
+                "cargo_type": series["cargo_type"],
+                "horizon": 3,
+            }
+        ]
+    }
     response = httpx.post(f"{url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
@@ -146,25 +179,65 @@ def test_serve_and_collector_serve_parse_their_options(
     series = facts.iloc[-1]
     register(model, world["tracking"], [0.2])
     model_dir = world["tmp"] / "model"
-    mlflow.sklearn.save_model(model, str(model_dir), serialization_format="skops",
-                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    mlflow.sklearn.save_model(
+        model,
+        str(model_dir),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=[],
+    )
     c, tmp = str(world["config"]), world["tmp"]
     freightml = [sys.executable, "-m", "freightml.cli"]
-    collector_port, serve_port, other_port = world["collector_port"], world["serve_port"], free_port()
+    collector_port, serve_port, other_port = (
+        world["collector_port"],
+        world["serve_port"],
+        free_port(),
+    )
     collector = f"http://127.0.0.1:{collector_port}"
 
-    with running([*freightml, "collector", "serve", "--port", str(collector_port), "--config", c],
-                 f"{collector}/healthz", tmp / "collector.log"):
+    with running(
+        [*freightml, "collector", "serve", "--port", str(collector_port), "--config", c],
+        f"{collector}/healthz",
+        tmp / "collector.log",
+    ):
         no_events = f"http://127.0.0.1:{other_port}"
-        with running([*freightml, "serve", "--model-dir", str(model_dir), "--history",
-                      str(world["history"]), "--port", str(other_port), "--no-events", "-c", c],
-                     f"{no_events}/v1/models/{MODEL_NAME}", tmp / "serve-dir.log", timeout_s=180):
+        with running(
+            [
+                *freightml,
+                "serve",
+                "--model-dir",
+                str(model_dir),
+                "--history",
+                str(world["history"]),
+                "--port",
+                str(other_port),
+                "--no-events",
+                "-c",
+                c,
+            ],
+            f"{no_events}/v1/models/{MODEL_NAME}",
+            tmp / "serve-dir.log",
+            timeout_s=180,
+        ):
             from_dir = _request(no_events, series)
         # serving.http_port from the file; the pinned version from the registry; events on
         served = f"http://127.0.0.1:{serve_port}"
-        with running([*freightml, "serve", "--model-uri", f"models:/{MODEL_NAME}/1",
-                      "--history", str(world["history"]), "--events", "--config", c],
-                     f"{served}/v1/models/{MODEL_NAME}", tmp / "serve-uri.log", timeout_s=180):
+        with running(
+            [
+                *freightml,
+                "serve",
+                "--model-uri",
+                f"models:/{MODEL_NAME}/1",
+                "--history",
+                str(world["history"]),
+                "--events",
+                "--config",
+                c,
+            ],
+            f"{served}/v1/models/{MODEL_NAME}",
+            tmp / "serve-uri.log",
+            timeout_s=180,
+        ):
             from_uri = _request(served, series)
             deadline = time.monotonic() + 60
             while httpx.get(f"{collector}/stats").json()["inferences_complete"] < 1:
@@ -173,9 +246,12 @@ def test_serve_and_collector_serve_parse_their_options(
         stats = httpx.get(f"{collector}/stats").json()
 
     assert from_uri["model_version"] == "1"
-    assert [p["date"] for p in from_uri["predictions"]] == [p["date"] for p in from_dir["predictions"]]
+    assert [p["date"] for p in from_uri["predictions"]] == [
+        p["date"] for p in from_dir["predictions"]
+    ]
     assert [p["tonnes"] for p in from_uri["predictions"]] == pytest.approx(
-        [p["tonnes"] for p in from_dir["predictions"]])  # the same model, by URI and by folder
+        [p["tonnes"] for p in from_dir["predictions"]]
+    )  # the same model, by URI and by folder
     assert len(from_uri["predictions"]) == 3
     # the --no-events server sent nothing: one request and one response in the store
     assert (stats["events"], stats["inferences"], stats["inferences_complete"]) == (2, 1, 1)
@@ -186,8 +262,17 @@ def test_local_pipeline_run_names_the_validation_errors(
 ) -> None:
     bad = world["tmp"] / "dupes.parquet"
     pd.concat([facts, facts.iloc[-6:]]).to_parquet(bad)  # inside the training window
-    result = cli("pipeline", "run", "training", "--local", "--source", str(bad),
-                 "--config", str(world["config"]), code=1)
+    result = cli(
+        "pipeline",
+        "run",
+        "training",
+        "--local",
+        "--source",
+        str(bad),
+        "--config",
+        str(world["config"]),
+        code=1,
+    )
     text = words(result.output)
     assert "pipeline training failed" in text
     assert "data error [duplicate_rows] 12 rows share their (series, date) key" in text

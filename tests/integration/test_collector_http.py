@@ -13,12 +13,12 @@ import httpx
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from helpers import facts_records, postgres_url, uvicorn_in_thread
 
 from freightml.collector.app import create_app
 from freightml.collector.store import Store
 from freightml.data.schema import FACT_COLUMNS
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from helpers import facts_records, postgres_url, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
 
@@ -33,10 +33,7 @@ class Collector:
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collector]:
     """A collector served by uvicorn on 127.0.0.1 (port picked by the OS) over a fresh store."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'collector.db'}"
-    else:
-        url = postgres_url()
+    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
     store = Store(url, create=False)
     store.drop_all()
     store.create_all()

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import postgres_url, uvicorn_in_thread
 
 from freightml.collector.app import create_app
 from freightml.collector.store import Store
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from helpers import postgres_url, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
 

@@ -6,6 +6,7 @@ once, and every event acknowledged with 200 before the crash is still there."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
@@ -22,11 +23,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from cloudevents.conversion import to_binary
-from helpers import facts_records, free_port, skip_or_fail, uvicorn_in_thread
 
 from freightml.collector.app import create_app
 from freightml.collector.events import kserve_cloudevent
 from freightml.collector.store import Store
+from helpers import facts_records, free_port, skip_or_fail, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -99,10 +100,8 @@ def postgres() -> Iterator[ThrowawayPostgres]:
     try:
         yield server
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             server._ctl("-m", "immediate", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
         shutil.rmtree(root, ignore_errors=True)
 
 

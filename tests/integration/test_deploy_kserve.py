@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_schemas import require_crds, validate_object
-from kmock_server import ISVC_RESOURCE, KMockCluster, kserve_client
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import constants
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.config import DeploySettings, Settings
 from freightml.deploy import deploy_model
 from freightml.deploy.apply import DeployError, rollout, wait_ready
 from freightml.deploy.inference_service import VERSION_LABEL
+from k8s_schemas import require_crds, validate_object
+from kmock_server import ISVC_RESOURCE, KMockCluster, kserve_client
 
 pytestmark = [pytest.mark.integration]
 NS, NAME = "freightml", "freight-volume"
@@ -41,8 +41,12 @@ def _set_status(client: Any, status: dict[str, Any], generation: int | None = No
     if generation is not None:
         body["metadata"] = {"generation": generation}
     client.api_instance.patch_namespaced_custom_object(
-        constants.KSERVE_GROUP, constants.KSERVE_V1BETA1_VERSION, NS,
-        constants.KSERVE_PLURAL_INFERENCESERVICE, NAME, body,
+        constants.KSERVE_GROUP,
+        constants.KSERVE_V1BETA1_VERSION,
+        NS,
+        constants.KSERVE_PLURAL_INFERENCESERVICE,
+        NAME,
+        body,
     )
 
 

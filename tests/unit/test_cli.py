@@ -32,7 +32,9 @@ runner = CliRunner()
 
 def cli(*args: str, code: int = 0) -> Any:
     result = runner.invoke(app, list(args))
-    assert result.exit_code == code, f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
+    assert result.exit_code == code, (
+        f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
+    )
     return result
 
 
@@ -49,12 +51,16 @@ def small() -> pd.DataFrame:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "freightml.yaml"
-    path.write_text(yaml.safe_dump({
-        "home": str(tmp_path / "home"),
-        "data": {"seed": 7, "synthetic_size": "small"},
-        "tracking": {"experiment": "from-file"},
-        "collector": {"store_url": f"sqlite:///{tmp_path / 'store.db'}"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "data": {"seed": 7, "synthetic_size": "small"},
+                "tracking": {"experiment": "from-file"},
+                "collector": {"store_url": f"sqlite:///{tmp_path / 'store.db'}"},
+            }
+        )
+    )
     return path
 
 
@@ -67,7 +73,7 @@ def test_config_prints_file_and_environment_values(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///t.db")
     for flag in ("--config", "-c"):
         result = cli("config", flag, str(config))
-        shown, end = json.JSONDecoder().raw_decode(result.stdout.lstrip())
+        shown, _end = json.JSONDecoder().raw_decode(result.stdout.lstrip())
         assert shown["data"]["seed"] == 7  # the file
         assert shown["tracking"]["experiment"] == "from-env"
         assert shown["data"]["synthetic_size"] == "demo"
@@ -87,9 +93,7 @@ def test_config_errors_exit_2_and_name_the_problem(tmp_path: Path) -> None:
 
 
 # -- data -----------------------------------------------------------------------------
-def test_data_generate_writes_what_the_generator_makes(
-    tmp_path: Path, small: pd.DataFrame
-) -> None:
+def test_data_generate_writes_what_the_generator_makes(tmp_path: Path, small: pd.DataFrame) -> None:
     out = tmp_path / "facts" / "small.parquet"
     result = cli("data", "generate", "--out", str(out), "--size", "small", "--seed", "3")
     assert f"wrote {len(small):,} rows, 2023-01-01..2025-03-31" in words(result.output)
@@ -100,12 +104,31 @@ def test_data_generate_writes_what_the_generator_makes(
 
 
 def test_data_generate_injections_through_the_options(tmp_path: Path, small: pd.DataFrame) -> None:
-    region = sorted(set(REGIONS) - set(small["origin_region"]) - set(small["destination_region"]))[0]
+    region = sorted(set(REGIONS) - set(small["origin_region"]) - set(small["destination_region"]))[
+        0
+    ]
     out = tmp_path / "drift.csv"
-    cli("data", "generate", "-o", str(out), "--size", "small", "--seed", "3",
-        "--new-region", region, "--new-stations", "2", "--missing-days", "0.1", "--anomalies", "5")
-    expected = generate("small", seed=3, new_region=region, new_stations=2, missing_days=0.1,
-                        anomalies=5)
+    cli(
+        "data",
+        "generate",
+        "-o",
+        str(out),
+        "--size",
+        "small",
+        "--seed",
+        "3",
+        "--new-region",
+        region,
+        "--new-stations",
+        "2",
+        "--missing-days",
+        "0.1",
+        "--anomalies",
+        "5",
+    )
+    expected = generate(
+        "small", seed=3, new_region=region, new_stations=2, missing_days=0.1, anomalies=5
+    )
     written = pd.read_csv(out)
     assert len(written) == len(expected) < len(small)  # 10% of series-days dropped
     assert written["volume_tonnes"].sum() == pytest.approx(expected["volume_tonnes"].sum())
@@ -122,7 +145,9 @@ def test_data_validate_exit_codes(tmp_path: Path, small: pd.DataFrame, config: P
     clean = tmp_path / "clean.parquet"
     small.to_parquet(clean)
     reports = tmp_path / "reports"
-    result = cli("data", "validate", str(clean), "--report-dir", str(reports), "--config", str(config))
+    result = cli(
+        "data", "validate", str(clean), "--report-dir", str(reports), "--config", str(config)
+    )
     assert f"valid: {len(small):,} rows" in words(result.output)
     assert json.loads((reports / "report.json").read_text())["issues"] == []
 
@@ -132,7 +157,8 @@ def test_data_validate_exit_codes(tmp_path: Path, small: pd.DataFrame, config: P
     assert "[duplicate_rows]" in result.output
     issues = json.loads((reports / "report.json").read_text())["issues"]
     assert [(i["severity"], i["check"], i["n_rows"]) for i in issues] == [
-        ("error", "duplicate_rows", 8)]
+        ("error", "duplicate_rows", 8)
+    ]
 
     cli("data", "validate", str(tmp_path / "nope.parquet"), "--report-dir", str(reports), code=2)
 
@@ -149,15 +175,25 @@ def test_data_validate_threshold_comes_from_the_config(tmp_path: Path) -> None:
     assert "[missing_days]" in result.output and "valid:" in result.output
 
 
-def test_data_validate_reference_names_unseen_categories(tmp_path: Path, small: pd.DataFrame) -> None:
+def test_data_validate_reference_names_unseen_categories(
+    tmp_path: Path, small: pd.DataFrame
+) -> None:
     station = small["origin_station"].iloc[0]
     reference = tmp_path / "reference.parquet"
-    small.loc[(small["origin_station"] != station) & (small["destination_station"] != station)
-              ].to_parquet(reference)
+    small.loc[
+        (small["origin_station"] != station) & (small["destination_station"] != station)
+    ].to_parquet(reference)
     facts = tmp_path / "facts.parquet"
     small.to_parquet(facts)
-    result = cli("data", "validate", str(facts), "--reference", str(reference),
-                 "--report-dir", str(tmp_path / "r"))
+    result = cli(
+        "data",
+        "validate",
+        str(facts),
+        "--reference",
+        str(reference),
+        "--report-dir",
+        str(tmp_path / "r"),
+    )
     assert "[unseen_category]" in result.output
     assert "stations not present in the reference data" in words(result.output)
     assert station in result.output
@@ -220,11 +256,13 @@ class KfpStandIn:
         return JSONResponse({**data, "run_id": f"run-{len(self.calls)}", "state": "PENDING"})
 
     def app(self) -> Starlette:
-        return Starlette(routes=[
-            Route("/apis/v2beta1/healthz", self.healthz, methods=["GET"]),
-            Route("/apis/v2beta1/experiments", self.experiments_route, methods=["GET", "POST"]),
-            Route("/apis/v2beta1/runs", self.runs, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/apis/v2beta1/healthz", self.healthz, methods=["GET"]),
+                Route("/apis/v2beta1/experiments", self.experiments_route, methods=["GET", "POST"]),
+                Route("/apis/v2beta1/runs", self.runs, methods=["POST"]),
+            ]
+        )
 
 
 @pytest.fixture
@@ -240,8 +278,18 @@ def test_pipeline_run_host_submits_through_kfp_client(
     stand_in, url = kfp_api
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
     monkeypatch.chdir(tmp_path)  # compiled YAML goes to build/pipelines here
-    result = cli("pipeline", "run", "batch_scoring", "--host", url, "--no-local",
-                 "--source", "s3://facts/latest.parquet", "--config", str(config))
+    result = cli(
+        "pipeline",
+        "run",
+        "batch_scoring",
+        "--host",
+        url,
+        "--no-local",
+        "--source",
+        "s3://facts/latest.parquet",
+        "--config",
+        str(config),
+    )
     paths = [(method, path) for method, path, _ in stand_in.calls]
     assert paths == [
         ("GET", "/apis/v2beta1/healthz"),
@@ -254,7 +302,9 @@ def test_pipeline_run_host_submits_through_kfp_client(
     assert f"submitted batch_scoring to {url}: run run-4" in words(result.output)
     assert run["experiment_id"] == "exp-1"
     assert run["display_name"].startswith("batch_scoring-")
-    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "freightml-batch-scoring"
+    assert (
+        run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "freightml-batch-scoring"
+    )
     sent = json.loads(run["runtime_config"]["parameters"]["config"])
     assert sent["data"]["source_uri"] == "s3://facts/latest.parquet"  # the option
     assert sent["data"]["seed"] == 7  # the file
@@ -267,7 +317,10 @@ def test_pipeline_run_host_submits_through_kfp_client(
     ]
     run = stand_in.calls[-1][2]
     assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "freightml-training"
-    assert json.loads(run["runtime_config"]["parameters"]["config"])["data"]["synthetic_size"] == "demo"
+    assert (
+        json.loads(run["runtime_config"]["parameters"]["config"])["data"]["synthetic_size"]
+        == "demo"
+    )
 
 
 def test_pipeline_run_unreachable_host_fails_clearly(
@@ -319,8 +372,19 @@ def test_models_list_without_a_registry_says_what_to_do(config: Path) -> None:
 def test_serve_without_a_model_fails_before_serving(tmp_path: Path, config: Path) -> None:
     facts = tmp_path / "facts.parquet"
     generate("small", seed=3).to_parquet(facts)
-    result = cli("serve", "--model-dir", str(tmp_path / "no-model"), "--history", str(facts),
-                 "--port", str(free_port()), "--no-events", "--config", str(config), code=1)
+    result = cli(
+        "serve",
+        "--model-dir",
+        str(tmp_path / "no-model"),
+        "--history",
+        str(facts),
+        "--port",
+        str(free_port()),
+        "--no-events",
+        "--config",
+        str(config),
+        code=1,
+    )
     assert "cannot serve" in result.output and "no-model" in words(result.output)
 
 
@@ -333,17 +397,23 @@ CLI_TESTS = [
 ]
 
 
-def untested(command: typer.core.TyperCommand | typer.core.TyperGroup, texts: str, path: tuple[str, ...] = ()) -> list[str]:
+def untested(
+    command: typer.core.TyperCommand | typer.core.TyperGroup, texts: str, path: tuple[str, ...] = ()
+) -> list[str]:
     """Commands and options of ``command`` that no CLI test passes as a literal."""
     if isinstance(command, typer.core.TyperGroup):
-        return [m for name, sub in command.commands.items()
-                for m in untested(sub, texts, (*path, name))]
+        return [
+            m for name, sub in command.commands.items() for m in untested(sub, texts, (*path, name))
+        ]
     missing = [] if f'"{path[-1]}"' in texts else [" ".join(path)]
     for param in command.params:
         if isinstance(param, typer.core.TyperOption) and "--help" not in param.opts:
             longest = max(param.opts, key=len)
-            missing += [f"{' '.join(path)} {flag}" for flag in (longest, *param.secondary_opts)
-                        if f'"{flag}"' not in texts]
+            missing += [
+                f"{' '.join(path)} {flag}"
+                for flag in (longest, *param.secondary_opts)
+                if f'"{flag}"' not in texts
+            ]
     return missing
 
 
@@ -368,6 +438,8 @@ def test_demo_runs_its_steps_through_the_parser(tmp_path: Path) -> None:
     out = words(result.output)
     data = tmp_path / "demo-home" / "data" / "huge-seed3.parquet"
     squeezed = "".join(result.output.split())  # rich folds long paths anywhere
-    assert "".join(f"$ freightml data generate --out {data} --size huge --seed 3".split()) in squeezed
+    assert (
+        "".join(f"$ freightml data generate --out {data} --size huge --seed 3".split()) in squeezed
+    )
     assert "error: unknown size 'huge'" in out  # data generate's own message
     assert "pipeline compile" not in out  # the demo stopped at the failed step

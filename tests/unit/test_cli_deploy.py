@@ -64,8 +64,15 @@ def test_deploy_with_config_in_a_fresh_process_is_not_taken_by_kserves_parser() 
     """The regression: kserve parses sys.argv when first imported and read --config as its
     --configure_logging. Run in a fresh interpreter whose sys.argv is the user's command
     line and where kserve is not yet imported, through Typer's runner and the console script."""
-    argv = ["freightml", "deploy", "--version", "1", "--dry-run",
-            "--config", str(REPO / "configs" / "freightml.yaml")]
+    argv = [
+        "freightml",
+        "deploy",
+        "--version",
+        "1",
+        "--dry-run",
+        "--config",
+        str(REPO / "configs" / "freightml.yaml"),
+    ]
     script = textwrap.dedent(f"""
         import sys
         sys.argv = {argv!r}
@@ -76,14 +83,22 @@ def test_deploy_with_config_in_a_fresh_process_is_not_taken_by_kserves_parser() 
         sys.stdout.write(result.output)
         sys.exit(result.exit_code)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "configure_logging" not in proc.stdout + proc.stderr
     assert yaml.safe_load(proc.stdout)["metadata"]["name"] == "freight-volume"
 
-    proc = subprocess.run([sys.executable, "-m", "freightml.cli", *argv[1:]], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "freightml.cli", *argv[1:]],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert yaml.safe_load(proc.stdout)["spec"]["predictor"]["containers"][0]["args"][:2] == [
-        "--model-uri", "models:/freight-volume/1"]
+        "--model-uri",
+        "models:/freight-volume/1",
+    ]

@@ -14,8 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def serving(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "freightml.serving", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "freightml.serving", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_missing_config_is_a_usage_error(tmp_path: Path) -> None:
@@ -27,8 +32,16 @@ def test_a_missing_config_is_a_usage_error(tmp_path: Path) -> None:
 def test_config_reaches_the_server_not_kserves_parser(tmp_path: Path) -> None:
     config = tmp_path / "s.yaml"
     config.write_text(f"home: {tmp_path / 'home'}\n")
-    proc = serving("--config", str(config), "--model-dir", str(tmp_path / "no-model"),
-                   "--history", str(tmp_path / "facts.parquet"), "--listen-port", "0")
+    proc = serving(
+        "--config",
+        str(config),
+        "--model-dir",
+        str(tmp_path / "no-model"),
+        "--history",
+        str(tmp_path / "facts.parquet"),
+        "--listen-port",
+        "0",
+    )
     assert proc.returncode == 1
     assert "configure_logging" not in proc.stderr
     assert "ModelNotAvailable" in proc.stderr and "no-model" in proc.stderr

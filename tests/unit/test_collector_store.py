@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import facts_frame, postgres_url
 
 from freightml.collector.events import InferenceEvent
 from freightml.collector.store import IngestResult, Store
 from freightml.data.schema import FACT_COLUMNS, FactSchema
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from helpers import facts_frame, postgres_url
 
 pytestmark = [pytest.mark.unit]
 
@@ -23,10 +23,7 @@ pytestmark = [pytest.mark.unit]
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store: SQLite in tmp_path, or the test PostgreSQL with its tables recreated."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'collector.db'}"
-    else:
-        url = postgres_url()
+    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
     s = Store(url, create=False)
     s.drop_all()
     s.create_all()

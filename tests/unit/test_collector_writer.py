@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers import postgres_url
 
 from freightml.collector.events import InferenceEvent, kserve_cloudevent
 from freightml.collector.store import Store, is_unavailable
 from freightml.collector.writer import EventWriter
+from helpers import postgres_url
 
 pytestmark = [pytest.mark.unit]
 

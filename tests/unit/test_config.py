@@ -192,7 +192,8 @@ def test_shipped_file_repeats_no_default() -> None:
     """Defaults live once: every value in the shipped file differs from the code default."""
     defaults = _leaves(Settings().model_dump(mode="json"))
     repeated = {
-        k: v for k, v in _leaves(yaml.safe_load(SHIPPED.read_text())).items()
+        k: v
+        for k, v in _leaves(yaml.safe_load(SHIPPED.read_text())).items()
         if k in defaults and defaults[k] == v
     }
     assert repeated == {}, f"configs/freightml.yaml repeats defaults of config.py: {repeated}"
@@ -214,8 +215,11 @@ def string_constants(tree: ast.Module) -> dict[str, str]:
     """Module-level ``NAME = "text"`` (and ``NAME: Final = "text"``) assignments."""
     out = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else ([node.target] if isinstance(node, ast.AnnAssign) else [])
+        )
         value = getattr(node, "value", None)
         if isinstance(value, ast.Constant) and isinstance(value.value, str):
             out.update({t.id: value.value for t in targets if isinstance(t, ast.Name)})
@@ -235,7 +239,10 @@ def environment_reads(source: str, constants: dict[str, str] | None = None) -> l
             func = ast.unparse(node.func)
             if func in ("os.getenv", "getenv", "os.environ.get", "environ.get", "os.environ.pop"):
                 key = node.args[0]
-        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in ("os.environ", "environ"):
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in (
+            "os.environ",
+            "environ",
+        ):
             key = node.slice
         if key is None:
             continue
@@ -248,7 +255,9 @@ def environment_reads(source: str, constants: dict[str, str] | None = None) -> l
 def test_the_environment_scan_sees_reads() -> None:
     assert environment_reads('import os\nos.environ.get("FREIGHTML_X")\n') == ["FREIGHTML_X"]
     assert environment_reads('import os\nV = "MLFLOW_Y"\nos.environ[V]\n') == ["MLFLOW_Y"]
-    assert environment_reads('from os import getenv\ngetenv("FREIGHTML_Z", "")\n') == ["FREIGHTML_Z"]
+    assert environment_reads('from os import getenv\ngetenv("FREIGHTML_Z", "")\n') == [
+        "FREIGHTML_Z"
+    ]
     assert environment_reads('import os\nos.environ.get("HOME")\n') == []
     assert environment_reads("import os\nos.environ[K]\n", {"K": "MLFLOW_K"}) == ["MLFLOW_K"]
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_schemas import require_crds, validate_object
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
@@ -22,6 +21,7 @@ from freightml.deploy.inference_service import (
     to_manifest,
     to_yaml,
 )
+from k8s_schemas import require_crds, validate_object
 
 pytestmark = [pytest.mark.unit]
 
@@ -66,8 +66,14 @@ def test_manifest_shape() -> None:
     assert c["image"] == "ghcr.io/freightml/freightml:0.1.0"
     assert c["command"] == ["python", "-m", "freightml.serving"]
     assert c["args"] == [
-        "--model-uri", "models:/freight-volume/7", "--model-version", "7",
-        "--listen-host", "0.0.0.0", "--listen-port", "8080",
+        "--model-uri",
+        "models:/freight-volume/7",
+        "--model-version",
+        "7",
+        "--listen-host",
+        "0.0.0.0",
+        "--listen-port",
+        "8080",
     ]
     assert c["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert c["resources"] == {
@@ -87,7 +93,9 @@ def test_secrets_are_referenced_never_inlined() -> None:
     env = {e["name"]: e for e in container(manifest())["env"]}
     tracking = env["MLFLOW_TRACKING_URI"]["valueFrom"]["secretKeyRef"]
     assert tracking == {
-        "name": "mlflow-credentials", "key": "MLFLOW_TRACKING_URI", "optional": False
+        "name": "mlflow-credentials",
+        "key": "MLFLOW_TRACKING_URI",
+        "optional": False,
     }
     for key in ("MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         ref = env[key]["valueFrom"]["secretKeyRef"]
@@ -110,9 +118,14 @@ def test_labels_on_the_service_and_its_pods() -> None:
 
 def test_settings_reach_the_manifest() -> None:
     m = manifest(
-        name="freight-volume-eu", namespace="ml", image="registry.local/fml:2",
-        collector_url="http://collector.ml:8080/events", min_replicas=0, max_replicas=5,
-        mlflow_secret="mlflow-prod", service_account="predictor",
+        name="freight-volume-eu",
+        namespace="ml",
+        image="registry.local/fml:2",
+        collector_url="http://collector.ml:8080/events",
+        min_replicas=0,
+        max_replicas=5,
+        mlflow_secret="mlflow-prod",
+        service_account="predictor",
     )
     assert (m["metadata"]["name"], m["metadata"]["namespace"]) == ("freight-volume-eu", "ml")
     p = m["spec"]["predictor"]
@@ -235,7 +248,7 @@ class _FailingClient:
         try:
             raise self.error
         except ApiException as e:
-            raise RuntimeError(f"Exception when calling CustomObjectsApi: {e}")
+            raise RuntimeError(f"Exception when calling CustomObjectsApi: {e}") from e
 
 
 def test_api_errors_keep_status_reason_and_message() -> None:
@@ -261,7 +274,7 @@ def test_namespace_must_agree() -> None:
 def test_the_documented_example_is_what_the_builder_makes() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
     marker = doc.index("<!-- example: build_inference_service")
-    block = doc[doc.index("```yaml\n", marker) + len("```yaml\n"):]
+    block = doc[doc.index("```yaml\n", marker) + len("```yaml\n") :]
     documented = yaml.safe_load(block[: block.index("```")])
     assert documented == manifest(10, version="7"), "re-render the example in docs/deploy.md"
 

@@ -59,9 +59,9 @@ def unguarded_kserve_imports(source: str) -> list[int]:
     for node in ast.walk(tree):
         if id(node) in skip or not isinstance(node, ast.Import | ast.ImportFrom):
             continue
-        if any(n == "kserve" or n.startswith("kserve.") for n in _imported(node)):
-            if first_guard is None or node.lineno < first_guard:
-                bad.append(node.lineno)
+        kserve = any(n == "kserve" or n.startswith("kserve.") for n in _imported(node))
+        if kserve and (first_guard is None or node.lineno < first_guard):
+            bad.append(node.lineno)
     return sorted(bad)
 
 
@@ -74,9 +74,13 @@ def test_the_scan_catches_an_unguarded_import() -> None:
         "def f():\n    import freightml._kserve\nfrom kserve.errors import InvalidInput\n"
     ) == [3]
     assert unguarded_kserve_imports("import freightml._kserve\nfrom kserve import Model\n") == []
-    assert unguarded_kserve_imports(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from kserve import KServeClient\n"
-    ) == []
+    assert (
+        unguarded_kserve_imports(
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from kserve import KServeClient\n"
+        )
+        == []
+    )
 
 
 def test_every_kserve_import_in_src_is_behind_the_guard() -> None:
@@ -115,7 +119,7 @@ def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, set[str]]:
         for node in _module_level_imports(ast.parse(text)):
             if isinstance(node, ast.ImportFrom) and node.level:
                 package = name.split(".") if is_package else name.split(".")[:-1]
-                base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""])
+                base = ".".join([*package[: len(package) - node.level + 1], node.module or ""])
                 targets = [base.rstrip("."), *(f"{base.rstrip('.')}.{a.name}" for a in node.names)]
             else:
                 targets = _imported(node)
@@ -139,7 +143,10 @@ def first_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_check_finds_a_cycle() -> None:
     sources = {
         "p": ("", True),
-        "p.config": ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.deploy import D\n", False),
+        "p.config": (
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from p.deploy import D\n",
+            False,
+        ),
         "p.deploy": ("from p.config import Settings\n", True),
         "p.deploy.apply": ("from . import D\ndef f():\n    import p.config\n", False),
     }

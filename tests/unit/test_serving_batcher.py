@@ -47,8 +47,12 @@ def test_concurrent_submits_share_a_call_and_split_back() -> None:
 
     first, rest = _run(main())
     assert first.tolist() == [0.0]
-    assert [r.tolist() for r in rest] == [[20.0, 22.0, 24.0], [40.0, 42.0, 44.0],
-                                          [60.0, 62.0, 64.0], [80.0, 82.0, 84.0]]
+    assert [r.tolist() for r in rest] == [
+        [20.0, 22.0, 24.0],
+        [40.0, 42.0, 44.0],
+        [60.0, 62.0, 64.0],
+        [80.0, 82.0, 84.0],
+    ]
     assert len(model.calls) == 2  # the lone first request, then the four merged
     assert model.calls[1][1] == [10, 11, 12, 20, 21, 22, 30, 31, 32, 40, 41, 42]
     assert model.threads == {"freightml-predict_0"}
@@ -60,8 +64,10 @@ def test_max_rows_caps_a_batch_but_never_splits_a_request() -> None:
     batcher = MicroBatcher(model, max_rows=5, max_wait_s=0.0)
 
     async def main():
-        return await asyncio.gather(*[batcher.submit("s", np.arange(3)) for _ in range(4)],
-                                    batcher.submit("s", np.arange(9)))
+        return await asyncio.gather(
+            *[batcher.submit("s", np.arange(3)) for _ in range(4)],
+            batcher.submit("s", np.arange(9)),
+        )
 
     results = _run(main())
     assert [len(r) for r in results] == [3, 3, 3, 3, 9]
@@ -77,8 +83,9 @@ def test_rows_of_different_states_are_never_merged() -> None:
     async def main():
         blocker = asyncio.create_task(batcher.submit(old, np.array([1])))
         await asyncio.sleep(0.002)
-        both = await asyncio.gather(batcher.submit(old, np.array([2])),
-                                    batcher.submit(new, np.array([3])))
+        both = await asyncio.gather(
+            batcher.submit(old, np.array([2])), batcher.submit(new, np.array([3]))
+        )
         return await blocker, both
 
     _run(main())
@@ -94,8 +101,11 @@ def test_model_errors_reach_every_waiting_request() -> None:
     batcher = MicroBatcher(broken)
 
     async def main():
-        return await asyncio.gather(batcher.submit("s", np.array([1])),
-                                    batcher.submit("s", np.array([2])), return_exceptions=True)
+        return await asyncio.gather(
+            batcher.submit("s", np.array([1])),
+            batcher.submit("s", np.array([2])),
+            return_exceptions=True,
+        )
 
     errors = _run(main())
     assert all(isinstance(e, ValueError) and "trees fell over" in str(e) for e in errors)

@@ -38,10 +38,15 @@ def test_400_day_window_reproduces_full_history_features(facts: pd.DataFrame) ->
     cols = [*FEATURE_COLUMNS, "scale", "history_days"]
     # history_days is capped by the window; everything the model reads is identical
     same = [c for c in cols if c != "history_days"]
-    pd.testing.assert_frame_equal(window.features[same].reset_index(drop=True),
-                                  full[same].reset_index(drop=True))
-    assert window.n_series == facts.groupby(["origin_station", "destination_station",
-                                             "cargo_type"], observed=True).ngroups
+    pd.testing.assert_frame_equal(
+        window.features[same].reset_index(drop=True), full[same].reset_index(drop=True)
+    )
+    assert (
+        window.n_series
+        == facts.groupby(
+            ["origin_station", "destination_station", "cargo_type"], observed=True
+        ).ngroups
+    )
 
 
 def test_short_window_differs_where_it_must(facts: pd.DataFrame) -> None:
@@ -52,7 +57,7 @@ def test_short_window_differs_where_it_must(facts: pd.DataFrame) -> None:
 def test_feature_rows_are_series_major(facts: pd.DataFrame) -> None:
     window = HistoryWindow.build(facts)
     key = window.series_keys[5]
-    rows = window.features.iloc[5 * 28:6 * 28]
+    rows = window.features.iloc[5 * 28 : 6 * 28]
     assert rows["horizon"].tolist() == list(range(1, 29))
     assert tuple(rows.iloc[0][["origin_station", "destination_station", "cargo_type"]]) == key
     assert window.date_horizon[window.dates[7]] == 7
@@ -124,8 +129,11 @@ def test_source_failures_are_named(tmp_path: Path) -> None:
 def test_unobserved_series_are_not_forecast() -> None:
     facts = generate("small", seed=1)
     key = facts.iloc[0][["origin_station", "destination_station", "cargo_type"]]
-    mask = ((facts["origin_station"] == key.iloc[0]) & (facts["destination_station"] == key.iloc[1])
-            & (facts["cargo_type"] == key.iloc[2]))
+    mask = (
+        (facts["origin_station"] == key.iloc[0])
+        & (facts["destination_station"] == key.iloc[1])
+        & (facts["cargo_type"] == key.iloc[2])
+    )
     facts.loc[mask, "volume_tonnes"] = np.nan  # never a usable fact
     window = HistoryWindow.build(facts)
     assert tuple(str(v) for v in key) not in window.series_index

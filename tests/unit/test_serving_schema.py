@@ -33,9 +33,19 @@ def _facts(days: int = 120) -> pd.DataFrame:
         for k, day in enumerate(dates):
             tonnes = 100.0 * (i + 1) + 10 * (k % 7)
             rows.append((day, o, d, ro, rd, c, tonnes, round(tonnes / 60)))
-    return pd.DataFrame(rows, columns=["date", "origin_station", "destination_station",
-                                       "origin_region", "destination_region", "cargo_type",
-                                       "volume_tonnes", "wagons"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "date",
+            "origin_station",
+            "destination_station",
+            "origin_region",
+            "destination_region",
+            "cargo_type",
+            "volume_tonnes",
+            "wagons",
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +54,12 @@ def window() -> HistoryWindow:
 
 
 def _instance(**over: object) -> dict:
-    return {"origin_station": "WSB-001", "destination_station": "OCT-004",
-            "cargo_type": "coal", **over}
+    return {
+        "origin_station": "WSB-001",
+        "destination_station": "OCT-004",
+        "cargo_type": "coal",
+        **over,
+    }
 
 
 def _v2(columns: dict[str, list], **kw: object):
@@ -77,23 +91,30 @@ def test_window_knows_origin_series_and_dates(window: HistoryWindow) -> None:
 
 
 def test_v1_dates_and_horizon_map_to_feature_rows_in_request_order(window) -> None:
-    body = {"instances": [
-        _instance(dates=["2025-04-05", "2025-04-01", "2025-04-05"]),
-        _instance(origin_station="MOS-002", cargo_type="containers", horizon=3),
-    ]}
+    body = {
+        "instances": [
+            _instance(dates=["2025-04-05", "2025-04-01", "2025-04-05"]),
+            _instance(origin_station="MOS-002", cargo_type="containers", horizon=3),
+        ]
+    }
     rows = parse_v1(body, window)
     expected = _key_rows(window, ("WSB-001", "OCT-004", "coal"), [5, 1, 5]) + _key_rows(
-        window, ("MOS-002", "OCT-004", "containers"), [1, 2, 3])
+        window, ("MOS-002", "OCT-004", "containers"), [1, 2, 3]
+    )
     assert rows.tolist() == expected
     features = window.features.iloc[rows]
     assert features["horizon"].tolist() == [5, 1, 5, 1, 2, 3]
-    assert features["target_date"].dt.strftime("%Y-%m-%d").tolist()[:2] == ["2025-04-05",
-                                                                             "2025-04-01"]
+    assert features["target_date"].dt.strftime("%Y-%m-%d").tolist()[:2] == [
+        "2025-04-05",
+        "2025-04-01",
+    ]
 
 
 def test_v1_accepts_raw_json_bytes(window) -> None:
-    body = b'{"instances": [{"origin_station": "WSB-001", "destination_station": "OCT-004", ' \
-           b'"cargo_type": "coal", "horizon": 1}]}'
+    body = (
+        b'{"instances": [{"origin_station": "WSB-001", "destination_station": "OCT-004", '
+        b'"cargo_type": "coal", "horizon": 1}]}'
+    )
     assert len(parse_v1(body, window)) == 1
 
 
@@ -107,19 +128,31 @@ def test_v1_accepts_raw_json_bytes(window) -> None:
         ({"instances": {"a": 1}}, '"instances" must be a non-empty list'),
         ({"instances": ["x"]}, r"instances\[0\] is a JSON string, expected an object"),
         ({"instances": [_instance(horizon=1, horizont=2)]}, r"unknown field\(s\) \['horizont'\]"),
-        ({"instances": [{"origin_station": "WSB-001", "cargo_type": "coal", "horizon": 1}]},
-         "missing the field 'destination_station'"),
-        ({"instances": [_instance(origin_station="XXX-999", horizon=1)]},
-         "unknown origin_station 'XXX-999'"),
-        ({"instances": [_instance(destination_station="NOPE", horizon=1)]},
-         "unknown destination_station 'NOPE'"),
+        (
+            {"instances": [{"origin_station": "WSB-001", "cargo_type": "coal", "horizon": 1}]},
+            "missing the field 'destination_station'",
+        ),
+        (
+            {"instances": [_instance(origin_station="XXX-999", horizon=1)]},
+            "unknown origin_station 'XXX-999'",
+        ),
+        (
+            {"instances": [_instance(destination_station="NOPE", horizon=1)]},
+            "unknown destination_station 'NOPE'",
+        ),
         ({"instances": [_instance(cargo_type="sand", horizon=1)]}, "unknown cargo_type 'sand'"),
-        ({"instances": [_instance(cargo_type="grain", horizon=1)]},
-         "no facts of cargo_type 'grain'"),
-        ({"instances": [_instance(destination_station="WSB-001", horizon=1)]},
-         "no history for series WSB-001 -> WSB-001 coal"),
-        ({"instances": [_instance(origin_station=7, horizon=1)]},
-         "origin_station must be a non-empty string, got 7"),
+        (
+            {"instances": [_instance(cargo_type="grain", horizon=1)]},
+            "no facts of cargo_type 'grain'",
+        ),
+        (
+            {"instances": [_instance(destination_station="WSB-001", horizon=1)]},
+            "no history for series WSB-001 -> WSB-001 coal",
+        ),
+        (
+            {"instances": [_instance(origin_station=7, horizon=1)]},
+            "origin_station must be a non-empty string, got 7",
+        ),
         ({"instances": [_instance()]}, 'exactly one of "dates"'),
         ({"instances": [_instance(horizon=2, dates=["2025-04-01"])]}, 'exactly one of "dates"'),
         ({"instances": [_instance(horizon=0)]}, "horizon must be an integer from 1 to 28, got 0"),
@@ -128,14 +161,20 @@ def test_v1_accepts_raw_json_bytes(window) -> None:
         ({"instances": [_instance(horizon=True)]}, "horizon must be an integer"),
         ({"instances": [_instance(dates=[])]}, "dates must be a non-empty list"),
         ({"instances": [_instance(dates="2025-04-01")]}, "dates must be a non-empty list"),
-        ({"instances": [_instance(dates=["2025-04-01", "01/04/2025"])]},
-         r"dates\[1\]: '01/04/2025' is not a date; expected YYYY-MM-DD"),
+        (
+            {"instances": [_instance(dates=["2025-04-01", "01/04/2025"])]},
+            r"dates\[1\]: '01/04/2025' is not a date; expected YYYY-MM-DD",
+        ),
         ({"instances": [_instance(dates=[20250401])]}, "is a number, expected a string"),
-        ({"instances": [_instance(dates=[ORIGIN])]},
-         "date 2025-03-31 is not after the forecast origin 2025-03-31"),
+        (
+            {"instances": [_instance(dates=[ORIGIN])]},
+            "date 2025-03-31 is not after the forecast origin 2025-03-31",
+        ),
         ({"instances": [_instance(dates=["2024-01-01"])]}, "is not after the forecast origin"),
-        ({"instances": [_instance(dates=["2025-04-29"])]},
-         r"2025-04-29 is 29 days after the forecast origin 2025-03-31; the limit is 28 days"),
+        (
+            {"instances": [_instance(dates=["2025-04-29"])]},
+            r"2025-04-29 is 29 days after the forecast origin 2025-03-31; the limit is 28 days",
+        ),
     ],
 )
 def test_v1_bad_requests_say_what_is_wrong(window, body, message) -> None:
@@ -169,19 +208,43 @@ def test_wagons_round_like_the_facts_and_any_load_needs_one() -> None:
 
 
 def test_v1_response_has_one_prediction_per_row(window) -> None:
-    rows = parse_v1({"instances": [_instance(dates=["2025-04-02"]),
-                                   _instance(origin_station="WSB-001",
-                                             destination_station="MOS-002", cargo_type="oil",
-                                             horizon=1)]}, window)
+    rows = parse_v1(
+        {
+            "instances": [
+                _instance(dates=["2025-04-02"]),
+                _instance(
+                    origin_station="WSB-001",
+                    destination_station="MOS-002",
+                    cargo_type="oil",
+                    horizon=1,
+                ),
+            ]
+        },
+        window,
+    )
     out = v1_response(window, rows, np.array([139.0, 600.0]), "freight-volume", "3")
     assert out["model_name"] == "freight-volume" and out["model_version"] == "3"
     assert out["predictions"] == [
-        {"origin_station": "WSB-001", "destination_station": "OCT-004", "cargo_type": "coal",
-         "origin_date": ORIGIN, "date": "2025-04-02", "horizon": 2, "tonnes": 139.0,
-         "wagons": 2},
-        {"origin_station": "WSB-001", "destination_station": "MOS-002", "cargo_type": "oil",
-         "origin_date": ORIGIN, "date": "2025-04-01", "horizon": 1, "tonnes": 600.0,
-         "wagons": 10},
+        {
+            "origin_station": "WSB-001",
+            "destination_station": "OCT-004",
+            "cargo_type": "coal",
+            "origin_date": ORIGIN,
+            "date": "2025-04-02",
+            "horizon": 2,
+            "tonnes": 139.0,
+            "wagons": 2,
+        },
+        {
+            "origin_station": "WSB-001",
+            "destination_station": "MOS-002",
+            "cargo_type": "oil",
+            "origin_date": ORIGIN,
+            "date": "2025-04-01",
+            "horizon": 1,
+            "tonnes": 600.0,
+            "wagons": 10,
+        },
     ]
 
 
@@ -193,8 +256,12 @@ def test_v2_rows_and_response_tensors(window) -> None:
     body, _ = response.to_rest()
     assert body["id"] == "req-1" and body["model_version"] == "3"
     outputs = {o["name"]: o for o in body["outputs"]}
-    assert outputs["target_date"] == {"name": "target_date", "shape": [2], "datatype": "BYTES",
-                                      "data": ["2025-04-01", "2025-04-28"]}
+    assert outputs["target_date"] == {
+        "name": "target_date",
+        "shape": [2],
+        "datatype": "BYTES",
+        "data": ["2025-04-01", "2025-04-28"],
+    }
     assert outputs["tonnes"]["datatype"] == "FP64" and outputs["tonnes"]["data"] == [10.5, 70.0]
     assert outputs["wagons"]["datatype"] == "INT64" and outputs["wagons"]["data"] == [1, 1]
     assert outputs["horizon"]["data"] == [1, 28]
@@ -205,8 +272,10 @@ def test_v2_accepts_bytes_and_n_by_1_shapes(window) -> None:
     from kserve.protocol.infer_type import InferInput, InferRequest
 
     cols = _v2_columns()
-    inputs = [InferInput(n, [2, 1], "BYTES", data=[[v.encode()] for v in vals])
-              for n, vals in cols.items()]
+    inputs = [
+        InferInput(n, [2, 1], "BYTES", data=[[v.encode()] for v in vals])
+        for n, vals in cols.items()
+    ]
     assert len(parse_v2(InferRequest("m", inputs), window)) == 2
 
 
@@ -227,8 +296,10 @@ def test_v2_binary_outputs_round_trip(window) -> None:
         (lambda c: c.pop("target_date"), r"missing input\(s\) \['target_date'\]"),
         (lambda c: c.update(origin_station=["WSB-001"]), "inputs must have the same length"),
         (lambda c: c.update(extra=["x", "y"]), "unknown input 'extra'"),
-        (lambda c: c.update(target_date=["2025-04-01", "2025-05-30"]),
-         r"row 1: date 2025-05-30 is 60 days after the forecast origin"),
+        (
+            lambda c: c.update(target_date=["2025-04-01", "2025-05-30"]),
+            r"row 1: date 2025-05-30 is 60 days after the forecast origin",
+        ),
         (lambda c: c.update(cargo_type=["coal", "sand"]), "row 1: unknown cargo_type 'sand'"),
         (lambda c: [v.clear() for v in c.values()], "the inputs are empty"),
     ],

@@ -15,6 +15,7 @@ While a batch is written, new requests wait in the socket buffers and form the n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -59,10 +60,8 @@ class EventWriter:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
         while self._pending:
             self._write_some()
 
@@ -92,7 +91,7 @@ class EventWriter:
         started = time.perf_counter()
         try:
             results: list[Outcome | Exception] = list(self.store.record_events(events))
-        except Exception as exc:  # noqa: BLE001 - retry one by one (below)
+        except Exception as exc:
             log.warning(
                 "a batch of %d events failed (%s); retrying them one by one",
                 len(batch),
@@ -101,7 +100,7 @@ class EventWriter:
             results = self._one_by_one(events)
         if self.on_batch is not None:
             self.on_batch(len(batch), time.perf_counter() - started)
-        for (_, future), result in zip(batch, results):
+        for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # the client went away
                 continue
             if isinstance(result, Exception):

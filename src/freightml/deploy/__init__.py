@@ -51,4 +51,3 @@ def deploy_model(
     if wait:
         wait_ready(deploy.name, deploy.namespace, deploy.ready_timeout_seconds, client=client)
     return manifest
-

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import KServeClient, V1beta1InferenceService, constants
 from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.config import DeploySettings
 from freightml.deploy.inference_service import build_inference_service, to_manifest
 from freightml.domain import MODEL_NAME
@@ -138,8 +138,14 @@ def rollout(
     )
     apply_inference_service(isvc, client, namespace=deploy.namespace)
     share = "all" if canary_percent is None else f"{canary_percent}%"
-    log.info("rolled out %s v%s to %s/%s with %s of traffic",
-             model_name, version, deploy.namespace, deploy.name, share)
+    log.info(
+        "rolled out %s v%s to %s/%s with %s of traffic",
+        model_name,
+        version,
+        deploy.namespace,
+        deploy.name,
+        share,
+    )
     return to_manifest(isvc)
 
 
@@ -147,11 +153,14 @@ def _ready(isvc: dict[str, Any]) -> tuple[bool, str]:
     """Whether the controller reports Ready for the current spec, and what it says."""
     status = isvc.get("status") or {}
     conditions = status.get("conditions") or []
-    summary = ", ".join(
-        f"{c.get('type')}={c.get('status')}"
-        + (f" ({c.get('reason')}: {c.get('message')})" if c.get("status") != "True" else "")
-        for c in conditions
-    ) or "no status conditions yet"
+    summary = (
+        ", ".join(
+            f"{c.get('type')}={c.get('status')}"
+            + (f" ({c.get('reason')}: {c.get('message')})" if c.get("status") != "True" else "")
+            for c in conditions
+        )
+        or "no status conditions yet"
+    )
     generation = (isvc.get("metadata") or {}).get("generation")
     observed = status.get("observedGeneration")
     if generation is not None and observed is not None and observed < generation:

@@ -15,8 +15,6 @@ from functools import cache
 from typing import Any
 
 import yaml
-
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import (
     V1beta1InferenceService,
     V1beta1InferenceServiceSpec,
@@ -27,6 +25,7 @@ from kserve import (
 from kserve.api_client import ApiClient
 from kubernetes import client as k8s
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml import __version__
 from freightml.config import DeploySettings
 from freightml.domain import MLFLOW_OPTIONAL_KEYS, MODEL_NAME, TRACKING_URI_KEY
@@ -111,8 +110,16 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
             http_get=k8s.V1HTTPGetAction(path=path, port=HTTP_PORT), timeout_seconds=2, **timing
         )
 
-    args = ["--model-uri", model_uri, "--model-version", version,
-            "--listen-host", "0.0.0.0", "--listen-port", str(HTTP_PORT)]
+    args = [
+        "--model-uri",
+        model_uri,
+        "--model-version",
+        version,
+        "--listen-host",
+        "0.0.0.0",
+        "--listen-port",
+        str(HTTP_PORT),
+    ]
     if deploy.history_uri:
         args += ["--history", deploy.history_uri]
     # no --collector-url: KServe's payload logger sends the events, the predictor must not
@@ -133,7 +140,9 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
         # ready once the model and its warm history are loaded; live as soon as it answers
         readiness_probe=probe(
             f"/v1/models/{SERVED_MODEL_NAME}",
-            initial_delay_seconds=5, period_seconds=5, failure_threshold=3,
+            initial_delay_seconds=5,
+            period_seconds=5,
+            failure_threshold=3,
         ),
         liveness_probe=probe("/", initial_delay_seconds=30, period_seconds=10, failure_threshold=6),
     )

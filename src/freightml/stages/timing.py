@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Literal
 
 # The benchmark sets $FREIGHTML_TIMINGS in its own process; kfp.local's task subprocesses

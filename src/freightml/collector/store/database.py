@@ -179,7 +179,11 @@ def records(frame: pd.DataFrame, **constants: Any) -> list[dict[str, Any]]:
             ]
         columns[str(col)] = values
     names = list(columns)
-    rows = [dict(zip(names, vals)) for vals in zip(*columns.values())] if names else []
+    rows = (
+        [dict(zip(names, vals, strict=True)) for vals in zip(*columns.values(), strict=True)]
+        if names
+        else []
+    )
     if constants:
         for row in rows:
             row.update(constants)

@@ -86,7 +86,8 @@ class FactStore:
     ) -> pd.DataFrame:
         """Every value one fact has had, oldest first (revision, values, validity)."""
         key = dict(
-            zip(SERIES_KEY, (origin_station, destination_station, cargo_type)), date=as_date(day)
+            zip(SERIES_KEY, (origin_station, destination_station, cargo_type), strict=True),
+            date=as_date(day),
         )
         cols = [
             "revision",
