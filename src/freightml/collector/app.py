@@ -3,6 +3,7 @@ a facts endpoint, the joined forecasts, health and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +23,13 @@ from prometheus_client import (
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from freightml.collector.events import BadEventError, event_from_http
+from freightml.collector.events import (
+    BadEventError,
+    InferenceEvent,
+    event_from_http,
+    events_from_batch,
+    is_batch,
+)
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.store import IngestResult, Store
 from freightml.collector.writer import EventWriter
@@ -161,9 +168,42 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
     app.add_middleware(_Timing, histogram=metrics.latency)
 
+    async def receive_batch(body: bytes) -> Response:
+        """A CloudEvents JSON batch: store every valid event, name every invalid one."""
+        try:
+            parsed = events_from_batch(body)
+        except BadEventError as exc:
+            metrics.events.labels("invalid", "rejected").inc()
+            return _json({"status": "rejected", "error": str(exc)}, 400)
+        valid = [e for e in parsed if isinstance(e, InferenceEvent)]
+        errors = [{"index": i, "error": str(e)} for i, e in enumerate(parsed)
+                  if isinstance(e, BadEventError)]
+        if errors:
+            metrics.events.labels("invalid", "rejected").inc(len(errors))
+        results = await asyncio.gather(*(writer.submit(e) for e in valid), return_exceptions=True)
+        counts = {"stored": 0, "duplicates": 0}
+        failed: BaseException | None = None
+        for event, result in zip(valid, results):
+            kind = event.kind or "other"
+            if isinstance(result, BaseException):
+                metrics.events.labels(kind, "error").inc()
+                failed = result
+            else:
+                metrics.events.labels(kind, result).inc()
+                counts["stored" if result == "stored" else "duplicates"] += 1
+        if failed is not None:  # a database failure: the sender resends the whole batch
+            reason = f"could not store the events: {type(failed).__name__}: {str(failed)[:300]}"
+            return _json({"status": "error", "error": reason, **counts}, 503)
+        if errors:
+            return _json({"status": "rejected", **counts, "rejected": len(errors),
+                          "errors": errors[:100]}, 400)
+        return _json({"status": "ok", **counts})
+
     async def receive_event(request: Request) -> Response:
-        """A CloudEvent (binary or structured mode) from KServe's payload logger."""
+        """A CloudEvent (binary, structured or batched mode) from a payload logger."""
         body = await request.body()
+        if is_batch(request.headers.get("content-type")):
+            return await receive_batch(body)
         try:
             event = event_from_http(dict(request.headers), body)
         except BadEventError as exc:
