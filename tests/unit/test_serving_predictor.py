@@ -4,6 +4,7 @@ champion reloads, history refreshes, metrics and CloudEvents."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
 from freightml.serving.events import CloudEventSender
 from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
-from freightml.serving.predictor import FreightPredictor
+from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError
 from helpers import uvicorn_in_thread
 
@@ -325,4 +326,27 @@ def test_cloudevent_failures_never_fail_a_forecast(model_dir, facts, tmp_path) -
     assert [r["horizon"] for r in out["predictions"]] == [1]
     assert REGISTRY.get_sample_value("freightml_serving_cloudevents_total",
                                      {"model_name": "test-down", "outcome": "dropped"}) == 2
+    p.stop_engine()
+
+
+def test_a_model_error_at_request_time_is_a_500_with_the_reason_and_counted(model, facts) -> None:
+    from kserve.errors import InferenceError, inference_error_handler
+
+    broken = copy.deepcopy(model)  # a real GlobalGBM, broken after it was loaded and checked
+    p = FreightPredictor(Versions({"1": broken}, "1"), HistorySource(facts),
+                         tuning=Tuning(fast_scorer=False))
+    p.load()
+    broken.feature_columns_ = [*broken.feature_columns_, "congestion_index"]
+    errors = {"protocol": "v1", "outcome": "error"}
+    before = _sample("freightml_serving_requests_total", errors)
+    (o, d, c) = _series(p)
+    with pytest.raises(InferenceError) as caught:
+        _call(p, {"instances": [{"origin_station": o, "destination_station": d,
+                                 "cargo_type": c, "horizon": 1}]})
+    reason = ("the model failed to forecast: ValueError: GlobalGBM: examples lack columns "
+              "['congestion_index']; use build_examples")
+    assert str(caught.value) == reason
+    assert _sample("freightml_serving_requests_total", errors) == before + 1
+    answer = asyncio.run(inference_error_handler(None, caught.value))  # KServe's own handler
+    assert (answer.status_code, json.loads(answer.body)) == (500, {"error": reason})
     p.stop_engine()

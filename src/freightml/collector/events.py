@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cloudevents.exceptions as ce_exceptions
+import orjson
 from cloudevents.http import CloudEvent, from_http
 
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
@@ -251,8 +252,8 @@ def events_from_batch(body: bytes) -> list[InferenceEvent | BadEventError]:
     ``source`` and ``specversion`` 1.0, JSON ``data`` (or ``data_base64`` holding JSON).
     """
     try:
-        items = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        items = orjson.loads(body)  # ~4x json.loads: batches are the collector's bulk input
+    except orjson.JSONDecodeError as exc:
         raise BadEventError(f"CloudEvents batch is not valid JSON: {exc}") from exc
     if not isinstance(items, list):
         raise BadEventError(
@@ -299,7 +300,7 @@ def event_from_structured(envelope: Any) -> InferenceEvent:
         data = envelope.get("data")
     _check_lengths(attributes)
     for key, value in attributes.items():
-        if isinstance(value, (dict, list)):
+        if not isinstance(value, str | int | float | bool) and value is not None:
             raise BadEventError(f"attribute {key} must be a string, number or boolean")
     return InferenceEvent(
         event_id=str(attributes["id"]),
@@ -312,7 +313,7 @@ def event_from_structured(envelope: Any) -> InferenceEvent:
         component=_opt(attributes.get("component")),
         endpoint=_opt(attributes.get("endpoint")),
         content_type=content_type,
-        attributes={k: _jsonable(v) for k, v in attributes.items()},
-        body=None if data is None else json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+        attributes=attributes,
+        body=None if data is None else orjson.dumps(data).decode(),
         parsed=data,
     )
