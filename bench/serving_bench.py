@@ -16,8 +16,9 @@ concurrent connections (closed loop, one wrk client for every server) of:
   the champion of a fresh MLflow store, the facts ingested into the collector's store,
   ``freightml collector serve`` running, payload events on, alias poll (30 s) and history
   refresh (60 s) on; and the same with ``--no-events`` (``ours-default-noevents``).
-  Afterwards every payload event the predictor sent must be in the collector's store.
-  These two run 1-row requests only (their target is about 1-row traffic).
+  Both stacks run at once and are measured in alternation (on, off, on, ...: a noisy
+  neighbour hits both alike). Afterwards every payload event the predictor sent must be
+  in the collector's store. These two run 1-row V1 requests only (their target).
 
 The model is a GlobalGBM with 200 trees (early stopping off) trained on the "small"
 synthetic facts; a 1000-row request asks for 1000 series-days (36 series x 28 dates).
@@ -460,17 +461,18 @@ def check_answer(server: Server, path: str, body: Path, rows: int) -> None:
 
 
 class CpuMeter:
-    """Cores used during a run by the server's process tree, and by everything else
-    (other than the load generator): the machine is shared, so noise is shown, not hidden."""
+    """Cores used during a run by the server's process trees (the predictor, and the
+    collector beside it), and by everything else (other than the load generator): the
+    machine is shared, so noise is shown, not hidden."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, *pids: int) -> None:
         import psutil
 
-        self.proc = psutil.Process(pid)
+        self.procs = [psutil.Process(pid) for pid in pids]
 
     def _server(self) -> float:
         total = 0.0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
+        for p in [q for proc in self.procs for q in (proc, *proc.children(recursive=True))]:
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -502,6 +504,66 @@ class CpuMeter:
         self.other_cores = max(0.0, (self._machine() - self.m0 - server - client) / wall)
 
 
+def _loader(wrk: str | None, url: str, body: Path) -> Any:
+    if wrk:
+        return lambda c, s: run_wrk(wrk, url, body, c, s, OUT)
+    return lambda c, s: run_httpx(url, body, c, s)
+
+
+def _measure(server: Server, label: str, protocol: str, rows: int, connections: int, load: Any,
+             seconds: float) -> Result:
+    pids = [server.proc.pid] + ([server.collector.proc.pid] if server.collector else [])
+    with CpuMeter(*pids) as cpu:
+        rps, p50, p99, errors, total = load(connections, seconds)
+    print(f"  {server.name} rows={rows} c={connections}: {rps:,.1f} req/s p50 {p50:.2f} ms "
+          f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f} other "
+          f"{cpu.other_cores:.2f} cores", flush=True)
+    return Result(label, protocol, rows, connections, rps, p50, p99, errors, total,
+                  cpu.server_cores, cpu.other_cores)
+
+
+def run_default_pair(names: list[str], setup: dict[str, Any], wrk: str | None,
+                     args: argparse.Namespace, meta: dict[str, Any]) -> list[Result]:
+    """The default ``freightml serve`` with and without events, both stacks up at once and
+    measured in alternation (on, off, on, off, ...), so that a noisy neighbour hits both
+    alike; 1-row V1 requests. Then every event sent must be in the collector's store."""
+    body = setup["bodies"]["ours-v1"][1]
+    servers: dict[str, Server] = {}
+    loads: dict[str, Any] = {}
+    answered = 0
+    results: list[Result] = []
+    try:
+        for name in names:
+            print(f"starting {name} ...", flush=True)
+            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"],
+                                                                         name))
+            servers[name] = server
+            check_answer(server, path, body, 1)
+            loads[name] = _loader(wrk, server.url + path, body)
+            done = loads[name](8, args.warmup)
+            if name == "ours-default":
+                answered += 1 + done[4] - done[3]
+        for c in args.connections:
+            runs: dict[str, list[Result]] = {name: [] for name in names}
+            for _ in range(args.repeat):
+                for name in names:
+                    label, protocol = LABELS[name]
+                    result = _measure(servers[name], label, protocol, 1, c, loads[name],
+                                      args.duration)
+                    runs[name].append(result)
+                    if name == "ours-default":
+                        answered += result.requests - result.errors
+            results += [median_result(runs[name]) for name in names]
+        if "ours-default" in servers:
+            meta["events"]["ours-default"] = check_events_stored(servers["ours-default"],
+                                                                 answered)
+            print(f"  events: {meta['events']['ours-default']}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return results
+
+
 # -- report ----------------------------------------------------------------------------------
 def median_result(runs: list[Result]) -> Result:
     """Each number the median over repeated runs (errors and requests summed)."""
@@ -526,7 +588,8 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
         f"trees, {meta['n_series']} series. Load average before/after: {meta['load_before']} / "
         f"{meta['load_after']}.",
         "",
-        "`server cores`: CPU of the server's processes during the run; `other cores`: CPU "
+        "`server cores`: CPU of the server's processes during the run (for `freightml serve` "
+        "rows, the collector's too); `other cores`: CPU "
         "used by anything else on the machine (neighbours; above ~0.2 the run is disturbed). "
         f"With --repeat, each cell is the median of {meta['repeat']} runs.",
         "",
@@ -629,43 +692,26 @@ def main(argv: list[str] | None = None) -> None:
     }
     results = in_process(setup["model"], setup["features"])
     meta["events"] = {}
-    for name in args.servers:
+    pair = [n for n in args.servers if n.startswith("ours-default")]
+    for name in [n for n in args.servers if n not in pair]:
         label, protocol = LABELS[name]
         print(f"starting {name} ...", flush=True)
-        default = name.startswith("ours-default")
-        if default:
-            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"], name))
-        else:
-            server, path = start(name, OUT)
-        body_key = ("mlserver" if name.startswith("mlserver")
-                    else "ours-v1" if default else name)
-        answered = 0
+        server, path = start(name, OUT)
+        body_key = "mlserver" if name.startswith("mlserver") else name
         try:
-            for n in (1,) if default else SIZES:
+            for n in SIZES:
                 body = setup["bodies"][body_key][n]
                 check_answer(server, path, body, n)
-                answered += 1
-                url = server.url + path
-                load = ((lambda c, s, url=url, body=body: run_wrk(wrk, url, body, c, s, OUT))
-                        if wrk else (lambda c, s, url=url, body=body: run_httpx(url, body, c, s)))
-                answered += load(8, args.warmup)[4]
+                load = _loader(wrk, server.url + path, body)
+                load(8, args.warmup)
                 for c in args.connections:
-                    runs = []
-                    for _ in range(args.repeat):
-                        with CpuMeter(server.proc.pid) as cpu:
-                            rps, p50, p99, errors, total = load(c, args.duration)
-                        answered += total - errors
-                        runs.append(Result(label, protocol, n, c, rps, p50, p99, errors, total,
-                                           cpu.server_cores, cpu.other_cores))
-                        print(f"  {name} rows={n} c={c}: {rps:,.1f} req/s p50 {p50:.2f} ms "
-                              f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f}"
-                              f" other {cpu.other_cores:.2f} cores", flush=True)
+                    runs = [_measure(server, label, protocol, n, c, load, args.duration)
+                            for _ in range(args.repeat)]
                     results.append(median_result(runs))
-            if name == "ours-default":
-                meta["events"][name] = check_events_stored(server, answered)
-                print(f"  events: {meta['events'][name]}", flush=True)
         finally:
             server.stop()
+    if pair:
+        results += run_default_pair(pair, setup, wrk, args, meta)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["wall_seconds"] = round(time.time() - started, 1)
     report = markdown(results, meta)

@@ -340,3 +340,32 @@ def test_listens_on_loopback_only(world) -> None:
     listening = [c.laddr.ip for c in connections("tcp")
                  if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
     assert listening == ["127.0.0.1"]
+
+
+def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> None:
+    """Events still queued when the server is told to stop are posted before it exits."""
+    store = Store(f"sqlite:///{tmp_path / 'collector.db'}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    facts_dir = world["log"].parent
+    with uvicorn_in_thread(create_app(store)) as collector:
+        with running([sys.executable, "-m", "freightml.serving", "--listen-port", str(port),
+                      "--model-dir", str(facts_dir / "model"), "--model-version", "5",
+                      "--history", str(facts_dir / "facts.parquet"),
+                      "--collector-url", f"{collector}/events", "--reload-seconds", "0",
+                      "--history-seconds", "0"],
+                     f"{url}/v1/models/{NAME}", tmp_path / "server.log") as proc:
+            a = _keys(world, 1)[0]
+            body = {"instances": [{"origin_station": a[0], "destination_station": a[1],
+                                   "cargo_type": a[2], "horizon": 1}]}
+            for i in range(30):
+                r = httpx.post(f"{url}/v1/models/{NAME}:predict", json=body, timeout=30,
+                               headers={"ce-id": f"last-{i}"})
+                assert r.status_code == 200
+            proc.terminate()  # at once: most events are still waiting for their batch
+            assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]
+        ids = {f"last-{i}" for i in range(30)}
+        complete = {i for i in ids if (store.inference(i) or {}).get("complete")}
+        assert complete == ids
+        assert store.counts()["events"] == 60
+    store.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from freightml.collector.events import (
     BadEventError,
     InferenceEvent,
+    Outcome,
     event_from_http,
     events_from_batch,
     is_batch,
@@ -180,17 +181,20 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
                   if isinstance(e, BadEventError)]
         if errors:
             metrics.events.labels("invalid", "rejected").inc(len(errors))
-        results = await asyncio.gather(*(writer.submit(e) for e in valid), return_exceptions=True)
+        results = await _store_batch(store, writer, valid, metrics.observe_batch)
         counts = {"stored": 0, "duplicates": 0}
+        tally: dict[tuple[str, str], int] = {}
         failed: BaseException | None = None
         for event, result in zip(valid, results):
-            kind = event.kind or "other"
             if isinstance(result, BaseException):
-                metrics.events.labels(kind, "error").inc()
                 failed = result
+                key = (event.kind or "other", "error")
             else:
-                metrics.events.labels(kind, result).inc()
+                key = (event.kind or "other", result)
                 counts["stored" if result == "stored" else "duplicates"] += 1
+            tally[key] = tally.get(key, 0) + 1
+        for (kind, outcome), n in tally.items():
+            metrics.events.labels(kind, outcome).inc(n)
         if failed is not None:  # a database failure: the sender resends the whole batch
             reason = f"could not store the events: {type(failed).__name__}: {str(failed)[:300]}"
             return _json({"status": "error", "error": reason, **counts}, 503)
@@ -294,6 +298,30 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _store_batch(
+    store: Store,
+    writer: EventWriter,
+    events: list[InferenceEvent],
+    on_batch: Callable[[int, float], None],
+) -> list[Outcome | BaseException]:
+    """Store a batch's events: in transactions of ``writer.max_batch`` events, on the event
+    loop as the writer does (a batch already is a group commit). If a transaction fails,
+    its events go through the writer one by one, so a bad event or a database outage is
+    reported per event."""
+    results: list[Outcome | BaseException] = []
+    for start in range(0, len(events), writer.max_batch):
+        chunk = events[start : start + writer.max_batch]
+        started = time.perf_counter()
+        try:
+            results += store.record_events(chunk)
+            on_batch(len(chunk), time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - isolate: the writer retries event by event
+            results += await asyncio.gather(
+                *(writer.submit(e) for e in chunk), return_exceptions=True
+            )
+    return results
 
 
 def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:
