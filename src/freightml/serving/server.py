@@ -109,6 +109,7 @@ def _quiet_request_logs(log_requests: bool) -> None:
     if not log_requests:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per CloudEvents batch
 
 
 def _bad_request_for_invalid_v2_bodies() -> None:
