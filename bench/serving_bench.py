@@ -24,7 +24,8 @@ The model is a GlobalGBM with 200 trees (early stopping off) trained on the "sma
 synthetic facts; a 1000-row request asks for 1000 series-days (36 series x 28 dates).
 Results are printed as Markdown and written to bench/out/serving/.
 
-    uv run python bench/serving_bench.py               # the whole matrix, ~6 minutes
+    uv run python bench/serving_bench.py               # the whole matrix, ~10 minutes
+    uv run python bench/serving_bench.py --repeat 3 --servers ours-default ours-default-noevents
     uv run python bench/serving_bench.py --duration 3 --servers ours-v1 mlserver
 """
 
