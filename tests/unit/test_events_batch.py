@@ -15,7 +15,7 @@ from freightml.collector.app import create_app
 from freightml.collector.events import BadEventError, InferenceEvent, events_from_batch
 from freightml.collector.store import Store
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
-from helpers import uvicorn_in_thread
+from helpers import postgres_url, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
 BATCH = {"content-type": "application/cloudevents-batch+json"}
@@ -57,11 +57,14 @@ def test_data_base64_holding_json_is_accepted() -> None:
     assert parsed.data() == {"x": 1}
 
 
-@pytest.fixture
-def collector(tmp_path: Path):
-    store = Store(f"sqlite:///{tmp_path / 'collector.db'}")
-    with uvicorn_in_thread(create_app(store)) as url:
-        yield url, store
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def collector(request: pytest.FixtureRequest, tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
+    store = Store(url, create=False)
+    store.drop_all()
+    store.create_all()
+    with uvicorn_in_thread(create_app(store)) as base:
+        yield base, store
     store.close()
 
 

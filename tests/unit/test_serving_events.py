@@ -19,7 +19,7 @@ from freightml.collector.app import create_app
 from freightml.collector.store import Store
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from freightml.serving.events import CloudEventSender
-from helpers import uvicorn_in_thread
+from helpers import postgres_url, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -169,8 +169,23 @@ def test_close_drains_the_queue(collector) -> None:
     assert _count(service, "sent") == 80 and _count(service, "dropped") == 2
 
 
+@pytest.mark.postgres
+def test_events_from_concurrent_requests_are_stored_exactly_once_on_postgresql() -> None:
+    store = Store(postgres_url(), create=False)
+    store.drop_all()
+    store.create_all()
+    try:
+        with uvicorn_in_thread(create_app(store)) as url:
+            _concurrent_senders({"events_url": f"{url}/events", "store": store}, "test-pg")
+    finally:
+        store.close()
+
+
 def test_events_from_concurrent_requests_are_stored_exactly_once(collector) -> None:
-    service = "test-concurrent"
+    _concurrent_senders(collector, "test-concurrent")
+
+
+def _concurrent_senders(collector: dict[str, Any], service: str) -> None:
     sender = CloudEventSender(collector["events_url"], inference_service=service, max_batch=16,
                               linger_s=0.001)
     n_clients, per_client = 20, 25
