@@ -65,7 +65,7 @@ class CloudEventSender:
         max_pending: int = 10_000,
         max_batch: int = 200,
         linger_s: float = 0.05,
-        max_attempts: int = 8,
+        max_attempts: int = 12,
         backoff_s: float = 0.1,
         max_backoff_s: float = 5.0,
         timeout_s: float = 10.0,
