@@ -11,13 +11,21 @@ concurrent connections (closed loop, one wrk client for every server) of:
   (``parallel_workers=1``) and tuned (``parallel_workers=0``, ``OMP_NUM_THREADS=1``, its
   best on 2 cores per research/perf-baselines.md); from its own venv (bench/out),
 * a bare ``kserve.Model`` around the same MLflow model (bench/serving_bare_kserve.py),
-  V1 instances of feature rows.
+  V1 instances of feature rows,
+* ``freightml serve`` as a user runs it (``ours-default``): the same model registered as
+  the champion of a fresh MLflow store, the facts ingested into the collector's store,
+  ``freightml collector serve`` running, payload events on, alias poll (30 s) and history
+  refresh (60 s) on; and the same with ``--no-events`` (``ours-default-noevents``).
+  Both stacks run at once and are measured in alternation (on, off, on, ...: a noisy
+  neighbour hits both alike). Afterwards every payload event the predictor sent must be
+  in the collector's store. These two run 1-row V1 requests only (their target).
 
 The model is a GlobalGBM with 200 trees (early stopping off) trained on the "small"
 synthetic facts; a 1000-row request asks for 1000 series-days (36 series x 28 dates).
 Results are printed as Markdown and written to bench/out/serving/.
 
-    uv run python bench/serving_bench.py               # the whole matrix, ~6 minutes
+    uv run python bench/serving_bench.py               # the whole matrix, ~10 minutes
+    uv run python bench/serving_bench.py --repeat 3 --servers ours-default ours-default-noevents
     uv run python bench/serving_bench.py --duration 3 --servers ours-v1 mlserver
 """
 
@@ -48,8 +56,11 @@ NAME = "freight-volume"
 SIZES = (1, 1000)
 GBM = {"max_iter": 200, "early_stopping": False, "learning_rate": 0.08, "max_leaf_nodes": 31,
        "min_samples_leaf": 100, "random_state": 0}
-SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned", "mlserver-pw0")
-DEFAULT_SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned")
+SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned", "mlserver-pw0",
+           "ours-default", "ours-default-noevents")
+DEFAULT_SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned",
+                   "ours-default", "ours-default-noevents")
+REPO = HERE.parent
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -190,14 +201,106 @@ class Server:
     url: str
     proc: subprocess.Popen
     log: Path
+    collector: Server | None = None  # the collector beside ``freightml serve``
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for proc in (self.proc, *([self.collector.proc] if self.collector else [])):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def prepare_default_home(out: Path, model: Any, name: str) -> dict[str, str]:
+    """A fresh FreightML home: the bench model as champion, the facts in the collector's
+    store. Returns the environment ``freightml`` commands run with."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+
+    from freightml.collector.service import ingest_facts_file
+    from freightml.config import load_settings
+    from freightml.domain import CHAMPION
+    from freightml.models import SKOPS_TRUSTED_TYPES
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # mlflow.set_tracking_uri sets it, below
+    home = out / f"home-{name}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FREIGHTML_", "MLFLOW_"))}
+    env["FREIGHTML_HOME"] = str(home)
+    settings = load_settings(REPO / "configs" / "freightml.yaml", home=home)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    name = settings.tracking.registered_model
+    experiment = mlflow.create_experiment("serving-bench", artifact_location=settings.artifact_root)
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
+                                        serialization_format="skops", pip_requirements=[],
+                                        skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    MlflowClient(settings.tracking_uri).set_registered_model_alias(
+        name, CHAMPION, str(info.registered_model_version))
+    ingest_facts_file(out / "facts.parquet", settings.collector_store_url)
+    return env
+
+
+def start_default(name: str, out: Path, env: dict[str, str]) -> tuple[Server, str]:
+    """``freightml collector serve`` and ``freightml serve`` with the project's config."""
+    env = {**env, "FREIGHTML_COLLECTOR__PORT": str(free_port()),
+           "FREIGHTML_SERVING__HTTP_PORT": str(free_port())}
+    cli = [sys.executable, "-m", "freightml.cli"]
+    config = ["--config", str(REPO / "configs" / "freightml.yaml")]
+    collector_log = out / f"collector-{name}.log"
+    collector = Server("collector", f"http://127.0.0.1:{env['FREIGHTML_COLLECTOR__PORT']}",
+                       subprocess.Popen([*cli, "collector", "serve", *config], env=env, cwd=REPO,
+                                        stdout=collector_log.open("w"),
+                                        stderr=subprocess.STDOUT), collector_log)
+    _wait_ready(collector, "/healthz")
+    extra = ["--no-events"] if name.endswith("noevents") else []
+    log = out / f"server-{name}.log"
+    proc = subprocess.Popen([*cli, "serve", *config, *extra], env=env, cwd=REPO,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = Server(name, f"http://127.0.0.1:{env['FREIGHTML_SERVING__HTTP_PORT']}", proc, log,
+                    collector)
+    try:
+        _wait_ready(server, f"/v1/models/{NAME}")
+    except RuntimeError:
+        collector.stop()
+        raise
+    return server, f"/v1/models/{NAME}:predict"
+
+
+def _metric(url: str, name: str, labels: str) -> float:
+    import httpx
+
+    total = 0.0
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + "{") and all(part in line for part in labels.split(",")):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def check_events_stored(server: Server, answered: int, timeout: float = 120.0) -> dict[str, Any]:
+    """Wait until the predictor's sender is idle, then compare what it sent with the store."""
+    import httpx
+
+    assert server.collector is not None
+    sent_name = "freightml_serving_cloudevents_total"
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        sent = _metric(server.url, sent_name, 'outcome="sent"')
+        dropped = _metric(server.url, sent_name, 'outcome="dropped"')
+        if (sent + dropped) >= 2 * answered and (sent, dropped) == last:
+            break
+        last = (sent, dropped)
+        time.sleep(1.0)
+    retried = _metric(server.url, sent_name, 'outcome="retried"')
+    stored = httpx.get(server.collector.url + "/stats", timeout=30).json()["events"]
+    ok = dropped == 0 and stored == sent and stored >= 2 * answered
+    return {"sent": int(sent), "retried": int(retried), "dropped": int(dropped),
+            "stored": int(stored), "answered_at_least": answered, "every_event_stored": ok}
 
 
 def start(name: str, out: Path) -> tuple[Server, str]:
@@ -359,17 +462,18 @@ def check_answer(server: Server, path: str, body: Path, rows: int) -> None:
 
 
 class CpuMeter:
-    """Cores used during a run by the server's process tree, and by everything else
-    (other than the load generator): the machine is shared, so noise is shown, not hidden."""
+    """Cores used during a run by the server's process trees (the predictor, and the
+    collector beside it), and by everything else (other than the load generator): the
+    machine is shared, so noise is shown, not hidden."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, *pids: int) -> None:
         import psutil
 
-        self.proc = psutil.Process(pid)
+        self.procs = [psutil.Process(pid) for pid in pids]
 
     def _server(self) -> float:
         total = 0.0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
+        for p in [q for proc in self.procs for q in (proc, *proc.children(recursive=True))]:
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -401,6 +505,66 @@ class CpuMeter:
         self.other_cores = max(0.0, (self._machine() - self.m0 - server - client) / wall)
 
 
+def _loader(wrk: str | None, url: str, body: Path) -> Any:
+    if wrk:
+        return lambda c, s: run_wrk(wrk, url, body, c, s, OUT)
+    return lambda c, s: run_httpx(url, body, c, s)
+
+
+def _measure(server: Server, label: str, protocol: str, rows: int, connections: int, load: Any,
+             seconds: float) -> Result:
+    pids = [server.proc.pid] + ([server.collector.proc.pid] if server.collector else [])
+    with CpuMeter(*pids) as cpu:
+        rps, p50, p99, errors, total = load(connections, seconds)
+    print(f"  {server.name} rows={rows} c={connections}: {rps:,.1f} req/s p50 {p50:.2f} ms "
+          f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f} other "
+          f"{cpu.other_cores:.2f} cores", flush=True)
+    return Result(label, protocol, rows, connections, rps, p50, p99, errors, total,
+                  cpu.server_cores, cpu.other_cores)
+
+
+def run_default_pair(names: list[str], setup: dict[str, Any], wrk: str | None,
+                     args: argparse.Namespace, meta: dict[str, Any]) -> list[Result]:
+    """The default ``freightml serve`` with and without events, both stacks up at once and
+    measured in alternation (on, off, on, off, ...), so that a noisy neighbour hits both
+    alike; 1-row V1 requests. Then every event sent must be in the collector's store."""
+    body = setup["bodies"]["ours-v1"][1]
+    servers: dict[str, Server] = {}
+    loads: dict[str, Any] = {}
+    answered = 0
+    results: list[Result] = []
+    try:
+        for name in names:
+            print(f"starting {name} ...", flush=True)
+            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"],
+                                                                         name))
+            servers[name] = server
+            check_answer(server, path, body, 1)
+            loads[name] = _loader(wrk, server.url + path, body)
+            done = loads[name](8, args.warmup)
+            if name == "ours-default":
+                answered += 1 + done[4] - done[3]
+        for c in args.connections:
+            runs: dict[str, list[Result]] = {name: [] for name in names}
+            for _ in range(args.repeat):
+                for name in names:
+                    label, protocol = LABELS[name]
+                    result = _measure(servers[name], label, protocol, 1, c, loads[name],
+                                      args.duration)
+                    runs[name].append(result)
+                    if name == "ours-default":
+                        answered += result.requests - result.errors
+            results += [median_result(runs[name]) for name in names]
+        if "ours-default" in servers:
+            meta["events"]["ours-default"] = check_events_stored(servers["ours-default"],
+                                                                 answered)
+            print(f"  events: {meta['events']['ours-default']}", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    return results
+
+
 # -- report ----------------------------------------------------------------------------------
 def median_result(runs: list[Result]) -> Result:
     """Each number the median over repeated runs (errors and requests summed)."""
@@ -425,7 +589,8 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
         f"trees, {meta['n_series']} series. Load average before/after: {meta['load_before']} / "
         f"{meta['load_after']}.",
         "",
-        "`server cores`: CPU of the server's processes during the run; `other cores`: CPU "
+        "`server cores`: CPU of the server's processes during the run (for `freightml serve` "
+        "rows, the collector's too); `other cores`: CPU "
         "used by anything else on the machine (neighbours; above ~0.2 the run is disturbed). "
         f"With --repeat, each cell is the median of {meta['repeat']} runs.",
         "",
@@ -442,7 +607,7 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
                      f"{r.req_per_s:,.1f} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | "
                      f"{r.p99_ms:.2f} | {r.errors} | {cores(r.server_cores)} | "
                      f"{cores(r.other_cores)} |")
-    lines += ["", "## Targets", ""] + [f"- {t}" for t in targets(results)]
+    lines += ["", "## Targets", ""] + [f"- {t}" for t in targets(results, meta)]
     return "\n".join(lines) + "\n"
 
 
@@ -452,8 +617,25 @@ def _find(results: list[Result], server: str, rows: int, conns: int,
                  and r.connections == conns and protocol in (None, r.protocol)), None)
 
 
-def targets(results: list[Result]) -> list[str]:
+def targets(results: list[Result], meta: dict[str, Any] | None = None) -> list[str]:
     out = []
+    on = _find(results, LABELS["ours-default"][0], 1, 32)
+    off = _find(results, LABELS["ours-default-noevents"][0], 1, 32)
+    if on and off:
+        ratio = on.req_per_s / off.req_per_s
+        out.append(f"default `freightml serve`, events on vs --no-events, 1-row V1 at 32 "
+                   f"connections: {on.req_per_s:,.0f} / {off.req_per_s:,.0f} req/s = {ratio:.2f}x "
+                   f"(target >= 0.8x): {'met' if ratio >= 0.8 else 'NOT met'}")
+    if on:
+        out.append(f"default `freightml serve` with events, 1-row V1 p99 at 32 connections: "
+                   f"{on.p99_ms:.1f} ms (target <= 50 ms): "
+                   f"{'met' if on.p99_ms <= 50 else 'NOT met'}")
+    events = (meta or {}).get("events", {}).get("ours-default")
+    if events:
+        out.append(f"every payload event stored: sent {events['sent']:,}, stored "
+                   f"{events['stored']:,}, retried {events['retried']:,}, dropped "
+                   f"{events['dropped']:,} (>= 2 x {events['answered_at_least']:,} answered "
+                   f"requests): {'met' if events['every_event_stored'] else 'NOT met'}")
     ours = (_find(results, "freightml (ours)", 1, 32, "V1")
             or _find(results, "freightml (ours)", 1, 8, "V1"))
     for peer in (LABELS["mlserver"][0], LABELS["mlserver-tuned"][0], LABELS["mlserver-pw0"][0]):
@@ -478,7 +660,9 @@ def targets(results: list[Result]) -> list[str]:
 LABELS = {"ours-v1": ("freightml (ours)", "V1"), "ours-v2": ("freightml (ours)", "V2"),
           "bare-kserve": ("bare kserve.Model", "V1"), "mlserver": ("mlserver (default)", "V2"),
           "mlserver-tuned": ("mlserver (parallel_workers=0, OMP_NUM_THREADS=1)", "V2"),
-          "mlserver-pw0": ("mlserver (parallel_workers=0)", "V2")}
+          "mlserver-pw0": ("mlserver (parallel_workers=0)", "V2"),
+          "ours-default": ("freightml serve, default (collector, events on)", "V1"),
+          "ours-default-noevents": ("freightml serve, default, --no-events", "V1")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -508,7 +692,9 @@ def main(argv: list[str] | None = None) -> None:
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
     results = in_process(setup["model"], setup["features"])
-    for name in args.servers:
+    meta["events"] = {}
+    pair = [n for n in args.servers if n.startswith("ours-default")]
+    for name in [n for n in args.servers if n not in pair]:
         label, protocol = LABELS[name]
         print(f"starting {name} ...", flush=True)
         server, path = start(name, OUT)
@@ -517,23 +703,16 @@ def main(argv: list[str] | None = None) -> None:
             for n in SIZES:
                 body = setup["bodies"][body_key][n]
                 check_answer(server, path, body, n)
-                url = server.url + path
-                load = ((lambda c, s, url=url, body=body: run_wrk(wrk, url, body, c, s, OUT))
-                        if wrk else (lambda c, s, url=url, body=body: run_httpx(url, body, c, s)))
+                load = _loader(wrk, server.url + path, body)
                 load(8, args.warmup)
                 for c in args.connections:
-                    runs = []
-                    for _ in range(args.repeat):
-                        with CpuMeter(server.proc.pid) as cpu:
-                            rps, p50, p99, errors, total = load(c, args.duration)
-                        runs.append(Result(label, protocol, n, c, rps, p50, p99, errors, total,
-                                           cpu.server_cores, cpu.other_cores))
-                        print(f"  {name} rows={n} c={c}: {rps:,.1f} req/s p50 {p50:.2f} ms "
-                              f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f}"
-                              f" other {cpu.other_cores:.2f} cores", flush=True)
+                    runs = [_measure(server, label, protocol, n, c, load, args.duration)
+                            for _ in range(args.repeat)]
                     results.append(median_result(runs))
         finally:
             server.stop()
+    if pair:
+        results += run_default_pair(pair, setup, wrk, args, meta)
     meta["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     meta["wall_seconds"] = round(time.time() - started, 1)
     report = markdown(results, meta)

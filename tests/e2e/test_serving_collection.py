@@ -1,4 +1,5 @@
-"""Serve -> request -> the collector holds request, response and forecast -> facts -> join.
+"""Serve -> request -> the collector holds request, response and forecast -> facts -> join
+-> the next history refresh moves the forecast origin to the newest fact day.
 
 Everything is real: the training pipeline registers a champion in a temporary MLflow
 store, `freightml collector serve` and `freightml serve` run as processes on 127.0.0.1,
@@ -8,10 +9,10 @@ actual volumes.
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -21,16 +22,11 @@ import pytest
 
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
+from freightml.domain import MODEL_NAME as NAME
+from helpers import free_port, running
 
 pytestmark = [pytest.mark.e2e]
 REPO = Path(__file__).resolve().parents[2]
-NAME = "freight-volume"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cli(*args: str, env: dict[str, str]) -> str:
@@ -40,26 +36,14 @@ def cli(*args: str, env: dict[str, str]) -> str:
     return proc.stdout + proc.stderr
 
 
-def wait_for(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready after {timeout}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def stack(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FREIGHTML_"))}
     collector_port, serving_port = free_port(), free_port()
     env.update(
         FREIGHTML_HOME=str(tmp_path / "home"),
+        # tracking.uri wins over the MLFLOW_TRACKING_URI the test session sets
+        FREIGHTML_TRACKING__URI=f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}",
         FREIGHTML_COLLECTOR__PORT=str(collector_port),
         FREIGHTML_SERVING__HTTP_PORT=str(serving_port),
         FREIGHTML_SERVING__HISTORY_SECONDS="1",
@@ -72,23 +56,16 @@ def stack(tmp_path: Path):
     cli("pipeline", "run", "training", "--source", str(history_file), env=env)
     cli("facts", "ingest", str(history_file), env=env)
 
-    procs = []
-    for args, log_name in ((["collector", "serve"], "collector.log"), (["serve"], "serve.log")):
-        log = tmp_path / log_name
-        procs.append((subprocess.Popen([sys.executable, "-m", "freightml.cli", *args], cwd=REPO,
-                                       env=env, stdout=log.open("w"), stderr=subprocess.STDOUT), log))
-    try:
-        wait_for(f"http://127.0.0.1:{collector_port}/healthz", *procs[0])
-        wait_for(f"http://127.0.0.1:{serving_port}/v2/models/{NAME}/ready", *procs[1])
+    cli_cmd = [sys.executable, "-m", "freightml.cli"]
+    with ExitStack() as stack:
+        stack.enter_context(running([*cli_cmd, "collector", "serve"],
+                                    f"http://127.0.0.1:{collector_port}/healthz",
+                                    tmp_path / "collector.log", env=env, timeout_s=120))
+        stack.enter_context(running([*cli_cmd, "serve"],
+                                    f"http://127.0.0.1:{serving_port}/v2/models/{NAME}/ready",
+                                    tmp_path / "serve.log", env=env, timeout_s=120))
         yield {"env": env, "url": f"http://127.0.0.1:{serving_port}", "history": history,
                "later": later, "origin": origin, "tmp": tmp_path}
-    finally:
-        for proc, _ in procs:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
@@ -117,7 +94,7 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
 
     response = asyncio.run(call())
     tonnes = {o.name: o for o in response.outputs}["tonnes"].data
-    assert len(tonnes) == 2 and all(t >= 0 for t in tonnes)
+    assert len(tonnes) == 2
 
     store = Store(f"sqlite:///{stack['tmp'] / 'home' / 'collector.db'}")
     deadline = time.monotonic() + 30
@@ -149,3 +126,24 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
         {"origin_station": "NOWHERE-1", "destination_station": series[1], "cargo_type": series[2],
          "horizon": 1}]})
     assert bad.status_code == 400 and "NOWHERE-1" in bad.text
+
+    # the next history refresh (every second here) moves the forecast origin to the new facts
+    newest = max(dates)
+    assert str(stack["origin"].date()) < newest
+    body = {"instances": [{"origin_station": series[0], "destination_station": series[1],
+                           "cargo_type": series[2], "horizon": 1}]}
+    deadline = time.monotonic() + 60
+    while True:
+        r = httpx.post(f"{stack['url']}/v1/models/{NAME}:predict", json=body, timeout=30)
+        assert r.status_code == 200, r.text
+        prediction = r.json()["predictions"][0]
+        if prediction["origin_date"] == newest:
+            break
+        assert prediction["origin_date"] == str(stack["origin"].date()), prediction
+        assert time.monotonic() < deadline, "the forecast origin did not move in 60 s"
+        time.sleep(0.5)
+    assert prediction["date"] == str((pd.Timestamp(newest) + pd.Timedelta(days=1)).date())
+    gauge = f'freightml_serving_history_last_date_seconds{{model_name="{NAME}"}} '
+    (line,) = [x for x in httpx.get(f"{stack['url']}/metrics").text.splitlines()
+               if x.startswith(gauge)]
+    assert float(line[len(gauge):]) == pd.Timestamp(newest).timestamp()

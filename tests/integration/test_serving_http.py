@@ -1,107 +1,38 @@
 """The predictor over real HTTP: a live kserve.ModelServer on 127.0.0.1 in a subprocess.
 
 Contract tests use KServe's own InferenceRESTClient (V1 and V2, JSON and binary tensors);
-bad requests go through raw httpx and must get 400 with the reason. A fake collector
-receives the payload-log CloudEvents.
+bad requests go through raw httpx and must get 400 with the reason. The real collector
+(its app over a SQLite store, on loopback) receives and stores the payload-log CloudEvents.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import socket
-import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
+from freightml.collector.app import create_app
+from freightml.collector.payloads import parse_forecast_body
+from freightml.collector.store import Store
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
+from freightml.domain import MODEL_NAME as NAME
+from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE, SERIES_KEY
 from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from helpers import free_port, running, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
 
-NAME = "freight-volume"
-KEY = ["origin_station", "destination_station", "cargo_type"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "freightml.serving", "--listen-port", str(port), *args]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v1/models/{NAME}", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server not ready in 90 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> int | None:
-    proc.terminate()
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return None
-
-
-class Collector:
-    """A fake collector: records every POST (headers, body)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[dict[str, str], bytes]] = []
-        events = self.events
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # http.server's naming
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                events.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/events"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def with_id(self, event_id: str, n: int, timeout: float = 10.0) -> list:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [e for e in self.events if e[0].get("ce-id") == event_id]
-            if len(found) >= n:
-                return found
-            time.sleep(0.05)
-        return [e for e in self.events if e[0].get("ce-id") == event_id]
+KEY = list(SERIES_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +45,31 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     mlflow.sklearn.save_model(model, str(tmp / "model"), serialization_format="skops",
                               skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
     save_facts(facts, tmp / "facts.parquet")
-    collector = Collector()
-    proc, url = start_server(
-        ["--model-dir", str(tmp / "model"), "--model-version", "5",
-         "--history", str(tmp / "facts.parquet"), "--collector-url", collector.url,
-         "--namespace", "test-ns", "--reload-seconds", "0", "--history-seconds", "0"],
-        {"FREIGHTML_HOME": str(tmp / "home")}, tmp / "server.log")
-    yield {"url": url, "facts": facts, "model": model, "collector": collector, "proc": proc,
-           "log": tmp / "server.log"}
-    stop_server(proc)
-    collector.server.shutdown()
+    store = Store(f"sqlite:///{tmp / 'collector.db'}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        collector = stack.enter_context(uvicorn_in_thread(create_app(store)))
+        proc = stack.enter_context(running(
+            [sys.executable, "-m", "freightml.serving", "--listen-port", str(port),
+             "--model-dir", str(tmp / "model"), "--model-version", "5",
+             "--history", str(tmp / "facts.parquet"), "--collector-url", f"{collector}/events",
+             "--namespace", "test-ns", "--reload-seconds", "0", "--history-seconds", "0"],
+            f"{url}/v1/models/{NAME}", tmp / "server.log", env={"FREIGHTML_HOME": str(tmp / "home")}))
+        yield {"url": url, "facts": facts, "model": model, "store": store, "proc": proc,
+               "log": tmp / "server.log"}
+    store.close()
+
+
+def _collected(world: dict, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The inference ``event_id`` in the collector's store, once request and response are in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = world["store"].inference(event_id)
+        if found and found["complete"]:
+            return found
+        assert time.monotonic() < deadline, f"inference {event_id} not collected: {found}"
+        time.sleep(0.05)
 
 
 def _expected(world: dict, key: tuple[str, str, str], horizons: list[int]) -> np.ndarray:
@@ -326,26 +272,22 @@ def test_cloudevents_reach_the_collector(world) -> None:
                    json={"instances": [{"origin_station": a[0], "destination_station": a[1],
                                         "cargo_type": a[2], "horizon": 2}]})
     assert r.status_code == 200
-    events = world["collector"].with_id("inference-77", 2)
-    assert [h["ce-type"] for h, _ in events] == ["org.kubeflow.serving.inference.request",
-                                                 "org.kubeflow.serving.inference.response"]
-    headers, body = events[1]
-    assert headers["ce-specversion"] == "1.0"
-    assert headers["ce-inferenceservicename"] == NAME and headers["ce-component"] == "predictor"
-    assert headers["ce-namespace"] == "test-ns" and headers["ce-endpoint"] == "default"
-    assert headers["ce-source"].startswith("http://localhost:")
-    assert json.loads(body) == r.json()
-
-    # the collector's own parsers accept them (the contract between the two services)
-    collector_events = pytest.importorskip("freightml.collector.events")
-    payloads = pytest.importorskip("freightml.collector.payloads")
-    event = collector_events.event_from_http(headers, body)
-    assert event.kind == "response" and event.event_id == "inference-77"
-    assert len(payloads.parse_forecast_body(event.data()).rows) == 2
+    found = _collected(world, "inference-77")
+    assert (found["request"]["event_type"], found["response"]["event_type"]) == (
+        REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE)
+    attrs = found["response"]["attributes"]
+    assert attrs["specversion"] == "1.0"
+    assert attrs["inferenceservicename"] == NAME and attrs["component"] == "predictor"
+    assert attrs["namespace"] == "test-ns" and attrs["endpoint"] == "default"
+    assert attrs["source"].startswith("http://localhost:")
+    assert found["response"]["body"] == r.json()
+    assert found["request"]["body"]["instances"][0]["horizon"] == 2
+    assert (found["model_version"], found["n_forecasts"]) == ("5", 2)
+    np.testing.assert_allclose([f["tonnes"] for f in found["forecasts"]],
+                               [p["tonnes"] for p in r.json()["predictions"]])
 
 
 def test_v2_cloudevents_parse_as_forecasts(world) -> None:
-    payloads = pytest.importorskip("freightml.collector.payloads")
     a = _keys(world, 1)[0]
     dates = _dates(world, [1, 2, 3])
     r = httpx.post(f"{world['url']}/v2/models/{NAME}/infer", timeout=30,
@@ -355,11 +297,28 @@ def test_v2_cloudevents_parse_as_forecasts(world) -> None:
                                     "destination_station": [a[1]] * 3,
                                     "cargo_type": [a[2]] * 3, "target_date": dates}.items()]})
     assert r.status_code == 200
-    (_, request), (_, response) = world["collector"].with_id("inference-v2", 2)
-    assert json.loads(request)["inputs"][3]["data"] == dates
-    body = payloads.parse_forecast_body(json.loads(response))
+    found = _collected(world, "inference-v2")
+    assert found["request"]["body"]["inputs"][3]["data"] == dates
+    body = parse_forecast_body(found["response"]["body"])
     assert body.model_version == "5"
     assert [str(row["target_date"]) for row in body.rows] == dates
+    assert [str(f["target_date"]) for f in found["forecasts"]] == dates
+
+
+@pytest.mark.parametrize("action", ["unload", "load"])
+def test_model_repository_load_and_unload_are_refused(world, action: str) -> None:
+    r = httpx.post(f"{world['url']}/v2/repository/models/{NAME}/{action}", timeout=30)
+    assert r.status_code == 403
+    assert r.json()["error"].startswith(f"{action}ing of model '{NAME}' is refused")
+    assert httpx.get(f"{world['url']}/v2/models/{NAME}/ready").status_code == 200
+    assert httpx.get(f"{world['url']}/v2/health/ready").json() == {"ready": True}
+    a = _keys(world, 1)[0]
+    out = httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={
+        "instances": [{"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
+                       "horizon": 1}]})
+    assert out.status_code == 200
+    np.testing.assert_allclose([p["tonnes"] for p in out.json()["predictions"]],
+                               _expected(world, a, [1]))
 
 
 def test_bad_requests_are_logged_in_one_line(world) -> None:
@@ -375,10 +334,38 @@ def test_bad_requests_are_logged_in_one_line(world) -> None:
 
 
 def test_listens_on_loopback_only(world) -> None:
-    psutil = pytest.importorskip("psutil")
     port = int(world["url"].rsplit(":", 1)[1])
     proc = psutil.Process(world["proc"].pid)
     connections = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
     listening = [c.laddr.ip for c in connections("tcp")
                  if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
     assert listening == ["127.0.0.1"]
+
+
+def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> None:
+    """Events still queued when the server is told to stop are posted before it exits."""
+    store = Store(f"sqlite:///{tmp_path / 'collector.db'}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    facts_dir = world["log"].parent
+    with uvicorn_in_thread(create_app(store)) as collector:
+        with running([sys.executable, "-m", "freightml.serving", "--listen-port", str(port),
+                      "--model-dir", str(facts_dir / "model"), "--model-version", "5",
+                      "--history", str(facts_dir / "facts.parquet"),
+                      "--collector-url", f"{collector}/events", "--reload-seconds", "0",
+                      "--history-seconds", "0"],
+                     f"{url}/v1/models/{NAME}", tmp_path / "server.log") as proc:
+            a = _keys(world, 1)[0]
+            body = {"instances": [{"origin_station": a[0], "destination_station": a[1],
+                                   "cargo_type": a[2], "horizon": 1}]}
+            for i in range(30):
+                r = httpx.post(f"{url}/v1/models/{NAME}:predict", json=body, timeout=30,
+                               headers={"ce-id": f"last-{i}"})
+                assert r.status_code == 200
+            proc.terminate()  # at once: most events are still waiting for their batch
+            assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]
+        ids = {f"last-{i}" for i in range(30)}
+        complete = {i for i in ids if (store.inference(i) or {}).get("complete")}
+        assert complete == ids
+        assert store.counts()["events"] == 60
+    store.close()

@@ -2,15 +2,13 @@
 
 v1 is the champion when the server starts; moving the alias to v2 swaps the model while
 requests keep flowing (none fails, versions never go back); a v3 whose artifact is broken
-is refused: v2 keeps serving and the failure is counted.
+is refused: v2 keeps serving and the failure is counted; while the registry's database
+cannot be opened, the alias polls fail, are counted, and v2 keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,32 +22,14 @@ import pytest
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.features.build import build_examples, build_inference_frame
+from freightml.domain import MODEL_NAME as NAME
+from freightml.domain import SERIES_KEY
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from helpers import free_port, running
 
 pytestmark = pytest.mark.integration
 
-NAME = "freight-volume"
-KEY = ["origin_station", "destination_station", "cargo_type"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/v1/models/{NAME}", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not ready in 90 s:\n{log.read_text()[-3000:]}")
+KEY = list(SERIES_KEY)
 
 
 def _register(model, uri: str) -> str:
@@ -91,17 +71,16 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
     client.set_registered_model_alias(NAME, "champion", "1")
     save_facts(facts, tmp_path / "facts.parquet")
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
-    env = {**os.environ, "FREIGHTML_TRACKING__URI": uri, "FREIGHTML_HOME": str(tmp_path)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "freightml.serving", "--model-uri", f"models:/{NAME}@champion",
-         "--history", str(tmp_path / "facts.parquet"), "--listen-port", str(port),
-         "--reload-seconds", "0.3", "--history-seconds", "0"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(proc, url, log)
+    # NullPool: MLflow opens the database for every call, so an outage is seen at once
+    env = {"FREIGHTML_TRACKING__URI": uri, "FREIGHTML_HOME": str(tmp_path),
+           "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}
+    with running([sys.executable, "-m", "freightml.serving", "--model-uri",
+                  f"models:/{NAME}@champion", "--history", str(tmp_path / "facts.parquet"),
+                  "--listen-port", str(port), "--reload-seconds", "0.3", "--history-seconds", "0"],
+                 f"{url}/v1/models/{NAME}", log, env=env):
         key = tuple(facts[KEY].astype(str).iloc[0])
         body = {"instances": [{"origin_station": key[0], "destination_station": key[1],
                                "cargo_type": key[2], "horizon": 3}]}
@@ -157,9 +136,26 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
         assert forecast()["model_version"] == "2"
         assert _metric(url, "freightml_serving_model_info", version="2") == 1
         assert "loading v3 failed, still serving v2" in log.read_text()
-    finally:
-        proc.terminate()
+
+        # the registry's database cannot be opened: polls fail and are counted, v2 serves on
+        database = tmp_path / "mlflow.db"
+        polls_failed = _metric(url, "freightml_serving_model_reloads_total",
+                               outcome="poll_failure")
+        database.rename(tmp_path / "mlflow-away.db")
+        database.mkdir()  # SQLite cannot open a directory: "unable to open database file"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            deadline = time.monotonic() + 20
+            while _metric(url, "freightml_serving_model_reloads_total",
+                          outcome="poll_failure") < polls_failed + 2:
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            during = forecast()
+            assert during["model_version"] == "2"
+            np.testing.assert_allclose([p["tonnes"] for p in during["predictions"]],
+                                       v2_model.predict(frame))
+            assert "cannot read the model version from models:/freight-volume@champion" in (
+                log.read_text())
+        finally:
+            database.rmdir()
+            (tmp_path / "mlflow-away.db").rename(database)
+        assert _metric(url, "freightml_serving_model_info", version="2") == 1

@@ -4,11 +4,11 @@ champion reloads, history refreshes, metrics and CloudEvents."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,11 +17,16 @@ from prometheus_client import REGISTRY
 from freightml.data.synthetic import generate
 from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from freightml.serving.events import REQUEST_TYPE, RESPONSE_TYPE, CloudEventSender
+from freightml.collector.app import create_app
+from freightml.collector.store import Store
+from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
+from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
+from freightml.serving.events import CloudEventSender
 from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
-from freightml.serving.predictor import FreightPredictor
+from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError
+from helpers import uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -76,9 +81,11 @@ def _sample(name: str, labels: dict[str, str]) -> float:
 
 def _call(predictor: FreightPredictor, body: Any, headers: dict | None = None) -> Any:
     async def go():
-        response, _ = await predictor(body, headers or {})
-        if predictor.events is not None:
-            await predictor.events.drain()
+        try:
+            response, _ = await predictor(body, headers or {})
+        finally:
+            if predictor.events is not None:
+                assert await predictor.events.drain()
         return response
 
     return asyncio.run(go())
@@ -152,7 +159,9 @@ def test_other_models_are_served_through_their_own_predict(facts, model_dir) -> 
     (o, d, c) = _series(p)
     out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
                                    "cargo_type": c, "horizon": 7}]})
-    assert len(out["predictions"]) == 7 and all(x["tonnes"] >= 0 for x in out["predictions"])
+    expected = naive.predict(build_inference_frame(
+        facts, p.state.window.origin, list(range(1, 8)), pd.DataFrame([(o, d, c)], columns=KEY)))
+    np.testing.assert_allclose([x["tonnes"] for x in out["predictions"]], expected, rtol=1e-9)
     p.stop_engine()
 
 
@@ -261,15 +270,17 @@ def test_refresh_history_moves_the_origin_when_facts_arrive(model, facts) -> Non
     p.stop_engine()
 
 
-def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts) -> None:
-    sent: list[httpx.Request] = []
+@pytest.fixture
+def collector(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path / 'collector.db'}")
+    with uvicorn_in_thread(create_app(store)) as url:
+        yield f"{url}/events", store
+    store.close()
 
-    def collector(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
 
-    events = CloudEventSender("http://collector/events", namespace="ns1", source="http://me/",
-                              transport=httpx.MockTransport(collector))
+def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) -> None:
+    url, store = collector
+    events = CloudEventSender(url, namespace="ns1", source="http://me/")
     p = FreightPredictor(LocalModel(model_dir, version="7"), HistorySource(facts), events=events)
     p.load()
     (o, d, c) = _series(p)
@@ -279,30 +290,65 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts) -> None:
     with pytest.raises(RequestError):
         _call(p, {"instances": []}, {"x-request-id": "bad-1"})
 
-    assert [(r.headers["ce-id"], r.headers["ce-type"]) for r in sent] == [
-        ("abc-1", REQUEST_TYPE), ("abc-1", RESPONSE_TYPE), ("bad-1", REQUEST_TYPE)]
-    first = sent[0].headers
-    assert first["ce-specversion"] == "1.0" and first["ce-source"] == "http://me/"
-    assert first["ce-inferenceservicename"] == "freight-volume"
-    assert first["ce-component"] == "predictor" and first["ce-namespace"] == "ns1"
-    assert first["ce-endpoint"] == "default" and first["content-type"] == "application/json"
-    assert first["ce-time"].endswith("Z")
-    assert json.loads(sent[0].content) == body
-    assert json.loads(sent[1].content) == response
+    found = store.inference("abc-1")
+    assert found["complete"]
+    assert found["request"]["event_type"] == REQUEST_TYPE
+    assert found["response"]["event_type"] == RESPONSE_TYPE
+    assert found["request"]["body"] == body
+    assert found["response"]["body"] == response
+    assert [f["tonnes"] for f in found["forecasts"]] == pytest.approx(
+        [row["tonnes"] for row in response["predictions"]])
+    attrs = found["request"]["attributes"]
+    assert attrs["specversion"] == "1.0" and attrs["source"] == "http://me/"
+    assert attrs["inferenceservicename"] == "freight-volume"
+    assert attrs["component"] == "predictor" and attrs["namespace"] == "ns1"
+    assert attrs["endpoint"] == "default" and attrs["datacontenttype"] == "application/json"
+    assert attrs["time"].endswith("Z")
+    bad = store.inference("bad-1")  # a bad request is logged, without a response
+    assert bad["request"]["body"] == {"instances": []} and bad["response"] is None
     p.stop_engine()
 
 
-def test_cloudevent_failures_never_fail_a_forecast(model_dir, facts) -> None:
-    def down(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
-
-    events = CloudEventSender("http://collector/", transport=httpx.MockTransport(down))
+def test_cloudevent_failures_never_fail_a_forecast(model_dir, facts, tmp_path) -> None:
+    with uvicorn_in_thread(create_app(Store(f"sqlite:///{tmp_path / 'gone.db'}"))) as url:
+        pass  # nothing listens there any more
+    events = CloudEventSender(f"{url}/events", inference_service="test-down", max_attempts=2,
+                              backoff_s=0.01)
     p = FreightPredictor(LocalModel(model_dir), HistorySource(facts), events=events)
     p.load()
-    before = _sample("freightml_serving_cloudevents_total", {"outcome": "failed"})
     (o, d, c) = _series(p)
-    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
-                                   "cargo_type": c, "horizon": 1}]})
-    assert len(out["predictions"]) == 1
-    assert _sample("freightml_serving_cloudevents_total", {"outcome": "failed"}) == before + 2
+
+    async def go():
+        out, _ = await p({"instances": [{"origin_station": o, "destination_station": d,
+                                         "cargo_type": c, "horizon": 1}]}, {})
+        await events.aclose()
+        return out
+
+    out = asyncio.run(go())
+    assert [r["horizon"] for r in out["predictions"]] == [1]
+    assert REGISTRY.get_sample_value("freightml_serving_cloudevents_total",
+                                     {"model_name": "test-down", "outcome": "dropped"}) == 2
+    p.stop_engine()
+
+
+def test_a_model_error_at_request_time_is_a_500_with_the_reason_and_counted(model, facts) -> None:
+    from kserve.errors import InferenceError, inference_error_handler
+
+    broken = copy.deepcopy(model)  # a real GlobalGBM, broken after it was loaded and checked
+    p = FreightPredictor(Versions({"1": broken}, "1"), HistorySource(facts),
+                         tuning=Tuning(fast_scorer=False))
+    p.load()
+    broken.feature_columns_ = [*broken.feature_columns_, "congestion_index"]
+    errors = {"protocol": "v1", "outcome": "error"}
+    before = _sample("freightml_serving_requests_total", errors)
+    (o, d, c) = _series(p)
+    with pytest.raises(InferenceError) as caught:
+        _call(p, {"instances": [{"origin_station": o, "destination_station": d,
+                                 "cargo_type": c, "horizon": 1}]})
+    reason = ("the model failed to forecast: ValueError: GlobalGBM: examples lack columns "
+              "['congestion_index']; use build_examples")
+    assert str(caught.value) == reason
+    assert _sample("freightml_serving_requests_total", errors) == before + 1
+    answer = asyncio.run(inference_error_handler(None, caught.value))  # KServe's own handler
+    assert (answer.status_code, json.loads(answer.body)) == (500, {"error": reason})
     p.stop_engine()

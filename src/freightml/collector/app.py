@@ -3,9 +3,10 @@ a facts endpoint, the joined forecasts, health and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -23,7 +24,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from freightml.collector import openapi as api
-from freightml.collector.events import BadEventError, event_from_http
+from freightml.collector.events import (
+    BadEventError,
+    InferenceEvent,
+    Outcome,
+    event_from_http,
+    events_from_batch,
+    is_batch,
+)
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.store import IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
@@ -190,9 +198,45 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
     # any route whose store call fails: 503 while the database is unavailable, else 500
     app.add_exception_handler(sa.exc.SQLAlchemyError, database_error)
 
+    async def receive_batch(body: bytes) -> Response:
+        """A CloudEvents JSON batch: store every valid event, name every invalid one."""
+        try:
+            parsed = events_from_batch(body)
+        except BadEventError as exc:
+            metrics.events.labels("invalid", "rejected").inc()
+            return _json({"status": "rejected", "error": str(exc)}, 400)
+        valid = [e for e in parsed if isinstance(e, InferenceEvent)]
+        errors = [{"index": i, "error": str(e)} for i, e in enumerate(parsed)
+                  if isinstance(e, BadEventError)]
+        if errors:
+            metrics.events.labels("invalid", "rejected").inc(len(errors))
+        results = await _store_batch(store, writer, valid, metrics.observe_batch)
+        counts = {"stored": 0, "duplicates": 0}
+        tally: dict[tuple[str, str], int] = {}
+        failed: BaseException | None = None
+        for event, result in zip(valid, results):
+            if isinstance(result, BaseException):
+                failed = result
+                key = (event.kind or "other", "error")
+            else:
+                key = (event.kind or "other", result)
+                counts["stored" if result == "stored" else "duplicates"] += 1
+            tally[key] = tally.get(key, 0) + 1
+        for (kind, outcome), n in tally.items():
+            metrics.events.labels(kind, outcome).inc(n)
+        if failed is not None:  # the sender resends the whole batch; duplicates are ignored
+            return _store_error(f"could not store {len(valid) - sum(counts.values())} of "
+                                f"{len(valid)} events of the batch", failed)
+        if errors:
+            return _json({"status": "rejected", **counts, "rejected": len(errors),
+                          "errors": errors[:100]}, 400)
+        return _json({"status": "ok", **counts})
+
     async def receive_event(request: Request) -> Response:
-        """A CloudEvent (binary or structured mode) from KServe's payload logger."""
+        """A CloudEvent (binary, structured or batched mode) from a payload logger."""
         body = await request.body()
+        if is_batch(request.headers.get("content-type")):
+            return await receive_batch(body)
         try:
             event = event_from_http(dict(request.headers), body)
         except BadEventError as exc:
@@ -335,6 +379,30 @@ def _document_event_routes(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _store_batch(
+    store: Store,
+    writer: EventWriter,
+    events: list[InferenceEvent],
+    on_batch: Callable[[int, float], None],
+) -> list[Outcome | BaseException]:
+    """Store a batch's events: in transactions of ``writer.max_batch`` events, on the event
+    loop as the writer does (a batch already is a group commit). If a transaction fails,
+    its events go through the writer one by one, so a bad event or a database outage is
+    reported per event."""
+    results: list[Outcome | BaseException] = []
+    for start in range(0, len(events), writer.max_batch):
+        chunk = events[start : start + writer.max_batch]
+        started = time.perf_counter()
+        try:
+            results += store.record_events(chunk)
+            on_batch(len(chunk), time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - isolate: the writer retries event by event
+            results += await asyncio.gather(
+                *(writer.submit(e) for e in chunk), return_exceptions=True
+            )
+    return results
 
 
 def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:

@@ -6,16 +6,21 @@ KServe's logger (pkg/logger/worker.go) posts each request and response in binary
 ``ce-specversion: 1.0``, ``ce-time`` and the extensions ``ce-inferenceservicename``,
 ``ce-namespace``, ``ce-component``, ``ce-endpoint`` and ``ce-metadata`` (JSON of
 selected request headers). Structured mode (``application/cloudevents+json``) is
-accepted as well.
+accepted as well, and so is batched mode (``application/cloudevents-batch+json``: a JSON
+array of structured-mode events, what FreightML's own predictor sends), parsed by
+:func:`events_from_batch`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import cloudevents.exceptions as ce_exceptions
+import orjson
 from cloudevents.http import CloudEvent, from_http
 
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
@@ -23,6 +28,7 @@ from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 REQUEST_TYPE = REQUEST_EVENT_TYPE  # the names this module has always exported
 RESPONSE_TYPE = RESPONSE_EVENT_TYPE
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
 Outcome = Literal["stored", "duplicate"]
 
@@ -240,3 +246,83 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def is_batch(content_type: str | None) -> bool:
+    """True for ``application/cloudevents-batch+json`` (parameters ignored)."""
+    return (content_type or "").split(";", 1)[0].strip().lower() == BATCH_CONTENT_TYPE
+
+
+def events_from_batch(body: bytes) -> list[InferenceEvent | BadEventError]:
+    """Parse a CloudEvents JSON batch: one event, or the error naming its problem, per element.
+
+    The body must be a JSON array (it may be empty); :class:`BadEventError` if it is not.
+    Each element must be a structured-mode event: the attributes ``id``, ``type``,
+    ``source`` and ``specversion`` 1.0, JSON ``data`` (or ``data_base64`` holding JSON).
+    """
+    try:
+        items = orjson.loads(body)  # ~4x json.loads: batches are the collector's bulk input
+    except orjson.JSONDecodeError as exc:
+        raise BadEventError(f"CloudEvents batch is not valid JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise BadEventError(
+            f"a CloudEvents batch ({BATCH_CONTENT_TYPE}) must be a JSON array of "
+            f"structured-mode events, got a JSON {type(items).__name__}"
+        )
+    out: list[InferenceEvent | BadEventError] = []
+    for item in items:
+        try:
+            out.append(event_from_structured(item))
+        except BadEventError as exc:
+            out.append(exc)
+    return out
+
+
+def event_from_structured(envelope: Any) -> InferenceEvent:
+    """One structured-mode event (already parsed JSON); :class:`BadEventError` if invalid."""
+    if not isinstance(envelope, dict):
+        raise BadEventError(f"not a CloudEvent: a JSON {type(envelope).__name__}, not an object")
+    missing = [a for a in _STRUCTURED_REQUIRED if not str(envelope.get(a) or "").strip()]
+    if missing:
+        raise BadEventError(f"CloudEvent is missing attribute(s) {', '.join(missing)}")
+    if str(envelope["specversion"]) != "1.0":
+        raise BadEventError(f"unsupported specversion {envelope['specversion']!r} (need 1.0)")
+    attributes = {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
+    if "data" in envelope and "data_base64" in envelope:
+        raise BadEventError("CloudEvent has both data and data_base64")
+    content_type = _opt(attributes.get("datacontenttype"))
+    if "data_base64" in envelope:
+        try:
+            raw = base64.b64decode(str(envelope["data_base64"]), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadEventError(f"data_base64 is not base64: {exc}") from exc
+        if not _is_json(content_type):
+            raise BadEventError(
+                f"unsupported datacontenttype {content_type!r}: the collector stores JSON data"
+            )
+        data = _strict_json_or_400(raw)
+    else:
+        if not _is_json(content_type):
+            raise BadEventError(
+                f"unsupported datacontenttype {content_type!r}: the collector stores JSON data"
+            )
+        data = envelope.get("data")
+    _check_lengths(attributes)
+    for key, value in attributes.items():
+        if not isinstance(value, str | int | float | bool) and value is not None:
+            raise BadEventError(f"attribute {key} must be a string, number or boolean")
+    return InferenceEvent(
+        event_id=str(attributes["id"]),
+        event_type=str(attributes["type"]),
+        source=str(attributes["source"]),
+        specversion="1.0",
+        time=_opt(attributes.get("time")),
+        inference_service=_opt(attributes.get("inferenceservicename")),
+        namespace=_opt(attributes.get("namespace")),
+        component=_opt(attributes.get("component")),
+        endpoint=_opt(attributes.get("endpoint")),
+        content_type=content_type,
+        attributes=attributes,
+        body=None if data is None else orjson.dumps(data).decode(),
+        parsed=data,
+    )

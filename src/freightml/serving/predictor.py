@@ -19,10 +19,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import Model
@@ -30,6 +30,7 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from freightml.domain import MODEL_NAME
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
 from freightml.serving.events import CloudEventSender
@@ -56,7 +57,6 @@ from freightml.serving.scoring import Scorer, make_scorer
 
 log = logging.getLogger("freightml.serving")
 
-MODEL_NAME = "freight-volume"
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,6 +127,7 @@ class FreightPredictor(Model):
         self._failed_versions: dict[str, float] = {}
         self._history_stamp: object | None = None
         self._tasks: list[asyncio.Task] = []
+        self._stopping: asyncio.Event | None = None
         self._batcher = MicroBatcher(
             self._run_batch,
             max_rows=self.tuning.max_batch_rows,
@@ -251,14 +252,25 @@ class FreightPredictor(Model):
         return True
 
     async def start_engine(self) -> None:
-        """Start the background polls in the running loop (KServe calls this at start)."""
+        """Run the background polls until ``stop_engine()``, then drain the payload log.
+
+        KServe awaits this beside the REST server (``engine = True``), so on SIGTERM the
+        process exits only after the queued CloudEvents are posted (or the sender's close
+        timeout passes).
+        """
         loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
         if self.reload_seconds and self.model_source.follows:
             self._tasks.append(loop.create_task(self._every(self.reload_seconds,
                                                             self.reload_model)))
         if self.history_seconds:
             self._tasks.append(loop.create_task(self._every(self.history_seconds,
                                                             self.refresh_history)))
+        if self.events is not None:
+            self.events.start()
+        await self._stopping.wait()
+        if self.events is not None:
+            await self.events.aclose()
 
     async def _every(self, seconds: float, job: Any) -> None:
         while True:
@@ -274,6 +286,8 @@ class FreightPredictor(Model):
         self._tasks.clear()
         self._batcher.shutdown()
         self.ready = False
+        if self._stopping is not None:
+            self._stopping.set()
 
     def stop(self) -> None:
         self.stop_engine()
@@ -336,13 +350,14 @@ class FreightPredictor(Model):
         metrics.BATCH_REQUESTS.labels(self.name).observe(n_requests)
 
     def _log_payload(self, body: Any, response: Any, headers: dict[str, str] | None) -> None:
+        """Queue the payload-log events (serialised later by the sender, off this path)."""
         if self.events is None:
             return
         headers = headers or {}
         event_id = headers.get("ce-id") or headers.get("x-request-id") or str(uuid.uuid4())
         try:
-            self.events.send(event_id, lambda: _body_bytes(body),
-                             None if response is None else (lambda: _body_bytes(response)))
+            self.events.send(event_id, partial(_body_data, body),
+                             None if response is None else partial(_body_data, response))
         except RuntimeError:  # no running loop (a direct call outside the server)
             pass
 
@@ -354,15 +369,11 @@ class FreightPredictor(Model):
         return [{"name": n, "datatype": d, "shape": [-1]} for n, d in V2_OUTPUTS.items()]
 
 
-def _body_bytes(body: Any) -> bytes:
-    """The JSON a request or response has on the wire (V2 binary parts appended as-is)."""
-    if isinstance(body, bytes | bytearray):
-        return bytes(body)
+def _body_data(body: Any) -> Any:
+    """A request or response as JSON data (dict), or its wire bytes (V2 binary tensors)."""
     if isinstance(body, InferRequest | InferResponse):
         body, _ = body.to_rest()
-        if isinstance(body, bytes):
-            return body
-    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    return body
 
 
 __all__ = ["FreightPredictor", "HistoryUnavailable", "ModelNotAvailable", "ServingState",

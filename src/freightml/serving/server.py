@@ -110,6 +110,7 @@ def _quiet_request_logs(log_requests: bool) -> None:
     if not log_requests:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per CloudEvents batch
 
 
 def _bad_request_for_invalid_v2_bodies() -> None:
@@ -153,11 +154,58 @@ def _log_to_stderr() -> None:
     logger.setLevel(logging.INFO)
 
 
+class RepositoryChangeRefused(RuntimeError):
+    """A client asked to load or unload a model; this server serves one fixed model."""
+
+
+REPOSITORY_REFUSAL = (
+    "{action} of model {name!r} is refused: this server serves one model and changes it only "
+    "by itself (the registry alias is polled); restart or roll out the InferenceService to "
+    "change what it serves"
+)
+
+
+def _refuse_repository_changes(server: Any) -> None:
+    """Replace KServe's model-repository extension with one that refuses load and unload.
+
+    KServe exposes ``POST /v2/repository/models/{name}/load`` and ``/unload`` without any
+    authentication; an unload takes the model down for good (load cannot restore a custom
+    model) while liveness still passes. Both answer 403 with the reason instead; the index
+    (``/v2/repository/index``) stays.
+    """
+    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
+    from fastapi.responses import JSONResponse
+    from kserve.model_server import app
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
+
+    class ReadOnlyRepository(ModelRepositoryExtension):
+        async def load(self, model_name: str) -> None:
+            raise RepositoryChangeRefused(REPOSITORY_REFUSAL.format(action="loading",
+                                                                    name=model_name))
+
+        async def unload(self, model_name: str) -> None:
+            raise RepositoryChangeRefused(REPOSITORY_REFUSAL.format(action="unloading",
+                                                                    name=model_name))
+
+    async def refused(_request: Any, exc: RepositoryChangeRefused) -> JSONResponse:
+        log.warning("%s", exc)
+        return JSONResponse(status_code=403, content={"error": str(exc)})
+
+    server.model_repository_extension = ReadOnlyRepository(model_registry=server.registered_models)
+    app.add_exception_handler(RepositoryChangeRefused, refused)
+
+
 def _model_server(host: str, http_port: int, **kwargs: Any) -> Any:
+    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
     from kserve import ModelServer
 
     class LocalModelServer(ModelServer):
-        """ModelServer whose REST server binds ``host`` (KServe always binds 0.0.0.0)."""
+        """ModelServer whose REST server binds ``host`` (KServe always binds 0.0.0.0) and
+        that refuses the model-repository extension's load and unload."""
+
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            _refuse_repository_changes(self)
 
         def setup_event_loop(self) -> None:
             # start() has created the REST server but not started it: set where it listens
