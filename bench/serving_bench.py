@@ -54,12 +54,33 @@ OUT = HERE / "out" / "serving"
 MLSERVER_VENV = HERE / "out" / "mlserver-venv"
 NAME = "freight-volume"
 SIZES = (1, 1000)
-GBM = {"max_iter": 200, "early_stopping": False, "learning_rate": 0.08, "max_leaf_nodes": 31,
-       "min_samples_leaf": 100, "random_state": 0}
-SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned", "mlserver-pw0",
-           "ours-default", "ours-default-noevents")
-DEFAULT_SERVERS = ("ours-v1", "ours-v2", "bare-kserve", "mlserver", "mlserver-tuned",
-                   "ours-default", "ours-default-noevents")
+GBM = {
+    "max_iter": 200,
+    "early_stopping": False,
+    "learning_rate": 0.08,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 100,
+    "random_state": 0,
+}
+SERVERS = (
+    "ours-v1",
+    "ours-v2",
+    "bare-kserve",
+    "mlserver",
+    "mlserver-tuned",
+    "mlserver-pw0",
+    "ours-default",
+    "ours-default-noevents",
+)
+DEFAULT_SERVERS = (
+    "ours-v1",
+    "ours-v2",
+    "bare-kserve",
+    "mlserver",
+    "mlserver-tuned",
+    "ours-default",
+    "ours-default-noevents",
+)
 REPO = HERE.parent
 
 
@@ -84,19 +105,31 @@ def prepare(out: Path) -> dict[str, Any]:
     examples = build_examples(facts, horizons_per_origin=7)
     model = make_model("gbm", GBM).fit(examples)
     shutil.rmtree(out / "model", ignore_errors=True)
-    mlflow.sklearn.save_model(model, str(out / "model"), serialization_format="skops",
-                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    mlflow.sklearn.save_model(
+        model,
+        str(out / "model"),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=[],
+    )
 
     def encode(frame: pd.DataFrame) -> np.ndarray:
-        cols = [encode_categories(frame[c], model.vocabulary_[c]) if c in model.vocabulary_
-                else frame[c].to_numpy(dtype=np.float64) for c in model.model_features_]
+        cols = [
+            encode_categories(frame[c], model.vocabulary_[c])
+            if c in model.vocabulary_
+            else frame[c].to_numpy(dtype=np.float64)
+            for c in model.model_features_
+        ]
         return np.column_stack(cols)
 
     # MLServer's model: a plain HGBR on the same feature matrix and target
     train = examples[examples["y"].notna()]
     plain = HistGradientBoostingRegressor(
-        max_iter=GBM["max_iter"], early_stopping=False, learning_rate=GBM["learning_rate"],
-        max_leaf_nodes=GBM["max_leaf_nodes"], min_samples_leaf=GBM["min_samples_leaf"],
+        max_iter=GBM["max_iter"],
+        early_stopping=False,
+        learning_rate=GBM["learning_rate"],
+        max_leaf_nodes=GBM["max_leaf_nodes"],
+        min_samples_leaf=GBM["min_samples_leaf"],
         categorical_features=[c in model.vocabulary_ for c in model.model_features_],
         random_state=0,
     )
@@ -106,13 +139,20 @@ def prepare(out: Path) -> dict[str, Any]:
     ms_dir = out / "mlserver" / NAME
     ms_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(plain, ms_dir / "model.joblib")
-    (ms_dir / "model-settings.json").write_text(json.dumps({
-        "name": NAME, "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "v1"}}))
+    (ms_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": NAME,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "v1"},
+            }
+        )
+    )
 
     window = HistoryWindow.build(facts)
-    bodies: dict[str, dict[int, Path]] = {s: {} for s in ("ours-v1", "ours-v2", "bare-kserve",
-                                                         "mlserver")}
+    bodies: dict[str, dict[int, Path]] = {
+        s: {} for s in ("ours-v1", "ours-v2", "bare-kserve", "mlserver")
+    }
     features: dict[int, pd.DataFrame] = {}
     for n in SIZES:
         instances, rows, left = [], [], n
@@ -120,35 +160,62 @@ def prepare(out: Path) -> dict[str, Any]:
             take = min(28, left)
             if take == 0:
                 break
-            instances.append({"origin_station": key[0], "destination_station": key[1],
-                              "cargo_type": key[2], "dates": window.dates[1:1 + take]})
+            instances.append(
+                {
+                    "origin_station": key[0],
+                    "destination_station": key[1],
+                    "cargo_type": key[2],
+                    "dates": window.dates[1 : 1 + take],
+                }
+            )
             rows += [p * 28 + h for h in range(take)]
             left -= take
         frame = window.features.iloc[rows]
         features[n] = frame
-        flat = [(i["origin_station"], i["destination_station"], i["cargo_type"], d)
-                for i in instances for d in i["dates"]]
-        v2_inputs = [{"name": name, "shape": [n], "datatype": "BYTES",
-                      "data": [f[j] for f in flat]}
-                     for j, name in enumerate(["origin_station", "destination_station",
-                                               "cargo_type", "target_date"])]
-        feature_rows = frame[model.feature_columns_].astype(object).where(
-            frame[model.feature_columns_].notna(), None).to_dict("records")
+        flat = [
+            (i["origin_station"], i["destination_station"], i["cargo_type"], d)
+            for i in instances
+            for d in i["dates"]
+        ]
+        v2_inputs = [
+            {"name": name, "shape": [n], "datatype": "BYTES", "data": [f[j] for f in flat]}
+            for j, name in enumerate(
+                ["origin_station", "destination_station", "cargo_type", "target_date"]
+            )
+        ]
+        feature_rows = (
+            frame[model.feature_columns_]
+            .astype(object)
+            .where(frame[model.feature_columns_].notna(), None)
+            .to_dict("records")
+        )
         matrix = encode(frame)
         payloads = {
             "ours-v1": {"instances": instances},
             "ours-v2": {"inputs": v2_inputs},
             "bare-kserve": {"instances": feature_rows},
-            "mlserver": {"inputs": [{"name": "predict", "shape": list(matrix.shape),
-                                     "datatype": "FP64",
-                                     "data": np.nan_to_num(matrix, nan=0.0).ravel().tolist()}]},
+            "mlserver": {
+                "inputs": [
+                    {
+                        "name": "predict",
+                        "shape": list(matrix.shape),
+                        "datatype": "FP64",
+                        "data": np.nan_to_num(matrix, nan=0.0).ravel().tolist(),
+                    }
+                ]
+            },
         }
         for server, payload in payloads.items():
             path = out / f"body-{server}-{n}.json"
             path.write_text(json.dumps(payload, default=_json_default))
             bodies[server][n] = path
-    return {"model": model, "features": features, "bodies": bodies, "trees": plain.n_iter_,
-            "n_series": window.n_series}
+    return {
+        "model": model,
+        "features": features,
+        "bodies": bodies,
+        "trees": plain.n_iter_,
+        "n_series": window.n_series,
+    }
 
 
 def _json_default(value: Any) -> Any:
@@ -168,9 +235,19 @@ def in_process(model: Any, features: dict[int, Any], seconds: float = 3.0) -> li
             t = time.perf_counter()
             model.predict(frame)
             times.append(time.perf_counter() - t)
-        rows.append(Result("in-process model.predict", "-", n, 1, len(times) / sum(times),
-                           1e3 * statistics.median(times), 1e3 * float(np.percentile(times, 99)),
-                           0, len(times)))
+        rows.append(
+            Result(
+                "in-process model.predict",
+                "-",
+                n,
+                1,
+                len(times) / sum(times),
+                1e3 * statistics.median(times),
+                1e3 * float(np.percentile(times, 99)),
+                0,
+                len(times),
+            )
+        )
     return rows
 
 
@@ -189,9 +266,23 @@ def ensure_mlserver_venv() -> Path:
     python = MLSERVER_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run(["uv", "venv", "-q", "-p", "3.11", str(MLSERVER_VENV)], check=True)
-    subprocess.run(["uv", "pip", "install", "-q", "-p", str(python), "mlserver==1.7.1",
-                    "mlserver-sklearn==1.7.1", f"scikit-learn=={version('scikit-learn')}",
-                    "numpy", "pandas", "uvloop==0.21.0"], check=True)
+    subprocess.run(
+        [
+            "uv",
+            "pip",
+            "install",
+            "-q",
+            "-p",
+            str(python),
+            "mlserver==1.7.1",
+            "mlserver-sklearn==1.7.1",
+            f"scikit-learn=={version('scikit-learn')}",
+            "numpy",
+            "pandas",
+            "uvloop==0.21.0",
+        ],
+        check=True,
+    )
     return MLSERVER_VENV / "bin" / "mlserver"
 
 
@@ -236,33 +327,56 @@ def prepare_default_home(out: Path, model: Any, name: str) -> dict[str, str]:
     name = settings.tracking.registered_model
     experiment = mlflow.create_experiment("serving-bench", artifact_location=settings.artifact_root)
     with mlflow.start_run(experiment_id=experiment):
-        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                        serialization_format="skops", pip_requirements=[],
-                                        skops_trusted_types=SKOPS_TRUSTED_TYPES)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name=name,
+            serialization_format="skops",
+            pip_requirements=[],
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        )
     MlflowClient(settings.tracking_uri).set_registered_model_alias(
-        name, CHAMPION, str(info.registered_model_version))
+        name, CHAMPION, str(info.registered_model_version)
+    )
     ingest_facts_file(out / "facts.parquet", settings.collector_store_url)
     return env
 
 
 def start_default(name: str, out: Path, env: dict[str, str]) -> tuple[Server, str]:
     """``freightml collector serve`` and ``freightml serve`` with the project's config."""
-    env = {**env, "FREIGHTML_COLLECTOR__PORT": str(free_port()),
-           "FREIGHTML_SERVING__HTTP_PORT": str(free_port())}
+    env = {
+        **env,
+        "FREIGHTML_COLLECTOR__PORT": str(free_port()),
+        "FREIGHTML_SERVING__HTTP_PORT": str(free_port()),
+    }
     cli = [sys.executable, "-m", "freightml.cli"]
     config = ["--config", str(REPO / "configs" / "freightml.yaml")]
     collector_log = out / f"collector-{name}.log"
-    collector = Server("collector", f"http://127.0.0.1:{env['FREIGHTML_COLLECTOR__PORT']}",
-                       subprocess.Popen([*cli, "collector", "serve", *config], env=env, cwd=REPO,
-                                        stdout=collector_log.open("w"),
-                                        stderr=subprocess.STDOUT), collector_log)
+    collector = Server(
+        "collector",
+        f"http://127.0.0.1:{env['FREIGHTML_COLLECTOR__PORT']}",
+        subprocess.Popen(
+            [*cli, "collector", "serve", *config],
+            env=env,
+            cwd=REPO,
+            stdout=collector_log.open("w"),
+            stderr=subprocess.STDOUT,
+        ),
+        collector_log,
+    )
     _wait_ready(collector, "/healthz")
     extra = ["--no-events"] if name.endswith("noevents") else []
     log = out / f"server-{name}.log"
-    proc = subprocess.Popen([*cli, "serve", *config, *extra], env=env, cwd=REPO,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
-    server = Server(name, f"http://127.0.0.1:{env['FREIGHTML_SERVING__HTTP_PORT']}", proc, log,
-                    collector)
+    proc = subprocess.Popen(
+        [*cli, "serve", *config, *extra],
+        env=env,
+        cwd=REPO,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(
+        name, f"http://127.0.0.1:{env['FREIGHTML_SERVING__HTTP_PORT']}", proc, log, collector
+    )
     try:
         _wait_ready(server, f"/v1/models/{NAME}")
     except RuntimeError:
@@ -299,8 +413,14 @@ def check_events_stored(server: Server, answered: int, timeout: float = 120.0) -
     retried = _metric(server.url, sent_name, 'outcome="retried"')
     stored = httpx.get(server.collector.url + "/stats", timeout=30).json()["events"]
     ok = dropped == 0 and stored == sent and stored >= 2 * answered
-    return {"sent": int(sent), "retried": int(retried), "dropped": int(dropped),
-            "stored": int(stored), "answered_at_least": answered, "every_event_stored": ok}
+    return {
+        "sent": int(sent),
+        "retried": int(retried),
+        "dropped": int(dropped),
+        "stored": int(stored),
+        "answered_at_least": answered,
+        "every_event_stored": ok,
+    }
 
 
 def start(name: str, out: Path) -> tuple[Server, str]:
@@ -308,26 +428,43 @@ def start(name: str, out: Path) -> tuple[Server, str]:
     port = free_port()
     env = {**os.environ, "FREIGHTML_HOME": str(out / "home")}
     if name.startswith("ours"):
-        cmd = [sys.executable, "-m", "freightml.serving", "--model-dir", str(out / "model"),
-               "--model-version", "1", "--history", str(out / "facts.parquet"),
-               "--listen-port", str(port), "--reload-seconds", "0", "--history-seconds", "0"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "freightml.serving",
+            "--model-dir",
+            str(out / "model"),
+            "--model-version",
+            "1",
+            "--history",
+            str(out / "facts.parquet"),
+            "--listen-port",
+            str(port),
+            "--reload-seconds",
+            "0",
+            "--history-seconds",
+            "0",
+        ]
         path = f"/v1/models/{NAME}:predict" if name == "ours-v1" else f"/v2/models/{NAME}/infer"
         ready = f"/v1/models/{NAME}"
     elif name == "bare-kserve":
-        cmd = [sys.executable, str(HERE / "serving_bare_kserve.py"), str(out / "model"),
-               str(port)]
+        cmd = [sys.executable, str(HERE / "serving_bare_kserve.py"), str(out / "model"), str(port)]
         path, ready = f"/v1/models/{NAME}:predict", f"/v1/models/{NAME}"
     else:
         cmd = [str(ensure_mlserver_venv()), "start", str(out / "mlserver")]
-        env.update(MLSERVER_HTTP_PORT=str(port), MLSERVER_GRPC_PORT=str(free_port()),
-                   MLSERVER_METRICS_PORT=str(free_port()),
-                   MLSERVER_PARALLEL_WORKERS="1" if name == "mlserver" else "0")
+        env.update(
+            MLSERVER_HTTP_PORT=str(port),
+            MLSERVER_GRPC_PORT=str(free_port()),
+            MLSERVER_METRICS_PORT=str(free_port()),
+            MLSERVER_PARALLEL_WORKERS="1" if name == "mlserver" else "0",
+        )
         if name == "mlserver-tuned":  # its best setting on 2 cores (perf-baselines.md)
             env["OMP_NUM_THREADS"] = "1"
         path, ready = f"/v2/models/{NAME}/infer", f"/v2/models/{NAME}/ready"
     log = out / f"server-{name}.log"
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            cwd=str(out))
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=str(out)
+    )
     server = Server(name, f"http://127.0.0.1:{port}", proc, log)
     _wait_ready(server, ready)
     return server, path
@@ -375,8 +512,9 @@ def ensure_wrk() -> str | None:
     if found:
         return found
     try:
-        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True, timeout=300
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return shutil.which("wrk")
@@ -392,15 +530,27 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(wrk: str, url: str, body: Path, connections: int, seconds: float,
-            out: Path) -> tuple[float, float, float, int, int]:
+def run_wrk(
+    wrk: str, url: str, body: Path, connections: int, seconds: float, out: Path
+) -> tuple[float, float, float, int, int]:
     script = out / f"wrk-{body.stem}.lua"
     script.write_text(
         f'local f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+    )
     threads = 1 if connections < 8 else 2
-    cmd = [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-           "--timeout", "10s", "-s", str(script), url]
+    cmd = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     try:
         rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -410,15 +560,19 @@ def run_wrk(wrk: str, url: str, body: Path, connections: int, seconds: float,
     except (AttributeError, ValueError, KeyError) as exc:
         raise RuntimeError(f"cannot read wrk's output ({exc}):\n{text}") from exc
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
-                              r"timeout (\d+)", text)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+        r"timeout (\d+)",
+        text,
+    )
     if socket_errors:
         errors += sum(int(x) for x in socket_errors.groups())
     return rps, p50, p99, errors, total
 
 
-def run_httpx(url: str, body: Path, connections: int, seconds: float
-              ) -> tuple[float, float, float, int, int]:
+def run_httpx(
+    url: str, body: Path, connections: int, seconds: float
+) -> tuple[float, float, float, int, int]:
     """Fallback closed-loop client when wrk cannot be installed."""
     import asyncio
 
@@ -432,27 +586,39 @@ def run_httpx(url: str, body: Path, connections: int, seconds: float
         deadline = time.perf_counter() + seconds
         limits = httpx.Limits(max_connections=connections)
         async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+
             async def worker() -> None:
                 nonlocal errors
                 while time.perf_counter() < deadline:
                     t = time.perf_counter()
-                    r = await client.post(url, content=content,
-                                          headers={"content-type": "application/json"})
+                    r = await client.post(
+                        url, content=content, headers={"content-type": "application/json"}
+                    )
                     latencies.append(time.perf_counter() - t)
                     errors += r.status_code != 200
+
             await asyncio.gather(*[worker() for _ in range(connections)])
         return latencies, errors
 
     latencies, errors = asyncio.run(main())
-    return (len(latencies) / seconds, 1e3 * statistics.median(latencies),
-            1e3 * float(np.percentile(latencies, 99)), errors, len(latencies))
+    return (
+        len(latencies) / seconds,
+        1e3 * statistics.median(latencies),
+        1e3 * float(np.percentile(latencies, 99)),
+        errors,
+        len(latencies),
+    )
 
 
 def check_answer(server: Server, path: str, body: Path, rows: int) -> None:
     import httpx
 
-    r = httpx.post(server.url + path, content=body.read_bytes(), timeout=60,
-                   headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + path,
+        content=body.read_bytes(),
+        timeout=60,
+        headers={"content-type": "application/json"},
+    )
     if r.status_code != 200:
         raise RuntimeError(f"{server.name} answered {r.status_code}: {r.text[:500]}")
     data = r.json()
@@ -477,7 +643,7 @@ class CpuMeter:
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
-            except Exception:  # noqa: BLE001 - a worker may come and go
+            except Exception:
                 pass
         return total
 
@@ -511,20 +677,46 @@ def _loader(wrk: str | None, url: str, body: Path) -> Any:
     return lambda c, s: run_httpx(url, body, c, s)
 
 
-def _measure(server: Server, label: str, protocol: str, rows: int, connections: int, load: Any,
-             seconds: float) -> Result:
+def _measure(
+    server: Server,
+    label: str,
+    protocol: str,
+    rows: int,
+    connections: int,
+    load: Any,
+    seconds: float,
+) -> Result:
     pids = [server.proc.pid] + ([server.collector.proc.pid] if server.collector else [])
     with CpuMeter(*pids) as cpu:
         rps, p50, p99, errors, total = load(connections, seconds)
-    print(f"  {server.name} rows={rows} c={connections}: {rps:,.1f} req/s p50 {p50:.2f} ms "
-          f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f} other "
-          f"{cpu.other_cores:.2f} cores", flush=True)
-    return Result(label, protocol, rows, connections, rps, p50, p99, errors, total,
-                  cpu.server_cores, cpu.other_cores)
+    print(
+        f"  {server.name} rows={rows} c={connections}: {rps:,.1f} req/s p50 {p50:.2f} ms "
+        f"p99 {p99:.2f} ms errors {errors} server {cpu.server_cores:.2f} other "
+        f"{cpu.other_cores:.2f} cores",
+        flush=True,
+    )
+    return Result(
+        label,
+        protocol,
+        rows,
+        connections,
+        rps,
+        p50,
+        p99,
+        errors,
+        total,
+        cpu.server_cores,
+        cpu.other_cores,
+    )
 
 
-def run_default_pair(names: list[str], setup: dict[str, Any], wrk: str | None,
-                     args: argparse.Namespace, meta: dict[str, Any]) -> list[Result]:
+def run_default_pair(
+    names: list[str],
+    setup: dict[str, Any],
+    wrk: str | None,
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+) -> list[Result]:
     """The default ``freightml serve`` with and without events, both stacks up at once and
     measured in alternation (on, off, on, off, ...), so that a noisy neighbour hits both
     alike; 1-row V1 requests. Then every event sent must be in the collector's store."""
@@ -536,8 +728,7 @@ def run_default_pair(names: list[str], setup: dict[str, Any], wrk: str | None,
     try:
         for name in names:
             print(f"starting {name} ...", flush=True)
-            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"],
-                                                                         name))
+            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"], name))
             servers[name] = server
             check_answer(server, path, body, 1)
             loads[name] = _loader(wrk, server.url + path, body)
@@ -549,15 +740,15 @@ def run_default_pair(names: list[str], setup: dict[str, Any], wrk: str | None,
             for _ in range(args.repeat):
                 for name in names:
                     label, protocol = LABELS[name]
-                    result = _measure(servers[name], label, protocol, 1, c, loads[name],
-                                      args.duration)
+                    result = _measure(
+                        servers[name], label, protocol, 1, c, loads[name], args.duration
+                    )
                     runs[name].append(result)
                     if name == "ours-default":
                         answered += result.requests - result.errors
             results += [median_result(runs[name]) for name in names]
         if "ours-default" in servers:
-            meta["events"]["ours-default"] = check_events_stored(servers["ours-default"],
-                                                                 answered)
+            meta["events"]["ours-default"] = check_events_stored(servers["ours-default"], answered)
             print(f"  events: {meta['events']['ours-default']}", flush=True)
     finally:
         for server in servers.values():
@@ -575,9 +766,19 @@ def median_result(runs: list[Result]) -> Result:
         return statistics.median(getattr(r, attr) for r in runs)
 
     first = runs[0]
-    return Result(first.server, first.protocol, first.rows, first.connections, med("req_per_s"),
-                  med("p50_ms"), med("p99_ms"), sum(r.errors for r in runs),
-                  sum(r.requests for r in runs), med("server_cores"), med("other_cores"))
+    return Result(
+        first.server,
+        first.protocol,
+        first.rows,
+        first.connections,
+        med("req_per_s"),
+        med("p50_ms"),
+        med("p99_ms"),
+        sum(r.errors for r in runs),
+        sum(r.requests for r in runs),
+        med("server_cores"),
+        med("other_cores"),
+    )
 
 
 def markdown(results: list[Result], meta: dict[str, Any]) -> str:
@@ -603,18 +804,30 @@ def markdown(results: list[Result], meta: dict[str, Any]) -> str:
         return "-" if x is None else f"{x:.2f}"
 
     for r in results:
-        lines.append(f"| {r.server} | {r.protocol} | {r.rows} | {r.connections} | "
-                     f"{r.req_per_s:,.1f} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | "
-                     f"{r.p99_ms:.2f} | {r.errors} | {cores(r.server_cores)} | "
-                     f"{cores(r.other_cores)} |")
+        lines.append(
+            f"| {r.server} | {r.protocol} | {r.rows} | {r.connections} | "
+            f"{r.req_per_s:,.1f} | {r.rows_per_s:,.0f} | {r.p50_ms:.2f} | "
+            f"{r.p99_ms:.2f} | {r.errors} | {cores(r.server_cores)} | "
+            f"{cores(r.other_cores)} |"
+        )
     lines += ["", "## Targets", ""] + [f"- {t}" for t in targets(results, meta)]
     return "\n".join(lines) + "\n"
 
 
-def _find(results: list[Result], server: str, rows: int, conns: int,
-          protocol: str | None = None) -> Result | None:
-    return next((r for r in results if r.server == server and r.rows == rows
-                 and r.connections == conns and protocol in (None, r.protocol)), None)
+def _find(
+    results: list[Result], server: str, rows: int, conns: int, protocol: str | None = None
+) -> Result | None:
+    return next(
+        (
+            r
+            for r in results
+            if r.server == server
+            and r.rows == rows
+            and r.connections == conns
+            and protocol in (None, r.protocol)
+        ),
+        None,
+    )
 
 
 def targets(results: list[Result], meta: dict[str, Any] | None = None) -> list[str]:
@@ -623,46 +836,63 @@ def targets(results: list[Result], meta: dict[str, Any] | None = None) -> list[s
     off = _find(results, LABELS["ours-default-noevents"][0], 1, 32)
     if on and off:
         ratio = on.req_per_s / off.req_per_s
-        out.append(f"default `freightml serve`, events on vs --no-events, 1-row V1 at 32 "
-                   f"connections: {on.req_per_s:,.0f} / {off.req_per_s:,.0f} req/s = {ratio:.2f}x "
-                   f"(target >= 0.8x): {'met' if ratio >= 0.8 else 'NOT met'}")
+        out.append(
+            f"default `freightml serve`, events on vs --no-events, 1-row V1 at 32 "
+            f"connections: {on.req_per_s:,.0f} / {off.req_per_s:,.0f} req/s = {ratio:.2f}x "
+            f"(target >= 0.8x): {'met' if ratio >= 0.8 else 'NOT met'}"
+        )
     if on:
-        out.append(f"default `freightml serve` with events, 1-row V1 p99 at 32 connections: "
-                   f"{on.p99_ms:.1f} ms (target <= 50 ms): "
-                   f"{'met' if on.p99_ms <= 50 else 'NOT met'}")
+        out.append(
+            f"default `freightml serve` with events, 1-row V1 p99 at 32 connections: "
+            f"{on.p99_ms:.1f} ms (target <= 50 ms): "
+            f"{'met' if on.p99_ms <= 50 else 'NOT met'}"
+        )
     events = (meta or {}).get("events", {}).get("ours-default")
     if events:
-        out.append(f"every payload event stored: sent {events['sent']:,}, stored "
-                   f"{events['stored']:,}, retried {events['retried']:,}, dropped "
-                   f"{events['dropped']:,} (>= 2 x {events['answered_at_least']:,} answered "
-                   f"requests): {'met' if events['every_event_stored'] else 'NOT met'}")
-    ours = (_find(results, "freightml (ours)", 1, 32, "V1")
-            or _find(results, "freightml (ours)", 1, 8, "V1"))
+        out.append(
+            f"every payload event stored: sent {events['sent']:,}, stored "
+            f"{events['stored']:,}, retried {events['retried']:,}, dropped "
+            f"{events['dropped']:,} (>= 2 x {events['answered_at_least']:,} answered "
+            f"requests): {'met' if events['every_event_stored'] else 'NOT met'}"
+        )
+    ours = _find(results, "freightml (ours)", 1, 32, "V1") or _find(
+        results, "freightml (ours)", 1, 8, "V1"
+    )
     for peer in (LABELS["mlserver"][0], LABELS["mlserver-tuned"][0], LABELS["mlserver-pw0"][0]):
         other = _find(results, peer, 1, ours.connections if ours else 32)
         if ours and other:
             ratio = ours.req_per_s / other.req_per_s
-            out.append(f"1-row V1 throughput at {ours.connections} connections vs {peer}: "
-                       f"{ratio:.1f}x (target >= 3x): {'met' if ratio >= 3 else 'NOT met'}")
+            out.append(
+                f"1-row V1 throughput at {ours.connections} connections vs {peer}: "
+                f"{ratio:.1f}x (target >= 3x): {'met' if ratio >= 3 else 'NOT met'}"
+            )
     if ours:
-        out.append(f"1-row V1 p99 at {ours.connections} connections: {ours.p99_ms:.1f} ms "
-                   f"(target <= 50 ms): {'met' if ours.p99_ms <= 50 else 'NOT met'}")
+        out.append(
+            f"1-row V1 p99 at {ours.connections} connections: {ours.p99_ms:.1f} ms "
+            f"(target <= 50 ms): {'met' if ours.p99_ms <= 50 else 'NOT met'}"
+        )
     big = _find(results, "freightml (ours)", 1000, 1, "V1")
     limit = _find(results, "in-process model.predict", 1000, 1)
     if big and limit:
         ratio = big.p50_ms / limit.p50_ms
-        out.append(f"1000-row V1 p50 latency at 1 connection: {big.p50_ms:.1f} ms = {ratio:.2f}x "
-                   f"in-process model.predict ({limit.p50_ms:.1f} ms) (target <= 1.5x): "
-                   f"{'met' if ratio <= 1.5 else 'NOT met'}")
+        out.append(
+            f"1000-row V1 p50 latency at 1 connection: {big.p50_ms:.1f} ms = {ratio:.2f}x "
+            f"in-process model.predict ({limit.p50_ms:.1f} ms) (target <= 1.5x): "
+            f"{'met' if ratio <= 1.5 else 'NOT met'}"
+        )
     return out
 
 
-LABELS = {"ours-v1": ("freightml (ours)", "V1"), "ours-v2": ("freightml (ours)", "V2"),
-          "bare-kserve": ("bare kserve.Model", "V1"), "mlserver": ("mlserver (default)", "V2"),
-          "mlserver-tuned": ("mlserver (parallel_workers=0, OMP_NUM_THREADS=1)", "V2"),
-          "mlserver-pw0": ("mlserver (parallel_workers=0)", "V2"),
-          "ours-default": ("freightml serve, default (collector, events on)", "V1"),
-          "ours-default-noevents": ("freightml serve, default, --no-events", "V1")}
+LABELS = {
+    "ours-v1": ("freightml (ours)", "V1"),
+    "ours-v2": ("freightml (ours)", "V2"),
+    "bare-kserve": ("bare kserve.Model", "V1"),
+    "mlserver": ("mlserver (default)", "V2"),
+    "mlserver-tuned": ("mlserver (parallel_workers=0, OMP_NUM_THREADS=1)", "V2"),
+    "mlserver-pw0": ("mlserver (parallel_workers=0)", "V2"),
+    "ours-default": ("freightml serve, default (collector, events on)", "V1"),
+    "ours-default-noevents": ("freightml serve, default, --no-events", "V1"),
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -706,8 +936,10 @@ def main(argv: list[str] | None = None) -> None:
                 load = _loader(wrk, server.url + path, body)
                 load(8, args.warmup)
                 for c in args.connections:
-                    runs = [_measure(server, label, protocol, n, c, load, args.duration)
-                            for _ in range(args.repeat)]
+                    runs = [
+                        _measure(server, label, protocol, n, c, load, args.duration)
+                        for _ in range(args.repeat)
+                    ]
                     results.append(median_result(runs))
         finally:
             server.stop()
@@ -717,9 +949,12 @@ def main(argv: list[str] | None = None) -> None:
     meta["wall_seconds"] = round(time.time() - started, 1)
     report = markdown(results, meta)
     (OUT / "results.md").write_text(report)
-    (OUT / "results.json").write_text(json.dumps(
-        {"meta": meta, "results": [asdict(r) | {"rows_per_s": r.rows_per_s} for r in results]},
-        indent=2))
+    (OUT / "results.json").write_text(
+        json.dumps(
+            {"meta": meta, "results": [asdict(r) | {"rows_per_s": r.rows_per_s} for r in results]},
+            indent=2,
+        )
+    )
     print()
     print(report)
     print(f"(whole run {meta['wall_seconds']} s; results in {OUT})")

@@ -30,8 +30,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-m", "freightml.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "freightml.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, f"freightml {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
@@ -58,14 +64,32 @@ def stack(tmp_path: Path):
 
     cli_cmd = [sys.executable, "-m", "freightml.cli"]
     with ExitStack() as stack:
-        stack.enter_context(running([*cli_cmd, "collector", "serve"],
-                                    f"http://127.0.0.1:{collector_port}/healthz",
-                                    tmp_path / "collector.log", env=env, timeout_s=120))
-        stack.enter_context(running([*cli_cmd, "serve"],
-                                    f"http://127.0.0.1:{serving_port}/v2/models/{NAME}/ready",
-                                    tmp_path / "serve.log", env=env, timeout_s=120))
-        yield {"env": env, "url": f"http://127.0.0.1:{serving_port}", "history": history,
-               "later": later, "origin": origin, "tmp": tmp_path}
+        stack.enter_context(
+            running(
+                [*cli_cmd, "collector", "serve"],
+                f"http://127.0.0.1:{collector_port}/healthz",
+                tmp_path / "collector.log",
+                env=env,
+                timeout_s=120,
+            )
+        )
+        stack.enter_context(
+            running(
+                [*cli_cmd, "serve"],
+                f"http://127.0.0.1:{serving_port}/v2/models/{NAME}/ready",
+                tmp_path / "serve.log",
+                env=env,
+                timeout_s=120,
+            )
+        )
+        yield {
+            "env": env,
+            "url": f"http://127.0.0.1:{serving_port}",
+            "history": history,
+            "later": later,
+            "origin": origin,
+            "tmp": tmp_path,
+        }
 
 
 def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
@@ -73,11 +97,21 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
 
     from freightml.collector.store import Store
 
-    series = stack["history"].groupby(["origin_station", "destination_station", "cargo_type"],
-                                      observed=True)["volume_tonnes"].sum().idxmax()
+    series = (
+        stack["history"]
+        .groupby(["origin_station", "destination_station", "cargo_type"], observed=True)[
+            "volume_tonnes"
+        ]
+        .sum()
+        .idxmax()
+    )
     dates = [str((stack["origin"] + pd.Timedelta(days=h)).date()) for h in (1, 2)]
-    columns = {"origin_station": [series[0]] * 2, "destination_station": [series[1]] * 2,
-               "cargo_type": [series[2]] * 2, "target_date": dates}
+    columns = {
+        "origin_station": [series[0]] * 2,
+        "destination_station": [series[1]] * 2,
+        "cargo_type": [series[2]] * 2,
+        "target_date": dates,
+    }
     inputs = []
     for name, values in columns.items():
         tensor = InferInput(name, [2], "BYTES")
@@ -87,8 +121,12 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     async def call():
         client = InferenceRESTClient(RESTConfig(protocol="v2", retries=0, timeout=30))
         try:
-            return await client.infer(stack["url"], InferRequest(NAME, inputs, request_id="e2e-1"),
-                                      model_name=NAME, headers={"x-request-id": "e2e-1"})
+            return await client.infer(
+                stack["url"],
+                InferRequest(NAME, inputs, request_id="e2e-1"),
+                model_name=NAME,
+                headers={"x-request-id": "e2e-1"},
+            )
         finally:
             await client.close()
 
@@ -109,8 +147,10 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
 
     actual = stack["later"]
     mask = (
-        (actual["origin_station"] == series[0]) & (actual["destination_station"] == series[1])
-        & (actual["cargo_type"] == series[2]) & actual["date"].isin(pd.to_datetime(dates))
+        (actual["origin_station"] == series[0])
+        & (actual["destination_station"] == series[1])
+        & (actual["cargo_type"] == series[2])
+        & actual["date"].isin(pd.to_datetime(dates))
     )
     facts_file = stack["tmp"] / "actuals.csv"
     actual[mask].to_csv(facts_file, index=False)
@@ -120,18 +160,39 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     online = joined[(joined["source"] == "online") & joined["volume_tonnes"].notna()]
     assert len(online) == 2
     np.testing.assert_allclose(sorted(online["tonnes"]), sorted(tonnes))
-    np.testing.assert_allclose(sorted(online["volume_tonnes"]), sorted(actual[mask]["volume_tonnes"]))
+    np.testing.assert_allclose(
+        sorted(online["volume_tonnes"]), sorted(actual[mask]["volume_tonnes"])
+    )
 
-    bad = httpx.post(f"{stack['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
-        {"origin_station": "NOWHERE-1", "destination_station": series[1], "cargo_type": series[2],
-         "horizon": 1}]})
+    bad = httpx.post(
+        f"{stack['url']}/v1/models/{NAME}:predict",
+        timeout=30,
+        json={
+            "instances": [
+                {
+                    "origin_station": "NOWHERE-1",
+                    "destination_station": series[1],
+                    "cargo_type": series[2],
+                    "horizon": 1,
+                }
+            ]
+        },
+    )
     assert bad.status_code == 400 and "NOWHERE-1" in bad.text
 
     # the next history refresh (every second here) moves the forecast origin to the new facts
     newest = max(dates)
     assert str(stack["origin"].date()) < newest
-    body = {"instances": [{"origin_station": series[0], "destination_station": series[1],
-                           "cargo_type": series[2], "horizon": 1}]}
+    body = {
+        "instances": [
+            {
+                "origin_station": series[0],
+                "destination_station": series[1],
+                "cargo_type": series[2],
+                "horizon": 1,
+            }
+        ]
+    }
     deadline = time.monotonic() + 60
     while True:
         r = httpx.post(f"{stack['url']}/v1/models/{NAME}:predict", json=body, timeout=30)
@@ -144,6 +205,7 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
         time.sleep(0.5)
     assert prediction["date"] == str((pd.Timestamp(newest) + pd.Timedelta(days=1)).date())
     gauge = f'freightml_serving_history_last_date_seconds{{model_name="{NAME}"}} '
-    (line,) = [x for x in httpx.get(f"{stack['url']}/metrics").text.splitlines()
-               if x.startswith(gauge)]
-    assert float(line[len(gauge):]) == pd.Timestamp(newest).timestamp()
+    (line,) = [
+        x for x in httpx.get(f"{stack['url']}/metrics").text.splitlines() if x.startswith(gauge)
+    ]
+    assert float(line[len(gauge) :]) == pd.Timestamp(newest).timestamp()

@@ -42,22 +42,55 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("serving-http")
     facts = generate("small")
     model = make_model("gbm", {"max_iter": 30}).fit(build_examples(facts, horizons_per_origin=7))
-    mlflow.sklearn.save_model(model, str(tmp / "model"), serialization_format="skops",
-                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    mlflow.sklearn.save_model(
+        model,
+        str(tmp / "model"),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=[],
+    )
     save_facts(facts, tmp / "facts.parquet")
     store = Store(f"sqlite:///{tmp / 'collector.db'}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         collector = stack.enter_context(uvicorn_in_thread(create_app(store)))
-        proc = stack.enter_context(running(
-            [sys.executable, "-m", "freightml.serving", "--listen-port", str(port),
-             "--model-dir", str(tmp / "model"), "--model-version", "5",
-             "--history", str(tmp / "facts.parquet"), "--collector-url", f"{collector}/events",
-             "--namespace", "test-ns", "--reload-seconds", "0", "--history-seconds", "0"],
-            f"{url}/v1/models/{NAME}", tmp / "server.log", env={"FREIGHTML_HOME": str(tmp / "home")}))
-        yield {"url": url, "facts": facts, "model": model, "store": store, "proc": proc,
-               "log": tmp / "server.log"}
+        proc = stack.enter_context(
+            running(
+                [
+                    sys.executable,
+                    "-m",
+                    "freightml.serving",
+                    "--listen-port",
+                    str(port),
+                    "--model-dir",
+                    str(tmp / "model"),
+                    "--model-version",
+                    "5",
+                    "--history",
+                    str(tmp / "facts.parquet"),
+                    "--collector-url",
+                    f"{collector}/events",
+                    "--namespace",
+                    "test-ns",
+                    "--reload-seconds",
+                    "0",
+                    "--history-seconds",
+                    "0",
+                ],
+                f"{url}/v1/models/{NAME}",
+                tmp / "server.log",
+                env={"FREIGHTML_HOME": str(tmp / "home")},
+            )
+        )
+        yield {
+            "url": url,
+            "facts": facts,
+            "model": model,
+            "store": store,
+            "proc": proc,
+            "log": tmp / "server.log",
+        }
     store.close()
 
 
@@ -74,8 +107,9 @@ def _collected(world: dict, event_id: str, timeout: float = 20.0) -> dict[str, A
 
 def _expected(world: dict, key: tuple[str, str, str], horizons: list[int]) -> np.ndarray:
     facts = world["facts"]
-    frame = build_inference_frame(facts, facts["date"].max(), horizons,
-                                  pd.DataFrame([key], columns=KEY))
+    frame = build_inference_frame(
+        facts, facts["date"].max(), horizons, pd.DataFrame([key], columns=KEY)
+    )
     return world["model"].predict(frame)
 
 
@@ -97,11 +131,17 @@ def _client(protocol: str):
 
 def test_v1_contract_through_kserves_client(world) -> None:
     (a, b) = _keys(world, 2)
-    body = {"instances": [
-        {"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
-         "dates": _dates(world, [1, 14, 28])},
-        {"origin_station": b[0], "destination_station": b[1], "cargo_type": b[2], "horizon": 2},
-    ]}
+    body = {
+        "instances": [
+            {
+                "origin_station": a[0],
+                "destination_station": a[1],
+                "cargo_type": a[2],
+                "dates": _dates(world, [1, 14, 28]),
+            },
+            {"origin_station": b[0], "destination_station": b[1], "cargo_type": b[2], "horizon": 2},
+        ]
+    }
 
     async def call():
         client = _client("v1")
@@ -114,8 +154,16 @@ def test_v1_contract_through_kserves_client(world) -> None:
     assert out["model_name"] == NAME and out["model_version"] == "5"
     preds = out["predictions"]
     assert len(preds) == 5
-    assert set(preds[0]) == {"origin_station", "destination_station", "cargo_type",
-                             "origin_date", "date", "horizon", "tonnes", "wagons"}
+    assert set(preds[0]) == {
+        "origin_station",
+        "destination_station",
+        "cargo_type",
+        "origin_date",
+        "date",
+        "horizon",
+        "tonnes",
+        "wagons",
+    }
     assert [p["horizon"] for p in preds] == [1, 14, 28, 1, 2]
     assert [p["date"] for p in preds[:3]] == _dates(world, [1, 14, 28])
     np.testing.assert_allclose([p["tonnes"] for p in preds[:3]], _expected(world, a, [1, 14, 28]))
@@ -129,8 +177,12 @@ def test_v2_contract_through_kserves_client(world, binary_inputs: bool) -> None:
 
     a = _keys(world, 1)[0]
     dates = _dates(world, [3, 7])
-    columns = {"origin_station": [a[0]] * 2, "destination_station": [a[1]] * 2,
-               "cargo_type": [a[2]] * 2, "target_date": dates}
+    columns = {
+        "origin_station": [a[0]] * 2,
+        "destination_station": [a[1]] * 2,
+        "cargo_type": [a[2]] * 2,
+        "target_date": dates,
+    }
     inputs = []
     for name, values in columns.items():
         tensor = InferInput(name, [2], "BYTES")
@@ -149,60 +201,137 @@ def test_v2_contract_through_kserves_client(world, binary_inputs: bool) -> None:
     assert isinstance(response, InferResponse)
     assert response.model_name == NAME and response.id == "req-42"
     out = {o.name: o for o in response.outputs}
-    assert {"origin_station", "destination_station", "cargo_type", "target_date", "tonnes",
-            "wagons"} <= set(out)
+    assert {
+        "origin_station",
+        "destination_station",
+        "cargo_type",
+        "target_date",
+        "tonnes",
+        "wagons",
+    } <= set(out)
     assert (out["tonnes"].datatype, out["wagons"].datatype, out["target_date"].datatype) == (
-        "FP64", "INT64", "BYTES")
+        "FP64",
+        "INT64",
+        "BYTES",
+    )
     assert out["tonnes"].shape == [2]
     assert list(out["target_date"].data) == dates
     np.testing.assert_allclose(out["tonnes"].data, _expected(world, a, [3, 7]))
     # KServe's client drops model_version when decoding (InferResponse.from_bytes): read it raw
-    raw = httpx.post(f"{world['url']}/v2/models/{NAME}/infer", timeout=30, json={"inputs": [
-        {"name": n, "shape": [2], "datatype": "BYTES", "data": v} for n, v in columns.items()]})
+    raw = httpx.post(
+        f"{world['url']}/v2/models/{NAME}/infer",
+        timeout=30,
+        json={
+            "inputs": [
+                {"name": n, "shape": [2], "datatype": "BYTES", "data": v}
+                for n, v in columns.items()
+            ]
+        },
+    )
     assert raw.json()["model_version"] == "5"
 
 
 BAD = [
-    ("v1", (b'{"instances": [{"origin_station": "NOWHERE-1", "destination_station": "X", '
-            b'"cargo_type": "coal", "horizon": 1}]}'), "application/json",
-     "unknown origin_station 'NOWHERE-1'"),
-    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
-            b'"cargo_type": "sand", "horizon": 1}]}'), "application/json",
-     "unknown cargo_type 'sand'"),
-    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
-            b'"cargo_type": "%(c)s", "dates": ["%(origin)s"]}]}'), "application/json",
-     "is not after the forecast origin"),
-    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
-            b'"cargo_type": "%(c)s", "dates": ["2099-01-01"]}]}'), "application/json",
-     "the limit is 28 days"),
-    ("v1", b'{"instances": [{"origin_station": "%(o)s", "cargo_type": "%(c)s", "horizon": 3}]}',
-     "application/json", "missing the field 'destination_station'"),
-    ("v1", (b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
-            b'"cargo_type": "%(c)s"}]}'), "application/json", 'exactly one of "dates"'),
+    (
+        "v1",
+        (
+            b'{"instances": [{"origin_station": "NOWHERE-1", "destination_station": "X", '
+            b'"cargo_type": "coal", "horizon": 1}]}'
+        ),
+        "application/json",
+        "unknown origin_station 'NOWHERE-1'",
+    ),
+    (
+        "v1",
+        (
+            b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "sand", "horizon": 1}]}'
+        ),
+        "application/json",
+        "unknown cargo_type 'sand'",
+    ),
+    (
+        "v1",
+        (
+            b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s", "dates": ["%(origin)s"]}]}'
+        ),
+        "application/json",
+        "is not after the forecast origin",
+    ),
+    (
+        "v1",
+        (
+            b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s", "dates": ["2099-01-01"]}]}'
+        ),
+        "application/json",
+        "the limit is 28 days",
+    ),
+    (
+        "v1",
+        b'{"instances": [{"origin_station": "%(o)s", "cargo_type": "%(c)s", "horizon": 3}]}',
+        "application/json",
+        "missing the field 'destination_station'",
+    ),
+    (
+        "v1",
+        (
+            b'{"instances": [{"origin_station": "%(o)s", "destination_station": "%(d)s", '
+            b'"cargo_type": "%(c)s"}]}'
+        ),
+        "application/json",
+        'exactly one of "dates"',
+    ),
     ("v1", b'{"instances": [{"origin', "application/json", "Unrecognized request format"),
     ("v1", b"origin=WSB-001", "text/plain", "request body is not JSON"),
     ("v1", b'{"rows": []}', "application/json", 'has no "instances"'),
     ("v1", b'{"instances": 5}', "application/json", '"instances" must be a non-empty list'),
-    ("v2", (b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "BYTES", '
-            b'"data": ["%(o)s"]}]}'), "application/json", "missing input(s)"),
-    ("v2", (b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "FP32", '
-            b'"data": [1.0]}]}'), "application/json", "has datatype FP32; expected BYTES"),
+    (
+        "v2",
+        (
+            b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "BYTES", '
+            b'"data": ["%(o)s"]}]}'
+        ),
+        "application/json",
+        "missing input(s)",
+    ),
+    (
+        "v2",
+        (
+            b'{"inputs": [{"name": "origin_station", "shape": [1], "datatype": "FP32", '
+            b'"data": [1.0]}]}'
+        ),
+        "application/json",
+        "has datatype FP32; expected BYTES",
+    ),
     ("v2", b'{"inputz": []}', "application/json", "inputs: Field required"),
     ("v2", b'{"inputs": [', "application/json", "request body is not JSON"),
-    ("v2", b'[1, 2, 3]', "application/json", "invalid V2 inference request"),
+    ("v2", b"[1, 2, 3]", "application/json", "invalid V2 inference request"),
 ]
 
 
 @pytest.mark.parametrize(("protocol", "raw", "content_type", "message"), BAD)
-def test_bad_requests_get_400_naming_the_problem(world, protocol, raw, content_type,
-                                                 message) -> None:
+def test_bad_requests_get_400_naming_the_problem(
+    world, protocol, raw, content_type, message
+) -> None:
     a = _keys(world, 1)[0]
     origin = str(world["facts"]["date"].max().date())
-    body = raw % {b"o": a[0].encode(), b"d": a[1].encode(), b"c": a[2].encode(),
-                  b"origin": origin.encode()} if b"%(" in raw else raw
-    path = (f"/v1/models/{NAME}:predict" if protocol == "v1" else f"/v2/models/{NAME}/infer")
-    r = httpx.post(world["url"] + path, content=body, headers={"content-type": content_type},
-                   timeout=30)
+    body = (
+        raw
+        % {
+            b"o": a[0].encode(),
+            b"d": a[1].encode(),
+            b"c": a[2].encode(),
+            b"origin": origin.encode(),
+        }
+        if b"%(" in raw
+        else raw
+    )
+    path = f"/v1/models/{NAME}:predict" if protocol == "v1" else f"/v2/models/{NAME}/infer"
+    r = httpx.post(
+        world["url"] + path, content=body, headers={"content-type": content_type}, timeout=30
+    )
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]
 
@@ -221,14 +350,25 @@ def test_concurrent_requests_are_merged_and_all_answered(world) -> None:
     keys = _keys(world, 16)
 
     def body(k):
-        return {"instances": [{"origin_station": k[0], "destination_station": k[1],
-                               "cargo_type": k[2], "horizon": 3}]}
+        return {
+            "instances": [
+                {
+                    "origin_station": k[0],
+                    "destination_station": k[1],
+                    "cargo_type": k[2],
+                    "horizon": 3,
+                }
+            ]
+        }
 
     async def burst():
         async with httpx.AsyncClient(base_url=world["url"], timeout=30) as client:
-            return await asyncio.gather(*[
-                client.post(f"/v1/models/{NAME}:predict", json=body(keys[i % 16]))
-                for i in range(96)])
+            return await asyncio.gather(
+                *[
+                    client.post(f"/v1/models/{NAME}:predict", json=body(keys[i % 16]))
+                    for i in range(96)
+                ]
+            )
 
     def batches() -> tuple[float, float]:
         text = httpx.get(world["url"] + "/metrics").text
@@ -252,13 +392,26 @@ def test_concurrent_requests_are_merged_and_all_answered(world) -> None:
 
 def test_metrics_beside_kserves(world) -> None:
     a = _keys(world, 1)[0]
-    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
-        {"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
-         "horizon": 1}]})
+    httpx.post(
+        f"{world['url']}/v1/models/{NAME}:predict",
+        timeout=30,
+        json={
+            "instances": [
+                {
+                    "origin_station": a[0],
+                    "destination_station": a[1],
+                    "cargo_type": a[2],
+                    "horizon": 1,
+                }
+            ]
+        },
+    )
     text = httpx.get(world["url"] + "/metrics").text
     assert 'freightml_serving_model_info{model_name="freight-volume",version="5"} 1.0' in text
-    assert 'freightml_serving_requests_total{model_name="freight-volume",outcome="ok",' \
-           'protocol="v1"}' in text
+    assert (
+        'freightml_serving_requests_total{model_name="freight-volume",outcome="ok",'
+        'protocol="v1"}' in text
+    )
     assert 'outcome="bad_request"' in text
     assert "freightml_serving_forecasts_total" in text
     assert "freightml_serving_history_last_date_seconds" in text
@@ -267,14 +420,27 @@ def test_metrics_beside_kserves(world) -> None:
 
 def test_cloudevents_reach_the_collector(world) -> None:
     a = _keys(world, 1)[0]
-    r = httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30,
-                   headers={"ce-id": "inference-77"},
-                   json={"instances": [{"origin_station": a[0], "destination_station": a[1],
-                                        "cargo_type": a[2], "horizon": 2}]})
+    r = httpx.post(
+        f"{world['url']}/v1/models/{NAME}:predict",
+        timeout=30,
+        headers={"ce-id": "inference-77"},
+        json={
+            "instances": [
+                {
+                    "origin_station": a[0],
+                    "destination_station": a[1],
+                    "cargo_type": a[2],
+                    "horizon": 2,
+                }
+            ]
+        },
+    )
     assert r.status_code == 200
     found = _collected(world, "inference-77")
     assert (found["request"]["event_type"], found["response"]["event_type"]) == (
-        REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE)
+        REQUEST_EVENT_TYPE,
+        RESPONSE_EVENT_TYPE,
+    )
     attrs = found["response"]["attributes"]
     assert attrs["specversion"] == "1.0"
     assert attrs["inferenceservicename"] == NAME and attrs["component"] == "predictor"
@@ -283,19 +449,30 @@ def test_cloudevents_reach_the_collector(world) -> None:
     assert found["response"]["body"] == r.json()
     assert found["request"]["body"]["instances"][0]["horizon"] == 2
     assert (found["model_version"], found["n_forecasts"]) == ("5", 2)
-    np.testing.assert_allclose([f["tonnes"] for f in found["forecasts"]],
-                               [p["tonnes"] for p in r.json()["predictions"]])
+    np.testing.assert_allclose(
+        [f["tonnes"] for f in found["forecasts"]], [p["tonnes"] for p in r.json()["predictions"]]
+    )
 
 
 def test_v2_cloudevents_parse_as_forecasts(world) -> None:
     a = _keys(world, 1)[0]
     dates = _dates(world, [1, 2, 3])
-    r = httpx.post(f"{world['url']}/v2/models/{NAME}/infer", timeout=30,
-                   headers={"ce-id": "inference-v2"}, json={"inputs": [
-                       {"name": n, "shape": [3], "datatype": "BYTES", "data": v}
-                       for n, v in {"origin_station": [a[0]] * 3,
-                                    "destination_station": [a[1]] * 3,
-                                    "cargo_type": [a[2]] * 3, "target_date": dates}.items()]})
+    r = httpx.post(
+        f"{world['url']}/v2/models/{NAME}/infer",
+        timeout=30,
+        headers={"ce-id": "inference-v2"},
+        json={
+            "inputs": [
+                {"name": n, "shape": [3], "datatype": "BYTES", "data": v}
+                for n, v in {
+                    "origin_station": [a[0]] * 3,
+                    "destination_station": [a[1]] * 3,
+                    "cargo_type": [a[2]] * 3,
+                    "target_date": dates,
+                }.items()
+            ]
+        },
+    )
     assert r.status_code == 200
     found = _collected(world, "inference-v2")
     assert found["request"]["body"]["inputs"][3]["data"] == dates
@@ -313,18 +490,41 @@ def test_model_repository_load_and_unload_are_refused(world, action: str) -> Non
     assert httpx.get(f"{world['url']}/v2/models/{NAME}/ready").status_code == 200
     assert httpx.get(f"{world['url']}/v2/health/ready").json() == {"ready": True}
     a = _keys(world, 1)[0]
-    out = httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={
-        "instances": [{"origin_station": a[0], "destination_station": a[1], "cargo_type": a[2],
-                       "horizon": 1}]})
+    out = httpx.post(
+        f"{world['url']}/v1/models/{NAME}:predict",
+        timeout=30,
+        json={
+            "instances": [
+                {
+                    "origin_station": a[0],
+                    "destination_station": a[1],
+                    "cargo_type": a[2],
+                    "horizon": 1,
+                }
+            ]
+        },
+    )
     assert out.status_code == 200
-    np.testing.assert_allclose([p["tonnes"] for p in out.json()["predictions"]],
-                               _expected(world, a, [1]))
+    np.testing.assert_allclose(
+        [p["tonnes"] for p in out.json()["predictions"]], _expected(world, a, [1])
+    )
 
 
 def test_bad_requests_are_logged_in_one_line(world) -> None:
-    httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={"instances": [
-        {"origin_station": "LOGGED-1", "destination_station": "X", "cargo_type": "coal",
-         "horizon": 1}]})
+    httpx.post(
+        f"{world['url']}/v1/models/{NAME}:predict",
+        timeout=30,
+        json={
+            "instances": [
+                {
+                    "origin_station": "LOGGED-1",
+                    "destination_station": "X",
+                    "cargo_type": "coal",
+                    "horizon": 1,
+                }
+            ]
+        },
+    )
     deadline = time.monotonic() + 5
     while "LOGGED-1" not in world["log"].read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -337,8 +537,11 @@ def test_listens_on_loopback_only(world) -> None:
     port = int(world["url"].rsplit(":", 1)[1])
     proc = psutil.Process(world["proc"].pid)
     connections = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
-    listening = [c.laddr.ip for c in connections("tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == port]
+    listening = [
+        c.laddr.ip
+        for c in connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
     assert listening == ["127.0.0.1"]
 
 
@@ -349,18 +552,47 @@ def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> N
     url = f"http://127.0.0.1:{port}"
     facts_dir = world["log"].parent
     with uvicorn_in_thread(create_app(store)) as collector:
-        with running([sys.executable, "-m", "freightml.serving", "--listen-port", str(port),
-                      "--model-dir", str(facts_dir / "model"), "--model-version", "5",
-                      "--history", str(facts_dir / "facts.parquet"),
-                      "--collector-url", f"{collector}/events", "--reload-seconds", "0",
-                      "--history-seconds", "0"],
-                     f"{url}/v1/models/{NAME}", tmp_path / "server.log") as proc:
+        with running(
+            [
+                sys.executable,
+                "-m",
+                "freightml.serving",
+                "--listen-port",
+                str(port),
+                "--model-dir",
+                str(facts_dir / "model"),
+                "--model-version",
+                "5",
+                "--history",
+                str(facts_dir / "facts.parquet"),
+                "--collector-url",
+                f"{collector}/events",
+                "--reload-seconds",
+                "0",
+                "--history-seconds",
+                "0",
+            ],
+            f"{url}/v1/models/{NAME}",
+            tmp_path / "server.log",
+        ) as proc:
             a = _keys(world, 1)[0]
-            body = {"instances": [{"origin_station": a[0], "destination_station": a[1],
-                                   "cargo_type": a[2], "horizon": 1}]}
+            body = {
+                "instances": [
+                    {
+                        "origin_station": a[0],
+                        "destination_station": a[1],
+                        "cargo_type": a[2],
+                        "horizon": 1,
+                    }
+                ]
+            }
             for i in range(30):
-                r = httpx.post(f"{url}/v1/models/{NAME}:predict", json=body, timeout=30,
-                               headers={"ce-id": f"last-{i}"})
+                r = httpx.post(
+                    f"{url}/v1/models/{NAME}:predict",
+                    json=body,
+                    timeout=30,
+                    headers={"ce-id": f"last-{i}"},
+                )
                 assert r.status_code == 200
             proc.terminate()  # at once: most events are still waiting for their batch
             assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]

@@ -21,9 +21,9 @@ import pytest
 
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
-from freightml.features.build import build_examples, build_inference_frame
 from freightml.domain import MODEL_NAME as NAME
 from freightml.domain import SERIES_KEY
+from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from helpers import free_port, running
 
@@ -39,9 +39,14 @@ def _register(model, uri: str) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
-                                        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                                        pip_requirements=[], registered_model_name=NAME)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=[],
+            registered_model_name=NAME,
+        )
     return info
 
 
@@ -75,17 +80,45 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     # NullPool: MLflow opens the database for every call, so an outage is seen at once
-    env = {"FREIGHTML_TRACKING__URI": uri, "FREIGHTML_HOME": str(tmp_path),
-           "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool"}
-    with running([sys.executable, "-m", "freightml.serving", "--model-uri",
-                  f"models:/{NAME}@champion", "--history", str(tmp_path / "facts.parquet"),
-                  "--listen-port", str(port), "--reload-seconds", "0.3", "--history-seconds", "0"],
-                 f"{url}/v1/models/{NAME}", log, env=env):
+    env = {
+        "FREIGHTML_TRACKING__URI": uri,
+        "FREIGHTML_HOME": str(tmp_path),
+        "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+    }
+    with running(
+        [
+            sys.executable,
+            "-m",
+            "freightml.serving",
+            "--model-uri",
+            f"models:/{NAME}@champion",
+            "--history",
+            str(tmp_path / "facts.parquet"),
+            "--listen-port",
+            str(port),
+            "--reload-seconds",
+            "0.3",
+            "--history-seconds",
+            "0",
+        ],
+        f"{url}/v1/models/{NAME}",
+        log,
+        env=env,
+    ):
         key = tuple(facts[KEY].astype(str).iloc[0])
-        body = {"instances": [{"origin_station": key[0], "destination_station": key[1],
-                               "cargo_type": key[2], "horizon": 3}]}
-        frame = build_inference_frame(facts, facts["date"].max(), [1, 2, 3],
-                                      pd.DataFrame([key], columns=KEY))
+        body = {
+            "instances": [
+                {
+                    "origin_station": key[0],
+                    "destination_station": key[1],
+                    "cargo_type": key[2],
+                    "horizon": 3,
+                }
+            ]
+        }
+        frame = build_inference_frame(
+            facts, facts["date"].max(), [1, 2, 3], pd.DataFrame([key], columns=KEY)
+        )
 
         def forecast() -> dict:
             r = httpx.post(f"{url}/v1/models/{NAME}:predict", json=body, timeout=30)
@@ -94,8 +127,9 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
 
         first = forecast()
         assert first["model_version"] == "1"
-        np.testing.assert_allclose([p["tonnes"] for p in first["predictions"]],
-                                   v1_model.predict(frame))
+        np.testing.assert_allclose(
+            [p["tonnes"] for p in first["predictions"]], v1_model.predict(frame)
+        )
         assert _metric(url, "freightml_serving_model_info", version="1") == 1
 
         # v2 becomes champion while requests keep coming: none fails, none goes back to v1
@@ -104,8 +138,9 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
             deadline = time.monotonic() + timeout
             async with httpx.AsyncClient(base_url=url, timeout=30) as http:
                 while time.monotonic() < deadline:
-                    rs = await asyncio.gather(*[http.post(f"/v1/models/{NAME}:predict",
-                                                          json=body) for _ in range(4)])
+                    rs = await asyncio.gather(
+                        *[http.post(f"/v1/models/{NAME}:predict", json=body) for _ in range(4)]
+                    )
                     seen += [(r.status_code, r.json().get("model_version", "?")) for r in rs]
                     if seen[-1][1] == until_version and len(seen) > 40:
                         break
@@ -116,10 +151,11 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
         seen = asyncio.run(traffic("2"))
         assert all(code == 200 for code, _ in seen), seen
         versions = [v for _, v in seen]
-        assert versions[-1] == "2" and "1" not in versions[versions.index("2"):]
+        assert versions[-1] == "2" and "1" not in versions[versions.index("2") :]
         after = forecast()
-        np.testing.assert_allclose([p["tonnes"] for p in after["predictions"]],
-                                   v2_model.predict(frame))
+        np.testing.assert_allclose(
+            [p["tonnes"] for p in after["predictions"]], v2_model.predict(frame)
+        )
         assert _metric(url, "freightml_serving_model_info", version="2") == 1
         assert _metric(url, "freightml_serving_model_info", version="1") == 0
         assert _metric(url, "freightml_serving_model_reloads_total", outcome="success") == 1
@@ -139,22 +175,25 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
 
         # the registry's database cannot be opened: polls fail and are counted, v2 serves on
         database = tmp_path / "mlflow.db"
-        polls_failed = _metric(url, "freightml_serving_model_reloads_total",
-                               outcome="poll_failure")
+        polls_failed = _metric(url, "freightml_serving_model_reloads_total", outcome="poll_failure")
         database.rename(tmp_path / "mlflow-away.db")
         database.mkdir()  # SQLite cannot open a directory: "unable to open database file"
         try:
             deadline = time.monotonic() + 20
-            while _metric(url, "freightml_serving_model_reloads_total",
-                          outcome="poll_failure") < polls_failed + 2:
+            while (
+                _metric(url, "freightml_serving_model_reloads_total", outcome="poll_failure")
+                < polls_failed + 2
+            ):
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.2)
             during = forecast()
             assert during["model_version"] == "2"
-            np.testing.assert_allclose([p["tonnes"] for p in during["predictions"]],
-                                       v2_model.predict(frame))
+            np.testing.assert_allclose(
+                [p["tonnes"] for p in during["predictions"]], v2_model.predict(frame)
+            )
             assert "cannot read the model version from models:/freight-volume@champion" in (
-                log.read_text())
+                log.read_text()
+            )
         finally:
             database.rmdir()
             (tmp_path / "mlflow-away.db").rename(database)

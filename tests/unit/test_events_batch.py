@@ -22,19 +22,35 @@ BATCH = {"content-type": "application/cloudevents-batch+json"}
 
 
 def _event(event_id: str, kind: str = "request", **extra: Any) -> dict[str, Any]:
-    return {"specversion": "1.0", "id": event_id, "source": "http://test/",
-            "type": REQUEST_EVENT_TYPE if kind == "request" else RESPONSE_EVENT_TYPE,
-            "datacontenttype": "application/json", "inferenceservicename": "freight-volume",
-            "data": {"instances": [{"n": event_id}]}, **extra}
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "http://test/",
+        "type": REQUEST_EVENT_TYPE if kind == "request" else RESPONSE_EVENT_TYPE,
+        "datacontenttype": "application/json",
+        "inferenceservicename": "freight-volume",
+        "data": {"instances": [{"n": event_id}]},
+        **extra,
+    }
 
 
 def test_parse_gives_an_event_or_a_named_error_per_element() -> None:
-    body = json.dumps([_event("a"), {"id": "b", "type": "t"}, _event("c", specversion="0.3"),
-                       7, _event("d", data=None, data_base64="eyJ4IjogMX0=")]).encode()
+    body = json.dumps(
+        [
+            _event("a"),
+            {"id": "b", "type": "t"},
+            _event("c", specversion="0.3"),
+            7,
+            _event("d", data=None, data_base64="eyJ4IjogMX0="),
+        ]
+    ).encode()
     parsed = events_from_batch(body)
     assert isinstance(parsed[0], InferenceEvent)
     assert (parsed[0].event_id, parsed[0].kind, parsed[0].inference_service) == (
-        "a", "request", "freight-volume")
+        "a",
+        "request",
+        "freight-volume",
+    )
     assert json.loads(parsed[0].body) == {"instances": [{"n": "a"}]}
     assert [str(e) for e in parsed[1:4]] == [
         "CloudEvent is missing attribute(s) source, specversion",
@@ -74,7 +90,7 @@ def test_a_batch_is_stored_and_a_resent_batch_only_counts_duplicates(collector) 
     first = httpx.post(f"{url}/events", content=json.dumps(batch), headers=BATCH)
     assert first.status_code == 200, first.text
     assert first.json() == {"status": "ok", "stored": 3, "duplicates": 0}
-    again = httpx.post(f"{url}/", content=json.dumps(batch + [_event("i3")]), headers=BATCH)
+    again = httpx.post(f"{url}/", content=json.dumps([*batch, _event("i3")]), headers=BATCH)
     assert again.json() == {"status": "ok", "stored": 1, "duplicates": 3}
     assert store.counts()["events"] == 4
     assert store.inference("i1")["complete"] is True
@@ -83,15 +99,26 @@ def test_a_batch_is_stored_and_a_resent_batch_only_counts_duplicates(collector) 
 
 def test_an_invalid_element_is_named_and_the_valid_ones_are_stored(collector) -> None:
     url, store = collector
-    batch = [_event("v1"), {"specversion": "1.0", "id": "x", "source": "s"},
-             _event("v2", datacontenttype="text/plain")]
+    batch = [
+        _event("v1"),
+        {"specversion": "1.0", "id": "x", "source": "s"},
+        _event("v2", datacontenttype="text/plain"),
+    ]
     r = httpx.post(f"{url}/events", content=json.dumps(batch), headers=BATCH)
     assert r.status_code == 400
-    assert r.json() == {"status": "rejected", "stored": 1, "duplicates": 0, "rejected": 2,
-                        "errors": [
-                            {"index": 1, "error": "CloudEvent is missing attribute(s) type"},
-                            {"index": 2, "error": "unsupported datacontenttype 'text/plain': "
-                                                  "the collector stores JSON data"}]}
+    assert r.json() == {
+        "status": "rejected",
+        "stored": 1,
+        "duplicates": 0,
+        "rejected": 2,
+        "errors": [
+            {"index": 1, "error": "CloudEvent is missing attribute(s) type"},
+            {
+                "index": 2,
+                "error": "unsupported datacontenttype 'text/plain': the collector stores JSON data",
+            },
+        ],
+    }
     assert store.inference("v1")["request"] is not None
     assert store.counts()["events"] == 1
 

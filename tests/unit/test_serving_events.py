@@ -34,42 +34,78 @@ def collector(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _count(service: str, outcome: str) -> float:
-    return REGISTRY.get_sample_value("freightml_serving_cloudevents_total",
-                                     {"model_name": service, "outcome": outcome}) or 0.0
+    return (
+        REGISTRY.get_sample_value(
+            "freightml_serving_cloudevents_total", {"model_name": service, "outcome": outcome}
+        )
+        or 0.0
+    )
 
 
 def _posts(url: str, code: str) -> float:
     """Requests the collector answered on POST /events with ``code`` (its own histogram)."""
-    prefix = ('freightml_collector_request_duration_seconds_count{code="%s",method="POST",'
-              'route="/events"} ' % code)
+    prefix = (
+        f'freightml_collector_request_duration_seconds_count{{code="{code}",method="POST",'
+        'route="/events"} '
+    )
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith(prefix):
-            return float(line[len(prefix):])
+            return float(line[len(prefix) :])
     return 0.0
 
 
 def _stored(store: Store) -> list[tuple[str, str]]:
     with store.engine.connect() as conn:
-        return [tuple(r) for r in conn.exec_driver_sql(
-            "SELECT event_id, event_type FROM inference_events ORDER BY event_id, event_type")]
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(
+                "SELECT event_id, event_type FROM inference_events ORDER BY event_id, event_type"
+            )
+        ]
 
 
 def _response(i: int) -> dict[str, Any]:
-    return {"model_name": "freight-volume", "model_version": "3", "predictions": [
-        {"origin_station": "NSK", "destination_station": "VLD", "cargo_type": "coal",
-         "origin_date": "2025-03-01", "date": "2025-03-02", "horizon": 1,
-         "tonnes": 100.0 + i, "wagons": 2}]}
+    return {
+        "model_name": "freight-volume",
+        "model_version": "3",
+        "predictions": [
+            {
+                "origin_station": "NSK",
+                "destination_station": "VLD",
+                "cargo_type": "coal",
+                "origin_date": "2025-03-01",
+                "date": "2025-03-02",
+                "horizon": 1,
+                "tonnes": 100.0 + i,
+                "wagons": 2,
+            }
+        ],
+    }
 
 
 def _request(i: int) -> dict[str, Any]:
-    return {"instances": [{"origin_station": "NSK", "destination_station": "VLD",
-                           "cargo_type": "coal", "horizon": 1, "n": i}]}
+    return {
+        "instances": [
+            {
+                "origin_station": "NSK",
+                "destination_station": "VLD",
+                "cargo_type": "coal",
+                "horizon": 1,
+                "n": i,
+            }
+        ]
+    }
 
 
 def test_events_travel_in_batches_with_kserves_attributes(collector) -> None:
     service = "test-batching"
-    sender = CloudEventSender(collector["events_url"], inference_service=service,
-                              namespace="ns1", source="http://me/", max_batch=10)
+    sender = CloudEventSender(
+        collector["events_url"],
+        inference_service=service,
+        namespace="ns1",
+        source="http://me/",
+        max_batch=10,
+    )
     before = _posts(collector["url"], "200")
 
     async def go() -> None:
@@ -81,16 +117,22 @@ def test_events_travel_in_batches_with_kserves_attributes(collector) -> None:
     assert _posts(collector["url"], "200") - before == 5  # 50 events, 10 per batch
     assert _count(service, "sent") == 50
     assert _stored(collector["store"]) == sorted(
-        (f"inf-{i:02d}", t) for i in range(25) for t in (REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE))
+        (f"inf-{i:02d}", t) for i in range(25) for t in (REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE)
+    )
     found = collector["store"].inference("inf-07")
     assert found["complete"] and [f["tonnes"] for f in found["forecasts"]] == [107.0]
     request = found["request"]
     assert request["body"] == _request(7)
     assert found["response"]["body"] == _response(7)
     attrs = request["attributes"]
-    assert (attrs["specversion"], attrs["source"], attrs["inferenceservicename"],
-            attrs["namespace"], attrs["component"], attrs["endpoint"]) == (
-        "1.0", "http://me/", service, "ns1", "predictor", "default")
+    assert (
+        attrs["specversion"],
+        attrs["source"],
+        attrs["inferenceservicename"],
+        attrs["namespace"],
+        attrs["component"],
+        attrs["endpoint"],
+    ) == ("1.0", "http://me/", service, "ns1", "predictor", "default")
     assert attrs["time"].endswith("Z") and attrs["datacontenttype"] == "application/json"
 
 
@@ -112,8 +154,13 @@ def test_a_full_queue_drops_and_counts(collector) -> None:
 
 def test_a_database_outage_is_retried_until_every_event_is_stored(collector) -> None:
     service = "test-outage"
-    sender = CloudEventSender(collector["events_url"], inference_service=service,
-                              backoff_s=0.05, max_backoff_s=0.2, max_attempts=1000)
+    sender = CloudEventSender(
+        collector["events_url"],
+        inference_service=service,
+        backoff_s=0.05,
+        max_backoff_s=0.2,
+        max_attempts=1000,
+    )
     db = sqlite3.connect(collector["db"], isolation_level=None)
     # the outage: the table is gone. The collector answers 500 for that (503 is for a
     # database it cannot reach, tests/integration/test_collector_outage.py); the sender
@@ -138,15 +185,17 @@ def test_a_database_outage_is_retried_until_every_event_is_stored(collector) -> 
     assert _count(service, "retried") >= 6  # the whole batch, at least once
     assert _count(service, "sent") == 6 and _count(service, "dropped") == 0
     assert _stored(collector["store"]) == sorted(
-        (f"r-{i}", t) for i in range(3) for t in (REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE))
+        (f"r-{i}", t) for i in range(3) for t in (REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE)
+    )
 
 
 def test_exhausted_retries_drop_and_count(tmp_path: Path) -> None:
     service = "test-exhausted"
     with uvicorn_in_thread(create_app(Store(f"sqlite:///{tmp_path / 'c.db'}"))) as url:
         pass  # the collector is gone: nothing listens on its port any more
-    sender = CloudEventSender(f"{url}/events", inference_service=service, backoff_s=0.01,
-                              max_attempts=3)
+    sender = CloudEventSender(
+        f"{url}/events", inference_service=service, backoff_s=0.01, max_attempts=3
+    )
 
     async def go() -> None:
         sender.send("gone-1", _request(1), _response(1))
@@ -154,13 +203,17 @@ def test_exhausted_retries_drop_and_count(tmp_path: Path) -> None:
 
     asyncio.run(go())
     assert (_count(service, "retried"), _count(service, "dropped"), _count(service, "sent")) == (
-        4, 2, 0)  # 2 events retried twice, then dropped
+        4,
+        2,
+        0,
+    )  # 2 events retried twice, then dropped
 
 
 def test_close_drains_the_queue(collector) -> None:
     service = "test-drain"
-    sender = CloudEventSender(collector["events_url"], inference_service=service, max_batch=7,
-                              linger_s=0.5)
+    sender = CloudEventSender(
+        collector["events_url"], inference_service=service, max_batch=7, linger_s=0.5
+    )
 
     async def go() -> None:
         for i in range(40):
@@ -190,8 +243,9 @@ def test_events_from_concurrent_requests_are_stored_exactly_once(collector) -> N
 
 
 def _concurrent_senders(collector: dict[str, Any], service: str) -> None:
-    sender = CloudEventSender(collector["events_url"], inference_service=service, max_batch=16,
-                              linger_s=0.001)
+    sender = CloudEventSender(
+        collector["events_url"], inference_service=service, max_batch=16, linger_s=0.001
+    )
     n_clients, per_client = 20, 25
 
     async def client(c: int) -> None:

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
-from freightml.data.synthetic import generate
-from freightml.features.build import build_examples, build_inference_frame
-from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from freightml.collector.app import create_app
 from freightml.collector.store import Store
+from freightml.data.synthetic import generate
 from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
 from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
+from freightml.features.build import build_examples, build_inference_frame
+from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from freightml.serving.events import CloudEventSender
 from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
@@ -48,8 +48,13 @@ def model_dir(model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     import mlflow.sklearn
 
     path = tmp_path_factory.mktemp("serving") / "model"
-    mlflow.sklearn.save_model(model, str(path), serialization_format="skops",
-                              skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[])
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=[],
+    )
     return path
 
 
@@ -107,16 +112,26 @@ def test_v1_forecasts_equal_the_model_on_freshly_built_features(predictor, model
     assert predictor.ready and predictor.model_version == "7"
     window = predictor.state.window
     (o, d, c), (o2, d2, c2) = _series(predictor, 0), _series(predictor, 9)
-    body = {"instances": [
-        {"origin_station": o, "destination_station": d, "cargo_type": c,
-         "dates": [window.dates[3], window.dates[28]]},
-        {"origin_station": o2, "destination_station": d2, "cargo_type": c2, "horizon": 2},
-    ]}
+    body = {
+        "instances": [
+            {
+                "origin_station": o,
+                "destination_station": d,
+                "cargo_type": c,
+                "dates": [window.dates[3], window.dates[28]],
+            },
+            {"origin_station": o2, "destination_station": d2, "cargo_type": c2, "horizon": 2},
+        ]
+    }
     out = _call(predictor, body)
     assert out["model_name"] == "freight-volume" and out["model_version"] == "7"
     got = [(p["origin_station"], p["horizon"], p["date"]) for p in out["predictions"]]
-    assert got == [(o, 3, window.dates[3]), (o, 28, window.dates[28]), (o2, 1, window.dates[1]),
-                   (o2, 2, window.dates[2])]
+    assert got == [
+        (o, 3, window.dates[3]),
+        (o, 28, window.dates[28]),
+        (o2, 1, window.dates[1]),
+        (o2, 2, window.dates[2]),
+    ]
     series = pd.DataFrame([(o, d, c)], columns=KEY)
     expected = model.predict(build_inference_frame(facts, window.origin, [3, 28], series))
     np.testing.assert_allclose([p["tonnes"] for p in out["predictions"][:2]], expected, rtol=1e-9)
@@ -128,19 +143,37 @@ def test_v2_forecasts_match_v1(predictor) -> None:
     from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
     (o, d, c), window = _series(predictor, 2), predictor.state.window
-    cols = {"origin_station": [o] * 2, "destination_station": [d] * 2, "cargo_type": [c] * 2,
-            "target_date": [window.dates[1], window.dates[14]]}
-    request = InferRequest("freight-volume", [InferInput(n, [2], "BYTES", data=v)
-                                              for n, v in cols.items()], request_id="r1")
+    cols = {
+        "origin_station": [o] * 2,
+        "destination_station": [d] * 2,
+        "cargo_type": [c] * 2,
+        "target_date": [window.dates[1], window.dates[14]],
+    }
+    request = InferRequest(
+        "freight-volume",
+        [InferInput(n, [2], "BYTES", data=v) for n, v in cols.items()],
+        request_id="r1",
+    )
     response = _call(predictor, request)
     assert isinstance(response, InferResponse) and response.model_version == "7"
-    v1 = _call(predictor, {"instances": [{"origin_station": o, "destination_station": d,
-                                          "cargo_type": c,
-                                          "dates": [window.dates[1], window.dates[14]]}]})
+    v1 = _call(
+        predictor,
+        {
+            "instances": [
+                {
+                    "origin_station": o,
+                    "destination_station": d,
+                    "cargo_type": c,
+                    "dates": [window.dates[1], window.dates[14]],
+                }
+            ]
+        },
+    )
     tonnes = response.get_output_by_name("tonnes").data
     np.testing.assert_allclose(tonnes, [p["tonnes"] for p in v1["predictions"]])
-    assert list(response.get_output_by_name("wagons").data) == [p["wagons"]
-                                                                 for p in v1["predictions"]]
+    assert list(response.get_output_by_name("wagons").data) == [
+        p["wagons"] for p in v1["predictions"]
+    ]
 
 
 def test_fast_scorer_equals_model_predict_on_every_row(predictor, model) -> None:
@@ -157,33 +190,62 @@ def test_other_models_are_served_through_their_own_predict(facts, model_dir) -> 
     p.load()
     assert p.state.scorer.kind == "model.predict"
     (o, d, c) = _series(p)
-    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
-                                   "cargo_type": c, "horizon": 7}]})
-    expected = naive.predict(build_inference_frame(
-        facts, p.state.window.origin, list(range(1, 8)), pd.DataFrame([(o, d, c)], columns=KEY)))
+    out = _call(
+        p,
+        {
+            "instances": [
+                {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 7}
+            ]
+        },
+    )
+    expected = naive.predict(
+        build_inference_frame(
+            facts, p.state.window.origin, list(range(1, 8)), pd.DataFrame([(o, d, c)], columns=KEY)
+        )
+    )
     np.testing.assert_allclose([x["tonnes"] for x in out["predictions"]], expected, rtol=1e-9)
     p.stop_engine()
 
 
 def test_bad_requests_raise_request_errors_and_are_counted(predictor) -> None:
-    before = _sample("freightml_serving_requests_total", {"protocol": "v1",
-                                                          "outcome": "bad_request"})
+    before = _sample(
+        "freightml_serving_requests_total", {"protocol": "v1", "outcome": "bad_request"}
+    )
     with pytest.raises(RequestError, match="unknown origin_station 'NOWHERE'"):
-        _call(predictor, {"instances": [{"origin_station": "NOWHERE",
-                                         "destination_station": "X", "cargo_type": "coal",
-                                         "horizon": 1}]})
-    after = _sample("freightml_serving_requests_total", {"protocol": "v1",
-                                                         "outcome": "bad_request"})
+        _call(
+            predictor,
+            {
+                "instances": [
+                    {
+                        "origin_station": "NOWHERE",
+                        "destination_station": "X",
+                        "cargo_type": "coal",
+                        "horizon": 1,
+                    }
+                ]
+            },
+        )
+    after = _sample(
+        "freightml_serving_requests_total", {"protocol": "v1", "outcome": "bad_request"}
+    )
     assert after == before + 1
 
 
 def test_metrics_count_requests_rows_and_the_served_version(predictor) -> None:
     (o, d, c) = _series(predictor)
     ok = {"protocol": "v1", "outcome": "ok"}
-    rows, reqs = (_sample("freightml_serving_forecasts_total", {"protocol": "v1"}),
-                  _sample("freightml_serving_requests_total", ok))
-    _call(predictor, {"instances": [{"origin_station": o, "destination_station": d,
-                                     "cargo_type": c, "horizon": 5}]})
+    rows, reqs = (
+        _sample("freightml_serving_forecasts_total", {"protocol": "v1"}),
+        _sample("freightml_serving_requests_total", ok),
+    )
+    _call(
+        predictor,
+        {
+            "instances": [
+                {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 5}
+            ]
+        },
+    )
     assert _sample("freightml_serving_forecasts_total", {"protocol": "v1"}) == rows + 5
     assert _sample("freightml_serving_requests_total", ok) == reqs + 1
     assert _sample("freightml_serving_model_info", {"version": "7"}) == 1
@@ -204,11 +266,13 @@ def test_a_missing_model_fails_loudly(tmp_path: Path, facts) -> None:
 def test_a_missing_champion_alias_fails_loudly(tmp_path: Path) -> None:
     from freightml.serving.model_source import RegistryModel
 
-    source = RegistryModel.from_uri("models:/freight-volume@champion",
-                                    f"sqlite:///{tmp_path / 'mlflow.db'}")
-    with pytest.raises(ModelNotAvailable,
-                       match="no version of registered model 'freight-volume' has the alias "
-                             "'champion'"):
+    source = RegistryModel.from_uri(
+        "models:/freight-volume@champion", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )
+    with pytest.raises(
+        ModelNotAvailable,
+        match="no version of registered model 'freight-volume' has the alias 'champion'",
+    ):
         source.load()
     with pytest.raises(ValueError, match="is not models:/<name>@<alias>"):
         RegistryModel.from_uri("models:/", "sqlite://")
@@ -226,14 +290,17 @@ def test_reload_swaps_versions_and_keeps_serving_when_a_load_fails(model, facts)
         def predict(self, frame):
             raise ValueError("wrong features")
 
-    source = Versions({"1": model, "2": model, "3": OSError("artifact is corrupt"),
-                       "4": Unfit()}, "1")
+    source = Versions(
+        {"1": model, "2": model, "3": OSError("artifact is corrupt"), "4": Unfit()}, "1"
+    )
     p = FreightPredictor(source, HistorySource(facts), retry_failed_seconds=3600)
     p.load()
     assert p.reload_model() is False  # nothing moved
     ok, failed = ({"outcome": "success"}, {"outcome": "failure"})
-    base_ok, base_failed = _sample("freightml_serving_model_reloads_total", ok), _sample(
-        "freightml_serving_model_reloads_total", failed)
+    base_ok, base_failed = (
+        _sample("freightml_serving_model_reloads_total", ok),
+        _sample("freightml_serving_model_reloads_total", failed),
+    )
 
     source.current = "2"
     assert p.reload_model() is True and p.model_version == "2"
@@ -248,8 +315,14 @@ def test_reload_swaps_versions_and_keeps_serving_when_a_load_fails(model, facts)
     assert _sample("freightml_serving_model_reloads_total", ok) == base_ok + 1
     assert _sample("freightml_serving_model_reloads_total", failed) == base_failed + 2
     (o, d, c) = _series(p)
-    out = _call(p, {"instances": [{"origin_station": o, "destination_station": d,
-                                   "cargo_type": c, "horizon": 1}]})
+    out = _call(
+        p,
+        {
+            "instances": [
+                {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 1}
+            ]
+        },
+    )
     assert out["model_version"] == "2"
     p.stop_engine()
 
@@ -284,8 +357,11 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     p = FreightPredictor(LocalModel(model_dir, version="7"), HistorySource(facts), events=events)
     p.load()
     (o, d, c) = _series(p)
-    body = {"instances": [{"origin_station": o, "destination_station": d, "cargo_type": c,
-                           "horizon": 2}]}
+    body = {
+        "instances": [
+            {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 2}
+        ]
+    }
     response = _call(p, body, {"ce-id": "abc-1"})
     with pytest.raises(RequestError):
         _call(p, {"instances": []}, {"x-request-id": "bad-1"})
@@ -297,7 +373,8 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     assert found["request"]["body"] == body
     assert found["response"]["body"] == response
     assert [f["tonnes"] for f in found["forecasts"]] == pytest.approx(
-        [row["tonnes"] for row in response["predictions"]])
+        [row["tonnes"] for row in response["predictions"]]
+    )
     attrs = found["request"]["attributes"]
     assert attrs["specversion"] == "1.0" and attrs["source"] == "http://me/"
     assert attrs["inferenceservicename"] == "freight-volume"
@@ -312,22 +389,33 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
 def test_cloudevent_failures_never_fail_a_forecast(model_dir, facts, tmp_path) -> None:
     with uvicorn_in_thread(create_app(Store(f"sqlite:///{tmp_path / 'gone.db'}"))) as url:
         pass  # nothing listens there any more
-    events = CloudEventSender(f"{url}/events", inference_service="test-down", max_attempts=2,
-                              backoff_s=0.01)
+    events = CloudEventSender(
+        f"{url}/events", inference_service="test-down", max_attempts=2, backoff_s=0.01
+    )
     p = FreightPredictor(LocalModel(model_dir), HistorySource(facts), events=events)
     p.load()
     (o, d, c) = _series(p)
 
     async def go():
-        out, _ = await p({"instances": [{"origin_station": o, "destination_station": d,
-                                         "cargo_type": c, "horizon": 1}]}, {})
+        out, _ = await p(
+            {
+                "instances": [
+                    {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 1}
+                ]
+            },
+            {},
+        )
         await events.aclose()
         return out
 
     out = asyncio.run(go())
     assert [r["horizon"] for r in out["predictions"]] == [1]
-    assert REGISTRY.get_sample_value("freightml_serving_cloudevents_total",
-                                     {"model_name": "test-down", "outcome": "dropped"}) == 2
+    assert (
+        REGISTRY.get_sample_value(
+            "freightml_serving_cloudevents_total", {"model_name": "test-down", "outcome": "dropped"}
+        )
+        == 2
+    )
     p.stop_engine()
 
 
@@ -335,18 +423,27 @@ def test_a_model_error_at_request_time_is_a_500_with_the_reason_and_counted(mode
     from kserve.errors import InferenceError, inference_error_handler
 
     broken = copy.deepcopy(model)  # a real GlobalGBM, broken after it was loaded and checked
-    p = FreightPredictor(Versions({"1": broken}, "1"), HistorySource(facts),
-                         tuning=Tuning(fast_scorer=False))
+    p = FreightPredictor(
+        Versions({"1": broken}, "1"), HistorySource(facts), tuning=Tuning(fast_scorer=False)
+    )
     p.load()
     broken.feature_columns_ = [*broken.feature_columns_, "congestion_index"]
     errors = {"protocol": "v1", "outcome": "error"}
     before = _sample("freightml_serving_requests_total", errors)
     (o, d, c) = _series(p)
     with pytest.raises(InferenceError) as caught:
-        _call(p, {"instances": [{"origin_station": o, "destination_station": d,
-                                 "cargo_type": c, "horizon": 1}]})
-    reason = ("the model failed to forecast: ValueError: GlobalGBM: examples lack columns "
-              "['congestion_index']; use build_examples")
+        _call(
+            p,
+            {
+                "instances": [
+                    {"origin_station": o, "destination_station": d, "cargo_type": c, "horizon": 1}
+                ]
+            },
+        )
+    reason = (
+        "the model failed to forecast: ValueError: GlobalGBM: examples lack columns "
+        "['congestion_index']; use build_examples"
+    )
     assert str(caught.value) == reason
     assert _sample("freightml_serving_requests_total", errors) == before + 1
     answer = asyncio.run(inference_error_handler(None, caught.value))  # KServe's own handler

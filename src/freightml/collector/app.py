@@ -206,15 +206,18 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
             metrics.events.labels("invalid", "rejected").inc()
             return _json({"status": "rejected", "error": str(exc)}, 400)
         valid = [e for e in parsed if isinstance(e, InferenceEvent)]
-        errors = [{"index": i, "error": str(e)} for i, e in enumerate(parsed)
-                  if isinstance(e, BadEventError)]
+        errors = [
+            {"index": i, "error": str(e)}
+            for i, e in enumerate(parsed)
+            if isinstance(e, BadEventError)
+        ]
         if errors:
             metrics.events.labels("invalid", "rejected").inc(len(errors))
         results = await _store_batch(store, writer, valid, metrics.observe_batch)
         counts = {"stored": 0, "duplicates": 0}
         tally: dict[tuple[str, str], int] = {}
         failed: BaseException | None = None
-        for event, result in zip(valid, results):
+        for event, result in zip(valid, results, strict=True):
             if isinstance(result, BaseException):
                 failed = result
                 key = (event.kind or "other", "error")
@@ -225,11 +228,16 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         for (kind, outcome), n in tally.items():
             metrics.events.labels(kind, outcome).inc(n)
         if failed is not None:  # the sender resends the whole batch; duplicates are ignored
-            return _store_error(f"could not store {len(valid) - sum(counts.values())} of "
-                                f"{len(valid)} events of the batch", failed)
+            return _store_error(
+                f"could not store {len(valid) - sum(counts.values())} of "
+                f"{len(valid)} events of the batch",
+                failed,
+            )
         if errors:
-            return _json({"status": "rejected", **counts, "rejected": len(errors),
-                          "errors": errors[:100]}, 400)
+            return _json(
+                {"status": "rejected", **counts, "rejected": len(errors), "errors": errors[:100]},
+                400,
+            )
         return _json({"status": "ok", **counts})
 
     async def receive_event(request: Request) -> Response:
@@ -245,7 +253,7 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         kind = event.kind or "other"
         try:
             outcome = await writer.submit(event)
-        except Exception as exc:  # noqa: BLE001 - 503 (retry later) or 500, with the reason
+        except Exception as exc:
             metrics.events.labels(kind, "error").inc()
             return _store_error("could not store the event", exc)
         metrics.events.labels(kind, outcome).inc()
@@ -344,7 +352,7 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
     async def healthz() -> Response:
         try:
             await run_in_threadpool(store.ping)
-        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+        except Exception as exc:
             return _json(
                 {"status": "unavailable", "error": f"database unreachable: {_describe(exc)}"},
                 503,
@@ -398,7 +406,7 @@ async def _store_batch(
         try:
             results += store.record_events(chunk)
             on_batch(len(chunk), time.perf_counter() - started)
-        except Exception:  # noqa: BLE001 - isolate: the writer retries event by event
+        except Exception:
             results += await asyncio.gather(
                 *(writer.submit(e) for e in chunk), return_exceptions=True
             )

@@ -10,6 +10,7 @@ split back. An idle batcher dispatches a lone request at once; under load it wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -104,7 +105,8 @@ class MicroBatcher:
                 return
 
     def _take(self) -> list[tuple[Any, np.ndarray, asyncio.Future]]:
-        batch, rows = [], 0
+        batch: list[tuple[Any, np.ndarray, asyncio.Future]] = []
+        rows = 0
         while self._pending:
             n = len(self._pending[0][1])
             if batch and rows + n > self.max_rows:
@@ -128,7 +130,7 @@ class MicroBatcher:
             rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
             try:
                 result = await loop.run_in_executor(self._executor, self._run, jobs[0][0], rows)
-            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
+            except Exception as exc:
                 for _, _, future in jobs:
                     if not future.done():
                         future.set_exception(exc)
@@ -146,10 +148,8 @@ class MicroBatcher:
         """Stop the runner; waiting requests get CancelledError."""
         if self._runner is not None:
             self._runner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 await self._runner
-            except (asyncio.CancelledError, RuntimeError):
-                pass
             self._runner = None
         for _, _, future in self._pending:
             future.cancel()

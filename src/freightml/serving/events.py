@@ -102,8 +102,9 @@ class CloudEventSender:
         self._closing = False
         self._warned_at = -WARN_EVERY_S
         self._unlogged = 0
-        self._counts = {o: CLOUDEVENTS.labels(inference_service, o)
-                        for o in ("sent", "retried", "dropped")}
+        self._counts = {
+            o: CLOUDEVENTS.labels(inference_service, o) for o in ("sent", "retried", "dropped")
+        }
 
     @property
     def pending(self) -> int:
@@ -119,8 +120,10 @@ class CloudEventSender:
         if self._closing or len(self._queue) >= self.max_pending:
             n = 1 + (response_body is not None)
             self._counts["dropped"].inc(n)
-            self._warn(f"payload-log queue {'closed' if self._closing else 'full'} "
-                       f"({self.max_pending} inferences): dropped the {n} event(s) of {event_id}")
+            self._warn(
+                f"payload-log queue {'closed' if self._closing else 'full'} "
+                f"({self.max_pending} inferences): dropped the {n} event(s) of {event_id}"
+            )
             return
         self._queue.append((event_id, time.time(), request_body, response_body))
         if self._task is None or self._task.done():
@@ -133,8 +136,9 @@ class CloudEventSender:
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._wakeup.set()
-            self._task = asyncio.get_running_loop().create_task(self._run(),
-                                                                name="cloudevent-sender")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="cloudevent-sender"
+            )
 
     async def _run(self) -> None:
         assert self._wakeup is not None
@@ -169,22 +173,28 @@ class CloudEventSender:
             event_id, at, request_body, response_body = self._queue.popleft()
             stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
             stamp = stamp.replace("+00:00", "Z")
-            for event_type, body in ((REQUEST_EVENT_TYPE, request_body),
-                                     (RESPONSE_EVENT_TYPE, response_body)):
+            for event_type, body in (
+                (REQUEST_EVENT_TYPE, request_body),
+                (RESPONSE_EVENT_TYPE, response_body),
+            ):
                 if body is None:
                     continue
                 try:
                     parts.append(self._event(event_id, event_type, stamp, body))
-                except Exception as exc:  # noqa: BLE001 - one bad body must not stop the rest
+                except Exception as exc:
                     self._counts["dropped"].inc()
-                    log.error("CloudEvent %s %s dropped: its body cannot be serialised: %s: %s",
-                              event_type, event_id, type(exc).__name__, exc)
+                    log.error(
+                        "CloudEvent %s %s dropped: its body cannot be serialised: %s: %s",
+                        event_type,
+                        event_id,
+                        type(exc).__name__,
+                        exc,
+                    )
         return b"[" + b",".join(parts) + b"]", len(parts)
 
     def _event(self, event_id: str, event_type: str, stamp: str, body: Body) -> bytes:
         data = body() if callable(body) else body
-        event: dict[str, Any] = {**self._static, "id": event_id, "type": event_type,
-                                 "time": stamp}
+        event: dict[str, Any] = {**self._static, "id": event_id, "type": event_type, "time": stamp}
         if isinstance(data, bytes | bytearray | memoryview):
             try:
                 data = orjson.loads(data)
@@ -201,7 +211,8 @@ class CloudEventSender:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = await client.post(
-                    self.url, content=payload, headers={"content-type": BATCH_CONTENT_TYPE})
+                    self.url, content=payload, headers={"content-type": BATCH_CONTENT_TYPE}
+                )
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
@@ -215,13 +226,20 @@ class CloudEventSender:
             if attempt == self.max_attempts:
                 break
             self._counts["retried"].inc(n)
-            self._warn(f"posting {n} CloudEvents to {self.url} failed ({problem}); "
-                       f"retrying (attempt {attempt + 1} of {self.max_attempts})")
+            self._warn(
+                f"posting {n} CloudEvents to {self.url} failed ({problem}); "
+                f"retrying (attempt {attempt + 1} of {self.max_attempts})"
+            )
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.max_backoff_s)
         self._counts["dropped"].inc(n)
-        log.error("dropped %d CloudEvents: %d attempts to post them to %s failed, the last: %s",
-                  n, self.max_attempts, self.url, problem)
+        log.error(
+            "dropped %d CloudEvents: %d attempts to post them to %s failed, the last: %s",
+            n,
+            self.max_attempts,
+            self.url,
+            problem,
+        )
 
     def _rejected(self, response: httpx.Response, n: int) -> None:
         """A final 4xx: the collector stored the valid events and reports the rejected."""
@@ -233,24 +251,32 @@ class CloudEventSender:
         rejected = min(max(rejected, 0), n)
         self._counts["sent"].inc(n - rejected)
         self._counts["dropped"].inc(rejected)
-        log.error("the collector at %s rejected %d of %d CloudEvents (HTTP %d): %s", self.url,
-                  rejected, n, response.status_code, answer)
+        log.error(
+            "the collector at %s rejected %d of %d CloudEvents (HTTP %d): %s",
+            self.url,
+            rejected,
+            n,
+            response.status_code,
+            answer,
+        )
 
     def _warn(self, message: str) -> None:
         """Log a failure, at most once per WARN_EVERY_S."""
         self._unlogged += 1
         now = time.monotonic()
         if now - self._warned_at >= WARN_EVERY_S:
-            more = (f" ({self._unlogged - 1} more such warnings since the last)"
-                    if self._unlogged > 1 else "")
+            more = (
+                f" ({self._unlogged - 1} more such warnings since the last)"
+                if self._unlogged > 1
+                else ""
+            )
             log.warning("%s%s", message, more)
             self._warned_at, self._unlogged = now, 0
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued event has been posted (or dropped); False on timeout."""
         deadline = time.monotonic() + (self.close_timeout_s if timeout_s is None else timeout_s)
-        while self._task is not None and not self._task.done() and (
-                self._queue or self._busy()):
+        while self._task is not None and not self._task.done() and (self._queue or self._busy()):
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.01)
@@ -274,6 +300,8 @@ class CloudEventSender:
                 left = sum(1 + (r is not None) for _, _, _, r in self._queue)
                 self._queue.clear()
                 self._counts["dropped"].inc(left)
-                log.error("dropped %d CloudEvents still queued %.0f s after shutdown began",
-                          left, self.close_timeout_s)
-
+                log.error(
+                    "dropped %d CloudEvents still queued %.0f s after shutdown began",
+                    left,
+                    self.close_timeout_s,
+                )

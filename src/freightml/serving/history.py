@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from freightml.features.build import (
 DEFAULT_WINDOW_DAYS = 400
 HORIZON_MAX = 28
 
-FactsLike = pd.DataFrame | Callable[[], pd.DataFrame] | str | Path
+FactsLike: TypeAlias = pd.DataFrame | Callable[..., pd.DataFrame] | str | Path
 
 
 class HistoryUnavailable(RuntimeError):
@@ -85,7 +86,7 @@ class HistorySource:
                 from freightml.data.sources import load_facts
 
                 facts = load_facts(self.source, column_mapping=self.column_mapping, start=start)
-        except Exception as exc:  # noqa: BLE001 - any reader failure means no history
+        except Exception as exc:
             raise HistoryUnavailable(
                 f"could not read the history facts from {self.describe()}: "
                 f"{type(exc).__name__}: {exc}"
@@ -185,8 +186,9 @@ class HistoryWindow:
         keys = list(zip(*(heads[c].astype(str).tolist() for c in SERIES_KEY), strict=True))
         cargo = [k[2] for k in keys]
         capacity = np.array([WAGON_CAPACITY_T.get(c, DEFAULT_WAGON_CAPACITY_T) for c in cargo])
-        day_list = [(origin + pd.Timedelta(days=h)).date().isoformat()
-                    for h in range(horizon_max + 1)]
+        day_list = [
+            (origin + pd.Timedelta(days=h)).date().isoformat() for h in range(horizon_max + 1)
+        ]
         series = panel.series
         stations = set(series["origin_station"].astype(str)) | set(
             series["destination_station"].astype(str)

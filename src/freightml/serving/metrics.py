@@ -7,6 +7,8 @@ reloads, the freshness of the history window, micro-batch sizes and CloudEvent d
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 FORECASTS = Counter(
@@ -61,8 +63,6 @@ CLOUDEVENTS = Counter(
 def set_model_version(model_name: str, version: str, previous: str | None = None) -> None:
     """Point the info gauge at ``version`` (and retire the previous label set)."""
     if previous is not None and previous != version:
-        try:
+        with contextlib.suppress(KeyError):
             MODEL_INFO.remove(model_name, previous)
-        except KeyError:
-            pass
     MODEL_INFO.labels(model_name=model_name, version=version).set(1)

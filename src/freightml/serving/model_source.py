@@ -46,8 +46,13 @@ def _load_sklearn(uri: str) -> Any:
 class RegistryModel:
     """A registered model by alias (followed) or by version (fixed)."""
 
-    def __init__(self, tracking_uri: str, name: str, alias: str | None = "champion",
-                 version: str | None = None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        name: str,
+        alias: str | None = "champion",
+        version: str | None = None,
+    ) -> None:
         if (alias is None) == (version is None):
             raise ValueError("give exactly one of alias or version")
         self.tracking_uri = tracking_uri
@@ -95,7 +100,7 @@ class RegistryModel:
         uri = f"models:/{self.name}/{version}"
         try:
             return LoadedModel(_load_sklearn(uri), version, uri)
-        except Exception as exc:  # noqa: BLE001 - name the model whatever the cause
+        except Exception as exc:
             raise ModelNotAvailable(
                 f"could not load {uri} from {self.tracking_uri}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -126,7 +131,7 @@ class LocalModel:
             )
         try:
             model = _load_sklearn(self.path)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelNotAvailable(
                 f"could not load the MLflow model at {self.path}: {type(exc).__name__}: {exc}"
             ) from exc

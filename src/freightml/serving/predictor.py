@@ -13,6 +13,7 @@ reference. A request keeps the state it was parsed with, so nothing is dropped o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -24,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve import Model
 from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.domain import MODEL_NAME
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
@@ -56,7 +57,6 @@ from freightml.serving.schema import (
 from freightml.serving.scoring import Scorer, make_scorer
 
 log = logging.getLogger("freightml.serving")
-
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,26 +154,39 @@ class FreightPredictor(Model):
         with self._swap_lock:
             self._install(model, window)
         self.ready = True
-        log.info("%s ready: model v%s from %s; %d series, forecast origin %s, history from %s",
-                 self.name, model.version, model.uri, window.n_series, window.origin_date,
-                 self.history.describe())
+        log.info(
+            "%s ready: model v%s from %s; %d series, forecast origin %s, history from %s",
+            self.name,
+            model.version,
+            model.uri,
+            window.n_series,
+            window.origin_date,
+            self.history.describe(),
+        )
         return self.ready
 
     def _build_window(self, facts: Any) -> HistoryWindow:
-        return HistoryWindow.build(facts, window_days=self.window_days,
-                                   horizon_max=self.horizon_max)
+        return HistoryWindow.build(
+            facts, window_days=self.window_days, horizon_max=self.horizon_max
+        )
 
     def _install(self, model: LoadedModel, window: HistoryWindow) -> None:
         """Bind model and window (checking the model scores the window), then swap."""
         t = self.tuning
         scorer = self._batcher.call(  # on the model thread, like every prediction
-            make_scorer, model.model, window.features, fast=t.fast_scorer,
-            parallel_rows=t.parallel_rows, large_threads=t.large_batch_threads)
+            make_scorer,
+            model.model,
+            window.features,
+            fast=t.fast_scorer,
+            parallel_rows=t.parallel_rows,
+            large_threads=t.large_batch_threads,
+        )
         previous = self._state
         self._state = ServingState(model, window, scorer)
         self._settle_gc()
-        metrics.set_model_version(self.name, model.version,
-                                  previous.model.version if previous else None)
+        metrics.set_model_version(
+            self.name, model.version, previous.model.version if previous else None
+        )
         metrics.HISTORY_LAST_DATE.labels(self.name).set(window.origin.timestamp())
 
     def _settle_gc(self) -> None:
@@ -196,10 +209,14 @@ class FreightPredictor(Model):
         current = self.state.model.version
         try:
             version = self.model_source.current_version()
-        except Exception as exc:  # noqa: BLE001 - a registry outage must not stop serving
+        except Exception as exc:
             metrics.RELOADS.labels(self.name, "poll_failure").inc()
-            log.warning("%s: cannot read the model version from %s: %s", self.name,
-                        self.model_source.describe(), exc)
+            log.warning(
+                "%s: cannot read the model version from %s: %s",
+                self.name,
+                self.model_source.describe(),
+                exc,
+            )
             return False
         if version == current:
             return False
@@ -211,16 +228,27 @@ class FreightPredictor(Model):
             loaded = self.model_source.load(version)
             with self._swap_lock:
                 self._install(loaded, self.state.window)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._failed_versions[version] = time.monotonic()
             metrics.RELOADS.labels(self.name, "failure").inc()
-            log.error("%s: loading v%s failed, still serving v%s: %s: %s", self.name, version,
-                      current, type(exc).__name__, exc)
+            log.error(
+                "%s: loading v%s failed, still serving v%s: %s: %s",
+                self.name,
+                version,
+                current,
+                type(exc).__name__,
+                exc,
+            )
             return False
         self._failed_versions.pop(version, None)
         metrics.RELOADS.labels(self.name, "success").inc()
-        log.info("%s: now serving v%s (was v%s), loaded in %.2f s", self.name, version, current,
-                 time.perf_counter() - started)
+        log.info(
+            "%s: now serving v%s (was v%s), loaded in %.2f s",
+            self.name,
+            version,
+            current,
+            time.perf_counter() - started,
+        )
         return True
 
     def refresh_history(self) -> bool:
@@ -240,15 +268,24 @@ class FreightPredictor(Model):
             window = self._build_window(recent)
             with self._swap_lock:
                 self._install(self.state.model, window)
-        except Exception as exc:  # noqa: BLE001 - keep the old window
+        except Exception as exc:
             metrics.HISTORY_REFRESHES.labels(self.name, "failure").inc()
-            log.error("%s: history refresh from %s failed, keeping the window up to %s: %s",
-                      self.name, self.history.describe(), self.state.window.origin_date, exc)
+            log.error(
+                "%s: history refresh from %s failed, keeping the window up to %s: %s",
+                self.name,
+                self.history.describe(),
+                self.state.window.origin_date,
+                exc,
+            )
             return False
         self._history_stamp = stamp
         metrics.HISTORY_REFRESHES.labels(self.name, "updated").inc()
-        log.info("%s: history refreshed, forecast origin now %s (%d series)", self.name,
-                 window.origin_date, window.n_series)
+        log.info(
+            "%s: history refreshed, forecast origin now %s (%d series)",
+            self.name,
+            window.origin_date,
+            window.n_series,
+        )
         return True
 
     async def start_engine(self) -> None:
@@ -261,11 +298,13 @@ class FreightPredictor(Model):
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         if self.reload_seconds and self.model_source.follows:
-            self._tasks.append(loop.create_task(self._every(self.reload_seconds,
-                                                            self.reload_model)))
+            self._tasks.append(
+                loop.create_task(self._every(self.reload_seconds, self.reload_model))
+            )
         if self.history_seconds:
-            self._tasks.append(loop.create_task(self._every(self.history_seconds,
-                                                            self.refresh_history)))
+            self._tasks.append(
+                loop.create_task(self._every(self.history_seconds, self.refresh_history))
+            )
         if self.events is not None:
             self.events.start()
         await self._stopping.wait()
@@ -277,7 +316,7 @@ class FreightPredictor(Model):
             await asyncio.sleep(seconds)
             try:
                 await asyncio.to_thread(job)
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("%s: background %s failed", self.name, job.__name__)
 
     def stop_engine(self) -> None:
@@ -293,8 +332,12 @@ class FreightPredictor(Model):
         self.stop_engine()
 
     # -- the request path -----------------------------------------------------------------
-    async def __call__(self, body: Any, headers: dict[str, str] | None = None,
-                       verb: InferenceVerb = InferenceVerb.PREDICT) -> Any:
+    async def __call__(
+        self,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        verb: InferenceVerb = InferenceVerb.PREDICT,
+    ) -> Any:
         """KServe's pipeline plus outcome metrics and payload logging."""
         protocol = "v2" if isinstance(body, InferRequest) else "v1"
         try:
@@ -307,8 +350,11 @@ class FreightPredictor(Model):
             metrics.REQUESTS.labels(self.name, protocol, "error").inc()
             raise
         metrics.REQUESTS.labels(self.name, protocol, "ok").inc()
-        rows = (len(response["predictions"]) if isinstance(response, dict)
-                else response.outputs[0].shape[0])
+        rows = (
+            len(response["predictions"])
+            if isinstance(response, dict)
+            else response.outputs[0].shape[0]
+        )
         metrics.FORECASTS.labels(self.name, protocol).inc(rows)
         self._log_payload(body, response, headers)
         return response, response_headers
@@ -323,22 +369,33 @@ class FreightPredictor(Model):
     def validate(self, payload: Any) -> Any:
         return payload if isinstance(payload, _Query) else super().validate(payload)
 
-    async def predict(self, payload: _Query, headers: dict[str, str] | None = None,
-                      response_headers: dict[str, str] | None = None) -> _Query:
+    async def predict(
+        self,
+        payload: _Query,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> _Query:
         try:
             tonnes = await self._batcher.submit(payload.state, payload.rows)
         except Exception as exc:
-            raise InferenceError(f"the model failed to forecast: {type(exc).__name__}: {exc}") \
-                from exc
+            raise InferenceError(
+                f"the model failed to forecast: {type(exc).__name__}: {exc}"
+            ) from exc
         return _Query(payload.protocol, payload.state, payload.rows, payload.request, tonnes)
 
-    async def postprocess(self, result: _Query, headers: dict[str, str] | None = None,
-                          response_headers: dict[str, str] | None = None
-                          ) -> dict | InferResponse:
+    async def postprocess(
+        self,
+        result: _Query,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict | InferResponse:
         state, version = result.state, result.state.model.version
+        if result.tonnes is None:  # predict() always sets it; a bug otherwise
+            raise InferenceError("no forecast to answer with: predict() did not run")
         if result.protocol == "v2":
-            return v2_response(result.request, state.window, result.rows, result.tonnes,
-                               self.name, version)
+            return v2_response(
+                result.request, state.window, result.rows, result.tonnes, self.name, version
+            )
         return v1_response(state.window, result.rows, result.tonnes, self.name, version)
 
     @staticmethod
@@ -355,11 +412,12 @@ class FreightPredictor(Model):
             return
         headers = headers or {}
         event_id = headers.get("ce-id") or headers.get("x-request-id") or str(uuid.uuid4())
-        try:
-            self.events.send(event_id, partial(_body_data, body),
-                             None if response is None else partial(_body_data, response))
-        except RuntimeError:  # no running loop (a direct call outside the server)
-            pass
+        with contextlib.suppress(RuntimeError):  # no running loop: a call outside the server
+            self.events.send(
+                event_id,
+                partial(_body_data, body),
+                None if response is None else partial(_body_data, response),
+            )
 
     # -- V2 metadata ----------------------------------------------------------------------
     def get_input_types(self) -> list[dict]:
@@ -376,5 +434,4 @@ def _body_data(body: Any) -> Any:
     return body
 
 
-__all__ = ["FreightPredictor", "HistoryUnavailable", "ModelNotAvailable", "ServingState",
-           "Tuning"]
+__all__ = ["FreightPredictor", "HistoryUnavailable", "ModelNotAvailable", "ServingState", "Tuning"]

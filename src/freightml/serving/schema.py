@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import orjson
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.data.schema import CARGO_TYPES
 from freightml.models.wagons import wagons_for
 from freightml.serving.history import HistoryWindow
@@ -60,7 +60,7 @@ def _json_type(value: object) -> str:
 def series_position(window: HistoryWindow, key: tuple[Any, Any, Any], where: str) -> int:
     """Position of a series in the window, or a RequestError saying why there is none."""
     try:
-        position = window.series_index.get(key)  # type: ignore[arg-type]
+        position = window.series_index.get(key)
     except TypeError:  # a list or an object where a string belongs (explained below)
         position = None
     if position is not None:
@@ -72,15 +72,20 @@ def series_position(window: HistoryWindow, key: tuple[Any, Any, Any], where: str
     days = f"the history window ({window.window_days} days up to {window.origin_date})"
     for name, station in (("origin_station", origin), ("destination_station", destination)):
         if station not in window.stations:
-            raise RequestError(f"{where}: unknown {name} {station!r}: no facts in {days} "
-                               "mention this station")
+            raise RequestError(
+                f"{where}: unknown {name} {station!r}: no facts in {days} mention this station"
+            )
     if cargo not in window.cargo_types:
         if cargo not in CARGO_TYPES:
-            raise RequestError(f"{where}: unknown cargo_type {cargo!r}; known cargo types: "
-                               f"{', '.join(sorted(window.cargo_types | set(CARGO_TYPES)))}")
+            raise RequestError(
+                f"{where}: unknown cargo_type {cargo!r}; known cargo types: "
+                f"{', '.join(sorted(window.cargo_types | set(CARGO_TYPES)))}"
+            )
         raise RequestError(f"{where}: no facts of cargo_type {cargo!r} in {days}")
-    raise RequestError(f"{where}: no history for series {origin} -> {destination} {cargo} in "
-                       f"{days}; a series needs facts before it can be forecast")
+    raise RequestError(
+        f"{where}: no history for series {origin} -> {destination} {cargo} in "
+        f"{days}; a series needs facts before it can be forecast"
+    )
 
 
 def horizon_of_date(window: HistoryWindow, value: object, where: str) -> int:
@@ -89,8 +94,9 @@ def horizon_of_date(window: HistoryWindow, value: object, where: str) -> int:
     if known is not None:
         return known
     if not isinstance(value, str):
-        raise RequestError(f"{where}: date {value!r} is a {_json_type(value)}, "
-                           "expected a string YYYY-MM-DD")
+        raise RequestError(
+            f"{where}: date {value!r} is a {_json_type(value)}, expected a string YYYY-MM-DD"
+        )
     try:
         day = date.fromisoformat(value)
     except ValueError:
@@ -112,8 +118,9 @@ def horizon_of_date(window: HistoryWindow, value: object, where: str) -> int:
 
 def _check_rows(n: int, max_rows: int) -> None:
     if n > max_rows:
-        raise RequestError(f"the request asks for {n} forecast rows; the limit is {max_rows} "
-                           "per request: split it")
+        raise RequestError(
+            f"the request asks for {n} forecast rows; the limit is {max_rows} per request: split it"
+        )
 
 
 # -- V1 ----------------------------------------------------------------------------------
@@ -132,8 +139,9 @@ def parse_v1(body: object, window: HistoryWindow, max_rows: int = DEFAULT_MAX_RO
         raise RequestError(f'the request body has no "instances"; expected {_V1_EXAMPLE}')
     instances = body["instances"]
     if not isinstance(instances, list) or not instances:
-        raise RequestError('"instances" must be a non-empty list of objects, got '
-                           f"{instances!r}"[:200])
+        raise RequestError(
+            f'"instances" must be a non-empty list of objects, got {instances!r}'[:200]
+        )
     h_max = window.horizon_max
     parts: list[np.ndarray] = []
     total = 0
@@ -143,8 +151,9 @@ def parse_v1(body: object, window: HistoryWindow, max_rows: int = DEFAULT_MAX_RO
             raise RequestError(f"{where} is a JSON {_json_type(instance)}, expected an object")
         unknown = instance.keys() - V1_FIELDS
         if unknown:
-            raise RequestError(f"{where} has unknown field(s) {sorted(unknown)}; "
-                               f"allowed: {sorted(V1_FIELDS)}")
+            raise RequestError(
+                f"{where} has unknown field(s) {sorted(unknown)}; allowed: {sorted(V1_FIELDS)}"
+            )
         for name in KEY_FIELDS:
             if name not in instance:
                 raise RequestError(f"{where} is missing the field {name!r}")
@@ -160,19 +169,23 @@ def parse_v1(body: object, window: HistoryWindow, max_rows: int = DEFAULT_MAX_RO
 def _instance_horizons(instance: dict, window: HistoryWindow, where: str) -> np.ndarray:
     has_dates, has_horizon = "dates" in instance, "horizon" in instance
     if has_dates == has_horizon:
-        raise RequestError(f'{where} needs exactly one of "dates" (a list of YYYY-MM-DD) or '
-                           f'"horizon" (1..{window.horizon_max} days after the forecast origin '
-                           f"{window.origin_date})")
+        raise RequestError(
+            f'{where} needs exactly one of "dates" (a list of YYYY-MM-DD) or '
+            f'"horizon" (1..{window.horizon_max} days after the forecast origin '
+            f"{window.origin_date})"
+        )
     if has_horizon:
         h = instance["horizon"]
         if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= window.horizon_max:
-            raise RequestError(f"{where}: horizon must be an integer from 1 to "
-                               f"{window.horizon_max}, got {h!r}")
+            raise RequestError(
+                f"{where}: horizon must be an integer from 1 to {window.horizon_max}, got {h!r}"
+            )
         return np.arange(1, h + 1, dtype=np.int64)
     dates = instance["dates"]
     if not isinstance(dates, list) or not dates:
-        raise RequestError(f"{where}: dates must be a non-empty list of YYYY-MM-DD strings, "
-                           f"got {dates!r}"[:300])
+        raise RequestError(
+            f"{where}: dates must be a non-empty list of YYYY-MM-DD strings, got {dates!r}"[:300]
+        )
     lookup = window.date_horizon
     try:
         return np.fromiter((lookup[d] for d in dates), dtype=np.int64, count=len(dates))
@@ -218,8 +231,10 @@ def _strings(tensor: Any) -> list:
         data = [v for inner in data for v in (inner if isinstance(inner, list) else [inner])]
     shape = list(tensor.shape or [])
     if int(np.prod(shape)) != len(data) or len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-        raise RequestError(f"input {tensor.name!r} has shape {shape} and {len(data)} values; "
-                           "expected shape [n] (or [n, 1]) with n values")
+        raise RequestError(
+            f"input {tensor.name!r} has shape {shape} and {len(data)} values; "
+            "expected shape [n] (or [n, 1]) with n values"
+        )
     out = []
     for value in data:
         if isinstance(value, bytes):
@@ -240,18 +255,22 @@ def parse_v2(
     columns: dict[str, list] = {}
     for tensor in request.inputs:
         if tensor.name not in V2_INPUTS:
-            raise RequestError(f"unknown input {tensor.name!r}; expected BYTES inputs "
-                               f"{list(V2_INPUTS)}")
+            raise RequestError(
+                f"unknown input {tensor.name!r}; expected BYTES inputs {list(V2_INPUTS)}"
+            )
         if tensor.name in columns:
             raise RequestError(f"input {tensor.name!r} is given twice")
         if tensor.datatype != "BYTES":
-            raise RequestError(f"input {tensor.name!r} has datatype {tensor.datatype}; "
-                               "expected BYTES")
+            raise RequestError(
+                f"input {tensor.name!r} has datatype {tensor.datatype}; expected BYTES"
+            )
         columns[tensor.name] = _strings(tensor)
     missing = [name for name in V2_INPUTS if name not in columns]
     if missing:
-        raise RequestError(f"missing input(s) {missing}; a request needs BYTES inputs "
-                           f"{list(V2_INPUTS)} of equal length")
+        raise RequestError(
+            f"missing input(s) {missing}; a request needs BYTES inputs "
+            f"{list(V2_INPUTS)} of equal length"
+        )
     lengths = {name: len(values) for name, values in columns.items()}
     if len(set(lengths.values())) != 1:
         raise RequestError(f"inputs must have the same length, got {lengths}")
@@ -261,12 +280,17 @@ def parse_v2(
     _check_rows(n, max_rows)
     for out in request.request_outputs or []:
         if out.name not in V2_OUTPUTS:
-            raise RequestError(f"unknown output {out.name!r} requested; outputs: "
-                               f"{list(V2_OUTPUTS)}")
+            raise RequestError(
+                f"unknown output {out.name!r} requested; outputs: {list(V2_OUTPUTS)}"
+            )
     h_max = window.horizon_max
     rows = np.empty(n, dtype=np.int64)
-    keys = zip(columns["origin_station"], columns["destination_station"], columns["cargo_type"],
-               strict=True)
+    keys = zip(
+        columns["origin_station"],
+        columns["destination_station"],
+        columns["cargo_type"],
+        strict=True,
+    )
     for i, (key, day) in enumerate(zip(keys, columns["target_date"], strict=True)):
         position = series_position(window, key, f"row {i}")
         rows[i] = position * h_max + horizon_of_date(window, day, f"row {i}") - 1

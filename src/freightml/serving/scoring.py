@@ -95,21 +95,27 @@ def make_scorer(
     """The scorer for ``model`` over ``features``; raises if the model cannot score them."""
     threads = _Threads(parallel_rows, large_threads)
     generic = FrameScorer(model, features, threads)
-    sample = np.unique(np.linspace(0, len(features) - 1, min(VERIFY_ROWS, len(features)))
-                       .astype(np.int64))
+    sample = np.unique(
+        np.linspace(0, len(features) - 1, min(VERIFY_ROWS, len(features))).astype(np.int64)
+    )
     expected = generic.predict(sample)  # also the smoke test: a model that cannot score fails
     if len(expected) != len(sample) or not np.all(np.isfinite(expected)):
-        raise ValueError(f"the model returned {len(expected)} predictions for {len(sample)} "
-                         "rows, or non-finite values: it does not fit these features")
+        raise ValueError(
+            f"the model returned {len(expected)} predictions for {len(sample)} "
+            "rows, or non-finite values: it does not fit these features"
+        )
     if fast and _is_global_gbm(model):
         try:
             scorer = GbmScorer(model, features, threads)
             got = scorer.predict(sample)
-        except Exception as exc:  # noqa: BLE001 - fall back to the model's own predict
+        except Exception as exc:
             log.warning("fast GlobalGBM scorer unavailable (%s); using model.predict", exc)
         else:
             if np.allclose(got, expected, rtol=1e-9, atol=1e-9):
                 return scorer
-            log.warning("fast GlobalGBM scorer disagrees with model.predict (max diff %.3g); "
-                        "using model.predict", float(np.max(np.abs(got - expected))))
+            log.warning(
+                "fast GlobalGBM scorer disagrees with model.predict (max diff %.3g); "
+                "using model.predict",
+                float(np.max(np.abs(got - expected))),
+            )
     return generic

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +71,15 @@ def build_predictor(
             source = LocalModel(uri, version=model_version)
     events = None
     if collector_url:
-        events = CloudEventSender(collector_url, inference_service=MODEL_NAME,
-                                  namespace=namespace, source=source_uri)
+        events = CloudEventSender(
+            collector_url, inference_service=MODEL_NAME, namespace=namespace, source=source_uri
+        )
     return FreightPredictor(
         source,
-        HistorySource(history if history is not None else default_history(settings),
-                      column_mapping=settings.data.column_mapping or None),
+        HistorySource(
+            history if history is not None else default_history(settings),
+            column_mapping=settings.data.column_mapping or None,
+        ),
         window_days=window_days,
         reload_seconds=cfg.reload_seconds if reload_seconds is None else reload_seconds,
         history_seconds=cfg.history_seconds if history_seconds is None else history_seconds,
@@ -125,7 +128,7 @@ def _bad_request_for_invalid_v2_bodies() -> None:
     app.add_exception_handler(RequestValidationError, handler)
 
 
-def v2_body_problem(errors: list[dict]) -> str:
+def v2_body_problem(errors: Sequence[Any]) -> str:
     """One readable line from FastAPI's validation errors of a V2 body."""
     for e in errors:
         if e.get("type") == "json_invalid":
@@ -147,9 +150,12 @@ def _log_to_stderr() -> None:
     if logger.handlers or logging.getLogger().handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelname)s %(message)s",
-        "%Y-%m-%d %H:%M:%S"))
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s.%(msecs)03d %(process)s %(name)s %(levelname)s %(message)s",
+            "%Y-%m-%d %H:%M:%S",
+        )
+    )
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
@@ -173,19 +179,22 @@ def _refuse_repository_changes(server: Any) -> None:
     model) while liveness still passes. Both answer 403 with the reason instead; the index
     (``/v2/repository/index``) stays.
     """
-    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
     from fastapi.responses import JSONResponse
     from kserve.model_server import app
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
+    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
+
     class ReadOnlyRepository(ModelRepositoryExtension):
         async def load(self, model_name: str) -> None:
-            raise RepositoryChangeRefused(REPOSITORY_REFUSAL.format(action="loading",
-                                                                    name=model_name))
+            raise RepositoryChangeRefused(
+                REPOSITORY_REFUSAL.format(action="loading", name=model_name)
+            )
 
         async def unload(self, model_name: str) -> None:
-            raise RepositoryChangeRefused(REPOSITORY_REFUSAL.format(action="unloading",
-                                                                    name=model_name))
+            raise RepositoryChangeRefused(
+                REPOSITORY_REFUSAL.format(action="unloading", name=model_name)
+            )
 
     async def refused(_request: Any, exc: RepositoryChangeRefused) -> JSONResponse:
         log.warning("%s", exc)
@@ -196,8 +205,9 @@ def _refuse_repository_changes(server: Any) -> None:
 
 
 def _model_server(host: str, http_port: int, **kwargs: Any) -> Any:
-    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
     from kserve import ModelServer
+
+    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
 
     class LocalModelServer(ModelServer):
         """ModelServer whose REST server binds ``host`` (KServe always binds 0.0.0.0) and
@@ -259,10 +269,12 @@ def serve(
     )
     _log_to_stderr()
     predictor.load()  # raises ModelNotAvailable / HistoryUnavailable with the reason
-    server = _model_server(host, http_port, grpc_port=http_port + 1, enable_grpc=False,
-                           enable_latency_logging=False)
+    server = _model_server(
+        host, http_port, grpc_port=http_port + 1, enable_grpc=False, enable_latency_logging=False
+    )
     _quiet_request_logs(log_requests)
     _bad_request_for_invalid_v2_bodies()
-    log.info("serving %s v%s on http://%s:%d", predictor.name, predictor.model_version, host,
-             http_port)
+    log.info(
+        "serving %s v%s on http://%s:%d", predictor.name, predictor.model_version, host, http_port
+    )
     server.start([predictor])
