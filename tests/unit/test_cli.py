@@ -1,6 +1,6 @@
 """Every fast `freightml` command through Typer's real parser (CliRunner), with --config
 where the command takes it; exit codes and output checked against values known apart
-from the CLI. Registry, serving and collector commands: tests/integration/test_cli.py."""
+from the CLI. Registry, serving and collector commands: tests/integration/test_cli_integration.py."""
 
 from __future__ import annotations
 
@@ -392,7 +392,7 @@ def test_serve_without_a_model_fails_before_serving(tmp_path: Path, config: Path
 CLI_TESTS = [
     Path(__file__).parent / "test_cli.py",
     Path(__file__).parent / "test_cli_deploy.py",
-    Path(__file__).parents[1] / "integration" / "test_cli.py",
+    Path(__file__).parents[1] / "integration" / "test_cli_integration.py",
     Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
 ]
 
