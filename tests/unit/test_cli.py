@@ -1,6 +1,7 @@
 """Every fast `freightml` command through Typer's real parser (CliRunner), with --config
 where the command takes it; exit codes and output checked against values known apart
-from the CLI. Registry, serving and collector commands: tests/integration/test_cli_integration.py."""
+from the CLI. Registry, serving and collector commands:
+tests/integration/test_cli_integration.py."""
 
 from __future__ import annotations
 
