@@ -151,3 +151,35 @@ def facts_records(days: Sequence[int] | int = 4, **kw: Any) -> list[dict[str, An
     frame = facts_frame(days, **kw)
     frame["date"] = frame["date"].dt.strftime("%Y-%m-%d")
     return frame.to_dict("records")
+
+
+# The collector store's backends, for ``@pytest.fixture(params=STORE_BACKENDS)``.
+STORE_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def fresh_store(backend: str, tmp_path: Path) -> Any:
+    """A collector Store with empty tables: a SQLite file in ``tmp_path``, or the test
+    PostgreSQL (``postgres_url``) with its tables dropped and created again."""
+    from freightml.collector.store import Store
+
+    url = f"sqlite:///{tmp_path / 'collector.db'}" if backend == "sqlite" else postgres_url()
+    store = Store(url, create=False)
+    store.drop_all()
+    store.create_all()
+    return store
+
+
+def save_model(model: Any, path: Path) -> Path:
+    """Save a fitted FreightML model as an MLflow sklearn model (skops), as training does."""
+    import mlflow.sklearn
+
+    from freightml.models import SKOPS_TRUSTED_TYPES
+
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        pip_requirements=[],
+    )
+    return path

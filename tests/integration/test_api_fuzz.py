@@ -19,12 +19,18 @@ import pandas as pd
 import pytest
 
 from freightml.collector.app import create_app
-from freightml.collector.store import Store
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.features.build import build_examples
-from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from helpers import free_port, postgres_url, running, uvicorn_in_thread
+from freightml.models import make_model
+from helpers import (
+    STORE_BACKENDS,
+    free_port,
+    fresh_store,
+    running,
+    save_model,
+    uvicorn_in_thread,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -54,12 +60,9 @@ def schemathesis(
     )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_BACKENDS)
 def collector_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
-    store = Store(url, create=False)
-    store.drop_all()
-    store.create_all()
+    store = fresh_store(request.param, tmp_path)
     with uvicorn_in_thread(create_app(store)) as base:
         yield base
     store.close()
@@ -193,18 +196,11 @@ def predictor_openapi(stations: list[str], cargo_types: list[str], days: list[st
 def predictor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """The FreightPredictor in a real kserve ModelServer on 127.0.0.1 (a subprocess), over
     a small model trained here on synthetic facts."""
-    import mlflow.sklearn
 
     tmp = tmp_path_factory.mktemp("predictor-fuzz")
     facts = generate("small")
     model = make_model("gbm", {"max_iter": 20}).fit(build_examples(facts, horizons_per_origin=7))
-    mlflow.sklearn.save_model(
-        model,
-        str(tmp / "model"),
-        serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=[],
-    )
+    save_model(model, tmp / "model")
     save_facts(facts, tmp / "facts.parquet")
     port = free_port()
     cmd = [

@@ -23,7 +23,7 @@ from freightml.data.synthetic import generate
 from freightml.domain import CHAMPION, MODEL_NAME
 from freightml.features.build import build_examples
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from helpers import free_port, running
+from helpers import free_port, running, save_model
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
@@ -174,18 +174,11 @@ def _request(url: str, series: pd.Series) -> dict[str, Any]:
 def test_serve_and_collector_serve_parse_their_options(
     world: dict[str, Any], model: Any, facts: pd.DataFrame
 ) -> None:
-    import mlflow.sklearn
 
     series = facts.iloc[-1]
     register(model, world["tracking"], [0.2])
     model_dir = world["tmp"] / "model"
-    mlflow.sklearn.save_model(
-        model,
-        str(model_dir),
-        serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=[],
-    )
+    save_model(model, model_dir)
     c, tmp = str(world["config"]), world["tmp"]
     freightml = [sys.executable, "-m", "freightml.cli"]
     collector_port, serve_port, other_port = (

@@ -18,7 +18,7 @@ from freightml.collector.app import create_app
 from freightml.collector.store import Store
 from freightml.data.schema import FACT_COLUMNS
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
-from helpers import facts_records, postgres_url, uvicorn_in_thread
+from helpers import STORE_BACKENDS, facts_records, fresh_store, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
 
@@ -30,13 +30,10 @@ class Collector:
     client: httpx.Client
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_BACKENDS)
 def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Collector]:
     """A collector served by uvicorn on 127.0.0.1 (port picked by the OS) over a fresh store."""
-    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
-    store = Store(url, create=False)
-    store.drop_all()
-    store.create_all()
+    store = fresh_store(request.param, tmp_path)
     with (
         uvicorn_in_thread(create_app(store)) as base,
         httpx.Client(base_url=base, timeout=30) as client,

@@ -14,7 +14,7 @@ import pytest
 from freightml.collector.app import create_app
 from freightml.collector.store import Store
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
-from helpers import postgres_url, uvicorn_in_thread
+from helpers import STORE_BACKENDS, fresh_store, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
 
@@ -26,12 +26,9 @@ def _golden(kind: str) -> tuple[dict[str, str], bytes]:
     return headers, (FIXTURES / f"{kind}.body.json").read_bytes()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_BACKENDS)
 def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
-    store = Store(url, create=False)
-    store.drop_all()
-    store.create_all()
+    store = fresh_store(request.param, tmp_path)
     with uvicorn_in_thread(create_app(store)) as base:
         yield base, store
     store.close()

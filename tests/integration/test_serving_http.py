@@ -27,8 +27,8 @@ from freightml.data.synthetic import generate
 from freightml.domain import MODEL_NAME as NAME
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE, SERIES_KEY
 from freightml.features.build import build_examples, build_inference_frame
-from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from helpers import free_port, running, uvicorn_in_thread
+from freightml.models import make_model
+from helpers import free_port, running, save_model, uvicorn_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +37,11 @@ KEY = list(SERIES_KEY)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
-    import mlflow.sklearn
 
     tmp = tmp_path_factory.mktemp("serving-http")
     facts = generate("small")
     model = make_model("gbm", {"max_iter": 30}).fit(build_examples(facts, horizons_per_origin=7))
-    mlflow.sklearn.save_model(
-        model,
-        str(tmp / "model"),
-        serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=[],
-    )
+    save_model(model, tmp / "model")
     save_facts(facts, tmp / "facts.parquet")
     store = Store(f"sqlite:///{tmp / 'collector.db'}")
     port = free_port()

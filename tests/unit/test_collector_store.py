@@ -15,18 +15,15 @@ from freightml.collector.events import InferenceEvent
 from freightml.collector.store import IngestResult, Store
 from freightml.data.schema import FACT_COLUMNS, FactSchema
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
-from helpers import facts_frame, postgres_url
+from helpers import STORE_BACKENDS, facts_frame, fresh_store
 
 pytestmark = [pytest.mark.unit]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """A fresh store: SQLite in tmp_path, or the test PostgreSQL with its tables recreated."""
-    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
-    s = Store(url, create=False)
-    s.drop_all()
-    s.create_all()
+    s = fresh_store(request.param, tmp_path)
     yield s
     s.close()
 

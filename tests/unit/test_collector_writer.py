@@ -14,17 +14,14 @@ import sqlalchemy as sa
 from freightml.collector.events import InferenceEvent, kserve_cloudevent
 from freightml.collector.store import Store, is_unavailable
 from freightml.collector.writer import EventWriter
-from helpers import postgres_url
+from helpers import STORE_BACKENDS, fresh_store
 
 pytestmark = [pytest.mark.unit]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'collector.db'}" if request.param == "sqlite" else postgres_url()
-    s = Store(url, create=False)
-    s.drop_all()
-    s.create_all()
+    s = fresh_store(request.param, tmp_path)
     yield s
     s.close()
 

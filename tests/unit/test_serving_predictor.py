@@ -20,13 +20,13 @@ from freightml.data.synthetic import generate
 from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
 from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
 from freightml.features.build import build_examples, build_inference_frame
-from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from freightml.models import make_model
 from freightml.serving.events import CloudEventSender
 from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
 from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError
-from helpers import uvicorn_in_thread
+from helpers import save_model, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
 
@@ -45,16 +45,9 @@ def model(facts: pd.DataFrame) -> Any:
 
 @pytest.fixture(scope="module")
 def model_dir(model: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import mlflow.sklearn
 
     path = tmp_path_factory.mktemp("serving") / "model"
-    mlflow.sklearn.save_model(
-        model,
-        str(path),
-        serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        pip_requirements=[],
-    )
+    save_model(model, path)
     return path
 
 
