@@ -183,3 +183,22 @@ def save_model(model: Any, path: Path) -> Path:
         pip_requirements=[],
     )
     return path
+
+
+def cli(*args: str, code: int = 0) -> Any:
+    """``freightml ARGS`` through Typer's real parser (CliRunner); asserts the exit code and
+    returns the result (``.output``, ``.stdout``)."""
+    from typer.testing import CliRunner
+
+    from freightml.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == code, (
+        f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
+    )
+    return result
+
+
+def words(text: str) -> str:
+    """Rich wraps long lines at the console width: compare with whitespace collapsed."""
+    return " ".join(text.split())

@@ -15,30 +15,16 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
 import freightml.cli as cli_module
-from freightml.cli import app
 from freightml.data.synthetic import generate
 from freightml.domain import CHAMPION, MODEL_NAME
 from freightml.features.build import build_examples
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
-from helpers import free_port, running, save_model
+from helpers import cli, free_port, running, save_model, words
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == code, (
-        f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
-    )
-    return result
-
-
-def words(text: str) -> str:
-    return " ".join(text.split())
 
 
 @pytest.fixture(scope="module")

@@ -19,29 +19,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from typer.testing import CliRunner
 
 from freightml.cli import app
 from freightml.collector.store import Store
 from freightml.data.schema import REGIONS, SERIES_KEY
 from freightml.data.synthetic import generate
-from helpers import free_port, uvicorn_in_thread
+from helpers import cli, free_port, uvicorn_in_thread, words
 
 pytestmark = [pytest.mark.unit]
-runner = CliRunner()
-
-
-def cli(*args: str, code: int = 0) -> Any:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == code, (
-        f"freightml {' '.join(args)} -> {result.exit_code}:\n{result.output}"
-    )
-    return result
-
-
-def words(text: str) -> str:
-    """Rich wraps long lines at the console width: compare with whitespace collapsed."""
-    return " ".join(text.split())
 
 
 @pytest.fixture(scope="module")
