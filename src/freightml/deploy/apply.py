@@ -6,6 +6,11 @@ Everything goes through ``kserve.KServeClient``. Its methods wrap API errors in 
 
 from __future__ import annotations
 
+# kserve parses sys.argv when first imported: the guard goes before every other import
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
+
+# isort: split
+
 import json
 import logging
 import time
@@ -17,7 +22,6 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.config import DeploySettings
 from freightml.deploy.inference_service import build_inference_service, to_manifest
 from freightml.domain import MODEL_NAME

@@ -10,6 +10,11 @@ exposes: ``GET /`` (live) and ``GET /v1/models/<name>`` (ready, 503 until loaded
 
 from __future__ import annotations
 
+# kserve parses sys.argv when first imported: the guard goes before every other import
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
+
+# isort: split
+
 import re
 from functools import cache
 from typing import Any
@@ -25,7 +30,6 @@ from kserve import (
 from kserve.api_client import ApiClient
 from kubernetes import client as k8s
 
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml import __version__
 from freightml.config import DeploySettings
 from freightml.domain import MLFLOW_OPTIONAL_KEYS, MODEL_NAME, TRACKING_URI_KEY

@@ -12,6 +12,11 @@ reference. A request keeps the state it was parsed with, so nothing is dropped o
 
 from __future__ import annotations
 
+# kserve parses sys.argv when first imported: the guard goes before every other import
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
+
+# isort: split
+
 import asyncio
 import contextlib
 import gc
@@ -30,7 +35,6 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.domain import MODEL_NAME
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher

@@ -11,6 +11,11 @@ V1 ``{"instances": [{"origin_station", "destination_station", "cargo_type",
 
 from __future__ import annotations
 
+# kserve parses sys.argv when first imported: the guard goes before every other import
+import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
+
+# isort: split
+
 from datetime import date
 from typing import Any
 
@@ -19,7 +24,6 @@ import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-import freightml._kserve  # noqa: F401  (first: see freightml/_kserve.py)
 from freightml.data.schema import CARGO_TYPES
 from freightml.models.wagons import wagons_for
 from freightml.serving.history import HistoryWindow
