@@ -53,7 +53,7 @@ bench: bench-training bench-serving bench-collector ## Run all benchmarks (resul
 bench-training: install ## Benchmark the training pipeline on small, demo and large
 	$(RUN) python bench/training_bench.py --sizes small demo large
 
-bench-serving: install ## Benchmark the predictor against MLServer, a bare kserve.Model and in-process predict
+bench-serving: install ## Benchmark the predictor (vs MLServer, bare kserve.Model, in-process; default serve with events on vs off)
 	$(RUN) python bench/serving_bench.py --repeat 2 --duration 5
 
 bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, none lost)
