@@ -202,3 +202,28 @@ def cli(*args: str, code: int = 0) -> Any:
 def words(text: str) -> str:
     """Rich wraps long lines at the console width: compare with whitespace collapsed."""
     return " ".join(text.split())
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def freightml_process(
+    *args: str, env: dict[str, str], check: bool = True, timeout_s: float = 900
+) -> subprocess.CompletedProcess:
+    """``freightml ARGS`` as its own process (``python -m freightml.cli``) from the repository
+    root; with ``check``, a non-zero exit fails the test with both outputs."""
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "freightml.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"freightml {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc

@@ -5,8 +5,6 @@ and rollback."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,25 +14,9 @@ import sqlalchemy as sa
 import yaml
 
 from freightml.domain import MODEL_NAME, SERIES_KEY
+from helpers import freightml_process
 
 pytestmark = [pytest.mark.e2e]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def freightml(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "freightml.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"freightml {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
-        )
-    return proc
 
 
 @pytest.fixture
@@ -63,7 +45,7 @@ def test_demo_then_score_promote_and_rollback(
     env: dict[str, str], config: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    demo = freightml("demo", "--size", "small", "--seed", "42", "--config", config, env=env)
+    demo = freightml_process("demo", "--size", "small", "--seed", "42", "--config", config, env=env)
     text = demo.stdout + demo.stderr
     data = home / "data" / "small-seed42.parquet"
     # each step went through the command line parser
@@ -78,7 +60,7 @@ def test_demo_then_score_promote_and_rollback(
     ]
     assert (home / "cards" / f"{MODEL_NAME}-v1" / "model_card.html").exists()
 
-    listed = freightml("models", "list", "-c", config, env=env).stdout
+    listed = freightml_process("models", "list", "-c", config, env=env).stdout
     v1 = next(line for line in listed.splitlines() if line.split()[1:2] == ["1"])
     assert "champion" in v1 and "challenger" in v1
 
@@ -88,7 +70,9 @@ def test_demo_then_score_promote_and_rollback(
         (facts["date"] > facts["date"].max() - timedelta(days=28)) & (facts["volume_tonnes"] > 0)
     ]
     active = len(recent.drop_duplicates(list(SERIES_KEY)))
-    freightml("pipeline", "run", "batch_scoring", "--source", str(data), "-c", config, env=env)
+    freightml_process(
+        "pipeline", "run", "batch_scoring", "--source", str(data), "-c", config, env=env
+    )
     engine = sa.create_engine(f"sqlite:///{home / 'collector.db'}")
     with engine.connect() as conn:
         rows = conn.execute(
@@ -112,8 +96,8 @@ def test_demo_then_score_promote_and_rollback(
     ]
 
     # a second version (same data: it stays challenger), then a manual promotion and rollback
-    freightml("pipeline", "run", "training", "--source", str(data), "-c", config, env=env)
-    promoted = freightml(
+    freightml_process("pipeline", "run", "training", "--source", str(data), "-c", config, env=env)
+    promoted = freightml_process(
         "models",
         "promote",
         "2",
@@ -126,15 +110,15 @@ def test_demo_then_score_promote_and_rollback(
         env=env,
     )
     assert "champion: v1 -> v2 by alice: planner asked for v2" in promoted.stderr
-    rolled = freightml(
+    rolled = freightml_process(
         "models", "rollback", "--reason", "v2 looks off", "--actor", "bob", "-c", config, env=env
     )
     assert "champion: v2 -> v1 by bob: v2 looks off" in rolled.stderr
-    again = freightml(
+    again = freightml_process(
         "models", "rollback", "--reason", "v2 after all", "--to", "2", "-c", config, env=env
     )
     assert "champion: v1 -> v2 by" in again.stderr
-    history = freightml("models", "history", "-c", config, env=env).stdout
+    history = freightml_process("models", "history", "-c", config, env=env).stdout
     rows = [line for line in history.splitlines() if "promote" in line or "rollback" in line]
     assert len(rows) == 4, history  # the pipeline's own promotion of v1, then the three above
     assert "freightml-pipeline" in rows[0]
@@ -143,7 +127,9 @@ def test_demo_then_score_promote_and_rollback(
     assert "v2 looks off" in rows[2] and "bob" in rows[2]
     assert "v2 after all" in rows[3]
 
-    bad = freightml("models", "promote", "7", "--reason", "x", "-c", config, env=env, check=False)
+    bad = freightml_process(
+        "models", "promote", "7", "--reason", "x", "-c", config, env=env, check=False
+    )
     assert bad.returncode == 1 and "no version '7'" in bad.stderr
 
 
@@ -154,12 +140,14 @@ def test_validate_cli_names_the_fault(env: dict[str, str], tmp_path: Path) -> No
     facts = pd.concat([facts, facts.iloc[:4]])  # planted duplicates
     path = tmp_path / "dupes.csv"
     facts.to_csv(path, index=False)
-    proc = freightml(
+    proc = freightml_process(
         "data", "validate", str(path), "--report-dir", str(tmp_path / "r"), env=env, check=False
     )
     assert proc.returncode == 1
     assert "[duplicate_rows]" in proc.stderr
     assert (tmp_path / "r" / "report.html").exists()
     facts.drop_duplicates().to_csv(path, index=False)
-    proc = freightml("data", "validate", str(path), "--report-dir", str(tmp_path / "r"), env=env)
+    proc = freightml_process(
+        "data", "validate", str(path), "--report-dir", str(tmp_path / "r"), env=env
+    )
     assert f"valid: {len(facts) - 4:,} rows" in proc.stderr

@@ -9,7 +9,6 @@ actual volumes.
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -23,23 +22,9 @@ import pytest
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.domain import MODEL_NAME as NAME
-from helpers import free_port, running
+from helpers import free_port, freightml_process, running
 
 pytestmark = [pytest.mark.e2e]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def cli(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "freightml.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"freightml {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture
@@ -59,8 +44,8 @@ def stack(tmp_path: Path):
     history, later = facts[facts["date"] <= origin], facts[facts["date"] > origin]
     history_file = tmp_path / "history.parquet"
     save_facts(history, history_file)
-    cli("pipeline", "run", "training", "--source", str(history_file), env=env)
-    cli("facts", "ingest", str(history_file), env=env)
+    freightml_process("pipeline", "run", "training", "--source", str(history_file), env=env)
+    freightml_process("facts", "ingest", str(history_file), env=env)
 
     cli_cmd = [sys.executable, "-m", "freightml.cli"]
     with ExitStack() as stack:
@@ -154,7 +139,8 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     )
     facts_file = stack["tmp"] / "actuals.csv"
     actual[mask].to_csv(facts_file, index=False)
-    out = cli("facts", "ingest", str(facts_file), env=stack["env"])
+    done = freightml_process("facts", "ingest", str(facts_file), env=stack["env"])
+    out = done.stdout + done.stderr
     assert "2 new" in " ".join(out.split())
     joined = store.forecasts_with_facts()
     online = joined[(joined["source"] == "online") & joined["volume_tonnes"].notna()]

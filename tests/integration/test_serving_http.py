@@ -111,6 +111,21 @@ def _keys(world: dict, n: int) -> list[tuple[str, str, str]]:
     return [tuple(k) for k in keys.head(n).itertuples(index=False)]
 
 
+def _next_day(key: tuple[str, str, str]) -> dict:
+    """A V1 body asking for one series' forecast one day ahead."""
+    origin, destination, cargo = key
+    return {
+        "instances": [
+            {
+                "origin_station": origin,
+                "destination_station": destination,
+                "cargo_type": cargo,
+                "horizon": 1,
+            }
+        ]
+    }
+
+
 def _dates(world: dict, horizons: list[int]) -> list[str]:
     origin = world["facts"]["date"].max()
     return [str((origin + pd.Timedelta(days=h)).date()) for h in horizons]
@@ -388,16 +403,7 @@ def test_metrics_beside_kserves(world) -> None:
     httpx.post(
         f"{world['url']}/v1/models/{NAME}:predict",
         timeout=30,
-        json={
-            "instances": [
-                {
-                    "origin_station": a[0],
-                    "destination_station": a[1],
-                    "cargo_type": a[2],
-                    "horizon": 1,
-                }
-            ]
-        },
+        json=_next_day(a),
     )
     text = httpx.get(world["url"] + "/metrics").text
     assert 'freightml_serving_model_info{model_name="freight-volume",version="5"} 1.0' in text
@@ -486,16 +492,7 @@ def test_model_repository_load_and_unload_are_refused(world, action: str) -> Non
     out = httpx.post(
         f"{world['url']}/v1/models/{NAME}:predict",
         timeout=30,
-        json={
-            "instances": [
-                {
-                    "origin_station": a[0],
-                    "destination_station": a[1],
-                    "cargo_type": a[2],
-                    "horizon": 1,
-                }
-            ]
-        },
+        json=_next_day(a),
     )
     assert out.status_code == 200
     np.testing.assert_allclose(
@@ -507,16 +504,7 @@ def test_bad_requests_are_logged_in_one_line(world) -> None:
     httpx.post(
         f"{world['url']}/v1/models/{NAME}:predict",
         timeout=30,
-        json={
-            "instances": [
-                {
-                    "origin_station": "LOGGED-1",
-                    "destination_station": "X",
-                    "cargo_type": "coal",
-                    "horizon": 1,
-                }
-            ]
-        },
+        json=_next_day(("LOGGED-1", "X", "coal")),
     )
     deadline = time.monotonic() + 5
     while "LOGGED-1" not in world["log"].read_text() and time.monotonic() < deadline:
@@ -569,16 +557,7 @@ def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> N
             tmp_path / "server.log",
         ) as proc:
             a = _keys(world, 1)[0]
-            body = {
-                "instances": [
-                    {
-                        "origin_station": a[0],
-                        "destination_station": a[1],
-                        "cargo_type": a[2],
-                        "horizon": 1,
-                    }
-                ]
-            }
+            body = _next_day(a)
             for i in range(30):
                 r = httpx.post(
                     f"{url}/v1/models/{NAME}:predict",

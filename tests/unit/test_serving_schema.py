@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from freightml.data.schema import FACT_COLUMNS
 from freightml.serving.history import HistoryWindow
 from freightml.serving.schema import (
     RequestError,
@@ -33,19 +34,7 @@ def _facts(days: int = 120) -> pd.DataFrame:
         for k, day in enumerate(dates):
             tonnes = 100.0 * (i + 1) + 10 * (k % 7)
             rows.append((day, o, d, ro, rd, c, tonnes, round(tonnes / 60)))
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "date",
-            "origin_station",
-            "destination_station",
-            "origin_region",
-            "destination_region",
-            "cargo_type",
-            "volume_tonnes",
-            "wagons",
-        ],
-    )
+    return pd.DataFrame(rows, columns=list(FACT_COLUMNS))
 
 
 @pytest.fixture(scope="module")
