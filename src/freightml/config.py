@@ -305,6 +305,10 @@ class Settings(BaseSettings):
     methodology_path: Path = Field(
         Path("configs/methodology.yaml"), description="the quality methodology (metrics, gates)"
     )
+    monitoring_path: Path = Field(
+        Path("configs/monitoring.yaml"),
+        description="monitoring thresholds (drift, realised quality, freshness)",
+    )
     data: DataSettings = DataSettings()
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
