@@ -227,3 +227,149 @@ def freightml_process(
             f"freightml {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
         )
     return proc
+
+
+def sample_snapshot(**overrides: Any) -> Any:
+    """A small monitoring Snapshot with known content: ``all`` and region ``Восток`` green,
+    region ``Запад`` red (input drift and degraded quality), one stale series in three.
+
+    For tests of the views of a snapshot (report, gauges, store); override any field."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from freightml.monitoring.config import MonitoringConfig
+    from freightml.monitoring.types import (
+        Alert,
+        DriftReport,
+        DriftResult,
+        Freshness,
+        QualityCell,
+        QualityDay,
+        QualityReport,
+        SegmentStatus,
+        SeriesTrace,
+        Snapshot,
+    )
+
+    as_of = date(2026, 3, 31)
+    start = as_of - timedelta(days=6)
+    east, west = "origin_region=Восток", "origin_region=Запад"
+
+    def drift(feature: str, segment: str, statistic: str, value: float, kind: str = "numeric"):
+        threshold = 0.05 if statistic == "unseen_share" else 0.1
+        return DriftResult(
+            feature=feature,
+            kind=kind,
+            role="input" if feature != "volume_tonnes" else "target",
+            segment=segment,
+            statistic=statistic,
+            value=value,
+            threshold=threshold,
+            drifted=value > threshold,
+            n_reference=10_000,
+            n_current=700,
+        )
+
+    results = [
+        drift(f, s, st, v)
+        for s, scale in (("all", 0.3), (east, 0.1), (west, 1.0))
+        for f, base in (("mean_7_ratio", 0.12), ("log_scale", 0.05), ("volume_tonnes", 0.2))
+        for st, v in (("psi", base * scale * 2), ("wasserstein", base * scale))
+    ] + [
+        drift("origin_station", s, "unseen_share", v, "categorical")
+        for s, v in (("all", 0.01), (east, 0.0), (west, 0.02))
+    ]
+    report = DriftReport(
+        source="facts",
+        window_start=start,
+        window_end=as_of,
+        rows=4_200,
+        results=results,
+        drifted_segments=[west],
+        unsupported_segments=["origin_region=Север"],
+    )
+    days = [start + timedelta(days=i) for i in range(7)]
+    cells = [
+        QualityCell(
+            segment=s,
+            horizon_bucket=b,
+            n=300,
+            actual_tonnes=90_000.0,
+            wape=w,
+            mae=120.0,
+            bias=0.01,
+            expected_wape=0.2,
+            degraded=w > 0.25,
+        )
+        for s, w in (("all", 0.24), (east, 0.19), (west, 0.41))
+        for b in ("1-7", "8-14", "15-28")
+    ]
+    daily = [
+        QualityDay(
+            date=d,
+            segment=s,
+            n=40,
+            wape=w + 0.01 * i,
+            mae=100.0,
+            bias=0.0,
+            expected_wape=0.2,
+            exceeds=w + 0.01 * i > 0.25,
+        )
+        for i, d in enumerate(days)
+        for s, w in (("all", 0.2), (east, 0.18), (west, 0.35))
+    ]
+    trace = SeriesTrace(
+        origin_station="Запад-1",
+        destination_station="Восток-2",
+        cargo_type="coal",
+        segment=west,
+        wape=0.52,
+        dates=days,
+        forecast=[100.0, 110.0, 90.0, 95.0, 105.0, 100.0, 98.0],
+        actual=[150.0, 160.0, 140.0, 155.0, 150.0, 149.0, 152.0],
+    )
+    quality = QualityReport(
+        window_start=start,
+        window_end=as_of,
+        mature_until=as_of - timedelta(days=1),
+        forecasts_scored=2_700,
+        forecasts_pending=300,
+        cells=cells,
+        daily=daily,
+        degraded_segments=[west],
+        worst_series=[trace],
+    )
+    fields: dict[str, Any] = {
+        "id": "3f0c2a6e-0000-4000-8000-000000000001",
+        "created_at": datetime(2026, 4, 1, 6, 0, tzinfo=UTC),
+        "as_of": as_of,
+        "window_days": 7,
+        "model_name": "freight-volume",
+        "model_version": "3",
+        "status": "red",
+        "segments": [
+            SegmentStatus(segment="all", status="green", reasons=[]),
+            SegmentStatus(segment=east, status="green", reasons=[]),
+            SegmentStatus(
+                segment=west,
+                status="red",
+                reasons=["realised WAPE 0.41 > expected 0.20 x 1.25", "input drift"],
+            ),
+        ],
+        "alerts": [
+            Alert(kind="quality", segment=west, message="realised WAPE 0.41 > 0.25 on 5 days"),
+            Alert(kind="drift", segment=west, message="3 of 4 features drifted"),
+        ],
+        "drift": [report],
+        "quality": quality,
+        "freshness": Freshness(
+            newest_fact=as_of - timedelta(days=1),
+            facts_age_days=1.0,
+            active_series=300,
+            stale_series=100,
+            stale_series_share=1 / 3,
+            stale=True,
+        ),
+        "thresholds": MonitoringConfig().model_dump(mode="json"),
+    }
+    fields.update(overrides)
+    return Snapshot(**fields)
