@@ -19,6 +19,7 @@ from components.build_features import build_features
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
+from components.monitor_model import monitor_model
 from components.register_model import register_model
 from components.score_batch import score_batch
 from components.train_model import train_model
@@ -33,6 +34,7 @@ STAGES: tuple[Callable, ...] = (
     register_model,
     deploy_model,
     score_batch,
+    monitor_model,
 )
 
 
@@ -46,6 +48,7 @@ class Components:
     register_model: Callable
     deploy_model: Callable
     score_batch: Callable
+    monitor_model: Callable
 
 
 def make_components(base_image: str) -> Components:

@@ -13,6 +13,7 @@ from kfp import compiler, local
 
 from freightml.config import Settings
 from pipelines.batch_scoring import build_batch_scoring_pipeline
+from pipelines.monitoring import build_monitoring_pipeline
 from pipelines.training import build_training_pipeline
 
 KFP_EXPERIMENT = "freightml"
@@ -20,6 +21,7 @@ KFP_EXPERIMENT = "freightml"
 BUILDERS: dict[str, Callable[[Settings], Callable]] = {
     "training": build_training_pipeline,
     "batch_scoring": build_batch_scoring_pipeline,
+    "monitoring": build_monitoring_pipeline,
 }
 
 
@@ -71,13 +73,15 @@ def local_settings(settings: Settings) -> Settings:
         update={
             "home": home,
             "methodology_path": settings.methodology_path.resolve(),
+            "monitoring_path": settings.monitoring_path.resolve(),
             "pipeline": pipeline,
         }
     )
 
 
-def run_local(settings: Settings, name: str = "training") -> LocalRun:
-    """Run a pipeline with kfp.local's SubprocessRunner in this Python environment."""
+def run_local(settings: Settings, name: str = "training", **arguments: Any) -> LocalRun:
+    """Run a pipeline with kfp.local's SubprocessRunner in this Python environment;
+    ``arguments`` are the pipeline's parameters besides ``config``."""
     settings = local_settings(settings)
     root = Path(settings.local_pipeline_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,7 @@ def run_local(settings: Settings, name: str = "training") -> LocalRun:
         warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
         # the cluster image is configured, but locally the tasks run in this very venv
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")
-        task = pipeline(config=settings.to_json())
+        task = pipeline(config=settings.to_json(), **arguments)
     seconds = time.perf_counter() - started
     new_dirs = sorted(
         {p for p in root.iterdir() if p.is_dir()} - before, key=lambda p: p.stat().st_mtime
@@ -137,8 +141,10 @@ def submit(
     backend: PipelineBackend,
     name: str = "training",
     out_dir: Path | None = None,
+    arguments: dict[str, Any] | None = None,
 ) -> str:
-    """Compile ``name`` and submit it to ``backend``; returns the run id.
+    """Compile ``name`` and submit it to ``backend`` with ``config`` and ``arguments`` (the
+    pipeline's other parameters); returns the run id.
 
     On a cluster the tasks read MLflow's address and credentials from the Kubernetes Secret
     ``pipeline.mlflow_secret``; the config parameter carries no secret.
@@ -146,4 +152,6 @@ def submit(
     _builder(name)  # an unknown name fails before anything is compiled
     paths = {p.stem: p for p in compile_pipelines(settings, out_dir)}
     run_name = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return backend.submit(paths[name], run_name, {"config": settings.to_json()})
+    return backend.submit(
+        paths[name], run_name, {"config": settings.to_json(), **(arguments or {})}
+    )

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +36,12 @@ app.add_typer(data_app, name="data")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(models_app, name="models")
 app.add_typer(collector_app, name="collector")
+monitor_app = typer.Typer(
+    help="Monitoring: drift, realised quality and freshness of the champion.",
+    no_args_is_help=True,
+)
 app.add_typer(facts_app, name="facts")
+app.add_typer(monitor_app, name="monitor")
 
 console = Console(stderr=True)
 out = Console()
@@ -193,7 +199,9 @@ def _report_validation_failure(run_root: Path) -> None:
     console.print(f"validation report: {reports[-1]}")
 
 
-def _submit(settings: Settings, host: str, name: str) -> None:
+def _submit(
+    settings: Settings, host: str, name: str, arguments: dict[str, str | int] | None = None
+) -> None:
     """Compile ``name`` and create a run on the KFP API at ``host`` (kfp.Client)."""
     from kfp_server_api import ApiException
     from urllib3.exceptions import HTTPError
@@ -201,7 +209,7 @@ def _submit(settings: Settings, host: str, name: str) -> None:
     from pipelines.run import KfpClientBackend, submit
 
     try:
-        run_id = submit(settings, KfpClientBackend(host), name)
+        run_id = submit(settings, KfpClientBackend(host), name, arguments=arguments)
     except HTTPError as exc:  # connection refused, DNS, timeouts
         _fail(f"cannot reach the Kubeflow Pipelines API at {host}: {exc}")
     except ApiException as exc:
@@ -214,7 +222,9 @@ def _submit(settings: Settings, host: str, name: str) -> None:
 
 @pipeline_app.command("run")
 def pipeline_run(
-    name: Annotated[str, typer.Argument(help="pipeline to run: training")] = "training",
+    name: Annotated[
+        str, typer.Argument(help="pipeline to run: training, batch_scoring or monitoring")
+    ] = "training",
     host: Annotated[
         str | None,
         typer.Option(help="KFP API URL; submits to the cluster instead of running locally"),
@@ -226,6 +236,12 @@ def pipeline_run(
         str | None, typer.Option(help="facts file or URI (overrides data.source_uri)")
     ] = None,
     size: Annotated[str | None, typer.Option(help="synthetic size when there is no source")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="monitoring: last day of the window, YYYY-MM-DD")
+    ] = None,
+    window_days: Annotated[
+        int | None, typer.Option(min=1, max=366, help="monitoring: days in the window")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run a pipeline on the embedded default (kfp.local) or submit it to a KFP host."""
@@ -233,6 +249,11 @@ def pipeline_run(
 
     if name not in pipeline_names():
         _fail(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}", 2)
+    arguments: dict[str, str | int] = {}
+    if name == "monitoring":
+        arguments = {"as_of": as_of or "", "window_days": window_days or 0}
+    elif as_of or window_days:
+        _fail("--as-of and --window-days apply to the monitoring pipeline only", 2)
     base = _settings(config)
     data = base.data.model_copy(
         update={k: v for k, v in {"source_uri": source, "synthetic_size": size}.items() if v}
@@ -240,7 +261,7 @@ def pipeline_run(
     settings = base.model_copy(update={"data": data})
     _logging()
     if host:
-        _submit(settings, host, name)
+        _submit(settings, host, name, arguments)
         return
     if not local_:
         _fail("--no-local needs --host URL of a Kubeflow Pipelines API", 2)
@@ -248,7 +269,7 @@ def pipeline_run(
 
     console.rule(f"[bold]{name} pipeline on the embedded default (kfp.local)")
     try:
-        result = run_local(settings, name)
+        result = run_local(settings, name, **arguments)
     except RuntimeError as exc:
         _report_validation_failure(Path(local_settings(settings).local_pipeline_root))
         _fail(f"pipeline {name} failed: {exc}")
@@ -460,6 +481,82 @@ def facts_ingest(
     )
 
 
+# -- monitor --------------------------------------------------------------------------
+ALERT_EXIT_CODE = 3  # `monitor run --fail-on-alert` when an alert condition holds
+_STATUS_STYLE = {"green": "green", "amber": "yellow", "red": "red"}
+
+
+@monitor_app.command("run")
+def monitor_run(
+    window_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=366, help="days in the window (default: configs/monitoring.yaml)"),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="last day of the window (default: today, UTC)"),
+    ] = None,
+    fail_on_alert: Annotated[
+        bool, typer.Option(help=f"exit {ALERT_EXIT_CODE} when an alert condition holds")
+    ] = False,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder for snapshot.json and report.html")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Compute one monitoring snapshot (drift, realised quality, freshness), store it in the
+    collector's store, write the JSON and the HTML report and print a summary."""
+    from mlflow.exceptions import MlflowException
+
+    from freightml.monitoring.report import summary_lines
+    from freightml.monitoring.run import run_monitoring
+
+    settings = _settings(config)
+    _store_url(settings)
+    _logging()
+    try:
+        result = run_monitoring(
+            settings,
+            as_of=as_of.date() if as_of else None,
+            window_days=window_days,
+            out_dir=out_dir,
+        )
+    except (RuntimeError, ValueError, FileNotFoundError, MlflowException) as exc:
+        _fail(f"monitoring failed: {exc}")
+    snapshot = result.snapshot
+    style = _STATUS_STYLE[snapshot.status]
+    console.rule(f"[bold {style}]monitoring {snapshot.as_of}: {snapshot.status}")
+    for line in summary_lines(snapshot):
+        out.print(escape(line))
+    out.print(f"report: {result.report_path}")
+    out.print(f"snapshot: {result.json_path} (id {snapshot.id})")
+    if fail_on_alert and snapshot.alerts:
+        raise typer.Exit(ALERT_EXIT_CODE)
+
+
+@monitor_app.command("list")
+def monitor_list(
+    limit: Annotated[int, typer.Option(min=1, help="how many snapshots")] = 20,
+    config: ConfigOpt = None,
+) -> None:
+    """List the stored monitoring snapshots, newest first."""
+    from freightml.collector.store import Store
+
+    settings = _settings(config)
+    store = Store(_store_url(settings))
+    try:
+        rows = store.monitoring.list(limit=limit)
+    finally:
+        store.close()
+    table = Table(title="monitoring snapshots")
+    columns = ("as_of", "status", "n_alerts", "model_name", "model_version", "created_at", "id")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in columns))
+    out.print(table)
+
+
 # -- deploy ---------------------------------------------------------------------------
 @app.command("deploy")
 def deploy(
@@ -508,37 +605,135 @@ def demo(
     ctx: typer.Context,
     size: Annotated[str, typer.Option(help="synthetic data size")] = "demo",
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor",
+            help="then the monitoring demo: requests, later facts with a shift in one "
+            "region, batch scoring and `monitor run` (reuses an existing champion)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Generate data, run the training pipeline locally, register and promote a champion.
 
-    Runs `data generate`, `pipeline compile` and `pipeline run training` as commands."""
+    Runs `data generate`, `pipeline compile` and `pipeline run training` as commands; with
+    --monitor also the monitoring demo (see README, "Monitoring")."""
+    from freightml.tracking import champion_version
+
     settings = _settings(config)
     data_file = settings.home / "data" / f"{size}-seed{seed}.parquet"
     with_config = ["--config", str(config)] if config else []
     started = time.perf_counter()
-    if not data_file.exists():
-        _invoke(
-            ctx, "data", "generate", "--out", str(data_file), "--size", size, "--seed", str(seed)
-        )
-    else:
-        console.print(f"using existing {data_file}")
-    _invoke(ctx, "pipeline", "compile", *with_config)
-    _invoke(ctx, "pipeline", "run", "training", "--source", str(data_file), *with_config)
-    from freightml.tracking import champion_version
-
-    client = _client(settings)
     model = settings.tracking.registered_model
-    champ = champion_version(client, model)
-    if champ is None:
-        _fail("no champion after the demo run: the gates failed, see the model card")
+    champ = champion_version(_client(settings), model) if monitor else None
+    if champ is not None and data_file.exists():
+        console.print(f"using the existing champion {model} v{champ} and {data_file}")
+    else:
+        if not data_file.exists():
+            _invoke(
+                ctx,
+                "data",
+                "generate",
+                "--out",
+                str(data_file),
+                "--size",
+                size,
+                "--seed",
+                str(seed),
+            )
+        else:
+            console.print(f"using existing {data_file}")
+        _invoke(ctx, "pipeline", "compile", *with_config)
+        _invoke(ctx, "pipeline", "run", "training", "--source", str(data_file), *with_config)
+        champ = champion_version(_client(settings), model)
+        if champ is None:
+            _fail("no champion after the demo run: the gates failed, see the model card")
+    if monitor:
+        _monitor_demo(ctx, settings, data_file, size=size, seed=seed, with_config=with_config)
     cards = settings.home / "cards" / f"{model}-v{champ}"
     console.rule(f"[bold green]demo done in {time.perf_counter() - started:.0f}s")
     out.print(f"champion: {model} v{champ}")
     out.print(f"model card: {cards / 'model_card.md'} (and .html)")
     out.print(f"project card: {cards / 'project_card.md'}")
     out.print(f"MLflow UI: uv run mlflow ui --backend-store-uri {settings.tracking_uri}")
-    out.print(f"compiled pipeline: {settings.pipeline.compile_dir / 'training.yaml'}")
+    out.print(f"compiled pipelines: {settings.pipeline.compile_dir}")
+
+
+def _monitor_demo(
+    ctx: typer.Context,
+    settings: Settings,
+    data_file: Path,
+    *,
+    size: str,
+    seed: int,
+    with_config: list[str],
+) -> None:
+    """Requests to a real predictor, batch scoring, later facts with a shift in one region,
+    then `monitor run` over the later days."""
+    from datetime import timedelta
+
+    from freightml.data.sources import load_facts, save_facts
+    from freightml.monitoring.demo import (
+        LATER_DAYS,
+        REQUESTS,
+        demo_facts,
+        freightml_service,
+        request_bodies,
+        send_requests,
+    )
+
+    console.rule("[bold]monitoring demo")
+    facts = demo_facts(load_facts(str(data_file)), size, seed)
+    folder = settings.home / "data" / "monitor-demo"
+    history_file = save_facts(facts.history, folder / "history.parquet")
+    later_file = save_facts(facts.later, folder / "later.parquet")
+    console.print(
+        f"history until {facts.origin} ({len(facts.history):,} rows) -> the store; later "
+        f"facts: {LATER_DAYS} days, series loaded in {facts.shift_region} x{facts.shift_factor}"
+    )
+    _invoke(ctx, "facts", "ingest", str(history_file), *with_config)
+
+    name = settings.tracking.registered_model
+    collector_url = f"http://{settings.collector.host}:{settings.collector.port}"
+    serving_url = f"http://{settings.serving.host}:{settings.serving.http_port}"
+    logs = settings.home / "logs"
+    bodies = request_bodies(facts.history, REQUESTS, seed)
+    console.print(f"starting the collector and the predictor; logs in {logs}")
+    with (
+        freightml_service(
+            ["collector", "serve", *with_config],
+            f"{collector_url}/healthz",
+            logs / "collector.log",
+            env={},
+        ),
+        freightml_service(
+            ["serve", *with_config],
+            f"{serving_url}/v2/models/{name}/ready",
+            logs / "serve.log",
+            env={},
+        ),
+    ):
+        rows = send_requests(serving_url, name, bodies)
+        console.print(f"{len(bodies)} requests answered with {rows:,} forecast rows")
+    _invoke(ctx, "pipeline", "run", "batch_scoring", "--source", str(history_file), *with_config)
+    _invoke(ctx, "facts", "ingest", str(later_file), *with_config)
+    as_of = facts.origin + timedelta(days=LATER_DAYS)
+    _invoke(
+        ctx,
+        "monitor",
+        "run",
+        "--as-of",
+        as_of.isoformat(),
+        "--window-days",
+        str(LATER_DAYS),
+        *with_config,
+    )
+    out.print(
+        f"injected: series loaded in {facts.shift_region} x{facts.shift_factor} from "
+        f"{facts.origin + timedelta(days=1)}; the gauges: `uv run freightml collector serve`, "
+        f"then `curl {collector_url}/metrics`"
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

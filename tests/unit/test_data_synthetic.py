@@ -161,6 +161,22 @@ def test_level_shift_scales_one_region_from_a_date(small: pd.DataFrame) -> None:
     )
 
 
+def test_level_shift_can_touch_only_series_loaded_in_the_region(small: pd.DataFrame) -> None:
+    df = generate(
+        "small",
+        level_shift=("2024-07-01", 1.5),
+        level_shift_region="Moscow",
+        level_shift_origin_only=True,
+    )
+    loaded = small["origin_region"] == "Moscow"
+    after = small["date"] >= pd.Timestamp("2024-07-01")
+    assert loaded[after].any() and (small["destination_region"] == "Moscow")[~loaded].any()
+    shifted = loaded & after
+    ratio = df.loc[shifted, "volume_tonnes"].sum() / small.loc[shifted, "volume_tonnes"].sum()
+    assert ratio == pytest.approx(1.5, rel=0.01)
+    assert np.array_equal(df.loc[~shifted, "volume_tonnes"], small.loc[~shifted, "volume_tonnes"])
+
+
 def test_new_stations_appear_late(small: pd.DataFrame) -> None:
     df = generate("small", new_stations=3)
     old = set(small["origin_station"].astype(str)) | set(small["destination_station"].astype(str))

@@ -116,6 +116,7 @@ class SyntheticSpec:
     new_region_series: int | None = None  # default: 10% of n_series
     level_shift: tuple[date, float] | None = None  # (from date, factor)
     level_shift_region: str | None = None  # series from or to this region; None: all
+    level_shift_origin_only: bool = False  # with a region: only series loaded there
     new_stations: int = 0  # stations (2 lanes each) appearing in the last quarter
     missing_days: float = 0.0  # fraction of series-days dropped
     anomalies: int = 0  # rows whose volume is multiplied by anomaly_factor
@@ -519,9 +520,9 @@ def _volume_matrix(
         affected = np.ones(n, bool)
         if spec.level_shift_region is not None:
             r = regions.index(spec.level_shift_region)
-            affected = (stations.region[lanes.origin] == r) | (
-                stations.region[lanes.destination] == r
-            )
+            affected = stations.region[lanes.origin] == r
+            if not spec.level_shift_origin_only:
+                affected |= stations.region[lanes.destination] == r
         first = int(np.searchsorted(days.values, np.datetime64(when)))
         log_v[np.ix_(affected, np.arange(first, n_days))] += np.float32(np.log(factor))
     noise *= sigma[:, None]
