@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test test-unit test-integration lint format compile models bench bench-training bench-serving bench-collector clean
+.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models bench bench-training bench-serving bench-collector clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ install: $(UV) ## Install the locked environment (.venv) with uv
 
 demo: install ## Generate demo data, run the training pipeline locally, register a champion
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED)
+
+monitor-demo: install ## After make demo: requests, later facts with a regional shift, batch scoring, freightml monitor run
+	$(RUN) freightml demo --size $(SIZE) --seed $(SEED) --monitor
 
 test: install ## Run all tests (unit, data, quality, integration, e2e); prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ STAGES = {
 @pytest.fixture
 def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
     paths = {p.name: p for p in compile_pipelines(settings, tmp_path / "build")}
-    assert set(paths) == {"training.yaml", "batch_scoring.yaml"}
+    assert set(paths) == {"training.yaml", "batch_scoring.yaml", "monitoring.yaml"}
     path = paths["training.yaml"]
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform
@@ -105,6 +105,25 @@ def test_batch_scoring_reads_store_url_from_a_secret(settings: Settings, tmp_pat
     assert "validate-data" in tasks["score-batch"]["dependentTasks"]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     secrets = {s["secretName"] for s in executors["exec-score-batch"]["secretAsEnv"]}
+    assert secrets == {settings.pipeline.mlflow_secret, settings.pipeline.store_secret}
+
+
+def test_monitoring_pipeline_takes_its_window_and_reads_both_secrets(
+    settings: Settings, tmp_path: Path
+) -> None:
+    paths = {p.name: p for p in compile_pipelines(settings, tmp_path)}
+    spec, platform = yaml.safe_load_all(paths["monitoring.yaml"].read_text())
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"monitor-model"}
+    assert tasks["monitor-model"]["cachingOptions"].get("enableCache", False) is False
+    parameters = spec["root"]["inputDefinitions"]["parameters"]
+    assert (
+        parameters["as_of"]["defaultValue"] == "" and parameters["window_days"]["defaultValue"] == 0
+    )
+    outputs = spec["components"]["comp-monitor-model"]["outputDefinitions"]["artifacts"]
+    assert outputs["report"]["artifactType"]["schemaTitle"] == "system.HTML"
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    secrets = {s["secretName"] for s in executors["exec-monitor-model"]["secretAsEnv"]}
     assert secrets == {settings.pipeline.mlflow_secret, settings.pipeline.store_secret}
 
 

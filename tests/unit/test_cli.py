@@ -196,7 +196,11 @@ def _pipeline_config(path: Path) -> dict[str, Any]:
 def test_pipeline_compile_with_config(tmp_path: Path, config: Path) -> None:
     out = tmp_path / "compiled"
     result = cli("pipeline", "compile", "--out", str(out), "--config", str(config))
-    assert sorted(p.name for p in out.iterdir()) == ["batch_scoring.yaml", "training.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "batch_scoring.yaml",
+        "monitoring.yaml",
+        "training.yaml",
+    ]
     assert "compiled" in result.output
     assert _pipeline_config(out / "training.yaml")["data"]["seed"] == 7
 
@@ -205,7 +209,11 @@ def test_pipeline_run_refuses_bad_combinations(config: Path) -> None:
     result = cli("pipeline", "run", "training", "--no-local", "-c", str(config), code=2)
     assert "--no-local needs --host" in result.output
     result = cli("pipeline", "run", "scoring", "-c", str(config), code=2)
-    assert "unknown pipeline 'scoring'; known: batch_scoring, training" in words(result.output)
+    assert "unknown pipeline 'scoring'; known: batch_scoring, monitoring, training" in words(
+        result.output
+    )
+    result = cli("pipeline", "run", "training", "--as-of", "2026-01-31", "-c", str(config), code=2)
+    assert "--as-of and --window-days apply to the monitoring pipeline only" in words(result.output)
 
 
 class KfpStandIn:
@@ -307,6 +315,32 @@ def test_pipeline_run_host_submits_through_kfp_client(
         json.loads(run["runtime_config"]["parameters"]["config"])["data"]["synthetic_size"]
         == "demo"
     )
+
+
+def test_pipeline_run_host_submits_monitoring_with_its_window(
+    kfp_api: tuple[KfpStandIn, str], config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_in, url = kfp_api
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    cli(
+        "pipeline",
+        "run",
+        "monitoring",
+        "--host",
+        url,
+        "--as-of",
+        "2026-01-31",
+        "--window-days",
+        "14",
+        "-c",
+        str(config),
+    )
+    run = stand_in.calls[-1][2]
+    assert run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "freightml-monitoring"
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters["as_of"] == "2026-01-31" and parameters["window_days"] == 14
+    assert json.loads(parameters["config"])["data"]["seed"] == 7
 
 
 def test_pipeline_run_unreachable_host_fails_clearly(
