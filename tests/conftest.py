@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from freightml.config import Settings, load_settings
-from helpers import PG_ENV, REQUIRE_ALL_ENV
+from helpers import CHROMIUM_ENV, PG_ENV, REQUIRE_ALL_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 # What the test harness itself sets; every other FREIGHTML_*/MLFLOW_* variable is removed.
-_KEEP = {PG_ENV, REQUIRE_ALL_ENV}
+_KEEP = {PG_ENV, REQUIRE_ALL_ENV, CHROMIUM_ENV}
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,18 @@
-"""Helpers shared by the test modules: ports, servers on loopback, small facts frames and
-the switch that turns a skip of something CI must run into a failure."""
+"""Helpers shared by the test modules: ports, servers on loopback, small facts frames,
+headless Chromium over the DevTools Protocol and the switch that turns a skip of something
+CI must run into a failure."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +376,209 @@ def sample_snapshot(**overrides: Any) -> Any:
     }
     fields.update(overrides)
     return Snapshot(**fields)
+
+
+# Chromium for tests of HTML pages: this binary, else `chromium` (Debian's package) on PATH.
+CHROMIUM_ENV = "FREIGHTML_CHROMIUM"
+
+
+def chromium_binary() -> str:
+    """The Chromium to open pages with: ``$FREIGHTML_CHROMIUM``, else ``chromium`` on PATH;
+    skip (fail in CI) when there is neither."""
+    import shutil
+
+    configured = os.environ.get(CHROMIUM_ENV, "")
+    found = shutil.which(configured or "chromium")
+    if found is None:
+        skip_or_fail(
+            f"no Chromium: {configured!r} ({CHROMIUM_ENV}) is not an executable"
+            if configured
+            else f"no `chromium` on PATH (apt-get install chromium, or set {CHROMIUM_ENV})"
+        )
+    return str(found)
+
+
+class PageLoad:
+    """What loading one page in Chromium showed: console errors, uncaught exceptions,
+    failed resource loads (the network's and the browser log's), images that did not
+    decode, and where its full-page screenshot was written."""
+
+    def __init__(self, screenshot: Path) -> None:
+        self.screenshot = screenshot
+        self.console_errors: list[str] = []
+        self.exceptions: list[str] = []
+        self.failed_loads: list[str] = []
+        self.log_errors: list[str] = []
+        self.broken_images: list[str] = []
+        self.images: int = 0
+
+    @property
+    def problems(self) -> list[str]:
+        """Every problem seen, labelled; empty for a clean load."""
+        return [
+            *(f"console: {m}" for m in self.console_errors),
+            *(f"exception: {m}" for m in self.exceptions),
+            *(f"failed load: {m}" for m in self.failed_loads),
+            *(f"log: {m}" for m in self.log_errors),
+            *(f"broken image: {m}" for m in self.broken_images),
+        ]
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools Protocol (its websocket, with the
+    websocket-client package): :meth:`load` opens a page and reports what went wrong."""
+
+    def __init__(self, binary: str, workdir: Path, *, timeout_s: float = 60.0) -> None:
+        self.binary, self.workdir, self.timeout_s = binary, workdir, timeout_s
+        self._next_id = 0
+        self._events: list[dict[str, Any]] = []
+
+    def __enter__(self) -> Chromium:
+        import websocket
+
+        profile = self.workdir / "profile"
+        profile.mkdir(parents=True, exist_ok=True)
+        self.log = self.workdir / "chromium.log"
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--headless",
+                "--no-sandbox",  # CI and containers run as root
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+                f"--user-data-dir={profile}",
+                "about:blank",
+            ],
+            stdout=self.log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            port = self._devtools_port(profile / "DevToolsActivePort")
+            targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+            page = next(t for t in targets if t["type"] == "page")
+            self.ws = websocket.create_connection(
+                page["webSocketDebuggerUrl"], timeout=self.timeout_s, suppress_origin=True
+            )
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with suppress(Exception):  # the browser may close the socket before it answers
+            self.call("Browser.close")
+        self.ws.close()
+        self._stop()
+
+    def _devtools_port(self, active_port: Path) -> int:
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"Chromium exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
+            lines = active_port.read_text().splitlines() if active_port.exists() else []
+            if lines and lines[0].isdigit():
+                return int(lines[0])
+            time.sleep(0.05)
+        raise RuntimeError(f"Chromium did not open its DevTools port in {self.timeout_s:.0f} s")
+
+    def _stop(self) -> None:
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result; events that arrive meanwhile are kept."""
+        self._next_id += 1
+        self.ws.send(json.dumps({"id": self._next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self._next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return dict(message.get("result", {}))
+            if "method" in message:
+                self._events.append(message)
+
+    def _wait_event(self, method: str) -> dict[str, Any]:
+        while True:
+            message = json.loads(self.ws.recv())  # times out after timeout_s
+            if "method" in message:
+                self._events.append(message)
+                if message["method"] == method:
+                    return message
+
+    def load(self, url: str, screenshot: Path, *, width: int = 1280) -> PageLoad:
+        """Open ``url`` in a fresh document, wait for its load event, collect the problems
+        and write a full-page PNG screenshot to ``screenshot``."""
+        self._events = []
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable")
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        navigation = self.call("Page.navigate", url=url)
+        if navigation.get("errorText"):
+            raise RuntimeError(f"{url}: {navigation['errorText']}")
+        self._wait_event("Page.loadEventFired")
+        result = PageLoad(screenshot)
+        images = self.call(
+            "Runtime.evaluate",
+            expression="Array.from(document.images).map(i => [i.complete && i.naturalWidth > 0,"
+            " i.getAttribute('src').slice(0, 60)])",
+            returnByValue=True,
+        )["result"]["value"]
+        result.images = len(images)
+        result.broken_images = [src for ok, src in images if not ok]
+        urls: dict[str, str] = {}
+        for event in self._events:
+            method, params = event["method"], event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in {"error", "assert"}:
+                args = params.get("args", [])
+                result.console_errors.append(
+                    " ".join(str(a.get("value", a.get("description", ""))) for a in args)
+                )
+            elif method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                result.exceptions.append(
+                    details.get("exception", {}).get("description") or details.get("text", "")
+                )
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                entry = params["entry"]
+                result.log_errors.append(f"{entry['text']} {entry.get('url', '')}".strip())
+            elif method == "Network.requestWillBeSent":
+                urls[params["requestId"]] = params["request"]["url"][:80]
+            elif method == "Network.loadingFailed":
+                where = urls.get(params["requestId"], params["requestId"])
+                result.failed_loads.append(f"{where}: {params['errorText']}")
+            elif method == "Network.responseReceived" and params["response"]["status"] >= 400:
+                response = params["response"]
+                result.failed_loads.append(f"{response['url'][:80]}: HTTP {response['status']}")
+        size = self.call("Page.getLayoutMetrics")["cssContentSize"]
+        shot = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
+        )
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        return result
