@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models bench bench-training bench-serving bench-collector clean
+.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,9 @@ compile: install ## Compile the pipelines to KFP IR YAML in build/pipelines
 
 models: install ## List registered model versions and aliases
 	$(RUN) freightml models list
+
+dashboards: install ## Regenerate helm/freightml-monitoring/files/dashboard.json (grafana-foundation-sdk)
+	$(RUN) python -m freightml.monitoring.dashboard
 
 bench: bench-training bench-serving bench-collector ## Run all benchmarks (results in bench/RESULTS.md)
 

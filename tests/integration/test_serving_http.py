@@ -417,6 +417,70 @@ def test_metrics_beside_kserves(world) -> None:
     assert "request_predict_seconds_bucket" in text  # KServe's own histograms
 
 
+def _scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics parsed: (sample name, sorted labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(httpx.get(url + "/metrics").text)
+        for s in family.samples
+    }
+
+
+def test_inference_calls_counted_by_protocol_and_status(world) -> None:
+    url, a = world["url"], _keys(world, 1)[0]
+
+    def calls(protocol: str, code: str) -> float:
+        labels = (("code", code), ("model_name", NAME), ("protocol", protocol))
+        return scraped.get(("freightml_serving_http_request_duration_seconds_count", labels), 0.0)
+
+    cases = [("v1", "200"), ("v1", "400"), ("v1", "404"), ("v2", "200"), ("v2", "400")]
+    scraped = _scrape(url)
+    before = {c: calls(*c) for c in cases}
+    v2 = {
+        "inputs": [
+            {"name": n, "shape": [1], "datatype": "BYTES", "data": [v]}
+            for n, v in zip([*KEY, "target_date"], [*a, _dates(world, [2])[0]], strict=True)
+        ]
+    }
+    answers = [
+        httpx.post(f"{url}/v1/models/{NAME}:predict", json=_next_day(a), timeout=30),
+        httpx.post(f"{url}/v1/models/{NAME}:predict", json=_next_day(a), timeout=30),
+        httpx.post(f"{url}/v1/models/{NAME}:predict", json={"instances": [{}]}, timeout=30),
+        httpx.post(f"{url}/v1/models/nope:predict", json=_next_day(a), timeout=30),
+        httpx.post(f"{url}/v2/models/{NAME}/infer", json=v2, timeout=30),
+        httpx.post(f"{url}/v2/models/{NAME}/infer", json={"inputs": 1}, timeout=30),
+        httpx.get(f"{url}/v2/health/ready", timeout=30),  # not an inference call
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 400, 404, 200, 400, 200]
+    scraped = _scrape(url)
+    assert {c: calls(*c) - before[c] for c in cases} == {
+        ("v1", "200"): 2,
+        ("v1", "400"): 1,
+        ("v1", "404"): 1,
+        ("v2", "200"): 1,
+        ("v2", "400"): 1,
+    }
+    protocols = {
+        dict(labels)["protocol"]
+        for name, labels in scraped
+        if name == "freightml_serving_http_request_duration_seconds_count"
+    }
+    assert protocols == {"v1", "v2"}  # health, metadata and /metrics calls are not counted
+
+
+def test_history_age_is_computed_at_scrape_time(world) -> None:
+    key = (("model_name", NAME),)
+    before = time.time()
+    scraped = _scrape(world["url"])
+    after = time.time()
+    last = scraped[("freightml_serving_history_last_date_seconds", key)]
+    age = scraped[("freightml_serving_history_age_seconds", key)]
+    assert last == pd.Timestamp(world["facts"]["date"].max()).timestamp()
+    assert before <= last + age <= after  # now minus the last fact date, not a stored figure
+
+
 def test_cloudevents_reach_the_collector(world) -> None:
     a = _keys(world, 1)[0]
     r = httpx.post(

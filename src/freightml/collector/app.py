@@ -35,6 +35,8 @@ from freightml.collector.events import (
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.store import IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
+from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
+from freightml.monitoring.types import Snapshot
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
 _DESCRIPTION = (
@@ -165,13 +167,24 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
+def create_app(
+    store: Store,
+    *,
+    max_batch: int = 1000,
+    snapshots: Callable[[], Snapshot | None] | None = None,
+    snapshot_ttl_seconds: float = DEFAULT_TTL_SECONDS,
+) -> FastAPI:
     """The collector app over ``store``.
 
     Events are written in batches by a writer task (group commit, see
     freightml.collector.writer); a handler answers only once its event is committed.
+    With ``snapshots`` (e.g. ``store.monitoring.latest``), /metrics also exposes the latest
+    monitoring snapshot as gauges (freightml.monitoring.exporter), read at most once per
+    ``snapshot_ttl_seconds``.
     """
     metrics = CollectorMetrics()
+    if snapshots is not None:
+        SnapshotCollector(snapshots, registry=metrics.registry, ttl_seconds=snapshot_ttl_seconds)
     writer = EventWriter(store, max_batch=max_batch, on_batch=metrics.observe_batch)
 
     @asynccontextmanager
@@ -367,7 +380,11 @@ def create_app(store: Store, *, max_batch: int = 1000) -> FastAPI:
         responses=api.METRICS_RESPONSES,
     )
     async def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=api.METRICS_CONTENT_TYPE)
+        if snapshots is None:
+            text = generate_latest(metrics.registry)
+        else:  # reading the snapshot may query the database: off the event loop
+            text = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(text, media_type=api.METRICS_CONTENT_TYPE)
 
     return app
 

@@ -157,6 +157,7 @@ class FreightPredictor(Model):
         window = self._build_window(self.history.read())
         with self._swap_lock:
             self._install(model, window)
+        metrics.watch_history_age(self.name, self._history_last_seconds)
         self.ready = True
         log.info(
             "%s ready: model v%s from %s; %d series, forecast origin %s, history from %s",
@@ -192,6 +193,11 @@ class FreightPredictor(Model):
             self.name, model.version, previous.model.version if previous else None
         )
         metrics.HISTORY_LAST_DATE.labels(self.name).set(window.origin.timestamp())
+
+    def _history_last_seconds(self) -> float | None:
+        """The warm window's last fact date (Unix seconds), None before load()."""
+        state = self._state
+        return None if state is None else float(state.window.origin.timestamp())
 
     def _settle_gc(self) -> None:
         """Move the long-lived heap (imports, model, window) out of the collector's sight.

@@ -128,6 +128,15 @@ def _bad_request_for_invalid_v2_bodies() -> None:
     app.add_exception_handler(RequestValidationError, handler)
 
 
+def _count_inference_calls(model_name: str) -> None:
+    """Time every V1/V2 inference call by protocol and status (serving.metrics.HttpMetrics)."""
+    from kserve.model_server import app
+
+    from freightml.serving.metrics import HttpMetrics
+
+    app.add_middleware(HttpMetrics, model_name=model_name)
+
+
 def v2_body_problem(errors: Sequence[Any]) -> str:
     """One readable line from FastAPI's validation errors of a V2 body."""
     for e in errors:
@@ -274,6 +283,7 @@ def serve(
     )
     _quiet_request_logs(log_requests)
     _bad_request_for_invalid_v2_bodies()
+    _count_inference_calls(predictor.name)
     log.info(
         "serving %s v%s on http://%s:%d", predictor.name, predictor.model_version, host, http_port
     )
