@@ -405,6 +405,8 @@ def test_metrics_beside_kserves(world) -> None:
         timeout=30,
         json=_next_day(a),
     )
+    bad = httpx.post(f"{world['url']}/v1/models/{NAME}:predict", timeout=30, json={"rows": []})
+    assert bad.status_code == 400
     text = httpx.get(world["url"] + "/metrics").text
     assert 'freightml_serving_model_info{model_name="freight-volume",version="5"} 1.0' in text
     assert (
