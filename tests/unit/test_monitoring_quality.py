@@ -332,6 +332,8 @@ def test_bad_input_is_refused_naming_what_is_wrong() -> None:
         _quality(frame.assign(date="not a date"))
     with pytest.raises(ValueError, match=r"1 forecast\(s\) have no tonnes"):
         _quality(frame.assign(tonnes=None))
+    with pytest.raises(ValueError, match=r"1 forecast\(s\) have no integer horizon"):
+        _quality(frame.assign(horizon="h1"))
     twice = [*EXPECT_HALF, *EXPECT_HALF]
     with pytest.raises(ValueError, match="two expectations for segment 'all' and horizon"):
         _quality(frame, expectations=twice)

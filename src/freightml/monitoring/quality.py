@@ -121,7 +121,8 @@ def realised_quality(
     cells: list[QualityCell] = []
     daily: list[QualityDay] = []
     degraded: list[str] = []
-    for label, part in _segments(scored, methodology):
+    for label, segment in _segments(scored, methodology):
+        part = segment[["date", "bucket", "y", "yhat"]]  # no series keys: no n_series to count
         days = _daily(part, label, expected, spec.min_actual_tonnes, limit)
         daily += days
         if sum(d.exceeds for d in days) >= spec.degraded_days:
@@ -295,7 +296,13 @@ def _window_rows(
             f"forecasts joined with facts: {int(rows['tonnes'].isna().sum())} forecast(s) "
             "have no tonnes"
         )
-    rows["horizon"] = pd.to_numeric(rows["horizon"]).astype("int64")
+    horizon = pd.to_numeric(rows["horizon"], errors="coerce")
+    if horizon.isna().any():
+        raise ValueError(
+            f"forecasts joined with facts: {int(horizon.isna().sum())} forecast(s) have no "
+            "integer horizon"
+        )
+    rows["horizon"] = horizon.astype("int64")
     if "created_at" in rows.columns:
         rows = rows.sort_values("created_at", kind="stable")
     key = [*(c for c in _MODEL_COLUMNS if c in rows.columns), *_DUPLICATE_KEY]
@@ -312,11 +319,16 @@ def _segments(scored: pd.DataFrame, methodology: Methodology) -> list[tuple[str,
     if scored.empty:
         return out
     for column in methodology.segments:
-        table = metric_table(scored, [column])
-        for row in table.to_dict("records"):
-            if segment_supported(row["tonnes_share"], row["n_series"], methodology.gates):
-                value = row[column]
-                out.append((segment_label(column, value), scored.loc[scored[column] == value]))
+        columns = list(dict.fromkeys([column, *SERIES_KEY, "y", "yhat"]))
+        table = metric_table(scored[columns], [column])
+        supported = {
+            row[column]
+            for row in table.to_dict("records")
+            if segment_supported(row["tonnes_share"], row["n_series"], methodology.gates)
+        }
+        for value, part in scored.groupby(column, observed=True, sort=True):
+            if value in supported:
+                out.append((segment_label(column, value), part))
     return out
 
 
