@@ -94,4 +94,5 @@ def test_kserves_logger_events_are_stored_and_joined(
         "forecasts": len(expected),
         "facts": 0,
         "facts_revisions": 0,
+        "monitoring_snapshots": 0,
     }

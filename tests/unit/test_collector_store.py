@@ -312,6 +312,7 @@ def test_counts_cover_every_table_family(store: Store) -> None:
         "forecasts": 1,
         "facts": 1,
         "facts_revisions": 1,
+        "monitoring_snapshots": 0,
     }
 
 

@@ -1,4 +1,5 @@
-"""The collector's tables (SQLAlchemy Core): events, inferences, forecasts, facts.
+"""The collector's tables (SQLAlchemy Core): events, inferences, forecasts, facts and
+monitoring snapshots.
 
 Portable between SQLite and PostgreSQL: plain types, natural unique keys that the
 store's ``INSERT ... ON CONFLICT`` statements rely on.
@@ -113,4 +114,20 @@ facts_revisions = sa.Table(
     sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("valid_to", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_facts_revisions_key", *_SERIES, "date"),
+)
+
+# One row per monitoring run (`freightml monitor run`): the summary columns for listing and
+# the whole Snapshot as JSON text in details (freightml.monitoring.types.Snapshot).
+monitoring_snapshots = sa.Table(
+    "monitoring_snapshots",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the snapshot id
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(255)),
+    sa.Column("status", sa.String(8), nullable=False),  # green | amber | red
+    sa.Column("n_alerts", sa.Integer, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_monitoring_snapshots_model_as_of", "model_name", "as_of", "created_at"),
 )

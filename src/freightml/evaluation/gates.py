@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from freightml.evaluation.backtest import BacktestResult
-from freightml.evaluation.methodology import Methodology
+from freightml.evaluation.methodology import GateSpec, Methodology
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ class GateReport:
         return "\n".join(lines) + "\n"
 
 
+def segment_supported(tonnes_share: float, n_series: int, gates: GateSpec) -> bool:
+    """The methodology's support rule: a segment carrying at least ``min_segment_share`` of
+    the actual tonnes and holding at least ``min_segment_series`` series is judged."""
+    below = tonnes_share < gates.min_segment_share or n_series < gates.min_segment_series
+    return not below
+
+
 def _check(name: str, value: float, limit: float, detail: str) -> GateCheck:
     value = float(value)
     ok = not math.isnan(value) and value <= limit
@@ -88,10 +95,7 @@ def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateRepo
         for row in result.by_segment(column).to_dict("records"):
             label = f"{column}={row[column]}"
             support = f"{row['tonnes_share']:.1%} of tonnes, {row['n_series']} series"
-            if (
-                row["tonnes_share"] < gates.min_segment_share
-                or row["n_series"] < gates.min_segment_series
-            ):
+            if not segment_supported(row["tonnes_share"], row["n_series"], gates):
                 skipped.append(f"{label} ({support})")
                 continue
             checks.append(

@@ -8,6 +8,7 @@ One module per table family, over one shared :class:`~.database.Database`:
 - ``inferences``: CloudEvents received and the request/response join (InferenceStore)
 - ``forecasts``: online and batch forecasts, and their join with facts (ForecastStore)
 - ``facts``: current facts and their revisions (FactStore)
+- ``monitoring``: one snapshot per monitoring run (MonitoringStore)
 
 :class:`Store` composes them and keeps the API the rest of FreightML calls. To add a
 family (say monitoring's tables): declare its tables in ``collector/tables.py`` (one
@@ -29,6 +30,7 @@ from freightml.collector.store.database import DEFAULT_URL, Database, is_unavail
 from freightml.collector.store.facts import MAX_NAME_LENGTH, FactStore, IngestResult
 from freightml.collector.store.forecasts import ForecastStore
 from freightml.collector.store.inferences import InferenceStore
+from freightml.collector.store.monitoring import MonitoringStore
 
 __all__ = [
     "DEFAULT_URL",
@@ -38,6 +40,7 @@ __all__ = [
     "ForecastStore",
     "InferenceStore",
     "IngestResult",
+    "MonitoringStore",
     "Store",
     "TableFamily",
     "is_unavailable",
@@ -57,8 +60,9 @@ class Store:
     (``postgresql+psycopg://user:pw@host/db``). Missing tables are created unless
     ``create=False`` (then call :meth:`create_all`), as MLflow does with its stores.
 
-    The table families are reachable as ``store.inferences``, ``store.forecasts`` and
-    ``store.facts``; the methods below are the stable API over them.
+    The table families are reachable as ``store.inferences``, ``store.forecasts``,
+    ``store.facts`` and ``store.monitoring``; the methods below are the stable API over the
+    first three (monitoring is used through ``store.monitoring`` directly).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, create: bool = True, echo: bool = False) -> None:
@@ -66,13 +70,14 @@ class Store:
         self.forecasts = ForecastStore(self.db)
         self.inferences = InferenceStore(self.db, self.forecasts)
         self.facts = FactStore(self.db)
+        self.monitoring = MonitoringStore(self.db)
         if create:
             self.create_all()
 
     @property
     def families(self) -> tuple[TableFamily, ...]:
         """Every table family, in the order :meth:`counts` reports them."""
-        return (self.inferences, self.forecasts, self.facts)
+        return (self.inferences, self.forecasts, self.facts, self.monitoring)
 
     @property
     def url(self) -> str:
@@ -107,7 +112,8 @@ class Store:
         self.db.ping()
 
     def counts(self) -> dict[str, int]:
-        """Row counts: events, inferences (and complete ones), forecasts, facts, revisions."""
+        """Row counts: events, inferences (and complete ones), forecasts, facts, revisions,
+        monitoring snapshots."""
         queries = {k: q for family in self.families for k, q in family.count_queries().items()}
         with self.db.read() as conn:
             return {name: int(conn.execute(q).scalar_one()) for name, q in queries.items()}

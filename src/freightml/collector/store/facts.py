@@ -81,6 +81,31 @@ class FactStore:
         facts = coerce_facts(frame)
         return facts.sort_values(_KEY, kind="stable").reset_index(drop=True)
 
+    def newest_by_series(
+        self, *, until: date | str | None = None, since: date | str | None = None
+    ) -> pd.DataFrame:
+        """The newest fact date of every series: columns ``origin_station``,
+        ``destination_station``, ``cargo_type`` and ``newest`` (datetime64), sorted by series.
+
+        Only facts dated on or before ``until`` count (a run as of a past day ignores later
+        facts); with ``since`` only series whose newest such fact is on or after it are kept
+        (the series active in a look-back). Both bounds are inclusive dates.
+        """
+        c = t.facts.c
+        newest = sa.func.max(c.date).label("newest")
+        query = sa.select(*(c[k] for k in SERIES_KEY), newest).group_by(*(c[k] for k in SERIES_KEY))
+        if until is not None:
+            query = query.where(c.date <= as_date(until))
+        if since is not None:
+            query = query.having(sa.func.max(c.date) >= as_date(since))
+        with self.db.read() as conn:
+            result = conn.execute(query)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame["newest"] = pd.to_datetime(frame["newest"]).astype("datetime64[ns]")
+        for k in SERIES_KEY:
+            frame[k] = frame[k].astype(object)
+        return frame.sort_values(list(SERIES_KEY), kind="stable").reset_index(drop=True)
+
     def history(
         self, origin_station: str, destination_station: str, cargo_type: str, day: date | str
     ) -> pd.DataFrame:

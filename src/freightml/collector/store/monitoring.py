@@ -1,0 +1,122 @@
+"""The monitoring_snapshots table: one row per monitoring run, the whole
+:class:`~freightml.monitoring.types.Snapshot` as JSON with its summary columns beside it."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from freightml.collector import tables as t
+from freightml.collector.store.database import Database, count
+from freightml.monitoring.types import Snapshot
+
+# The widths of the summary columns (tables.monitoring_snapshots); PostgreSQL enforces them.
+MAX_ID_LENGTH = 64
+MAX_MODEL_LENGTH = 255
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "created_at",
+    "as_of",
+    "model_name",
+    "model_version",
+    "status",
+    "n_alerts",
+)
+
+
+class MonitoringStore:
+    """Saves monitoring snapshots idempotently (one row per snapshot id) and reads them back."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def count_queries(self) -> dict[str, sa.Select[Any]]:
+        return {"monitoring_snapshots": count(t.monitoring_snapshots)}
+
+    def save(self, snapshot: Snapshot) -> bool:
+        """Store one snapshot; True when it was new. Saving an id that is already stored
+        changes nothing (whatever the content) and returns False."""
+        _check_lengths(snapshot)
+        row = {
+            "id": snapshot.id,
+            "created_at": _utc(snapshot.created_at),
+            "as_of": snapshot.as_of,
+            "model_name": snapshot.model_name,
+            "model_version": snapshot.model_version,
+            "status": snapshot.status,
+            "n_alerts": len(snapshot.alerts),
+            "details": snapshot.model_dump_json(),
+        }
+        statement = (
+            self.db.insert(t.monitoring_snapshots)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(t.monitoring_snapshots.c.id)
+        )
+        with self.db.write() as conn:  # psycopg reports no rowcount here: count what returned
+            return conn.execute(statement).first() is not None
+
+    def get(self, snapshot_id: str) -> Snapshot | None:
+        """The snapshot with this id, or None."""
+        c = t.monitoring_snapshots.c
+        with self.db.read() as conn:
+            details = conn.execute(sa.select(c.details).where(c.id == snapshot_id)).scalar()
+        return None if details is None else Snapshot.model_validate_json(details)
+
+    def latest(self, model_name: str | None = None) -> Snapshot | None:
+        """The newest snapshot (of ``model_name``, or of any model): greatest ``as_of``, then
+        ``created_at`` (then id, so ties resolve the same way every time); None if none."""
+        c = t.monitoring_snapshots.c
+        query = sa.select(c.details).order_by(*_newest_first()).limit(1)
+        if model_name is not None:
+            query = query.where(c.model_name == model_name)
+        with self.db.read() as conn:
+            details = conn.execute(query).scalar()
+        return None if details is None else Snapshot.model_validate_json(details)
+
+    def list(self, limit: int = 20, model_name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The summary columns (:data:`SUMMARY_COLUMNS`) of up to ``limit`` snapshots, newest
+        first as in :meth:`latest`; ``created_at`` is timezone-aware UTC on both backends."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        c = t.monitoring_snapshots.c
+        query = (
+            sa.select(*(c[name] for name in SUMMARY_COLUMNS))
+            .order_by(*_newest_first())
+            .limit(int(limit))
+        )
+        if model_name is not None:
+            query = query.where(c.model_name == model_name)
+        with self.db.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["created_at"] = _utc(row["created_at"])
+        return rows
+
+
+def _newest_first() -> tuple[Any, ...]:
+    c = t.monitoring_snapshots.c
+    return (c.as_of.desc(), c.created_at.desc(), c.id.desc())
+
+
+def _utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive time is taken to be UTC already (SQLite returns them so)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _check_lengths(snapshot: Snapshot) -> None:
+    if not snapshot.id or len(snapshot.id) > MAX_ID_LENGTH:
+        raise ValueError(
+            f"snapshot id must have 1 to {MAX_ID_LENGTH} characters, got {len(snapshot.id)}"
+        )
+    for name, value in (
+        ("model_name", snapshot.model_name),
+        ("model_version", snapshot.model_version),
+    ):
+        if value is not None and len(value) > MAX_MODEL_LENGTH:
+            raise ValueError(
+                f"snapshot {name} is longer than {MAX_MODEL_LENGTH} characters: {value[:40]!r}..."
+            )

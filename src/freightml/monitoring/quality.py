@@ -1,0 +1,446 @@
+"""Realised forecast quality and the freshness of the facts, over frames.
+
+:func:`realised_quality` scores forecasts (online and batch) against the current revision
+of their facts, as :meth:`ForecastStore.with_facts` with ``include_pending=True`` returns
+them, and compares the result with what the backtest expected (the reference profile's
+:class:`~freightml.monitoring.types.Expectation` list). :func:`freshness` judges how current
+the facts are from the newest fact date of every series. Both are pure functions of their
+frames; :func:`quality_from_store` reads the frames from a collector store and calls them.
+
+Definitions (docs/monitoring-quality.md explains them at more length):
+
+- The window is the ``window_days`` target days ending on ``as_of`` (inclusive).
+- A forecast is **mature** when the fact of its series and target day is in the store; only
+  mature forecasts are scored. A forecast without its fact is pending (the fact has not
+  arrived yet, or the day is absent: the methodology scores no absent day, and never takes
+  a missing fact for zero). A later run scores it once its fact arrives.
+- The join uses the current fact, so a revised fact replaces the earlier value.
+- Each forecast row is scored at its own horizon, in the bucket of
+  :meth:`MonitoringConfig.bucket_of`; horizons beyond the last bucket are left out. Of rows
+  with the same source kind, model name and version, series, origin date and target date
+  (a batch run repeated, a request sent twice) only the newest (by ``created_at``) counts.
+- Segments: ``"all"`` and every value of the methodology's segment columns that meets its
+  support rule (:func:`~freightml.evaluation.gates.segment_supported`) among the mature
+  forecasts of the window.
+- WAPE, MAE and bias are those of :mod:`freightml.evaluation.metrics`; WAPE and bias are
+  None where the actual tonnes are below ``quality.min_actual_tonnes``.
+- A day's expected WAPE is the profile's expectations for the segment weighted by the
+  actual tonnes of each horizon bucket that day (the weights that make the day's WAPE the
+  same mix of the buckets' WAPE); buckets without an expectation are left out of the mix.
+- A day exceeds when its WAPE > expected x (1 + tolerance); a segment is degraded when it
+  exceeds on at least ``quality.degraded_days`` days of the window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from freightml.domain import SERIES_KEY
+from freightml.evaluation.gates import segment_supported
+from freightml.evaluation.methodology import Methodology
+from freightml.evaluation.metrics import metric_table
+from freightml.monitoring.config import MonitoringConfig
+from freightml.monitoring.types import (
+    ALL,
+    Expectation,
+    Freshness,
+    QualityCell,
+    QualityDay,
+    QualityReport,
+    SeriesTrace,
+    segment_label,
+)
+
+if TYPE_CHECKING:
+    from freightml.collector.store import Store
+
+# Columns realised_quality needs (besides the methodology's segment columns).
+JOINED_COLUMNS: tuple[str, ...] = (
+    "source",
+    *SERIES_KEY,
+    "origin_date",
+    "date",
+    "horizon",
+    "tonnes",
+    "volume_tonnes",
+)
+NEWEST_COLUMNS: tuple[str, ...] = (*SERIES_KEY, "newest")
+WORST_SERIES = 5  # series traced in the report
+# Series with a fact in this many days before as_of count as active for staleness (the
+# longest forecast horizon: a series seen within four weeks is expected to keep reporting).
+ACTIVE_LOOKBACK_DAYS = 28
+_DUPLICATE_KEY = ["source", *SERIES_KEY, "origin_date", "date"]
+_MODEL_COLUMNS = ("model_name", "model_version")
+
+
+def window_bounds(as_of: date | str, window_days: int) -> tuple[date, date]:
+    """The first and last target day of the window: ``window_days`` days ending on
+    ``as_of`` (inclusive)."""
+    if window_days < 1:
+        raise ValueError(f"window_days must be at least 1, got {window_days}")
+    end = pd.Timestamp(as_of).date()
+    return end - timedelta(days=window_days - 1), end
+
+
+def realised_quality(
+    joined: pd.DataFrame,
+    *,
+    expectations: Sequence[Expectation],
+    config: MonitoringConfig,
+    methodology: Methodology,
+    as_of: date | str,
+    window_days: int,
+    worst_n: int = WORST_SERIES,
+) -> QualityReport:
+    """Realised WAPE, MAE and bias of the window's mature forecasts per segment and horizon
+    bucket (``cells``) and per segment and target day (``daily``), against ``expectations``.
+
+    ``joined`` has one row per forecast with the columns of :data:`JOINED_COLUMNS` and the
+    methodology's segment columns (``volume_tonnes`` NaN where the fact has not arrived), as
+    :meth:`ForecastStore.with_facts` returns with ``include_pending=True``. A frame with no
+    rows (columns or not) gives an empty, valid report. ``worst_series`` traces the
+    ``worst_n`` series of highest WAPE among those carrying at least the median series'
+    actual tonnes (and ``quality.min_actual_tonnes``); a trace's forecast on a day is the
+    mean of that day's scored forecasts.
+    """
+    start, end = window_bounds(as_of, window_days)
+    expected = _expectation_map(expectations)
+    rows = _window_rows(joined, methodology, config, start, end)
+    pending = rows["volume_tonnes"].isna()
+    scored = rows.loc[~pending].copy()
+    scored["y"] = scored["volume_tonnes"]
+    scored["yhat"] = scored["tonnes"]
+    spec = config.quality
+    limit = 1.0 + spec.tolerance
+    cells: list[QualityCell] = []
+    daily: list[QualityDay] = []
+    degraded: list[str] = []
+    for label, segment in _segments(scored, methodology):
+        part = segment[["date", "bucket", "y", "yhat"]]  # no series keys: no n_series to count
+        days = _daily(part, label, expected, spec.min_actual_tonnes, limit)
+        daily += days
+        if sum(d.exceeds for d in days) >= spec.degraded_days:
+            degraded.append(label)
+        cells += _cells(part, label, config, expected, spec.min_actual_tonnes, limit)
+    mature = scored["date"].max() if len(scored) else None
+    return QualityReport(
+        window_start=start,
+        window_end=end,
+        mature_until=None if mature is None else mature.date(),
+        forecasts_scored=len(scored),
+        forecasts_pending=int(pending.sum()),
+        cells=cells,
+        daily=daily,
+        degraded_segments=degraded,
+        worst_series=_worst_series(scored, methodology, spec.min_actual_tonnes, worst_n),
+    )
+
+
+def freshness(
+    newest_by_series: pd.DataFrame,
+    as_of: date | str,
+    config: MonitoringConfig,
+    *,
+    active_since: date | str | None = None,
+) -> Freshness:
+    """How current the facts are on ``as_of``, from the newest fact date of every series
+    (:data:`NEWEST_COLUMNS`, as :meth:`FactStore.newest_by_series` returns).
+
+    Each date must be on or before ``as_of`` (a series' newest fact up to ``as_of``;
+    later ones are an error). ``facts_age_days`` is ``as_of`` minus the newest fact date.
+    Active series are those whose newest fact is on or after ``active_since`` (every
+    series in the frame when None); an active series is stale when
+    its newest fact is more than ``freshness.stale_after_days`` days before ``as_of``.
+    ``stale`` (the alert condition) holds when there is no fact at all, when the age exceeds
+    ``freshness.max_facts_age_days`` or when the stale share exceeds
+    ``freshness.max_stale_series_share``.
+    """
+    day = pd.Timestamp(as_of).normalize()
+    if len(newest_by_series) == 0:
+        newest = pd.Series([], dtype="datetime64[ns]")
+    else:
+        _require(newest_by_series, NEWEST_COLUMNS, "newest_by_series")
+        newest = _dates(newest_by_series["newest"], "newest_by_series", "newest")
+    later = newest > day
+    if later.any():
+        raise ValueError(
+            f"newest_by_series has {int(later.sum())} series with a newest fact after as_of "
+            f"{day.date()} (first: {newest[later].iloc[0].date()}); read it with "
+            "FactStore.newest_by_series(until=as_of)"
+        )
+    spec = config.freshness
+    if newest.empty:
+        return Freshness(
+            newest_fact=None,
+            facts_age_days=None,
+            active_series=0,
+            stale_series=0,
+            stale_series_share=0.0,
+            stale=True,
+        )
+    top = newest.max()
+    age = float((day - top).days)
+    if active_since is not None:
+        newest = newest[newest >= pd.Timestamp(active_since).normalize()]
+    active = len(newest)
+    stale = int(((day - newest).dt.days > spec.stale_after_days).sum())
+    share = stale / active if active else 0.0
+    return Freshness(
+        newest_fact=top.date(),
+        facts_age_days=age,
+        active_series=active,
+        stale_series=stale,
+        stale_series_share=share,
+        stale=age > spec.max_facts_age_days or share > spec.max_stale_series_share,
+    )
+
+
+def quality_from_store(
+    store: Store,
+    *,
+    expectations: Sequence[Expectation],
+    config: MonitoringConfig,
+    methodology: Methodology,
+    as_of: date | str,
+    window_days: int,
+    model_name: str | None = None,
+    active_since: date | str | None = None,
+) -> tuple[QualityReport, Freshness]:
+    """:func:`realised_quality` and :func:`freshness` over a collector store's current data.
+
+    Reads the window's forecasts (of ``model_name``, or of every model) joined with their
+    current facts, pending ones included, and the newest fact date of every series up to
+    ``as_of``. Active series for staleness are those with a fact on or after
+    ``active_since``, by default :data:`ACTIVE_LOOKBACK_DAYS` days before ``as_of``.
+    """
+    start, end = window_bounds(as_of, window_days)
+    joined = store.forecasts_with_facts(start, end, model_name=model_name, include_pending=True)
+    report = realised_quality(
+        joined,
+        expectations=expectations,
+        config=config,
+        methodology=methodology,
+        as_of=end,
+        window_days=window_days,
+    )
+    since = end - timedelta(days=ACTIVE_LOOKBACK_DAYS) if active_since is None else active_since
+    newest = store.facts.newest_by_series(until=end)
+    return report, freshness(newest, end, config, active_since=since)
+
+
+# --- the pieces ------------------------------------------------------------------------
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{name} lacks column(s) {missing}; it has {[str(c) for c in frame.columns]}"
+        )
+
+
+def _dates(values: pd.Series, frame: str, column: str) -> pd.Series:
+    parsed = pd.to_datetime(values, errors="coerce")
+    if parsed.isna().any():
+        raise ValueError(
+            f"{frame} column {column} has {int(parsed.isna().sum())} missing or unparsable "
+            f"date(s) (first: {values[parsed.isna()].iloc[0]!r})"
+        )
+    return parsed.dt.normalize().astype("datetime64[ns]")
+
+
+def _expectation_map(expectations: Sequence[Expectation]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for e in expectations:
+        key = (e.segment, e.horizon_bucket)
+        if key in out:
+            raise ValueError(
+                f"two expectations for segment {e.segment!r} and horizon bucket "
+                f"{e.horizon_bucket!r}: the profile must hold one per pair"
+            )
+        if math.isfinite(e.wape):
+            out[key] = float(e.wape)
+    return out
+
+
+def _window_rows(
+    joined: pd.DataFrame, methodology: Methodology, config: MonitoringConfig, start: date, end: date
+) -> pd.DataFrame:
+    """The window's forecast rows with their bucket, one per duplicate key (the newest)."""
+    needed = [*JOINED_COLUMNS, *(c for c in methodology.segments if c not in JOINED_COLUMNS)]
+    if len(joined) == 0:
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in needed})
+        for col in ("date", "origin_date"):
+            empty[col] = empty[col].astype("datetime64[ns]")
+        for col in ("tonnes", "volume_tonnes"):
+            empty[col] = empty[col].astype("float64")
+        empty["horizon"] = empty["horizon"].astype("int64")
+        empty["bucket"] = pd.Series([], dtype=object)
+        return empty
+    _require(joined, needed, "forecasts joined with facts")
+    extra = [c for c in (*_MODEL_COLUMNS, "created_at") if c in joined.columns]
+    rows = joined[[*needed, *extra]].copy()
+    for col in ("date", "origin_date"):
+        rows[col] = _dates(rows[col], "forecasts joined with facts", col)
+    rows = rows.loc[(rows["date"] >= pd.Timestamp(start)) & (rows["date"] <= pd.Timestamp(end))]
+    for col in ("tonnes", "volume_tonnes"):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("float64")
+    if rows["tonnes"].isna().any():
+        raise ValueError(
+            f"forecasts joined with facts: {int(rows['tonnes'].isna().sum())} forecast(s) "
+            "have no tonnes"
+        )
+    horizon = pd.to_numeric(rows["horizon"], errors="coerce")
+    if horizon.isna().any():
+        raise ValueError(
+            f"forecasts joined with facts: {int(horizon.isna().sum())} forecast(s) have no "
+            "integer horizon"
+        )
+    rows["horizon"] = horizon.astype("int64")
+    if "created_at" in rows.columns:
+        rows = rows.sort_values("created_at", kind="stable")
+    key = [*(c for c in _MODEL_COLUMNS if c in rows.columns), *_DUPLICATE_KEY]
+    rows = rows.drop_duplicates(key, keep="last")
+    buckets = {h: config.bucket_of(int(h)) for h in rows["horizon"].unique()}
+    rows["bucket"] = rows["horizon"].map(buckets)
+    return rows.loc[rows["bucket"].notna()].sort_values(["date", *SERIES_KEY], kind="stable")
+
+
+def _segments(scored: pd.DataFrame, methodology: Methodology) -> list[tuple[str, pd.DataFrame]]:
+    """``"all"`` and every supported segment of the methodology's columns, in column then
+    value order."""
+    out = [(ALL, scored)]
+    if scored.empty:
+        return out
+    for column in methodology.segments:
+        columns = list(dict.fromkeys([column, *SERIES_KEY, "y", "yhat"]))
+        table = metric_table(scored[columns], [column])
+        supported = {
+            row[column]
+            for row in table.to_dict("records")
+            if segment_supported(row["tonnes_share"], row["n_series"], methodology.gates)
+        }
+        for value, part in scored.groupby(column, observed=True, sort=True):
+            if value in supported:
+                out.append((segment_label(column, value), part))
+    return out
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _judged(wape: float | None, expected: float | None, limit: float) -> bool:
+    return wape is not None and expected is not None and wape > expected * limit
+
+
+def _cells(
+    part: pd.DataFrame,
+    segment: str,
+    config: MonitoringConfig,
+    expected: dict[tuple[str, str], float],
+    min_tonnes: float,
+    limit: float,
+) -> list[QualityCell]:
+    if part.empty:
+        return []
+    table = metric_table(part, ["bucket"]).set_index("bucket")
+    cells = []
+    for bucket in config.bucket_labels():
+        if bucket not in table.index:
+            continue
+        row = table.loc[bucket]
+        enough = row["actual_tonnes"] >= min_tonnes
+        wape = _number(row["wape"]) if enough else None
+        exp = expected.get((segment, bucket))
+        cells.append(
+            QualityCell(
+                segment=segment,
+                horizon_bucket=bucket,
+                n=int(row["n"]),
+                actual_tonnes=float(row["actual_tonnes"]),
+                wape=wape,
+                mae=float(row["mae"]),
+                bias=_number(row["bias"]) if enough else None,
+                expected_wape=exp,
+                degraded=_judged(wape, exp, limit),
+            )
+        )
+    return cells
+
+
+def _daily(
+    part: pd.DataFrame,
+    segment: str,
+    expected: dict[tuple[str, str], float],
+    min_tonnes: float,
+    limit: float,
+) -> list[QualityDay]:
+    if part.empty:
+        return []
+    table = metric_table(part, ["date"])
+    mix = metric_table(part, ["date", "bucket"])
+    mix["expected"] = [expected.get((segment, b), np.nan) for b in mix["bucket"]]
+    mix = mix.loc[mix["expected"].notna()]
+    weighted = (mix["expected"] * mix["actual_tonnes"]).groupby(mix["date"]).sum()
+    weight = mix["actual_tonnes"].groupby(mix["date"]).sum()
+    day_expected = (weighted / weight.where(weight > 0)).to_dict()
+    days = []
+    for row in table.to_dict("records"):
+        enough = row["actual_tonnes"] >= min_tonnes
+        wape = _number(row["wape"]) if enough else None
+        exp = _number(day_expected.get(row["date"], math.nan))
+        days.append(
+            QualityDay(
+                date=row["date"].date(),
+                segment=segment,
+                n=int(row["n"]),
+                wape=wape,
+                mae=float(row["mae"]),
+                bias=_number(row["bias"]) if enough else None,
+                expected_wape=exp,
+                exceeds=_judged(wape, exp, limit),
+            )
+        )
+    return days
+
+
+def _worst_series(
+    scored: pd.DataFrame, methodology: Methodology, min_tonnes: float, n: int
+) -> list[SeriesTrace]:
+    if scored.empty or n < 1:
+        return []
+    table = metric_table(scored, list(SERIES_KEY))
+    floor = max(min_tonnes, float(table["actual_tonnes"].median()))
+    candidates = table.loc[(table["actual_tonnes"] >= floor) & table["wape"].notna()]
+    top = candidates.sort_values(
+        ["wape", *SERIES_KEY], ascending=[False, True, True, True], kind="stable"
+    ).head(n)
+    column = methodology.segments[0] if methodology.segments else None
+    traces = []
+    for row in top.to_dict("records"):
+        mask = np.logical_and.reduce([scored[k] == row[k] for k in SERIES_KEY])
+        rows = scored.loc[mask]
+        per_day = rows.groupby("date", sort=True).agg(
+            forecast=("yhat", "mean"), actual=("y", "first")
+        )
+        segment = ALL if column is None else segment_label(column, rows[column].iloc[-1])
+        traces.append(
+            SeriesTrace(
+                origin_station=str(row["origin_station"]),
+                destination_station=str(row["destination_station"]),
+                cargo_type=str(row["cargo_type"]),
+                segment=segment,
+                wape=_number(row["wape"]),
+                dates=[d.date() for d in per_day.index],
+                forecast=[float(v) for v in per_day["forecast"]],
+                actual=[float(v) for v in per_day["actual"]],
+            )
+        )
+    return traces
