@@ -50,6 +50,7 @@ def serve_collector(
 
     store = Store(store_url or DEFAULT_URL)
     try:
-        uvicorn.run(create_app(store), host=host, port=port, log_level=log_level, access_log=False)
+        app = create_app(store, snapshots=store.monitoring.latest)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         store.close()

@@ -95,12 +95,12 @@ def request_bodies(history: pd.DataFrame, n: int, seed: int) -> list[dict]:
     ]
 
 
-def _wait(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float) -> None:
+def _wait(proc: subprocess.Popen, what: str, url: str, log_path: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(
-                f"{' '.join(map(str, proc.args))} exited {proc.returncode}; "
+                f"freightml {what} exited {proc.returncode}; "
                 f"last output:\n{log_path.read_text()[-2000:]}"
             )
         with contextlib.suppress(httpx.HTTPError):
@@ -125,7 +125,7 @@ def freightml_service(
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait(proc, ready_url, log_path, timeout_s)
+            _wait(proc, " ".join(args), ready_url, log_path, timeout_s)
             yield proc
         finally:
             proc.terminate()
