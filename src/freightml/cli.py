@@ -497,7 +497,10 @@ def monitor_run(
         typer.Option(formats=["%Y-%m-%d"], help="last day of the window (default: today, UTC)"),
     ] = None,
     fail_on_alert: Annotated[
-        bool, typer.Option(help=f"exit {ALERT_EXIT_CODE} when an alert condition holds")
+        bool,
+        typer.Option(
+            "--fail-on-alert", help=f"exit {ALERT_EXIT_CODE} when an alert condition holds"
+        ),
     ] = False,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="folder for snapshot.json and report.html")
@@ -548,12 +551,18 @@ def monitor_list(
         rows = store.monitoring.list(limit=limit)
     finally:
         store.close()
-    table = Table(title="monitoring snapshots")
-    columns = ("as_of", "status", "n_alerts", "model_name", "model_version", "created_at", "id")
-    for column in columns:
-        table.add_column(column)
+    table = Table(title="monitoring snapshots, newest first")
+    for column in ("as of", "status", "alerts", "model"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("id", overflow="fold")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in columns))
+        table.add_row(
+            str(row["as_of"]),
+            f"[{_STATUS_STYLE[row['status']]}]{row['status']}[/]",
+            str(row["n_alerts"]),
+            f"{row['model_name']} v{row['model_version']}",
+            str(row["id"]),
+        )
     out.print(table)
 
 

@@ -353,6 +353,35 @@ def test_pipeline_run_unreachable_host_fails_clearly(
     assert f"cannot reach the Kubeflow Pipelines API at {host}" in words(result.output)
 
 
+# -- monitor --------------------------------------------------------------------------
+def test_monitor_run_without_a_champion_fails_clearly(config: Path) -> None:
+    result = cli("monitor", "run", "--as-of", "2025-03-31", "-c", str(config), code=1)
+    assert "monitoring failed: no champion of 'freight-volume' to monitor" in words(result.output)
+
+
+def test_monitor_run_refuses_a_bad_date_and_window(config: Path) -> None:
+    result = cli("monitor", "run", "--as-of", "2025-02-30", "-c", str(config), code=2)
+    assert "--as-of" in words(result.output)
+    result = cli("monitor", "run", "--window-days", "0", "-c", str(config), code=2)
+    assert "--window-days" in words(result.output)
+
+
+def test_monitor_list_shows_stored_snapshots_newest_first(config: Path, tmp_path: Path) -> None:
+    from helpers import sample_snapshot
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        older = sample_snapshot(id="older-snapshot", as_of=sample_snapshot().as_of.replace(day=1))
+        store.monitoring.save(older)
+        store.monitoring.save(sample_snapshot())
+    finally:
+        store.close()
+    result = cli("monitor", "list", "--limit", "1", "-c", str(config))
+    text = words(result.output)
+    assert sample_snapshot().id[:18] in text and "older-sn" not in text
+    assert "red" in text and "2026-03-31" in text
+
+
 # -- facts and the store --------------------------------------------------------------
 def test_facts_ingest_counts_new_duplicate_and_revised_rows(
     tmp_path: Path, config: Path, small: pd.DataFrame
@@ -414,6 +443,7 @@ CLI_TESTS = [
     Path(__file__).parent / "test_cli_deploy.py",
     Path(__file__).parents[1] / "integration" / "test_cli_integration.py",
     Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
+    Path(__file__).parents[1] / "e2e" / "test_monitor_demo.py",
 ]
 
 
