@@ -93,4 +93,4 @@ def test_cli_validates_the_sample_with_the_real_data_config(
     result = cli("data", "validate", str(planted), *config, code=1)
     assert "[impossible_volume]" in result.output
     issues = json.loads((reports / "report.json").read_text())["issues"]
-    assert [(i["severity"], i["check"]) for i in issues][0] == ("error", "impossible_volume")
+    assert (issues[0]["severity"], issues[0]["check"]) == ("error", "impossible_volume")

@@ -141,7 +141,8 @@ def test_configured_vocabularies_replace_the_russian_lists() -> None:
     )
     report = validate_facts(odd, settings=us, today=TODAY)
     issue = _only(report, "unknown_cargo_type")
-    assert "['lava']" in issue.message and "outside data.known_cargo_types (2 known)" in issue.message
+    assert "['lava']" in issue.message
+    assert "outside data.known_cargo_types (2 known)" in issue.message
     assert "unknown_region" not in _checks(report)  # no fixed list of regions...
     with_reference = validate_facts(odd, reference=_foreign(), settings=us, today=TODAY)
     unseen = [i.message for i in with_reference.issues if i.check == "unseen_category"]
