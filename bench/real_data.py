@@ -237,7 +237,7 @@ def measure_validation(facts: pd.DataFrame, config: Path) -> list[dict[str, obje
     from freightml.data.synthetic import generate
     from freightml.data.validation import validate_facts
 
-    def run(name: str, df: pd.DataFrame, settings: DataSettings, planted: list[int]) -> dict:
+    def run(name: str, df: pd.DataFrame, planted: list[int], settings: DataSettings) -> dict:
         started = time.perf_counter()
         report = validate_facts(df, settings=settings)
         seconds = time.perf_counter() - started
@@ -265,12 +265,12 @@ def measure_validation(facts: pd.DataFrame, config: Path) -> list[dict[str, obje
     spiked = generate("small", anomalies=50)
     spikes = np.flatnonzero(spiked["volume_tonnes"].to_numpy() != small["volume_tonnes"].to_numpy())
     out = [
-        run("real panel, clean", facts, real, []),
+        run("real panel, clean", facts, [], real),
         run("real panel, 5 planted x1000", *plant_extremes(facts), real),
-        run("synthetic small, clean", small, default, []),
+        run("synthetic small, clean", small, [], default),
         run("synthetic small, 5 planted x1000", *plant_extremes(small), default),
     ]
-    spiked_run = run("synthetic small, anomalies=50 (x10)", spiked, default, [])
+    spiked_run = run("synthetic small, anomalies=50 (x10)", spiked, [], default)
     found = set(flagged_rows(spiked, default).tolist())
     spiked_run["spikes_found"] = f"{len(found & set(spikes.tolist()))} of {len(spikes)}"
     out.append(spiked_run)
