@@ -445,7 +445,7 @@ def _group_median(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
 def anomaly_scores(
     volume: np.ndarray, codes: np.ndarray, weekday: np.ndarray, settings: DataSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Robust z-scores of each row's volume in its series, and each series' robust maximum.
+    """Robust z-score, usual volume and series' robust maximum of each row's volume.
 
     On a series' positive days (zero days are pauses, not anomalies) x = log1p(volume);
     the level is the median of x on the same weekday when the series has at least 4
