@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector clean
+.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-real-data clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -64,6 +64,9 @@ bench-serving: install ## Benchmark the predictor (vs MLServer, bare kserve.Mode
 
 bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, none lost)
 	$(RUN) python bench/collector_bench.py
+
+bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
+	$(RUN) python bench/real_data.py --validate
 
 clean: ## Remove local state and build outputs (.freightml, build)
 	rm -rf .freightml build

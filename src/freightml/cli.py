@@ -157,12 +157,7 @@ def data_validate(
         ref = load_facts(reference, column_mapping=mapping) if reference else None
     except (FileNotFoundError, ValueError, KeyError) as exc:
         _fail(str(exc), 2)
-    report = validate_facts(
-        facts,
-        reference=ref,
-        max_missing_day_share=settings.data.max_missing_day_share,
-        anomaly_z=settings.data.anomaly_z,
-    )
+    report = validate_facts(facts, reference=ref, settings=settings.data)
     json_path, html_path = report.write(report_dir)
     for issue in report.issues:
         colour = "red" if issue.severity == "error" else "yellow"
@@ -458,7 +453,7 @@ def collector_serve(
     port = port or settings.collector.port
     where = url.split("@")[-1]  # no credentials on the screen
     console.print(f"collector on http://{settings.collector.host}:{port} (store {where})")
-    serve_collector(url, host=settings.collector.host, port=port)
+    serve_collector(url, host=settings.collector.host, port=port, data_settings=settings.data)
 
 
 @facts_app.command("ingest")
@@ -472,7 +467,12 @@ def facts_ingest(
     settings = _settings(config)
     url = _store_url(settings)
     try:
-        result = ingest_facts_file(path, url, column_mapping=settings.data.column_mapping or None)
+        result = ingest_facts_file(
+            path,
+            url,
+            column_mapping=settings.data.column_mapping or None,
+            data_settings=settings.data,
+        )
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
     console.print(

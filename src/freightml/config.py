@@ -31,9 +31,11 @@ from pydantic_settings import (
 )
 
 from freightml.domain import (
+    CARGO_TYPES,
     CHAMPION,
     MLFLOW_SECRET,
     MODEL_NAME,
+    REGIONS,
     STORE_SECRET,
     STORE_URL_KEY,
     TRACKING_URI_KEY,
@@ -74,9 +76,41 @@ class DataSettings(_Section):
     max_missing_day_share: float = Field(
         0.2, ge=0, le=1, description="share of missing series-days above which validation fails"
     )
+    # Validation rules (freightml.data.validation.ValidationRules.from_settings; docs/data.md).
     # 5.0 catches ~85% of x10 spikes with no false alarms on clean demo data
     anomaly_z: float = Field(
         5.0, gt=0, description="robust z-score of log volume above which a day is an anomaly"
+    )
+    # 0.1: a flat series' day must move ~65% (z 5 x 0.1 in log) to be flagged; measured in
+    # bench/RESULTS.md ("Validation on real data")
+    anomaly_min_scale: float = Field(
+        0.1,
+        gt=0,
+        description="floor of a series' robust spread of log1p volume, i.e. of its relative "
+        "day-to-day variation: near-constant series are not flagged for small changes",
+    )
+    anomaly_min_points: int = Field(
+        14, ge=3, description="positive days a series needs before its days are z-scored"
+    )
+    impossible_ratio: float = Field(
+        100.0,
+        gt=1,
+        description="a day above this multiple of its series' robust maximum (the largest "
+        "non-anomalous day) is an error, not a warning",
+    )
+    known_regions: list[str] | None = Field(
+        default_factory=lambda: list(REGIONS),
+        description="regions outside this list are warned about; None = no fixed list "
+        "(only the reference data's regions, when a reference is given)",
+    )
+    known_cargo_types: list[str] | None = Field(
+        default_factory=lambda: list(CARGO_TYPES),
+        description="cargo types outside this list are warned about; None = no fixed list",
+    )
+    wagon_checks: bool = Field(
+        True,
+        description="check tonnes per wagon (rail data); they are skipped anyway when no "
+        "row has wagons",
     )
 
 

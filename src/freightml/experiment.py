@@ -65,11 +65,7 @@ class MLExperimentManager:
         """Validate the loaded (or given) facts; returns the ValidationReport."""
         from freightml.data.validation import validate_facts
 
-        return validate_facts(
-            self._data(data),
-            max_missing_day_share=self.settings.data.max_missing_day_share,
-            anomaly_z=self.settings.data.anomaly_z,
-        )
+        return validate_facts(self._data(data), settings=self.settings.data)
 
     def _data(self, data: pd.DataFrame | None) -> pd.DataFrame:
         if data is not None:

@@ -138,11 +138,7 @@ def test_validate_data_writes_the_report_its_summary_reads(
     report_path = tmp_path / "report.json"
     with pytest.raises(DataValidationError, match="negative"):
         validate_data(settings, tmp_path / "facts.parquet", report_path, tmp_path / "report.html")
-    report = validate_facts(
-        facts,
-        max_missing_day_share=settings.data.max_missing_day_share,
-        anomaly_z=settings.data.anomaly_z,
-    )
+    report = validate_facts(facts, settings=settings.data)
     assert report.errors
     assert ValidationSummary.from_report_file(report_path) == ValidationSummary(
         ok=False,

@@ -35,6 +35,7 @@ from freightml.collector.events import (
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.store import IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
+from freightml.config import DataSettings
 from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
 from freightml.monitoring.types import Snapshot
 
@@ -171,10 +172,12 @@ def create_app(
     store: Store,
     *,
     max_batch: int = 1000,
+    data_settings: DataSettings | None = None,
     snapshots: Callable[[], Snapshot | None] | None = None,
     snapshot_ttl_seconds: float = DEFAULT_TTL_SECONDS,
 ) -> FastAPI:
-    """The collector app over ``store``.
+    """The collector app over ``store``; posted facts are validated by ``data_settings``
+    (the settings' data section; None = the defaults).
 
     Events are written in batches by a writer task (group commit, see
     freightml.collector.writer); a handler answers only once its event is committed.
@@ -297,7 +300,7 @@ def create_app(
             metrics.facts.labels("rejected").inc()
             return _json({"status": "rejected", "errors": exc.errors}, 422)
         try:
-            result, warnings = await run_in_threadpool(_ingest, store, raw)
+            result, warnings = await run_in_threadpool(_ingest, store, raw, data_settings)
         except FactsRejected as exc:
             metrics.facts.labels("rejected").inc(len(raw))
             return _json({"status": "rejected", "errors": exc.errors}, 422)
@@ -430,6 +433,8 @@ async def _store_batch(
     return results
 
 
-def _ingest(store: Store, raw: Any) -> tuple[IngestResult, list[str]]:
-    facts, report = prepare_facts(raw)
+def _ingest(
+    store: Store, raw: Any, data_settings: DataSettings | None
+) -> tuple[IngestResult, list[str]]:
+    facts, report = prepare_facts(raw, data_settings)
     return store.ingest_facts(facts), [f"[{i.check}] {i.message}" for i in report.warnings]

@@ -3,6 +3,8 @@
 Facts arrive in increments (a day, a late week, a correction), so gaps between a
 series' dates are not an error here (``max_missing_day_share=1``); they are judged when
 a training window is assembled. Every other hard error of validate_facts rejects the lot.
+The other rules (anomaly thresholds, vocabularies, wagon checks) are the data section of
+the settings, as everywhere else validation runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from freightml.config import DataSettings
 from freightml.data.schema import CATEGORY_COLUMNS, coerce_facts
 from freightml.data.validation import ValidationReport, validate_facts
 
@@ -123,8 +126,11 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def prepare_facts(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
-    """Coerce ``raw`` to the facts contract and validate it; FactsRejected on hard errors.
+def prepare_facts(
+    raw: pd.DataFrame, data_settings: DataSettings | None = None
+) -> tuple[pd.DataFrame, ValidationReport]:
+    """Coerce ``raw`` to the facts contract and validate it by ``data_settings`` (None =
+    the defaults; gaps are never an error here); FactsRejected on hard errors.
 
     Returns the coerced facts and the report (its warnings are informative).
     """
@@ -132,7 +138,7 @@ def prepare_facts(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
         facts = coerce_facts(raw, categorical=False)
     except ValueError as exc:  # missing columns, unparsable dates or numbers
         raise FactsRejected([str(exc)]) from exc
-    report = validate_facts(facts, max_missing_day_share=1.0)
+    report = validate_facts(facts, settings=data_settings, max_missing_day_share=1.0)
     if not report.ok:
         raise FactsRejected([f"[{i.check}] {i.message}" for i in report.errors], report)
     return facts, report

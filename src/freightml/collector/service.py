@@ -7,6 +7,7 @@ from typing import Any
 
 from freightml.collector.intake import prepare_facts
 from freightml.collector.store import DEFAULT_URL, IngestResult, Store
+from freightml.config import DataSettings
 from freightml.data.sources import load_facts
 
 
@@ -21,14 +22,16 @@ def ingest_facts_file(
     *,
     column_mapping: dict[str, str] | None = None,
     storage_options: dict[str, Any] | None = None,
+    data_settings: DataSettings | None = None,
 ) -> IngestResult:
-    """Load facts from a CSV/Parquet file or URI, validate them and ingest idempotently.
+    """Load facts from a CSV/Parquet file or URI, validate them (by ``data_settings``, None =
+    the defaults) and ingest idempotently.
 
     Raises FactsRejected (with the validation errors) and stores nothing if the file
     fails validation; loading the same file twice counts every row as a duplicate.
     """
     raw = load_facts(path_or_uri, column_mapping=column_mapping, storage_options=storage_options)
-    facts, _ = prepare_facts(raw)
+    facts, _ = prepare_facts(raw, data_settings)
     store = Store(store_url or DEFAULT_URL)
     try:
         return store.ingest_facts(facts)
@@ -42,15 +45,17 @@ def serve_collector(
     port: int = 8085,
     *,
     log_level: str = "info",
+    data_settings: DataSettings | None = None,
 ) -> None:
-    """Run the collector on ``host:port`` until interrupted (tables are created first)."""
+    """Run the collector on ``host:port`` until interrupted (tables are created first);
+    posted facts are validated by ``data_settings`` (None = the defaults)."""
     import uvicorn
 
     from freightml.collector.app import create_app
 
     store = Store(store_url or DEFAULT_URL)
     try:
-        app = create_app(store, snapshots=store.monitoring.latest)
+        app = create_app(store, data_settings=data_settings, snapshots=store.monitoring.latest)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         store.close()

@@ -13,6 +13,10 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from freightml.domain import CARGO_SHARES as CARGO_SHARES  # re-exported
+from freightml.domain import CARGO_TYPES as CARGO_TYPES
+from freightml.domain import REGIONS as REGIONS
+
 FACT_COLUMNS: tuple[str, ...] = (
     "date",
     "origin_station",
@@ -32,47 +36,8 @@ CATEGORY_COLUMNS: tuple[str, ...] = (
     "cargo_type",
 )
 
-# The 16 regional railways (freight-figures.md, "Network").
-REGIONS: tuple[str, ...] = (
-    "Kaliningrad",
-    "Moscow",
-    "October",
-    "Northern",
-    "Gorky",
-    "South-Eastern",
-    "North Caucasus",
-    "Kuibyshev",
-    "Volga",
-    "Sverdlovsk",
-    "South Urals",
-    "West Siberian",
-    "Krasnoyarsk",
-    "East Siberian",
-    "Trans-Baikal",
-    "Far Eastern",
-)
-
-# Share of loading by RZD cargo group, 2022 (freight-figures.md, "Cargo mix"). As published:
-# the shares sum to 0.998 because of rounding; "containers" is the group "other incl.
-# containers". Consumers that need a distribution should normalise.
-CARGO_SHARES: dict[str, float] = {
-    "coal": 0.287,
-    "oil": 0.175,
-    "construction": 0.108,
-    "iron_ore": 0.093,
-    "containers": 0.092,
-    "ferrous_metals": 0.054,
-    "fertilisers": 0.049,
-    "timber": 0.025,
-    "industrial_raw": 0.025,
-    "cement": 0.020,
-    "grain": 0.019,
-    "chemicals": 0.018,
-    "nonferrous_ore": 0.015,
-    "scrap": 0.010,
-    "coke": 0.008,
-}
-CARGO_TYPES: tuple[str, ...] = tuple(CARGO_SHARES)
+# REGIONS, CARGO_SHARES and CARGO_TYPES (the synthetic data's domain) live in
+# freightml.domain, so that settings can default to them without importing pandas.
 
 # Typical tonnes loaded per wagon. Sourced (freight-figures.md, "Wagons and haul"):
 # gondola 12-132 = 69.5 t, 12-196-01 ~ 75 t; network average ~ 65 t a wagon (derived);

@@ -1,6 +1,10 @@
 """Validate a facts frame: hard errors (schema, impossible values) and warnings (gaps,
 anomalies, unseen or unknown categories, wagon loads), as a JSON/HTML report.
 
+The thresholds and vocabularies are the data section of the settings (``DataSettings``:
+``anomaly_z``, ``known_regions``, ``wagon_checks``...), so the CLI, the validate_data stage,
+the collector's intake and MLExperimentManager apply the same rules.
+
 Types, nullability, ranges and key uniqueness are checked by pandera (FactSchema); the
 statistical checks are vectorised pandas/numpy so 2M rows take a few seconds.
 """
@@ -20,11 +24,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.engines import pandas_engine
 
+from freightml.config import DataSettings
 from freightml.data.schema import (
-    CARGO_TYPES,
     DEFAULT_WAGON_CAPACITY_T,
     FACT_COLUMNS,
-    REGIONS,
     SERIES_KEY,
     WAGON_CAPACITY_T,
     FactSchema,
@@ -34,8 +37,8 @@ from freightml.data.schema import (
 Severity = Literal["error", "warning"]
 MAX_EXAMPLES = 5
 WAGON_OVERLOAD = 1.6  # tonnes per wagon above this x typical capacity are suspicious
-_MIN_POINTS_FOR_Z = 14  # a series needs this many positive days for a robust z-score
-_MIN_LOG_SCALE = 0.05  # floor of the robust spread (log1p tonnes) for flat series
+_MAD_TO_SD = 1.4826  # MAD x this estimates the standard deviation of a normal sample
+_MIN_WEEKDAY_POINTS = 4  # positive days a (series, weekday) needs for its own level
 
 # The value checks run on a type-coerced copy, so dtypes are not checked twice; key
 # uniqueness is checked with DataFrame.duplicated (pandera's report of it is slow when
@@ -153,18 +156,33 @@ def validate_facts(
     df: pd.DataFrame,
     *,
     reference: pd.DataFrame | None = None,
-    max_missing_day_share: float = 0.2,
-    anomaly_z: float = 5.0,
+    settings: DataSettings | None = None,
+    max_missing_day_share: float | None = None,
+    anomaly_z: float | None = None,
     today: date | None = None,
 ) -> ValidationReport:
     """Check ``df`` against the facts contract and for suspicious data.
 
+    The rules come from ``settings`` (the data section of the settings; None = the
+    defaults); ``max_missing_day_share`` and ``anomaly_z``, when given, override theirs.
+
     Errors: schema/type violations, negative or NaN volume, negative wagons, duplicate
-    (series, date) rows, future dates, missing days above ``max_missing_day_share``.
-    Warnings: missing days, volume anomalies (robust z of log1p tonnes > ``anomaly_z``),
-    categories unseen in ``reference``, regions/cargo types outside the vocabulary,
-    loads above 1.6x wagon capacity. ``today`` defaults to the local date.
+    (series, date) rows, future dates, missing days above ``max_missing_day_share``,
+    volumes above ``impossible_ratio`` x their series' robust maximum.
+    Warnings: missing days, volume anomalies (robust z of log1p volume against the
+    series' weekday level > ``anomaly_z``, most extreme first), categories unseen in
+    ``reference``, regions/cargo types outside ``known_regions``/``known_cargo_types``,
+    loads above 1.6x wagon capacity (with ``wagon_checks`` and when some row has wagons).
+    ``today`` defaults to the local date.
     """
+    rules = settings or DataSettings()
+    overrides = {
+        k: v
+        for k, v in (("max_missing_day_share", max_missing_day_share), ("anomaly_z", anomaly_z))
+        if v is not None
+    }
+    if overrides:
+        rules = DataSettings.model_validate({**rules.model_dump(), **overrides})
     df = df.reset_index(drop=True)
     missing = [c for c in FACT_COLUMNS if c not in df.columns]
     if missing:
@@ -180,10 +198,11 @@ def validate_facts(
     dated = facts[facts["date"].notna()]
     issues += _future_issues(dated, today or date.today())
     codes = _series_codes(dated)
-    issues += _missing_day_issues(dated, codes, max_missing_day_share)
-    issues += _anomaly_issues(dated, codes, anomaly_z)
-    issues += _category_issues(facts, reference)
-    issues += _wagon_issues(facts)
+    issues += _missing_day_issues(dated, codes, rules.max_missing_day_share)
+    issues += _anomaly_issues(dated, codes, rules)
+    issues += _category_issues(facts, reference, rules)
+    if rules.wagon_checks:
+        issues += _wagon_issues(facts)
     start = dated["date"].min() if len(dated) else None
     end = dated["date"].max() if len(dated) else None
     return ValidationReport(
@@ -242,10 +261,19 @@ _SINGULAR = {
 
 
 def _rows_issue(
-    facts: pd.DataFrame, mask: np.ndarray, severity: Severity, check: str, what: str
+    facts: pd.DataFrame,
+    mask: np.ndarray,
+    severity: Severity,
+    check: str,
+    what: str,
+    order: np.ndarray | None = None,
 ) -> list[Issue]:
-    """An issue for rows where ``mask`` holds: '<n> rows <what> (first: <row>)'."""
-    rows = np.flatnonzero(mask)
+    """An issue for rows where ``mask`` holds: '<n> rows <what> (first: <row>)'.
+
+    ``order`` (row numbers, most important first) picks the first row and the examples;
+    by default they are the first rows of the frame.
+    """
+    rows = np.flatnonzero(mask) if order is None else np.asarray(order)
     if not len(rows):
         return []
     if len(rows) == 1:
@@ -409,32 +437,84 @@ def _missing_day_issues(facts: pd.DataFrame, codes: np.ndarray, max_share: float
     return [_warning("missing_days", message, n_missing, examples)]
 
 
-def _anomaly_issues(facts: pd.DataFrame, codes: np.ndarray, z_max: float) -> list[Issue]:
-    """Robust z-score of log1p(tonnes) per series on positive days (median / MAD)."""
-    volume = facts["volume_tonnes"].to_numpy(dtype=float)
+def _group_median(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """The median of ``x`` within each group, per element."""
+    return pd.Series(x).groupby(groups).transform("median").to_numpy()
+
+
+def anomaly_scores(
+    volume: np.ndarray, codes: np.ndarray, weekday: np.ndarray, settings: DataSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Robust z-score, usual volume and series' robust maximum of each row's volume.
+
+    On a series' positive days (zero days are pauses, not anomalies) x = log1p(volume);
+    the level is the median of x on the same weekday when the series has at least 4
+    positive days on that weekday, else its median over all days; the spread is 1.4826 x
+    the median absolute deviation from the level, floored at ``anomaly_min_scale`` (a
+    near-constant series has almost no spread, and a small change must not explode its
+    z). Series with fewer than ``anomaly_min_points`` positive days get no score.
+    Returns, per row (NaN where not scored): ``z``, the ``usual`` volume (the level, back
+    in volume units) and ``robust_max``, the largest volume of the row's series whose
+    |z| <= ``anomaly_z``. ``codes`` numbers the series 0..n-1, ``weekday`` is 0..6.
+    """
+    z = np.full(len(volume), np.nan)
+    usual_volume = np.full(len(volume), np.nan)
+    robust_max = np.full(len(volume), np.nan)
     pos = np.flatnonzero(np.isfinite(volume) & (volume > 0))
     if not len(pos):
-        return []
-    x = np.log1p(volume[pos])
+        return z, usual_volume, robust_max
     g = codes[pos]
-    median = pd.Series(x).groupby(g).median()
-    dev = np.abs(x - median.reindex(g).to_numpy())
-    mad = pd.Series(dev).groupby(g).median()
-    count = np.bincount(g)
-    scale = np.maximum(1.4826 * mad.reindex(g).to_numpy(), _MIN_LOG_SCALE)
-    z = (x - median.reindex(g).to_numpy()) / scale
-    flagged = (np.abs(z) > z_max) & (count[g] >= _MIN_POINTS_FOR_Z)
-    if not flagged.any():
-        return []
-    mask = np.zeros(len(facts), dtype=bool)
-    mask[pos[flagged]] = True
-    row = pos[flagged][0]
-    typical = float(np.expm1(median.loc[codes[row]]))
-    what = (
-        f"have volume_tonnes far from their series' usual level (|robust z| > {z_max:g} on "
-        f"log tonnes; first has {volume[row]:,.1f} t vs a median of {typical:,.1f} t)"
-    )
-    return _rows_issue(facts, mask, "warning", "volume_anomaly", what)
+    count = np.bincount(g)[g]
+    scored = count >= settings.anomaly_min_points
+    pos, g = pos[scored], g[scored]
+    if not len(pos):
+        return z, usual_volume, robust_max
+    x = np.log1p(volume[pos])
+    cell = g.astype(np.int64) * 7 + weekday[pos]
+    cell_level = _group_median(x, cell)
+    cell_count = np.bincount(cell)[cell]
+    level = np.where(cell_count >= _MIN_WEEKDAY_POINTS, cell_level, _group_median(x, g))
+    resid = x - level
+    scale = np.maximum(_MAD_TO_SD * _group_median(np.abs(resid), g), settings.anomaly_min_scale)
+    z[pos] = resid / scale
+    usual_volume[pos] = np.expm1(level)
+    usual = np.abs(z[pos]) <= settings.anomaly_z
+    top = pd.Series(np.where(usual, volume[pos], np.nan)).groupby(g).transform("max")
+    robust_max[pos] = top.to_numpy()
+    return z, usual_volume, robust_max
+
+
+def _anomaly_issues(facts: pd.DataFrame, codes: np.ndarray, settings: DataSettings) -> list[Issue]:
+    """Impossible volumes (errors) and volume anomalies (warnings), most extreme first."""
+    volume = facts["volume_tonnes"].to_numpy(dtype=float)
+    weekday = facts["date"].dt.dayofweek.to_numpy()
+    z, usual, robust_max = anomaly_scores(volume, codes, weekday, settings)
+    z_max, ratio = settings.anomaly_z, settings.impossible_ratio
+    with np.errstate(invalid="ignore"):
+        impossible = volume > ratio * robust_max
+        flagged = (np.abs(z) > z_max) & ~impossible
+    issues: list[Issue] = []
+    if impossible.any():
+        rows = np.flatnonzero(impossible)
+        rows = rows[np.argsort(-(volume[rows] / robust_max[rows]), kind="stable")]
+        first = rows[0]
+        what = (
+            f"have volume_tonnes above {ratio:g}x their series' robust maximum (the largest "
+            f"day within |robust z| <= {z_max:g}), most extreme first; first has "
+            f"{volume[first]:,.1f} t vs a robust maximum of {robust_max[first]:,.1f} t"
+        )
+        issues += _rows_issue(facts, impossible, "error", "impossible_volume", what, rows)
+    if flagged.any():
+        rows = np.flatnonzero(flagged)
+        rows = rows[np.argsort(-np.abs(z[rows]), kind="stable")]
+        first = rows[0]
+        what = (
+            f"have volume_tonnes far from their series' usual level (|robust z| > {z_max:g} "
+            f"on log volume against the series' weekday level), most extreme first; first "
+            f"has {volume[first]:,.1f} t vs a usual {usual[first]:,.1f} t (z = {z[first]:+.1f})"
+        )
+        issues += _rows_issue(facts, flagged, "warning", "volume_anomaly", what, rows)
+    return issues
 
 
 _CATEGORY_GROUPS: dict[str, tuple[str, ...]] = {
@@ -461,21 +541,29 @@ def _unseen(
     return _rows_issue(facts, mask, "warning", check, f"use {len(unseen)} {label}: {shown}")
 
 
-def _category_issues(facts: pd.DataFrame, reference: pd.DataFrame | None) -> list[Issue]:
-    issues = _unseen(
-        facts,
-        _CATEGORY_GROUPS["regions"],
-        set(REGIONS),
-        "unknown_region",
-        "region(s) outside the 16 regional railways",
-    )
-    issues += _unseen(
-        facts,
-        ("cargo_type",),
-        set(CARGO_TYPES),
-        "unknown_cargo_type",
-        "cargo type(s) outside CARGO_TYPES",
-    )
+def _category_issues(
+    facts: pd.DataFrame, reference: pd.DataFrame | None, settings: DataSettings
+) -> list[Issue]:
+    """Regions and cargo types outside the configured vocabularies (``known_regions``,
+    ``known_cargo_types``; None = not checked), then categories absent from ``reference``."""
+    issues: list[Issue] = []
+    if settings.known_regions is not None:
+        issues += _unseen(
+            facts,
+            _CATEGORY_GROUPS["regions"],
+            set(settings.known_regions),
+            "unknown_region",
+            f"region(s) outside data.known_regions ({len(settings.known_regions)} known)",
+        )
+    if settings.known_cargo_types is not None:
+        issues += _unseen(
+            facts,
+            ("cargo_type",),
+            set(settings.known_cargo_types),
+            "unknown_cargo_type",
+            f"cargo type(s) outside data.known_cargo_types "
+            f"({len(settings.known_cargo_types)} known)",
+        )
     if reference is not None:
         for label, cols in _CATEGORY_GROUPS.items():
             issues += _unseen(
@@ -489,7 +577,12 @@ def _category_issues(facts: pd.DataFrame, reference: pd.DataFrame | None) -> lis
 
 
 def _wagon_issues(facts: pd.DataFrame) -> list[Issue]:
-    """Tonnes per wagon above 1.6x the cargo's typical wagon load (incl. load with 0 wagons)."""
+    """Tonnes per wagon above 1.6x the cargo's typical wagon load (incl. load with 0 wagons).
+
+    Data without wagons (no row has a positive count: e.g. not rail data) is not checked.
+    """
+    if not (facts["wagons"].to_numpy(dtype=float) > 0).any():
+        return []
     capacity = _lookup(facts["cargo_type"], WAGON_CAPACITY_T, DEFAULT_WAGON_CAPACITY_T)
     tonnes = facts["volume_tonnes"].to_numpy(dtype=float)
     wagons = facts["wagons"].to_numpy(dtype=float)

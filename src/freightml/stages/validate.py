@@ -51,12 +51,7 @@ def validate_data(
     with timed("validate_data"):
         facts = pd.read_parquet(facts_path)
         reference = pd.read_parquet(reference_path) if reference_path else None
-        report = validate_facts(
-            facts,
-            reference=reference,
-            max_missing_day_share=settings.data.max_missing_day_share,
-            anomaly_z=settings.data.anomaly_z,
-        )
+        report = validate_facts(facts, reference=reference, settings=settings.data)
         for path, text in ((report_path, report.to_json()), (report_html_path, report.to_html())):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text)
