@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from freightml.evaluation.backtest import BacktestResult
-from freightml.evaluation.methodology import Methodology
+from freightml.evaluation.methodology import GateSpec, Methodology
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ def _check(name: str, value: float, limit: float, detail: str) -> GateCheck:
     return GateCheck(name, value, float(limit), ok, detail)
 
 
+def segment_is_supported(tonnes_share: float, n_series: int, gates: GateSpec) -> bool:
+    """The support rule: a segment is judged only with at least ``min_segment_share`` of
+    the actual tonnes and ``min_segment_series`` series."""
+    return not (tonnes_share < gates.min_segment_share or n_series < gates.min_segment_series)
+
+
 def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateReport:
     """Overall WAPE ratio to the baseline, the ratio in every supported segment, and |bias|."""
     gates = methodology.gates
@@ -88,10 +94,7 @@ def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateRepo
         for row in result.by_segment(column).to_dict("records"):
             label = f"{column}={row[column]}"
             support = f"{row['tonnes_share']:.1%} of tonnes, {row['n_series']} series"
-            if (
-                row["tonnes_share"] < gates.min_segment_share
-                or row["n_series"] < gates.min_segment_series
-            ):
+            if not segment_is_supported(row["tonnes_share"], row["n_series"], gates):
                 skipped.append(f"{label} ({support})")
                 continue
             checks.append(
