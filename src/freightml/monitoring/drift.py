@@ -158,7 +158,7 @@ def _segment_rows(part: Part, columns: Sequence[str]) -> dict[str, int]:
     out = {ALL: part.rows}
     for column in columns:
         counts = part.segments[column].astype(object).value_counts(dropna=True)
-        for value, n in counts.items():
+        for value, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
             out[segment_label(column, value)] = int(n)
     return out
 
