@@ -300,7 +300,7 @@ def build_profile(
             )
         )
     stations = pd.concat([frame["origin_station"], frame["destination_station"]]).astype(str)
-    regions = pd.concat([frame[c] for c in REGION_COLUMNS if c in frame]).dropna().astype(str)
+    regions = {str(v) for c in REGION_COLUMNS if c in frame for v in frame[c].dropna().unique()}
     dates = pd.to_datetime(frame["target_date"])
     return ReferenceProfile(
         window_start=dates.min().date(),
