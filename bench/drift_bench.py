@@ -113,7 +113,13 @@ def freightml_profile(ref: np.ndarray, names: list[str]) -> tuple[ReferenceProfi
     )
     started = time.perf_counter()
     profile = build_profile(
-        examples, None, config=config, segment_columns=[], gates=gates, features=names
+        examples,
+        None,
+        config=config,
+        segment_columns=[],
+        gates=gates,
+        features=names,
+        max_rows=None,  # profile every reference row
     )
     return profile, time.perf_counter() - started
 

@@ -56,7 +56,7 @@ def _profile() -> ReferenceProfile:
     examples = pd.DataFrame(rows)
     return build_profile(
         examples,
-        examples["y"].to_numpy(),
+        lambda frame: frame["y"].to_numpy(),
         config=CONFIG,
         segment_columns=["origin_region", "cargo_type"],
         gates=GATES,

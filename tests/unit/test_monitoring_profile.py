@@ -60,7 +60,7 @@ def _config(bins: int = 5, cap: int = 5000) -> MonitoringConfig:
 def _build(examples: pd.DataFrame, **kw) -> ReferenceProfile:
     return build_profile(
         examples,
-        examples["y"].to_numpy() * 1.1,
+        lambda frame: frame["y"].to_numpy() * 1.1,
         config=kw.pop("config", _config()),
         segment_columns=["origin_region", "cargo_type"],
         gates=GATES,
@@ -155,6 +155,27 @@ def test_categories_are_capped_with_other() -> None:
     assert OTHER not in cargo.categories
 
 
+def test_large_windows_are_profiled_on_a_sample_with_all_identities() -> None:
+    examples = _examples(n_series=4, days=50)
+    examples.loc[0, "origin_station"] = "rare"  # one row: may miss the sample
+    seen = []
+    profile = build_profile(
+        examples,
+        lambda frame: seen.append(len(frame)) or frame["y"].to_numpy(),
+        config=_config(),
+        segment_columns=["origin_region"],
+        gates=GATES,
+        features=["level"],
+        max_rows=60,
+    )
+    assert seen == [60] and profile.rows == 60 and profile.window_rows == 200
+    overall = profile.segment("all")
+    assert overall is not None and sum(overall.counts["level"]) == 60
+    assert "rare" in profile.stations and len(profile.series) == 5
+    region_b = profile.segment("origin_region=B")
+    assert region_b is not None and region_b.tonnes_share == pytest.approx(4 / 10)
+
+
 def test_profile_round_trips_and_is_small(tmp_path: Path) -> None:
     profile = _build(_examples(n_series=6, days=400))
     path = profile.save(tmp_path / "p" / "profile.json")
@@ -168,10 +189,10 @@ def test_profile_rejects_bad_input(tmp_path: Path) -> None:
     examples = _examples()
     with pytest.raises(ValueError, match=r"lack columns \['level'\]"):
         _build(examples.drop(columns=["level"]))
-    with pytest.raises(ValueError, match="3 predictions for 40 examples"):
+    with pytest.raises(ValueError, match=r"predict returned shape \(3,\) for 40 examples"):
         build_profile(
             examples,
-            np.ones(3),
+            lambda frame: np.ones(3),
             config=_config(),
             segment_columns=[],
             gates=GATES,

@@ -21,7 +21,7 @@ and segments, not on rows. See docs/monitoring.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
@@ -98,7 +98,8 @@ class ReferenceProfile(_Model):
     version: int = 1
     window_start: date
     window_end: date
-    rows: int
+    rows: int  # rows profiled (a sample of window_rows when there were more)
+    window_rows: int  # known rows of the training window
     horizon_max: int  # the examples' settings, so drift builds the same features
     min_history_days: int
     segment_columns: list[str]
@@ -198,19 +199,40 @@ def _categorical_bins(name: str, role: FeatureRole, values: pd.Series, cap: int)
     )
 
 
-def _segment_codes(frame: pd.DataFrame, segment_columns: Sequence[str]) -> list[tuple[str, Any]]:
+def _segment_masks(frame: pd.DataFrame, segment_columns: Sequence[str]) -> list[tuple[str, Any]]:
     """(label, row mask) for "all" and every present value of the segment columns."""
     out: list[tuple[str, Any]] = [(ALL, np.ones(len(frame), dtype=bool))]
     for column in segment_columns:
-        values = frame[column].astype(object)
-        for value in sorted(values.dropna().unique().tolist(), key=str):
-            out.append((segment_label(column, value), (values == value).to_numpy()))
+        codes, values = pd.factorize(frame[column].astype(object))
+        for k in sorted(range(len(values)), key=lambda i: str(values[i])):
+            out.append((segment_label(column, values[k]), codes == k))
     return out
+
+
+def _segment_support(
+    known: pd.DataFrame, segment_columns: Sequence[str]
+) -> dict[str, tuple[float, int]]:
+    """(share of the target tonnes, series) per segment label, over all known rows."""
+    y = known["y"].to_numpy(dtype=np.float64)
+    total = float(np.nansum(y))
+    sid = known.groupby(SERIES_KEY, sort=False, observed=True).ngroup().to_numpy()
+    work = pd.DataFrame({"y": y, "sid": sid})
+    out = {ALL: (1.0 if total > 0 else 0.0, int(np.unique(sid).size))}
+    for column in segment_columns:
+        grouped = work.groupby(known[column].astype(object).to_numpy(), sort=False)
+        tonnes, series = grouped["y"].sum(), grouped["sid"].nunique()
+        for value in tonnes.index:
+            share = float(tonnes[value] / total) if total > 0 else 0.0
+            out[segment_label(column, value)] = (share, int(series[value]))
+    return out
+
+
+PROFILE_MAX_ROWS = 250_000  # distributions from a uniform sample of at most this many rows
 
 
 def build_profile(
     examples: pd.DataFrame,
-    predictions: np.ndarray | None,
+    predict: Callable[[pd.DataFrame], np.ndarray] | None,
     *,
     config: MonitoringConfig,
     segment_columns: Sequence[str],
@@ -218,11 +240,16 @@ def build_profile(
     features: Sequence[str] = FEATURE_COLUMNS,
     horizon_max: int = 28,
     min_history_days: int = 91,
+    max_rows: int | None = PROFILE_MAX_ROWS,
+    seed: int = 0,
 ) -> ReferenceProfile:
     """Profile the training examples (rows with a known ``y``) and the in-sample predictions.
 
-    ``examples``: the training examples (``build_examples``); ``predictions``: the fitted
-    model's forecast in tonnes for every row of ``examples`` (None: not profiled).
+    ``examples``: the training examples (``build_examples``); ``predict``: the fitted
+    model's forecast in tonnes of a frame of examples (None: predictions not profiled).
+    Bins and counts come from a seeded uniform sample of ``max_rows`` known rows when there
+    are more (shares then carry a standard error below 0.001; the model predicts only the
+    sample); identities, segment support and the window from all known rows.
     ``horizon_max`` and ``min_history_days``: the example settings (stored so drift cuts
     current examples the same way). Expectations are empty here; :func:`with_expectations`
     adds the backtest's.
@@ -230,22 +257,28 @@ def build_profile(
     missing = [c for c in [*features, "y", "target_date", *SERIES_KEY] if c not in examples]
     if missing:
         raise ValueError(f"build_profile: examples lack columns {missing}")
-    if predictions is not None and len(predictions) != len(examples):
-        raise ValueError(
-            f"build_profile: {len(predictions)} predictions for {len(examples)} examples"
-        )
     from freightml.evaluation.gates import segment_is_supported
 
-    keep = examples["y"].notna().to_numpy()
-    if not keep.any():
+    known = examples.loc[examples["y"].notna()]
+    if known.empty:
         raise ValueError("build_profile: no example has a known y")
-    frame = examples.loc[keep].reset_index(drop=True)
+    if max_rows is not None and len(known) > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(len(known), max_rows, replace=False))
+        frame = known.iloc[rows].reset_index(drop=True)
+    else:
+        frame = known.reset_index(drop=True)
     columns: dict[str, tuple[FeatureRole, Any]] = {
         name: ("input", frame[name]) for name in features
     }
     columns[TARGET] = ("target", frame["y"])
-    if predictions is not None:
-        columns[PREDICTION] = ("prediction", np.asarray(predictions, dtype=np.float64)[keep])
+    if predict is not None:
+        predictions = np.asarray(predict(frame), dtype=np.float64)
+        if predictions.shape != (len(frame),):
+            raise ValueError(
+                f"build_profile: predict returned shape {predictions.shape} for "
+                f"{len(frame)} examples"
+            )
+        columns[PREDICTION] = ("prediction", predictions)
 
     specs: list[FeatureBins] = []
     index: dict[str, np.ndarray] = {}
@@ -267,13 +300,10 @@ def build_profile(
             numeric[name] = x
         specs.append(spec.model_copy(update={"judged": name not in UNJUDGED_FEATURES}))
 
-    y = frame["y"].to_numpy(dtype=np.float64)
-    total = float(np.nansum(y))
-    sid = pd.factorize(series_ids(frame))[0]
+    support = _segment_support(known, segment_columns)
     segments = []
-    for label, mask in _segment_codes(frame, segment_columns):
-        share = float(np.nansum(y[mask]) / total) if total > 0 else 0.0
-        n_series = int(np.unique(sid[mask]).size)
+    for label, mask in _segment_masks(frame, segment_columns):
+        share, n_series = support[label]
         counts, sums, mean, std = {}, {}, {}, {}
         for spec in specs:
             idx = index[spec.name][mask]
@@ -299,20 +329,23 @@ def build_profile(
                 std=std,
             )
         )
-    stations = pd.concat([frame["origin_station"], frame["destination_station"]]).astype(str)
-    regions = {str(v) for c in REGION_COLUMNS if c in frame for v in frame[c].dropna().unique()}
-    dates = pd.to_datetime(frame["target_date"])
+    stations = {
+        str(v) for c in ("origin_station", "destination_station") for v in known[c].unique()
+    }
+    regions = {str(v) for c in REGION_COLUMNS if c in known for v in known[c].dropna().unique()}
+    dates = pd.to_datetime(known["target_date"])
     return ReferenceProfile(
         window_start=dates.min().date(),
         window_end=dates.max().date(),
         rows=len(frame),
+        window_rows=len(known),
         horizon_max=horizon_max,
         min_history_days=min_history_days,
         segment_columns=list(segment_columns),
         features=specs,
         segments=segments,
-        stations=sorted(set(stations)),
-        series=sorted(set(series_ids(frame))),
+        stations=sorted(stations),
+        series=sorted(set(series_ids(known[SERIES_KEY].drop_duplicates()))),
         regions=sorted(set(regions)),
     )
 

@@ -35,16 +35,15 @@ def reference_profile(
     settings: Settings, examples: pd.DataFrame, model: BaseEstimator
 ) -> ReferenceProfile:
     """The training window's profile: the examples' features and target and the model's
-    in-sample predictions (tonnes), binned by the monitoring config."""
+    in-sample predictions (tonnes) on a sample of them, binned by the monitoring config."""
     from freightml.evaluation import load_methodology
     from freightml.monitoring.config import load_monitoring_config
     from freightml.monitoring.profile import build_profile
 
     methodology = load_methodology(settings.methodology_path)
-    known = examples.loc[examples["y"].notna()]
     return build_profile(
-        known,
-        model.predict(known),
+        examples,
+        model.predict,
         config=load_monitoring_config(settings.monitoring_path),
         segment_columns=methodology.segments,
         gates=methodology.gates,
