@@ -19,7 +19,7 @@ from freightml.monitoring.drift import (
     numeric_part,
     psi,
 )
-from freightml.monitoring.profile import PREDICTION, ReferenceProfile, build_profile
+from freightml.monitoring.profile import PREDICTION, TARGET, ReferenceProfile, build_profile
 
 pytestmark = [pytest.mark.unit]
 GATES = GateSpec(
@@ -245,8 +245,6 @@ def test_segment_verdict_counts_deciding_features_only() -> None:
     inputs_only = drift_report(profile, [part], source="facts", **WINDOW)
     assert _by(inputs_only, "all", "level")["wasserstein"] > 1
     assert inputs_only.drifted_segments == []  # inputs are reported, they do not decide
-    from freightml.monitoring.profile import TARGET
-
     with_target = numeric_part({"level": big, TARGET: np.full(40, 500.0)}, {})
     report = drift_report(profile, [with_target], source="facts", **WINDOW)
     assert report.drifted_segments == ["all"]
