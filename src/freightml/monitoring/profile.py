@@ -16,7 +16,8 @@ Every profiled quantity gets fixed bins once, on the whole training window:
 
 Counts (and, for numerics, per-bin sums, mean and std) are kept for segment ``"all"`` and
 for every value of the methodology's segment columns, so the profile's size depends on bins
-and segments, not on rows. See docs/monitoring.md.
+and segments, not on rows; they come from a seeded sample of at most ``PROFILE_MAX_ROWS``
+rows. See docs/monitoring.md.
 """
 
 from __future__ import annotations
