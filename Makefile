@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-real-data clean
+.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +54,7 @@ models: install ## List registered model versions and aliases
 dashboards: install ## Regenerate helm/freightml-monitoring/files/dashboard.json (grafana-foundation-sdk)
 	$(RUN) python -m freightml.monitoring.dashboard
 
-bench: bench-training bench-serving bench-collector ## Run all benchmarks (results in bench/RESULTS.md)
+bench: bench-training bench-serving bench-collector bench-drift ## Run all benchmarks (results in bench/RESULTS.md)
 
 bench-training: install ## Benchmark the training pipeline on small, demo and large
 	$(RUN) python bench/training_bench.py --sizes small demo large
@@ -64,6 +64,9 @@ bench-serving: install ## Benchmark the predictor (vs MLServer, bare kserve.Mode
 
 bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, none lost)
 	$(RUN) python bench/collector_bench.py
+
+bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's DataDriftPreset (own venv)
+	$(RUN) python bench/drift_bench.py --rows 1000000 --features 20
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate

@@ -81,6 +81,7 @@ def _context() -> dict:
             "cargo_types": ["coal"],
             "window_days": 730,
             "validation": {"errors": 0, "warnings": 1, "messages": ["3 series have missing days"]},
+            "profile": None,
         },
         "tools": {
             "git_commit": "0123abc",
@@ -125,6 +126,31 @@ def test_failed_gates_are_named(tmp_path: Path) -> None:
     assert "### Gates: FAILED\n\nFailed gates: abs_bias.\n" in model_md
     assert "| abs_bias | 0.0800 | 0.0500 | FAIL |" in model_md
     assert "| wape_ratio_overall | 0.7100 | 0.8500 | pass |" in model_md
+
+
+def test_the_reference_profile_is_summarised(tmp_path: Path) -> None:
+    context = _context()
+    assert "No reference profile is stored" in render_cards(context, tmp_path).model_md.read_text()
+    context["data"]["profile"] = {
+        "features": ["horizon", "last_ratio"],
+        "target": "volume_tonnes",
+        "prediction": "prediction_tonnes",
+        "segments": ["all", "cargo_type=coal"],
+        "unsupported_segments": [],
+        "stations": 1200,
+        "series": 1400,
+        "regions": 18,
+        "rows": 250_000,
+        "bytes": 180_000,
+        "expectations": [
+            {"segment": "all", "horizon_bucket": "1-7", "wape": 0.21, "bias": -0.012, "n": 9800}
+        ],
+    }
+    model_md = render_cards(context, tmp_path / "with").model_md.read_text()
+    assert "| features profiled | horizon, last_ratio |" in model_md
+    assert "| known stations, series, regions | 1,200, 1,400, 18 |" in model_md
+    assert "| below the support rule | none |" in model_md
+    assert "| all | 1-7 | 0.2100 | -1.2% | 9,800 |" in model_md
 
 
 def test_missing_context_is_an_error(tmp_path: Path) -> None:

@@ -109,8 +109,13 @@ def methodology_section(
     }
 
 
-def data_section(facts: FactsInfo, validation: ValidationSummary) -> dict[str, Any]:
+def data_section(
+    facts: FactsInfo, validation: ValidationSummary, profile: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The training data; ``profile``: the reference profile's summary
+    (:meth:`ReferenceProfile.summary`), None when the version has none."""
     return {
+        "profile": profile,
         "source_uri": facts.source_uri,
         "file_digest": facts.source_sha256,
         "digest": facts.digest,
@@ -152,14 +157,16 @@ def card_context(
     env: dict[str, str],
     feature_columns: list[str],
     categorical: list[str],
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the card templates show, taken from the run's own results."""
+    """Everything the card templates show, taken from the run's own results (``profile``:
+    the reference profile's summary)."""
     return {
         "model": model_section(version),
         "problem": problem_statement(settings),
         "approach": approach_section(settings, feature_columns, categorical),
         "methodology": methodology_section(settings, methodology, evaluation),
-        "data": data_section(facts, validation),
+        "data": data_section(facts, validation, profile),
         "tools": env,
         "limitations": limitations(settings, facts),
     }

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pydantic import Field
 
 from freightml.config import Settings
 from freightml.evaluation import BacktestResult, GateReport, Methodology
+from freightml.monitoring.types import Expectation
 from freightml.stages.features import feature_kwargs
 from freightml.stages.result import StageResult
 from freightml.stages.timing import timed
@@ -43,6 +45,9 @@ class EvaluationResult(StageResult):
     champion: ChampionOnWindow | None
     by_horizon: list[dict[str, Any]]
     by_segment: dict[str, list[dict[str, Any]]]
+    # WAPE and bias per (segment incl. "all", horizon bucket of configs/monitoring.yaml): the
+    # reference profile's expectations
+    expectations: list[Expectation] = Field(default_factory=list)
 
     @property
     def failed_gates(self) -> list[str]:
@@ -139,11 +144,14 @@ def evaluate_model(
 ) -> EvaluationResult:
     """Backtest by the methodology, check the gates and put the champion on the same window.
 
-    Writes evaluation.json (the :class:`EvaluationResult`), predictions, per-horizon and
+    Writes evaluation.json (the :class:`EvaluationResult`, with the expectations per
+    segment and horizon bucket for the reference profile), predictions, per-horizon and
     per-segment tables and PNG plots into ``out_dir``.
     """
     from freightml.data.sources import digest_facts
     from freightml.evaluation import evaluate_gates, load_methodology
+    from freightml.monitoring.config import load_monitoring_config
+    from freightml.monitoring.profile import expectations_from_backtest
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +169,11 @@ def evaluate_model(
             champion=None,
             by_horizon=result.by_horizon().to_dict("records"),
             by_segment={c: _segment_records(result, c) for c in methodology.segments},
+            expectations=expectations_from_backtest(
+                result.predictions,
+                load_monitoring_config(settings.monitoring_path),
+                methodology.segments,
+            ),
         )
     champion = champion_on_window(settings, facts, cutoffs, methodology)
     evaluation = evaluation.model_copy(update={"champion": champion})

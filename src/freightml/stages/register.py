@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from freightml.cards import CardSet, VersionFacts
 from freightml.config import Settings
 from freightml.domain import CHALLENGER
 from freightml.evaluation import Methodology
+from freightml.monitoring.profile import PROFILE_ARTIFACT, ReferenceProfile
 from freightml.stages.evaluate import EvaluationResult
 from freightml.stages.features import feature_kwargs
 from freightml.stages.ingest import FactsInfo
@@ -119,6 +121,20 @@ def log_training_run(
         return run.info.run_id
 
 
+def version_profile(model_dir: Path, evaluation: EvaluationResult) -> ReferenceProfile:
+    """The complete reference profile: the train stage's half (in the model directory)
+    with the backtest's expectations."""
+    from freightml.monitoring.profile import PROFILE_FILE, with_expectations
+
+    path = model_dir / PROFILE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: the model directory has no reference profile (was it "
+            "written by this version's train_model?)"
+        )
+    return with_expectations(ReferenceProfile.load(path), evaluation.expectations)
+
+
 def register_version(client: MlflowClient, name: str, run_id: str) -> str:
     """Register the run's ``model`` artifact as a new version of ``name`` (created when
     missing) and give it the challenger alias; returns the version."""
@@ -178,8 +194,10 @@ def write_cards(
     validation: ValidationSummary,
     env: dict[str, str],
     model_dir: Path,
+    profile: ReferenceProfile | None = None,
 ) -> tuple[Path, CardSet]:
-    """Render the model and project cards of ``version`` under ``<home>/cards``."""
+    """Render the model and project cards of ``version`` under ``<home>/cards`` (the model
+    card's data section summarises ``profile``)."""
     from mlflow.models import Model
 
     from freightml.cards import card_context, render_cards
@@ -195,6 +213,7 @@ def write_cards(
         env=env,
         feature_columns=Model.load(str(model_dir)).signature.inputs.input_names(),
         categorical=list(CATEGORICAL_FEATURES),
+        profile=None if profile is None else profile.summary(),
     )
     cards_dir = settings.home.resolve() / "cards" / f"{version.name}-v{version.version}"
     return cards_dir, render_cards(context, cards_dir)
@@ -232,36 +251,46 @@ def register_model(
     decision = decide_promotion(evaluation, methodology)
     name = settings.tracking.registered_model
 
-    with timed("register_model.tracking", kind="tracking"):
-        client = configure_mlflow(settings)
-        run_id = log_training_run(
-            settings,
-            facts=facts,
-            evaluation=evaluation,
-            methodology=methodology,
-            env=env,
-            artifacts={
-                "validation": Path(validation_path),
-                "methodology": Path(settings.methodology_path),
-                "evaluation": Path(evaluation_dir),
-                # train_model wrote an MLflow model (skops, signature, input example): log it
-                # as it is instead of serialising it again
-                "model": Path(model_dir),
-            },
-        )
-        version = register_version(client, name, run_id)
-        record_decision(
-            client,
-            name,
-            version,
-            run_id,
-            decision=decision,
-            evaluation=evaluation,
-            facts=facts,
-            env=env,
-            actor=actor,
-        )
-        aliases = version_aliases(client, name, version)
+    with timed("register_model.profile"):
+        profile = version_profile(Path(model_dir), evaluation)
+        profile_dir = Path(tempfile.mkdtemp(prefix="freightml-profile-"))
+        profile.save(profile_dir / Path(PROFILE_ARTIFACT).name)
+
+    try:
+        with timed("register_model.tracking", kind="tracking"):
+            client = configure_mlflow(settings)
+            run_id = log_training_run(
+                settings,
+                facts=facts,
+                evaluation=evaluation,
+                methodology=methodology,
+                env=env,
+                artifacts={
+                    "validation": Path(validation_path),
+                    "methodology": Path(settings.methodology_path),
+                    "evaluation": Path(evaluation_dir),
+                    # train_model wrote an MLflow model (skops, signature, input example): log it
+                    # as it is instead of serialising it again
+                    "model": Path(model_dir),
+                    # the reference profile monitoring judges drift against (PROFILE_ARTIFACT)
+                    "profile": profile_dir,
+                },
+            )
+            version = register_version(client, name, run_id)
+            record_decision(
+                client,
+                name,
+                version,
+                run_id,
+                decision=decision,
+                evaluation=evaluation,
+                facts=facts,
+                env=env,
+                actor=actor,
+            )
+            aliases = version_aliases(client, name, version)
+    finally:
+        shutil.rmtree(profile_dir, ignore_errors=True)
 
     with timed("register_model.cards"):
         cards_dir, cards = write_cards(
@@ -273,6 +302,7 @@ def register_model(
             validation=validation,
             env=env,
             model_dir=Path(model_dir),
+            profile=profile,
         )
     with timed("register_model.log_cards", kind="tracking"):
         client.log_artifacts(run_id, str(cards_dir), "cards")

@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from freightml.config import Settings
+from freightml.monitoring.profile import PROFILE_FILE, ReferenceProfile
 from freightml.stages.result import StageResult
 from freightml.stages.timing import timed
 
@@ -30,8 +31,30 @@ def make_estimator(
     )
 
 
+def reference_profile(
+    settings: Settings, examples: pd.DataFrame, model: BaseEstimator
+) -> ReferenceProfile:
+    """The training window's profile: the examples' features and target and the model's
+    in-sample predictions (tonnes) on a sample of them, binned by the monitoring config."""
+    from freightml.evaluation import load_methodology
+    from freightml.monitoring.config import load_monitoring_config
+    from freightml.monitoring.profile import build_profile
+
+    methodology = load_methodology(settings.methodology_path)
+    return build_profile(
+        examples,
+        model.predict,
+        config=load_monitoring_config(settings.monitoring_path),
+        segment_columns=methodology.segments,
+        gates=methodology.gates,
+        horizon_max=settings.features.horizon_max,
+        min_history_days=settings.features.min_history_days,
+    )
+
+
 def train_model(settings: Settings, features_path: str | Path, model_dir: str | Path) -> TrainInfo:
-    """Fit the configured model on all examples; save it as an MLflow sklearn model."""
+    """Fit the configured model on all examples; save it as an MLflow sklearn model with
+    the training half of the reference profile (``PROFILE_FILE``) in its directory."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -45,6 +68,8 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
         columns = list(dict.fromkeys([*model.feature_columns_, "scale"]))
         sample = examples.loc[examples["y"].notna(), columns].head(5)
         signature = infer_signature(sample, model.predict(sample))
+    with timed("train_model.profile"):
+        profile = reference_profile(settings, examples, model)
     with timed("train_model.save", kind="tracking"):
         target = Path(model_dir)
         if target.exists():
@@ -57,4 +82,7 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
             signature=signature,
             input_example=sample,
         )
+        # the training half of the reference profile; register_model adds the backtest's
+        # expectations and logs the whole profile as profile/profile.json in the run
+        profile.save(target / PROFILE_FILE)
     return TrainInfo(model=settings.model.name, train_rows=int(examples["y"].notna().sum()))

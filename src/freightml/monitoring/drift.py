@@ -1,0 +1,563 @@
+"""Drift of a window of current data against the reference profile, vectorised.
+
+Current values are put into the profile's own bins (all numeric features of a chunk of rows
+at once), counted per segment with one ``np.bincount``, and every statistic is computed for
+all (segment, feature) pairs as array operations:
+
+* numeric: PSI over the bins including the missing bin, and the Wasserstein-1 distance
+  divided by the reference standard deviation (:func:`binned_wasserstein`);
+* categorical: the Jensen-Shannon distance (base 2) of the category shares
+  (:func:`jensen_shannon`) and the share of present values the reference never saw;
+* identity (stations, series): the unseen share only.
+
+A statistic above its threshold is drifted. A numeric feature counts as drifted by its
+Wasserstein distance (PSI is reported beside it: on quantile bins of tonnes, whose spread
+across series is wide, it needs large shifts and is dominated by the mix of a few series in
+a small segment); a categorical one when its JS distance or its unseen share is; an identity
+when its unseen share is. A feature without spread in the reference segment (one bin, e.g.
+``mean_28_ratio`` which is 1 by construction, or the region inside its own segment) is not
+judged. A segment drifts when the share of its drifted *deciding* features (the facts'
+target, the requests' predictions: :data:`DECIDING_ROLES`) reaches
+``drift.drifted_feature_share``, or when an identity drifted (new stations or series).
+Model inputs are reported but do not decide: they are ratios to each series' own recent
+level that move with the season, and a window's rows are clustered (28 horizons share one
+value per series and origin), so a 7-day window judges them on a handful of independent
+values. See docs/monitoring.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from freightml.monitoring.config import MonitoringConfig
+from freightml.monitoring.profile import (
+    PREDICTION,
+    TARGET,
+    FeatureBins,
+    ReferenceProfile,
+    categorical_bin_index,
+    series_ids,
+)
+from freightml.monitoring.types import (
+    ALL,
+    DriftReport,
+    DriftResult,
+    FeatureRole,
+    Statistic,
+    segment_label,
+)
+
+EPSILON = 1e-4  # share given to an empty bin in PSI, so ln(q / p) stays finite
+CHUNK_ROWS = 65_536  # rows binned at once (bounds the temporary (rows, features, edges) array)
+REQUEST_COLUMNS = [
+    "origin_station",
+    "destination_station",
+    "cargo_type",
+    "origin_region",
+    "origin_date",
+    "target_date",
+    "horizon",
+    "tonnes",
+]
+IDENTITIES = ("origin_station", "destination_station", "series")
+
+
+# -- the statistics, on (pairs, bins) arrays ----------------------------------------------
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    total = counts.sum(axis=-1, keepdims=True)
+    return np.divide(counts, total, out=np.zeros(counts.shape), where=total > 0)
+
+
+def psi(reference: np.ndarray, current: np.ndarray, epsilon: float = EPSILON) -> np.ndarray:
+    """Population stability index per row of two (pairs, bins) count arrays:
+    ``sum((q - p) * ln(q / p))`` over the shares, an empty bin's share raised to ``epsilon``."""
+    p = np.maximum(_shares(np.asarray(reference, np.float64)), epsilon)
+    q = np.maximum(_shares(np.asarray(current, np.float64)), epsilon)
+    return ((q - p) * np.log(q / p)).sum(axis=-1)
+
+
+def jensen_shannon(reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon distance (base 2, in [0, 1]) per row of two (pairs, bins) count arrays."""
+    p = _shares(np.asarray(reference, np.float64))
+    q = _shares(np.asarray(current, np.float64))
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        ratio = np.divide(a, m, out=np.ones_like(a), where=a > 0)
+        return (a * np.log2(ratio)).sum(axis=-1)
+
+    return np.sqrt(np.maximum((kl(p) + kl(q)) / 2, 0.0))
+
+
+def binned_wasserstein(
+    ref_counts: np.ndarray,
+    ref_positions: np.ndarray,
+    cur_counts: np.ndarray,
+    cur_positions: np.ndarray,
+) -> np.ndarray:
+    """Wasserstein-1 distance per row between two binned distributions.
+
+    Each side is its bin counts placed at its own bin representatives (the mean of its
+    values in the bin), so the result is the exact W1 of those two discrete distributions:
+    the integral of ``|F - G|`` over the sorted union of the positions. Against the raw
+    values the error is at most the within-bin spread, and a shift inside a bin (also an
+    outer, open one) still shows because the current side keeps its own bin means.
+    """
+    p = _shares(np.asarray(ref_counts, np.float64))
+    q = _shares(np.asarray(cur_counts, np.float64))
+    pos = np.concatenate([ref_positions, cur_positions], axis=-1)
+    mass = np.concatenate([p, -q], axis=-1)
+    order = np.argsort(pos, axis=-1, kind="stable")
+    pos = np.take_along_axis(pos, order, axis=-1)
+    diff = np.cumsum(np.take_along_axis(mass, order, axis=-1), axis=-1)
+    return (np.abs(diff[..., :-1]) * np.diff(pos, axis=-1)).sum(axis=-1)
+
+
+# -- current data, binned and counted per segment -----------------------------------------
+
+
+@dataclass
+class Part:
+    """One frame of current data and the quantities it carries (profile feature names)."""
+
+    rows: int
+    segments: dict[str, pd.Series]  # segment column -> value per row
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, pd.Series] = field(default_factory=dict)
+    identity: dict[str, tuple[pd.Series, frozenset[str]]] = field(default_factory=dict)
+
+
+@dataclass
+class _Judged:
+    results: list[DriftResult]
+    judged: dict[str, int]  # segment label -> current rows (judged segments)
+    unsupported: dict[str, int]
+
+
+def _segment_codes(part: Part, labels: list[str], columns: Sequence[str]) -> list[np.ndarray]:
+    """Per grouping ("all", then each segment column): the index in ``labels`` per row,
+    -1 where the row's segment is not judged."""
+    where = {label: i for i, label in enumerate(labels)}
+    codes = [np.full(part.rows, where.get(ALL, -1), dtype=np.int64)]
+    for column in columns:
+        values = part.segments[column].astype(object)
+        index = {v: where.get(segment_label(column, v), -1) for v in values.dropna().unique()}
+        codes.append(values.map(index).fillna(-1).to_numpy(dtype=np.int64))
+    return codes
+
+
+def _segment_rows(part: Part, columns: Sequence[str]) -> dict[str, int]:
+    out = {ALL: part.rows}
+    for column in columns:
+        counts = part.segments[column].astype(object).value_counts(dropna=True)
+        for value, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            out[segment_label(column, value)] = int(n)
+    return out
+
+
+def _count_numeric(
+    part: Part, specs: list[FeatureBins], codes: list[np.ndarray], n_segments: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, sums) of shape (segments, features, width): all features binned at once."""
+    n_feat = len(specs)
+    edges = np.full((n_feat, max((len(s.edges) for s in specs), default=0)), np.inf)
+    for f, spec in enumerate(specs):
+        edges[f, : len(spec.edges)] = spec.edges
+    missing_bin = np.array([len(s.edges) + 1 for s in specs])
+    size = n_segments * n_feat * width
+    counts = np.zeros(size, dtype=np.float64)
+    sums = np.zeros(size, dtype=np.float64)
+    offsets = (np.arange(n_feat) * width)[None, :]
+    for lo in range(0, part.rows, CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, part.rows)
+        x = np.column_stack([part.numeric[s.name][lo:hi] for s in specs]).astype(np.float64)
+        # number of edges strictly below x = the right-closed bin (NaN compares False)
+        idx = (x[:, :, None] > edges[None, :, :]).sum(axis=2)
+        nan = np.isnan(x)
+        idx = np.where(nan, missing_bin[None, :], idx)
+        values = np.where(nan, 0.0, x)
+        for code in codes:
+            c = code[lo:hi]
+            keep = c >= 0
+            flat = (c[keep, None] * (n_feat * width) + offsets + idx[keep]).ravel()
+            counts += np.bincount(flat, minlength=size)
+            sums += np.bincount(flat, weights=values[keep].ravel(), minlength=size)
+    shape = (n_segments, n_feat, width)
+    return counts.reshape(shape), sums.reshape(shape)
+
+
+def _reference(
+    profile: ReferenceProfile, labels: list[str], specs: list[FeatureBins], width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference (counts, sums, mean, std) as (segments, features[, width]) arrays."""
+    shape = (len(labels), len(specs))
+    counts, sums = np.zeros((*shape, width)), np.zeros((*shape, width))
+    mean, std = np.full(shape, np.nan), np.full(shape, np.nan)
+    for i, label in enumerate(labels):
+        seg = profile.segment(label)
+        assert seg is not None
+        for f, spec in enumerate(specs):
+            c = seg.counts[spec.name]
+            counts[i, f, : len(c)] = c
+            if spec.kind == "numeric":
+                s = seg.sums[spec.name]
+                sums[i, f, : len(s)] = s
+                m, d = seg.mean[spec.name], seg.std[spec.name]
+                mean[i, f] = np.nan if m is None else m
+                std[i, f] = np.nan if d is None else d
+    return counts, sums, mean, std
+
+
+def _result(
+    feature: FeatureBins | str,
+    role: FeatureRole,
+    segment: str,
+    statistic: Statistic,
+    value: float,
+    threshold: float,
+    n: tuple[float, float],
+) -> DriftResult:
+    """One statistic; ``n``: (reference, current) rows behind it."""
+    name, kind = (
+        (feature.name, feature.kind)
+        if isinstance(feature, FeatureBins)
+        else (feature, "categorical")
+    )
+    return DriftResult(
+        feature=name,
+        kind=kind,
+        role=role,
+        segment=segment,
+        statistic=statistic,
+        value=float(value),
+        threshold=float(threshold),
+        drifted=bool(value > threshold),
+        n_reference=int(n[0]),
+        n_current=int(n[1]),
+    )
+
+
+def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig) -> _Judged:
+    """Every statistic of ``part`` in every segment with enough support on both sides."""
+    spec = config.drift
+    columns = [c for c in profile.segment_columns if c in part.segments]
+    rows = _segment_rows(part, columns)
+    labels, unsupported = [], {}
+    for label, count in rows.items():
+        reference = profile.segment(label)
+        if count >= spec.min_rows and reference is not None and reference.supported:
+            labels.append(label)
+        else:
+            unsupported[label] = count
+    results: list[DriftResult] = []
+    if not labels:
+        return _Judged(results, {}, unsupported)
+    codes = _segment_codes(part, labels, columns)
+
+    numeric = [profile.feature(n) for n in part.numeric if profile.feature(n).judged]
+    if numeric:
+        width = max(s.n_bins for s in numeric)
+        cur_c, cur_s = _count_numeric(part, numeric, codes, len(labels), width)
+        ref_c, ref_s, _, ref_std = _reference(profile, labels, numeric, width)
+        psi_v = psi(ref_c, cur_c)
+        # Wasserstein over the value bins (the missing bin is PSI's business)
+        value_bins = (
+            np.arange(width)[None, None, :]
+            < np.array([len(s.edges) + 1 for s in numeric])[None, :, None]
+        )
+        rc, cc = np.where(value_bins, ref_c, 0.0), np.where(value_bins, cur_c, 0.0)
+        ref_pos = np.divide(ref_s, ref_c, out=np.zeros_like(ref_s), where=ref_c > 0)
+        cur_pos = np.divide(cur_s, cur_c, out=ref_pos.copy(), where=cur_c > 0)
+        w = binned_wasserstein(rc, ref_pos, cc, cur_pos)
+        # features without reference spread are not judged (below); guard the division
+        w_norm = w / np.where(ref_std > 0, ref_std, 1.0)
+        defined = (rc.sum(axis=2) > 0) & (cc.sum(axis=2) > 0)
+        n_ref, n_cur = ref_c.sum(axis=2), cur_c.sum(axis=2)
+        # a feature without spread in the reference segment (one value bin) is not judged
+        spread = ((rc > 0).sum(axis=2) >= 2) & defined
+        for i, label in enumerate(labels):
+            for f, s in enumerate(numeric):
+                if not spread[i, f]:
+                    continue
+                n = (n_ref[i, f], n_cur[i, f])
+                results.append(_result(s, s.role, label, "psi", psi_v[i, f], spec.psi, n))
+                results.append(
+                    _result(s, s.role, label, "wasserstein", w_norm[i, f], spec.wasserstein, n)
+                )
+
+    for name, values in part.categorical.items():
+        bins = profile.feature(name)
+        if not bins.judged:
+            continue
+        idx, unseen = categorical_bin_index(values, bins)
+        width = bins.n_bins + 1  # + the unseen bin
+        cur = np.zeros((len(labels), width))
+        unseen_n = np.zeros(len(labels))
+        present_n = np.zeros(len(labels))
+        present = ~values.isna().to_numpy()
+        for code in codes:
+            keep = code >= 0
+            cur += np.bincount(
+                code[keep] * width + idx[keep], minlength=len(labels) * width
+            ).reshape(len(labels), width)
+            unseen_n += np.bincount(code[keep], weights=unseen[keep], minlength=len(labels))
+            present_n += np.bincount(code[keep], weights=present[keep], minlength=len(labels))
+        ref = np.zeros((len(labels), width))
+        for i, label in enumerate(labels):
+            ref_seg = profile.segment(label)
+            assert ref_seg is not None
+            ref[i, : bins.n_bins] = ref_seg.counts[name]
+        js = jensen_shannon(ref, cur)
+        for i, label in enumerate(labels):
+            if (ref[i, : bins.n_bins - 1] > 0).sum() < 2:
+                continue  # one category in the reference segment: nothing to compare
+            n = (ref[i].sum(), cur[i].sum())
+            role = bins.role
+            results.append(
+                _result(bins, role, label, "jensen_shannon", js[i], spec.jensen_shannon, n)
+            )
+            if not bins.capped and present_n[i] > 0:
+                share = unseen_n[i] / present_n[i]
+                results.append(
+                    _result(bins, role, label, "unseen_share", share, spec.unseen_share, n)
+                )
+
+    for name, (values, known) in part.identity.items():
+        present = values.notna().to_numpy()
+        unseen = present & ~values.astype(object).isin(known).to_numpy()
+        unseen_n = np.zeros(len(labels))
+        present_n = np.zeros(len(labels))
+        for code in codes:
+            keep = code >= 0
+            unseen_n += np.bincount(code[keep], weights=unseen[keep], minlength=len(labels))
+            present_n += np.bincount(code[keep], weights=present[keep], minlength=len(labels))
+        for i, label in enumerate(labels):
+            if present_n[i] == 0:
+                continue
+            seg = profile.segment(label)
+            assert seg is not None
+            share = unseen_n[i] / present_n[i]
+            n = (seg.rows, present_n[i])
+            results.append(
+                _result(name, "identity", label, "unseen_share", share, spec.unseen_share, n)
+            )
+    return _Judged(results, {label: rows[label] for label in labels}, unsupported)
+
+
+def feature_drifted(results: Sequence[DriftResult]) -> bool:
+    """The verdict of one feature in one segment from its statistics: a numeric feature by
+    its Wasserstein distance (PSI is reported beside it), a categorical one when its JS
+    distance or its unseen share drifted."""
+    by_stat = {r.statistic: r.drifted for r in results}
+    if results and results[0].kind == "numeric":
+        return by_stat.get("wasserstein", by_stat.get("psi", False))
+    return any(by_stat.values())
+
+
+# What decides a segment, per source: the facts' target, the forecasts' predictions.
+DECIDING_ROLES: dict[str, frozenset[str]] = {
+    "facts": frozenset({"target"}),
+    "requests": frozenset({"prediction"}),
+}
+
+
+def drifted_segments(
+    results: Sequence[DriftResult], share: float, deciding: frozenset[str]
+) -> list[str]:
+    """Segments that drifted, in result order: the share of their drifted features with a
+    role in ``deciding`` reached ``share``, or an identity (stations, series) drifted. The
+    other features are reported but do not decide (docs/monitoring.md explains why)."""
+    grouped: dict[str, dict[str, list[DriftResult]]] = {}
+    for r in results:
+        grouped.setdefault(r.segment, {}).setdefault(r.feature, []).append(r)
+    out = []
+    for segment, features in grouped.items():
+        verdicts = [(rs[0].role, feature_drifted(rs)) for rs in features.values()]
+        decided = [v for role, v in verdicts if role in deciding]
+        identity = any(v for role, v in verdicts if role == "identity")
+        if identity or (decided and sum(decided) / len(decided) >= share):
+            out.append(segment)
+    return out
+
+
+def drift_report(
+    profile: ReferenceProfile,
+    parts: Sequence[Part],
+    *,
+    source: Literal["facts", "requests"],
+    window_start: date,
+    window_end: date,
+    config: MonitoringConfig,
+) -> DriftReport:
+    """Judge every part and combine them into one report; ``rows`` is the first part's.
+
+    A segment is unsupported when no part had enough rows to judge it."""
+    results: list[DriftResult] = []
+    judged: set[str] = set()
+    seen: dict[str, None] = {}
+    for part in parts:
+        out = _judge_part(profile, part, config)
+        results += out.results
+        judged |= set(out.judged)
+        for label in [*out.judged, *out.unsupported]:
+            seen.setdefault(label, None)
+    return DriftReport(
+        source=source,
+        window_start=window_start,
+        window_end=window_end,
+        rows=parts[0].rows if parts else 0,
+        results=results,
+        drifted_segments=drifted_segments(
+            results, config.drift.drifted_feature_share, DECIDING_ROLES[source]
+        ),
+        unsupported_segments=[s for s in seen if s not in judged],
+    )
+
+
+# -- entry points --------------------------------------------------------------------------
+
+
+def _window(window_start: Any, window_end: Any) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start, end = pd.Timestamp(window_start).normalize(), pd.Timestamp(window_end).normalize()
+    if end < start:
+        raise ValueError(f"window_end {end.date()} is before window_start {start.date()}")
+    return start, end
+
+
+def _segments(frame: pd.DataFrame, profile: ReferenceProfile) -> dict[str, pd.Series]:
+    return {c: frame[c].reset_index(drop=True) for c in profile.segment_columns if c in frame}
+
+
+def drift_of_facts(
+    profile: ReferenceProfile,
+    facts: pd.DataFrame,
+    *,
+    window_start: date | str | pd.Timestamp,
+    window_end: date | str | pd.Timestamp,
+    config: MonitoringConfig,
+    model: Any = None,
+) -> DriftReport:
+    """Drift of the facts of a window against the training profile.
+
+    Inputs: the training features (``build_examples`` with the profile's ``horizon_max``
+    and ``min_history_days``) for every day of the window as forecast origin, all horizons;
+    ``facts`` must hold the history before the window (at least a year for ``yoy_ratio``).
+    Target: ``volume_tonnes`` of the facts dated in the window. Prediction: ``model``'s
+    forecast (tonnes) of those examples, when a fitted model (as ``mlflow.sklearn`` loads
+    it) is given. Identities: origin/destination stations and series of the window's facts.
+    """
+    from freightml.features.build import FACT_COLUMNS, build_examples
+
+    start, end = _window(window_start, window_end)
+    missing = [c for c in FACT_COLUMNS if c not in facts.columns]
+    if missing:
+        raise ValueError(f"drift_of_facts: facts lack columns {missing}")
+    days = pd.to_datetime(facts["date"])
+    in_window = facts.loc[(days >= start) & (days <= end)].reset_index(drop=True)
+    if in_window.empty:
+        raise ValueError(
+            f"drift_of_facts: no facts dated in the window {start.date()}..{end.date()}"
+        )
+    last = min(end, days.max())
+    origins = list(pd.date_range(start, last, freq="D"))
+    examples = build_examples(
+        facts,
+        origins=origins,
+        horizon_max=profile.horizon_max,
+        min_history_days=profile.min_history_days,
+    )
+    parts = []
+    inputs = [f for f in profile.features if f.role == "input"]
+    part = Part(rows=len(examples), segments=_segments(examples, profile))
+    for f in inputs:
+        if f.kind == "numeric":
+            part.numeric[f.name] = examples[f.name].to_numpy(dtype=np.float64)
+        else:
+            part.categorical[f.name] = examples[f.name].reset_index(drop=True)
+    if model is not None and any(f.name == PREDICTION for f in profile.features):
+        part.numeric[PREDICTION] = np.asarray(model.predict(examples), dtype=np.float64)
+    parts.append(part)
+    target = Part(rows=len(in_window), segments=_segments(in_window, profile))
+    target.numeric[TARGET] = in_window["volume_tonnes"].to_numpy(dtype=np.float64)
+    _add_identities(target, in_window, profile)
+    parts.append(target)
+    return drift_report(
+        profile,
+        parts,
+        source="facts",
+        window_start=start.date(),
+        window_end=end.date(),
+        config=config,
+    )
+
+
+def _add_identities(part: Part, frame: pd.DataFrame, profile: ReferenceProfile) -> None:
+    stations = frozenset(profile.stations)
+    part.identity["origin_station"] = (frame["origin_station"].reset_index(drop=True), stations)
+    part.identity["destination_station"] = (
+        frame["destination_station"].reset_index(drop=True),
+        stations,
+    )
+    part.identity["series"] = (
+        pd.Series(series_ids(frame), dtype=object),
+        frozenset(profile.series),
+    )
+
+
+def drift_of_requests(
+    profile: ReferenceProfile,
+    requests: pd.DataFrame,
+    *,
+    window_start: date | str | pd.Timestamp,
+    window_end: date | str | pd.Timestamp,
+    config: MonitoringConfig,
+) -> DriftReport:
+    """Drift of the online forecasts of a window (one row per forecast row, columns
+    ``REQUEST_COLUMNS``; ``origin_region`` may be missing for unknown stations).
+
+    Judged: identities (unseen origin/destination stations and series), ``cargo_type`` and
+    ``origin_region`` (JS distance and unseen share; a missing region is not counted),
+    ``horizon`` (PSI and Wasserstein) and the forecast ``tonnes`` against the in-sample
+    predictions. Rows whose ``origin_date`` falls in the window are used.
+    """
+    start, end = _window(window_start, window_end)
+    missing = [c for c in REQUEST_COLUMNS if c not in requests.columns]
+    if missing:
+        raise ValueError(f"drift_of_requests: requests lack columns {missing}")
+    when = pd.to_datetime(requests["origin_date"])
+    frame = requests.loc[(when >= start) & (when <= end)].reset_index(drop=True)
+    part = Part(rows=len(frame), segments=_segments(frame, profile))
+    part.numeric["horizon"] = pd.to_numeric(frame["horizon"], errors="raise").to_numpy(
+        dtype=np.float64
+    )
+    if any(f.name == PREDICTION for f in profile.features):
+        part.numeric[PREDICTION] = pd.to_numeric(frame["tonnes"], errors="raise").to_numpy(
+            dtype=np.float64
+        )
+    for name in ("cargo_type", "origin_region"):
+        part.categorical[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    _add_identities(part, frame, profile)
+    return drift_report(
+        profile,
+        [part],
+        source="requests",
+        window_start=start.date(),
+        window_end=end.date(),
+        config=config,
+    )
+
+
+def numeric_part(
+    frame: Mapping[str, np.ndarray], segments: Mapping[str, pd.Series] | None = None
+) -> Part:
+    """A part of numeric columns only (profile feature names), e.g. for the benchmark."""
+    rows = len(next(iter(frame.values()))) if frame else 0
+    return Part(rows=rows, segments=dict(segments or {}), numeric=dict(frame))
