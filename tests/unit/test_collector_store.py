@@ -180,6 +180,32 @@ def test_write_forecasts_is_idempotent_per_run(store: Store) -> None:
     assert horizons == {"run-7": [1, 2], "run-8": [1, 2]}
 
 
+def test_online_forecasts_between_origin_days_without_batch_ones(store: Store) -> None:
+    def frame(origin: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "origin_station": ["NSK"],
+                "destination_station": ["VLD"],
+                "cargo_type": ["coal"],
+                "origin_date": pd.to_datetime([origin]),
+                "date": pd.to_datetime([origin]) + pd.Timedelta(days=3),
+                "horizon": [3],
+                "tonnes": [10.0],
+            }
+        )
+
+    for i, origin in enumerate(["2026-01-01", "2026-01-05", "2026-01-09"]):
+        store.write_forecasts(frame(origin), run_id=f"req-{i}", source="online")
+    store.write_forecasts(frame("2026-01-05"), run_id="batch-1", source="batch")
+    rows = store.forecasts.online_between("2026-01-02", "2026-01-09")
+    assert list(rows["origin_date"].dt.strftime("%Y-%m-%d")) == ["2026-01-05", "2026-01-09"]
+    assert list(rows["target_date"].dt.day) == [8, 12] and list(rows["horizon"]) == [3, 3]
+    assert (
+        rows["tonnes"].dtype == "float64"
+        and store.forecasts.online_between("2026-02-01", "2026-02-02").empty
+    )
+
+
 def test_write_forecasts_names_missing_columns(store: Store) -> None:
     with pytest.raises(ValueError, match=r"missing column\(s\) \['destination_station'"):
         store.write_forecasts(pd.DataFrame({"origin_station": ["A"]}), run_id="r")

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,9 +39,16 @@ def _methodology(min_share: float = 0.0, min_series: int = 1) -> Methodology:
     return m.model_copy(update={"gates": gates})
 
 
-def _config(tolerance: float = 0.25, degraded_days: int = 3, min_tonnes: float = 1.0):
+def _config(
+    tolerance: float = 0.25, degraded_days: int = 3, min_tonnes: float = 1.0, rolling_days: int = 1
+):
+    """Judging each day on its own by default (rolling_days=1), so the rule's known answers
+    are the day's WAPE; the rolling and bootstrap tests set their own."""
     quality = QualitySpec(
-        tolerance=tolerance, degraded_days=degraded_days, min_actual_tonnes=min_tonnes
+        tolerance=tolerance,
+        degraded_days=degraded_days,
+        min_actual_tonnes=min_tonnes,
+        rolling_days=rolling_days,
     )
     return MonitoringConfig(quality=quality)
 
@@ -223,6 +231,68 @@ def test_a_cell_is_degraded_when_its_window_wape_is_over_the_limit() -> None:
     at = _quality(_days_with_wape([0.8, 0.7]), expectations=EXPECT_HALF, config=config)
     assert _cell(at, "all", "1-7").wape == pytest.approx(0.75)
     assert not _cell(at, "all", "1-7").degraded
+
+
+def test_the_rule_judges_wape_pooled_over_the_rolling_days() -> None:
+    # daily WAPE 0.9, 0.1, 0.9, 0.1 -> pooled over 2 days: 0.9, 0.5, 0.5, 0.5 (limit 0.75)
+    config = _config(tolerance=0.5, degraded_days=2, rolling_days=2)
+    report = _quality(
+        _days_with_wape([0.9, 0.1, 0.9, 0.1]), expectations=EXPECT_HALF, config=config
+    )
+    days = _all_days(report)
+    assert [d.rolling_wape for d in days] == pytest.approx([0.9, 0.5, 0.5, 0.5])
+    assert [d.rolling_wape_low for d in days] == pytest.approx([0.9, 0.5, 0.5, 0.5])  # 1 series
+    assert [d.exceeds for d in days] == [True, False, False, False]
+    assert report.degraded_segments == []  # alone, the same days would make two over the limit
+    daily = _quality(
+        _days_with_wape([0.9, 0.1, 0.9, 0.1]),
+        expectations=EXPECT_HALF,
+        config=_config(tolerance=0.5, degraded_days=2),
+    )
+    assert daily.degraded_segments == ["all"]
+
+
+def _series_rows(wapes: list[float], days: int = 7) -> list[dict[str, Any]]:
+    """One series per WAPE (100 t a day, forecast over by that share) for ``days`` days."""
+    return [
+        _row(1 + d, 100.0 + 100.0 * w, 100.0, origin=f"S{i}")
+        for i, w in enumerate(wapes)
+        for d in range(days)
+    ]
+
+
+def test_one_bad_series_among_few_is_noise_but_a_whole_segment_worse_is_decay() -> None:
+    config = _config(tolerance=0.25, degraded_days=3, rolling_days=7)
+    expectations = [Expectation(segment="all", horizon_bucket="1-7", wape=0.2, bias=0, n=100)]
+    # pooled WAPE (4 x 0.1 + 1.0) / 5 = 0.28 > 0.25, but all of it from one series
+    one_bad = _quality(
+        _series_rows([0.1, 0.1, 0.1, 0.1, 1.0]), expectations=expectations, config=config
+    )
+    day = _all_days(one_bad)[-1]
+    assert day.rolling_wape == pytest.approx(0.28)
+    assert day.rolling_wape_low < 0.25 and not day.exceeds
+    assert one_bad.degraded_segments == []
+    # every series a bit worse: pooled 0.3, and the resamples cannot bring it under 0.25
+    all_worse = _quality(
+        _series_rows([0.28, 0.3, 0.32, 0.29, 0.31]), expectations=expectations, config=config
+    )
+    day = _all_days(all_worse)[-1]
+    assert day.rolling_wape == pytest.approx(0.3) and day.rolling_wape_low > 0.25
+    assert all_worse.degraded_segments == ["all"]
+
+
+def test_lower_wape_is_the_point_value_without_spread_and_below_it_with() -> None:
+    from freightml.monitoring.quality import lower_wape
+
+    spec = QualitySpec()
+    errors = np.array([[10.0, 0.0], [10.0, 50.0], [10.0, 0.0]])
+    actuals = np.full((3, 2), 100.0)
+    low = lower_wape(errors, actuals, spec)
+    assert low[0] == pytest.approx(0.1)  # identical series: every resample gives 0.1
+    assert 0.0 <= low[1] < 50.0 / 300.0  # one series carries all the error
+    assert np.array_equal(low, lower_wape(errors, actuals, spec))  # fixed seed
+    assert np.isnan(lower_wape(np.zeros((2, 1)), np.zeros((2, 1)), spec)).all()
+    assert lower_wape(np.zeros((0, 3)), np.zeros((0, 3)), spec).shape == (3,)
 
 
 def test_the_expected_wape_of_a_day_follows_its_bucket_mix_by_actual_tonnes() -> None:

@@ -36,8 +36,11 @@ class QualitySpec(_Frozen):
     """When realised quality counts as degraded."""
 
     tolerance: float = Field(0.25, ge=0)
-    degraded_days: int = Field(3, ge=1)
+    degraded_days: int = Field(7, ge=1)
     min_actual_tonnes: float = Field(1.0, ge=0)
+    rolling_days: int = Field(7, ge=1, le=28)
+    confidence: float = Field(0.9, ge=0.5, lt=1)
+    bootstrap_samples: int = Field(200, ge=20, le=10_000)
 
 
 class FreshnessSpec(_Frozen):

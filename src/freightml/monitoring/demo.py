@@ -52,9 +52,15 @@ def demo_facts(
     factor: float = SHIFT_FACTOR,
     days: int = LATER_DAYS,
 ) -> DemoFacts:
-    """The last ``HISTORY_DAYS`` of ``history`` (the generator's ``size``/``seed`` data)
-    and ``days`` later days from the same generator, with every series loaded in
-    ``region`` scaled by ``factor`` from the first later day."""
+    """``HISTORY_DAYS`` of history up to the last day of ``history`` (the generator's
+    ``size``/``seed`` data the champion was trained on) and ``days`` later days, with every
+    series loaded in ``region`` scaled by ``factor`` from the first later day.
+
+    Both come from one run of the generator over the longer period, so the later days
+    continue the same noise and level wander as the history before them (a separate run
+    would restart them, and the first days after the origin would look worse for every
+    series); the level shift changes only the later days. Same lanes, same process: the
+    champion sees the data it was trained for, shifted in one region."""
     from freightml.data.synthetic import SIZES, generate
 
     origin = pd.Timestamp(history["date"].max()).date()
@@ -66,7 +72,8 @@ def demo_facts(
         level_shift_origin_only=True,
     )
     extended = generate(spec, seed=seed)
-    later = extended.loc[extended["date"] > pd.Timestamp(origin)].reset_index(drop=True)
+    after = extended["date"] > pd.Timestamp(origin)
+    later = extended.loc[after].reset_index(drop=True)
     known = history[list(SERIES_KEY)].drop_duplicates()
     unknown = later[list(SERIES_KEY)].drop_duplicates().merge(known, how="left", indicator=True)
     if (unknown["_merge"] == "left_only").any():
@@ -74,7 +81,8 @@ def demo_facts(
             f"the later facts name series the history does not have: is {size!r} seed {seed} "
             "the data the champion was trained on?"
         )
-    tail = history.loc[history["date"] > pd.Timestamp(origin - timedelta(days=HISTORY_DAYS))]
+    before = extended.loc[~after]
+    tail = before.loc[before["date"] > pd.Timestamp(origin - timedelta(days=HISTORY_DAYS))]
     return DemoFacts(tail.reset_index(drop=True), later, origin, region, factor)
 
 

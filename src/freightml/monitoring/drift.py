@@ -526,13 +526,15 @@ def drift_of_requests(
     Judged: identities (unseen origin/destination stations and series), ``cargo_type`` and
     ``origin_region`` (JS distance and unseen share; a missing region is not counted),
     ``horizon`` (PSI and Wasserstein) and the forecast ``tonnes`` against the in-sample
-    predictions. Rows whose ``origin_date`` falls in the window are used.
+    predictions. The rows of requests made in the window are used: a request made on day D
+    forecasts from the newest fact day before it, so rows whose ``origin_date`` + 1 day
+    falls in the window.
     """
     start, end = _window(window_start, window_end)
     missing = [c for c in REQUEST_COLUMNS if c not in requests.columns]
     if missing:
         raise ValueError(f"drift_of_requests: requests lack columns {missing}")
-    when = pd.to_datetime(requests["origin_date"])
+    when = pd.to_datetime(requests["origin_date"]) + pd.Timedelta(days=1)
     frame = requests.loc[(when >= start) & (when <= end)].reset_index(drop=True)
     part = Part(rows=len(frame), segments=_segments(frame, profile))
     part.numeric["horizon"] = pd.to_numeric(frame["horizon"], errors="raise").to_numpy(

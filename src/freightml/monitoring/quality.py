@@ -7,7 +7,7 @@ them, and compares the result with what the backtest expected (the reference pro
 the facts are from the newest fact date of every series. Both are pure functions of their
 frames; :func:`quality_from_store` reads the frames from a collector store and calls them.
 
-Definitions (docs/monitoring-quality.md explains them at more length):
+Definitions (docs/monitoring.md explains them at more length):
 
 - The window is the ``window_days`` target days ending on ``as_of`` (inclusive).
 - A forecast is **mature** when the fact of its series and target day is in the store; only
@@ -27,8 +27,14 @@ Definitions (docs/monitoring-quality.md explains them at more length):
 - A day's expected WAPE is the profile's expectations for the segment weighted by the
   actual tonnes of each horizon bucket that day (the weights that make the day's WAPE the
   same mix of the buckets' WAPE); buckets without an expectation are left out of the mix.
-- A day exceeds when its WAPE > expected x (1 + tolerance); a segment is degraded when it
-  exceeds on at least ``quality.degraded_days`` days of the window.
+- Noise is not decay. A segment's daily WAPE over a handful of series swings widely, so the
+  rule judges a smoothed and cautious figure: for each day, the WAPE pooled over the
+  ``quality.rolling_days`` days ending on it (days of the window only), taken at the lower
+  bound of its ``quality.confidence`` interval when the segment's series are resampled
+  (``quality.bootstrap_samples`` resamples, fixed seed). A day exceeds when that bound >
+  the expected WAPE of the same days x (1 + tolerance); a segment is degraded when it
+  exceeds on at least ``quality.degraded_days`` days of the window. A bucket cell is
+  degraded by the same test over the whole window.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from freightml.domain import SERIES_KEY
 from freightml.evaluation.gates import segment_supported
 from freightml.evaluation.methodology import Methodology
 from freightml.evaluation.metrics import metric_table
-from freightml.monitoring.config import MonitoringConfig
+from freightml.monitoring.config import MonitoringConfig, QualitySpec
 from freightml.monitoring.types import (
     ALL,
     Expectation,
@@ -116,18 +122,19 @@ def realised_quality(
     scored = rows.loc[~pending].copy()
     scored["y"] = scored["volume_tonnes"]
     scored["yhat"] = scored["tonnes"]
+    scored["sid"] = scored.groupby(list(SERIES_KEY), observed=True, sort=False).ngroup()
     spec = config.quality
-    limit = 1.0 + spec.tolerance
     cells: list[QualityCell] = []
     daily: list[QualityDay] = []
     degraded: list[str] = []
     for label, segment in _segments(scored, methodology):
-        part = segment[["date", "bucket", "y", "yhat"]]  # no series keys: no n_series to count
-        days = _daily(part, label, expected, spec.min_actual_tonnes, limit)
+        # no series keys in the metric tables (no n_series to count); "sid" for the bootstrap
+        part = segment[["sid", "date", "bucket", "y", "yhat"]]
+        days = _daily(part, label, expected, spec, start, window_days)
         daily += days
         if sum(d.exceeds for d in days) >= spec.degraded_days:
             degraded.append(label)
-        cells += _cells(part, label, config, expected, spec.min_actual_tonnes, limit)
+        cells += _cells(part, label, config, expected, spec)
     mature = scored["date"].max() if len(scored) else None
     return QualityReport(
         window_start=start,
@@ -336,8 +343,36 @@ def _number(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
-def _judged(wape: float | None, expected: float | None, limit: float) -> bool:
-    return wape is not None and expected is not None and wape > expected * limit
+def _exceeds(low: float | None, expected: float | None, spec: QualitySpec) -> bool:
+    return low is not None and expected is not None and low > expected * (1.0 + spec.tolerance)
+
+
+def lower_wape(errors: np.ndarray, actuals: np.ndarray, spec: QualitySpec) -> np.ndarray:
+    """The lower ``1 - spec.confidence`` quantile of the pooled WAPE ``sum(errors) /
+    sum(actuals)`` when the rows (series) are resampled with replacement; ``errors`` and
+    ``actuals`` are (series, k) and the result has k values (NaN where no resample has
+    volume). The seed is fixed, so the same data always gives the same bound."""
+    n_series, k = errors.shape
+    if n_series == 0:
+        return np.full(k, np.nan)
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(n_series, np.full(n_series, 1.0 / n_series), spec.bootstrap_samples)
+    weights = counts.astype(np.float64)
+    total_error, total_actual = weights @ errors, weights @ actuals
+    ratio = np.full_like(total_error, np.nan)
+    np.divide(total_error, total_actual, out=ratio, where=total_actual > 0)
+    out = np.full(k, np.nan)
+    some = ~np.isnan(ratio).all(axis=0)
+    out[some] = np.nanquantile(ratio[:, some], 1.0 - spec.confidence, axis=0)
+    return out
+
+
+def _per_series(part: pd.DataFrame, column: str, values: np.ndarray, n_columns: int) -> np.ndarray:
+    """(series, n_columns) sums of ``values`` by the rows' series and ``column`` index."""
+    sids, series = np.unique(part["sid"].to_numpy(), return_inverse=True)
+    out = np.zeros((len(sids), n_columns))
+    np.add.at(out, (series, part[column].to_numpy()), values)
+    return out
 
 
 def _cells(
@@ -345,19 +380,24 @@ def _cells(
     segment: str,
     config: MonitoringConfig,
     expected: dict[tuple[str, str], float],
-    min_tonnes: float,
-    limit: float,
+    spec: QualitySpec,
 ) -> list[QualityCell]:
     if part.empty:
         return []
-    table = metric_table(part, ["bucket"]).set_index("bucket")
+    table = metric_table(part[["bucket", "y", "yhat"]], ["bucket"]).set_index("bucket")
+    labels = config.bucket_labels()
+    frame = part.assign(b=part["bucket"].map({b: i for i, b in enumerate(labels)}))
+    errors = _per_series(frame, "b", (frame["y"] - frame["yhat"]).abs().to_numpy(), len(labels))
+    actuals = _per_series(frame, "b", frame["y"].to_numpy(), len(labels))
+    lows = lower_wape(errors, actuals, spec)
     cells = []
-    for bucket in config.bucket_labels():
+    for i, bucket in enumerate(labels):
         if bucket not in table.index:
             continue
         row = table.loc[bucket]
-        enough = row["actual_tonnes"] >= min_tonnes
+        enough = row["actual_tonnes"] >= spec.min_actual_tonnes
         wape = _number(row["wape"]) if enough else None
+        low = _number(lows[i]) if enough else None
         exp = expected.get((segment, bucket))
         cells.append(
             QualityCell(
@@ -369,43 +409,84 @@ def _cells(
                 mae=float(row["mae"]),
                 bias=_number(row["bias"]) if enough else None,
                 expected_wape=exp,
-                degraded=_judged(wape, exp, limit),
+                degraded=_exceeds(low, exp, spec),
+                wape_low=low,
             )
         )
     return cells
+
+
+def _rolling(matrix: np.ndarray, days: int) -> np.ndarray:
+    """Sums over the ``days`` columns ending at each column (fewer at the start)."""
+    total = np.cumsum(matrix, axis=-1)
+    total[..., days:] = total[..., days:] - total[..., :-days].copy()
+    return total
 
 
 def _daily(
     part: pd.DataFrame,
     segment: str,
     expected: dict[tuple[str, str], float],
-    min_tonnes: float,
-    limit: float,
+    spec: QualitySpec,
+    start: date,
+    window_days: int,
 ) -> list[QualityDay]:
     if part.empty:
         return []
-    table = metric_table(part, ["date"])
-    mix = metric_table(part, ["date", "bucket"])
+    table = metric_table(part[["date", "y", "yhat"]], ["date"])
+    mix = metric_table(part[["date", "bucket", "y", "yhat"]], ["date", "bucket"])
     mix["expected"] = [expected.get((segment, b), np.nan) for b in mix["bucket"]]
     mix = mix.loc[mix["expected"].notna()]
     weighted = (mix["expected"] * mix["actual_tonnes"]).groupby(mix["date"]).sum()
     weight = mix["actual_tonnes"].groupby(mix["date"]).sum()
     day_expected = (weighted / weight.where(weight > 0)).to_dict()
+
+    # the rule's figures: pooled over rolling_days, by series for the bootstrap
+    frame = part.assign(
+        d=(part["date"] - pd.Timestamp(start)).dt.days.astype("int64"),
+        e=[expected.get((segment, b), np.nan) for b in part["bucket"]],
+    )
+    y = frame["y"].to_numpy()
+    has_expectation = frame["e"].notna().to_numpy()
+    errors = _rolling(
+        _per_series(frame, "d", np.abs(y - frame["yhat"].to_numpy()), window_days),
+        spec.rolling_days,
+    )
+    actuals = _rolling(_per_series(frame, "d", y, window_days), spec.rolling_days)
+    expected_tonnes = np.where(has_expectation, y * frame["e"].fillna(0), 0)
+    weighted_e = _rolling(
+        _per_series(frame, "d", expected_tonnes, window_days), spec.rolling_days
+    ).sum(axis=0)
+    weight_e = _rolling(
+        _per_series(frame, "d", np.where(has_expectation, y, 0), window_days), spec.rolling_days
+    ).sum(axis=0)
+    pooled_actual = actuals.sum(axis=0)
+    pooled = np.full(window_days, np.nan)
+    np.divide(errors.sum(axis=0), pooled_actual, out=pooled, where=pooled_actual > 0)
+    pooled_expected = np.full(window_days, np.nan)
+    np.divide(weighted_e, weight_e, out=pooled_expected, where=weight_e > 0)
+    lows = lower_wape(errors, actuals, spec)
+
     days = []
     for row in table.to_dict("records"):
-        enough = row["actual_tonnes"] >= min_tonnes
-        wape = _number(row["wape"]) if enough else None
-        exp = _number(day_expected.get(row["date"], math.nan))
+        enough = row["actual_tonnes"] >= spec.min_actual_tonnes
+        i = (row["date"] - pd.Timestamp(start)).days
+        rolling_enough = pooled_actual[i] >= spec.min_actual_tonnes
+        low = _number(lows[i]) if rolling_enough else None
+        rolling_expected = _number(pooled_expected[i])
         days.append(
             QualityDay(
                 date=row["date"].date(),
                 segment=segment,
                 n=int(row["n"]),
-                wape=wape,
+                wape=_number(row["wape"]) if enough else None,
                 mae=float(row["mae"]),
                 bias=_number(row["bias"]) if enough else None,
-                expected_wape=exp,
-                exceeds=_judged(wape, exp, limit),
+                expected_wape=_number(day_expected.get(row["date"], math.nan)),
+                exceeds=_exceeds(low, rolling_expected, spec),
+                rolling_wape=_number(pooled[i]) if rolling_enough else None,
+                rolling_wape_low=low,
+                rolling_expected_wape=rolling_expected,
             )
         )
     return days

@@ -54,14 +54,11 @@ class MonitoringRun:
 
 
 def requests_frame(store: Store, start: date, end: date, regions: pd.DataFrame) -> pd.DataFrame:
-    """The online forecast rows whose target day falls in ``[start, end]``, with the origin
-    region of their station (NA for a station the facts never named)."""
-    from freightml.domain import SERIES_KEY
-
-    rows = store.forecasts.with_facts(start, end, source="online", include_pending=True)
-    cols = [*SERIES_KEY, "origin_date", "date", "horizon", "tonnes"]
-    frame = rows[cols].rename(columns={"date": "target_date"})
-    return frame.merge(regions, on="origin_station", how="left")
+    """The online forecast rows of requests made in ``[start, end]`` (forecast origin the
+    day before), with the origin region of their station (NA for a station the facts
+    never named)."""
+    rows = store.forecasts.online_between(start - timedelta(days=1), end - timedelta(days=1))
+    return rows.merge(regions, on="origin_station", how="left")
 
 
 def station_regions(facts: pd.DataFrame) -> pd.DataFrame:

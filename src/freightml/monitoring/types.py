@@ -87,7 +87,8 @@ class QualityCell(_Model):
     mae: float
     bias: float | None
     expected_wape: float | None  # from the profile, None when the backtest had no figure
-    degraded: bool
+    degraded: bool  # wape_low > expected_wape x (1 + tolerance)
+    wape_low: float | None = None  # lower confidence bound of wape (series bootstrap)
 
 
 class QualityDay(_Model):
@@ -100,7 +101,11 @@ class QualityDay(_Model):
     mae: float
     bias: float | None
     expected_wape: float | None
-    exceeds: bool  # wape > expected_wape x (1 + tolerance)
+    exceeds: bool  # rolling_wape_low > rolling_expected_wape x (1 + tolerance)
+    # pooled over the quality.rolling_days days ending on this day (what the rule judges)
+    rolling_wape: float | None = None
+    rolling_wape_low: float | None = None  # its lower confidence bound (series bootstrap)
+    rolling_expected_wape: float | None = None
 
 
 class SeriesTrace(_Model):

@@ -183,6 +183,31 @@ class ForecastStore:
         out["horizon"] = out["horizon"].astype("int64")
         return out
 
+    def online_between(self, start: date | str, end: date | str) -> pd.DataFrame:
+        """The online forecast rows whose forecast origin falls in ``[start, end]``: the
+        series, ``origin_date``, ``target_date``, ``horizon`` and ``tonnes`` (the requests
+        answered in those days, whether or not their facts have arrived)."""
+        f = t.forecasts.c
+        query = (
+            sa.select(
+                *(f[k] for k in SERIES_KEY), f.origin_date, f.target_date, f.horizon, f.tonnes
+            )
+            .where(
+                f.source == "online",
+                f.origin_date >= as_date(start),
+                f.origin_date <= as_date(end),
+            )
+            .order_by(f.id)
+        )
+        with self.db.read() as conn:
+            result = conn.execute(query)
+            out = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for col in ("origin_date", "target_date"):
+            out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
+        out["horizon"] = out["horizon"].astype("int64")
+        out["tonnes"] = out["tonnes"].astype("float64")
+        return out
+
     def of_source(self, conn: sa.Connection, source: str, source_id: str) -> list[dict[str, Any]]:
         """The forecast rows of one response or run, in insertion order."""
         f = t.forecasts.c
