@@ -129,20 +129,25 @@ def test_drift_table_is_sorted_by_severity() -> None:
     _, page = _page(snapshot)
     rows = page.tables["drift"]
     assert len(rows) == sum(len(r.results) for r in snapshot.drift) == 21
-    # feature, role, segment, source, statistic, value, threshold, drifted, rows
-    assert rows[0][:8] == [
+    # feature, role, segment, source, statistic, value, threshold, drifted, decides, rows
+    # the drifted result that decides the verdict first (the target's Wasserstein), though
+    # the target's PSI is further over its threshold
+    assert rows[0][:9] == [
         "volume_tonnes",
         "target",
         WEST,
         "facts",
-        "psi",
-        "0.4000",
+        "wasserstein",
+        "0.2000",
         "0.1000",
         "yes",
+        "yes",
     ]
+    assert rows[1][:5] == ["volume_tonnes", "target", WEST, "facts", "psi"]
+    assert [row[8] for row in rows[1:5]] == ["no"] * 4
     drifted = [row[7] for row in rows]
     assert drifted == ["yes"] * 5 + ["no"] * 16
-    for group in (rows[:5], rows[5:]):
+    for group in (rows[1:5], rows[5:]):
         ratios = [float(row[5]) / float(row[6]) for row in group]
         assert ratios == sorted(ratios, reverse=True)
     assert rows[-1][:5] == ["origin_station", "input", EAST, "facts", "unseen_share"]

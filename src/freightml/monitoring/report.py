@@ -24,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
+from freightml.monitoring.drift import DECIDING_ROLES
 from freightml.monitoring.types import (
     ALL,
     DriftResult,
@@ -58,12 +59,30 @@ class DriftRow:
             return r.value / r.threshold
         return math.inf if r.value > 0 else 0.0
 
+    @property
+    def decides(self) -> bool:
+        """Whether this statistic takes part in the segment's drift verdict: Wasserstein of
+        the target (facts) or the prediction (requests), and the identities' unseen share
+        (docs/monitoring.md, "What drifted means"); inputs and PSI only explain."""
+        r = self.result
+        if r.role == "identity":
+            return True
+        return r.role in DECIDING_ROLES.get(self.source, frozenset()) and r.statistic != "psi"
+
 
 def drift_rows(snapshot: Snapshot) -> list[DriftRow]:
-    """Every drift result of the snapshot, most severe first: drifted rows before the
-    others, then by value / threshold descending."""
+    """Every drift result of the snapshot, most severe first: drifted results that decide
+    a segment's verdict, then the other drifted ones, then the rest, each by value /
+    threshold descending."""
     rows = [DriftRow(report.source, r) for report in snapshot.drift for r in report.results]
-    return sorted(rows, key=lambda row: (not row.result.drifted, -row.ratio))
+    return sorted(
+        rows,
+        key=lambda row: (
+            not (row.result.drifted and row.decides),
+            not row.result.drifted,
+            -row.ratio,
+        ),
+    )
 
 
 def _segment_order(snapshot: Snapshot, segments: Sequence[str]) -> list[str]:

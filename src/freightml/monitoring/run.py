@@ -73,6 +73,7 @@ def judge(
     freshness: Freshness,
     *,
     requests: int,
+    rolling_days: int = 7,
 ) -> tuple[Status, list[SegmentStatus], list[Alert]]:
     """The verdict: a segment is amber when it drifted, red when its realised quality is
     degraded; stale facts make the whole population red; a window without requests or
@@ -96,13 +97,19 @@ def judge(
         for cell in quality.cells:
             reasons.setdefault(cell.segment, [])
         for segment in quality.degraded_segments:
-            days = [d for d in quality.daily if d.segment == segment and d.wape is not None]
+            days = [d for d in quality.daily if d.segment == segment and d.rolling_wape is not None]
             over = [d for d in days if d.exceeds]
-            text = f"realised WAPE over the expected + tolerance on {len(over)} of {len(days)} days"
+            text = (
+                f"realised WAPE over the expected by more than the tolerance on {len(over)} "
+                f"of {len(days)} days"
+            )
             if over:
-                peak = max(over, key=lambda d: d.wape or 0.0)
-                expected = "n/a" if peak.expected_wape is None else f"{peak.expected_wape:.2f}"
-                text += f" (peak {peak.wape:.2f} on {peak.date}, expected {expected})"
+                peak = max(over, key=lambda d: d.rolling_wape_low or 0.0)
+                text += (
+                    f" (worst {peak.date}: {rolling_days}-day WAPE {peak.rolling_wape:.2f}, "
+                    f"at least {peak.rolling_wape_low:.2f}, "
+                    f"expected {peak.rolling_expected_wape:.2f})"
+                )
             reasons.setdefault(segment, []).append(("red", text))
             alerts.append(Alert(kind="quality", segment=segment, message=text))
     if freshness.stale:
@@ -171,7 +178,13 @@ def monitor(
         as_of=as_of,
         window_days=window_days,
     )
-    status, segments, alerts = judge(drift, quality, freshness, requests=len(requests))
+    status, segments, alerts = judge(
+        drift,
+        quality,
+        freshness,
+        requests=len(requests),
+        rolling_days=config.quality.rolling_days,
+    )
     return Snapshot(
         id=str(uuid.uuid4()),
         created_at=datetime.now(UTC),
