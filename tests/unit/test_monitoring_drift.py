@@ -1,6 +1,8 @@
 """Drift statistics with known answers (by hand and by SciPy on the same binned data), the
 unseen share, constant columns, segments and support, and the requests entry point."""
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,8 @@ GATES = GateSpec(
     max_abs_bias=0.05,
 )
 CONFIG = MonitoringConfig(
-    profile=ProfileSpec(numeric_bins=5), drift=DriftSpec(min_rows=10, drifted_feature_share=0.5)
+    profile=ProfileSpec(numeric_bins=5),
+    drift=DriftSpec(min_rows=10, min_series=1, drifted_feature_share=0.5),
 )
 WINDOW = {"window_start": "2025-03-01", "window_end": "2025-03-07", "config": CONFIG}
 
@@ -249,3 +252,79 @@ def test_segment_verdict_counts_deciding_features_only() -> None:
     report = drift_report(profile, [with_target], source="facts", **WINDOW)
     assert report.drifted_segments == ["all"]
     assert drifted_segments(report.results, 0.5, frozenset({"prediction"})) == []
+
+
+# -- the seasonal reference and request support ------------------------------------------------
+
+
+def _seasonal_profile() -> ReferenceProfile:
+    """40 series; January targets twice those of July (a seasonal cargo)."""
+    rows = [
+        {
+            "origin_station": f"o{s}",
+            "destination_station": "d0",
+            "cargo_type": "coal",
+            "origin_region": "A",
+            "target_date": pd.Timestamp(f"2024-{month:02d}-01") + pd.Timedelta(days=d),
+            "horizon": 1,
+            "y": (20.0 if month == 1 else 10.0) * (1 + s % 10),
+        }
+        for s in range(40)
+        for month in (1, 7)
+        for d in range(10)
+    ]
+    return build_profile(
+        pd.DataFrame(rows),
+        None,
+        config=CONFIG,
+        segment_columns=["origin_region"],
+        gates=GATES,
+        features=["horizon"],
+    )
+
+
+def _january_target(factor: float) -> pd.Series:
+    return pd.Series([20.0 * factor * (1 + s % 10) for s in range(40) for _ in range(5)])
+
+
+def test_a_window_is_judged_against_the_same_months_of_the_reference() -> None:
+    profile = _seasonal_profile()
+    assert set(profile.months_of("all")) == {1, 7}
+    assert profile.months_of("all")[1].counts["volume_tonnes"]  # the target, not inputs
+    assert "horizon" not in profile.months_of("all")[1].counts
+
+    def judged(target: pd.Series, months: int, reference: ReferenceProfile) -> float:
+        part = numeric_part({"volume_tonnes": target.to_numpy()})
+        part.months = np.full(len(target), months)
+        report = drift_report(
+            reference,
+            [part],
+            source="facts",
+            window_start=date(2025, 1, 1),
+            window_end=date(2025, 1, 5),
+            config=CONFIG,
+        )
+        return _by(report, "all", "volume_tonnes")["wasserstein"]
+
+    usual_january = _january_target(1.0)
+    # against its own month: no drift; against the whole year (January + July): drift
+    assert judged(usual_january, 1, profile) == pytest.approx(0.0, abs=1e-9)
+    assert judged(usual_january, 1, profile.model_copy(update={"months": []})) > 0.1
+    # a real shift in January still shows against January
+    assert judged(_january_target(1.6), 1, profile) > 0.1
+    # a month the training window never saw: the whole-window reference
+    assert judged(usual_january, 3, profile) == judged(
+        usual_january, 1, profile.model_copy(update={"months": []})
+    )
+
+
+def test_request_segments_need_enough_distinct_series() -> None:
+    profile = _profile()
+    config = CONFIG.model_copy(update={"drift": CONFIG.drift.model_copy(update={"min_series": 4})})
+    report = drift_of_requests(
+        profile, _requests(), window_start="2025-03-01", window_end="2025-03-07", config=config
+    )
+    judged = {r.segment for r in report.results}
+    # four series in all; region A holds three, coal and oil two each
+    assert judged == {"all"}
+    assert {"origin_region=A", "cargo_type=coal"} <= set(report.unsupported_segments)

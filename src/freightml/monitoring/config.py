@@ -29,6 +29,7 @@ class DriftSpec(_Frozen):
     jensen_shannon: float = Field(0.1, gt=0, le=1)
     unseen_share: float = Field(0.05, ge=0, le=1)
     min_rows: int = Field(200, ge=1)
+    min_series: int = Field(30, ge=1)
     drifted_feature_share: float = Field(0.5, gt=0, le=1)
 
 

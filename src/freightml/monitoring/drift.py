@@ -38,6 +38,7 @@ import pandas as pd
 from freightml.monitoring.config import MonitoringConfig
 from freightml.monitoring.profile import (
     PREDICTION,
+    SEASONAL_ROLES,
     TARGET,
     FeatureBins,
     ReferenceProfile,
@@ -133,6 +134,12 @@ class Part:
     numeric: dict[str, np.ndarray] = field(default_factory=dict)
     categorical: dict[str, pd.Series] = field(default_factory=dict)
     identity: dict[str, tuple[pd.Series, frozenset[str]]] = field(default_factory=dict)
+    # calendar month (1-12) of each row's target day: the deciding quantities are compared
+    # with the reference of the same months (ReferenceProfile.months) when given
+    months: np.ndarray | None = None
+    # series id of each row: when given, a segment needs drift.min_series distinct series
+    # besides drift.min_rows rows (requests: the 28 rows of one request are one series)
+    units: np.ndarray | None = None
 
 
 @dataclass
@@ -159,6 +166,19 @@ def _segment_rows(part: Part, columns: Sequence[str]) -> dict[str, int]:
     for column in columns:
         counts = part.segments[column].astype(object).value_counts(dropna=True)
         for value, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
+            out[segment_label(column, value)] = int(n)
+    return out
+
+
+def _segment_units(part: Part, columns: Sequence[str]) -> dict[str, int]:
+    """Distinct series per segment label (empty when the part has no series ids)."""
+    if part.units is None:
+        return {}
+    units = pd.Series(part.units)
+    out = {ALL: int(units.nunique())}
+    for column in columns:
+        values = part.segments[column].astype(object)
+        for value, n in units.groupby(values.to_numpy(), sort=False).nunique().items():
             out[segment_label(column, value)] = int(n)
     return out
 
@@ -216,6 +236,56 @@ def _reference(
     return counts, sums, mean, std
 
 
+def _seasonal_reference(
+    profile: ReferenceProfile,
+    part: Part,
+    labels: list[str],
+    codes: list[np.ndarray],
+    specs: list[FeatureBins],
+    reference: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Replace, in place, the reference (counts, sums, std) of the seasonal quantities of
+    each segment by the mix of its month profiles weighted by the months of the segment's
+    current rows. A segment whose current rows fall in a month the training window did not
+    cover keeps the whole-window reference."""
+    if part.months is None or not profile.months:
+        return
+    ref_c, ref_s, ref_std = reference
+    seasonal = [f for f, spec in enumerate(specs) if spec.role in SEASONAL_ROLES]
+    for i, label in enumerate(labels):
+        rows = np.zeros(part.rows, dtype=bool)
+        for code in codes:
+            rows |= code == i
+        weights = np.bincount(part.months[rows], minlength=13)[1:13].astype(np.float64)
+        if weights.sum() == 0:
+            continue
+        weights /= weights.sum()
+        by_month = profile.months_of(label)
+        used = [m for m in range(1, 13) if weights[m - 1] > 0]
+        if any(m not in by_month for m in used):
+            continue
+        n_used = sum(by_month[m].rows for m in used)
+        for f in seasonal:
+            name = specs[f].name
+            counts = np.zeros(ref_c.shape[2])
+            sums = np.zeros(ref_c.shape[2])
+            first = second = 0.0
+            for m in used:
+                month, w = by_month[m], weights[m - 1]
+                c = np.asarray(month.counts[name], dtype=np.float64)
+                n = c.sum()
+                mean, std = month.mean[name], month.std[name]
+                if n == 0 or mean is None or std is None:
+                    break
+                counts[: len(c)] += w * c / n * n_used
+                sums[: len(c)] += w * np.asarray(month.sums[name]) / n * n_used
+                first += w * mean
+                second += w * (std**2 + mean**2)
+            else:
+                ref_c[i, f], ref_s[i, f] = counts, sums
+                ref_std[i, f] = np.sqrt(max(second - first**2, 0.0))
+
+
 def _result(
     feature: FeatureBins | str,
     role: FeatureRole,
@@ -250,10 +320,12 @@ def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig)
     spec = config.drift
     columns = [c for c in profile.segment_columns if c in part.segments]
     rows = _segment_rows(part, columns)
+    units = _segment_units(part, columns)
     labels, unsupported = [], {}
     for label, count in rows.items():
         reference = profile.segment(label)
-        if count >= spec.min_rows and reference is not None and reference.supported:
+        enough = count >= spec.min_rows and units.get(label, spec.min_series) >= spec.min_series
+        if enough and reference is not None and reference.supported:
             labels.append(label)
         else:
             unsupported[label] = count
@@ -267,6 +339,7 @@ def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig)
         width = max(s.n_bins for s in numeric)
         cur_c, cur_s = _count_numeric(part, numeric, codes, len(labels), width)
         ref_c, ref_s, _, ref_std = _reference(profile, labels, numeric, width)
+        _seasonal_reference(profile, part, labels, codes, numeric, (ref_c, ref_s, ref_std))
         psi_v = psi(ref_c, cur_c)
         # Wasserstein over the value bins (the missing bin is PSI's business)
         value_bins = (
@@ -484,8 +557,13 @@ def drift_of_facts(
             part.categorical[f.name] = examples[f.name].reset_index(drop=True)
     if model is not None and any(f.name == PREDICTION for f in profile.features):
         part.numeric[PREDICTION] = np.asarray(model.predict(examples), dtype=np.float64)
+    part.months = pd.to_datetime(examples["target_date"]).dt.month.to_numpy()
     parts.append(part)
-    target = Part(rows=len(in_window), segments=_segments(in_window, profile))
+    target = Part(
+        rows=len(in_window),
+        segments=_segments(in_window, profile),
+        months=pd.to_datetime(in_window["date"]).dt.month.to_numpy(),
+    )
     target.numeric[TARGET] = in_window["volume_tonnes"].to_numpy(dtype=np.float64)
     _add_identities(target, in_window, profile)
     parts.append(target)
@@ -547,6 +625,8 @@ def drift_of_requests(
     for name in ("cargo_type", "origin_region"):
         part.categorical[name] = frame[name].astype(object).where(frame[name].notna(), None)
     _add_identities(part, frame, profile)
+    part.months = pd.to_datetime(frame["target_date"]).dt.month.to_numpy()
+    part.units = series_ids(frame)
     return drift_report(
         profile,
         [part],

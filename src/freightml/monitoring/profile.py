@@ -93,6 +93,20 @@ class SegmentProfile(_Model):
     std: dict[str, float | None]
 
 
+class MonthProfile(_Model):
+    """Counts per bin of the deciding quantities (target, prediction) in one segment and
+    calendar month of the target day: the seasonal reference drift compares a window with
+    (a January window against the training window's Januaries, not against a whole year)."""
+
+    segment: str
+    month: int
+    rows: int
+    counts: dict[str, list[int]]
+    sums: dict[str, list[float]]
+    mean: dict[str, float | None]
+    std: dict[str, float | None]
+
+
 class ReferenceProfile(_Model):
     """The training window's distributions, known identities and backtest expectations."""
 
@@ -110,6 +124,11 @@ class ReferenceProfile(_Model):
     series: list[str]  # "origin|destination|cargo"
     regions: list[str]
     expectations: list[Expectation] = []
+    months: list[MonthProfile] = []  # the seasonal reference (empty in older profiles)
+
+    def months_of(self, segment: str) -> dict[int, MonthProfile]:
+        """The segment's month profiles by calendar month."""
+        return {m.month: m for m in self.months if m.segment == segment}
 
     def save(self, path: str | Path) -> Path:
         target = Path(path)
@@ -228,6 +247,8 @@ def _segment_support(
     return out
 
 
+# Quantities with a seasonal (per calendar month) reference: the ones that decide drift.
+SEASONAL_ROLES: frozenset[str] = frozenset({"target", "prediction"})
 PROFILE_MAX_ROWS = 250_000  # distributions from a uniform sample of at most this many rows
 
 
@@ -302,21 +323,11 @@ def build_profile(
         specs.append(spec.model_copy(update={"judged": name not in UNJUDGED_FEATURES}))
 
     support = _segment_support(known, segment_columns)
-    segments = []
+    segments, months = [], []
+    month_of = pd.to_datetime(frame["target_date"]).dt.month.to_numpy()
+    seasonal = [spec for spec in specs if spec.role in SEASONAL_ROLES]
     for label, mask in _segment_masks(frame, segment_columns):
         share, n_series = support[label]
-        counts, sums, mean, std = {}, {}, {}, {}
-        for spec in specs:
-            idx = index[spec.name][mask]
-            counts[spec.name] = np.bincount(idx, minlength=spec.n_bins)[: spec.n_bins].tolist()
-            if spec.kind == "numeric":
-                x = numeric[spec.name][mask]
-                present = ~np.isnan(x)
-                sums[spec.name] = np.bincount(
-                    idx[present], weights=x[present], minlength=spec.n_bins
-                )[: spec.n_bins].tolist()
-                mean[spec.name] = float(x[present].mean()) if present.any() else None
-                std[spec.name] = float(x[present].std()) if present.any() else None
         segments.append(
             SegmentProfile(
                 segment=label,
@@ -324,12 +335,20 @@ def build_profile(
                 series=n_series,
                 tonnes_share=share,
                 supported=label == ALL or segment_supported(share, n_series, gates),
-                counts=counts,
-                sums=sums,
-                mean=mean,
-                std=std,
+                **_bin_stats(specs, index, numeric, mask),
             )
         )
+        for month in range(1, 13):
+            in_month = mask & (month_of == month)
+            if in_month.any():
+                months.append(
+                    MonthProfile(
+                        segment=label,
+                        month=month,
+                        rows=int(in_month.sum()),
+                        **_bin_stats(seasonal, index, numeric, in_month),
+                    )
+                )
     stations = {
         str(v) for c in ("origin_station", "destination_station") for v in known[c].unique()
     }
@@ -348,7 +367,30 @@ def build_profile(
         stations=sorted(stations),
         series=sorted(set(series_ids(known[SERIES_KEY].drop_duplicates()))),
         regions=sorted(set(regions)),
+        months=months,
     )
+
+
+def _bin_stats(
+    specs: Sequence[FeatureBins],
+    index: dict[str, np.ndarray],
+    numeric: dict[str, np.ndarray],
+    mask: np.ndarray,
+) -> dict[str, Any]:
+    """counts, sums, mean and std of ``specs`` over the rows in ``mask``."""
+    counts, sums, mean, std = {}, {}, {}, {}
+    for spec in specs:
+        idx = index[spec.name][mask]
+        counts[spec.name] = np.bincount(idx, minlength=spec.n_bins)[: spec.n_bins].tolist()
+        if spec.kind == "numeric":
+            x = numeric[spec.name][mask]
+            present = ~np.isnan(x)
+            sums[spec.name] = np.bincount(idx[present], weights=x[present], minlength=spec.n_bins)[
+                : spec.n_bins
+            ].tolist()
+            mean[spec.name] = float(x[present].mean()) if present.any() else None
+            std[spec.name] = float(x[present].std()) if present.any() else None
+    return {"counts": counts, "sums": sums, "mean": mean, "std": std}
 
 
 def expectations_from_backtest(
