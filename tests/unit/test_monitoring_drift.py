@@ -328,3 +328,32 @@ def test_request_segments_need_enough_distinct_series() -> None:
     # four series in all; region A holds three, coal and oil two each
     assert judged == {"all"}
     assert {"origin_region=A", "cargo_type=coal"} <= set(report.unsupported_segments)
+
+
+def test_the_deciding_wasserstein_is_judged_at_its_bound_over_resampled_series() -> None:
+    profile = _seasonal_profile()
+
+    def result(target: pd.Series, units: np.ndarray):
+        part = numeric_part({"volume_tonnes": target.to_numpy()})
+        part.months, part.units = np.full(len(target), 1), units
+        report = drift_report(
+            profile,
+            [part],
+            source="facts",
+            window_start=date(2025, 1, 1),
+            window_end=date(2025, 1, 5),
+            config=CONFIG,
+        )
+        [w] = [r for r in report.results if r.statistic == "wasserstein" and r.segment == "all"]
+        return w, report
+
+    units = np.repeat(np.arange(40), 5)
+    same, report = result(_january_target(1.0), units)
+    assert same.value_low == 0.0 and not same.drifted and report.drifted_segments == []
+    shifted, report = result(_january_target(1.6), units)
+    assert 0.1 < shifted.value_low <= shifted.value and shifted.drifted
+    assert report.drifted_segments == ["all"]
+    # the same values from 8 series only: more noise, a lower bound further below the value
+    few, _ = result(_january_target(1.6), np.repeat(np.arange(8), 25))
+    assert few.value == pytest.approx(shifted.value)
+    assert few.value_low < shifted.value_low

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from freightml.monitoring.config import MonitoringConfig
+from freightml.monitoring.config import DriftSpec, MonitoringConfig
 from freightml.monitoring.profile import (
     PREDICTION,
     SEASONAL_ROLES,
@@ -43,6 +43,7 @@ from freightml.monitoring.profile import (
     FeatureBins,
     ReferenceProfile,
     categorical_bin_index,
+    numeric_bin_index,
     series_ids,
 )
 from freightml.monitoring.types import (
@@ -138,7 +139,8 @@ class Part:
     # with the reference of the same months (ReferenceProfile.months) when given
     months: np.ndarray | None = None
     # series id of each row: when given, a segment needs drift.min_series distinct series
-    # besides drift.min_rows rows (requests: the 28 rows of one request are one series)
+    # besides drift.min_rows rows, and the deciding Wasserstein is judged at its lower bound
+    # with the series resampled (the rows of one series are not independent)
     units: np.ndarray | None = None
 
 
@@ -286,6 +288,51 @@ def _seasonal_reference(
                 ref_std[i, f] = np.sqrt(max(second - first**2, 0.0))
 
 
+def _wasserstein_low(
+    values: np.ndarray,
+    units: np.ndarray,
+    spec: FeatureBins,
+    reference: tuple[np.ndarray, np.ndarray, float],
+    drift: DriftSpec,
+) -> float:
+    """The lower ``drift.confidence`` bound of the normalised Wasserstein distance of
+    ``values`` when their series (``units``) are resampled with replacement: the rows of one
+    series move together (its level, its wander), so a segment's noise is that of its
+    series, not of its rows. Fixed seed: the same data gives the same bound."""
+    ref_counts, ref_pos, ref_std = reference
+    width = len(ref_counts)
+    idx = numeric_bin_index(values, spec.edges)
+    value_bin = idx <= len(spec.edges)  # not the missing bin
+    series, unit = np.unique(units[value_bin], return_inverse=True)
+    counts = np.zeros((len(series), width))
+    sums = np.zeros((len(series), width))
+    np.add.at(counts, (unit, idx[value_bin]), 1.0)
+    np.add.at(sums, (unit, idx[value_bin]), values[value_bin])
+    if len(series) == 0 or not ref_std > 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    n = len(series)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), drift.bootstrap_samples).astype(float)
+    cur_counts, cur_sums = weights @ counts, weights @ sums
+    cur_pos = np.divide(
+        cur_sums,
+        cur_counts,
+        out=np.broadcast_to(ref_pos, cur_sums.shape).copy(),
+        where=cur_counts > 0,
+    )
+    resampled = binned_wasserstein(
+        np.broadcast_to(ref_counts, cur_counts.shape),
+        np.broadcast_to(ref_pos, cur_pos.shape),
+        cur_counts,
+        cur_pos,
+    )
+    total, total_sums = counts.sum(axis=0), sums.sum(axis=0)
+    position = np.divide(total_sums, total, out=ref_pos.copy(), where=total > 0)
+    point = binned_wasserstein(ref_counts, ref_pos, total, position)
+    bound = 2.0 * point - np.quantile(resampled, drift.confidence)
+    return float(max(bound / ref_std, 0.0))
+
+
 def _result(
     feature: FeatureBins | str,
     role: FeatureRole,
@@ -362,9 +409,22 @@ def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig)
                     continue
                 n = (n_ref[i, f], n_cur[i, f])
                 results.append(_result(s, s.role, label, "psi", psi_v[i, f], spec.psi, n))
-                results.append(
-                    _result(s, s.role, label, "wasserstein", w_norm[i, f], spec.wasserstein, n)
-                )
+                wd = _result(s, s.role, label, "wasserstein", w_norm[i, f], spec.wasserstein, n)
+                if part.units is not None and s.role in SEASONAL_ROLES:
+                    rows_i = np.zeros(part.rows, dtype=bool)
+                    for code in codes:
+                        rows_i |= code == i
+                    low = _wasserstein_low(
+                        part.numeric[s.name][rows_i],
+                        part.units[rows_i],
+                        s,
+                        (rc[i, f], ref_pos[i, f], ref_std[i, f]),
+                        spec,
+                    )
+                    wd = wd.model_copy(
+                        update={"value_low": low, "drifted": bool(low > spec.wasserstein)}
+                    )
+                results.append(wd)
 
     for name, values in part.categorical.items():
         bins = profile.feature(name)
@@ -563,6 +623,7 @@ def drift_of_facts(
         rows=len(in_window),
         segments=_segments(in_window, profile),
         months=pd.to_datetime(in_window["date"]).dt.month.to_numpy(),
+        units=series_ids(in_window),
     )
     target.numeric[TARGET] = in_window["volume_tonnes"].to_numpy(dtype=np.float64)
     _add_identities(target, in_window, profile)
