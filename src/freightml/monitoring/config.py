@@ -25,14 +25,12 @@ class DriftSpec(_Frozen):
     """Thresholds of the drift statistics (a value above its threshold is drift)."""
 
     psi: float = Field(0.1, gt=0)
-    wasserstein: float = Field(0.1, gt=0)
+    wasserstein: float = Field(0.15, gt=0)
     jensen_shannon: float = Field(0.1, gt=0, le=1)
     unseen_share: float = Field(0.05, ge=0, le=1)
     min_rows: int = Field(200, ge=1)
     min_series: int = Field(30, ge=1)
     drifted_feature_share: float = Field(0.5, gt=0, le=1)
-    confidence: float = Field(0.9, ge=0.5, lt=1)
-    bootstrap_samples: int = Field(200, ge=20, le=10_000)
 
 
 class QualitySpec(_Frozen):

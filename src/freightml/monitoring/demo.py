@@ -24,7 +24,9 @@ from freightml.domain import SERIES_KEY
 
 log = logging.getLogger("freightml")
 
-SHIFT_REGION = "East Siberian"  # at most 7% of any cargo type's tonnes: the shift is the region's alone
+SHIFT_REGION = (
+    "East Siberian"  # at most 7% of any cargo type's tonnes: the shift is the region's alone
+)
 SHIFT_FACTOR = 1.6
 LATER_DAYS = 28  # facts after the training window: the forecasts' full horizon
 HISTORY_DAYS = 400  # facts the predictor and the monitor need before the origin

@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from freightml.monitoring.config import DriftSpec, MonitoringConfig
+from freightml.monitoring.config import MonitoringConfig
 from freightml.monitoring.profile import (
     PREDICTION,
     SEASONAL_ROLES,
@@ -139,8 +139,7 @@ class Part:
     # with the reference of the same months (ReferenceProfile.months) when given
     months: np.ndarray | None = None
     # series id of each row: when given, a segment needs drift.min_series distinct series
-    # besides drift.min_rows rows, and the deciding Wasserstein is judged at its lower bound
-    # with the series resampled (the rows of one series are not independent)
+    # besides drift.min_rows rows (the rows of one series are not independent)
     units: np.ndarray | None = None
 
 
@@ -288,49 +287,33 @@ def _seasonal_reference(
                 ref_std[i, f] = np.sqrt(max(second - first**2, 0.0))
 
 
-def _wasserstein_low(
-    values: np.ndarray,
-    units: np.ndarray,
-    spec: FeatureBins,
-    reference: tuple[np.ndarray, np.ndarray, float],
-    drift: DriftSpec,
+def _log_wasserstein(
+    values: np.ndarray, spec: FeatureBins, reference: tuple[np.ndarray, np.ndarray]
 ) -> float:
-    """The lower ``drift.confidence`` bound of the normalised Wasserstein distance of
-    ``values`` when their series (``units``) are resampled with replacement: the rows of one
-    series move together (its level, its wander), so a segment's noise is that of its
-    series, not of its rows. Fixed seed: the same data gives the same bound."""
-    ref_counts, ref_pos, ref_std = reference
-    width = len(ref_counts)
+    """The Wasserstein distance of a deciding quantity (tonnes) on the log scale, normalised
+    by the reference's standard deviation on that scale.
+
+    Bin representatives are ``log(1 + bin mean)`` on both sides, so a level shift by a
+    factor moves a small lane as much as a big one; on tonnes, the few biggest lanes of a
+    segment make the whole distance, and their own wander alone crosses the threshold."""
+    ref_counts, ref_pos = reference
+    total = ref_counts.sum()
+    if total <= 0:
+        return 0.0
+    ref_log = np.log1p(np.maximum(ref_pos, 0.0))
+    p = ref_counts / total
+    mean = float((p * ref_log).sum())
+    std = float(np.sqrt((p * (ref_log - mean) ** 2).sum()))
     idx = numeric_bin_index(values, spec.edges)
     value_bin = idx <= len(spec.edges)  # not the missing bin
-    series, unit = np.unique(units[value_bin], return_inverse=True)
-    counts = np.zeros((len(series), width))
-    sums = np.zeros((len(series), width))
-    np.add.at(counts, (unit, idx[value_bin]), 1.0)
-    np.add.at(sums, (unit, idx[value_bin]), values[value_bin])
-    if len(series) == 0 or not ref_std > 0:
+    width = len(ref_counts)
+    counts = np.bincount(idx[value_bin], minlength=width)[:width].astype(np.float64)
+    sums = np.bincount(idx[value_bin], weights=values[value_bin], minlength=width)[:width]
+    if not std > 0 or counts.sum() == 0:
         return 0.0
-    rng = np.random.default_rng(0)
-    n = len(series)
-    weights = rng.multinomial(n, np.full(n, 1.0 / n), drift.bootstrap_samples).astype(float)
-    cur_counts, cur_sums = weights @ counts, weights @ sums
-    cur_pos = np.divide(
-        cur_sums,
-        cur_counts,
-        out=np.broadcast_to(ref_pos, cur_sums.shape).copy(),
-        where=cur_counts > 0,
-    )
-    resampled = binned_wasserstein(
-        np.broadcast_to(ref_counts, cur_counts.shape),
-        np.broadcast_to(ref_pos, cur_pos.shape),
-        cur_counts,
-        cur_pos,
-    )
-    total, total_sums = counts.sum(axis=0), sums.sum(axis=0)
-    position = np.divide(total_sums, total, out=ref_pos.copy(), where=total > 0)
-    point = binned_wasserstein(ref_counts, ref_pos, total, position)
-    bound = 2.0 * point - np.quantile(resampled, drift.confidence)
-    return float(max(bound / ref_std, 0.0))
+    position = np.divide(sums, counts, out=ref_pos.copy(), where=counts > 0)
+    cur_log = np.log1p(np.maximum(position, 0.0))
+    return float(binned_wasserstein(ref_counts, ref_log, counts, cur_log)) / std
 
 
 def _result(
@@ -410,19 +393,15 @@ def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig)
                 n = (n_ref[i, f], n_cur[i, f])
                 results.append(_result(s, s.role, label, "psi", psi_v[i, f], spec.psi, n))
                 wd = _result(s, s.role, label, "wasserstein", w_norm[i, f], spec.wasserstein, n)
-                if part.units is not None and s.role in SEASONAL_ROLES:
+                if s.role in SEASONAL_ROLES:
                     rows_i = np.zeros(part.rows, dtype=bool)
                     for code in codes:
                         rows_i |= code == i
-                    low = _wasserstein_low(
-                        part.numeric[s.name][rows_i],
-                        part.units[rows_i],
-                        s,
-                        (rc[i, f], ref_pos[i, f], ref_std[i, f]),
-                        spec,
+                    value = _log_wasserstein(
+                        part.numeric[s.name][rows_i], s, (rc[i, f], ref_pos[i, f])
                     )
                     wd = wd.model_copy(
-                        update={"value_low": low, "drifted": bool(low > spec.wasserstein)}
+                        update={"value": value, "drifted": bool(value > spec.wasserstein)}
                     )
                 results.append(wd)
 

@@ -85,9 +85,11 @@ def judge(
         for result in report.results:
             reasons.setdefault(result.segment, [])
         for segment in report.drifted_segments:
-            drifted = sorted(
-                {r.feature for r in report.results if r.segment == segment and r.drifted}
-            )
+            # what decides first (the target, the forecasts), then the inputs that explain
+            roles = {
+                r.feature: r.role for r in report.results if r.segment == segment and r.drifted
+            }
+            drifted = sorted(roles, key=lambda f: (roles[f] not in ("target", "prediction"), f))
             text = f"{report.source} drift in {', '.join(drifted[:5])}" + (
                 f" and {len(drifted) - 5} more" if len(drifted) > 5 else ""
             )

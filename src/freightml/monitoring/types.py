@@ -62,9 +62,6 @@ class DriftResult(_Model):
     drifted: bool
     n_reference: int
     n_current: int
-    # target/prediction Wasserstein: the lower confidence bound over the window's series
-    # resampled; then drifted = value_low > threshold (rows of one series are not independent)
-    value_low: float | None = None
 
 
 class DriftReport(_Model):
