@@ -30,9 +30,7 @@ from freightml.stages.features import feature_kwargs
 
 GROUPS: dict[str, list[str]] = {
     "weekday profile": [c for c in WEEKLY_FEATURES if c.startswith("weekday_profile")],
-    "same-weekday lags": [
-        c for c in WEEKLY_FEATURES if c.startswith(("lag_", "same_weekday_"))
-    ],
+    "same-weekday lags": [c for c in WEEKLY_FEATURES if c.startswith(("lag_", "same_weekday_"))],
     "ewm levels": [f"ewm_{h}_ratio" for h in EWM_HALFLIVES],
     "zero share at weekday": [c for c in WEEKLY_FEATURES if c.startswith("zero_share_")],
     "holiday distance": ["days_to_holiday", "days_from_holiday"],
@@ -74,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
     methodology = load_methodology(settings.methodology_path)
-    facts = (
-        generate(args.source, seed=42) if args.source in SIZES else pd.read_parquet(args.source)
-    )
+    facts = generate(args.source, seed=42) if args.source in SIZES else pd.read_parquet(args.source)
     kw = {**feature_kwargs(settings), "seed": settings.model.params.get("random_state", 0)}
     params = settings.model.params
 
@@ -85,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
 
     result = run_backtest(facts, model, methodology, kw)
     pred = result.predictions
-    pred = pred.assign(yhat_same_weekday=run_backtest(
-        facts, SameWeekdayMean, methodology, kw
-    ).predictions["yhat"].to_numpy())
+    pred = pred.assign(
+        yhat_same_weekday=run_backtest(facts, SameWeekdayMean, methodology, kw)
+        .predictions["yhat"]
+        .to_numpy()
+    )
     naive = wape(pred["y"], pred["yhat_baseline"])
     rows = []
     for name, col in [

@@ -202,7 +202,7 @@ def _weekly_cumsum(a: np.ndarray, dtype: type) -> np.ndarray:
     weeks = -(-n_days // 7)
     padded = np.zeros((n_series, weeks * 7), dtype=dtype)
     padded[:, :n_days] = a
-    out = np.cumsum(padded.reshape(n_series, weeks, 7), axis=1, dtype=dtype)
+    out: np.ndarray = np.cumsum(padded.reshape(n_series, weeks, 7), axis=1, dtype=dtype)
     return out.reshape(n_series, weeks * 7)[:, :n_days]
 
 

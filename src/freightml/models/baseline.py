@@ -3,6 +3,8 @@ of the last two same-weekday values."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -49,7 +51,7 @@ class SameWeekdayMean(RegressorMixin, BaseEstimator):
     Nothing is learned; ``feature_columns_`` records the columns ``predict`` reads.
     """
 
-    needed = ["same_weekday_mean_2_ratio", "mean_7_ratio", "scale"]
+    needed: ClassVar[list[str]] = ["same_weekday_mean_2_ratio", "mean_7_ratio", "scale"]
 
     def fit(self, examples: pd.DataFrame, y: object = None) -> SameWeekdayMean:
         _check_columns(examples, self.needed, "SameWeekdayMean")
