@@ -123,6 +123,12 @@ class FeatureSettings(_Section):
         7, ge=1, le=28, description="horizons sampled per series and origin (None = all)"
     )
     min_history_days: int = Field(91, ge=28, description="history a series needs at an origin")
+    holiday_country: str = Field(
+        "RU",
+        min_length=2,
+        description="ISO country code of the holiday calendar in the calendar features "
+        "(the holidays package); serving must use the country the model was trained with",
+    )
 
 
 # The model recipe: every parameter, so every run records all of it.

@@ -192,6 +192,72 @@ def test_no_feature_uses_data_after_the_origin(offset: int) -> None:
         left = base[cols].sort_values([*SERIES_KEY, "horizon"]).reset_index(drop=True)
         right = again[cols].sort_values([*SERIES_KEY, "horizon"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(left, right, check_exact=True, check_categorical=False)
+    # the comparison covers every numeric feature with real values, not all-missing columns
+    # (yoy_ratio needs a year of history, which only the 420-day panel's later origins have)
+    numeric = [c for c in FEATURE_COLUMNS if c not in [*CATEGORICAL_FEATURES, "yoy_ratio"]]
+    assert base[numeric].notna().any().all(), base[numeric].notna().any()
+
+
+def test_weekly_features_match_hand_computation() -> None:
+    # volume = ordinal day number (day 1 = Monday 2024-01-01), so values tell their day
+    days = np.arange(1.0, 201.0)
+    facts = one_series(days)
+    origin_idx = 150  # 0-based day of the origin
+    origin = pd.Timestamp("2024-01-01") + pd.Timedelta(days=origin_idx)
+    ex = build_examples(facts, origins=[origin], horizon_max=28).set_index("horizon")
+    for h in (1, 7, 8, 20, 28):
+        row, target = ex.loc[h], origin_idx + h
+        last = target - 7 * int(np.ceil(h / 7))  # latest same weekday <= origin
+        scale = row["scale"]
+        for k in (7, 14, 21, 28):
+            got = row[f"lag_{k}_ratio"] * scale
+            if target - k <= origin_idx:
+                assert got == pytest.approx(target - k + 1, rel=1e-5)
+            else:
+                assert np.isnan(got)
+        values = np.array([last - 7 * j + 1 for j in range(4)], dtype=float)
+        assert row["same_weekday_mean_2_ratio"] * scale == pytest.approx(values[:2].mean(), 1e-5)
+        assert row["same_weekday_mean_4_ratio"] * scale == pytest.approx(values.mean(), 1e-5)
+        assert row["same_weekday_median_4_ratio"] * scale == pytest.approx(np.median(values), 1e-5)
+        for weeks in (4, 12):
+            weekday_mean = np.mean([last - 7 * j + 1 for j in range(weeks)])
+            all_mean = np.mean(np.arange(origin_idx - 7 * weeks + 1, origin_idx + 1) + 1.0)
+            assert row[f"weekday_profile_{weeks}w"] == pytest.approx(weekday_mean / all_mean, 1e-5)
+
+
+def test_weekday_zero_share_and_ewm_levels() -> None:
+    # Sundays are zero days; the other days are 10 tonnes
+    dates = pd.date_range("2024-01-01", periods=120, freq="D")
+    values = np.where(dates.dayofweek == 6, 0.0, 10.0)
+    ex = build_examples(one_series(values), origins=[dates[-1]], horizon_max=14)
+    sunday = ex["target_date"].dt.dayofweek == 6
+    assert (ex.loc[sunday, "zero_share_weekday_8w"] == 1).all()
+    assert (ex.loc[~sunday, "zero_share_weekday_8w"] == 0).all()
+    assert (ex.loc[sunday, "weekday_profile_4w"] == 0).all()
+    assert ex.loc[~sunday, "weekday_profile_4w"].to_numpy() == pytest.approx(7 / 6, rel=1e-5)
+    # a constant series has EWM levels equal to its scale
+    flat = build_examples(one_series(np.full(120, 5.0)), origins=[dates[-1]], horizon_max=3)
+    assert flat["ewm_7_ratio"].to_numpy() == pytest.approx(1.0)
+    assert flat["ewm_28_ratio"].to_numpy() == pytest.approx(1.0)
+    # a jump: the short halflife follows it faster than the long one
+    jump = build_examples(
+        one_series(np.r_[np.full(100, 5.0), np.full(20, 50.0)]), origins=[dates[-1]], horizon_max=1
+    ).iloc[0]
+    assert jump["ewm_7_ratio"] * jump["scale"] > jump["ewm_28_ratio"] * jump["scale"] > 5.0
+
+
+def test_holiday_calendar_follows_the_country() -> None:
+    facts = one_series(np.ones(200), start="2024-01-01")
+    origin = pd.Timestamp("2024-06-30")
+    us = build_examples(facts, origins=[origin], horizon_max=10, holiday_country="US")
+    us = us.set_index("target_date")
+    assert us.loc["2024-07-04", "is_holiday"] == 1  # Independence Day
+    assert us.loc["2024-07-01", "days_to_holiday"] == 3
+    assert us.loc["2024-07-06", "days_from_holiday"] == 2
+    ru = build_examples(facts, origins=[origin], horizon_max=10).set_index("target_date")
+    assert ru.loc["2024-07-04", "is_holiday"] == 0  # not a Russian holiday
+    assert (ru["days_to_holiday"] == 30).all()  # next one (4 November) is beyond the cap
+    assert ru.loc["2024-07-01", "days_from_holiday"] == 19  # 12 June, Russia Day
 
 
 def test_seasonal_lag_is_same_weekday_and_not_after_origin() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from test_features import make_facts
+from test_features import make_facts, one_series
 
 from freightml.features import FEATURE_COLUMNS, build_examples
 from freightml.models import (
@@ -18,6 +18,7 @@ from freightml.models import (
     SeasonalNaive,
     make_model,
 )
+from freightml.models.baseline import SameWeekdayMean
 from freightml.models.gbm import encode_categories
 
 pytestmark = [pytest.mark.unit]
@@ -40,6 +41,18 @@ def test_seasonal_naive_uses_the_lag_then_the_7_day_mean() -> None:
     )
     pred = SeasonalNaive().fit(frame).predict(frame)
     np.testing.assert_allclose(pred, [50.0, 15.0, 40.0, 6.0])
+
+
+def test_same_weekday_mean_averages_the_last_two_same_weekdays() -> None:
+    # volume = ordinal day number: the mean of the two same-weekday days is known by hand
+    facts = one_series(np.arange(1.0, 201.0))
+    origin = pd.Timestamp("2024-01-01") + pd.Timedelta(days=150)
+    ex = build_examples(facts, origins=[origin], horizon_max=28)
+    pred = SameWeekdayMean().fit(ex).predict(ex)
+    last = 150 + ex["horizon"] - 7 * np.ceil(ex["horizon"] / 7)  # 0-based day of the lag
+    np.testing.assert_allclose(pred, (last + 1 + last - 6) / 2, rtol=1e-5)
+    with pytest.raises(ValueError, match="SameWeekdayMean needs"):
+        SameWeekdayMean().fit(ex.drop(columns="same_weekday_mean_2_ratio"))
 
 
 def test_seasonal_naive_repeats_last_weeks_actuals(examples: pd.DataFrame) -> None:

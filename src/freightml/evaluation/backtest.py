@@ -36,6 +36,7 @@ FEATURE_KWARGS: dict[str, Any] = {
     "min_history_days": 91,
     "seed": 0,
     "train_window_days": None,
+    "holiday_country": "RU",
 }
 PREDICTION_COLUMNS = [
     "fold",
@@ -176,7 +177,7 @@ def run_backtest(
     ``model_factory`` returns a fresh unfitted estimator with ``fit(examples)`` and
     ``predict(examples)``. ``feature_kwargs`` shape the training examples: origin_step_days,
     horizons_per_origin, min_history_days, seed, train_window_days (applied per fold:
-    training origins within that many days before the cutoff); defaults in
+    training origins within that many days before the cutoff), holiday_country; defaults in
     ``FEATURE_KWARGS``; horizon_max may be given but must equal the backtest horizon.
     Scored series need ``methodology.backtest.min_history_days``.
     """
@@ -204,6 +205,7 @@ def run_backtest(
         horizons_per_origin=kw["horizons_per_origin"],
         min_history_days=kw["min_history_days"],
         seed=kw["seed"],
+        holiday_country=kw["holiday_country"],
     )
     train_all = train_all.loc[train_all["y"].notna()]
     test_all = build_examples(
@@ -211,6 +213,7 @@ def run_backtest(
         origins=cutoffs,
         horizon_max=horizon,
         min_history_days=methodology.backtest.min_history_days,
+        holiday_country=kw["holiday_country"],
     )
     test_all = test_all.loc[test_all["y"].notna()]
     frames, info = [], []

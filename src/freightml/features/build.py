@@ -7,6 +7,11 @@ target day is used for ``y`` and for the calendar (known in advance), nothing el
 
 Levels are divided by ``scale`` (the series' mean over the 28 days up to the origin) so one
 global model can serve series of very different sizes; the model predicts ``y / scale``.
+
+Weekly structure: same-weekday cumulative sums (each day plus the same weekday a week
+earlier, and so on) give the series' weekday profile and same-weekday zero share over the
+last weeks in two lookups; exponentially weighted levels are computed once per panel with a
+causal recursion over days.
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from freightml.features.calendar import CALENDAR_COLUMNS, calendar_table
+from freightml.features.calendar import (
+    CALENDAR_COLUMNS,
+    DEFAULT_HOLIDAY_COUNTRY,
+    calendar_table,
+)
 
 SERIES_KEY: list[str] = ["origin_station", "destination_station", "cargo_type"]
 REGION_COLUMNS: list[str] = ["origin_region", "destination_region"]
@@ -35,13 +44,29 @@ LEVEL_FEATURES: list[str] = [
     "zero_share_28",
     "obs_share_28",
     "log_scale",
+    "ewm_7_ratio",
+    "ewm_28_ratio",
 ]
 SEASONAL_FEATURES: list[str] = ["lag_same_weekday_ratio", "yoy_ratio"]
+# Weekly structure at the target's weekday (see _weekly_features).
+PROFILE_WEEKS: tuple[int, ...] = (4, 12)
+SAME_WEEKDAY_LAGS: tuple[int, ...] = (7, 14, 21, 28)
+ZERO_WEEKDAY_WEEKS = 8
+WEEKLY_FEATURES: list[str] = [
+    *[f"weekday_profile_{w}w" for w in PROFILE_WEEKS],
+    *[f"lag_{k}_ratio" for k in SAME_WEEKDAY_LAGS],
+    "same_weekday_mean_2_ratio",
+    "same_weekday_mean_4_ratio",
+    "same_weekday_median_4_ratio",
+    f"zero_share_weekday_{ZERO_WEEKDAY_WEEKS}w",
+]
+EWM_HALFLIVES: tuple[int, ...] = (7, 28)
 FEATURE_COLUMNS: list[str] = [
     "horizon",
     *CALENDAR_COLUMNS,
     *LEVEL_FEATURES,
     *SEASONAL_FEATURES,
+    *WEEKLY_FEATURES,
     *CATEGORICAL_FEATURES,
 ]
 _FRONT = [*SERIES_KEY, *REGION_COLUMNS, "origin_date", "target_date"]
@@ -63,6 +88,9 @@ class SeriesPanel:
 
     Day ``i`` is ``start + i days``. ``csum[:, k]`` is the sum over days ``< k``; likewise
     ``csq`` (squares), ``cobs`` (observed days) and ``czero`` (zero-volume days).
+    ``wsum[:, d]`` is the sum over days ``d, d - 7, d - 14, ...`` (same weekday, up to and
+    including ``d``); likewise ``wobs`` and ``wzero``. ``ewm[h][:, d]`` is the exponentially
+    weighted mean (halflife ``h`` days) of the observed days ``<= d``.
     """
 
     series: pd.DataFrame  # SERIES_KEY + REGION_COLUMNS, row i = matrix row i
@@ -73,6 +101,10 @@ class SeriesPanel:
     csq: np.ndarray
     cobs: np.ndarray
     czero: np.ndarray
+    wsum: np.ndarray
+    wobs: np.ndarray
+    wzero: np.ndarray
+    ewm: dict[int, np.ndarray]
 
     @classmethod
     def from_facts(cls, facts: pd.DataFrame) -> SeriesPanel:
@@ -105,6 +137,10 @@ class SeriesPanel:
             csq=_cumsum(filled.astype(np.float64) ** 2, np.float64),
             cobs=_cumsum(observed, np.int32),
             czero=_cumsum(observed & (values == 0), np.int32),
+            wsum=_weekly_cumsum(filled, np.float64),
+            wobs=_weekly_cumsum(observed, np.int32),
+            wzero=_weekly_cumsum(observed & (values == 0), np.int32),
+            ewm={h: _ewm(values, h) for h in EWM_HALFLIVES},
         )
 
     @property
@@ -125,6 +161,26 @@ class SeriesPanel:
         out[ok] = self.values[s[ok], day[ok]]
         return out
 
+    def at_matrix(self, matrix: np.ndarray, s: np.ndarray, day: np.ndarray) -> np.ndarray:
+        """``matrix[s, day]`` for a series x day matrix (NaN outside or for s < 0)."""
+        ok = (day >= 0) & (day < self.n_days) & (s >= 0)
+        out = np.full(len(s), np.nan, dtype=np.float64)
+        out[ok] = matrix[s[ok], day[ok]]
+        return out
+
+    def same_weekday(
+        self, wcum: np.ndarray, s: np.ndarray, end: np.ndarray, weeks: int
+    ) -> np.ndarray:
+        """Sum of a same-weekday cumulated quantity over days end, end - 7, ... (``weeks``
+        of them, those before the first matrix day count 0); 0 for unknown series."""
+        known = (s >= 0) & (end >= 0)
+        safe_s = np.where(known, s, 0)
+        hi_day = np.clip(end, 0, self.n_days - 1)
+        lo_day = hi_day - 7 * weeks
+        hi = np.where(known, wcum[safe_s, hi_day], 0)
+        lo = np.where(known & (lo_day >= 0), wcum[safe_s, np.maximum(lo_day, 0)], 0)
+        return hi - lo
+
     def window(self, cum: np.ndarray, s: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
         """Sum of a cumulated quantity over days (end - width, end]; 0 for unknown series."""
         hi = np.clip(end + 1, 0, self.n_days)
@@ -137,6 +193,33 @@ class SeriesPanel:
 def _cumsum(a: np.ndarray, dtype: type) -> np.ndarray:
     out = np.zeros((a.shape[0], a.shape[1] + 1), dtype=dtype)
     np.cumsum(a, axis=1, dtype=dtype, out=out[:, 1:])
+    return out
+
+
+def _weekly_cumsum(a: np.ndarray, dtype: type) -> np.ndarray:
+    """out[:, d] = a[:, d] + a[:, d - 7] + a[:, d - 14] + ... (same weekday, days <= d)."""
+    n_series, n_days = a.shape
+    weeks = -(-n_days // 7)
+    padded = np.zeros((n_series, weeks * 7), dtype=dtype)
+    padded[:, :n_days] = a
+    out: np.ndarray = np.cumsum(padded.reshape(n_series, weeks, 7), axis=1, dtype=dtype)
+    return out.reshape(n_series, weeks * 7)[:, :n_days]
+
+
+def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
+    """Causal exponentially weighted mean over observed days (absent days are skipped and
+    age the older weights); NaN before the first observed day."""
+    keep = np.float64(0.5 ** (1.0 / halflife))
+    num = np.zeros(values.shape[0], dtype=np.float64)
+    den = np.zeros(values.shape[0], dtype=np.float64)
+    out = np.empty(values.shape, dtype=np.float32)
+    for d in range(values.shape[1]):
+        col = values[:, d]
+        seen = ~np.isnan(col)
+        num = num * keep + np.where(seen, col, 0.0)
+        den = den * keep + seen
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, d] = np.where(den > 0, num / den, np.nan)
     return out
 
 
@@ -194,10 +277,54 @@ def _pair_features(panel: SeriesPanel, s: np.ndarray, o: np.ndarray) -> dict[str
         "zero_share_28": _mean(w(panel.czero, s, o, 28), n28),
         "obs_share_28": n28 / 28.0,
         "log_scale": np.log1p(scale),
+        **{f"ewm_{h}_ratio": panel.at_matrix(panel.ewm[h], s, o) / scale for h in EWM_HALFLIVES},
         "scale": scale,
         "_mean28_ago": mean28_ago,
         "history_days": history,
     }
+
+
+def _weekly_features(
+    panel: SeriesPanel, s: np.ndarray, o: np.ndarray, t: np.ndarray, scale: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Weekly structure at the target's weekday, from days <= origin only.
+
+    ``last`` is the latest day <= origin on the target's weekday (target - 7*ceil(h/7)).
+    weekday_profile_Nw: mean of that weekday over the N weeks ending at ``last`` divided by
+    the mean of all days over the 7N days ending at the origin (1 = an average weekday).
+    lag_K_ratio: the target's value K days before it, NaN unless that day is <= origin.
+    same_weekday_mean_2/4, median_4: over ``last`` and the 1 or 3 same weekdays before it.
+    zero_share_weekday: zero days among that weekday's observed days over 8 weeks.
+    """
+    last = t - 7 * np.ceil((t - o) / 7).astype(np.int64)
+    out: dict[str, np.ndarray] = {}
+    for weeks in PROFILE_WEEKS:
+        day_mean = _mean(
+            panel.same_weekday(panel.wsum, s, last, weeks),
+            panel.same_weekday(panel.wobs, s, last, weeks),
+        )
+        all_mean = _mean(
+            panel.window(panel.csum, s, o, 7 * weeks), panel.window(panel.cobs, s, o, 7 * weeks)
+        )
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"weekday_profile_{weeks}w"] = np.where(all_mean > 0, day_mean / all_mean, np.nan)
+    for k in SAME_WEEKDAY_LAGS:
+        day = t - k
+        out[f"lag_{k}_ratio"] = np.where(day <= o, panel.at(s, day) / scale, np.nan)
+    recent = np.stack([panel.at(s, last - 7 * j) for j in range(4)], axis=1) / scale[:, None]
+    seen = ~np.isnan(recent)
+    filled = np.where(seen, recent, 0.0)
+    out["same_weekday_mean_2_ratio"] = _mean(filled[:, :2].sum(1), seen[:, :2].sum(1))
+    out["same_weekday_mean_4_ratio"] = _mean(filled.sum(1), seen.sum(1))
+    median = np.full(len(s), np.nan)
+    any_seen = seen.any(axis=1)
+    median[any_seen] = np.nanmedian(recent[any_seen], axis=1)
+    out["same_weekday_median_4_ratio"] = median
+    out[f"zero_share_weekday_{ZERO_WEEKDAY_WEEKS}w"] = _mean(
+        panel.same_weekday(panel.wzero, s, last, ZERO_WEEKDAY_WEEKS),
+        panel.same_weekday(panel.wobs, s, last, ZERO_WEEKDAY_WEEKS),
+    )
+    return out
 
 
 def _frame(
@@ -207,6 +334,7 @@ def _frame(
     row_pair: np.ndarray,
     horizon: np.ndarray,
     series: pd.DataFrame | None = None,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
 ) -> pd.DataFrame:
     """Assemble the examples frame for rows (pair, horizon); ``series`` overrides keys."""
     pair = _pair_features(panel, pair_s, pair_o)
@@ -235,7 +363,7 @@ def _frame(
     out["target_date"] = target_dates
     out["horizon"] = horizon.astype(np.int64)
     if len(t):
-        cal = calendar_table(target_dates.min(), target_dates.max())
+        cal = calendar_table(target_dates.min(), target_dates.max(), holiday_country)
         pos = (target_dates - target_dates.min()).days.to_numpy()
         for col in CALENDAR_COLUMNS:
             out[col] = cal[col].to_numpy()[pos]
@@ -246,6 +374,8 @@ def _frame(
         out[col] = pair[col][row_pair].astype(np.float32)
     out["lag_same_weekday_ratio"] = (panel.at(s, lag_day) / scale).astype(np.float32)
     out["yoy_ratio"] = yoy.astype(np.float32)
+    for col, value in _weekly_features(panel, s, o, t, scale).items():
+        out[col] = value.astype(np.float32)
     out["history_days"] = pair["history_days"][row_pair].astype(np.int64)
     out["scale"] = scale.astype(np.float64)
     out["y"] = panel.at(s, t).astype(np.float64)
@@ -300,6 +430,7 @@ def build_examples(
     min_history_days: int = 91,
     seed: int = 0,
     train_window_days: int | None = None,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
 ) -> pd.DataFrame:
     """Training/evaluation examples, one row per (series, origin, horizon).
 
@@ -307,6 +438,7 @@ def build_examples(
     ``train_window_days`` if given); a (series, origin) is kept only when the series was
     first seen at least ``min_history_days`` days before (inclusive of) the origin. ``y`` is
     the actual volume on the target day, NaN when that day is absent or in the future.
+    ``holiday_country`` picks the holiday calendar of the calendar features.
     """
     if not 1 <= horizon_max < YEAR_DAYS - _YOY_HALF_WINDOW:
         raise ValueError(f"horizon_max must be in 1..{YEAR_DAYS - _YOY_HALF_WINDOW - 1}")
@@ -319,7 +451,7 @@ def build_examples(
     o_pos, pair_s = np.nonzero(ok)
     pair_o = origin_idx[o_pos]
     row_pair, horizon = _horizons(len(pair_s), horizon_max, horizons_per_origin, seed)
-    return _frame(panel, pair_s, pair_o, row_pair, horizon)
+    return _frame(panel, pair_s, pair_o, row_pair, horizon, holiday_country=holiday_country)
 
 
 def build_inference_frame(
@@ -327,13 +459,14 @@ def build_inference_frame(
     origin: pd.Timestamp,
     horizons: Iterable[int] = range(1, 29),
     series: pd.DataFrame | None = None,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
 ) -> pd.DataFrame:
     """Feature rows for forecasting from ``origin`` (normally the last fact date).
 
     ``series`` (SERIES_KEY columns, optionally regions) selects the series and their order;
     series without history get rows with missing level features, ``scale`` at its floor and
     ``history_days`` 0, so the caller can treat them as cold starts. Default: every series
-    seen on or before the origin.
+    seen on or before the origin. ``holiday_country`` must be the one of training.
     """
     panel = _as_panel(facts)
     o = panel.day_index(origin)
@@ -347,7 +480,15 @@ def build_inference_frame(
         table, pair_s = _match_series(panel, series)
     pair_o = np.full(len(pair_s), o, dtype=np.int64)
     row_pair = np.repeat(np.arange(len(pair_s)), len(hs))
-    return _frame(panel, pair_s, pair_o, row_pair, np.tile(hs, len(pair_s)), series=table)
+    return _frame(
+        panel,
+        pair_s,
+        pair_o,
+        row_pair,
+        np.tile(hs, len(pair_s)),
+        series=table,
+        holiday_country=holiday_country,
+    )
 
 
 def _match_series(panel: SeriesPanel, series: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -1,8 +1,9 @@
-"""Target-day calendar features: weekday, season, New Year distance, Russian public holidays.
+"""Target-day calendar features: weekday, season, New Year distance, public holidays.
 
 Calendar facts are known in advance for any date, so they cannot leak: they are computed
-from the target date alone. Holidays come from the ``holidays`` package (Russia, including
-its substituted days off).
+from the target date alone. Holidays come from the ``holidays`` package for one country
+(ISO code, from ``features.holiday_country``; default Russia, including its substituted
+days off).
 """
 
 from __future__ import annotations
@@ -19,25 +20,60 @@ CALENDAR_COLUMNS: list[str] = [
     "days_since_new_year",
     "is_holiday",
     "holiday_within_3d",
+    "days_to_holiday",
+    "days_from_holiday",
 ]
 
+DEFAULT_HOLIDAY_COUNTRY = "RU"
 _HOLIDAY_WINDOW_DAYS = 3
+HOLIDAY_DISTANCE_CAP = 30  # days; farther holidays (or none in the years around) read as 30
+
+
+def country_holidays(
+    start: pd.Timestamp, end: pd.Timestamp, country: str = DEFAULT_HOLIDAY_COUNTRY
+) -> np.ndarray:
+    """Dates (datetime64[D]) of the country's public holidays between start and end's years."""
+    years = range(start.year, end.year + 1)
+    days = holidays.country_holidays(country, years=years)
+    return np.array(sorted(days), dtype="datetime64[D]")
 
 
 def russian_holidays(start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Dates (datetime64[D]) of Russian public holidays and days off between start and end."""
-    years = range(start.year, end.year + 1)
-    days = holidays.country_holidays("RU", years=years)
-    return np.array(sorted(days), dtype="datetime64[D]")
+    return country_holidays(start, end, "RU")
 
 
-def calendar_table(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Calendar features for every day from start to end (inclusive), float32, indexed by date."""
+def _distance(days: np.ndarray, hol: np.ndarray, forward: bool) -> np.ndarray:
+    """Days to the next (forward) or since the last holiday, 0 on one, capped."""
+    if hol.size == 0:
+        return np.full(len(days), HOLIDAY_DISTANCE_CAP, dtype=np.int64)
+    if forward:
+        pos = np.searchsorted(hol, days, side="left")
+        near = hol[np.minimum(pos, hol.size - 1)]
+        gap = (near - days).astype(np.int64)
+        gap[pos >= hol.size] = HOLIDAY_DISTANCE_CAP
+    else:
+        pos = np.searchsorted(hol, days, side="right") - 1
+        near = hol[np.maximum(pos, 0)]
+        gap = (days - near).astype(np.int64)
+        gap[pos < 0] = HOLIDAY_DISTANCE_CAP
+    return np.minimum(gap, HOLIDAY_DISTANCE_CAP)
+
+
+def calendar_table(
+    start: pd.Timestamp, end: pd.Timestamp, country: str = DEFAULT_HOLIDAY_COUNTRY
+) -> pd.DataFrame:
+    """Calendar features for every day from start to end (inclusive), float32, indexed by date.
+
+    ``country`` is the ISO code of the holiday calendar (the ``holidays`` package);
+    ``days_to_holiday`` / ``days_from_holiday`` are capped at ``HOLIDAY_DISTANCE_CAP``.
+    """
     dates = pd.date_range(start.normalize(), end.normalize(), freq="D")
     days = dates.values.astype("datetime64[D]")
-    # holidays just outside the range matter for the +-3 day window
+    # holidays just outside the range matter for the +-3 day window and the distances
     pad = np.timedelta64(_HOLIDAY_WINDOW_DAYS, "D")
-    hol = russian_holidays(start - pd.Timedelta(days=7), end + pd.Timedelta(days=7))
+    margin = pd.Timedelta(days=HOLIDAY_DISTANCE_CAP + 7)
+    hol = country_holidays(start - margin, end + margin, country)
     is_hol = np.isin(days, hol)
     wide = np.arange(days[0] - pad, days[-1] + pad + 1, dtype="datetime64[D]")
     wide_hol = np.isin(wide, hol).astype(np.int32)
@@ -52,6 +88,8 @@ def calendar_table(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
             "days_since_new_year": dates.dayofyear - 1,
             "is_holiday": is_hol,
             "holiday_within_3d": counts > 0,
+            "days_to_holiday": _distance(days, hol, forward=True),
+            "days_from_holiday": _distance(days, hol, forward=False),
         },
         index=dates,
     )

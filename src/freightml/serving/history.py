@@ -28,6 +28,7 @@ from freightml.features.build import (
     SeriesPanel,
     build_inference_frame,
 )
+from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 
 # Every feature reads at most 364 + 27 days before the origin (the year-ago 28-day mean),
 # so 400 days reproduce the features of the full history exactly.
@@ -171,12 +172,16 @@ class HistoryWindow:
         *,
         window_days: int = DEFAULT_WINDOW_DAYS,
         horizon_max: int = HORIZON_MAX,
+        holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
     ) -> HistoryWindow:
-        """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows."""
+        """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
+        (calendar features with the holidays of ``holiday_country``, as in training)."""
         recent = recent_facts(facts, window_days)
         panel = SeriesPanel.from_facts(recent)
         origin = panel.last_date
-        features = build_inference_frame(panel, origin, range(1, horizon_max + 1))
+        features = build_inference_frame(
+            panel, origin, range(1, horizon_max + 1), holiday_country=holiday_country
+        )
         features = features.reset_index(drop=True)
         n = len(features) // horizon_max
         expected = np.tile(np.arange(1, horizon_max + 1), n)

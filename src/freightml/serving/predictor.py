@@ -36,6 +36,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from freightml.domain import MODEL_NAME
+from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
 from freightml.serving.events import CloudEventSender
@@ -113,8 +114,10 @@ class FreightPredictor(Model):
         events: CloudEventSender | None = None,
         tuning: Tuning | None = None,
         freeze_gc: bool = False,
+        holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
     ) -> None:
         super().__init__(name)
+        self.holiday_country = holiday_country  # features.holiday_country of training
         self.model_source = model_source
         self.history = history
         self.window_days = window_days
@@ -172,7 +175,10 @@ class FreightPredictor(Model):
 
     def _build_window(self, facts: Any) -> HistoryWindow:
         return HistoryWindow.build(
-            facts, window_days=self.window_days, horizon_max=self.horizon_max
+            facts,
+            window_days=self.window_days,
+            horizon_max=self.horizon_max,
+            holiday_country=self.holiday_country,
         )
 
     def _install(self, model: LoadedModel, window: HistoryWindow) -> None:

@@ -86,6 +86,7 @@ def build_predictor(
         events=events,
         tuning=tuning,
         freeze_gc=freeze_gc,
+        holiday_country=settings.features.holiday_country,
     )
 
 

@@ -25,6 +25,7 @@ def feature_kwargs(settings: Settings) -> dict[str, Any]:
         "horizon_max": f.horizon_max,
         "horizons_per_origin": f.horizons_per_origin,
         "min_history_days": f.min_history_days,
+        "holiday_country": f.holiday_country,
     }
 
 
