@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_METHODOLOGY_PATH = Path("configs/methodology.yaml")
 SegmentColumn = Literal[
@@ -60,19 +59,6 @@ class Methodology(_Frozen):
 
 def load_methodology(path: str | Path = DEFAULT_METHODOLOGY_PATH) -> Methodology:
     """Read and validate the methodology YAML; errors name the file and the bad keys."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"methodology file {file} does not exist")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return Methodology.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(f"{file}: invalid methodology: {problems}") from exc
+    from freightml.config import load_yaml_model
+
+    return load_yaml_model(path, Methodology, "methodology")

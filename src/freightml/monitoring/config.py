@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_MONITORING_PATH = Path("configs/monitoring.yaml")
 
@@ -90,19 +89,6 @@ class MonitoringConfig(_Frozen):
 
 def load_monitoring_config(path: str | Path = DEFAULT_MONITORING_PATH) -> MonitoringConfig:
     """Read and validate the monitoring YAML; errors name the file and the bad keys."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"monitoring config {file} does not exist")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return MonitoringConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(f"{file}: invalid monitoring config: {problems}") from exc
+    from freightml.config import load_yaml_model
+
+    return load_yaml_model(path, MonitoringConfig, "monitoring config")

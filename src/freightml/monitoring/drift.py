@@ -585,6 +585,7 @@ def drift_of_facts(
         origins=origins,
         horizon_max=profile.horizon_max,
         min_history_days=profile.min_history_days,
+        holiday_country=profile.holiday_country,
     )
     parts = []
     inputs = [f for f in profile.features if f.role == "input"]

@@ -37,7 +37,7 @@ from freightml.features.build import (
     REGION_COLUMNS,
     SERIES_KEY,
 )
-from freightml.features.calendar import CALENDAR_COLUMNS
+from freightml.features.calendar import CALENDAR_COLUMNS, DEFAULT_HOLIDAY_COUNTRY
 from freightml.monitoring.types import ALL, Expectation, FeatureKind, FeatureRole, segment_label
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class ReferenceProfile(_Model):
     window_rows: int  # known rows of the training window
     horizon_max: int  # the examples' settings, so drift builds the same features
     min_history_days: int
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY  # the calendar features' holidays
     segment_columns: list[str]
     features: list[FeatureBins]
     segments: list[SegmentProfile]
@@ -262,6 +263,7 @@ def build_profile(
     features: Sequence[str] = FEATURE_COLUMNS,
     horizon_max: int = 28,
     min_history_days: int = 91,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
     max_rows: int | None = PROFILE_MAX_ROWS,
     seed: int = 0,
 ) -> ReferenceProfile:
@@ -272,9 +274,9 @@ def build_profile(
     Bins and counts come from a seeded uniform sample of ``max_rows`` known rows when there
     are more (shares then carry a standard error below 0.001; the model predicts only the
     sample); identities, segment support and the window from all known rows.
-    ``horizon_max`` and ``min_history_days``: the example settings (stored so drift cuts
-    current examples the same way). Expectations are empty here; :func:`with_expectations`
-    adds the backtest's.
+    ``horizon_max``, ``min_history_days`` and ``holiday_country``: the example settings
+    (stored so drift cuts current examples the same way). Expectations are empty here;
+    :func:`with_expectations` adds the backtest's.
     """
     missing = [c for c in [*features, "y", "target_date", *SERIES_KEY] if c not in examples]
     if missing:
@@ -361,6 +363,7 @@ def build_profile(
         window_rows=len(known),
         horizon_max=horizon_max,
         min_history_days=min_history_days,
+        holiday_country=holiday_country,
         segment_columns=list(segment_columns),
         features=specs,
         segments=segments,

@@ -49,6 +49,7 @@ def reference_profile(
         gates=methodology.gates,
         horizon_max=settings.features.horizon_max,
         min_history_days=settings.features.min_history_days,
+        holiday_country=settings.features.holiday_country,
     )
 
 
