@@ -160,9 +160,21 @@ def monitor(
     start = as_of - timedelta(days=window_days - 1)
     facts = store.facts_frame(start - timedelta(days=HISTORY_DAYS), as_of)
     log.info("monitoring %s: %d facts rows read", as_of, len(facts))
+    in_window = len(facts) > 0 and (pd.to_datetime(facts["date"]) >= pd.Timestamp(start)).any()
     drift = [
         drift_of_facts(
             profile, facts, window_start=start, window_end=as_of, config=config, model=model
+        )
+        if in_window
+        # no facts in the window: nothing to judge; freshness says why (stale, no_data)
+        else DriftReport(
+            source="facts",
+            window_start=start,
+            window_end=as_of,
+            rows=0,
+            results=[],
+            drifted_segments=[],
+            unsupported_segments=[],
         )
     ]
     requests = requests_frame(store, start, as_of, station_regions(facts))
@@ -174,6 +186,7 @@ def monitor(
         )
     quality, freshness = quality_from_store(
         store,
+        model_name=model_name,
         expectations=profile.expectations,
         config=config,
         methodology=methodology,
