@@ -61,6 +61,7 @@ WEEKLY_FEATURES: list[str] = [
     f"zero_share_weekday_{ZERO_WEEKDAY_WEEKS}w",
 ]
 EWM_HALFLIVES: tuple[int, ...] = (7, 28)
+EWM_SPAN_HALFLIVES = 8  # an EWM level reads the last 8 halflives (224 days at halflife 28)
 FEATURE_COLUMNS: list[str] = [
     "horizon",
     *CALENDAR_COLUMNS,
@@ -207,19 +208,28 @@ def _weekly_cumsum(a: np.ndarray, dtype: type) -> np.ndarray:
 
 
 def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
-    """Causal exponentially weighted mean over observed days (absent days are skipped and
-    age the older weights); NaN before the first observed day."""
+    """Causal exponentially weighted mean over the observed days of the last
+    ``EWM_SPAN_HALFLIVES * halflife`` days (absent days are skipped and age the older
+    weights); NaN when none was observed. The finite span keeps serving's warm window
+    (serving.history) equal to the full history: older days would weigh under 2**-8."""
     keep = np.float64(0.5 ** (1.0 / halflife))
+    span = EWM_SPAN_HALFLIVES * halflife
+    drop = keep**span
+    observed = ~np.isnan(values)
+    x = np.where(observed, values, 0.0).astype(np.float64)
+    seen = observed.astype(np.float64)
     num = np.zeros(values.shape[0], dtype=np.float64)
     den = np.zeros(values.shape[0], dtype=np.float64)
     out = np.empty(values.shape, dtype=np.float32)
     for d in range(values.shape[1]):
-        col = values[:, d]
-        seen = ~np.isnan(col)
-        num = num * keep + np.where(seen, col, 0.0)
-        den = den * keep + seen
+        num = num * keep + x[:, d]
+        den = den * keep + seen[:, d]
+        if d >= span:  # the day leaving the span
+            num -= drop * x[:, d - span]
+            den -= drop * seen[:, d - span]
+        # den is at least 2**-8 with an observed day in the span; below is rounding of 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, d] = np.where(den > 0, num / den, np.nan)
+            out[:, d] = np.where(den > 1e-6, num / den, np.nan)
     return out
 
 
