@@ -345,12 +345,12 @@ def test_ewm_levels_read_only_their_span_so_a_warm_window_equals_the_full_histor
     from freightml.features.build import EWM_SPAN_HALFLIVES, _ewm
 
     span = EWM_SPAN_HALFLIVES * 28
-    days = np.full((1, 300), 100.0)
+    days = np.full((1, 500), 100.0)
     days[0, 0] = 1_000_000.0  # one huge day, then a flat level
     level = _ewm(days, 28)[0]
-    assert level[span - 1] > 100.1  # still inside the span: the huge day weighs
+    assert level[span - 1] > 100.001  # still inside the span: the huge day weighs
     assert level[span] == pytest.approx(100.0, rel=1e-6)  # out of it: gone entirely
     # the same days without the first one (a shorter history) give the same levels
     assert np.allclose(_ewm(days[:, 1:], 28)[0][span - 1 :], level[span:], rtol=1e-9)
-    days[0, 5:260] = np.nan  # nothing observed in the span: no level
+    days[0, 5:450] = np.nan  # nothing observed in the span: no level
     assert np.isnan(_ewm(days, 28)[0][5 + span])

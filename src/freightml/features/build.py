@@ -61,7 +61,7 @@ WEEKLY_FEATURES: list[str] = [
     f"zero_share_weekday_{ZERO_WEEKDAY_WEEKS}w",
 ]
 EWM_HALFLIVES: tuple[int, ...] = (7, 28)
-EWM_SPAN_HALFLIVES = 8  # an EWM level reads the last 8 halflives (224 days at halflife 28)
+EWM_SPAN_HALFLIVES = 14  # an EWM level reads the last 14 halflives (392 days at halflife 28)
 FEATURE_COLUMNS: list[str] = [
     "horizon",
     *CALENDAR_COLUMNS,
@@ -211,7 +211,7 @@ def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
     """Causal exponentially weighted mean over the observed days of the last
     ``EWM_SPAN_HALFLIVES * halflife`` days (absent days are skipped and age the older
     weights); NaN when none was observed. The finite span keeps serving's warm window
-    (serving.history) equal to the full history: older days would weigh under 2**-8."""
+    (serving.history, 400 days) equal to the full history; older days weigh under 2**-14."""
     keep = np.float64(0.5 ** (1.0 / halflife))
     span = EWM_SPAN_HALFLIVES * halflife
     drop = keep**span
@@ -227,9 +227,9 @@ def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
         if d >= span:  # the day leaving the span
             num -= drop * x[:, d - span]
             den -= drop * seen[:, d - span]
-        # den is at least 2**-8 with an observed day in the span; below is rounding of 0
+        # den is at least 2**-14 with an observed day in the span; below is rounding of 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, d] = np.where(den > 1e-6, num / den, np.nan)
+            out[:, d] = np.where(den > 1e-9, num / den, np.nan)
     return out
 
 
