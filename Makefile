@@ -10,7 +10,7 @@ SEED ?= 42
 IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: image help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
+.PHONY: image helm-docs help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,9 @@ bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's 
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
+
+helm-docs: install ## Rewrite the values tables of helm/*/README.md from values.yaml's `# --` comments
+	$(RUN) python tools/helm_docs.py
 
 image: ## Build the FreightML image (components/Dockerfile) as $(IMAGE) with docker, podman or buildah
 	@set -e; \
