@@ -506,25 +506,55 @@ def _rules_jobs() -> set[str]:
     return set(re.findall(r'job="([^"]+)"', text))
 
 
-def test_service_monitors_set_the_jobs_the_rules_use():
-    objs = render(
-        "freightml-monitoring", _values("freightml-monitoring", "servicemonitor-values.yaml")
-    )
-    monitors = _by_kind(objs, "ServiceMonitor")
-    jobs = {
+def _scrape_jobs(monitors: list[dict[str, Any]]) -> set[str]:
+    return {
         r["replacement"]
         for m in monitors
-        for e in m["spec"]["endpoints"]
+        for e in m["spec"].get("endpoints", []) + m["spec"].get("podMetricsEndpoints", [])
         for r in e["relabelings"]
         if r["targetLabel"] == "job"
     }
-    assert jobs == _rules_jobs() == {"freightml-collector", "freightml-predictor"}
-    predictor = next(m for m in monitors if m["metadata"]["name"].endswith("-predictor"))
+
+
+def test_monitors_set_the_jobs_the_rules_use():
+    objs = render(
+        "freightml-monitoring", _values("freightml-monitoring", "servicemonitor-values.yaml")
+    )
+    monitors = _by_kind(objs, "ServiceMonitor") + _by_kind(objs, "PodMonitor")
+    assert _scrape_jobs(monitors) == _rules_jobs() == {"freightml-collector", "freightml-predictor"}
+    # the predictor: a PodMonitor on KServe's pod label and the container's HTTP port,
+    # past the payload-logger agent (a scrape must not become an inference event)
+    (predictor,) = _by_kind(objs, "PodMonitor")
     assert predictor["spec"]["selector"]["matchLabels"] == {
         "serving.kserve.io/inferenceservice": "freight-volume"
     }
     assert predictor["spec"]["namespaceSelector"]["matchNames"] == ["freightml-serving"]
+    from freightml.deploy.inference_service import HTTP_PORT
+
+    assert predictor["spec"]["podMetricsEndpoints"][0]["portNumber"] == HTTP_PORT
     assert all(m["metadata"]["labels"]["release"] == "monitoring" for m in monitors)
+
+
+def test_predictor_service_monitor_needs_a_port_name():
+    objs = render(
+        "freightml-monitoring",
+        _values("freightml-monitoring", "predictor-servicemonitor-values.yaml"),
+    )
+    assert not _by_kind(objs, "PodMonitor")
+    monitors = _by_kind(objs, "ServiceMonitor")
+    assert _scrape_jobs(monitors) == {"freightml-collector", "freightml-predictor"}
+    (predictor,) = [m for m in monitors if m["metadata"]["name"].endswith("-predictor")]
+    assert predictor["spec"]["endpoints"][0]["port"] == "http"
+    with pytest.raises(helm.HelmError, match="servicePortName"):
+        render(
+            "freightml-monitoring",
+            {
+                "prometheus": {
+                    "serviceMonitors": {"enabled": True},
+                    "predictor": {"kind": "ServiceMonitor"},
+                }
+            },
+        )
 
 
 def test_rules_and_dashboard_come_from_files_unchanged():
@@ -548,7 +578,7 @@ def test_rules_and_dashboard_come_from_files_unchanged():
 
 def test_prometheus_objects_are_off_by_default():
     kinds = {o["kind"] for o in render("freightml-monitoring")}
-    assert not kinds & {"ServiceMonitor", "PrometheusRule"}
+    assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
     assert "ServiceMonitor" not in {o["kind"] for o in render("freightml-tracking")}
 
 
