@@ -652,3 +652,39 @@ def test_helm_docs_reports_an_undocumented_key(tmp_path):
     values.write_text("# -- documented\na: 1\nb:\n  # -- fine\n  c: 2\n  d: 3\n")
     with pytest.raises(helm_docs.UndocumentedValues, match=r"b\.d"):
         helm_docs.documented_values(values)
+
+
+def test_auth_config_written_by_the_init_container_is_read_by_mlflow(tmp_path, monkeypatch):
+    # mlflow.server.auth's package needs Flask-WTF (the -full image has it, the dev venv
+    # does not): load only its config module, which reads basic_auth.ini
+    import importlib.util
+
+    import mlflow
+
+    path = Path(mlflow.__file__).parent / "server" / "auth" / "config.py"
+    spec = importlib.util.spec_from_file_location("mlflow_auth_config", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    read_auth_config = module.read_auth_config
+
+    objs = render("freightml-tracking", _values("freightml-tracking", "ingress-auth-values.yaml"))
+    (deploy,) = _by_kind(objs, "Deployment")
+    init = next(
+        c
+        for c in deploy["spec"]["template"]["spec"]["initContainers"]
+        if c["name"] == "auth-config"
+    )
+    (mount,) = init["volumeMounts"]
+    script = init["command"][2].replace(mount["mountPath"], str(tmp_path))
+    uri = "postgresql+psycopg2://mlflow:s3cr%40t@db:5432/mlflow"
+    env = {"PATH": os.environ["PATH"], "DEFAULT_PERMISSION": "READ", "AUTH_DATABASE_URI": uri}
+    subprocess.run([*init["command"][:2], script], env=env, check=True, timeout=30)
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(tmp_path / "basic_auth.ini"))
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_AUTH_ADMIN_PASSWORD", "pw")
+    config = read_auth_config()
+    assert config.database_uri == uri
+    assert config.default_permission == "READ"
+    assert config.admin_username == "admin"
+    assert (tmp_path / "basic_auth.ini").stat().st_mode & 0o077 == 0  # umask 077
