@@ -76,7 +76,7 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* Env: MLFLOW_BACKEND_STORE_URI from the external Secret, or composed for the bundled PostgreSQL. */}}
+{{/* Env: MLFLOW_BACKEND_STORE_URI from the external Secret, or the bundled PostgreSQL's URL with PGPASSWORD beside it. */}}
 {{- define "freightml-tracking.backendEnv" -}}
 {{- if eq .Values.backendStore.type "external" }}
 {{- if not .Values.backendStore.external.existingSecret }}
@@ -88,13 +88,14 @@ seccompProfile:
       name: {{ .Values.backendStore.external.existingSecret }}
       key: {{ .Values.backendStore.external.uriKey }}
 {{- else }}
-- name: POSTGRES_PASSWORD
+{{- /* no password in the URL: libpq (psycopg2) reads PGPASSWORD */}}
+- name: PGPASSWORD
   valueFrom:
     secretKeyRef:
       name: {{ .Values.postgresql.existingSecret }}
       key: {{ .Values.postgresql.passwordKey }}
 - name: MLFLOW_BACKEND_STORE_URI
-  value: {{ printf "postgresql+psycopg2://%s:$(POSTGRES_PASSWORD)@%s:5432/%s" .Values.postgresql.username (include "freightml-tracking.postgresName" .) .Values.postgresql.database | quote }}
+  value: {{ printf "postgresql+psycopg2://%s@%s:5432/%s" .Values.postgresql.username (include "freightml-tracking.postgresName" .) .Values.postgresql.database | quote }}
 {{- end }}
 {{- end }}
 
