@@ -443,6 +443,17 @@ def test_tracking_service_monitor_scrapes_the_metrics_port():
     assert monitor["metadata"]["labels"]["release"] == "monitoring"
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
     assert _arg(_server(objs), "--expose-prometheus") == "/tmp/metrics"
+    assert "basicAuth" not in monitor["spec"]["endpoints"][0]
+    # with basic auth on, /metrics needs credentials too: taken from the auth Secret
+    values = {
+        **_values("freightml-tracking", "ingress-auth-values.yaml"),
+        "serviceMonitor": {"enabled": True},
+    }
+    (monitor,) = _by_kind(render("freightml-tracking", values), "ServiceMonitor")
+    auth = monitor["spec"]["endpoints"][0]["basicAuth"]
+    assert auth["username"] == {"name": "mlflow-basic-auth", "key": "admin-username"}
+    assert auth["password"] == {"name": "mlflow-basic-auth", "key": "admin-password"}
+    validate_object(monitor)
 
 
 # -- freightml-monitoring -------------------------------------------------------------
