@@ -55,7 +55,9 @@ def validate_cron(expression: str) -> str:
         for part in text.split(","):
             match = _ATOM.match(part)
             if match is None:
-                raise ValueError(f"cron expression {expression!r}: {name} field {text!r} is invalid")
+                raise ValueError(
+                    f"cron expression {expression!r}: {name} field {text!r} is invalid"
+                )
             span, step = match["range"], match["step"]
             if step is not None and int(step) < 1:
                 raise ValueError(f"cron expression {expression!r}: {name} step must be >= 1")

@@ -1,0 +1,93 @@
+"""Acting on a decision: record it, start the training run with the decision in its
+settings, and record how it ended.
+
+The runner is passed in (``launch``): `freightml retrain run` gives kfp.local or a KFP
+submission (pipelines/run.py), a test or the demo loop may give another; this package never
+imports kfp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from freightml.retraining.decision import Decision, run_tags
+from freightml.retraining.policy import Policy
+
+if TYPE_CHECKING:
+    from freightml.collector.store import Store
+    from freightml.config import Settings
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What starting the training run gave: its id, and the registered version when the
+    run has finished here (None when it was submitted and goes on elsewhere)."""
+
+    run_id: str | None
+    version: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How acting on a decision ended: the status stored, the run and the version."""
+
+    decision: Decision
+    status: str  # skipped | started (submitted) | finished
+    run_id: str | None = None
+    version: str | None = None
+    message: str | None = None
+
+
+def retrain_settings(settings: Settings, decision: Decision) -> Settings:
+    """``settings`` for the training run ``decision`` starts: facts up to its as-of date
+    (``data.end_date``) and its ``retrain.*`` tags on the run and the version."""
+    data = settings.data.model_copy(update={"end_date": decision.as_of})
+    tags = {**settings.tracking.run_tags, **run_tags(decision)}
+    tracking = settings.tracking.model_copy(update={"run_tags": tags})
+    return settings.model_copy(update={"data": data, "tracking": tracking})
+
+
+def act(
+    settings: Settings,
+    store: Store,
+    policy: Policy,
+    decision: Decision,
+    launch: Callable[[Settings], Launched],
+    *,
+    adjust: Callable[[Settings, Decision], Settings] | None = None,
+) -> Outcome:
+    """Record ``decision``; when it says retrain and its key is still free, start the
+    training run with :func:`retrain_settings` (then ``adjust``, e.g. the training window
+    rule) through ``launch`` and record the outcome: ``finished`` with the version,
+    ``started`` with the run id of a submitted run, ``failed`` (and the error re-raised)."""
+    if not decision.retrain:
+        store.retraining.record(decision, "skipped", message=decision.reason)
+        return Outcome(decision, "skipped", message=decision.reason)
+    status = store.retraining.record(decision, "started", max_in_flight=policy.guards.max_in_flight)
+    if status == "skipped":  # another process claimed the key or the in-flight slot first
+        row = store.retraining.get(decision.id)
+        return Outcome(decision, "skipped", message=None if row is None else row["message"])
+    run_settings = retrain_settings(settings, decision)
+    if adjust is not None:
+        run_settings = adjust(run_settings, decision)
+    try:
+        launched = launch(run_settings)
+    except BaseException as exc:
+        store.retraining.mark(decision.id, "failed", message=f"{type(exc).__name__}: {exc}")
+        raise
+    if launched.version is None:
+        store.retraining.mark(
+            decision.id, "started", run_id=launched.run_id, message=launched.message
+        )
+        return Outcome(decision, "started", launched.run_id, None, launched.message)
+    store.retraining.mark(
+        decision.id,
+        "finished",
+        run_id=launched.run_id,
+        model_version=launched.version,
+        message=launched.message,
+    )
+    return Outcome(decision, "finished", launched.run_id, launched.version, launched.message)
