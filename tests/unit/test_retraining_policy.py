@@ -92,7 +92,10 @@ def test_a_bad_cron_in_the_file_names_the_file_and_the_key(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("tree", "named"),
     [
-        ({"triggers": {"input_drift": {"feature_share": 1.5}}}, "triggers.input_drift.feature_share"),
+        (
+            {"triggers": {"input_drift": {"feature_share": 1.5}}},
+            "triggers.input_drift.feature_share",
+        ),
         ({"triggers": {"quality": {"consecutive_days": 0}}}, "triggers.quality.consecutive_days"),
         ({"guards": {"max_in_flight": 0}}, "guards.max_in_flight"),
         ({"guards": {"cooldown_days": -1}}, "guards.cooldown_days"),
