@@ -345,7 +345,9 @@ def test_cooldown_blocks_a_retrain_within_its_days() -> None:
     g = _guard(decision, "cooldown")
     assert g.blocked and g.value == 5.0 and g.limit == 7.0
     assert not decision.retrain and decision.fired  # asked for, blocked
-    assert "blocked by cooldown (5 vs 7)" in decision.reason
+    assert (
+        "blocked by cooldown (5 vs 7: days since the retrain as of 2026-03-26)" in decision.reason
+    )
     week = [_past(f"{MODEL}:quality:2026-03-24", date(2026, 3, 24), "finished", 200)]
     assert decide(Policy(), _evidence(champion=AGED, history=week), now=NOW).retrain
     failed = [_past(f"{MODEL}:quality:2026-03-30", date(2026, 3, 30), "failed")]

@@ -484,7 +484,7 @@ def decide(
         why = "no trigger fired"
     if wanted and blocked:
         why += " -- blocked by " + "; ".join(
-            f"{g.name} ({_num(g.value)} vs {_num(g.limit)})" for g in blocked
+            f"{g.name} ({_num(g.value)} vs {_num(g.limit)}: {g.detail})" for g in blocked
         )
     return Decision(
         id=uuid.uuid4().hex,
