@@ -658,6 +658,9 @@ def _launcher(host: str | None, registered_model: str, decision_id: str):
     from freightml.retraining.act import Launched
 
     def launch(settings: Settings) -> Launched:
+        window = settings.tracking.run_tags.get("retrain.window.reason")
+        if window:
+            console.print(f"training window: {escape(window)}")
         if host:
             from pipelines.run import KfpClientBackend, submit
 
@@ -697,7 +700,7 @@ def retrain_run(
     the training pipeline with the decision recorded on it; its register step applies the
     gates and the champion/challenger promotion."""
     from freightml.collector.store import Store
-    from freightml.retraining.act import act
+    from freightml.retraining.act import act, shift_aware_window
 
     if force and not (reason and reason.strip()):
         _fail("--force needs --reason: say why the model must be retrained", 2)
@@ -716,7 +719,9 @@ def retrain_run(
         launch = _launcher(host, settings.tracking.registered_model, decision.id)
         console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
         try:
-            outcome = act(settings, store, policy, decision, launch)
+            outcome = act(
+                settings, store, policy, decision, launch, adjust=shift_aware_window(policy)
+            )
         except Exception as exc:
             if host:
                 from kfp_server_api import ApiException

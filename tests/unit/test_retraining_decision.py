@@ -284,8 +284,9 @@ def test_new_entities_fire_by_their_share_of_tonnes(
     decision = decide(Policy(), _evidence(new_entities=_entities(*shares)), now=NOW)
     assert [t.name for t in decision.fired] == fired
     assert decision.trigger == (fired[0] if fired else None)
-    if shares[0]:
-        assert decision.new_segments == ["origin_region=Дальневосточная"]
+    # the names the window rule looks up: regions and stations whose trigger fired
+    expected = {"new_regions": ["Дальневосточная"], "new_stations": ["ДВ-1"]}
+    assert decision.new_segments == [n for t in fired for n in expected.get(t, [])]
 
 
 def test_abrupt_causes_name_the_key_before_degradation() -> None:
@@ -483,7 +484,7 @@ def test_gather_reads_the_champion_window_facts_and_snapshot(settings, tmp_path:
     decision = decide(Policy(), evidence)
     assert decision.trigger == "new_regions" and decision.retrain
     assert decision.evidence["window_end"] == "2026-02-28"
-    assert decision.new_segments == ["origin_region=East"]
+    assert decision.new_segments == ["East", "C"]  # both shares 0.27: both triggers fired
     store.close()
 
 

@@ -35,9 +35,11 @@ def test_every_number_of_the_policy_file_is_explained_in_the_docs() -> None:
     def keys(tree: dict, prefix: str = "") -> list[str]:
         found = []
         for key, value in tree.items():
+            if key == "window":  # the training window rule: its own section of the docs
+                continue
             if isinstance(value, dict) and value:
                 found += keys(value, f"{prefix}{key}.")
-            elif key not in ("version", "window"):
+            elif key != "version":
                 found.append(key)
         return found
 

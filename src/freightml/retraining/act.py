@@ -50,6 +50,41 @@ def retrain_settings(settings: Settings, decision: Decision) -> Settings:
     return settings.model_copy(update={"data": data, "tracking": tracking})
 
 
+def shift_aware_window(policy: Policy) -> Callable[[Settings, Decision], Settings]:
+    """An ``adjust`` for :func:`act`: the policy's training window rule
+    (:func:`~freightml.retraining.window.choose_window`) over the facts the training run
+    will read, applied to its settings and recorded as ``retrain.window.*`` tags."""
+
+    def adjust(settings: Settings, decision: Decision) -> Settings:
+        from freightml.retraining.window import choose_window
+        from freightml.stages.ingest import load_source
+
+        facts = load_source(settings.data).facts
+        known = set()
+        for column in (
+            "origin_region",
+            "destination_region",
+            "origin_station",
+            "destination_station",
+        ):
+            known |= set(facts[column].astype(str))
+        choice = choose_window(
+            facts,
+            as_of=decision.as_of,
+            settings=policy.window,
+            # a name the training facts lack (the store and the source differ) is no change
+            new_segments=[n for n in decision.new_segments if n in known],
+            cause=decision.trigger or "none",
+            train_window_days=settings.data.train_window_days,
+        )
+        adjusted = choice.apply(settings)
+        tags = {**adjusted.tracking.run_tags, **choice.as_params()}
+        tracking = adjusted.tracking.model_copy(update={"run_tags": tags})
+        return adjusted.model_copy(update={"tracking": tracking})
+
+    return adjust
+
+
 def act(
     settings: Settings,
     store: Store,

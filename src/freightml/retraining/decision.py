@@ -14,14 +14,31 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from freightml.domain import SERIES_KEY
 from freightml.monitoring.types import DriftReport, Snapshot
 from freightml.retraining.policy import Policy
+from freightml.retraining.types import (
+    IN_FLIGHT,
+    KEY_USED,
+    MANUAL,
+    RAN,
+    STATUSES,
+    TAG_PREFIX,
+    TRIGGER_ORDER,
+    ChampionInfo,
+    Decision,
+    Evidence,
+    FactCount,
+    GuardResult,
+    NewEntities,
+    PastDecision,
+    Status,
+    TriggerResult,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -29,139 +46,27 @@ if TYPE_CHECKING:
     from freightml.collector.store import Store
     from freightml.config import Settings
 
-Status = Literal["decided", "started", "finished", "failed", "skipped"]
-STATUSES: tuple[str, ...] = ("decided", "started", "finished", "failed", "skipped")
-# statuses of a decision whose run may still be going
-IN_FLIGHT: tuple[str, ...] = ("decided", "started")
-# statuses of a decision that used its key (a failed run may be tried again)
-KEY_USED: tuple[str, ...] = ("decided", "started", "finished")
-# statuses of a decision whose run counts for the cool-down
-RAN: tuple[str, ...] = ("started", "finished")
-MANUAL = "manual"
-# the cause the key names when several triggers fire: abrupt changes first (they decide the
-# training window), then degradation, then routine
-TRIGGER_ORDER: tuple[str, ...] = (
-    "no_champion",
-    "new_regions",
-    "new_stations",
-    "new_series",
-    "quality",
-    "input_drift",
-    "prediction_drift",
-    "champion_age",
-    "new_facts",
-)
-TAG_PREFIX = "retrain."
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class TriggerResult(_Model):
-    """One trigger: its value against its threshold, and whether it fired."""
-
-    name: str
-    enabled: bool
-    fired: bool
-    value: float | None  # None when it could not be judged (detail says why)
-    threshold: float | None
-    detail: str
-
-
-class GuardResult(_Model):
-    """One guard: its value against its limit, and whether it blocked the retrain."""
-
-    name: str
-    blocked: bool
-    value: float | None
-    limit: float | None
-    detail: str
-
-
-class ChampionInfo(_Model):
-    """The champion and the training window its run recorded (params data_start/data_end)."""
-
-    version: str
-    run_id: str
-    window_start: date | None
-    window_end: date
-    registered_at: datetime | None = None
-
-
-class FactCount(_Model):
-    """Facts dated after the champion's training window, up to the as-of date."""
-
-    rows: int
-    days: int
-    first: date | None
-    last: date | None
-
-
-class NewEntities(_Model):
-    """Tonnes over the look-back carried by regions, stations and series the champion's
-    training window never had."""
-
-    start: date
-    end: date
-    tonnes: float
-    region_share: float
-    station_share: float
-    series_share: float
-    new_regions: list[str]
-    new_stations: list[str]  # at most MAX_NAMED, the largest first
-    new_series: int
-
-
-class PastDecision(_Model):
-    """A recorded decision, as the guards read it."""
-
-    id: str
-    key: str
-    as_of: date
-    status: str
-    decided_at: datetime
-    updated_at: datetime
-
-
-class Evidence(_Model):
-    """Everything :func:`decide` judges, read by :func:`gather_evidence`."""
-
-    model_name: str
-    as_of: date
-    snapshot: Snapshot | None
-    champion: ChampionInfo | None
-    new_facts: FactCount | None  # None without a champion (no window to count from)
-    new_entities: NewEntities | None
-    history: list[PastDecision] = Field(default_factory=list)  # newest first
-
-
-class Decision(_Model):
-    """Retrain or not, why, and what stopped it; stored in ``retraining_decisions``."""
-
-    id: str
-    decided_at: datetime
-    model_name: str
-    as_of: date
-    retrain: bool
-    forced: bool
-    trigger: str | None  # the cause the key names (first fired in TRIGGER_ORDER, or manual)
-    key: str  # model:trigger:as-of, the idempotency key
-    reason: str  # one line in words
-    triggers: list[TriggerResult]
-    guards: list[GuardResult]
-    new_segments: list[str]  # e.g. origin_region=<new region>: for the training window rule
-    evidence: dict[str, Any]  # the values the decision was taken on (champion, snapshot, facts)
-
-    @property
-    def fired(self) -> list[TriggerResult]:
-        return [t for t in self.triggers if t.fired]
-
-    @property
-    def blocked_by(self) -> list[GuardResult]:
-        return [g for g in self.guards if g.blocked]
-
-
+__all__ = [
+    "IN_FLIGHT",
+    "KEY_USED",
+    "STATUSES",
+    "ChampionInfo",
+    "Decision",
+    "Evidence",
+    "FactCount",
+    "GuardResult",
+    "NewEntities",
+    "PastDecision",
+    "Status",
+    "TriggerResult",
+    "champion_info",
+    "decide",
+    "decide_now",
+    "gather_evidence",
+    "idempotency_key",
+    "run_tags",
+]
 MAX_NAMED = 20
 
 
@@ -498,7 +403,7 @@ def decide(
         reason=why,
         triggers=triggers,
         guards=guards,
-        new_segments=_new_segments(evidence),
+        new_segments=_new_segments(evidence, fired),
         evidence=_evidence_summary(evidence),
     )
 
@@ -509,9 +414,15 @@ def _num(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
 
 
-def _new_segments(evidence: Evidence) -> list[str]:
+def _new_segments(evidence: Evidence, fired: list[TriggerResult]) -> list[str]:
     ne = evidence.new_entities
-    return [] if ne is None else [f"origin_region={r}" for r in ne.new_regions]
+    if ne is None:
+        return []
+    names = {t.name for t in fired}
+    return [
+        *(ne.new_regions if "new_regions" in names else []),
+        *(ne.new_stations if "new_stations" in names else []),
+    ]
 
 
 def _evidence_summary(evidence: Evidence) -> dict[str, Any]:

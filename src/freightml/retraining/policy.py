@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from freightml.retraining.window import WindowSettings
 
 DEFAULT_RETRAINING_PATH = Path("configs/retraining.yaml")
 
@@ -224,10 +225,9 @@ class Policy(_Frozen):
     schedule: ScheduleSpec = ScheduleSpec()
     triggers: Triggers = Triggers()
     guards: Guards = Guards()
-    # The training window rule (freightml.retraining.window.WindowSettings, validated there);
-    # kept as a plain mapping here until that module is part of the package.
-    window: dict[str, Any] = Field(
-        default_factory=dict, description="the shift-aware training window rule"
+    window: WindowSettings = Field(
+        default_factory=WindowSettings,
+        description="the shift-aware training window rule (freightml.retraining.window)",
     )
 
 

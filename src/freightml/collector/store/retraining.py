@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from freightml.collector import tables as t
 from freightml.collector.store.database import Database, count, now
-from freightml.retraining.decision import (
+from freightml.retraining.types import (
     IN_FLIGHT,
     KEY_USED,
     STATUSES,
