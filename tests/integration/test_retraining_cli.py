@@ -81,6 +81,7 @@ def test_check_run_force_and_dedupe_end_to_end(world: dict[str, Any]) -> None:
         config,
     )
     assert "retrained: version 1" in words(result.output)
+    output = result.output
     [row] = _rows(world)
     assert row["status"] == "finished" and row["model_version"] == "1"
     assert row["trigger"] == "manual" and row["forced"] is True
@@ -98,6 +99,10 @@ def test_check_run_force_and_dedupe_end_to_end(world: dict[str, Any]) -> None:
     assert tags["retrain.reason"] == "forced: first model | from the CLI test"
     assert tags["retrain.key"] == row["key"] and tags["retrain.decision_id"] == row["id"]
     assert version.tags["retrain.decision_id"] == row["id"]
+    # the policy's training window rule ran on the training facts and is recorded
+    assert tags["retrain.window.rule"] in ("full_window", "post_change", "down_weight")
+    assert tags["retrain.window.cause"] == "manual" and tags["retrain.window.as_of"] == AS_OF
+    assert "training window: " in words(output)
     card = (world["home"] / "cards" / f"{MODEL_NAME}-v1" / "model_card.md").read_text()
     assert f"Trained by `freightml retrain run` (as of {AS_OF}): forced: first model" in card
 
