@@ -712,12 +712,9 @@ def retrain_run(
     try:
         policy, decision = _decide(settings, store, as_of, force, reason)
         _print_decision(decision)
-        if not decision.retrain:
-            act(settings, store, policy, decision, _launcher(None, "", ""))
-            console.print("nothing started (use --force --reason to retrain anyway)")
-            return
         launch = _launcher(host, settings.tracking.registered_model, decision.id)
-        console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
+        if decision.retrain:
+            console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
         try:
             outcome = act(
                 settings, store, policy, decision, launch, adjust=shift_aware_window(policy)
@@ -734,8 +731,13 @@ def retrain_run(
             raise
     finally:
         store.close()
-    if outcome.status == "skipped":
+    if outcome.status == "skipped" and decision.retrain:  # another process was first
         console.print(f"nothing started: {escape(outcome.message or '')}")
+    elif outcome.status == "skipped" and decision.blocked_by:
+        blocked = ", ".join(g.name for g in decision.blocked_by)
+        console.print(f"nothing started: blocked by {blocked}")
+    elif outcome.status == "skipped":
+        console.print("nothing started (use --force --reason to retrain anyway)")
     elif outcome.status == "started":
         console.print(f"submitted: run {outcome.run_id} ({escape(outcome.message or '')})")
     else:

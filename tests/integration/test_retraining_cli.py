@@ -108,7 +108,7 @@ def test_check_run_force_and_dedupe_end_to_end(world: dict[str, Any]) -> None:
 
     # the same forced cause on the same day: deduplicated, nothing trained
     result = cli("retrain", "run", "--as-of", AS_OF, "--force", "--reason", "again", "-c", config)
-    assert "nothing started" in result.output
+    assert "nothing started: blocked by dedupe" in words(result.output)
     rows = _rows(world)
     assert [r["status"] for r in rows] == ["skipped", "finished"]
     assert f"key {MODEL_NAME}:manual:{AS_OF} already finished" in words(rows[0]["message"])
