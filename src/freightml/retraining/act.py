@@ -85,6 +85,67 @@ def shift_aware_window(policy: Policy) -> Callable[[Settings, Decision], Setting
     return adjust
 
 
+@dataclass(frozen=True)
+class Start:
+    """A recorded decision and, when its run may start, that run's settings."""
+
+    decision: Decision
+    status: str  # the status stored: started (run it with ``settings``) or skipped
+    settings: Settings | None = None
+    message: str | None = None
+
+
+def start(
+    settings: Settings,
+    store: Store,
+    policy: Policy,
+    decision: Decision,
+    *,
+    adjust: Callable[[Settings, Decision], Settings] | None = None,
+) -> Start:
+    """Record ``decision`` and, when it says retrain and the key and an in-flight slot are
+    still free, claim them (``started``) and return the training run's settings:
+    :func:`retrain_settings`, then ``adjust`` (e.g. :func:`shift_aware_window`). A
+    decision not to retrain, or one another process beat to the key, is ``skipped``. An
+    error while adjusting marks the decision ``failed`` and is raised."""
+    if not decision.retrain:
+        store.retraining.record(decision, "skipped", message=decision.reason)
+        return Start(decision, "skipped", message=decision.reason)
+    status = store.retraining.record(decision, "started", max_in_flight=policy.guards.max_in_flight)
+    if status == "skipped":  # another process claimed the key or the in-flight slot first
+        row = store.retraining.get(decision.id)
+        return Start(decision, "skipped", message=None if row is None else row["message"])
+    try:
+        run_settings = retrain_settings(settings, decision)
+        if adjust is not None:
+            run_settings = adjust(run_settings, decision)
+    except BaseException as exc:
+        fail(store, decision.id, exc)
+        raise
+    return Start(decision, "started", run_settings)
+
+
+def finish(
+    store: Store,
+    decision_id: str,
+    *,
+    version: str,
+    run_id: str | None = None,
+    message: str | None = None,
+) -> None:
+    """Record that the decision's run registered ``version`` (``message``: its promotion
+    decision)."""
+    store.retraining.mark(
+        decision_id, "finished", run_id=run_id, model_version=version, message=message
+    )
+
+
+def fail(store: Store, decision_id: str, error: BaseException | str) -> None:
+    """Record that the decision's run failed, with the error."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    store.retraining.mark(decision_id, "failed", message=text)
+
+
 def act(
     settings: Settings,
     store: Store,
@@ -94,35 +155,27 @@ def act(
     *,
     adjust: Callable[[Settings, Decision], Settings] | None = None,
 ) -> Outcome:
-    """Record ``decision``; when it says retrain and its key is still free, start the
-    training run with :func:`retrain_settings` (then ``adjust``, e.g. the training window
-    rule) through ``launch`` and record the outcome: ``finished`` with the version,
-    ``started`` with the run id of a submitted run, ``failed`` (and the error re-raised)."""
-    if not decision.retrain:
-        store.retraining.record(decision, "skipped", message=decision.reason)
-        return Outcome(decision, "skipped", message=decision.reason)
-    status = store.retraining.record(decision, "started", max_in_flight=policy.guards.max_in_flight)
-    if status == "skipped":  # another process claimed the key or the in-flight slot first
-        row = store.retraining.get(decision.id)
-        return Outcome(decision, "skipped", message=None if row is None else row["message"])
-    run_settings = retrain_settings(settings, decision)
-    if adjust is not None:
-        run_settings = adjust(run_settings, decision)
+    """:func:`start`, then run the training through ``launch`` and record the outcome:
+    ``finished`` with the version, ``started`` with the run id of a submitted run,
+    ``failed`` (and the error re-raised)."""
+    began = start(settings, store, policy, decision, adjust=adjust)
+    if began.settings is None:
+        return Outcome(decision, began.status, message=began.message)
     try:
-        launched = launch(run_settings)
+        launched = launch(began.settings)
     except BaseException as exc:
-        store.retraining.mark(decision.id, "failed", message=f"{type(exc).__name__}: {exc}")
+        fail(store, decision.id, exc)
         raise
     if launched.version is None:
         store.retraining.mark(
             decision.id, "started", run_id=launched.run_id, message=launched.message
         )
         return Outcome(decision, "started", launched.run_id, None, launched.message)
-    store.retraining.mark(
+    finish(
+        store,
         decision.id,
-        "finished",
+        version=launched.version,
         run_id=launched.run_id,
-        model_version=launched.version,
         message=launched.message,
     )
     return Outcome(decision, "finished", launched.run_id, launched.version, launched.message)
