@@ -619,7 +619,7 @@ def _print_decision(decision) -> None:
         )
     out.print(table)
     table = Table(title="guards")
-    for column in ("guard", "value", "limit", "blocks"):
+    for column in ("guard", "value", "limit", "would block"):
         table.add_column(column, no_wrap=True)
     table.add_column("detail", overflow="fold")
     for g in decision.guards:
@@ -733,7 +733,7 @@ def retrain_run(
         store.close()
     if outcome.status == "skipped" and decision.retrain:  # another process was first
         console.print(f"nothing started: {escape(outcome.message or '')}")
-    elif outcome.status == "skipped" and decision.blocked_by:
+    elif outcome.status == "skipped" and (decision.fired or decision.forced):
         blocked = ", ".join(g.name for g in decision.blocked_by)
         console.print(f"nothing started: blocked by {blocked}")
     elif outcome.status == "skipped":
