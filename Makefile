@@ -10,7 +10,7 @@ SEED ?= 42
 IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: image helm-docs help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,9 @@ demo: install ## Generate demo data, run the training pipeline locally, register
 
 monitor-demo: install ## After make demo: requests, later facts with a regional shift, batch scoring, freightml monitor run
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED) --monitor
+
+demo-loop: install ## The closed loop on one machine: serve, collect, monitor, decide, retrain, promote (size small, <10 min)
+	$(RUN) freightml demo --loop
 
 test: install ## Run all tests (unit, data, quality, integration, e2e); prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)
