@@ -102,8 +102,29 @@ def test_secrets_are_referenced_never_inlined() -> None:
         assert (ref["name"], ref["key"], ref["optional"]) == ("mlflow-credentials", key, True)
         assert "value" not in env[key]
     literal = {name for name, e in env.items() if "value" in e}
-    assert literal == {"FREIGHTML_MODEL_VERSION"}
+    assert literal == {"FREIGHTML_MODEL_VERSION", "HOME"}
     assert env["FREIGHTML_MODEL_VERSION"]["value"] == "7"
+    assert env["HOME"]["value"] == "/tmp"
+
+
+def test_restricted_pod_security() -> None:
+    """The pod meets the restricted Pod Security profile with a writable /tmp only."""
+    m = manifest()
+    predictor = m["spec"]["predictor"]
+    pod = predictor["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == pod["runAsGroup"] == 10001
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert predictor["automountServiceAccountToken"] is False
+    sc = container(m)["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container(m)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert predictor["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
 
 
 def test_labels_on_the_service_and_its_pods() -> None:

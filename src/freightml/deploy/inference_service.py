@@ -43,6 +43,13 @@ SERVED_MODEL_NAME = MODEL_NAME
 VERSION_LABEL = "freightml.io/model-version"
 MODEL_LABEL = "freightml.io/model-name"
 MODEL_URI_ANNOTATION = "freightml.io/model-uri"
+# The restricted Pod Security profile: a numeric non-root user (above the host's system
+# range), a read-only root filesystem with one writable emptyDir at /tmp (MLflow downloads
+# the model there; HOME points at it for caches), no privilege escalation, no capabilities.
+RUN_AS_USER = 10001
+TMP_VOLUME = "tmp"
+TMP_MOUNT = "/tmp"  # noqa: S108  (an emptyDir private to the pod)
+TMP_SIZE_LIMIT = "1Gi"
 
 # Keys of the MLflow Secret the predictor reads; only the tracking URI is mandatory.
 REQUIRED_SECRET_KEYS = (TRACKING_URI_KEY,)
@@ -136,6 +143,7 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
         env=[
             *_secret_env(deploy.mlflow_secret),
             k8s.V1EnvVar(name="FREIGHTML_MODEL_VERSION", value=version),
+            k8s.V1EnvVar(name="HOME", value=TMP_MOUNT),
         ],
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": deploy.cpu_request, "memory": deploy.memory_request},
@@ -149,6 +157,27 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
             failure_threshold=3,
         ),
         liveness_probe=probe("/", initial_delay_seconds=30, period_seconds=10, failure_threshold=6),
+        security_context=k8s.V1SecurityContext(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            read_only_root_filesystem=True,
+            allow_privilege_escalation=False,
+            privileged=False,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volume_mounts=[k8s.V1VolumeMount(name=TMP_VOLUME, mount_path=TMP_MOUNT)],
+    )
+
+
+def _pod_security() -> k8s.V1PodSecurityContext:
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        fs_group=RUN_AS_USER,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
     )
 
 
@@ -175,6 +204,14 @@ def build_inference_service(
     predictor = V1beta1PredictorSpec(
         containers=[_container(deploy, version, uri)],
         service_account_name=deploy.service_account,
+        # the predictor reads no Kubernetes API: no token in its pods
+        automount_service_account_token=False,
+        security_context=_pod_security(),
+        volumes=[
+            k8s.V1Volume(
+                name=TMP_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE_LIMIT)
+            )
+        ],
         min_replicas=deploy.min_replicas,
         max_replicas=deploy.max_replicas,
         canary_traffic_percent=canary_percent,
@@ -209,6 +246,7 @@ def build_service_account(deploy: DeploySettings) -> k8s.V1ServiceAccount:
             },
         ),
         secrets=[k8s.V1ObjectReference(name=deploy.mlflow_secret)],
+        automount_service_account_token=False,
     )
 
 
