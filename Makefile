@@ -9,7 +9,7 @@ SIZE ?= demo
 SEED ?= 42
 PYTEST_ARGS ?=
 
-.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
+.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data manifests lint-k8s clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,7 +27,7 @@ demo: install ## Generate demo data, run the training pipeline locally, register
 monitor-demo: install ## After make demo: requests, later facts with a regional shift, batch scoring, freightml monitor run
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED) --monitor
 
-test: install ## Run all tests (unit, data, quality, integration, e2e); prints what skipped and why
+test: install lint-k8s ## Run all tests (unit, data, quality, integration, e2e) after lint-k8s; prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)
 
 lint: install ## Lint and format-check with ruff, type-check src/ with mypy (CI runs it)
@@ -70,6 +70,12 @@ bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's 
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
+
+manifests: install ## Regenerate manifests/base from the code, render every chart (ci/ values) and overlay into build/manifests
+	$(RUN) python -m freightml.cluster render
+
+lint-k8s: install ## Render, then check every object: helm lint, schemas/CRDs, FreightML policy, Argo CD project, checkov
+	$(RUN) python -m freightml.cluster check
 
 clean: ## Remove local state and build outputs (.freightml, build)
 	rm -rf .freightml build
