@@ -126,8 +126,8 @@ def write_model_version(
     overlay: Path, version: str, canary_percent: int | None = None
 ) -> GitOpsChange:
     """Write ``version`` (and the canary share; None = all traffic) into ``overlay``'s patch."""
+    ops = model_version_ops(version, canary_percent)  # bad input fails before any file is read
     path = _check_overlay(overlay)
-    ops = model_version_ops(version, canary_percent)
     owned = managed_paths()
     kept: list[Any] = []
     old_text = path.read_text() if path.is_file() else ""
