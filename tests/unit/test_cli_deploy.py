@@ -188,9 +188,7 @@ def test_gitops_is_idempotent_and_keeps_other_operations(tmp_path: Path) -> None
 
 def test_gitops_names_what_is_wrong(tmp_path: Path) -> None:
     overlay = _copy_manifests(tmp_path)
-    not_overlay = CliRunner().invoke(
-        app, ["deploy", "--version", "2", "--gitops", str(tmp_path)]
-    )
+    not_overlay = CliRunner().invoke(app, ["deploy", "--version", "2", "--gitops", str(tmp_path)])
     assert not_overlay.exit_code == 1
     assert "is not a kustomize overlay (no kustomization.yaml)" in words(not_overlay.output)
 
@@ -218,7 +216,9 @@ def test_the_committed_overlays_render_their_versions() -> None:
     from freightml.deploy.gitops import CANARY_PATH, model_version_ops
 
     for env in ("dev", "staging", "prod"):
-        ops = yaml.safe_load((REPO / "manifests" / "overlays" / env / "model-version.yaml").read_text())
+        ops = yaml.safe_load(
+            (REPO / "manifests" / "overlays" / env / "model-version.yaml").read_text()
+        )
         version = next(o["value"] for o in ops if o["path"].endswith("model-version"))
         canary = next((o["value"] for o in ops if o["path"] == CANARY_PATH), None)
         assert ops == model_version_ops(version, canary), env

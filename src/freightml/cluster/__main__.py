@@ -18,9 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="output directory (default: REPO/build/manifests)"
     )
-    parser.add_argument(
-        "--no-checkov", action="store_true", help="check: skip the checkov scan"
-    )
+    parser.add_argument("--no-checkov", action="store_true", help="check: skip the checkov scan")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     out = args.out or repo / "build" / "manifests"

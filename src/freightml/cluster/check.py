@@ -76,7 +76,9 @@ def check_chart(chart: Path, report: Report) -> None:
         return
     for values_file in render.chart_variants(chart):
         values = None if values_file is None else render.load_values(values_file)
-        label = f"{chart.name}/{render.DEFAULT_VARIANT if values_file is None else values_file.name}"
+        label = (
+            f"{chart.name}/{render.DEFAULT_VARIANT if values_file is None else values_file.name}"
+        )
         result = helm.lint(str(chart), values, strict=True, kube_version="v1.31.0")
         for msg in result.get("messages") or []:
             if int(msg.get("severity", 0)) >= HELM_ERROR_SEVERITY:
@@ -86,12 +88,15 @@ def check_chart(chart: Path, report: Report) -> None:
             if not any(text in m for m in report.failures.get("helm-lint", [])):
                 report.fail("helm-lint", f"{label}: {text}")
         report.counts["helm lint runs"] = report.counts.get("helm lint runs", 0) + 1
-    defaults = render.load_values(chart / "values.yaml") if (chart / "values.yaml").is_file() else {}
+    defaults = (
+        render.load_values(chart / "values.yaml") if (chart / "values.yaml").is_file() else {}
+    )
     bad: list[tuple[str, dict[str, Any]]] = [("an unknown key", {"freightmlNoSuchValue": 1})]
-    for key, value in defaults.items():
-        if value is not None:
-            bad.append((f"{key} of the wrong type", {key: _wrong_type(value)}))
-            break
+    bad += [
+        (f"{key} of the wrong type", {key: _wrong_type(value)})
+        for key, value in defaults.items()
+        if value is not None
+    ]
     with helm.Chart.load(str(chart)) as loaded:
         for what, values in bad:
             try:
@@ -169,7 +174,9 @@ def check_project(renderings: list[render.Rendering], report: Report) -> None:
 def find_uv() -> str:
     found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
     if not Path(found).is_file():
-        raise render.RenderError("uv not found: checkov runs through `uv run --project tools/checkov`")
+        raise render.RenderError(
+            "uv not found: checkov runs through `uv run --project tools/checkov`"
+        )
     return found
 
 
@@ -194,7 +201,7 @@ def run_checkov(repo: Path, out_dir: Path, report: Report) -> None:
     ]
     if config.is_file():
         cmd += ["--config-file", str(config)]
-    result = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=False)  # noqa: S603
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=False)
     try:
         parsed = json.loads(result.stdout)
     except json.JSONDecodeError:

@@ -259,6 +259,11 @@ def check_objects(objs: Iterable[dict[str, Any]]) -> list[Finding]:
             ):
                 add(
                     obj,
-                    [("network-policy", f"no NetworkPolicy selects its pods (labels {pod.labels})")],
+                    [
+                        (
+                            "network-policy",
+                            f"no NetworkPolicy selects its pods (labels {pod.labels})",
+                        )
+                    ],
                 )
     return findings

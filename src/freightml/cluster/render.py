@@ -150,7 +150,7 @@ def render_chart(
 
 def render_kustomize(directory: Path, kubectl: str | None = None) -> list[dict[str, Any]]:
     """The objects ``kubectl kustomize directory`` builds."""
-    result = subprocess.run(  # noqa: S603  (a fixed argv, no shell)
+    result = subprocess.run(
         [kubectl or find_kubectl(), "kustomize", str(directory)],
         capture_output=True,
         text=True,
@@ -180,7 +180,9 @@ def render_all(repo: Path) -> list[Rendering]:
     kubectl = find_kubectl()
     for name, directory in kustomize_trees(repo).items():
         out.append(
-            Rendering(name, "kustomize", _rel(directory, repo), render_kustomize(directory, kubectl))
+            Rendering(
+                name, "kustomize", _rel(directory, repo), render_kustomize(directory, kubectl)
+            )
         )
     return out
 

@@ -60,7 +60,11 @@ def _changed(a: Any, b: Any, parts: list[str | int]) -> list[list[str | int]]:
     if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
         return [p for k in a for p in _changed(a[k], b[k], [*parts, k])]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [p for i, (x, y) in enumerate(zip(a, b, strict=True)) for p in _changed(x, y, [*parts, i])]
+        return [
+            p
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for p in _changed(x, y, [*parts, i])
+        ]
     if isinstance(a, dict | list) or isinstance(b, dict | list):
         raise RuntimeError(
             f"the InferenceService changes shape at {_pointer(parts)} between model versions: "
@@ -137,11 +141,11 @@ def write_model_version(
         except yaml.YAMLError as exc:
             raise GitOpsError(f"{path} is not valid YAML: {exc}") from exc
         if not isinstance(old, list):
-            raise GitOpsError(f"{path} must be a list of JSON 6902 operations, not {type(old).__name__}")
+            raise GitOpsError(
+                f"{path} must be a list of JSON 6902 operations, not {type(old).__name__}"
+            )
         kept = [op for op in old if not (isinstance(op, dict) and op.get("path") in owned)]
-    text = HEADER + yaml.safe_dump(
-        ops + kept, sort_keys=False, default_flow_style=False
-    )
+    text = HEADER + yaml.safe_dump(ops + kept, sort_keys=False, default_flow_style=False)
     changed = text != old_text
     if changed:
         path.write_text(text)

@@ -48,7 +48,7 @@ MODEL_URI_ANNOTATION = "freightml.io/model-uri"
 # the model there; HOME points at it for caches), no privilege escalation, no capabilities.
 RUN_AS_USER = 10001
 TMP_VOLUME = "tmp"
-TMP_MOUNT = "/tmp"  # noqa: S108  (an emptyDir private to the pod)
+TMP_MOUNT = "/tmp"
 TMP_SIZE_LIMIT = "1Gi"
 
 # Keys of the MLflow Secret the predictor reads; only the tracking URI is mandatory.
