@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from freightml.cluster import check, policy, render
-from freightml.cluster.base import stale_files
+from freightml.cluster.base import stale_files, write_base
 from freightml.config import DeploySettings
 from freightml.deploy.inference_service import build_inference_service, to_manifest
 
@@ -34,8 +34,23 @@ def test_the_repository_renders_and_passes_every_check(tmp_path: Path) -> None:
     assert report.counts["checkov checks passed"] > 0
 
 
-def test_the_base_is_what_the_code_generates() -> None:
+def test_the_base_is_what_the_code_generates(tmp_path: Path) -> None:
     assert stale_files(REPO) == []
+    # a hand edit (or a builder change without `make manifests`) is caught and named
+    repo = tmp_path / "repo"
+    for part in ("manifests", "configs"):
+        shutil.copytree(REPO / part, repo / part)
+    isvc = repo / "manifests" / "base" / "inference-service.yaml"
+    isvc.write_text(isvc.read_text().replace("minReplicas: 1", "minReplicas: 2"))
+    (repo / "configs" / "monitoring.yaml").write_text("version: 1\n")
+    report = check.Report()
+    check.check_base(repo, report)
+    assert report.failures["base"] == [
+        f"manifests/base/{rel} differs from what the code generates: run `make manifests`"
+        for rel in ("inference-service.yaml", "config/monitoring.yaml")
+    ]
+    assert write_base(repo) == [isvc, repo / "manifests/base/config/monitoring.yaml"]
+    assert stale_files(repo) == []
 
 
 # -- the policy, one planted violation at a time ---------------------------------------------
