@@ -65,7 +65,7 @@ def _wrong_type(value: Any) -> Any:
         return ["not", "a", "string"]
     if isinstance(value, dict):
         return "not-an-object"
-    return {"not": "a list"}
+    return "not-a-list"
 
 
 def check_chart(chart: Path, report: Report) -> None:

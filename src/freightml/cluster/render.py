@@ -1,7 +1,8 @@
 """Render every chart and overlay into build/manifests, without a cluster.
 
 Charts under ``helm/`` are rendered with ``helm-python-sdk`` (Helm's Go library; no helm
-binary): once with their defaults and once with each ``ci/*-values.yaml``. The kustomize
+binary): once with their defaults, once with each ``ci/*-values.yaml`` and once with the
+values each Argo CD Application in manifests/argocd/apps gives them. The kustomize
 trees (``manifests/overlays/*``, ``manifests/argocd`` and ``manifests/argocd/upstream``)
 go through ``kubectl kustomize``. Each rendering lands in
 ``build/manifests/<name>/<variant>.yaml`` as one multi-document stream.
@@ -131,14 +132,22 @@ def load_values(path: Path) -> dict[str, Any]:
 
 
 def render_chart(
-    chart: Path, values: dict[str, Any] | None = None, *, namespace: str = PLATFORM_NAMESPACE
+    chart: Path,
+    values: dict[str, Any] | None = None,
+    *,
+    namespace: str = PLATFORM_NAMESPACE,
+    release: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The objects ``chart`` renders with ``values`` (release name = chart name)."""
+    """The objects ``chart`` renders with ``values`` (release name: the chart's by default)."""
     helm = _helm()
+    if not (chart / "Chart.yaml").is_file():
+        raise RenderError(f"{chart} is not a Helm chart (no Chart.yaml)")
     check_dependencies(chart)
     try:
         with helm.Chart.load(str(chart)) as loaded:
-            files = loaded.render(values=values or {}, name=chart.name, namespace=namespace)
+            files = loaded.render(
+                values=values or {}, name=release or chart.name, namespace=namespace
+            )
     except helm.HelmError as exc:
         raise RenderError(f"{chart.name}: {exc}") from exc
     docs: list[dict[str, Any]] = []
@@ -161,6 +170,49 @@ def render_kustomize(directory: Path, kubectl: str | None = None) -> list[dict[s
     return _parse(result.stdout, str(directory))
 
 
+def merge_values(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's coalescing of two values maps: nested maps merge, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_values(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def argocd_chart_renderings(repo: Path, kubectl: str) -> list[Rendering]:
+    """Each chart as an Argo CD Application of manifests/argocd/apps installs it: its
+    valueFiles, values and valuesObject, release name and destination namespace."""
+    apps = repo / "manifests" / "argocd" / "apps"
+    if not (apps / "kustomization.yaml").is_file():
+        return []
+    out = []
+    for app in render_kustomize(apps, kubectl):
+        source = (app.get("spec") or {}).get("source") or {}
+        path = source.get("path") or ""
+        if app.get("kind") != "Application" or not path.startswith("helm/"):
+            continue
+        name = app["metadata"]["name"]
+        chart = repo / path
+        helm_spec = source.get("helm") or {}
+        values: dict[str, Any] = {}
+        for file in helm_spec.get("valueFiles") or []:
+            if not (chart / file).is_file():
+                raise RenderError(f"Application {name}: valueFiles entry {file} not in {path}")
+            if file != "values.yaml":  # the chart's defaults apply anyway
+                values = merge_values(values, load_values(chart / file))
+        if helm_spec.get("values"):
+            values = merge_values(values, yaml.safe_load(helm_spec["values"]) or {})
+        values = merge_values(values, helm_spec.get("valuesObject") or {})
+        namespace = (app["spec"].get("destination") or {}).get("namespace") or PLATFORM_NAMESPACE
+        docs = render_chart(
+            chart, values, namespace=namespace, release=helm_spec.get("releaseName") or name
+        )
+        out.append(Rendering(chart.name, f"argocd-{name}", f"{path} (Application {name})", docs))
+    return out
+
+
 def _rel(path: Path, repo: Path) -> str:
     try:
         return path.resolve().relative_to(repo.resolve()).as_posix()
@@ -178,6 +230,7 @@ def render_all(repo: Path) -> list[Rendering]:
             source = _rel(values_file or chart, repo)
             out.append(Rendering(chart.name, variant, source, render_chart(chart, values)))
     kubectl = find_kubectl()
+    out += argocd_chart_renderings(repo, kubectl)
     for name, directory in kustomize_trees(repo).items():
         out.append(
             Rendering(
