@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from freightml.cluster import check, policy, render
+from freightml.cluster.__main__ import main
 from freightml.cluster.base import stale_files, write_base
 from freightml.config import DeploySettings
 from freightml.deploy.inference_service import build_inference_service, to_manifest
@@ -306,10 +307,12 @@ spec:
 
 
 def make_repo(tmp_path: Path, *, values: dict[str, Any], schema: dict[str, Any]) -> Path:
-    """A checkout with this repository's manifests, CRDs and configs plus helm/demo."""
+    """A checkout with this repository's overlays, CRDs and configs plus helm/demo."""
     repo = tmp_path / "repo"
     for part in ("manifests", "crds", "configs"):
         shutil.copytree(REPO / part, repo / part)
+    # the Applications of this repository's charts, which this checkout does not hold
+    shutil.rmtree(repo / "manifests" / "argocd" / "apps")
     chart = repo / "helm" / "demo"
     (chart / "templates").mkdir(parents=True)
     (chart / "ci").mkdir()
@@ -337,15 +340,23 @@ def test_a_clean_chart_passes_and_renders_each_values_file(tmp_path: Path) -> No
     assert [d["spec"].get("replicas") for d in docs if d["kind"] == "Deployment"] == [2]
 
 
-def test_the_checker_fails_on_a_chart_violation_naming_object_and_rule(tmp_path: Path) -> None:
+def test_the_checker_fails_on_a_chart_violation_naming_object_and_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = make_repo(tmp_path, values={**CHART_VALUES, "runAsNonRoot": False}, schema=SCHEMA)
     report = check.check(repo, repo / "build" / "manifests", checkov=False)
     assert not report.ok
-    assert report.failures["policy"] == [
+    expected = [
         f"demo/{variant}: Deployment demo: [pod-security-run-as-non-root] container 'app' "
         "does not set runAsNonRoot: true"
         for variant in ("default", "replicas-values")
     ]
+    assert report.failures["policy"] == expected
+    # the command `make lint-k8s` runs says the same and exits 1
+    assert main(["check", "--repo", str(repo), "--no-checkov"]) == 1
+    printed = capsys.readouterr().out
+    assert "FAILED policy (2):" in printed and expected[0] in printed
+    assert printed.rstrip().endswith("lint-k8s: FAILED")
 
 
 def test_a_loose_values_schema_and_bad_ci_values_fail(tmp_path: Path) -> None:
