@@ -102,13 +102,13 @@ def test_secrets_are_referenced_never_inlined() -> None:
         assert (ref["name"], ref["key"], ref["optional"]) == ("mlflow-credentials", key, True)
         assert "value" not in env[key]
     literal = {name for name, e in env.items() if "value" in e}
-    assert literal == {"FREIGHTML_MODEL_VERSION", "HOME"}
+    assert literal == {"FREIGHTML_MODEL_VERSION"}
     assert env["FREIGHTML_MODEL_VERSION"]["value"] == "7"
-    assert env["HOME"]["value"] == "/tmp"
 
 
 def test_restricted_pod_security() -> None:
-    """The pod meets the restricted Pod Security profile with a writable /tmp only."""
+    """The pod meets the restricted Pod Security profile; only the image's writable paths
+    (/tmp and FREIGHTML_HOME, components/Dockerfile) are writable, as emptyDirs."""
     m = manifest()
     predictor = m["spec"]["predictor"]
     pod = predictor["securityContext"]
@@ -123,8 +123,17 @@ def test_restricted_pod_security() -> None:
     assert sc["privileged"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container(m)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
-    assert predictor["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+    assert container(m)["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "home", "mountPath": "/var/lib/freightml"},
+    ]
+    assert predictor["volumes"] == [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "home", "emptyDir": {"sizeLimit": "256Mi"}},
+    ]
+    dockerfile = (Path(__file__).resolve().parents[2] / "components" / "Dockerfile").read_text()
+    assert "USER 10001:10001" in dockerfile
+    assert "FREIGHTML_HOME=/var/lib/freightml" in dockerfile
 
 
 def test_labels_on_the_service_and_its_pods() -> None:

@@ -43,13 +43,15 @@ SERVED_MODEL_NAME = MODEL_NAME
 VERSION_LABEL = "freightml.io/model-version"
 MODEL_LABEL = "freightml.io/model-name"
 MODEL_URI_ANNOTATION = "freightml.io/model-uri"
-# The restricted Pod Security profile: a numeric non-root user (above the host's system
-# range), a read-only root filesystem with one writable emptyDir at /tmp (MLflow downloads
-# the model there; HOME points at it for caches), no privilege escalation, no capabilities.
+# The restricted Pod Security profile: the image's numeric non-root user (components/
+# Dockerfile), a read-only root filesystem with the image's only writable paths as
+# emptyDirs (/tmp, where MLflow downloads the model, and FREIGHTML_HOME, also HOME), no
+# privilege escalation, no capabilities.
 RUN_AS_USER = 10001
-TMP_VOLUME = "tmp"
-TMP_MOUNT = "/tmp"
-TMP_SIZE_LIMIT = "1Gi"
+WRITABLE = {  # volume name -> (mount path, size limit)
+    "tmp": ("/tmp", "1Gi"),
+    "home": ("/var/lib/freightml", "256Mi"),
+}
 
 # Keys of the MLflow Secret the predictor reads; only the tracking URI is mandatory.
 REQUIRED_SECRET_KEYS = (TRACKING_URI_KEY,)
@@ -143,7 +145,6 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
         env=[
             *_secret_env(deploy.mlflow_secret),
             k8s.V1EnvVar(name="FREIGHTML_MODEL_VERSION", value=version),
-            k8s.V1EnvVar(name="HOME", value=TMP_MOUNT),
         ],
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": deploy.cpu_request, "memory": deploy.memory_request},
@@ -167,7 +168,9 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
             capabilities=k8s.V1Capabilities(drop=["ALL"]),
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
-        volume_mounts=[k8s.V1VolumeMount(name=TMP_VOLUME, mount_path=TMP_MOUNT)],
+        volume_mounts=[
+            k8s.V1VolumeMount(name=name, mount_path=path) for name, (path, _) in WRITABLE.items()
+        ],
     )
 
 
@@ -208,9 +211,8 @@ def build_inference_service(
         automount_service_account_token=False,
         security_context=_pod_security(),
         volumes=[
-            k8s.V1Volume(
-                name=TMP_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE_LIMIT)
-            )
+            k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size))
+            for name, (_, size) in WRITABLE.items()
         ],
         min_replicas=deploy.min_replicas,
         max_replicas=deploy.max_replicas,

@@ -1,0 +1,1 @@
+"""Automatic retraining: the policy, the decision, and the shift-aware training window."""
