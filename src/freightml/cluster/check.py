@@ -80,13 +80,15 @@ def check_chart(chart: Path, report: Report) -> None:
             f"{chart.name}/{render.DEFAULT_VARIANT if values_file is None else values_file.name}"
         )
         result = helm.lint(str(chart), values, strict=True, kube_version="v1.31.0")
-        for msg in result.get("messages") or []:
-            if int(msg.get("severity", 0)) >= HELM_ERROR_SEVERITY:
-                report.fail("helm-lint", f"{label}: {msg.get('path')}: {msg.get('error')}")
-        for err in result.get("errors") or []:
-            text = str(err)
-            if not any(text in m for m in report.failures.get("helm-lint", [])):
-                report.fail("helm-lint", f"{label}: {text}")
+        problems = [
+            f"{label}: {msg.get('path')}: {msg.get('error')}"
+            for msg in result.get("messages") or []
+            if int(msg.get("severity", 0)) >= HELM_ERROR_SEVERITY
+        ]
+        # `errors` repeats those messages; alone it still fails the chart
+        problems = problems or [f"{label}: {err}" for err in result.get("errors") or []]
+        for problem in problems:
+            report.fail("helm-lint", problem)
         report.counts["helm lint runs"] = report.counts.get("helm lint runs", 0) + 1
     defaults = (
         render.load_values(chart / "values.yaml") if (chart / "values.yaml").is_file() else {}
