@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kfp import dsl
 
 from components.build_features import build_features
+from components.decide_retraining import decide_retraining
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
@@ -35,6 +36,7 @@ STAGES: tuple[Callable, ...] = (
     deploy_model,
     score_batch,
     monitor_model,
+    decide_retraining,
 )
 
 
@@ -49,6 +51,7 @@ class Components:
     deploy_model: Callable
     score_batch: Callable
     monitor_model: Callable
+    decide_retraining: Callable
 
 
 def make_components(base_image: str) -> Components:

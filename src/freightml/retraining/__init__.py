@@ -1,0 +1,1 @@
+"""Automatic retraining: the policy, the decision, the shift-aware window and the schedule."""
