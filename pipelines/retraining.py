@@ -56,7 +56,9 @@ def build_retraining_pipeline(settings: Settings) -> Callable:
         if settings.pipeline.retries:
             decide.set_retry(num_retries=settings.pipeline.retries, backoff_duration="30s")
 
+        # the training steps get the decision's settings: facts up to its as-of date and
+        # its retrain.* tags on the training run and the model version
         with dsl.If(decide.outputs["retrain"] == True, name="retrain-needed"):  # noqa: E712
-            add_training_steps(c, settings, config, deploy, canary_percent)
+            add_training_steps(c, settings, decide.outputs["train_config"], deploy, canary_percent)
 
     return retraining_pipeline

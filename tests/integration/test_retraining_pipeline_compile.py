@@ -58,9 +58,18 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
     assert deps["ingest-data"] == set()
     assert deps["train-model"] == {"build-features"}
     assert {"train-model", "evaluate-model", "validate-data"} <= deps["register-model"]
-    # the training steps read the same config as the monitor and the decision
-    assert inner["ingest-data"]["inputs"]["parameters"]["config"] == {
-        "componentInputParameter": "pipelinechannel--config"
+    # the training steps read the decision's settings (facts up to its as-of date, its tags)
+    for name in TRAINING:
+        assert inner[name]["inputs"]["parameters"]["config"] == {
+            "componentInputParameter": "pipelinechannel--decide-retraining-train_config"
+        }, name
+    assert tasks["condition-1"]["inputs"]["parameters"][
+        "pipelinechannel--decide-retraining-train_config"
+    ] == {
+        "taskOutputParameter": {
+            "outputParameterKey": "train_config",
+            "producerTask": "decide-retraining",
+        }
     }
 
     # inside: the optional deploy of a promoted champion, with the canary share
@@ -94,6 +103,7 @@ def test_parameters_and_their_defaults(compiled, settings: Settings) -> None:
     assert Settings.model_validate_json(parameters["config"]["defaultValue"]) == settings
     outputs = spec["components"]["comp-decide-retraining"]["outputDefinitions"]
     assert outputs["parameters"]["retrain"]["parameterType"] == "BOOLEAN"
+    assert outputs["parameters"]["train_config"]["parameterType"] == "STRING"
     assert outputs["artifacts"]["decision"]["artifactType"]["schemaTitle"] == "system.Artifact"
 
 

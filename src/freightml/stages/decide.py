@@ -1,22 +1,26 @@
-"""Decide: whether the champion needs retraining, by the retraining policy, from the
-monitoring snapshot of the same run (every reason with its evidence)."""
+"""Decide: whether the champion needs retraining, by the retraining policy, on the
+monitoring snapshot of the same pipeline run; the decision is recorded in the store and,
+when it says retrain, hands the training steps their settings (facts up to the as-of date,
+the decision's ``retrain.*`` tags)."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 from freightml.config import Settings
 from freightml.stages.result import StageResult
 
 
 class DecisionInfo(StageResult):
-    retrain: bool
+    retrain: bool  # the training steps run: the decision says retrain and its key was free
+    status: str  # how acting on it ended here: skipped | started
     as_of: str
+    decision_id: str
+    trigger: str | None
+    key: str
+    reason: str
     snapshot_id: str | None
-    decision: dict[str, Any]
 
 
 def decide_retraining(
@@ -25,16 +29,20 @@ def decide_retraining(
     as_of: str = "",
     snapshot_path: str | Path | None = None,
     decision_path: str | Path,
-) -> DecisionInfo:
-    """Run :func:`freightml.retraining.decision.decide` on the monitoring snapshot at
-    ``snapshot_path`` (None: the decision reads the latest from the store) and write the
-    decision as JSON to ``decision_path``.
+) -> tuple[DecisionInfo, Settings]:
+    """Decide (:func:`freightml.retraining.decision.decide_now`), record the decision and
+    claim its run (:func:`freightml.retraining.act.act`); write the decision as JSON to
+    ``decision_path``. Returns the result and the settings for the training steps
+    (``settings`` itself when there is nothing to train).
 
-    ``as_of`` is an ISO date; empty means the snapshot's own as-of date, so the monitor and
-    the decision of one pipeline run judge the same day even across midnight (and today,
-    UTC, without a snapshot)."""
+    ``as_of`` is an ISO date; empty means the as-of date of the snapshot at
+    ``snapshot_path`` (the monitor's of the same run, so both judge the same day even
+    across midnight), else today (UTC)."""
+    from freightml.collector.store import Store
     from freightml.monitoring.types import Snapshot
-    from freightml.retraining.decision import decide
+    from freightml.retraining.act import Launched, act
+    from freightml.retraining.decision import decide_now
+    from freightml.retraining.policy import load_policy
 
     snapshot = None
     if snapshot_path is not None:
@@ -48,14 +56,32 @@ def decide_retraining(
         day = snapshot.as_of
     else:
         day = datetime.now(UTC).date()
-    decision = decide(settings, as_of=day, snapshot=snapshot)
-    payload = decision.as_dict()
+
+    policy = load_policy(settings.retraining_path)
+    handed: list[Settings] = []
+
+    def hand_over(run_settings: Settings) -> Launched:
+        # the training steps follow in this pipeline run: "launching" hands them settings
+        handed.append(run_settings)
+        return Launched(None, None, "training steps of this retraining pipeline run")
+
+    store = Store(settings.collector_store_url).create_all()
+    try:
+        decision = decide_now(settings, store, policy, as_of=day)
+        outcome = act(settings, store, policy, decision, hand_over)
+    finally:
+        store.close()
     target = Path(decision_path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(payload, indent=2, default=str))
-    return DecisionInfo(
-        retrain=bool(decision.retrain),
+    target.write_text(decision.model_dump_json(indent=2))
+    info = DecisionInfo(
+        retrain=outcome.status == "started",
+        status=outcome.status,
         as_of=day.isoformat(),
+        decision_id=decision.id,
+        trigger=decision.trigger,
+        key=decision.key,
+        reason=outcome.message or decision.reason,
         snapshot_id=snapshot.id if snapshot is not None else None,
-        decision=json.loads(json.dumps(payload, default=str)),
     )
+    return info, handed[0] if handed else settings
