@@ -21,6 +21,7 @@ from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
 from components.monitor_model import monitor_model
+from components.record_retraining import record_retraining
 from components.register_model import register_model
 from components.score_batch import score_batch
 from components.train_model import train_model
@@ -37,6 +38,7 @@ STAGES: tuple[Callable, ...] = (
     score_batch,
     monitor_model,
     decide_retraining,
+    record_retraining,
 )
 
 
@@ -52,6 +54,7 @@ class Components:
     score_batch: Callable
     monitor_model: Callable
     decide_retraining: Callable
+    record_retraining: Callable
 
 
 def make_components(base_image: str) -> Components:

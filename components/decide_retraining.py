@@ -5,7 +5,15 @@ from kfp.dsl import Artifact, Input, Output
 
 def decide_retraining(
     config: str, as_of: str, snapshot: Input[Artifact], decision: Output[Artifact]
-) -> NamedTuple("Decision", [("retrain", bool), ("as_of", str), ("train_config", str)]):
+) -> NamedTuple(
+    "Decision",
+    [
+        ("retrain", bool),
+        ("as_of", str),
+        ("train_config", str),
+        ("decision_id", str),
+    ],
+):
     """Decide by the retraining policy whether the champion needs retraining, and record it.
 
     Args:
@@ -15,8 +23,9 @@ def decide_retraining(
         decision: the decision with every trigger and guard and its evidence (JSON).
 
     Returns:
-        Whether to retrain, the as-of date judged, and the settings of the training steps
-        (facts up to the as-of date, the decision's retrain.* tags) as JSON.
+        Whether to retrain, the as-of date judged, the settings of the training steps
+        (facts up to the as-of date, the decision's retrain.* tags) as JSON, and the
+        decision's id.
     """
     from collections import namedtuple
 
@@ -30,5 +39,5 @@ def decide_retraining(
         decision_path=decision.path,
     )
     decision.metadata.update(info.to_metadata())
-    out = namedtuple("Decision", ["retrain", "as_of", "train_config"])
-    return out(info.retrain, info.as_of, train_settings.to_json())
+    out = namedtuple("Decision", ["retrain", "as_of", "train_config", "decision_id"])
+    return out(info.retrain, info.as_of, train_settings.to_json(), info.decision_id)

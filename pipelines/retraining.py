@@ -1,5 +1,6 @@
 """The retraining pipeline: monitor -> decide -> (if the policy says so) the training steps
--> register -> optional deploy. What a KFP recurring run starts on schedule.
+-> register -> record the outcome, and the optional deploy. What a KFP recurring run starts
+on schedule.
 
 No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.
 """
@@ -21,6 +22,13 @@ PIPELINE_NAME = "freightml-retraining"
 def build_retraining_pipeline(settings: Settings) -> Callable:
     """Return the retraining pipeline function for ``settings``."""
     c = make_components(settings.pipeline.base_image)
+
+    def with_store(task: dsl.PipelineTask) -> dsl.PipelineTask:
+        return k8s.use_secret_as_env(
+            task,
+            secret_name=settings.pipeline.store_secret,
+            secret_key_to_env={STORE_URL_KEY: STORE_URL_KEY},
+        )
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -48,17 +56,25 @@ def build_retraining_pipeline(settings: Settings) -> Callable:
         decide.set_memory_limit("2G")
         decide.set_caching_options(False)  # a decision is about now, never reused
         secret_env(settings)(decide)
-        k8s.use_secret_as_env(
-            decide,
-            secret_name=settings.pipeline.store_secret,
-            secret_key_to_env={STORE_URL_KEY: STORE_URL_KEY},
-        )
+        with_store(decide)
         if settings.pipeline.retries:
             decide.set_retry(num_retries=settings.pipeline.retries, backoff_duration="30s")
 
         # the training steps get the decision's settings: facts up to its as-of date and
         # its retrain.* tags on the training run and the model version
         with dsl.If(decide.outputs["retrain"] == True, name="retrain-needed"):  # noqa: E712
-            add_training_steps(c, settings, decide.outputs["train_config"], deploy, canary_percent)
+            register = add_training_steps(
+                c, settings, decide.outputs["train_config"], deploy, canary_percent
+            )
+            record = c.record_retraining(
+                config=config,
+                decision_id=decide.outputs["decision_id"],
+                model_version=register.outputs["version"],
+                promoted=register.outputs["promoted"],
+            )
+            record.set_display_name("Record the outcome").set_caching_options(False)
+            with_store(record)
+            if settings.pipeline.retries:
+                record.set_retry(num_retries=settings.pipeline.retries, backoff_duration="30s")
 
     return retraining_pipeline

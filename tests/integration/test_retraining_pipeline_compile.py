@@ -53,8 +53,17 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
         condition == "inputs.parameter_values['pipelinechannel--decide-retraining-retrain'] == true"
     )
     inner = branch["dag"]["tasks"]
-    assert set(inner) == TRAINING | {"condition-2"}
+    assert set(inner) == TRAINING | {"record-retraining", "condition-2"}
     deps = {name: set(t.get("dependentTasks", [])) for name, t in inner.items()}
+    # the outcome (the version registered, promoted or not) is stored with the decision
+    assert deps["record-retraining"] == {"register-model"}
+    record = inner["record-retraining"]["inputs"]["parameters"]
+    assert record["decision_id"] == {
+        "componentInputParameter": "pipelinechannel--decide-retraining-decision_id"
+    }
+    assert record["promoted"] == {
+        "taskOutputParameter": {"outputParameterKey": "promoted", "producerTask": "register-model"}
+    }
     assert deps["ingest-data"] == set()
     assert deps["train-model"] == {"build-features"}
     assert {"train-model", "evaluate-model", "validate-data"} <= deps["register-model"]
@@ -133,10 +142,14 @@ def test_secrets_only_where_needed(compiled, settings: Settings) -> None:
     assert set(executors) == {
         "exec-monitor-model",
         "exec-decide-retraining",
+        "exec-record-retraining",
         "exec-ingest-data",
         "exec-evaluate-model",
         "exec-register-model",
     }
+    assert executors["exec-record-retraining"]["secretAsEnv"][0]["secretName"] == (
+        settings.pipeline.store_secret
+    )
     for name in ("exec-monitor-model", "exec-decide-retraining"):
         secrets = {s["secretName"] for s in executors[name]["secretAsEnv"]}
         assert secrets == {settings.pipeline.mlflow_secret, settings.pipeline.store_secret}

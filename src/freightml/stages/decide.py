@@ -85,3 +85,22 @@ def decide_retraining(
         snapshot_id=snapshot.id if snapshot is not None else None,
     )
     return info, handed[0] if handed else settings
+
+
+def record_retraining(
+    settings: Settings, *, decision_id: str, model_version: str, promoted: bool
+) -> str:
+    """Mark the decision the training steps ran for as finished, with the version they
+    registered and whether it became champion (the gates decide); returns the message."""
+    from freightml.collector.store import Store
+
+    champion = "promoted to champion" if promoted else "not promoted (the gates kept the champion)"
+    message = f"version {model_version} registered, {champion}"
+    store = Store(settings.collector_store_url).create_all()
+    try:
+        if store.retraining.get(decision_id) is None:
+            raise ValueError(f"retraining decision {decision_id} is not in the store")
+        store.retraining.mark(decision_id, "finished", model_version=model_version, message=message)
+    finally:
+        store.close()
+    return message
