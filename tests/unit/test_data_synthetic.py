@@ -177,6 +177,16 @@ def test_level_shift_can_touch_only_series_loaded_in_the_region(small: pd.DataFr
     assert np.array_equal(df.loc[~shifted, "volume_tonnes"], small.loc[~shifted, "volume_tonnes"])
 
 
+def test_level_shift_can_touch_one_cargo_type(small: pd.DataFrame) -> None:
+    df = generate("small", level_shift=("2024-07-01", 1.6), level_shift_cargo="coal")
+    shifted = (small["cargo_type"] == "coal") & (small["date"] >= pd.Timestamp("2024-07-01"))
+    ratio = df.loc[shifted, "volume_tonnes"].sum() / small.loc[shifted, "volume_tonnes"].sum()
+    assert ratio == pytest.approx(1.6, rel=0.01)
+    assert np.array_equal(df.loc[~shifted, "volume_tonnes"], small.loc[~shifted, "volume_tonnes"])
+    with pytest.raises(ValueError, match="level_shift_cargo 'gold' is not a cargo type"):
+        generate("small", level_shift=("2024-07-01", 1.6), level_shift_cargo="gold")
+
+
 def test_new_stations_appear_late(small: pd.DataFrame) -> None:
     df = generate("small", new_stations=3)
     old = set(small["origin_station"].astype(str)) | set(small["destination_station"].astype(str))

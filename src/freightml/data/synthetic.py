@@ -117,6 +117,7 @@ class SyntheticSpec:
     level_shift: tuple[date, float] | None = None  # (from date, factor)
     level_shift_region: str | None = None  # series from or to this region; None: all
     level_shift_origin_only: bool = False  # with a region: only series loaded there
+    level_shift_cargo: str | None = None  # only series of this cargo type; None: all
     new_stations: int = 0  # stations (2 lanes each) appearing in the last quarter
     missing_days: float = 0.0  # fraction of series-days dropped
     anomalies: int = 0  # rows whose volume is multiplied by anomaly_factor
@@ -143,6 +144,11 @@ class SyntheticSpec:
             raise ValueError(
                 f"new_region_from {self.new_region_from} must fall after start {self.start} "
                 f"and no later than end {self.end}"
+            )
+        if self.level_shift_cargo is not None and self.level_shift_cargo not in CARGO_TYPES:
+            raise ValueError(
+                f"level_shift_cargo {self.level_shift_cargo!r} is not a cargo type; "
+                f"choose one of {list(CARGO_TYPES)}"
             )
         if self.anomalies < 0 or self.new_stations < 0:
             raise ValueError("anomalies and new_stations must be >= 0")
@@ -523,6 +529,8 @@ def _volume_matrix(
             affected = stations.region[lanes.origin] == r
             if not spec.level_shift_origin_only:
                 affected |= stations.region[lanes.destination] == r
+        if spec.level_shift_cargo is not None:
+            affected &= lanes.cargo == CARGO_TYPES.index(spec.level_shift_cargo)
         first = int(np.searchsorted(days.values, np.datetime64(when)))
         log_v[np.ix_(affected, np.arange(first, n_days))] += np.float32(np.log(factor))
     noise *= sigma[:, None]

@@ -34,6 +34,12 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     ``feature_columns_`` is the input schema of ``predict`` (FEATURE_COLUMNS + scale);
     ``model_features_`` are the columns the trees see (FEATURE_COLUMNS).
 
+    ``weight_before`` (an ISO date) and ``pre_change_weight`` weigh the examples whose
+    forecast origin is before that date (the shift-aware training window of
+    freightml.retraining.window): 0 leaves them out of the fit, 1 (the default) or no date
+    keeps uniform weights. When no example is on or after the date, all weigh the same (a
+    backtest fold before the change).
+
     ``n_threads`` caps OpenMP threads (None = all cores). The default is 1: with more threads
     than free cores (a busy machine, a pod whose CPU limit is below the node's core count)
     HistGradientBoosting's spin-waiting threads slow fitting down 3-30x, while a second
@@ -51,6 +57,8 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         early_stopping: bool | str = "auto",
         n_threads: int | None = 1,
         random_state: int | None = 0,
+        weight_before: str | None = None,
+        pre_change_weight: float = 1.0,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -61,6 +69,31 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.n_threads = n_threads
         self.random_state = random_state
+        self.weight_before = weight_before
+        self.pre_change_weight = pre_change_weight
+
+    def example_weights(self, examples: pd.DataFrame) -> np.ndarray:
+        """The sample weight of each example (before the scale weighting of the loss):
+        ``pre_change_weight`` where the forecast origin is before ``weight_before``, else 1;
+        all 1 without a date or when no example's origin is on or after it."""
+        n = len(examples)
+        if self.weight_before is None:
+            return np.ones(n)
+        if not 0.0 <= self.pre_change_weight <= 1.0:
+            raise ValueError(
+                f"GlobalGBM: pre_change_weight must be in [0, 1], got {self.pre_change_weight}"
+            )
+        try:
+            before = pd.Timestamp(self.weight_before).normalize()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"GlobalGBM: weight_before must be an ISO date, got {self.weight_before!r}"
+            ) from exc
+        _check_columns(examples, ["origin_date"])
+        early = pd.to_datetime(examples["origin_date"]).to_numpy() < before.to_datetime64()
+        if early.all():
+            return np.ones(n)
+        return np.where(early, float(self.pre_change_weight), 1.0)
 
     def fit(self, examples: pd.DataFrame, y: object = None) -> GlobalGBM:
         """Fit on the rows of ``examples`` whose ``y`` is known (``y`` argument is ignored)."""
@@ -68,9 +101,12 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         rows = np.flatnonzero(examples["y"].notna().to_numpy())
         if len(rows) == 0:
             raise ValueError("GlobalGBM.fit: no example has a known y")
+        weight = self.example_weights(examples.iloc[rows])
+        rows, weight = rows[weight > 0], weight[weight > 0]
         if self.max_train_rows is not None and len(rows) > self.max_train_rows:
             rng = np.random.default_rng(self.random_state)
-            rows = np.sort(rng.choice(rows, size=self.max_train_rows, replace=False))
+            pick = np.sort(rng.choice(len(rows), size=self.max_train_rows, replace=False))
+            rows, weight = rows[pick], weight[pick]
         train = examples.iloc[rows]
         self.model_features_ = list(FEATURE_COLUMNS)
         self.feature_columns_ = [*FEATURE_COLUMNS, "scale"]
@@ -94,8 +130,11 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         X[:, empty] = 0.0
         self.empty_features_ = [c for c, e in zip(self.model_features_, empty, strict=True) if e]
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            self.model_.fit(X, train["y"].to_numpy(dtype=np.float64) / scale, sample_weight=scale)
+            self.model_.fit(
+                X, train["y"].to_numpy(dtype=np.float64) / scale, sample_weight=scale * weight
+            )
         self.n_train_rows_ = len(train)
+        self.n_down_weighted_rows_ = int((weight < 1).sum())
         return self
 
     def predict(self, examples: pd.DataFrame) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""Automatic retraining: the policy, the decision, the shift-aware window and the schedule."""
+"""Automatic retraining: the policy, the decision, and the shift-aware training window."""

@@ -70,7 +70,10 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
         sample = examples.loc[examples["y"].notna(), columns].head(5)
         signature = infer_signature(sample, model.predict(sample))
     with timed("train_model.profile"):
-        profile = reference_profile(settings, examples, model)
+        # the reference is the regime the model learned: examples weighted out are not in it
+        weights = getattr(model, "example_weights", None)
+        learned = examples if weights is None else examples.loc[weights(examples) > 0]
+        profile = reference_profile(settings, learned, model)
     with timed("train_model.save", kind="tracking"):
         target = Path(model_dir)
         if target.exists():
