@@ -7,9 +7,10 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SIZE ?= demo
 SEED ?= 42
+IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
+.PHONY: image helm-docs help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +71,28 @@ bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's 
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
+
+helm-docs: install ## Rewrite the values tables of helm/*/README.md from values.yaml's `# --` comments
+	$(RUN) python tools/helm_docs.py
+
+image: ## Build the FreightML image (components/Dockerfile) as $(IMAGE) with docker, podman or buildah
+	@set -e; \
+	args="--build-arg GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null || echo unknown) --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ)"; \
+	if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+	  echo "building $(IMAGE) with docker"; DOCKER_BUILDKIT=1 docker build -f components/Dockerfile -t $(IMAGE) $$args .; \
+	elif command -v podman >/dev/null 2>&1; then \
+	  echo "building $(IMAGE) with podman"; podman build -f components/Dockerfile -t $(IMAGE) $$args .; \
+	elif command -v buildah >/dev/null 2>&1; then \
+	  echo "building $(IMAGE) with buildah"; buildah build -f components/Dockerfile -t $(IMAGE) $$args .; \
+	else \
+	  if command -v docker >/dev/null 2>&1; then \
+	    echo "make image: docker is installed but its daemon is not reachable (docker info failed), and neither podman nor buildah is installed." >&2; \
+	  else \
+	    echo "make image: no container build tool found: none of docker, podman or buildah is installed." >&2; \
+	  fi; \
+	  echo "Install one (e.g. 'sudo apt-get install podman' or Docker Engine: https://docs.docker.com/engine/install/), or start the Docker daemon, then run make image again." >&2; \
+	  exit 1; \
+	fi
 
 clean: ## Remove local state and build outputs (.freightml, build)
 	rm -rf .freightml build
