@@ -91,6 +91,7 @@ def local_settings(settings: Settings) -> Settings:
             "home": home,
             "methodology_path": settings.methodology_path.resolve(),
             "monitoring_path": settings.monitoring_path.resolve(),
+            "retraining_path": settings.retraining_path.resolve(),
             "pipeline": pipeline,
         }
     )

@@ -45,7 +45,8 @@ monitor_app = typer.Typer(
 app.add_typer(facts_app, name="facts")
 app.add_typer(monitor_app, name="monitor")
 retrain_app = typer.Typer(
-    help="Automatic retraining: decide, retrain, and schedule it on Kubeflow Pipelines.",
+    help="Automatic retraining: decide by the policy, retrain, gate and promote; schedule "
+    "it on Kubeflow Pipelines.",
     no_args_is_help=True,
 )
 app.add_typer(retrain_app, name="retrain")
@@ -646,6 +647,183 @@ def monitor_list(
             str(row["id"]),
         )
     out.print(table)
+
+
+# -- retrain --------------------------------------------------------------------------
+RETRAIN_EXIT_CODE = 10  # `retrain check`: a retrain is needed
+
+AsOfOpt = Annotated[
+    datetime | None,
+    typer.Option(formats=["%Y-%m-%d"], help="the day to decide for (default: today, UTC)"),
+]
+
+
+def _decide(settings: Settings, store, as_of: datetime | None, force: bool, reason: str | None):
+    from datetime import UTC
+
+    from mlflow.exceptions import MlflowException
+
+    from freightml.retraining.decision import decide_now
+    from freightml.retraining.policy import load_policy
+
+    try:
+        policy = load_policy(settings.retraining_path)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc), 2)
+    day = as_of.date() if as_of else datetime.now(UTC).date()
+    try:
+        decision = decide_now(settings, store, policy, as_of=day, force=force, reason=reason)
+    except (ValueError, MlflowException) as exc:
+        _fail(f"cannot decide: {exc}")
+    return policy, decision
+
+
+def _print_decision(decision) -> None:
+    def num(value: float | None) -> str:
+        return "" if value is None else f"{value:.4g}"
+
+    table = Table(title=f"retraining triggers, {decision.model_name} as of {decision.as_of}")
+    for column in ("trigger", "enabled", "value", "threshold", "fired"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for t in decision.triggers:
+        table.add_row(
+            t.name,
+            "yes" if t.enabled else "no",
+            num(t.value),
+            num(t.threshold),
+            "[bold red]FIRED[/]" if t.fired else "no",
+            escape(t.detail),
+        )
+    out.print(table)
+    table = Table(title="guards")
+    for column in ("guard", "value", "limit", "would block"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for g in decision.guards:
+        table.add_row(
+            g.name,
+            num(g.value),
+            num(g.limit),
+            "[bold red]BLOCKS[/]" if g.blocked else "no",
+            escape(g.detail),
+        )
+    out.print(table)
+    verdict = "RETRAIN" if decision.retrain else "no retrain"
+    out.print(f"decision: {verdict}: {escape(decision.reason)}")
+    out.print(f"key: {decision.key}")
+
+
+@retrain_app.command("check")
+def retrain_check(as_of: AsOfOpt = None, config: ConfigOpt = None) -> None:
+    """Print the retraining decision with every trigger and guard; records nothing.
+    Exit 0: no action; exit 10: a retrain is needed."""
+    from freightml.collector.store import Store
+
+    settings = _settings(config)
+    store = Store(_store_url(settings))
+    try:
+        _policy, decision = _decide(settings, store, as_of, False, None)
+    finally:
+        store.close()
+    _print_decision(decision)
+    if decision.retrain:
+        raise typer.Exit(RETRAIN_EXIT_CODE)
+
+
+def _launcher(host: str | None, registered_model: str, decision_id: str):
+    """Start the training pipeline: kfp.local here, or a KFP run at ``host``."""
+    from freightml.retraining.act import Launched
+
+    def launch(settings: Settings) -> Launched:
+        window = settings.tracking.run_tags.get("retrain.window.reason")
+        if window:
+            console.print(f"training window: {escape(window)}")
+        if host:
+            from pipelines.run import KfpClientBackend, submit
+
+            run_id = submit(settings, KfpClientBackend(host), "training")
+            return Launched(run_id, None, f"submitted to {host}")
+        from pipelines.run import run_local
+
+        run_local(settings, "training")
+        client = _client(settings)
+        for mv in client.search_model_versions(f"name='{registered_model}'"):
+            if mv.tags.get("retrain.decision_id") == decision_id:
+                return Launched(mv.run_id, str(mv.version), mv.tags.get("freightml.decision"))
+        raise RuntimeError(
+            f"the training run of decision {decision_id} registered no version of "
+            f"{registered_model}"
+        )
+
+    return launch
+
+
+@retrain_app.command("run")
+def retrain_run(
+    as_of: AsOfOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="retrain even when no trigger fired (needs --reason)")
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option(help="why a forced retrain is needed (recorded with it)")
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="KFP API URL; submits the training run instead of kfp.local"),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Decide, record the decision and, when a trigger fired (or --force --reason), run
+    the training pipeline with the decision recorded on it; its register step applies the
+    gates and the champion/challenger promotion."""
+    from freightml.collector.store import Store
+    from freightml.retraining.act import act, shift_aware_window
+
+    if force and not (reason and reason.strip()):
+        _fail("--force needs --reason: say why the model must be retrained", 2)
+    if reason and not force:
+        _fail("--reason goes with --force", 2)
+    settings = _settings(config)
+    _logging()
+    store = Store(_store_url(settings))
+    try:
+        policy, decision = _decide(settings, store, as_of, force, reason)
+        _print_decision(decision)
+        launch = _launcher(host, settings.tracking.registered_model, decision.id)
+        if decision.retrain:
+            console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
+        try:
+            outcome = act(
+                settings, store, policy, decision, launch, adjust=shift_aware_window(policy)
+            )
+        except Exception as exc:
+            if host:
+                from kfp_server_api import ApiException
+                from urllib3.exceptions import HTTPError
+
+                if isinstance(exc, HTTPError | ApiException):
+                    _fail(f"cannot submit to the Kubeflow Pipelines API at {host}: {exc}")
+            if isinstance(exc, RuntimeError | ValueError):
+                _fail(f"retraining failed (recorded as failed): {exc}")
+            raise
+    finally:
+        store.close()
+    if outcome.status == "skipped" and decision.retrain:  # another process was first
+        console.print(f"nothing started: {escape(outcome.message or '')}")
+    elif outcome.status == "skipped" and (decision.fired or decision.forced):
+        blocked = ", ".join(g.name for g in decision.blocked_by)
+        console.print(f"nothing started: blocked by {blocked}")
+    elif outcome.status == "skipped":
+        console.print("nothing started (use --force --reason to retrain anyway)")
+    elif outcome.status == "started":
+        console.print(f"submitted: run {outcome.run_id} ({escape(outcome.message or '')})")
+    else:
+        console.print(
+            f"retrained: version {outcome.version} (run {outcome.run_id}): "
+            f"{escape(outcome.message or '')}"
+        )
+        _print_registry(settings)
 
 
 # -- deploy ---------------------------------------------------------------------------

@@ -174,6 +174,11 @@ class TrackingSettings(_Section):
     )
     experiment: str = Field(MODEL_NAME, description="MLflow experiment of training runs")
     registered_model: str = Field(MODEL_NAME, description="registered model name")
+    run_tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra tags of the training run and its model version (`freightml "
+        "retrain run` sets retrain.* here: why the version exists)",
+    )
 
 
 class PipelineSettings(_Section):
@@ -348,6 +353,10 @@ class Settings(BaseSettings):
     monitoring_path: Path = Field(
         Path("configs/monitoring.yaml"),
         description="monitoring thresholds (drift, realised quality, freshness)",
+    )
+    retraining_path: Path = Field(
+        Path("configs/retraining.yaml"),
+        description="the retraining policy (schedule, triggers, guards, training window)",
     )
     data: DataSettings = DataSettings()
     features: FeatureSettings = FeatureSettings()

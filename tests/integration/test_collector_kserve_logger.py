@@ -95,4 +95,5 @@ def test_kserves_logger_events_are_stored_and_joined(
         "facts": 0,
         "facts_revisions": 0,
         "monitoring_snapshots": 0,
+        "retraining_decisions": 0,
     }

@@ -4,6 +4,8 @@ import jinja2
 import pytest
 
 from freightml.cards import render_cards
+from freightml.cards.context import retraining_section
+from freightml.config import Settings
 
 pytestmark = [pytest.mark.unit]
 
@@ -25,6 +27,7 @@ def _context() -> dict:
             "decision": "promoted to champion: gates passed",
             "created": "2026-11-26T10:00:00+00:00",
         },
+        "retraining": None,
         "problem": "Forecast daily tonnes per series.",
         "approach": {
             "model_name": "gbm",
@@ -112,6 +115,32 @@ def test_cards_show_the_run(tmp_path: Path) -> None:
     assert "scikit-learn 1.9.1" in project_md and "730-day window" in project_md
     html = cards.model_html.read_text()
     assert "<table>" in html and "<h1>Model card: freight-volume version 3</h1>" in html
+
+
+def test_the_card_says_why_a_retrained_version_exists(tmp_path: Path) -> None:
+    manual = render_cards(_context(), tmp_path / "manual").model_md.read_text()
+    assert "## Why this version exists\nTrained on request" in manual
+    settings = Settings(
+        tracking={
+            "run_tags": {
+                "retrain.trigger": "quality",
+                "retrain.reason": "quality: 6 consecutive days >= 5 | segment all",
+                "retrain.as_of": "2025-03-01",
+                "freightml.other": "not shown",
+            }
+        }
+    )
+    context = _context()
+    context["retraining"] = retraining_section(settings)
+    model_md = render_cards(context, tmp_path / "retrained").model_md.read_text()
+    assert (
+        "Trained by `freightml retrain run` (as of 2025-03-01): quality: 6 consecutive days "
+        ">= 5 | segment all" in model_md
+    )
+    assert "| trigger | quality |" in model_md
+    assert "| reason | quality: 6 consecutive days >= 5 \\| segment all |" in model_md
+    assert "not shown" not in model_md
+    assert retraining_section(Settings()) is None
 
 
 def test_failed_gates_are_named(tmp_path: Path) -> None:

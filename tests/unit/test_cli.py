@@ -446,6 +446,7 @@ CLI_TESTS = [
     Path(__file__).parent / "test_cli.py",
     Path(__file__).parent / "test_cli_deploy.py",
     Path(__file__).parents[1] / "integration" / "test_cli_integration.py",
+    Path(__file__).parents[1] / "integration" / "test_retraining_cli.py",
     Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
     Path(__file__).parents[1] / "e2e" / "test_monitor_demo.py",
     Path(__file__).parents[1] / "integration" / "test_kfp_standin.py",

@@ -339,6 +339,7 @@ def test_counts_cover_every_table_family(store: Store) -> None:
         "facts": 1,
         "facts_revisions": 1,
         "monitoring_snapshots": 0,
+        "retraining_decisions": 0,
     }
 
 

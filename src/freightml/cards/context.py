@@ -51,6 +51,21 @@ def model_section(v: VersionFacts) -> dict[str, Any]:
     }
 
 
+RETRAIN_TAG_PREFIX = "retrain."
+
+
+def retraining_section(settings: Settings) -> dict[str, str] | None:
+    """Why this version exists when `freightml retrain run` started its training: the
+    run's ``retrain.*`` tags without the prefix (trigger, reason, key, as_of, ...); None
+    for a version trained by hand."""
+    tags = {
+        key.removeprefix(RETRAIN_TAG_PREFIX): value
+        for key, value in settings.tracking.run_tags.items()
+        if key.startswith(RETRAIN_TAG_PREFIX)
+    }
+    return tags or None
+
+
 def problem_statement(settings: Settings) -> str:
     return (
         "Forecast the daily freight volume (tonnes, and wagons from tonnes) of every "
@@ -163,6 +178,7 @@ def card_context(
     the reference profile's summary)."""
     return {
         "model": model_section(version),
+        "retraining": retraining_section(settings),
         "problem": problem_statement(settings),
         "approach": approach_section(settings, feature_columns, categorical),
         "methodology": methodology_section(settings, methodology, evaluation),

@@ -131,3 +131,28 @@ monitoring_snapshots = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Index("ix_monitoring_snapshots_model_as_of", "model_name", "as_of", "created_at"),
 )
+
+# One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
+# summary columns, the run it started and its outcome, and the whole Decision as JSON in
+# details (freightml.retraining.decision.Decision).
+retraining_decisions = sa.Table(
+    "retraining_decisions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the decision id
+    sa.Column("key", sa.String(512), nullable=False),  # model:trigger:as-of (idempotency)
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retrain", sa.Boolean, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("trigger", sa.String(64)),  # the trigger the key names; None when none fired
+    # decided | started | finished | failed | skipped
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(255)),  # the KFP run or MLflow training run it started
+    sa.Column("model_version", sa.String(255)),  # the version the run registered
+    sa.Column("message", sa.Text),  # the outcome in words (promotion decision, error)
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_retraining_decisions_model_as_of", "model_name", "as_of", "decided_at"),
+    sa.Index("ix_retraining_decisions_key", "key"),
+)

@@ -109,6 +109,8 @@ def log_training_run(
     ``artifacts`` (artifact folder -> file or directory); returns its id."""
     with mlflow.start_run(run_name=f"train {facts.end} {facts.digest[:8]}") as run:
         runs.tag_environment(env)
+        if settings.tracking.run_tags:  # e.g. retrain.*: why `freightml retrain run` started it
+            mlflow.set_tags(settings.tracking.run_tags)
         mlflow.log_params(_run_params(settings, facts, evaluation, methodology))
         mlflow.log_metrics({k: float(v) for k, v in evaluation.metrics.items()})
         mlflow.log_metric("gates_passed", float(evaluation.gates.passed))
@@ -277,6 +279,8 @@ def register_model(
                 },
             )
             version = register_version(client, name, run_id)
+            for key, value in settings.tracking.run_tags.items():
+                client.set_model_version_tag(name, version, key, value)
             record_decision(
                 client,
                 name,

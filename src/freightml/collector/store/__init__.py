@@ -9,6 +9,7 @@ One module per table family, over one shared :class:`~.database.Database`:
 - ``forecasts``: online and batch forecasts, and their join with facts (ForecastStore)
 - ``facts``: current facts and their revisions (FactStore)
 - ``monitoring``: one snapshot per monitoring run (MonitoringStore)
+- ``retraining``: one row per retraining decision and its run (RetrainingStore)
 
 :class:`Store` composes them and keeps the API the rest of FreightML calls. To add a
 family (say monitoring's tables): declare its tables in ``collector/tables.py`` (one
@@ -31,6 +32,7 @@ from freightml.collector.store.facts import MAX_NAME_LENGTH, FactStore, IngestRe
 from freightml.collector.store.forecasts import ForecastStore
 from freightml.collector.store.inferences import InferenceStore
 from freightml.collector.store.monitoring import MonitoringStore
+from freightml.collector.store.retraining import RetrainingStore
 
 __all__ = [
     "DEFAULT_URL",
@@ -41,6 +43,7 @@ __all__ = [
     "InferenceStore",
     "IngestResult",
     "MonitoringStore",
+    "RetrainingStore",
     "Store",
     "TableFamily",
     "is_unavailable",
@@ -61,8 +64,9 @@ class Store:
     ``create=False`` (then call :meth:`create_all`), as MLflow does with its stores.
 
     The table families are reachable as ``store.inferences``, ``store.forecasts``,
-    ``store.facts`` and ``store.monitoring``; the methods below are the stable API over the
-    first three (monitoring is used through ``store.monitoring`` directly).
+    ``store.facts``, ``store.monitoring`` and ``store.retraining``; the methods below are
+    the stable API over the first three (monitoring and retraining are used through their
+    attributes directly).
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, create: bool = True, echo: bool = False) -> None:
@@ -71,13 +75,14 @@ class Store:
         self.inferences = InferenceStore(self.db, self.forecasts)
         self.facts = FactStore(self.db)
         self.monitoring = MonitoringStore(self.db)
+        self.retraining = RetrainingStore(self.db)
         if create:
             self.create_all()
 
     @property
     def families(self) -> tuple[TableFamily, ...]:
         """Every table family, in the order :meth:`counts` reports them."""
-        return (self.inferences, self.forecasts, self.facts, self.monitoring)
+        return (self.inferences, self.forecasts, self.facts, self.monitoring, self.retraining)
 
     @property
     def url(self) -> str:
@@ -113,7 +118,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Row counts: events, inferences (and complete ones), forecasts, facts, revisions,
-        monitoring snapshots."""
+        monitoring snapshots, retraining decisions."""
         queries = {k: q for family in self.families for k, q in family.count_queries().items()}
         with self.db.read() as conn:
             return {name: int(conn.execute(q).scalar_one()) for name, q in queries.items()}

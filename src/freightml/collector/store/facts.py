@@ -36,6 +36,16 @@ class IngestResult:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FactDays:
+    """Facts in a date range: rows, distinct days, first and last day (None when none)."""
+
+    rows: int
+    days: int
+    first: date | None
+    last: date | None
+
+
 class FactStore:
     """Upserts facts idempotently, keeping every superseded value as a revision."""
 
@@ -105,6 +115,42 @@ class FactStore:
         for k in SERIES_KEY:
             frame[k] = frame[k].astype(object)
         return frame.sort_values(list(SERIES_KEY), kind="stable").reset_index(drop=True)
+
+    def days_between(self, start: date | str, end: date | str) -> FactDays:
+        """How many facts are dated in ``[start, end]`` (inclusive), on how many distinct
+        days, and the first and last of those days."""
+        c = t.facts.c
+        query = sa.select(
+            sa.func.count(),
+            sa.func.count(sa.distinct(c.date)),
+            sa.func.min(c.date),
+            sa.func.max(c.date),
+        ).where(c.date >= as_date(start), c.date <= as_date(end))
+        with self.db.read() as conn:
+            rows, days, first, last = conn.execute(query).one()
+        return FactDays(
+            rows=int(rows),
+            days=int(days),
+            first=None if first is None else as_date(first),
+            last=None if last is None else as_date(last),
+        )
+
+    def volume_by_series(self, start: date | str, end: date | str) -> pd.DataFrame:
+        """Tonnes of every series (with its regions) over ``[start, end]`` (inclusive):
+        columns ``origin_station``, ``destination_station``, ``cargo_type``,
+        ``origin_region``, ``destination_region``, ``tonnes``; summed in the database."""
+        c = t.facts.c
+        keys = [c[k] for k in (*SERIES_KEY, "origin_region", "destination_region")]
+        query = (
+            sa.select(*keys, sa.func.sum(c.volume_tonnes).label("tonnes"))
+            .where(c.date >= as_date(start), c.date <= as_date(end))
+            .group_by(*keys)
+        )
+        with self.db.read() as conn:
+            result = conn.execute(query)
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        frame["tonnes"] = frame["tonnes"].astype("float64")
+        return frame
 
     def history(
         self, origin_station: str, destination_station: str, cargo_type: str, day: date | str

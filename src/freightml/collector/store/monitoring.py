@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import builtins
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,13 +66,18 @@ class MonitoringStore:
             details = conn.execute(sa.select(c.details).where(c.id == snapshot_id)).scalar()
         return None if details is None else Snapshot.model_validate_json(details)
 
-    def latest(self, model_name: str | None = None) -> Snapshot | None:
-        """The newest snapshot (of ``model_name``, or of any model): greatest ``as_of``, then
-        ``created_at`` (then id, so ties resolve the same way every time); None if none."""
+    def latest(
+        self, model_name: str | None = None, *, until: date | None = None
+    ) -> Snapshot | None:
+        """The newest snapshot (of ``model_name``, or of any model; with ``until``, as of
+        that day or earlier): greatest ``as_of``, then ``created_at`` (then id, so ties
+        resolve the same way every time); None if none."""
         c = t.monitoring_snapshots.c
         query = sa.select(c.details).order_by(*_newest_first()).limit(1)
         if model_name is not None:
             query = query.where(c.model_name == model_name)
+        if until is not None:
+            query = query.where(c.as_of <= until)
         with self.db.read() as conn:
             details = conn.execute(query).scalar()
         return None if details is None else Snapshot.model_validate_json(details)

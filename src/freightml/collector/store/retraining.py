@@ -1,0 +1,200 @@
+"""The retraining_decisions table: one row per retraining decision, its status
+(decided -> started -> finished | failed, or skipped) and the run it started, with the
+whole :class:`~freightml.retraining.decision.Decision` as JSON beside the summary columns."""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from freightml.collector import tables as t
+from freightml.collector.store.database import Database, count, now
+from freightml.retraining.types import (
+    IN_FLIGHT,
+    KEY_USED,
+    STATUSES,
+    Decision,
+    PastDecision,
+)
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "id",
+    "key",
+    "model_name",
+    "as_of",
+    "decided_at",
+    "updated_at",
+    "retrain",
+    "forced",
+    "trigger",
+    "status",
+    "run_id",
+    "model_version",
+    "message",
+)
+# status changes a row may take (a finished, failed or skipped decision is final)
+_NEXT: dict[str, tuple[str, ...]] = {
+    "decided": ("started", "failed", "skipped"),
+    "started": ("started", "finished", "failed"),  # started again: the run id is known
+}
+
+
+class RetrainingStore:
+    """Records retraining decisions and their outcome; the guards read them back."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def count_queries(self) -> dict[str, sa.Select[Any]]:
+        return {"retraining_decisions": count(t.retraining_decisions)}
+
+    def record(
+        self,
+        decision: Decision,
+        status: str,
+        *,
+        max_in_flight: int = 1,
+        message: str | None = None,
+    ) -> str:
+        """Store ``decision`` with ``status``; returns the status stored.
+
+        A decision to retrain recorded as ``decided`` or ``started`` claims its key: in the
+        same transaction, if another decision already used the key or ``max_in_flight``
+        runs are in flight, it is stored as ``skipped`` instead (two processes deciding at
+        once start one run). Recording the same decision id twice is an error."""
+        _check_status(status)
+        if status in IN_FLIGHT and not decision.retrain:
+            raise ValueError(f"decision {decision.id} does not retrain: it cannot be {status}")
+        c = t.retraining_decisions.c
+        stamp = now()
+        with self.db.write() as conn:
+            if self.db.dialect == "postgresql":  # concurrent claims wait for each other
+                conn.exec_driver_sql("LOCK TABLE retraining_decisions IN SHARE ROW EXCLUSIVE MODE")
+            if status in IN_FLIGHT:
+                used = conn.execute(
+                    sa.select(c.id, c.status).where(c.key == decision.key, c.status.in_(KEY_USED))
+                ).first()
+                flying = conn.execute(
+                    sa.select(sa.func.count()).where(
+                        c.model_name == decision.model_name, c.status.in_(IN_FLIGHT)
+                    )
+                ).scalar_one()
+                if used is not None:
+                    status, message = "skipped", f"key {decision.key} already {used.status}"
+                elif flying >= max_in_flight:
+                    status, message = "skipped", f"{flying} run(s) already in flight"
+            conn.execute(
+                sa.insert(t.retraining_decisions).values(
+                    id=decision.id,
+                    key=decision.key,
+                    model_name=decision.model_name,
+                    as_of=decision.as_of,
+                    decided_at=_utc(decision.decided_at),
+                    updated_at=stamp,
+                    retrain=decision.retrain,
+                    forced=decision.forced,
+                    trigger=decision.trigger,
+                    status=status,
+                    message=message,
+                    details=decision.model_dump_json(),
+                )
+            )
+        return status
+
+    def mark(
+        self,
+        decision_id: str,
+        status: str,
+        *,
+        run_id: str | None = None,
+        model_version: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Move a recorded decision to ``status`` (started, finished, failed, skipped),
+        with the run it started, the version that run registered and the outcome in words
+        (values given as None keep what is stored)."""
+        _check_status(status)
+        c = t.retraining_decisions.c
+        with self.db.write() as conn:
+            current = conn.execute(
+                sa.select(c.status).where(c.id == decision_id)
+            ).scalar_one_or_none()
+            if current is None:
+                raise KeyError(f"no retraining decision {decision_id!r} is recorded")
+            if status not in _NEXT.get(current, ()):
+                raise ValueError(
+                    f"retraining decision {decision_id} is {current}: it cannot become {status}"
+                )
+            values: dict[str, Any] = {"status": status, "updated_at": now()}
+            for name, value in (
+                ("run_id", run_id),
+                ("model_version", model_version),
+                ("message", message),
+            ):
+                if value is not None:
+                    values[name] = value
+            conn.execute(
+                sa.update(t.retraining_decisions).where(c.id == decision_id).values(**values)
+            )
+
+    def get(self, decision_id: str) -> dict[str, Any] | None:
+        """The summary columns of one decision plus ``decision`` (the Decision), or None."""
+        c = t.retraining_decisions.c
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(*(c[n] for n in SUMMARY_COLUMNS), c.details).where(c.id == decision_id)
+            ).first()
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["decision"] = Decision.model_validate_json(out.pop("details"))
+        return _normalised(out)
+
+    def history(self, model_name: str, limit: int = 500) -> builtins.list[PastDecision]:
+        """The newest ``limit`` decisions of ``model_name`` that asked for a retrain, newest
+        first: what the cool-down, in-flight and dedupe guards read."""
+        c = t.retraining_decisions.c
+        query = (
+            sa.select(c.id, c.key, c.as_of, c.status, c.decided_at, c.updated_at)
+            .where(c.model_name == model_name, c.retrain.is_(True))
+            .order_by(c.decided_at.desc(), c.id.desc())
+            .limit(int(limit))
+        )
+        with self.db.read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return [PastDecision.model_validate(_normalised(r)) for r in rows]
+
+    def list(self, limit: int = 20, model_name: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The summary columns (:data:`SUMMARY_COLUMNS`) of up to ``limit`` decisions,
+        newest first; times are timezone-aware UTC on both backends."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        c = t.retraining_decisions.c
+        query = (
+            sa.select(*(c[n] for n in SUMMARY_COLUMNS))
+            .order_by(c.decided_at.desc(), c.id.desc())
+            .limit(int(limit))
+        )
+        if model_name is not None:
+            query = query.where(c.model_name == model_name)
+        with self.db.read() as conn:
+            return [_normalised(dict(r._mapping)) for r in conn.execute(query)]
+
+
+def _check_status(status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown retraining status {status!r}; known: {', '.join(STATUSES)}")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _normalised(row: dict[str, Any]) -> dict[str, Any]:
+    for name in ("decided_at", "updated_at"):
+        if name in row:
+            row[name] = _utc(row[name])
+    return row

@@ -1,0 +1,602 @@
+"""The retraining decision: retrain or not, with every trigger and guard, values against
+thresholds, and the evidence they were judged on.
+
+:func:`gather_evidence` reads what the decision needs (the latest monitoring snapshot, the
+champion and its training window from the registry, facts after that window, past
+decisions); :func:`decide` is the pure rule over that :class:`Evidence` and the
+:class:`~freightml.retraining.policy.Policy`. :func:`decide_now` does both, and
+:func:`run_tags` turns a decision into the tags of the training run it starts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from freightml.domain import SERIES_KEY
+from freightml.monitoring.types import DriftReport, Snapshot
+from freightml.retraining.policy import Policy
+from freightml.retraining.types import (
+    IN_FLIGHT,
+    KEY_USED,
+    MANUAL,
+    RAN,
+    STATUSES,
+    TAG_PREFIX,
+    TRIGGER_ORDER,
+    ChampionInfo,
+    Decision,
+    Evidence,
+    FactCount,
+    GuardResult,
+    NewEntities,
+    PastDecision,
+    Status,
+    TriggerResult,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from freightml.collector.store import Store
+    from freightml.config import Settings
+
+
+__all__ = [
+    "IN_FLIGHT",
+    "KEY_USED",
+    "STATUSES",
+    "ChampionInfo",
+    "Decision",
+    "Evidence",
+    "FactCount",
+    "GuardResult",
+    "NewEntities",
+    "PastDecision",
+    "Status",
+    "TriggerResult",
+    "champion_info",
+    "decide",
+    "decide_now",
+    "gather_evidence",
+    "idempotency_key",
+    "run_tags",
+]
+MAX_NAMED = 20
+
+
+def idempotency_key(model_name: str, trigger: str | None, as_of: date) -> str:
+    """``<model>:<trigger>:<as-of>``: the same cause on the same day is one run."""
+    return f"{model_name}:{trigger or 'none'}:{as_of.isoformat()}"
+
+
+# -- triggers ---------------------------------------------------------------------------
+def _supported(report: DriftReport) -> set[str]:
+    return {r.segment for r in report.results} - set(report.unsupported_segments)
+
+
+def input_drift_shares(snapshot: Snapshot) -> dict[str, float]:
+    """Per supported segment, the share of its input features that drifted (any statistic
+    over its threshold), the larger of the facts and the requests windows."""
+    shares: dict[str, float] = {}
+    for report in snapshot.drift:
+        supported = _supported(report)
+        features: dict[str, dict[str, bool]] = {}
+        for r in report.results:
+            if r.role == "input" and r.segment in supported:
+                seg = features.setdefault(r.segment, {})
+                seg[r.feature] = seg.get(r.feature, False) or r.drifted
+        for segment, drifted in features.items():
+            share = sum(drifted.values()) / len(drifted)
+            shares[segment] = max(shares.get(segment, 0.0), share)
+    return shares
+
+
+def prediction_drift_segments(snapshot: Snapshot) -> list[str]:
+    """Supported segments where the model's forecasts drifted."""
+    found = {
+        r.segment
+        for report in snapshot.drift
+        for r in report.results
+        if r.role == "prediction" and r.drifted and r.segment in _supported(report)
+    }
+    return sorted(found)
+
+
+def quality_streaks(snapshot: Snapshot) -> dict[str, int]:
+    """Per segment, how many consecutive scored days up to its newest scored day exceeded
+    their expected WAPE (0 when the newest one did not)."""
+    if snapshot.quality is None:
+        return {}
+    by_segment: dict[str, list[tuple[date, bool]]] = {}
+    for day in snapshot.quality.daily:
+        if day.wape is not None:
+            by_segment.setdefault(day.segment, []).append((day.date, day.exceeds))
+    streaks = {}
+    for segment, days in by_segment.items():
+        streak = 0
+        previous: date | None = None
+        for when, exceeds in sorted(days, reverse=True):
+            if not exceeds or (previous is not None and (previous - when).days != 1):
+                break
+            streak += 1
+            previous = when
+        streaks[segment] = streak
+    return streaks
+
+
+def _monitoring_usable(policy: Policy, evidence: Evidence) -> str | None:
+    """None when the snapshot may be judged, else why not."""
+    snapshot = evidence.snapshot
+    if snapshot is None:
+        return "no monitoring snapshot"
+    age = (evidence.as_of - snapshot.as_of).days
+    if age > policy.triggers.max_snapshot_age_days:
+        return (
+            f"the newest snapshot is as of {snapshot.as_of}, {age} days before {evidence.as_of} "
+            f"(limit {policy.triggers.max_snapshot_age_days})"
+        )
+    champion = evidence.champion
+    if champion is not None and snapshot.model_version not in (None, champion.version):
+        return (
+            f"the newest snapshot monitors v{snapshot.model_version}, the champion is "
+            f"v{champion.version}"
+        )
+    return None
+
+
+def _top(items: Iterable[tuple[str, float]], fmt: str = "{:.2f}") -> str:
+    ranked = sorted(items, key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k} ({fmt.format(v)})" for k, v in ranked[:5])
+    return text + (f" and {len(ranked) - 5} more" if len(ranked) > 5 else "")
+
+
+def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
+    """Every trigger of the policy, judged on ``evidence`` (in TRIGGER_ORDER)."""
+    tr = policy.triggers
+    results: dict[str, TriggerResult] = {}
+    champion = evidence.champion
+
+    results["no_champion"] = TriggerResult(
+        name="no_champion",
+        enabled=True,
+        fired=champion is None,
+        value=None,
+        threshold=None,
+        detail="no champion: train the first one"
+        if champion is None
+        else f"champion v{champion.version}",
+    )
+
+    ne = evidence.new_entities
+    for name, share_field, threshold in (
+        ("new_regions", "region_share", tr.new_entities.region_share),
+        ("new_stations", "station_share", tr.new_entities.station_share),
+        ("new_series", "series_share", tr.new_entities.series_share),
+    ):
+        if ne is None:
+            results[name] = TriggerResult(
+                name=name,
+                enabled=tr.new_entities.enabled,
+                fired=False,
+                value=None,
+                threshold=threshold,
+                detail="no champion window or no facts after it",
+            )
+            continue
+        share = float(getattr(ne, share_field))
+        named = {
+            "new_regions": ", ".join(ne.new_regions) or "none",
+            "new_stations": ", ".join(ne.new_stations) or "none",
+            "new_series": f"{ne.new_series} series",
+        }[name]
+        results[name] = TriggerResult(
+            name=name,
+            enabled=tr.new_entities.enabled,
+            fired=tr.new_entities.enabled and share >= threshold,
+            value=share,
+            threshold=threshold,
+            detail=f"share of {ne.tonnes:,.0f} t in {ne.start}..{ne.end}: {named}",
+        )
+
+    unusable = _monitoring_usable(policy, evidence)
+    snapshot = evidence.snapshot
+    if unusable is not None or snapshot is None:
+        why = unusable or "no monitoring snapshot"
+        for name, threshold in (
+            ("quality", float(tr.quality.consecutive_days)),
+            ("input_drift", float(tr.input_drift.min_segments)),
+            ("prediction_drift", float(tr.prediction_drift.min_segments)),
+        ):
+            spec = getattr(tr, name)
+            results[name] = TriggerResult(
+                name=name,
+                enabled=spec.enabled,
+                fired=False,
+                value=None,
+                threshold=threshold,
+                detail=f"not judged: {why}",
+            )
+    else:
+        streaks = quality_streaks(snapshot)
+        longest = max(streaks.values(), default=0)
+        results["quality"] = TriggerResult(
+            name="quality",
+            enabled=tr.quality.enabled,
+            fired=tr.quality.enabled and longest >= tr.quality.consecutive_days,
+            value=float(longest),
+            threshold=float(tr.quality.consecutive_days),
+            detail=(
+                "consecutive days over expectation: "
+                + (_top(((s, float(n)) for s, n in streaks.items() if n), "{:.0f}") or "none")
+                if snapshot.quality is not None
+                else "no realised quality in the snapshot (no mature forecasts)"
+            ),
+        )
+        shares = input_drift_shares(snapshot)
+        counted = {s: v for s, v in shares.items() if v >= tr.input_drift.feature_share}
+        results["input_drift"] = TriggerResult(
+            name="input_drift",
+            enabled=tr.input_drift.enabled,
+            fired=tr.input_drift.enabled and len(counted) >= tr.input_drift.min_segments,
+            value=float(len(counted)),
+            threshold=float(tr.input_drift.min_segments),
+            detail=f"segments with >= {tr.input_drift.feature_share:.0%} of input features "
+            f"drifted: {_top(counted.items()) or 'none'} (of {len(shares)} supported)",
+        )
+        predicted = prediction_drift_segments(snapshot)
+        results["prediction_drift"] = TriggerResult(
+            name="prediction_drift",
+            enabled=tr.prediction_drift.enabled,
+            fired=tr.prediction_drift.enabled
+            and len(predicted) >= tr.prediction_drift.min_segments,
+            value=float(len(predicted)),
+            threshold=float(tr.prediction_drift.min_segments),
+            detail="forecasts drifted in: " + (", ".join(predicted[:5]) or "none"),
+        )
+
+    age_limit = float(policy.schedule.max_champion_age_days)
+    if champion is None:
+        results["champion_age"] = TriggerResult(
+            name="champion_age",
+            enabled=True,
+            fired=False,
+            value=None,
+            threshold=age_limit,
+            detail="no champion",
+        )
+    else:
+        age = (evidence.as_of - champion.window_end).days
+        results["champion_age"] = TriggerResult(
+            name="champion_age",
+            enabled=True,
+            fired=age >= age_limit,
+            value=float(age),
+            threshold=age_limit,
+            detail=f"days from the end of v{champion.version}'s training window "
+            f"({champion.window_end}) to {evidence.as_of}",
+        )
+
+    nf = evidence.new_facts
+    results["new_facts"] = TriggerResult(
+        name="new_facts",
+        enabled=tr.new_facts.enabled,
+        fired=tr.new_facts.enabled and nf is not None and nf.days >= tr.new_facts.min_days,
+        value=None if nf is None else float(nf.days),
+        threshold=float(tr.new_facts.min_days),
+        detail="no champion window"
+        if nf is None
+        else f"days with facts after the training window: {nf.rows:,} facts, {nf.first}..{nf.last}"
+        if nf.days
+        else "no facts after the training window",
+    )
+    return [results[name] for name in TRIGGER_ORDER]
+
+
+# -- guards -----------------------------------------------------------------------------
+def judge_guards(
+    policy: Policy, evidence: Evidence, key: str, *, forced: bool, now: datetime
+) -> list[GuardResult]:
+    """Every guard against a retrain under ``key``; a forced retrain skips the cool-down
+    and the minimum of new facts, never the in-flight limit nor the key."""
+    g = policy.guards
+    expiry = now - timedelta(hours=g.in_flight_expiry_hours)
+    in_flight = [
+        d for d in evidence.history if d.status in IN_FLIGHT and _utc(d.updated_at) > expiry
+    ]
+    guards = [
+        GuardResult(
+            name="in_flight",
+            blocked=len(in_flight) >= g.max_in_flight,
+            value=float(len(in_flight)),
+            limit=float(g.max_in_flight),
+            detail="runs in flight: " + (", ".join(d.key for d in in_flight) or "none"),
+        )
+    ]
+    used = [d for d in evidence.history if d.key == key and d.status in KEY_USED]
+    guards.append(
+        GuardResult(
+            name="dedupe",
+            blocked=g.dedupe and bool(used),
+            value=float(len(used)),
+            limit=0.0 if g.dedupe else None,
+            detail=f"key {key} already {used[0].status} (decision {used[0].id})"
+            if used
+            else f"key {key} not used yet",
+        )
+    )
+    ran = [d for d in evidence.history if d.status in RAN]
+    last = max(ran, key=lambda d: d.as_of, default=None)
+    since = None if last is None else (evidence.as_of - last.as_of).days
+    guards.append(
+        GuardResult(
+            name="cooldown",
+            blocked=not forced and since is not None and since < g.cooldown_days,
+            value=None if since is None else float(since),
+            limit=float(g.cooldown_days),
+            detail="no retrain yet"
+            if last is None
+            else f"days since the retrain as of {last.as_of}" + (" (forced: not applied)" * forced),
+        )
+    )
+    nf = evidence.new_facts
+    guards.append(
+        GuardResult(
+            name="min_new_facts",
+            blocked=not forced and nf is not None and nf.days < g.min_new_fact_days,
+            value=None if nf is None else float(nf.days),
+            limit=float(g.min_new_fact_days),
+            detail="no champion window: not applied"
+            if nf is None
+            else "days with facts after the champion's training window"
+            + (" (forced: not applied)" * forced),
+        )
+    )
+    return guards
+
+
+def decide(
+    policy: Policy,
+    evidence: Evidence,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """Retrain when an enabled trigger fired (or ``force``, which needs a ``reason``) and
+    no guard blocked; every trigger and guard is in the decision with its value."""
+    if force and not (reason and reason.strip()):
+        raise ValueError("a forced retrain needs a reason: say why (--reason)")
+    now = now or datetime.now(UTC)
+    triggers = judge_triggers(policy, evidence)
+    fired = [t for t in triggers if t.fired]
+    trigger = MANUAL if force else (fired[0].name if fired else None)
+    key = idempotency_key(evidence.model_name, trigger, evidence.as_of)
+    guards = judge_guards(policy, evidence, key, forced=force, now=now)
+    blocked = [g for g in guards if g.blocked]
+    wanted = force or bool(fired)
+    retrain = wanted and not blocked
+    if force:
+        why = f"forced: {reason}"
+    elif fired:
+        why = "; ".join(f"{t.name} {_num(t.value)} >= {_num(t.threshold)}" for t in fired)
+    else:
+        why = "no trigger fired"
+    if wanted and blocked:
+        why += " -- blocked by " + "; ".join(
+            f"{g.name} ({_num(g.value)} vs {_num(g.limit)}: {g.detail})" for g in blocked
+        )
+    return Decision(
+        id=uuid.uuid4().hex,
+        decided_at=now,
+        model_name=evidence.model_name,
+        as_of=evidence.as_of,
+        retrain=retrain,
+        forced=force,
+        trigger=trigger,
+        key=key,
+        reason=why,
+        triggers=triggers,
+        guards=guards,
+        new_segments=_new_segments(evidence, fired),
+        evidence=_evidence_summary(evidence),
+    )
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def _new_segments(evidence: Evidence, fired: list[TriggerResult]) -> list[str]:
+    ne = evidence.new_entities
+    if ne is None:
+        return []
+    names = {t.name for t in fired}
+    return [
+        *(ne.new_regions if "new_regions" in names else []),
+        *(ne.new_stations if "new_stations" in names else []),
+    ]
+
+
+def _evidence_summary(evidence: Evidence) -> dict[str, Any]:
+    champion, snapshot = evidence.champion, evidence.snapshot
+    return {
+        "champion_version": None if champion is None else champion.version,
+        "champion_run_id": None if champion is None else champion.run_id,
+        "window_start": None if champion is None else str(champion.window_start),
+        "window_end": None if champion is None else str(champion.window_end),
+        "snapshot_id": None if snapshot is None else snapshot.id,
+        "snapshot_as_of": None if snapshot is None else str(snapshot.as_of),
+        "snapshot_status": None if snapshot is None else snapshot.status,
+        "new_fact_days": None if evidence.new_facts is None else evidence.new_facts.days,
+        "new_fact_rows": None if evidence.new_facts is None else evidence.new_facts.rows,
+        "new_entities": None
+        if evidence.new_entities is None
+        else evidence.new_entities.model_dump(mode="json"),
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def run_tags(decision: Decision) -> dict[str, str]:
+    """The ``retrain.*`` tags of the training run a decision starts (and of its model
+    version): the model card's "why this version exists"."""
+    fired = decision.fired
+    tags = {
+        "decision_id": decision.id,
+        "key": decision.key,
+        "trigger": decision.trigger or "",
+        "triggers_fired": ",".join(t.name for t in fired),
+        "reason": decision.reason,
+        "as_of": decision.as_of.isoformat(),
+        "forced": str(decision.forced).lower(),
+        "champion_before": str(decision.evidence.get("champion_version") or ""),
+        "snapshot_id": str(decision.evidence.get("snapshot_id") or ""),
+    }
+    for t in fired:
+        tags[f"value.{t.name}"] = f"{_num(t.value)} (threshold {_num(t.threshold)})"
+    # MLflow limits a tag value to 8000 characters (5000 on older servers)
+    return {TAG_PREFIX + k: v[:4000] for k, v in tags.items()}
+
+
+# -- evidence ---------------------------------------------------------------------------
+def champion_info(client: MlflowClient, model_name: str) -> ChampionInfo | None:
+    """The champion of ``model_name`` with the training window its run recorded, or None
+    when there is no champion. A champion whose run has no ``data_end`` parameter was not
+    logged by the training pipeline: an error naming it."""
+    from freightml.tracking.registry import champion_version
+
+    version = champion_version(client, model_name)
+    if version is None:
+        return None
+    mv = client.get_model_version(model_name, version)
+    params = client.get_run(mv.run_id).data.params if mv.run_id else {}
+    if "data_end" not in params:
+        raise ValueError(
+            f"champion {model_name} v{version} (run {mv.run_id or 'none'}) has no data_end "
+            "parameter: its training window is unknown (was it registered by the training "
+            "pipeline?)"
+        )
+    start = params.get("data_start")
+    return ChampionInfo(
+        version=version,
+        run_id=mv.run_id,
+        window_start=date.fromisoformat(start) if start else None,
+        window_end=date.fromisoformat(params["data_end"]),
+        registered_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
+    )
+
+
+def new_entities(
+    store: Store, champion: ChampionInfo, as_of: date, look_back_days: int
+) -> NewEntities | None:
+    """Shares of the tonnes of the last ``look_back_days`` after the champion's window
+    (up to ``as_of``) carried by regions, stations and series that its window never had;
+    None when there are no such facts."""
+    start = max(champion.window_end + timedelta(days=1), as_of - timedelta(days=look_back_days - 1))
+    if start > as_of:
+        return None
+    recent = store.facts.volume_by_series(start, as_of)
+    total = float(recent["tonnes"].sum())
+    if recent.empty or total <= 0:
+        return None
+    trained = store.facts.volume_by_series(champion.window_start or date.min, champion.window_end)
+    regions = set(trained["origin_region"]) | set(trained["destination_region"])
+    stations = set(trained["origin_station"]) | set(trained["destination_station"])
+    series = set(trained[list(SERIES_KEY)].itertuples(index=False, name=None))
+
+    def share(mask: pd.Series) -> float:
+        return float(recent.loc[mask, "tonnes"].sum()) / total
+
+    new_region = ~recent["origin_region"].isin(regions) | ~recent["destination_region"].isin(
+        regions
+    )
+    new_station = ~recent["origin_station"].isin(stations) | ~recent["destination_station"].isin(
+        stations
+    )
+    new_series = ~pd.Series(
+        [key in series for key in recent[list(SERIES_KEY)].itertuples(index=False, name=None)],
+        index=recent.index,
+    )
+    found_regions = sorted(
+        (set(recent["origin_region"]) | set(recent["destination_region"])) - regions
+    )
+    station_tonnes: dict[str, float] = {}
+    for column in ("origin_station", "destination_station"):
+        part = recent[~recent[column].isin(stations)]
+        for name, tonnes in part.groupby(column)["tonnes"].sum().items():
+            station_tonnes[str(name)] = station_tonnes.get(str(name), 0.0) + float(tonnes)
+    ranked = sorted(station_tonnes, key=lambda s: (-station_tonnes[s], s))
+    return NewEntities(
+        start=start,
+        end=as_of,
+        tonnes=total,
+        region_share=share(new_region),
+        station_share=share(new_station),
+        series_share=share(new_series),
+        new_regions=[str(r) for r in found_regions],
+        new_stations=ranked[:MAX_NAMED],
+        new_series=int(new_series.sum()),
+    )
+
+
+def gather_evidence(
+    settings: Settings,
+    store: Store,
+    policy: Policy,
+    *,
+    as_of: date,
+    client: MlflowClient | None = None,
+) -> Evidence:
+    """Read what :func:`decide` judges: the newest snapshot as of ``as_of``, the champion
+    and its window, facts after that window and the recorded decisions of the model."""
+    model = settings.tracking.registered_model
+    champion = None
+    uri = settings.tracking_uri
+    local_missing = (
+        uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+    )
+    if not local_missing:  # a local tracking store that does not exist holds no champion
+        from freightml.tracking import configure_mlflow
+
+        champion = champion_info(client or configure_mlflow(settings), model)
+    new_facts = entities = None
+    if champion is not None:
+        counted = store.facts.days_between(champion.window_end + timedelta(days=1), as_of)
+        new_facts = FactCount(
+            rows=counted.rows, days=counted.days, first=counted.first, last=counted.last
+        )
+        entities = new_entities(store, champion, as_of, policy.triggers.new_entities.look_back_days)
+    return Evidence(
+        model_name=model,
+        as_of=as_of,
+        snapshot=store.monitoring.latest(model, until=as_of),
+        champion=champion,
+        new_facts=new_facts,
+        new_entities=entities,
+        history=store.retraining.history(model),
+    )
+
+
+def decide_now(
+    settings: Settings,
+    store: Store,
+    policy: Policy,
+    *,
+    as_of: date,
+    force: bool = False,
+    reason: str | None = None,
+    client: MlflowClient | None = None,
+) -> Decision:
+    """:func:`gather_evidence` then :func:`decide` (nothing is recorded)."""
+    evidence = gather_evidence(settings, store, policy, as_of=as_of, client=client)
+    return decide(policy, evidence, force=force, reason=reason)

@@ -1,0 +1,176 @@
+"""The retraining_decisions table family and the facts and snapshot reads the decision
+needs, on SQLite and on PostgreSQL (FREIGHTML_TEST_POSTGRES_URL): every decision stored,
+status moves checked, the key and the in-flight slot claimed in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from freightml.collector.store import Store
+from freightml.collector.store.retraining import SUMMARY_COLUMNS
+from freightml.retraining.decision import Decision, Evidence, decide
+from freightml.retraining.policy import Policy
+from helpers import STORE_BACKENDS, fresh_store, sample_snapshot
+
+pytestmark = [pytest.mark.unit]
+AS_OF = date(2026, 3, 31)
+MODEL = "freight-volume"
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    s = fresh_store(request.param, tmp_path)
+    yield s
+    s.close()
+
+
+def _decision(as_of: date = AS_OF, *, retrain: bool = True, model: str = MODEL) -> Decision:
+    """A real decision: no champion (retrain), or a quiet one (no retrain)."""
+    evidence = Evidence(
+        model_name=model,
+        as_of=as_of,
+        snapshot=None,
+        champion=None,
+        new_facts=None,
+        new_entities=None,
+    )
+    if retrain:
+        return decide(Policy(), evidence)
+    return decide(Policy(), evidence).model_copy(update={"retrain": False, "trigger": None})
+
+
+def test_a_decision_reads_back_with_its_summary(store: Store) -> None:
+    decision = _decision()
+    assert store.retraining.record(decision, "started") == "started"
+    row = store.retraining.get(decision.id)
+    assert row is not None and row["decision"] == decision
+    assert row["status"] == "started" and row["key"] == f"{MODEL}:no_champion:2026-03-31"
+    assert row["trigger"] == "no_champion" and row["retrain"] is True and row["forced"] is False
+    assert row["as_of"] == AS_OF and row["decided_at"].tzinfo is not None
+    assert store.retraining.get("none") is None
+    assert store.counts()["retraining_decisions"] == 1
+    with pytest.raises(sa.exc.IntegrityError):  # the same decision id twice
+        store.retraining.record(decision, "started")
+
+
+def test_status_moves_and_the_run_it_started(store: Store) -> None:
+    decision = _decision()
+    store.retraining.record(decision, "started")
+    store.retraining.mark(decision.id, "started", run_id="kfp-run-1")
+    store.retraining.mark(decision.id, "finished", model_version="4", message="promoted")
+    row = store.retraining.get(decision.id)
+    assert row is not None
+    assert (row["status"], row["run_id"], row["model_version"], row["message"]) == (
+        "finished",
+        "kfp-run-1",
+        "4",
+        "promoted",
+    )
+    assert row["updated_at"] >= row["decided_at"]
+    with pytest.raises(ValueError, match="is finished: it cannot become failed"):
+        store.retraining.mark(decision.id, "failed")
+    with pytest.raises(KeyError, match="no retraining decision 'nope'"):
+        store.retraining.mark("nope", "finished")
+    with pytest.raises(ValueError, match="unknown retraining status 'done'"):
+        store.retraining.mark(decision.id, "done")
+
+
+def test_a_decision_not_to_retrain_is_stored_as_skipped_only(store: Store) -> None:
+    quiet = _decision(retrain=False)
+    with pytest.raises(ValueError, match="does not retrain: it cannot be started"):
+        store.retraining.record(quiet, "started")
+    assert store.retraining.record(quiet, "skipped", message="no trigger fired") == "skipped"
+    assert store.retraining.history(MODEL) == []  # the guards read retrain decisions only
+    [row] = store.retraining.list()
+    assert row["status"] == "skipped" and row["message"] == "no trigger fired"
+
+
+def test_a_used_key_or_a_full_slot_is_claimed_once(store: Store) -> None:
+    first, same_key = _decision(), _decision()
+    assert first.key == same_key.key and first.id != same_key.id
+    assert store.retraining.record(first, "started") == "started"
+    assert store.retraining.record(same_key, "started") == "skipped"
+    row = store.retraining.get(same_key.id)
+    assert row is not None and row["message"] == f"key {first.key} already started"
+    next_day = _decision(AS_OF + timedelta(days=1))
+    assert store.retraining.record(next_day, "decided") == "skipped"  # one in flight
+    assert "1 run(s) already in flight" in store.retraining.get(next_day.id)["message"]  # type: ignore[index]
+    assert (
+        store.retraining.record(_decision(AS_OF + timedelta(days=2)), "started", max_in_flight=2)
+        == "started"
+    )
+    store.retraining.mark(first.id, "failed", message="boom")
+    retry = _decision()
+    assert (
+        store.retraining.record(retry, "started", max_in_flight=3) == "started"
+    )  # failed keys retry
+    other_model = _decision(model="other")
+    assert store.retraining.record(other_model, "started") == "started"  # slots are per model
+
+
+def test_history_and_list_are_newest_first(store: Store) -> None:
+    decisions = []
+    for i, hour in enumerate((5, 9, 7)):
+        d = _decision(AS_OF - timedelta(days=i)).model_copy(
+            update={"decided_at": datetime(2026, 4, 1, hour, tzinfo=UTC)}
+        )
+        store.retraining.record(d, "skipped")
+        decisions.append(d)
+    history = store.retraining.history(MODEL)
+    assert [h.id for h in history] == [decisions[1].id, decisions[2].id, decisions[0].id]
+    assert history[0].status == "skipped" and history[0].as_of == AS_OF - timedelta(days=1)
+    assert history[0].decided_at == datetime(2026, 4, 1, 9, tzinfo=UTC)
+    rows = store.retraining.list(limit=2)
+    assert [r["id"] for r in rows] == [decisions[1].id, decisions[2].id]
+    assert tuple(rows[0]) == SUMMARY_COLUMNS
+    assert store.retraining.list(model_name="other") == []
+    with pytest.raises(ValueError, match="limit must be at least 1"):
+        store.retraining.list(limit=0)
+
+
+def test_fact_reads_for_the_decision(store: Store) -> None:
+    rows = [
+        {
+            "date": d,
+            "origin_station": o,
+            "destination_station": "Z",
+            "cargo_type": "coal",
+            "origin_region": region,
+            "destination_region": "South",
+            "volume_tonnes": tonnes,
+            "wagons": 1,
+        }
+        for o, region, tonnes in (("A", "West", 10.0), ("B", "East", 2.5))
+        for d in pd.date_range("2026-03-01", "2026-03-10")
+        if not (o == "B" and d.day > 5)
+    ]
+    store.ingest_facts(pd.DataFrame(rows))
+    counted = store.facts.days_between(date(2026, 3, 4), date(2026, 3, 20))
+    assert (counted.rows, counted.days, counted.first, counted.last) == (
+        7 + 2,
+        7,
+        date(2026, 3, 4),
+        date(2026, 3, 10),
+    )
+    none = store.facts.days_between(date(2026, 4, 1), date(2026, 4, 30))
+    assert (none.rows, none.days, none.first, none.last) == (0, 0, None, None)
+    volume = store.facts.volume_by_series(date(2026, 3, 5), date(2026, 3, 31))
+    volume = volume.sort_values("origin_station").reset_index(drop=True)
+    assert list(volume["origin_station"]) == ["A", "B"]
+    assert list(volume["origin_region"]) == ["West", "East"]
+    assert list(volume["tonnes"]) == [60.0, 2.5]
+
+
+def test_latest_snapshot_until_a_day(store: Store) -> None:
+    for i, as_of in enumerate((date(2026, 3, 29), date(2026, 3, 31), date(2026, 4, 2))):
+        store.monitoring.save(sample_snapshot(id=f"s{i}", as_of=as_of))
+    assert store.monitoring.latest(MODEL, until=date(2026, 4, 1)).id == "s1"  # type: ignore[union-attr]
+    assert store.monitoring.latest(MODEL, until=date(2026, 3, 30)).id == "s0"  # type: ignore[union-attr]
+    assert store.monitoring.latest(MODEL, until=date(2026, 3, 1)) is None
+    assert store.monitoring.latest(MODEL).id == "s2"  # type: ignore[union-attr]
