@@ -17,6 +17,7 @@ import yaml
 from kfp import compiler, local
 
 from freightml.config import Settings
+from freightml.retraining.policy import validate_cron
 from freightml.retraining.schedule import (
     DEFAULT_CRON,
     RecurringRun,
@@ -25,7 +26,6 @@ from freightml.retraining.schedule import (
     ScheduleBackend,
     ScheduleOutcome,
     reconcile,
-    validate_cron,
 )
 from pipelines.batch_scoring import build_batch_scoring_pipeline
 from pipelines.monitoring import build_monitoring_pipeline

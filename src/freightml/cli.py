@@ -302,60 +302,6 @@ def pipeline_run(
     _print_registry(settings)
 
 
-# -- retraining -----------------------------------------------------------------------
-@retrain_app.command("schedule")
-def retrain_schedule(
-    host: Annotated[str, typer.Option(help="KFP API URL (Kubeflow Pipelines)")],
-    cron: Annotated[
-        str | None,
-        typer.Option(
-            help="6-field cron, seconds first (KFP), e.g. '0 0 3 * * 1' = Mondays 03:00; "
-            "default: the retraining policy's schedule"
-        ),
-    ] = None,
-    pipeline: Annotated[
-        str, typer.Option(help="pipeline the schedule starts: retraining or training")
-    ] = "retraining",
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            help="fixed as-of date (YYYY-MM-DD) for every run; default: the day each run starts"
-        ),
-    ] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Create or update (never duplicate) the KFP recurring run: one run at a time, no
-    catch-up after a pause, the as-of date as an explicit parameter."""
-    from freightml.retraining.schedule import DEFAULT_CRON, validate_cron
-    from pipelines.run import KfpClientBackend, schedule
-
-    if pipeline not in ("retraining", "training"):
-        _fail(f"--pipeline must be retraining or training, not {pipeline!r}", 2)
-    try:
-        expression = validate_cron(cron or DEFAULT_CRON)
-    except ValueError as exc:
-        _fail(f"--cron: {exc}", 2)
-    settings = _settings(config)
-    arguments: dict[str, str] = {}
-    if pipeline == "retraining":
-        arguments["as_of"] = _iso_day(as_of)
-    elif as_of:
-        _fail("--as-of applies to the retraining pipeline only (training takes no date)", 2)
-    with _kfp_errors(host, "the recurring run"):
-        backend = KfpClientBackend(host)
-        outcome = schedule(settings, backend, pipeline, expression, arguments=arguments)
-        in_flight = backend.runs_in_flight()
-    what = {
-        "created": "created",
-        "unchanged": "already up to date:",
-        "enabled": "re-enabled",
-        "replaced": f"replaced ({', '.join(outcome.changed)} changed)",
-    }[outcome.action]
-    console.print(f"recurring run {what} {outcome.recurring_run_id} on {host}: cron {expression!r}")
-    for run in in_flight:
-        console.print(f"in flight: {run.name} ({run.id}, {run.state}, {run.pipeline_name})")
-
-
 # -- models ---------------------------------------------------------------------------
 def _client(settings: Settings):
     from freightml.tracking import configure_mlflow
@@ -824,6 +770,64 @@ def retrain_run(
             f"{escape(outcome.message or '')}"
         )
         _print_registry(settings)
+
+
+@retrain_app.command("schedule")
+def retrain_schedule(
+    host: Annotated[str, typer.Option(help="KFP API URL (Kubeflow Pipelines)")],
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            help="6-field cron, seconds first (KFP), e.g. '0 0 3 * * 1' = Mondays 03:00; "
+            "default: the retraining policy's schedule"
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option(help="pipeline the schedule starts: retraining or training")
+    ] = "retraining",
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="fixed as-of date (YYYY-MM-DD) for every run; default: the day each run starts"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create or update (never duplicate) the KFP recurring run: one run at a time, no
+    catch-up after a pause, the as-of date as an explicit parameter."""
+    from freightml.retraining.policy import load_policy, validate_cron
+    from pipelines.run import KfpClientBackend, schedule
+
+    if pipeline not in ("retraining", "training"):
+        _fail(f"--pipeline must be retraining or training, not {pipeline!r}", 2)
+    settings = _settings(config)
+    if cron is None:
+        try:
+            cron = load_policy(settings.retraining_path).schedule.cron
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc), 2)
+    try:
+        expression = validate_cron(str(cron))
+    except ValueError as exc:
+        _fail(f"--cron: {exc}", 2)
+    arguments: dict[str, str] = {}
+    if pipeline == "retraining":
+        arguments["as_of"] = _iso_day(as_of)
+    elif as_of:
+        _fail("--as-of applies to the retraining pipeline only (training takes no date)", 2)
+    with _kfp_errors(host, "the recurring run"):
+        backend = KfpClientBackend(host)
+        outcome = schedule(settings, backend, pipeline, expression, arguments=arguments)
+        in_flight = backend.runs_in_flight()
+    what = {
+        "created": "created",
+        "unchanged": "already up to date:",
+        "enabled": "re-enabled",
+        "replaced": f"replaced ({', '.join(outcome.changed)} changed)",
+    }[outcome.action]
+    console.print(f"recurring run {what} {outcome.recurring_run_id} on {host}: cron {expression!r}")
+    for run in in_flight:
+        console.print(f"in flight: {run.name} ({run.id}, {run.state}, {run.pipeline_name})")
 
 
 # -- deploy ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from helpers import cli, free_port, words
 pytestmark = [pytest.mark.integration]
 
 API = "/apis/v2beta1"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -34,8 +35,17 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
     monkeypatch.chdir(tmp_path)  # compiled YAML goes to build/pipelines here
     path = tmp_path / "freightml.yaml"
+    policy = yaml.safe_load((REPO / "configs" / "retraining.yaml").read_text())
+    policy["schedule"]["cron"] = "0 15 4 * * 2"  # the policy's schedule, not the default's
+    (tmp_path / "retraining.yaml").write_text(yaml.safe_dump(policy))
     path.write_text(
-        yaml.safe_dump({"home": str(tmp_path / "home"), "data": {"synthetic_size": "small"}})
+        yaml.safe_dump(
+            {
+                "home": str(tmp_path / "home"),
+                "retraining_path": str(tmp_path / "retraining.yaml"),
+                "data": {"synthetic_size": "small"},
+            }
+        )
     )
     return path
 
@@ -146,9 +156,9 @@ def test_schedule_creates_one_recurring_run_and_keeps_it(
 def test_schedule_replaces_a_changed_recurring_run_and_never_keeps_two(
     standin: Any, config: Path
 ) -> None:
-    schedule(standin, config)  # the default cron
+    schedule(standin, config)  # no --cron: the policy's schedule.cron
     [old] = standin.state.recurring_runs.values()
-    assert old["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * 1"
+    assert old["trigger"]["cron_schedule"]["cron"] == "0 15 4 * * 2"
 
     before = len(standin.requests)
     out = schedule(standin, config, "--cron", "0 30 2 * * MON-FRI", "--as-of", "2026-03-02")
@@ -206,17 +216,24 @@ def test_schedule_of_the_training_pipeline_takes_no_date(standin: Any, config: P
 
 def test_schedule_refuses_bad_input_before_calling_the_api(standin: Any, config: Path) -> None:
     out = schedule(standin, config, "--cron", "0 3 * * 1", code=2)
-    assert "has 5 fields; KFP needs 6" in out
+    assert "has 5 fields; KFP recurring runs need 6" in out
     out = schedule(standin, config, "--cron", "0 0 25 * * 1", code=2)
     assert "hour field: 25 is outside 0-23" in out
     out = schedule(standin, config, "--pipeline", "monitoring", code=2)
     assert "--pipeline must be retraining or training" in out
+    assert standin.requests == []
+    bad_policy = config.parent / "retraining.yaml"
+    bad_policy.write_text(bad_policy.read_text().replace("0 15 4 * * 2", "0 15 4 * *"))
+    out = schedule(standin, config, code=2)  # the policy's cron is checked when it loads
+    assert "schedule.cron" in out and "has 5 fields" in out
     assert standin.requests == []
     result = cli(
         "retrain",
         "schedule",
         "--host",
         f"http://127.0.0.1:{free_port()}",
+        "--cron",  # given: the (broken) policy is not read
+        "0 0 3 * * 1",
         "--config",
         str(config),
         code=1,

@@ -18,6 +18,7 @@ from helpers import sample_snapshot
 pytestmark = [pytest.mark.integration]
 
 REPO = Path(__file__).resolve().parents[2]
+AS_OF = date(2025, 3, 31)  # the last day of the small synthetic facts
 
 
 @pytest.fixture
@@ -25,15 +26,20 @@ def stage_settings(settings: Settings, tmp_path: Path) -> Settings:
     collector = settings.collector.model_copy(
         update={"store_url": f"sqlite:///{tmp_path / 'store.db'}"}
     )
+    data = settings.data.model_copy(update={"synthetic_size": "small"})
     return settings.model_copy(
-        update={"collector": collector, "retraining_path": REPO / "configs" / "retraining.yaml"}
+        update={
+            "collector": collector,
+            "data": data,
+            "retraining_path": REPO / "configs" / "retraining.yaml",
+        }
     )
 
 
 @pytest.fixture
 def snapshot_file(stage_settings: Settings, tmp_path: Path) -> Path:
     """The monitor step's output: the snapshot as a file, and stored in the store."""
-    snapshot = sample_snapshot(model_name=stage_settings.tracking.registered_model)
+    snapshot = sample_snapshot(model_name=stage_settings.tracking.registered_model, as_of=AS_OF)
     store = Store(stage_settings.collector_store_url).create_all()
     try:
         store.monitoring.save(snapshot)
@@ -48,7 +54,7 @@ def snapshot_file(stage_settings: Settings, tmp_path: Path) -> Path:
 def test_decide_records_claims_once_and_hands_over_settings(
     stage_settings: Settings, snapshot_file: Path, tmp_path: Path
 ) -> None:
-    snapshot_day = date(2026, 3, 31)  # sample_snapshot's as-of date
+    snapshot_day = AS_OF
     # no champion registered yet: the policy asks for the first one
     info, train = decide_retraining(
         stage_settings, snapshot_path=snapshot_file, decision_path=tmp_path / "d1" / "decision"
@@ -62,6 +68,13 @@ def test_decide_records_claims_once_and_hands_over_settings(
     assert train.data.end_date == snapshot_day
     assert train.tracking.run_tags["retrain.decision_id"] == info.decision_id
     assert train.tracking.run_tags["retrain.trigger"] == "no_champion"
+    # the policy's shift-aware window rule chose the window over the facts the run reads
+    assert train.tracking.run_tags["retrain.window.as_of"] == snapshot_day.isoformat()
+    assert train.tracking.run_tags["retrain.window.rule"] in {
+        "full_window",
+        "post_change",
+        "down_weight",
+    }
 
     store = Store(stage_settings.collector_store_url)
     try:
@@ -72,12 +85,12 @@ def test_decide_records_claims_once_and_hands_over_settings(
     # the same cause the next day while that run is in flight: recorded, nothing trains
     again, untouched = decide_retraining(
         stage_settings,
-        as_of="2026-04-01",
+        as_of="2025-04-01",
         snapshot_path=snapshot_file,
         decision_path=tmp_path / "d2" / "decision",
     )
     assert not again.retrain and again.status == "skipped"
-    assert again.as_of == "2026-04-01"  # an explicit as-of date wins over the snapshot's
+    assert again.as_of == "2025-04-01"  # an explicit as-of date wins over the snapshot's
     assert untouched == stage_settings
 
     message = record_retraining(

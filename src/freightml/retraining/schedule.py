@@ -10,74 +10,24 @@ new one is created disabled, the old ones are deleted, then the new one is enabl
 are ever enabled at the same time, and if creating fails the old schedule is untouched.
 
 Nothing here imports kfp: the backend is a protocol, implemented over ``kfp.Client`` in
-``pipelines.run.KfpClientBackend``.
+``pipelines.run.KfpClientBackend``. The cron expression is checked by the policy's
+:func:`~freightml.retraining.policy.validate_cron` (6 fields, seconds first).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-DEFAULT_CRON = "0 0 3 * * 1"  # Mondays 03:00:00 (KFP cron: seconds first)
+from freightml.retraining.policy import ScheduleSpec, validate_cron
 
-_FIELDS = (
-    ("second", 0, 59, ()),
-    ("minute", 0, 59, ()),
-    ("hour", 0, 23, ()),
-    ("day of month", 1, 31, ()),
-    (
-        "month",
-        1,
-        12,
-        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
-    ),
-    ("day of week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
-)
-_PART = re.compile(r"^(?P<range>\*|\?|[A-Z0-9]+(?:-[A-Z0-9]+)?)(?:/(?P<step>\d+))?$")
+# the policy's default schedule (configs/retraining.yaml: schedule.cron): Mondays 03:00:00
+DEFAULT_CRON: str = ScheduleSpec.model_fields["cron"].default
 
 # A run in one of these states still occupies its slot (KFP v2beta1 RuntimeState).
 IN_FLIGHT_STATES = frozenset(
     {"RUNTIME_STATE_UNSPECIFIED", "PENDING", "RUNNING", "CANCELING", "PAUSED"}
 )
-
-
-def _value(token: str, name: str, low: int, high: int, names: tuple[str, ...]) -> int:
-    if token in names:
-        return names.index(token) + low
-    if not token.isdigit():
-        raise ValueError(f"cron {name} field: {token!r} is not a number or a name")
-    number = int(token)
-    if not low <= number <= high:
-        raise ValueError(f"cron {name} field: {number} is outside {low}-{high}")
-    return number
-
-
-def validate_cron(expression: str) -> str:
-    """Check a 6-field cron expression as KFP's scheduler reads it (seconds, minutes, hours,
-    day of month, month, day of week; ``*``, ``?``, lists, ranges, steps, month and weekday
-    names) and return it normalised to single spaces."""
-    fields = expression.split()
-    if len(fields) != 6:
-        raise ValueError(
-            f"cron {expression!r} has {len(fields)} fields; KFP needs 6 "
-            f"(second minute hour day-of-month month day-of-week), e.g. {DEFAULT_CRON!r}"
-        )
-    for text, (name, low, high, names) in zip(fields, _FIELDS, strict=True):
-        for part in text.upper().split(","):
-            match = _PART.match(part)
-            if not match:
-                raise ValueError(f"cron {name} field: {part!r} is not valid")
-            span, step = match["range"], match["step"]
-            if span == "?" and name not in ("day of month", "day of week"):
-                raise ValueError(f"cron {name} field: '?' is allowed only in the day fields")
-            if step is not None and int(step) == 0:
-                raise ValueError(f"cron {name} field: a step of 0 in {part!r}")
-            if span not in ("*", "?"):
-                bounds = [_value(t, name, low, high, names) for t in span.split("-")]
-                if len(bounds) == 2 and bounds[0] > bounds[1]:
-                    raise ValueError(f"cron {name} field: range {span!r} runs backwards")
-    return " ".join(fields)
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,16 @@ def decide_retraining(
     decision_path: str | Path,
 ) -> tuple[DecisionInfo, Settings]:
     """Decide (:func:`freightml.retraining.decision.decide_now`), record the decision and
-    claim its run (:func:`freightml.retraining.act.act`); write the decision as JSON to
-    ``decision_path``. Returns the result and the settings for the training steps
-    (``settings`` itself when there is nothing to train).
+    claim its run (:func:`freightml.retraining.act.start`, with the policy's shift-aware
+    training window); write the decision as JSON to ``decision_path``. Returns the result
+    and the settings for the training steps (``settings`` itself when nothing trains).
 
     ``as_of`` is an ISO date; empty means the as-of date of the snapshot at
     ``snapshot_path`` (the monitor's of the same run, so both judge the same day even
     across midnight), else today (UTC)."""
     from freightml.collector.store import Store
     from freightml.monitoring.types import Snapshot
-    from freightml.retraining.act import Launched, act
+    from freightml.retraining.act import shift_aware_window, start
     from freightml.retraining.decision import decide_now
     from freightml.retraining.policy import load_policy
 
@@ -58,33 +58,26 @@ def decide_retraining(
         day = datetime.now(UTC).date()
 
     policy = load_policy(settings.retraining_path)
-    handed: list[Settings] = []
-
-    def hand_over(run_settings: Settings) -> Launched:
-        # the training steps follow in this pipeline run: "launching" hands them settings
-        handed.append(run_settings)
-        return Launched(None, None, "training steps of this retraining pipeline run")
-
     store = Store(settings.collector_store_url).create_all()
     try:
         decision = decide_now(settings, store, policy, as_of=day)
-        outcome = act(settings, store, policy, decision, hand_over)
+        began = start(settings, store, policy, decision, adjust=shift_aware_window(policy))
     finally:
         store.close()
     target = Path(decision_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(decision.model_dump_json(indent=2))
     info = DecisionInfo(
-        retrain=outcome.status == "started",
-        status=outcome.status,
+        retrain=began.status == "started",
+        status=began.status,
         as_of=day.isoformat(),
         decision_id=decision.id,
         trigger=decision.trigger,
         key=decision.key,
-        reason=outcome.message or decision.reason,
+        reason=began.message or decision.reason,
         snapshot_id=snapshot.id if snapshot is not None else None,
     )
-    return info, handed[0] if handed else settings
+    return info, began.settings if began.settings is not None else settings
 
 
 def record_retraining(
@@ -93,6 +86,7 @@ def record_retraining(
     """Mark the decision the training steps ran for as finished, with the version they
     registered and whether it became champion (the gates decide); returns the message."""
     from freightml.collector.store import Store
+    from freightml.retraining.act import finish
 
     champion = "promoted to champion" if promoted else "not promoted (the gates kept the champion)"
     message = f"version {model_version} registered, {champion}"
@@ -100,7 +94,7 @@ def record_retraining(
     try:
         if store.retraining.get(decision_id) is None:
             raise ValueError(f"retraining decision {decision_id} is not in the store")
-        store.retraining.mark(decision_id, "finished", model_version=model_version, message=message)
+        finish(store, decision_id, version=model_version, message=message)
     finally:
         store.close()
     return message

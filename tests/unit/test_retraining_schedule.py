@@ -1,54 +1,12 @@
-"""KFP's 6-field cron as `freightml retrain schedule` checks it, and what counts as a
-difference between the recurring run wanted and the one the backend has."""
+"""What counts as a difference between the recurring run wanted and the one the backend
+has, and which run states hold the in-flight slot (the cron itself is the policy's
+validate_cron, tested with the policy)."""
 
 import pytest
 
-from freightml.retraining.schedule import (
-    DEFAULT_CRON,
-    RecurringRun,
-    RecurringRunSpec,
-    RunInfo,
-    validate_cron,
-)
+from freightml.retraining.schedule import DEFAULT_CRON, RecurringRun, RecurringRunSpec, RunInfo
 
 pytestmark = [pytest.mark.unit]
-
-
-@pytest.mark.parametrize(
-    "expression",
-    [
-        DEFAULT_CRON,
-        "0 0 9 ? * 2-6",  # kfp.Client's own docstring example
-        "0 */15 * * * *",
-        "30 0 3 1,15 * ?",
-        "0 0 3 * JAN-MAR mon",
-        "0 0 0 1-7/2 * SUN",
-    ],
-)
-def test_valid_expressions_pass_normalised(expression: str) -> None:
-    assert validate_cron(f"  {expression.replace(' ', '   ')} ") == expression
-
-
-@pytest.mark.parametrize(
-    ("expression", "message"),
-    [
-        ("0 3 * * 1", "has 5 fields; KFP needs 6"),
-        ("0 0 3 * * 1 2026", "has 7 fields"),
-        ("60 0 3 * * 1", "second field: 60 is outside 0-59"),
-        ("0 0 24 * * 1", "hour field: 24 is outside 0-23"),
-        ("0 0 3 0 * *", "day of month field: 0 is outside 1-31"),
-        ("0 0 3 * 13 *", "month field: 13 is outside 1-12"),
-        ("0 0 3 * * 7", "day of week field: 7 is outside 0-6"),
-        ("0 0 3 * * FUN", "day of week field: 'FUN' is not a number or a name"),
-        ("0 0 5-3 * * *", "hour field: range '5-3' runs backwards"),
-        ("0 */0 * * * *", "minute field: a step of 0"),
-        ("0 0 ? * * *", "'?' is allowed only in the day fields"),
-        ("0 0 3 * * 1;rm", "day of week field: '1;RM' is not valid"),
-    ],
-)
-def test_invalid_expressions_say_which_field(expression: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message.replace("?", r"\?").replace("*", r"\*")):
-        validate_cron(expression)
 
 
 def spec(**changes: object) -> RecurringRunSpec:
