@@ -688,7 +688,8 @@ def _launcher(host: str | None, registered_model: str, decision_id: str):
         if host:
             from pipelines.run import KfpClientBackend, submit
 
-            run_id = submit(settings, KfpClientBackend(host), "training")
+            # exclusive: refused while a training run is in flight on the cluster
+            run_id = submit(settings, KfpClientBackend(host), "training", exclusive=True)
             return Launched(run_id, None, f"submitted to {host}")
         from pipelines.run import run_local
 

@@ -277,3 +277,25 @@ def test_runs_in_flight_guard_over_the_api(
     third = submit(settings, backend, "retraining", out, exclusive=True)
     assert standin.state.runs[third]["state"] == "PENDING"
     assert json.loads(standin.state.runs[third]["runtime_config"]["parameters"]["config"])
+
+
+def test_retrain_run_host_refuses_while_a_training_run_is_in_flight(
+    standin: Any, config: Path
+) -> None:
+    cli("pipeline", "run", "training", "--host", standin.url, "--config", str(config))
+    [running] = standin.state.runs
+    # no champion yet: the policy asks for the first one (the small facts end 2025-03-31)
+    args = ("retrain", "run", "--host", standin.url, "--as-of", "2025-03-31")
+    result = cli(*args, "--config", str(config), code=1)
+    out = words(result.output)
+    assert "run(s) of pipeline freightml-training still in flight" in out and running in out
+    assert list(standin.state.runs) == [running]  # nothing else was submitted
+
+    standin.set_run_state(running, "SUCCEEDED")
+    result = cli(*args, "--force", "--reason", "the slot is free", "--config", str(config))
+    [submitted] = [r for r in standin.state.runs if r != running]
+    assert f"submitted: run {submitted}" in words(result.output)
+    tags = json.loads(standin.state.runs[submitted]["runtime_config"]["parameters"]["config"])[
+        "tracking"
+    ]["run_tags"]
+    assert tags["retrain.trigger"] == "manual" and tags["retrain.as_of"] == "2025-03-31"
