@@ -10,7 +10,7 @@ SEED ?= 42
 IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: image helm-docs help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data clean
+.PHONY: image helm-docs help install demo monitor-demo test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data manifests lint-k8s clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,7 +28,7 @@ demo: install ## Generate demo data, run the training pipeline locally, register
 monitor-demo: install ## After make demo: requests, later facts with a regional shift, batch scoring, freightml monitor run
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED) --monitor
 
-test: install ## Run all tests (unit, data, quality, integration, e2e); prints what skipped and why
+test: install lint-k8s ## Run all tests (unit, data, quality, integration, e2e) after lint-k8s; prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)
 
 lint: install ## Lint and format-check with ruff, type-check src/ with mypy (CI runs it)
@@ -71,6 +71,12 @@ bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's 
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
+
+manifests: install ## Regenerate manifests/base from the code, render every chart (ci/ values) and overlay into build/manifests
+	$(RUN) python -m freightml.cluster render
+
+lint-k8s: install ## Render, then check every object: helm lint, schemas/CRDs, FreightML policy, Argo CD project, checkov
+	$(RUN) python -m freightml.cluster check
 
 helm-docs: install ## Rewrite the values tables of helm/*/README.md from values.yaml's `# --` comments
 	$(RUN) python tools/helm_docs.py

@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from freightml.cli import app
+from helpers import words
 
 pytestmark = [pytest.mark.unit]
 REPO = Path(__file__).resolve().parents[2]
@@ -102,3 +103,122 @@ def test_deploy_with_config_in_a_fresh_process_is_not_taken_by_kserves_parser() 
         "--model-uri",
         "models:/freight-volume/1",
     ]
+
+
+# -- promotion through Git: deploy --gitops ---------------------------------------------
+def _copy_manifests(tmp_path: Path) -> Path:
+    """A copy of manifests/ (base, components, overlays) to edit; kustomize paths stay valid."""
+    import shutil
+
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    return tmp_path / "manifests" / "overlays" / "prod"
+
+
+def _rendered_isvc(overlay: Path) -> dict[str, object]:
+    from freightml.cluster.render import render_kustomize
+
+    [isvc] = [d for d in render_kustomize(overlay) if d["kind"] == "InferenceService"]
+    return isvc
+
+
+def test_gitops_writes_the_version_kustomize_renders_what_deploy_would_apply(
+    tmp_path: Path,
+) -> None:
+    import jsonpatch
+
+    from freightml.config import DeploySettings
+    from freightml.deploy.inference_service import build_inference_service, to_manifest
+
+    overlay = _copy_manifests(tmp_path)
+    result = CliRunner().invoke(
+        app, ["deploy", "--version", "9", "--canary", "15", "--gitops", str(overlay)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"git add {overlay / 'model-version.yaml'}" in result.stdout
+    assert 'git commit -m "Serve freight-volume v9 (15% canary) in prod"' in result.stdout
+
+    # What `freightml deploy --version 9 --canary 15` builds for the prod namespace (the
+    # collector stays in the platform namespace), with the overlay's own size patch on
+    # top, is exactly what kustomize renders.
+    prod = DeploySettings(
+        namespace="freightml-prod",
+        collector_url="http://freightml-collector.freightml.svc.cluster.local/events",
+    )
+    expected = to_manifest(build_inference_service(prod, "9", canary_percent=15))
+    size = yaml.safe_load((overlay / "predictor.yaml").read_text())
+    expected = jsonpatch.apply_patch(expected, size)
+    assert _rendered_isvc(overlay) == expected
+
+
+def test_gitops_is_idempotent_and_keeps_other_operations(tmp_path: Path) -> None:
+    overlay = _copy_manifests(tmp_path)
+    patch = overlay / "model-version.yaml"
+    extra = {
+        "op": "add",
+        "path": "/metadata/annotations/example.com~1owner",
+        "value": "forecasting-team",
+    }
+    patch.write_text(patch.read_text() + yaml.safe_dump([extra], sort_keys=False))
+
+    first = CliRunner().invoke(
+        app, ["deploy", "--version", "4", "--canary", "20", "--gitops", str(overlay)]
+    )
+    assert first.exit_code == 0, first.output
+    ops = yaml.safe_load(patch.read_text())
+    assert ops[-1] == extra  # kept, after the operations deploy owns
+    assert {"op": "add", "path": "/spec/predictor/canaryTrafficPercent", "value": 20} in ops
+    before = patch.read_text()
+
+    again = CliRunner().invoke(
+        app, ["deploy", "--version", "4", "--canary", "20", "--gitops", str(overlay)]
+    )
+    assert again.exit_code == 0, again.output
+    assert "already up to date" in again.output
+    assert "git commit" not in again.output
+    assert patch.read_text() == before
+
+    # promoting the canary to all traffic drops its share and keeps the version
+    full = CliRunner().invoke(app, ["deploy", "--version", "4", "--gitops", str(overlay)])
+    assert full.exit_code == 0, full.output
+    isvc = _rendered_isvc(overlay)
+    assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]  # type: ignore[index]
+    assert isvc["metadata"]["labels"]["freightml.io/model-version"] == "4"  # type: ignore[index]
+    assert isvc["metadata"]["annotations"]["example.com/owner"] == "forecasting-team"  # type: ignore[index]
+
+
+def test_gitops_names_what_is_wrong(tmp_path: Path) -> None:
+    overlay = _copy_manifests(tmp_path)
+    not_overlay = CliRunner().invoke(app, ["deploy", "--version", "2", "--gitops", str(tmp_path)])
+    assert not_overlay.exit_code == 1
+    assert "is not a kustomize overlay (no kustomization.yaml)" in words(not_overlay.output)
+
+    kustomization = overlay / "kustomization.yaml"
+    spec = yaml.safe_load(kustomization.read_text())
+    spec["patches"] = [p for p in spec["patches"] if p["path"] != "model-version.yaml"]
+    kustomization.write_text(yaml.safe_dump(spec))
+    unwired = CliRunner().invoke(app, ["deploy", "--version", "2", "--gitops", str(overlay)])
+    assert unwired.exit_code == 1
+    assert "does not apply model-version.yaml" in words(unwired.output)
+
+    both = CliRunner().invoke(
+        app, ["deploy", "--version", "2", "--dry-run", "--gitops", str(overlay)]
+    )
+    assert both.exit_code == 1
+    assert "pass one of them" in words(both.output)
+
+    bad = CliRunner().invoke(app, ["deploy", "--version", "v 2", "--gitops", str(overlay)])
+    assert bad.exit_code == 1
+    assert "model version 'v 2'" in words(bad.output)
+
+
+def test_the_committed_overlays_render_their_versions() -> None:
+    """Each overlay's model-version.yaml is what --gitops writes for the version it names."""
+    from freightml.deploy.gitops import CANARY_PATH, model_version_ops
+
+    for env in ("dev", "staging", "prod"):
+        ops = yaml.safe_load(
+            (REPO / "manifests" / "overlays" / env / "model-version.yaml").read_text()
+        )
+        version = next(o["value"] for o in ops if o["path"].endswith("model-version"))
+        canary = next((o["value"] for o in ops if o["path"] == CANARY_PATH), None)
+        assert ops == model_version_ops(version, canary), env

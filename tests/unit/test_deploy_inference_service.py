@@ -106,6 +106,36 @@ def test_secrets_are_referenced_never_inlined() -> None:
     assert env["FREIGHTML_MODEL_VERSION"]["value"] == "7"
 
 
+def test_restricted_pod_security() -> None:
+    """The pod meets the restricted Pod Security profile; only the image's writable paths
+    (/tmp and FREIGHTML_HOME, components/Dockerfile) are writable, as emptyDirs."""
+    m = manifest()
+    predictor = m["spec"]["predictor"]
+    pod = predictor["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] == pod["runAsGroup"] == 10001
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert predictor["automountServiceAccountToken"] is False
+    sc = container(m)["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container(m)["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "home", "mountPath": "/var/lib/freightml"},
+    ]
+    assert predictor["volumes"] == [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "home", "emptyDir": {"sizeLimit": "256Mi"}},
+    ]
+    dockerfile = (Path(__file__).resolve().parents[2] / "components" / "Dockerfile").read_text()
+    assert "USER 10001:10001" in dockerfile
+    assert "FREIGHTML_HOME=/var/lib/freightml" in dockerfile
+
+
 def test_labels_on_the_service_and_its_pods() -> None:
     m = manifest(version="12")
     for labels in (m["metadata"]["labels"], m["spec"]["predictor"]["labels"]):

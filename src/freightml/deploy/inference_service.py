@@ -43,6 +43,15 @@ SERVED_MODEL_NAME = MODEL_NAME
 VERSION_LABEL = "freightml.io/model-version"
 MODEL_LABEL = "freightml.io/model-name"
 MODEL_URI_ANNOTATION = "freightml.io/model-uri"
+# The restricted Pod Security profile: the image's numeric non-root user (components/
+# Dockerfile), a read-only root filesystem with the image's only writable paths as
+# emptyDirs (/tmp, where MLflow downloads the model, and FREIGHTML_HOME, also HOME), no
+# privilege escalation, no capabilities.
+RUN_AS_USER = 10001
+WRITABLE = {  # volume name -> (mount path, size limit)
+    "tmp": ("/tmp", "1Gi"),
+    "home": ("/var/lib/freightml", "256Mi"),
+}
 
 # Keys of the MLflow Secret the predictor reads; only the tracking URI is mandatory.
 REQUIRED_SECRET_KEYS = (TRACKING_URI_KEY,)
@@ -149,6 +158,29 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
             failure_threshold=3,
         ),
         liveness_probe=probe("/", initial_delay_seconds=30, period_seconds=10, failure_threshold=6),
+        security_context=k8s.V1SecurityContext(
+            run_as_non_root=True,
+            run_as_user=RUN_AS_USER,
+            run_as_group=RUN_AS_USER,
+            read_only_root_filesystem=True,
+            allow_privilege_escalation=False,
+            privileged=False,
+            capabilities=k8s.V1Capabilities(drop=["ALL"]),
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volume_mounts=[
+            k8s.V1VolumeMount(name=name, mount_path=path) for name, (path, _) in WRITABLE.items()
+        ],
+    )
+
+
+def _pod_security() -> k8s.V1PodSecurityContext:
+    return k8s.V1PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_USER,
+        fs_group=RUN_AS_USER,
+        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
     )
 
 
@@ -175,6 +207,13 @@ def build_inference_service(
     predictor = V1beta1PredictorSpec(
         containers=[_container(deploy, version, uri)],
         service_account_name=deploy.service_account,
+        # the predictor reads no Kubernetes API: no token in its pods
+        automount_service_account_token=False,
+        security_context=_pod_security(),
+        volumes=[
+            k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size))
+            for name, (_, size) in WRITABLE.items()
+        ],
         min_replicas=deploy.min_replicas,
         max_replicas=deploy.max_replicas,
         canary_traffic_percent=canary_percent,
@@ -209,6 +248,7 @@ def build_service_account(deploy: DeploySettings) -> k8s.V1ServiceAccount:
             },
         ),
         secrets=[k8s.V1ObjectReference(name=deploy.mlflow_secret)],
+        automount_service_account_token=False,
     )
 
 

@@ -1,0 +1,248 @@
+"""``make lint-k8s``: every check over the charts, the overlays and their rendered objects.
+
+1. the generated part of manifests/base equals what the code generates;
+2. ``helm lint --strict`` on every chart and values file (nothing at warning or above), a
+   strict ``values.schema.json`` that rejects unknown keys and wrong types;
+3. every rendered object valid against its schema (Kubernetes 1.31 strict, or the
+   vendored CRDs; a kind with neither fails);
+4. FreightML's policy (:mod:`freightml.cluster.policy`) on every rendering and on the
+   InferenceService ``freightml deploy`` builds;
+5. every kind the charts and overlays render is whitelisted in the Argo CD project;
+6. checkov over build/manifests with zero failed checks (skips justified in .checkov.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freightml.cluster import policy, render, schemas
+
+HELM_ERROR_SEVERITY = 2  # helm lint: 1 info, 2 warning, 3 error
+PROJECT = "freightml"
+
+
+@dataclass
+class Report:
+    """What ``check`` found, by check; empty lists everywhere means it passed."""
+
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, check: str, message: str) -> None:
+        self.failures.setdefault(check, []).append(message)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.failures.values())
+
+    def summary(self) -> str:
+        lines = [f"{k}: {v}" for k, v in self.counts.items()]
+        for check, messages in self.failures.items():
+            lines.append(f"FAILED {check} ({len(messages)}):")
+            lines += [f"  {m}" for m in messages]
+        lines.append("lint-k8s: OK" if self.ok else "lint-k8s: FAILED")
+        return "\n".join(lines)
+
+
+def check_base(repo: Path, report: Report) -> None:
+    from freightml.cluster.base import stale_files
+
+    for rel in stale_files(repo):
+        report.fail("base", f"{rel} differs from what the code generates: run `make manifests`")
+
+
+def _wrong_type(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "not-a-boolean"
+    if isinstance(value, int | float):
+        return "not-a-number"
+    if isinstance(value, str):
+        return ["not", "a", "string"]
+    if isinstance(value, dict):
+        return "not-an-object"
+    return "not-a-list"
+
+
+def check_chart(chart: Path, report: Report) -> None:
+    """helm lint (strict) per values file; the schema rejects bad values."""
+    helm = render._helm()
+    if not (chart / "values.schema.json").is_file():
+        report.fail("helm-schema", f"{chart.name}: no values.schema.json")
+        return
+    for values_file in render.chart_variants(chart):
+        values = None if values_file is None else render.load_values(values_file)
+        label = (
+            f"{chart.name}/{render.DEFAULT_VARIANT if values_file is None else values_file.name}"
+        )
+        result = helm.lint(str(chart), values, strict=True, kube_version="v1.31.0")
+        problems = [
+            f"{label}: {msg.get('path')}: {msg.get('error')}"
+            for msg in result.get("messages") or []
+            if int(msg.get("severity", 0)) >= HELM_ERROR_SEVERITY
+        ]
+        # `errors` repeats those messages; alone it still fails the chart
+        problems = problems or [f"{label}: {err}" for err in result.get("errors") or []]
+        for problem in problems:
+            report.fail("helm-lint", problem)
+        report.counts["helm lint runs"] = report.counts.get("helm lint runs", 0) + 1
+    defaults = (
+        render.load_values(chart / "values.yaml") if (chart / "values.yaml").is_file() else {}
+    )
+    bad: list[tuple[str, dict[str, Any]]] = [("an unknown key", {"freightmlNoSuchValue": 1})]
+    bad += [
+        (f"{key} of the wrong type", {key: _wrong_type(value)})
+        for key, value in defaults.items()
+        if value is not None
+    ]
+    with helm.Chart.load(str(chart)) as loaded:
+        for what, values in bad:
+            try:
+                loaded.validate_schema(values)
+            except helm.HelmValuesError:
+                continue
+            report.fail("helm-schema", f"{chart.name}: values.schema.json accepts {what}: {values}")
+
+
+def check_schemas(renderings: list[render.Rendering], repo: Path, report: Report) -> None:
+    crds = schemas.require_crds(repo / "crds")
+    n = 0
+    for r in renderings:
+        for doc in r.docs:
+            try:
+                schemas.validate_object(doc, strict=True, crds=crds)
+            except schemas.ManifestError as exc:
+                report.fail("schema", f"{r.label}: {exc}")
+            n += 1
+    report.counts["objects validated"] = n
+
+
+def check_policy(renderings: list[render.Rendering], report: Report) -> None:
+    from freightml.cluster.base import base_settings
+    from freightml.deploy.inference_service import build_inference_service, to_manifest
+
+    for r in renderings:
+        for finding in policy.check_objects(r.docs):
+            report.fail("policy", f"{r.label}: {finding}")
+    deployed = to_manifest(build_inference_service(base_settings(), "1", canary_percent=10))
+    # `freightml deploy` applies the InferenceService alone; its namespace's policies
+    # come from the overlay, so only the pod-level rules apply here.
+    for finding in policy.check_objects([deployed]):
+        if finding.rule != "network-policy":
+            report.fail("policy", f"freightml deploy: {finding}")
+
+
+def _api_group(api_version: str) -> str:
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+def check_project(renderings: list[render.Rendering], report: Report) -> None:
+    """Every kind FreightML's Applications sync is whitelisted in the AppProject."""
+    project = next(
+        (
+            d
+            for r in renderings
+            for d in r.docs
+            if d.get("kind") == "AppProject" and d["metadata"]["name"] == PROJECT
+        ),
+        None,
+    )
+    if project is None:
+        report.fail("argocd-project", f"no AppProject {PROJECT} rendered from manifests/argocd")
+        return
+    spec = project.get("spec") or {}
+    allowed = {
+        (e.get("group", ""), e.get("kind"))
+        for f in ("clusterResourceWhitelist", "namespaceResourceWhitelist")
+        for e in spec.get(f) or []
+    }
+    synced = [r for r in renderings if not r.name.startswith("argocd")]
+    synced += [r for r in renderings if r.name == "argocd-apps"]
+    for r in synced:
+        for d in r.docs:
+            key = (_api_group(d.get("apiVersion", "")), d.get("kind"))
+            if key not in allowed:
+                report.fail(
+                    "argocd-project",
+                    f"{r.label}: {policy.describe(d)} ({key[0] or 'core'}/{key[1]}) is not in "
+                    f"AppProject {PROJECT}'s resource whitelists",
+                )
+
+
+def find_uv() -> str:
+    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    if not Path(found).is_file():
+        raise render.RenderError(
+            "uv not found: checkov runs through `uv run --project tools/checkov`"
+        )
+    return found
+
+
+def run_checkov(repo: Path, out_dir: Path, report: Report) -> None:
+    """checkov over the rendered YAML; every failed check is a failure."""
+    config = repo / ".checkov.yaml"
+    cmd = [
+        find_uv(),
+        "run",
+        "--project",
+        str(repo / "tools" / "checkov"),
+        "--frozen",
+        "--quiet",
+        "checkov",
+        "-d",
+        str(out_dir),
+        "--framework",
+        "kubernetes",
+        "--output",
+        "json",
+        "--compact",
+    ]
+    if config.is_file():
+        cmd += ["--config-file", str(config)]
+    result = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=False)
+    try:
+        parsed = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        report.fail(
+            "checkov",
+            f"checkov did not run (exit {result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}",
+        )
+        return
+    runs = parsed if isinstance(parsed, list) else [parsed]
+    passed = failed_n = 0
+    for run in runs:
+        results = run.get("results") or {}
+        passed += len(results.get("passed_checks") or [])
+        failed_n += len(results.get("failed_checks") or [])
+        for failed in results.get("failed_checks") or []:
+            path = str(failed.get("file_path", "")).lstrip("/")
+            report.fail(
+                "checkov",
+                f"{path}: {failed.get('resource')}: {failed.get('check_id')} "
+                f"{failed.get('check_name')}",
+            )
+    report.counts["checkov checks passed"] = passed
+    if passed + failed_n == 0:
+        report.fail("checkov", f"checkov checked nothing in {out_dir}: is the output empty?")
+
+
+def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
+    """Render everything into ``out_dir`` and run every check; return the report."""
+    report = Report()
+    check_base(repo, report)
+    for chart in render.charts(repo):
+        check_chart(chart, report)
+    renderings = render.render_all(repo)
+    render.write(renderings, out_dir)
+    report.counts["renderings"] = len(renderings)
+    check_schemas(renderings, repo, report)
+    check_policy(renderings, report)
+    check_project(renderings, report)
+    if checkov:
+        run_checkov(repo, out_dir, report)
+    return report
