@@ -53,9 +53,11 @@ def _drift(
     )
 
 
-def _report(results: list[DriftResult], unsupported: tuple[str, ...] = ()) -> DriftReport:
+def _report(
+    results: list[DriftResult], unsupported: tuple[str, ...] = (), source: str = "facts"
+) -> DriftReport:
     return DriftReport(
-        source="facts",
+        source=source,  # type: ignore[arg-type]
         window_start=AS_OF - timedelta(days=6),
         window_end=AS_OF,
         rows=1000,
@@ -132,6 +134,9 @@ def _policy(**sections: dict[str, Any]) -> Policy:
     return Policy.model_validate(sections)
 
 
+INPUT_ON = Policy.model_validate({"triggers": {"input_drift": {"enabled": True}}})
+
+
 def _trigger(decision: Decision, name: str):
     return next(t for t in decision.triggers if t.name == name)
 
@@ -168,18 +173,21 @@ def test_input_drift_counts_supported_segments_over_the_feature_share() -> None:
     north = [_drift("origin_region=Север", f, True) for f in features]  # unsupported
     target = [_drift(EAST, "volume_tonnes", True, role="target")]  # not an input
     snapshot = _snapshot([_report(west + east + north + target, ("origin_region=Север",))])
-    fired = decide(Policy(), _evidence(snapshot=snapshot), now=NOW)
+    assert not _trigger(
+        decide(Policy(), _evidence(snapshot=snapshot), now=NOW), "input_drift"
+    ).fired
+    fired = decide(INPUT_ON, _evidence(snapshot=snapshot), now=NOW)  # off by default
     t = _trigger(fired, "input_drift")
     assert t.fired and t.value == 1.0 and t.threshold == 1.0
     assert WEST in t.detail and "(of 2 supported)" in t.detail
     assert fired.retrain and fired.trigger == "input_drift"
     assert fired.key == f"{MODEL}:input_drift:2026-03-31"
 
-    stricter = _policy(triggers={"input_drift": {"feature_share": 0.75}})
+    stricter = _policy(triggers={"input_drift": {"enabled": True, "feature_share": 0.75}})
     assert not _trigger(
         decide(stricter, _evidence(snapshot=snapshot), now=NOW), "input_drift"
     ).fired
-    two = _policy(triggers={"input_drift": {"min_segments": 2}})
+    two = _policy(triggers={"input_drift": {"enabled": True, "min_segments": 2}})
     assert not _trigger(decide(two, _evidence(snapshot=snapshot), now=NOW), "input_drift").fired
     off = _policy(triggers={"input_drift": {"enabled": False}})
     t = _trigger(decide(off, _evidence(snapshot=snapshot), now=NOW), "input_drift")
@@ -192,21 +200,33 @@ def test_a_feature_drifted_in_one_statistic_counts_once() -> None:
         _drift(WEST, "lag_7", False, statistic="wasserstein"),
         _drift(WEST, "mean_28", False),
     ]
-    decision = decide(Policy(), _evidence(snapshot=_snapshot([_report(results)])), now=NOW)
+    decision = decide(INPUT_ON, _evidence(snapshot=_snapshot([_report(results)])), now=NOW)
     assert _trigger(decision, "input_drift").fired  # 1 of 2 features = 0.5
 
 
 def test_prediction_drift_fires_in_supported_segments_only() -> None:
     results = [
-        _drift(WEST, "forecast_tonnes", True, role="prediction"),
-        _drift(EAST, "forecast_tonnes", False, role="prediction"),
+        _drift(WEST, "forecast_tonnes", True, role="prediction", statistic="wasserstein"),
+        _drift(EAST, "forecast_tonnes", False, role="prediction", statistic="wasserstein"),
     ]
-    fired = decide(Policy(), _evidence(snapshot=_snapshot([_report(results)])), now=NOW)
+    requests = _report(results, source="requests")
+    fired = decide(Policy(), _evidence(snapshot=_snapshot([requests])), now=NOW)
     t = _trigger(fired, "prediction_drift")
     assert t.fired and t.value == 1.0 and WEST in t.detail
-    unsupported = _snapshot([_report(results, (WEST,))])
+    unsupported = _snapshot([_report(results, (WEST,), source="requests")])
     t = _trigger(decide(Policy(), _evidence(snapshot=unsupported), now=NOW), "prediction_drift")
     assert not t.fired and t.value == 0.0
+
+
+def test_prediction_drift_decides_on_the_served_forecasts_wasserstein_only() -> None:
+    psi = [_drift(WEST, "forecast_tonnes", True, role="prediction", statistic="psi")]
+    wasserstein = [
+        _drift(WEST, "forecast_tonnes", True, role="prediction", statistic="wasserstein")
+    ]
+    for report in (_report(psi, source="requests"), _report(wasserstein, source="facts")):
+        decision = decide(Policy(), _evidence(snapshot=_snapshot([report])), now=NOW)
+        t = _trigger(decision, "prediction_drift")
+        assert not t.fired and t.value == 0.0, report.source
 
 
 def test_quality_fires_on_consecutive_days_up_to_the_newest_scored_day() -> None:

@@ -98,12 +98,18 @@ def input_drift_shares(snapshot: Snapshot) -> dict[str, float]:
 
 
 def prediction_drift_segments(snapshot: Snapshot) -> list[str]:
-    """Supported segments where the model's forecasts drifted."""
+    """Supported segments where the served forecasts drifted by monitoring's deciding
+    statistic (the requests window's Wasserstein distance; the PSI of the forecasts, and
+    the facts window's forecasts, are reported by monitoring but decide nothing)."""
     found = {
         r.segment
         for report in snapshot.drift
+        if report.source == "requests"
         for r in report.results
-        if r.role == "prediction" and r.drifted and r.segment in _supported(report)
+        if r.role == "prediction"
+        and r.statistic == "wasserstein"
+        and r.drifted
+        and r.segment in _supported(report)
     }
     return sorted(found)
 

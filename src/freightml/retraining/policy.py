@@ -110,7 +110,15 @@ class _Trigger(_Frozen):
 
 
 class InputDriftTrigger(_Trigger):
-    """Model inputs drifted (the monitoring snapshot's facts and requests drift reports)."""
+    """Model inputs drifted (the monitoring snapshot's facts and requests drift reports).
+
+    Off by default: monitoring reports input drift but does not decide on it (its inputs
+    are compared with the whole training window, not the same calendar months, and a 7-day
+    window's PSI on lag ratios is large on ordinary days: on the first day of `demo --loop`,
+    before any shift, 12 supported segments had at least half of their inputs over a
+    threshold). The deciding drift, of the forecasts, is ``prediction_drift``."""
+
+    enabled: bool = Field(False, description="false: the trigger is reported but never fires")
 
     feature_share: float = Field(
         0.5,
@@ -125,7 +133,9 @@ class InputDriftTrigger(_Trigger):
 
 
 class PredictionDriftTrigger(_Trigger):
-    """The model's forecasts drifted against the backtest's forecasts."""
+    """The served forecasts drifted: segments where monitoring's deciding statistic of the
+    requests window (the forecasts' Wasserstein distance on the log scale against the
+    training window's forecasts of the same calendar months) is over its threshold."""
 
     min_segments: int = Field(
         1, ge=1, description="fires when the forecasts drifted in this many supported segments"
