@@ -10,7 +10,7 @@ SEED ?= 42
 IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data manifests lint-k8s clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-retrain-window manifests lint-k8s clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,9 @@ bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, no
 
 bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's DataDriftPreset (own venv)
 	$(RUN) python bench/drift_bench.py --rows 1000000 --features 20
+
+bench-retrain-window: install ## Shift-aware training window vs full-window retrain on synthetic shifts (post-change backtest WAPE)
+	$(RUN) python bench/retrain_window.py --size $(SIZE) --seed $(SEED)
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate

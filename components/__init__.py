@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from kfp import dsl
 
 from components.build_features import build_features
+from components.decide_retraining import decide_retraining
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
 from components.ingest_data import ingest_data
 from components.monitor_model import monitor_model
+from components.record_retraining import record_retraining
 from components.register_model import register_model
 from components.score_batch import score_batch
 from components.train_model import train_model
@@ -35,6 +37,8 @@ STAGES: tuple[Callable, ...] = (
     deploy_model,
     score_batch,
     monitor_model,
+    decide_retraining,
+    record_retraining,
 )
 
 
@@ -49,6 +53,8 @@ class Components:
     deploy_model: Callable
     score_batch: Callable
     monitor_model: Callable
+    decide_retraining: Callable
+    record_retraining: Callable
 
 
 def make_components(base_image: str) -> Components:

@@ -6,7 +6,9 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -43,7 +45,8 @@ monitor_app = typer.Typer(
 app.add_typer(facts_app, name="facts")
 app.add_typer(monitor_app, name="monitor")
 retrain_app = typer.Typer(
-    help="Automatic retraining: decide by the policy, retrain, gate and promote.",
+    help="Automatic retraining: decide by the policy, retrain, gate and promote; schedule "
+    "it on Kubeflow Pipelines.",
     no_args_is_help=True,
 )
 app.add_typer(retrain_app, name="retrain")
@@ -199,31 +202,50 @@ def _report_validation_failure(run_root: Path) -> None:
     console.print(f"validation report: {reports[-1]}")
 
 
-def _submit(
-    settings: Settings, host: str, name: str, arguments: dict[str, str | int] | None = None
-) -> None:
-    """Compile ``name`` and create a run on the KFP API at ``host`` (kfp.Client)."""
+@contextmanager
+def _kfp_errors(host: str, what: str) -> Iterator[None]:
+    """Turn kfp.Client's transport and API errors into a clear message and exit code 1."""
     from kfp_server_api import ApiException
     from urllib3.exceptions import HTTPError
 
-    from pipelines.run import KfpClientBackend, submit
-
     try:
-        run_id = submit(settings, KfpClientBackend(host), name, arguments=arguments)
+        yield
     except HTTPError as exc:  # connection refused, DNS, timeouts
         _fail(f"cannot reach the Kubeflow Pipelines API at {host}: {exc}")
     except ApiException as exc:
         _fail(
-            f"the Kubeflow Pipelines API at {host} refused the run: HTTP {exc.status} "
+            f"the Kubeflow Pipelines API at {host} refused {what}: HTTP {exc.status} "
             f"{exc.reason}: {exc.body}"
         )
+
+
+def _submit(
+    settings: Settings, host: str, name: str, arguments: dict[str, str | int] | None = None
+) -> None:
+    """Compile ``name`` and create a run on the KFP API at ``host`` (kfp.Client)."""
+    from pipelines.run import KfpClientBackend, submit
+
+    with _kfp_errors(host, "the run"):
+        run_id = submit(settings, KfpClientBackend(host), name, arguments=arguments)
     console.print(f"submitted {name} to {host}: run {run_id}")
+
+
+def _iso_day(value: str | None) -> str:
+    """``value`` checked as a YYYY-MM-DD date; empty when not given."""
+    if not value:
+        return ""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        _fail(f"--as-of {value!r} is not a date (YYYY-MM-DD)", 2)
+    return day.isoformat()
 
 
 @pipeline_app.command("run")
 def pipeline_run(
     name: Annotated[
-        str, typer.Argument(help="pipeline to run: training, batch_scoring or monitoring")
+        str,
+        typer.Argument(help="pipeline to run: training, batch_scoring, monitoring or retraining"),
     ] = "training",
     host: Annotated[
         str | None,
@@ -237,10 +259,12 @@ def pipeline_run(
     ] = None,
     size: Annotated[str | None, typer.Option(help="synthetic size when there is no source")] = None,
     as_of: Annotated[
-        str | None, typer.Option(help="monitoring: last day of the window, YYYY-MM-DD")
+        str | None,
+        typer.Option(help="monitoring, retraining: last day of the window, YYYY-MM-DD"),
     ] = None,
     window_days: Annotated[
-        int | None, typer.Option(min=1, max=366, help="monitoring: days in the window")
+        int | None,
+        typer.Option(min=1, max=366, help="monitoring, retraining: days in the window"),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -250,10 +274,10 @@ def pipeline_run(
     if name not in pipeline_names():
         _fail(f"unknown pipeline {name!r}; known: {', '.join(pipeline_names())}", 2)
     arguments: dict[str, str | int] = {}
-    if name == "monitoring":
-        arguments = {"as_of": as_of or "", "window_days": window_days or 0}
+    if name in ("monitoring", "retraining"):
+        arguments = {"as_of": _iso_day(as_of), "window_days": window_days or 0}
     elif as_of or window_days:
-        _fail("--as-of and --window-days apply to the monitoring pipeline only", 2)
+        _fail("--as-of and --window-days apply to the monitoring and retraining pipelines", 2)
     base = _settings(config)
     data = base.data.model_copy(
         update={k: v for k, v in {"source_uri": source, "synthetic_size": size}.items() if v}
@@ -729,6 +753,64 @@ def retrain_run(
         _print_registry(settings)
 
 
+@retrain_app.command("schedule")
+def retrain_schedule(
+    host: Annotated[str, typer.Option(help="KFP API URL (Kubeflow Pipelines)")],
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            help="6-field cron, seconds first (KFP), e.g. '0 0 3 * * 1' = Mondays 03:00; "
+            "default: the retraining policy's schedule"
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str, typer.Option(help="pipeline the schedule starts: retraining or training")
+    ] = "retraining",
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="fixed as-of date (YYYY-MM-DD) for every run; default: the day each run starts"
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create or update (never duplicate) the KFP recurring run: one run at a time, no
+    catch-up after a pause, the as-of date as an explicit parameter."""
+    from freightml.retraining.policy import load_policy, validate_cron
+    from pipelines.run import KfpClientBackend, schedule
+
+    if pipeline not in ("retraining", "training"):
+        _fail(f"--pipeline must be retraining or training, not {pipeline!r}", 2)
+    settings = _settings(config)
+    if cron is None:
+        try:
+            cron = load_policy(settings.retraining_path).schedule.cron
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc), 2)
+    try:
+        expression = validate_cron(str(cron))
+    except ValueError as exc:
+        _fail(f"--cron: {exc}", 2)
+    arguments: dict[str, str] = {}
+    if pipeline == "retraining":
+        arguments["as_of"] = _iso_day(as_of)
+    elif as_of:
+        _fail("--as-of applies to the retraining pipeline only (training takes no date)", 2)
+    with _kfp_errors(host, "the recurring run"):
+        backend = KfpClientBackend(host)
+        outcome = schedule(settings, backend, pipeline, expression, arguments=arguments)
+        in_flight = backend.runs_in_flight()
+    what = {
+        "created": "created",
+        "unchanged": "already up to date:",
+        "enabled": "re-enabled",
+        "replaced": f"replaced ({', '.join(outcome.changed)} changed)",
+    }[outcome.action]
+    console.print(f"recurring run {what} {outcome.recurring_run_id} on {host}: cron {expression!r}")
+    for run in in_flight:
+        console.print(f"in flight: {run.name} ({run.id}, {run.state}, {run.pipeline_name})")
+
+
 # -- deploy ---------------------------------------------------------------------------
 @app.command("deploy")
 def deploy(
@@ -956,11 +1038,17 @@ def _monitor_demo(
 
 def _loop_demo(settings: Settings, *, size: str | None, seed: int | None) -> None:
     """`demo --loop`: the closed loop, a line per simulated day, then the timeline."""
+    from dataclasses import replace
+
     from freightml.retraining.loop import LoopScenario, run_loop, summary
 
-    given = {k: v for k, v in {"size": size, "seed": seed}.items() if v is not None}
     try:
-        scenario = LoopScenario(**given)
+        scenario = LoopScenario()
+        scenario = replace(
+            scenario,
+            size=size or scenario.size,
+            seed=scenario.seed if seed is None else seed,
+        )
     except ValueError as exc:
         _fail(str(exc), 2)
     _logging()

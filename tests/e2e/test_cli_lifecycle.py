@@ -57,6 +57,7 @@ def test_demo_then_score_promote_and_rollback(
     assert sorted(p.name for p in (tmp_path / "build").iterdir()) == [
         "batch_scoring.yaml",
         "monitoring.yaml",
+        "retraining.yaml",
         "training.yaml",
     ]
     assert (home / "cards" / f"{MODEL_NAME}-v1" / "model_card.html").exists()

@@ -24,7 +24,12 @@ STAGES = {
 @pytest.fixture
 def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
     paths = {p.name: p for p in compile_pipelines(settings, tmp_path / "build")}
-    assert set(paths) == {"training.yaml", "batch_scoring.yaml", "monitoring.yaml"}
+    assert set(paths) == {
+        "training.yaml",
+        "batch_scoring.yaml",
+        "monitoring.yaml",
+        "retraining.yaml",
+    }
     path = paths["training.yaml"]
     spec, platform = yaml.safe_load_all(path.read_text())
     return spec, platform

@@ -199,6 +199,7 @@ def test_pipeline_compile_with_config(tmp_path: Path, config: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == [
         "batch_scoring.yaml",
         "monitoring.yaml",
+        "retraining.yaml",
         "training.yaml",
     ]
     assert "compiled" in result.output
@@ -209,11 +210,14 @@ def test_pipeline_run_refuses_bad_combinations(config: Path) -> None:
     result = cli("pipeline", "run", "training", "--no-local", "-c", str(config), code=2)
     assert "--no-local needs --host" in result.output
     result = cli("pipeline", "run", "scoring", "-c", str(config), code=2)
-    assert "unknown pipeline 'scoring'; known: batch_scoring, monitoring, training" in words(
-        result.output
+    assert (
+        "unknown pipeline 'scoring'; known: batch_scoring, monitoring, retraining, training"
+        in words(result.output)
     )
     result = cli("pipeline", "run", "training", "--as-of", "2026-01-31", "-c", str(config), code=2)
-    assert "--as-of and --window-days apply to the monitoring pipeline only" in words(result.output)
+    assert "--as-of and --window-days apply to the monitoring and retraining pipelines" in words(
+        result.output
+    )
 
 
 class KfpStandIn:
@@ -445,6 +449,7 @@ CLI_TESTS = [
     Path(__file__).parents[1] / "integration" / "test_retraining_cli.py",
     Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
     Path(__file__).parents[1] / "e2e" / "test_monitor_demo.py",
+    Path(__file__).parents[1] / "integration" / "test_kfp_standin.py",
 ]
 
 

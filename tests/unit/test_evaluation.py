@@ -190,6 +190,14 @@ def test_gates_fail_on_bias_and_on_a_supported_segment(methodology) -> None:
     assert "FAIL" in report.to_markdown()
 
 
+def test_a_refresh_on_newer_facts_needs_to_be_no_worse(methodology) -> None:
+    ok, reason = beats_champion({"wape": 0.32}, {"wape": 0.32}, methodology, newer_facts=True)
+    assert ok and "refresh on newer facts" in reason and "no worse" in reason
+    ok, reason = beats_champion({"wape": 0.3201}, {"wape": 0.32}, methodology, newer_facts=True)
+    assert not ok and "is worse than" in reason
+    assert not beats_champion({"wape": 0.32}, {"wape": 0.32}, methodology)[0]  # same facts
+
+
 def test_beats_champion(methodology) -> None:
     ok, reason = beats_champion({"wape": 0.30}, {"wape": 0.32}, methodology)
     assert ok and "beats" in reason

@@ -23,6 +23,7 @@ from freightml.retraining.window import (
     WindowChoice,
     WindowSettings,
     choose_window,
+    regime_start,
 )
 
 pytestmark = [pytest.mark.unit]
@@ -31,6 +32,7 @@ AS_OF = date(2025, 3, 31)  # the last day of the "small" data
 N_SERIES = 300
 EARLY_SHIFT = date(2024, 11, 20)  # 132 days before AS_OF: enough for post_change
 LATE_SHIFT = date(2025, 2, 10)  # 50 days: down_weight
+POST_91 = WindowSettings(min_post_change_days=91)  # the cut rule within the data's period
 SMALL_GBM = {"max_iter": 20, "min_samples_leaf": 20, "max_train_rows": 5_000}
 
 
@@ -59,7 +61,9 @@ def test_no_abrupt_change_keeps_the_full_window(plain: pd.DataFrame) -> None:
 
 
 def test_an_old_enough_shift_trains_from_the_change(early_shift: pd.DataFrame) -> None:
-    choice = choose_window(early_shift, as_of=AS_OF, settings=WindowSettings(), cause="drift")
+    # by default the cut needs a year after the change; 132 days are down-weighted
+    assert choose_window(early_shift, as_of=AS_OF, settings=WindowSettings()).rule == DOWN_WEIGHT
+    choice = choose_window(early_shift, as_of=AS_OF, settings=POST_91, cause="drift")
     assert choice.rule == POST_CHANGE
     assert choice.change_date is not None and abs((choice.change_date - EARLY_SHIFT).days) <= 3
     assert any(p.segment == "cargo_type=coal" for p in choice.change_points)
@@ -121,17 +125,23 @@ def test_the_latest_change_starts_the_regime() -> None:
     assert choice.rule == DOWN_WEIGHT
 
 
+def test_changes_within_a_week_are_one_event() -> None:
+    d = date(2025, 1, 20)
+    assert regime_start([d, d + timedelta(days=1), d - timedelta(days=2)]) == d - timedelta(days=2)
+    assert regime_start([d - timedelta(days=60), d]) == d  # the latest event starts the regime
+    assert regime_start([d - timedelta(days=7), d]) == d
+
+
 def test_the_window_is_capped(early_shift: pd.DataFrame) -> None:
-    choice = choose_window(early_shift, as_of=AS_OF, settings=WindowSettings(max_window_days=300))
+    capped = WindowSettings(min_post_change_days=91, max_window_days=300)
+    choice = choose_window(early_shift, as_of=AS_OF, settings=capped)
     assert choice.rule == POST_CHANGE and choice.window_days == 300
-    configured = choose_window(
-        early_shift, as_of=AS_OF, settings=WindowSettings(), train_window_days=365
-    )
+    configured = choose_window(early_shift, as_of=AS_OF, settings=POST_91, train_window_days=365)
     assert configured.window_days == 365
 
 
 def test_as_params_record_the_choice(early_shift: pd.DataFrame) -> None:
-    choice = choose_window(early_shift, as_of=AS_OF, settings=WindowSettings(), cause="drift")
+    choice = choose_window(early_shift, as_of=AS_OF, settings=POST_91, cause="drift")
     params = choice.as_params()
     assert all(k.startswith(PARAM_PREFIX) and isinstance(v, str) for k, v in params.items())
     assert params[PARAM_PREFIX + "rule"] == POST_CHANGE
@@ -252,7 +262,7 @@ def test_the_training_stages_run_with_a_shift_aware_choice(
     )
     # the choice made on the shifted facts, applied to settings whose source is the plain
     # small data: the stages only need the window and the weights
-    choice = choose_window(early_shift, as_of=AS_OF, settings=WindowSettings(), cause="test")
+    choice = choose_window(early_shift, as_of=AS_OF, settings=POST_91, cause="test")
     chosen = choice.apply(base)
     info = ingest_data(chosen, tmp_path / "facts.parquet")
     assert info.window_days == choice.window_days

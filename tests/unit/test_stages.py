@@ -79,6 +79,27 @@ def test_champion_comparison_in_words() -> None:
     )
 
 
+def test_a_refresh_on_newer_facts_is_promoted_when_no_worse() -> None:
+    from dataclasses import replace
+
+    from freightml.stages.evaluate import REBACKTESTED
+
+    def rebacktested(wape: float, champion_cutoffs: tuple[str, ...]):
+        result = _evaluation(wape, [("a", True)], 0.25)
+        assert result.champion is not None
+        recipe = replace(result.champion.recipe, cutoffs=champion_cutoffs)
+        champion = result.champion.model_copy(update={"recipe": recipe, "how": REBACKTESTED})
+        return result.model_copy(update={"champion": champion})
+
+    # the challenger's last cutoff (2025-01-29) is later than the champion's: a refresh
+    tie = decide_promotion(rebacktested(0.25, ("2024-12-04",)), METHODOLOGY)
+    assert tie.promote and "refresh on newer facts" in tie.reason
+    assert not decide_promotion(rebacktested(0.2501, ("2024-12-04",)), METHODOLOGY).promote
+    # the same cutoffs: a tie keeps the champion
+    same = decide_promotion(rebacktested(0.25, ("2025-01-01", "2025-01-29")), METHODOLOGY)
+    assert not same.promote and "does not beat" in same.reason
+
+
 def test_evaluation_result_round_trips_with_nan(tmp_path: Path) -> None:
     result = _evaluation(0.2, [("a", True), ("b", False)], 0.25)
     loaded = EvaluationResult.load(result.save(tmp_path / "evaluation.json"))

@@ -113,9 +113,16 @@ def beats_champion(
     challenger_metrics: dict[str, float],
     champion_metrics: dict[str, float] | None,
     methodology: Methodology,
+    *,
+    newer_facts: bool = False,
 ) -> tuple[bool, str]:
     """Whether the challenger's WAPE is strictly lower than the champion's and by at least the
     required relative improvement, so a retrain on the same data never churns the champion.
+
+    ``newer_facts``: the challenger was trained on facts beyond the champion's (a refresh,
+    e.g. an automatic retrain). Its recipe is backtested against the champion's on the same
+    window, where a refresh of the same recipe ties by construction; it then wins unless it
+    is worse (improvement >= 0), because it has seen what the champion never saw.
 
     Both metric dicts must come from the same backtest window to be comparable. With no
     champion (or no champion WAPE) the challenger wins; a missing challenger WAPE loses.
@@ -132,6 +139,13 @@ def beats_champion(
         improvement = 0.0 if challenger <= 0 else -math.inf
     else:
         improvement = (champion - challenger) / champion
+    if newer_facts:  # a refresh on newer facts: not worse is enough
+        ok = improvement >= 0
+        verdict = "is no worse than" if ok else "is worse than"
+        return ok, (
+            f"refresh on newer facts: challenger {key} {challenger:.4f} {verdict} champion "
+            f"{champion:.4f} (relative improvement {improvement:+.2%}, required >= +0.00%)"
+        )
     ok = improvement > 0 and improvement >= required  # a tie never replaces the champion
     verdict = "beats" if ok else "does not beat"
     return ok, (

@@ -35,6 +35,7 @@ log = logging.getLogger("freightml")
 
 HORIZON = 28  # every request asks for the next 28 days
 WINDOW_DAYS = 7  # monitoring window of each simulated day
+PLAN_DAYS = 7  # realised WAPE: a day's forecasts made 1-7 days before (a weekly wagon plan)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ class DayRecord:
     phase: str  # "before shift" / "shifted"
     version_served: str  # the version that answered the day's requests
     requests: int
-    realised_wape: float | None  # of the forecasts for this day made the day before
+    realised_wape: float | None  # of the forecasts for this day made 1-7 days before
     shifted_wape: float | None  # the same, for the shifted cargo type and the new region
     drifted_segments: int  # segments the facts' drift judged drifted
     status: str  # the monitoring snapshot's status
@@ -197,8 +198,8 @@ def wait_for_version(url: str, model: str, probe: tuple[str, ...], version: str,
 
 
 def ask_day(url: str, model: str, series: list[tuple[str, ...]], day: int) -> pd.DataFrame:
-    """One request per series for the next 28 days; the horizon-1 forecasts with the
-    version that made them."""
+    """One request per series for the next 28 days; the forecasts of the first
+    ``PLAN_DAYS`` days with the version that made them."""
     rows = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for i, key in enumerate(series):
@@ -211,14 +212,16 @@ def ask_day(url: str, model: str, series: list[tuple[str, ...]], day: int) -> pd
             if answer.status_code != 200:
                 raise RuntimeError(f"request for {key} got {answer.status_code}: {answer.text}")
             payload = answer.json()
-            first = next(p for p in payload["predictions"] if p["horizon"] == 1)
-            rows.append(
+            rows.extend(
                 {
                     **dict(zip(SERIES_KEY, key, strict=True)),
-                    "date": first["date"],
-                    "forecast": first["tonnes"],
+                    "date": pd.Timestamp(p["date"]),
+                    "horizon": p["horizon"],
+                    "forecast": p["tonnes"],
                     "version": payload["model_version"],
                 }
+                for p in payload["predictions"]
+                if p["horizon"] <= PLAN_DAYS
             )
     return pd.DataFrame(rows)
 
@@ -228,10 +231,13 @@ def wape(actual: pd.Series, forecast: pd.Series) -> float | None:
     return float((actual - forecast).abs().sum() / total) if total > 0 else None
 
 
-def realised(forecasts: pd.DataFrame, facts: pd.DataFrame, shifted: pd.Series) -> tuple:
-    """WAPE of the day's horizon-1 forecasts against its facts (a series with no fact that
-    day counts as zero tonnes), overall and on the shifted series."""
+def realised(forecasts: pd.DataFrame, facts: pd.DataFrame, shifted: list) -> tuple:
+    """WAPE of the forecasts made for the facts' day (horizons 1 to ``PLAN_DAYS``, by
+    whichever version served them) against its facts (a series with no fact that day
+    counts as zero tonnes), overall and on the shifted series."""
     keys = list(SERIES_KEY)
+    day = facts["date"].iloc[0] if len(facts) else None
+    forecasts = forecasts.loc[forecasts["date"] == day]
     actual = facts[[*keys, "volume_tonnes"]].astype({k: str for k in keys})
     joined = forecasts.merge(actual, on=keys, how="left").fillna({"volume_tonnes": 0.0})
     flag = joined[keys].apply(tuple, axis=1).isin(set(shifted))
@@ -283,7 +289,7 @@ def plot_timeline(frame: pd.DataFrame, scenario: LoopScenario, path: Path) -> Pa
             ha="right",
             fontsize=8,
         )
-    top.set_ylabel("WAPE (horizon 1)")
+    top.set_ylabel(f"realised WAPE (horizons 1-{PLAN_DAYS})")
     top.legend(loc="upper left", fontsize=8)
     top.set_title("FreightML closed loop: monitor -> decide -> retrain -> promote -> serve")
     bottom.bar(frame["day"], frame["drifted_segments"], color="tab:orange")
@@ -373,6 +379,7 @@ def run_loop(
     )
     shifted_keys = _shifted_series(facts.later, scenario)
     known = facts.history.copy()
+    made = pd.DataFrame()  # forecasts asked so far whose day has not passed
     with _services(settings, config) as url:
         for day in range(1, scenario.days + 1):
             t0 = time.perf_counter()
@@ -380,6 +387,8 @@ def run_loop(
             series = active_series(known, today - timedelta(days=1))
             wait_for_origin(url, name, series[0], today - timedelta(days=1))
             asked = ask_day(url, name, series, day)
+            made = pd.concat([made, asked], ignore_index=True)
+            made = made.loc[made["date"] >= pd.Timestamp(today)]
             todays = facts.later.loc[facts.later["date"] == pd.Timestamp(today)]
             known = pd.concat([known, todays], ignore_index=True)
             save_facts(known, source)
@@ -388,7 +397,7 @@ def run_loop(
                 settings.collector_store_url,
                 data_settings=settings.data,
             )
-            overall, shifted = realised(asked, todays, shifted_keys)
+            overall, shifted = realised(made, todays, shifted_keys)
             snapshot = run_monitoring(
                 settings,
                 as_of=today,

@@ -20,7 +20,7 @@ from freightml.config import Settings
 from freightml.domain import CHALLENGER
 from freightml.evaluation import Methodology
 from freightml.monitoring.profile import PROFILE_ARTIFACT, ReferenceProfile
-from freightml.stages.evaluate import EvaluationResult
+from freightml.stages.evaluate import REBACKTESTED, EvaluationResult
 from freightml.stages.features import feature_kwargs
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
@@ -59,7 +59,8 @@ class Registration(StageResult):
 
 def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> Decision:
     """The promotion rule: every gate passes, and the version beats the champion on the
-    same backtest window by the methodology's margin (or there is no champion)."""
+    same backtest window by the methodology's margin (or there is no champion); a version
+    trained on facts beyond the champion's (a refresh) only has to be no worse."""
     from freightml.evaluation import beats_champion
 
     if not evaluation.gates.passed:
@@ -68,6 +69,16 @@ def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> 
     if champion is None:
         return Decision(True, f"{PROMOTED}: gates passed, no previous champion")
     wins, why = beats_champion(evaluation.metrics, champion.metrics, methodology)
+    # facts beyond the champion's: the challenger's backtest reaches later than the
+    # champion's own did (same cutoff rule, so a later last cutoff means later facts)
+    last, champion_last = (
+        max(evaluation.cutoffs, default=""),
+        max(champion.recipe.cutoffs, default=""),
+    )
+    if not wins and champion.how == REBACKTESTED and champion_last and last > champion_last:
+        wins, why = beats_champion(
+            evaluation.metrics, champion.metrics, methodology, newer_facts=True
+        )
     return Decision(
         wins,
         f"{PROMOTED if wins else KEPT}: gates passed; {why} "

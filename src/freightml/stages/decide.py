@@ -1,0 +1,100 @@
+"""Decide: whether the champion needs retraining, by the retraining policy, on the
+monitoring snapshot of the same pipeline run; the decision is recorded in the store and,
+when it says retrain, hands the training steps their settings (facts up to the as-of date,
+the decision's ``retrain.*`` tags)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from freightml.config import Settings
+from freightml.stages.result import StageResult
+
+
+class DecisionInfo(StageResult):
+    retrain: bool  # the training steps run: the decision says retrain and its key was free
+    status: str  # how acting on it ended here: skipped | started
+    as_of: str
+    decision_id: str
+    trigger: str | None
+    key: str
+    reason: str
+    snapshot_id: str | None
+
+
+def decide_retraining(
+    settings: Settings,
+    *,
+    as_of: str = "",
+    snapshot_path: str | Path | None = None,
+    decision_path: str | Path,
+) -> tuple[DecisionInfo, Settings]:
+    """Decide (:func:`freightml.retraining.decision.decide_now`), record the decision and
+    claim its run (:func:`freightml.retraining.act.start`, with the policy's shift-aware
+    training window); write the decision as JSON to ``decision_path``. Returns the result
+    and the settings for the training steps (``settings`` itself when nothing trains).
+
+    ``as_of`` is an ISO date; empty means the as-of date of the snapshot at
+    ``snapshot_path`` (the monitor's of the same run, so both judge the same day even
+    across midnight), else today (UTC)."""
+    from freightml.collector.store import Store
+    from freightml.monitoring.types import Snapshot
+    from freightml.retraining.act import shift_aware_window, start
+    from freightml.retraining.decision import decide_now
+    from freightml.retraining.policy import load_policy
+
+    snapshot = None
+    if snapshot_path is not None:
+        source = Path(snapshot_path)
+        if not source.is_file():
+            raise FileNotFoundError(f"monitoring snapshot {source} does not exist")
+        snapshot = Snapshot.model_validate_json(source.read_text())
+    if as_of:
+        day = date.fromisoformat(as_of)
+    elif snapshot is not None:
+        day = snapshot.as_of
+    else:
+        day = datetime.now(UTC).date()
+
+    policy = load_policy(settings.retraining_path)
+    store = Store(settings.collector_store_url).create_all()
+    try:
+        decision = decide_now(settings, store, policy, as_of=day)
+        began = start(settings, store, policy, decision, adjust=shift_aware_window(policy))
+    finally:
+        store.close()
+    target = Path(decision_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(decision.model_dump_json(indent=2))
+    info = DecisionInfo(
+        retrain=began.status == "started",
+        status=began.status,
+        as_of=day.isoformat(),
+        decision_id=decision.id,
+        trigger=decision.trigger,
+        key=decision.key,
+        reason=began.message or decision.reason,
+        snapshot_id=snapshot.id if snapshot is not None else None,
+    )
+    return info, began.settings if began.settings is not None else settings
+
+
+def record_retraining(
+    settings: Settings, *, decision_id: str, model_version: str, promoted: bool
+) -> str:
+    """Mark the decision the training steps ran for as finished, with the version they
+    registered and whether it became champion (the gates decide); returns the message."""
+    from freightml.collector.store import Store
+    from freightml.retraining.act import finish
+
+    champion = "promoted to champion" if promoted else "not promoted (the gates kept the champion)"
+    message = f"version {model_version} registered, {champion}"
+    store = Store(settings.collector_store_url).create_all()
+    try:
+        if store.retraining.get(decision_id) is None:
+            raise ValueError(f"retraining decision {decision_id} is not in the store")
+        finish(store, decision_id, version=model_version, message=message)
+    finally:
+        store.close()
+    return message
