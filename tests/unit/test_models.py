@@ -190,6 +190,14 @@ def test_gbm_weekday_level_target_adds_the_trees_to_the_weekday_level() -> None:
     assert np.median(pred[weekend]) == pytest.approx(20, rel=0.1)
     plain = GlobalGBM(**params).fit(ex).predict(known)
     assert np.abs(plain - known["y"]).sum() > 2 * np.abs(pred - known["y"]).sum()
+    # from the seasonal-naive forecast: the same composition with the baseline as base
+    naive = GlobalGBM(**params, target_base="seasonal_naive").fit(ex)
+    trees = naive.model_.predict(naive.encode(ex))
+    base = SeasonalNaive().fit(ex).predict(ex) / ex["scale"]
+    np.testing.assert_allclose(
+        naive.predict(ex), np.maximum((base + trees) * ex["scale"], 0.0), rtol=1e-6
+    )
+    assert np.abs(plain - known["y"]).sum() > 2 * np.abs(naive.predict(known) - known["y"]).sum()
 
 
 def test_gbm_names_a_bad_loss_or_target_base(examples: pd.DataFrame) -> None:

@@ -13,7 +13,7 @@ from freightml.features.build import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 MAX_CATEGORIES = 250  # HistGradientBoosting allows codes < max_bins (255)
 LOSSES = ("squared_error", "absolute_error")
-TARGET_BASES = ("level", "weekday_level")
+TARGET_BASES = ("level", "weekday_level", "seasonal_naive")
 # Types skops must be told to trust when MLflow saves a fitted GlobalGBM in its default
 # "skops" format: mlflow.sklearn.log_model(model, ..., skops_trusted_types=SKOPS_TRUSTED_TYPES).
 # They are trusted because only this project's pipeline writes models into the registry.
@@ -40,7 +40,10 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     too), and the prediction ``max(0, (base + correction_hat) * scale)``. Trees approximate
     a continuous function by steps, so on series with strong weekly schedules most of the
     step error of "predict the weekday's level" disappears when that level is the starting
-    point. ``loss="absolute_error"`` fits the scale-weighted absolute error, which is the
+    point. ``target_base="seasonal_naive"`` starts from the seasonal-naive forecast instead
+    (``lag_same_weekday_ratio``, the last same-weekday value on or before the origin, with
+    the baseline's fallbacks: the 7-day mean, then 1), so the trees learn what the baseline
+    gets wrong. ``loss="absolute_error"`` fits the scale-weighted absolute error, which is the
     numerator of WAPE (the methodology's primary metric), instead of the squared error.
 
     Categorical features are encoded with the vocabulary seen at fit (``vocabulary_``,
@@ -141,9 +144,12 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         # models saved before target_base existed learned the plain ratio
         if getattr(self, "target_base", "level") == "level":
             return 0.0
-        profile = examples["weekday_profile_4w"].to_numpy(dtype=np.float64)
         mean7 = examples["mean_7_ratio"].to_numpy(dtype=np.float64)
-        base = np.where(np.isnan(profile), mean7, profile * mean7)
+        if self.target_base == "seasonal_naive":
+            base = examples["lag_same_weekday_ratio"].to_numpy(dtype=np.float64)
+        else:
+            base = examples["weekday_profile_4w"].to_numpy(dtype=np.float64) * mean7
+        base = np.where(np.isnan(base), mean7, base)
         return np.where(np.isnan(base), 1.0, base)
 
     def encode(self, examples: pd.DataFrame) -> np.ndarray:
