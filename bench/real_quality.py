@@ -5,7 +5,7 @@ synthetic size and prints WAPE, ratio to seasonal naive, bias and per-horizon bu
 the model and both baselines, plus an ablation: the model refitted with one feature group
 blanked (set to missing, so the trees cannot use it).
 
-    uv run python bench/real_quality.py --source .freightml/data/flights.parquet \
+    uv run python bench/real_quality.py --source .freightml/data/real-flights.parquet \
         --config configs/real-data.yaml --ablation
     uv run python bench/real_quality.py --source small
 """

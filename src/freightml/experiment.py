@@ -43,6 +43,8 @@ GBM_SEARCH_SPACE: dict[str, Any] = {
     "max_leaf_nodes": (15, 127, "log"),
     "min_samples_leaf": (20, 400, "log"),
     "l2_regularization": (1e-3, 10.0, "log"),
+    "loss": ["squared_error", "absolute_error"],
+    "target_base": ["level", "weekday_level", "seasonal_naive"],
 }
 SEARCH_SPACES: dict[str, dict[str, Any]] = {"gbm": GBM_SEARCH_SPACE}
 

@@ -159,3 +159,49 @@ def test_the_estimator_defaults_are_the_configured_recipe() -> None:
 
     params = GlobalGBM().get_params()
     assert {k: params[k] for k in MODEL_PARAMS} == MODEL_PARAMS
+
+
+def test_gbm_weekday_level_target_adds_the_trees_to_the_weekday_level() -> None:
+    # a strong weekly schedule: 100 t on weekdays, 20 t at weekends, a little noise
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2024-01-01", periods=200, freq="D")
+    schedule = np.where(days.dayofweek < 5, 100.0, 20.0)
+    facts = pd.concat(
+        [
+            one_series(schedule * rng.uniform(0.95, 1.05, len(days))).assign(origin_station=f"S{i}")
+            for i in range(4)
+        ],
+        ignore_index=True,
+    )
+    ex = build_examples(facts, min_history_days=56, horizons_per_origin=7)
+    params = {**SMALL_GBM, "max_iter": 5, "loss": "absolute_error"}
+    model = GlobalGBM(**params, target_base="weekday_level").fit(ex)
+    # the forecast is (weekday profile x 7-day mean + the trees' correction) x scale
+    base = ex["weekday_profile_4w"] * ex["mean_7_ratio"]
+    trees = model.model_.predict(model.encode(ex))
+    np.testing.assert_allclose(
+        model.predict(ex), np.maximum((base + trees) * ex["scale"], 0.0), rtol=1e-6
+    )
+    # so five trees already follow the schedule; from the plain level they do not
+    known = ex.dropna(subset=["y"])
+    weekend = pd.to_datetime(known["target_date"]).dt.dayofweek >= 5
+    pred = model.predict(known)
+    assert np.median(pred[~weekend]) == pytest.approx(100, rel=0.05)
+    assert np.median(pred[weekend]) == pytest.approx(20, rel=0.1)
+    plain = GlobalGBM(**params).fit(ex).predict(known)
+    assert np.abs(plain - known["y"]).sum() > 2 * np.abs(pred - known["y"]).sum()
+    # from the seasonal-naive forecast: the same composition with the baseline as base
+    naive = GlobalGBM(**params, target_base="seasonal_naive").fit(ex)
+    trees = naive.model_.predict(naive.encode(ex))
+    base = SeasonalNaive().fit(ex).predict(ex) / ex["scale"]
+    np.testing.assert_allclose(
+        naive.predict(ex), np.maximum((base + trees) * ex["scale"], 0.0), rtol=1e-6
+    )
+    assert np.abs(plain - known["y"]).sum() > 2 * np.abs(naive.predict(known) - known["y"]).sum()
+
+
+def test_gbm_names_a_bad_loss_or_target_base(examples: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="loss must be one of.*'huber'"):
+        GlobalGBM(loss="huber").fit(examples)
+    with pytest.raises(ValueError, match="target_base must be one of.*'yesterday'"):
+        GlobalGBM(target_base="yesterday").fit(examples)

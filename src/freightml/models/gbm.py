@@ -12,6 +12,8 @@ from threadpoolctl import threadpool_limits
 from freightml.features.build import CATEGORICAL_FEATURES, FEATURE_COLUMNS
 
 MAX_CATEGORIES = 250  # HistGradientBoosting allows codes < max_bins (255)
+LOSSES = ("squared_error", "absolute_error")
+TARGET_BASES = ("level", "weekday_level", "seasonal_naive")
 # Types skops must be told to trust when MLflow saves a fitted GlobalGBM in its default
 # "skops" format: mlflow.sklearn.log_model(model, ..., skops_trusted_types=SKOPS_TRUSTED_TYPES).
 # They are trusted because only this project's pipeline writes models into the registry.
@@ -28,11 +30,26 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     """One HistGradientBoostingRegressor for every series.
 
     The target is ``y / scale`` (volume relative to the series' recent level) weighted by
-    ``scale``, so the squared loss tracks tonnes while big and small series share one model.
-    Prediction is ``max(0, ratio_hat * scale)``. Categorical features are encoded with the
-    vocabulary seen at fit (``vocabulary_``, pickled with the model); unseen -> missing.
-    ``feature_columns_`` is the input schema of ``predict`` (FEATURE_COLUMNS + scale);
-    ``model_features_`` are the columns the trees see (FEATURE_COLUMNS).
+    ``scale``, so the loss tracks tonnes while big and small series share one model.
+    Prediction is ``max(0, ratio_hat * scale)``.
+
+    ``target_base="weekday_level"`` makes the trees learn a correction to a same-weekday
+    level instead of the whole ratio: the target is ``y / scale - base`` with ``base`` the
+    series' 4-week weekday profile at the target's weekday times its 7-day mean (both
+    relative to ``scale``; the 7-day mean alone when the profile is missing, 1 when that is
+    too), and the prediction ``max(0, (base + correction_hat) * scale)``. Trees approximate
+    a continuous function by steps, so on series with strong weekly schedules most of the
+    step error of "predict the weekday's level" disappears when that level is the starting
+    point. ``target_base="seasonal_naive"`` starts from the seasonal-naive forecast instead
+    (``lag_same_weekday_ratio``, the last same-weekday value on or before the origin, with
+    the baseline's fallbacks: the 7-day mean, then 1), so the trees learn what the baseline
+    gets wrong. ``loss="absolute_error"`` fits the scale-weighted absolute error, which is the
+    numerator of WAPE (the methodology's primary metric), instead of the squared error.
+
+    Categorical features are encoded with the vocabulary seen at fit (``vocabulary_``,
+    pickled with the model); unseen -> missing. ``feature_columns_`` is the input schema of
+    ``predict`` (FEATURE_COLUMNS + scale); ``model_features_`` are the columns the trees see
+    (FEATURE_COLUMNS).
 
     ``weight_before`` (an ISO date) and ``pre_change_weight`` weigh the examples whose
     forecast origin is before that date (the shift-aware training window of
@@ -53,6 +70,8 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         max_leaf_nodes: int = 63,
         min_samples_leaf: int = 100,
         l2_regularization: float = 1.0,
+        loss: str = "squared_error",
+        target_base: str = "level",
         max_train_rows: int | None = 1_000_000,
         early_stopping: bool | str = "auto",
         n_threads: int | None = 1,
@@ -65,6 +84,8 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.l2_regularization = l2_regularization
+        self.loss = loss
+        self.target_base = target_base
         self.max_train_rows = max_train_rows
         self.early_stopping = early_stopping
         self.n_threads = n_threads
@@ -98,6 +119,13 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     def fit(self, examples: pd.DataFrame, y: object = None) -> GlobalGBM:
         """Fit on the rows of ``examples`` whose ``y`` is known (``y`` argument is ignored)."""
         _check_columns(examples, [*FEATURE_COLUMNS, "scale", "y"])
+        if self.loss not in LOSSES:
+            raise ValueError(f"GlobalGBM: loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.target_base not in TARGET_BASES:
+            raise ValueError(
+                f"GlobalGBM: target_base must be one of {list(TARGET_BASES)}, "
+                f"got {self.target_base!r}"
+            )
         rows = np.flatnonzero(examples["y"].notna().to_numpy())
         if len(rows) == 0:
             raise ValueError("GlobalGBM.fit: no example has a known y")
@@ -114,6 +142,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.vocabulary_ = {c: _vocabulary(train[c]) for c in self.categorical_features_}
         scale = train["scale"].to_numpy(dtype=np.float64)
         self.model_ = HistGradientBoostingRegressor(
+            loss=self.loss,
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
@@ -130,9 +159,8 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         X[:, empty] = 0.0
         self.empty_features_ = [c for c, e in zip(self.model_features_, empty, strict=True) if e]
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            self.model_.fit(
-                X, train["y"].to_numpy(dtype=np.float64) / scale, sample_weight=scale * weight
-            )
+            target = train["y"].to_numpy(dtype=np.float64) / scale - self._base(train)
+            self.model_.fit(X, target, sample_weight=scale * weight)
         self.n_train_rows_ = len(train)
         self.n_down_weighted_rows_ = int((weight < 1).sum())
         return self
@@ -145,8 +173,21 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         if len(examples) == 0:
             return np.empty(0, dtype=np.float64)
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            ratio = self.model_.predict(self.encode(examples))
+            ratio = self.model_.predict(self.encode(examples)) + self._base(examples)
         return np.maximum(ratio * examples["scale"].to_numpy(dtype=np.float64), 0.0)
+
+    def _base(self, examples: pd.DataFrame) -> np.ndarray | float:
+        """What the trees' output is added to, relative to ``scale`` (see the class doc)."""
+        # models saved before target_base existed learned the plain ratio
+        if getattr(self, "target_base", "level") == "level":
+            return 0.0
+        mean7 = examples["mean_7_ratio"].to_numpy(dtype=np.float64)
+        if self.target_base == "seasonal_naive":
+            base = examples["lag_same_weekday_ratio"].to_numpy(dtype=np.float64)
+        else:
+            base = examples["weekday_profile_4w"].to_numpy(dtype=np.float64) * mean7
+        base = np.where(np.isnan(base), mean7, base)
+        return np.where(np.isnan(base), 1.0, base)
 
     def encode(self, examples: pd.DataFrame) -> np.ndarray:
         """The trees' input: model features in order, categories as the fitted codes."""
