@@ -200,7 +200,7 @@ def wait_for_version(url: str, model: str, probe: tuple[str, ...], version: str,
 def ask_day(url: str, model: str, series: list[tuple[str, ...]], day: int) -> pd.DataFrame:
     """One request per series for the next 28 days; the forecasts of the first
     ``PLAN_DAYS`` days with the version that made them."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     with httpx.Client(base_url=url, timeout=30) as client:
         for i, key in enumerate(series):
             body = {"instances": [{**dict(zip(SERIES_KEY, key, strict=True)), "horizon": HORIZON}]}
