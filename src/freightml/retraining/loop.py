@@ -47,10 +47,12 @@ class LoopScenario:
     # the methodology; on 80 series a segment gate is close to its limit for some seeds,
     # and then the first champion is never promoted and the loop stops saying so.
     seed: int = 1
-    days: int = 21  # simulated days after the champion's training window
+    # 13 simulated days: the retrain the shift causes lands on day 7 (the policy's minimum of
+    # 7 days of new facts), and its guards (7-day cool-down, 7 new days) rule out another
+    days: int = 13  # simulated days after the champion's training window
     shift_day: int = 3  # first simulated day (1 = the day after the window) with the shift
     shift_cargo: str = "coal"
-    shift_factor: float = 1.6
+    shift_factor: float = 2.0  # coal doubles (say a new export contract)
     new_region: str = "Far Eastern"  # no series load there before the shift day
 
     def __post_init__(self) -> None:
@@ -411,7 +413,7 @@ def run_loop(
                 date=today,
                 phase="shifted" if today >= facts.shift_date else "before shift",
                 version_served=str(asked["version"].iloc[0]),
-                requests=len(asked),
+                requests=len(series),
                 realised_wape=overall,
                 shifted_wape=shifted,
                 drifted_segments=len(facts_drift.drifted_segments) if facts_drift else 0,
