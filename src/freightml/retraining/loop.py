@@ -56,6 +56,10 @@ class LoopScenario:
     new_region: str = "Far Eastern"  # no series load there before the shift day
 
     def __post_init__(self) -> None:
+        from freightml.data.synthetic import SIZES
+
+        if self.size not in SIZES:
+            raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         if not 1 <= self.shift_day < self.days:
             raise ValueError(
                 f"shift_day must fall inside the {self.days} simulated days, got {self.shift_day}"
