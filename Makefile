@@ -28,6 +28,9 @@ demo: install ## Generate demo data, run the training pipeline locally, register
 monitor-demo: install ## After make demo: requests, later facts with a regional shift, batch scoring, freightml monitor run
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED) --monitor
 
+demo-loop: install ## The closed loop on one machine: serve, collect, monitor, decide, retrain, promote (size small)
+	$(RUN) freightml demo --loop
+
 test: install lint-k8s ## Run all tests (unit, data, quality, integration, e2e) after lint-k8s; prints what skipped and why
 	$(RUN) pytest $(PYTEST_ARGS)
 

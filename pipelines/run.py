@@ -400,3 +400,33 @@ def schedule(
         description=f"FreightML {name} on schedule ({cron})",
     )
     return reconcile(backend, spec)
+
+
+def training_launcher(
+    host: str | None, decision_id: str, say: Callable[[str], None] | None = None
+) -> Callable[[Settings], Any]:
+    """The ``launch`` of :func:`freightml.retraining.act.act`: the training pipeline on
+    kfp.local (the version it registered for ``decision_id`` comes back), or a KFP run at
+    ``host`` (only the run id comes back; the run goes on on the cluster)."""
+    from freightml.retraining.act import Launched
+    from freightml.tracking import configure_mlflow
+
+    def launch(settings: Settings) -> Launched:
+        window = settings.tracking.run_tags.get("retrain.window.reason")
+        if window and say is not None:
+            say(f"training window: {window}")
+        if host:
+            # exclusive: refused while a training run is in flight on the cluster
+            run_id = submit(settings, KfpClientBackend(host), "training", exclusive=True)
+            return Launched(run_id, None, f"submitted to {host}")
+        run_local(settings, "training")
+        model = settings.tracking.registered_model
+        client = configure_mlflow(settings)
+        for mv in client.search_model_versions(f"name='{model}'"):
+            if mv.tags.get("retrain.decision_id") == decision_id:
+                return Launched(mv.run_id, str(mv.version), mv.tags.get("freightml.decision"))
+        raise RuntimeError(
+            f"the training run of decision {decision_id} registered no version of {model}"
+        )
+
+    return launch

@@ -677,33 +677,13 @@ def retrain_check(as_of: AsOfOpt = None, config: ConfigOpt = None) -> None:
         raise typer.Exit(RETRAIN_EXIT_CODE)
 
 
-def _launcher(host: str | None, registered_model: str, decision_id: str):
+def _launcher(host: str | None, decision_id: str):
     """Start the training pipeline: kfp.local here, or a KFP run at ``host``."""
-    from freightml.retraining.act import Launched
+    from pipelines.run import training_launcher
 
-    def launch(settings: Settings) -> Launched:
-        window = settings.tracking.run_tags.get("retrain.window.reason")
-        if window:
-            console.print(f"training window: {escape(window)}")
-        if host:
-            from pipelines.run import KfpClientBackend, submit
-
-            # exclusive: refused while a training run is in flight on the cluster
-            run_id = submit(settings, KfpClientBackend(host), "training", exclusive=True)
-            return Launched(run_id, None, f"submitted to {host}")
-        from pipelines.run import run_local
-
-        run_local(settings, "training")
-        client = _client(settings)
-        for mv in client.search_model_versions(f"name='{registered_model}'"):
-            if mv.tags.get("retrain.decision_id") == decision_id:
-                return Launched(mv.run_id, str(mv.version), mv.tags.get("freightml.decision"))
-        raise RuntimeError(
-            f"the training run of decision {decision_id} registered no version of "
-            f"{registered_model}"
-        )
-
-    return launch
+    return training_launcher(
+        host, decision_id, say=lambda text: console.print(f"[bold]{escape(text)}")
+    )
 
 
 @retrain_app.command("run")
@@ -737,7 +717,7 @@ def retrain_run(
     try:
         policy, decision = _decide(settings, store, as_of, force, reason)
         _print_decision(decision)
-        launch = _launcher(host, settings.tracking.registered_model, decision.id)
+        launch = _launcher(host, decision.id)
         if decision.retrain:
             console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
         try:
@@ -904,8 +884,12 @@ def _invoke(ctx: typer.Context, *args: str) -> None:
 @app.command("demo")
 def demo(
     ctx: typer.Context,
-    size: Annotated[str, typer.Option(help="synthetic data size")] = "demo",
-    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    size: Annotated[
+        str | None, typer.Option(help="synthetic data size (default: demo; small with --loop)")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="random seed (default: 42; the loop's own with --loop)")
+    ] = None,
     monitor: Annotated[
         bool,
         typer.Option(
@@ -914,15 +898,30 @@ def demo(
             "region, batch scoring and `monitor run` (reuses an existing champion)",
         ),
     ] = False,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="instead: the closed loop day by day (serve, collect, monitor, decide, "
+            "retrain, promote) in its own home <home>/loop",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Generate data, run the training pipeline locally, register and promote a champion.
 
     Runs `data generate`, `pipeline compile` and `pipeline run training` as commands; with
-    --monitor also the monitoring demo (see README, "Monitoring")."""
+    --monitor also the monitoring demo (see README, "Monitoring"); --loop runs the closed
+    retraining loop instead (see README, "Automatic retraining")."""
     from freightml.tracking import champion_version
 
     settings = _settings(config)
+    if loop:
+        if monitor:
+            _fail("--loop and --monitor are separate demos: choose one", 2)
+        _loop_demo(settings, size=size, seed=seed)
+        return
+    size, seed = size or "demo", 42 if seed is None else seed
     data_file = settings.home / "data" / f"{size}-seed{seed}.parquet"
     with_config = ["--config", str(config)] if config else []
     started = time.perf_counter()
@@ -1035,6 +1034,69 @@ def _monitor_demo(
         f"{facts.origin + timedelta(days=1)}; the gauges: `uv run freightml collector serve`, "
         f"then `curl {collector_url}/metrics`"
     )
+
+
+def _loop_demo(settings: Settings, *, size: str | None, seed: int | None) -> None:
+    """`demo --loop`: the closed loop, a line per simulated day, then the timeline."""
+    from dataclasses import replace
+
+    from freightml.retraining.loop import LoopScenario, run_loop, summary
+
+    try:
+        scenario = LoopScenario()
+        scenario = replace(
+            scenario,
+            size=size or scenario.size,
+            seed=scenario.seed if seed is None else seed,
+        )
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    _logging()
+    console.rule("[bold]the closed loop: serve, collect, monitor, decide, retrain, promote")
+    console.print(
+        f"{scenario.days} simulated days after the champion's training window; from day "
+        f"{scenario.shift_day}: {scenario.shift_cargo} x{scenario.shift_factor} and a new "
+        f"region, {scenario.new_region}"
+    )
+
+    def on_day(r) -> None:
+        wape = "-" if r.realised_wape is None else f"{r.realised_wape:.3f}"
+        console.print(
+            f"day {r.day:2d} {r.date} v{r.version_served} WAPE {wape} drifted "
+            f"{r.drifted_segments} {r.status:5s} {r.decision}"
+            + (f": {escape(r.action)}" if r.action else "")
+            + f" ({r.seconds:.0f}s)"
+        )
+
+    try:
+        result = run_loop(
+            settings, scenario, say=lambda text: console.print(escape(text)), on_day=on_day
+        )
+    except RuntimeError as exc:
+        _fail(f"the loop stopped: {exc}")
+    table = Table(title="timeline")
+    columns = ("day", "date", "version_served", "realised_wape", "shifted_wape")
+    for column in (*columns, "drifted_segments", "status", "decision", "action"):
+        table.add_column(column, overflow="fold")
+    for r in result.timeline:
+        table.add_row(
+            str(r.day),
+            str(r.date),
+            f"v{r.version_served}",
+            "-" if r.realised_wape is None else f"{r.realised_wape:.3f}",
+            "-" if r.shifted_wape is None else f"{r.shifted_wape:.3f}",
+            str(r.drifted_segments),
+            r.status,
+            r.decision,
+            escape(r.action),
+        )
+    out.print(table)
+    facts = summary(result)
+    console.rule(f"[bold green]loop done in {result.seconds:.0f}s")
+    out.print(json.dumps(facts, default=str))
+    out.print(f"timeline: {result.csv_path} and {result.plot_path}")
+    if facts["switch_day"] is None:
+        _fail("no new champion reached the predictor during the loop")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -449,6 +449,7 @@ CLI_TESTS = [
     Path(__file__).parents[1] / "integration" / "test_retraining_cli.py",
     Path(__file__).parents[1] / "e2e" / "test_cli_lifecycle.py",
     Path(__file__).parents[1] / "e2e" / "test_monitor_demo.py",
+    Path(__file__).parents[1] / "e2e" / "test_demo_loop.py",
     Path(__file__).parents[1] / "integration" / "test_kfp_standin.py",
 ]
 
@@ -479,6 +480,13 @@ def test_every_command_and_option_goes_through_the_parser_in_a_test() -> None:
     assert "models rollback --to" in everything and "serve --no-events" in everything
     texts = "\n".join(path.read_text() for path in CLI_TESTS)
     assert untested(root, texts) == []
+
+
+def test_demo_loop_and_monitor_are_separate_demos(tmp_path: Path) -> None:
+    result = cli("demo", "--loop", "--monitor", code=2)
+    assert "--loop and --monitor are separate demos" in result.output
+    result = cli("demo", "--loop", "--size", "huge", code=2)
+    assert "size must be one of small, demo, large, got 'huge'" in result.output
 
 
 def test_demo_reads_its_config_first(tmp_path: Path) -> None:
