@@ -168,39 +168,48 @@ def active_series(facts: pd.DataFrame, until: date, days: int = 28) -> list[tupl
     return sorted(tuple(map(str, k)) for k in volume.index[volume > 0])
 
 
-def wait_for_origin(url: str, model: str, probe: tuple[str, ...], origin: date, timeout_s=120):
-    """Wait until the predictor's history window reaches ``origin`` (it reads the store's
-    facts every ``serving.history_seconds``); returns the version answering."""
+def _probe_until(
+    url: str, model: str, probe: tuple[str, ...], done: Callable[[dict], bool], timeout_s: float
+) -> tuple[bool, dict | None]:
+    """Ask the predictor for ``probe``'s next day every half second until ``done(answer)``
+    holds or ``timeout_s`` passes; returns whether it held and the last answer."""
     body = {"instances": [{**dict(zip(SERIES_KEY, probe, strict=True)), "horizon": 1}]}
     deadline = time.monotonic() + timeout_s
-    seen = None
+    last = None
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
             answer = httpx.post(f"{url}/v1/models/{model}:predict", json=body, timeout=30)
             if answer.status_code == 200:
-                payload = answer.json()
-                seen = payload["predictions"][0]["origin_date"]
-                if seen == origin.isoformat():
-                    return payload["model_version"]
+                last = answer.json()
+                if done(last):
+                    return True, last
         time.sleep(0.5)
+    return False, last
+
+
+def wait_for_origin(url: str, model: str, probe: tuple[str, ...], origin: date, timeout_s=120):
+    """Wait until the predictor's history window reaches ``origin`` (it reads the store's
+    facts every ``serving.history_seconds``); returns the version answering."""
+    ok, last = _probe_until(
+        url,
+        model,
+        probe,
+        lambda a: a["predictions"][0]["origin_date"] == origin.isoformat(),
+        timeout_s,
+    )
+    if ok and last is not None:
+        return last["model_version"]
+    seen = None if last is None else last["predictions"][0]["origin_date"]
     raise RuntimeError(f"the predictor's history did not reach {origin} (last seen: {seen})")
 
 
 def wait_for_version(url: str, model: str, probe: tuple[str, ...], version: str, timeout_s=120):
     """Wait until the predictor answers with ``version`` (it follows the champion alias
     every ``serving.reload_seconds``)."""
-    body = {"instances": [{**dict(zip(SERIES_KEY, probe, strict=True)), "horizon": 1}]}
-    deadline = time.monotonic() + timeout_s
-    served = None
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            answer = httpx.post(f"{url}/v1/models/{model}:predict", json=body, timeout=30)
-            if answer.status_code == 200:
-                served = answer.json()["model_version"]
-                if served == version:
-                    return
-        time.sleep(0.5)
-    raise RuntimeError(f"the predictor still serves v{served}, not the new champion v{version}")
+    ok, last = _probe_until(url, model, probe, lambda a: a["model_version"] == version, timeout_s)
+    if not ok:
+        served = None if last is None else last["model_version"]
+        raise RuntimeError(f"the predictor still serves v{served}, not the new champion v{version}")
 
 
 def ask_day(url: str, model: str, series: list[tuple[str, ...]], day: int) -> pd.DataFrame:
