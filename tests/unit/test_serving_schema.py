@@ -171,6 +171,19 @@ def test_v1_bad_requests_say_what_is_wrong(window, body, message) -> None:
         parse_v1(body, window)
 
 
+def test_cargo_domain_comes_from_configuration() -> None:
+    """The cargo domain is data.known_cargo_types (real-data style bands here), or none."""
+    facts = _facts()
+    bands = HistoryWindow.build(facts, known_cargo_types=["coal", "long_haul", "short_haul"])
+    with pytest.raises(RequestError, match="unknown cargo_type 'grain'; known cargo types: "):
+        parse_v1({"instances": [_instance(cargo_type="grain", horizon=1)]}, bands)
+    with pytest.raises(RequestError, match="no facts of cargo_type 'long_haul' in the history"):
+        parse_v1({"instances": [_instance(cargo_type="long_haul", horizon=1)]}, bands)
+    open_domain = HistoryWindow.build(facts, known_cargo_types=None)
+    with pytest.raises(RequestError, match=r"no facts of cargo_type 'sand' .*with facts: coal"):
+        parse_v1({"instances": [_instance(cargo_type="sand", horizon=1)]}, open_domain)
+
+
 def test_v1_errors_name_the_instance(window) -> None:
     body = {"instances": [_instance(horizon=1), _instance(origin_station="ZZZ", horizon=1)]}
     with pytest.raises(RequestError, match=r"^instances\[1\]: unknown origin_station 'ZZZ'"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -21,7 +21,7 @@ from typing import TypeAlias
 import numpy as np
 import pandas as pd
 
-from freightml.data.schema import DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
+from freightml.data.schema import CARGO_TYPES, DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
 from freightml.features.build import (
     FACT_COLUMNS,
     SERIES_KEY,
@@ -151,6 +151,8 @@ class HistoryWindow:
     date_horizon: dict[str, int]
     signature: tuple
     window_days: int
+    # the configured cargo domain (data.known_cargo_types); empty when there is no fixed list
+    known_cargo_types: frozenset[str] = frozenset()
     built_at: float = field(default_factory=time.time)
 
     @property
@@ -173,9 +175,12 @@ class HistoryWindow:
         window_days: int = DEFAULT_WINDOW_DAYS,
         horizon_max: int = HORIZON_MAX,
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
+        known_cargo_types: Collection[str] | None = CARGO_TYPES,
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
-        (calendar features with the holidays of ``holiday_country``, as in training)."""
+        (calendar features with the holidays of ``holiday_country``, as in training).
+        ``known_cargo_types`` is the configured cargo domain (``None``: no fixed list), which
+        tells an unknown cargo type from a known one without recent facts."""
         recent = recent_facts(facts, window_days)
         panel = SeriesPanel.from_facts(recent)
         origin = panel.last_date
@@ -212,4 +217,5 @@ class HistoryWindow:
             date_horizon={d: h for h, d in enumerate(day_list) if h >= 1},
             signature=facts_signature(recent),
             window_days=window_days,
+            known_cargo_types=frozenset(known_cargo_types or ()),
         )

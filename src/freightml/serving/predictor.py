@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,7 +36,7 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
-from freightml.domain import MODEL_NAME
+from freightml.domain import CARGO_TYPES, MODEL_NAME
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
@@ -115,9 +116,11 @@ class FreightPredictor(Model):
         tuning: Tuning | None = None,
         freeze_gc: bool = False,
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
+        known_cargo_types: Collection[str] | None = CARGO_TYPES,
     ) -> None:
         super().__init__(name)
         self.holiday_country = holiday_country  # features.holiday_country of training
+        self.known_cargo_types = known_cargo_types  # data.known_cargo_types (None: no list)
         self.model_source = model_source
         self.history = history
         self.window_days = window_days
@@ -179,6 +182,7 @@ class FreightPredictor(Model):
             window_days=self.window_days,
             horizon_max=self.horizon_max,
             holiday_country=self.holiday_country,
+            known_cargo_types=self.known_cargo_types,
         )
 
     def _install(self, model: LoadedModel, window: HistoryWindow) -> None:

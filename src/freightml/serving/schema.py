@@ -24,7 +24,6 @@ import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from freightml.data.schema import CARGO_TYPES
 from freightml.models.wagons import wagons_for
 from freightml.serving.history import HistoryWindow
 
@@ -80,12 +79,16 @@ def series_position(window: HistoryWindow, key: tuple[Any, Any, Any], where: str
                 f"{where}: unknown {name} {station!r}: no facts in {days} mention this station"
             )
     if cargo not in window.cargo_types:
-        if cargo not in CARGO_TYPES:
+        known = window.known_cargo_types
+        if known and cargo not in known:
             raise RequestError(
                 f"{where}: unknown cargo_type {cargo!r}; known cargo types: "
-                f"{', '.join(sorted(window.cargo_types | set(CARGO_TYPES)))}"
+                f"{', '.join(sorted(window.cargo_types | known))}"
             )
-        raise RequestError(f"{where}: no facts of cargo_type {cargo!r} in {days}")
+        raise RequestError(
+            f"{where}: no facts of cargo_type {cargo!r} in {days}; cargo types with facts: "
+            f"{', '.join(sorted(window.cargo_types))}"
+        )
     raise RequestError(
         f"{where}: no history for series {origin} -> {destination} {cargo} in "
         f"{days}; a series needs facts before it can be forecast"

@@ -87,6 +87,7 @@ def build_predictor(
         tuning=tuning,
         freeze_gc=freeze_gc,
         holiday_country=settings.features.holiday_country,
+        known_cargo_types=settings.data.known_cargo_types,
     )
 
 
