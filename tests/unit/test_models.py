@@ -136,6 +136,14 @@ def test_gbm_is_an_mlflow_sklearn_model(examples: pd.DataFrame, tmp_path) -> Non
     mlflow_sklearn.save_model(model, tmp_path / "model", skops_trusted_types=SKOPS_TRUSTED_TYPES)
     loaded = mlflow_sklearn.load_model(str(tmp_path / "model"))
     np.testing.assert_allclose(loaded.predict(examples.head(50)), model.predict(examples.head(50)))
+    # the real-data recipe's parameters (configs/real-data.yaml) load the same way
+    params = {"loss": "absolute_error", "target_base": "seasonal_naive"}
+    real = GlobalGBM(**SMALL_GBM, **params, exclude_features=["month", "day_of_year"])
+    real.fit(examples)
+    mlflow_sklearn.save_model(real, tmp_path / "real", skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    loaded = mlflow_sklearn.load_model(str(tmp_path / "real"))
+    assert loaded.model_features_ == real.model_features_
+    np.testing.assert_allclose(loaded.predict(examples.head(50)), real.predict(examples.head(50)))
 
 
 def test_make_model_builds_registered_models() -> None:
@@ -205,3 +213,20 @@ def test_gbm_names_a_bad_loss_or_target_base(examples: pd.DataFrame) -> None:
         GlobalGBM(loss="huber").fit(examples)
     with pytest.raises(ValueError, match="target_base must be one of.*'yesterday'"):
         GlobalGBM(target_base="yesterday").fit(examples)
+
+
+def test_gbm_exclude_features_hides_columns_from_the_trees(examples: pd.DataFrame) -> None:
+    season = ["month", "day_of_year", "cargo_type"]
+    model = GlobalGBM(**SMALL_GBM, exclude_features=season).fit(examples)
+    assert model.model_features_ == [c for c in FEATURE_COLUMNS if c not in season]
+    assert "cargo_type" not in model.categorical_features_
+    assert model.feature_columns_ == [*FEATURE_COLUMNS, "scale"]  # the input schema stays
+    known = examples.dropna(subset=["y"])
+    pred = model.predict(known)
+    # the excluded columns cannot change a forecast; an included one does
+    moved = known.assign(month=np.float32(99), day_of_year=np.float32(-5), cargo_type="unseen")
+    np.testing.assert_array_equal(model.predict(moved), pred)
+    full = GlobalGBM(**SMALL_GBM).fit(examples)
+    assert not np.array_equal(full.predict(moved), full.predict(known))
+    with pytest.raises(ValueError, match=r"exclude_features names unknown features \['moon'\]"):
+        GlobalGBM(exclude_features=["moon"]).fit(examples)

@@ -51,6 +51,12 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     ``predict`` (FEATURE_COLUMNS + scale); ``model_features_`` are the columns the trees see
     (FEATURE_COLUMNS).
 
+    ``exclude_features`` names feature columns the trees do not see (they stay in the input
+    schema, so callers build the same frames): on a panel shorter than a year the yearly
+    calendar (``month``, ``day_of_year``, the New Year distances) only takes values at
+    forecast time that training never saw, and the trees extend the last season's leaves
+    to them (configs/real-data.yaml). Unknown names are an error.
+
     ``weight_before`` (an ISO date) and ``pre_change_weight`` weigh the examples whose
     forecast origin is before that date (the shift-aware training window of
     freightml.retraining.window): 0 leaves them out of the fit, 1 (the default) or no date
@@ -76,6 +82,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         early_stopping: bool | str = "auto",
         n_threads: int | None = 1,
         random_state: int | None = 0,
+        exclude_features: list[str] | None = None,
         weight_before: str | None = None,
         pre_change_weight: float = 1.0,
     ) -> None:
@@ -90,6 +97,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.n_threads = n_threads
         self.random_state = random_state
+        self.exclude_features = exclude_features
         self.weight_before = weight_before
         self.pre_change_weight = pre_change_weight
 
@@ -126,6 +134,13 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
                 f"GlobalGBM: target_base must be one of {list(TARGET_BASES)}, "
                 f"got {self.target_base!r}"
             )
+        excluded = list(self.exclude_features or [])
+        unknown = sorted(set(excluded) - set(FEATURE_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"GlobalGBM: exclude_features names unknown features {unknown}; "
+                f"features: {FEATURE_COLUMNS}"
+            )
         rows = np.flatnonzero(examples["y"].notna().to_numpy())
         if len(rows) == 0:
             raise ValueError("GlobalGBM.fit: no example has a known y")
@@ -136,9 +151,9 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
             pick = np.sort(rng.choice(len(rows), size=self.max_train_rows, replace=False))
             rows, weight = rows[pick], weight[pick]
         train = examples.iloc[rows]
-        self.model_features_ = list(FEATURE_COLUMNS)
+        self.model_features_ = [c for c in FEATURE_COLUMNS if c not in excluded]
         self.feature_columns_ = [*FEATURE_COLUMNS, "scale"]
-        self.categorical_features_ = list(CATEGORICAL_FEATURES)
+        self.categorical_features_ = [c for c in CATEGORICAL_FEATURES if c not in excluded]
         self.vocabulary_ = {c: _vocabulary(train[c]) for c in self.categorical_features_}
         scale = train["scale"].to_numpy(dtype=np.float64)
         self.model_ = HistGradientBoostingRegressor(
