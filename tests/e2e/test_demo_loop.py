@@ -1,9 +1,9 @@
 """The closed loop as a user runs it: `freightml demo --loop` (size small) trains a champion,
 serves it with a real predictor and collector, replays the days after its training window
 with a level shift and a new region from day 3, monitors and decides every day, retrains
-once, promotes the challenger through the gates, and the running predictor switches to it.
-(Whether the realised WAPE recovers within the 13 days is reported in the timeline, not
-asserted: it does not, see docs/retraining.md.)
+once, promotes the challenger through the gates, the running predictor switches to it, and
+the realised WAPE of the shifted series from the switch on is lower than on the shifted days
+before it.
 The assertions are on the sequence of events the run recorded (timeline, decisions table,
 registry), not on its printout."""
 
@@ -71,6 +71,19 @@ def test_the_shift_shows_in_the_realised_wape_the_loop_reacts_to(loop: dict) -> 
     assert shifted > before * 1.2, (before, shifted)  # what the forecasts paid for the shift
     first = timeline.loc[timeline["phase"] == "shifted"].iloc[0]
     assert "new_regions" in first["triggers"] and "min_new_facts" in first["action"]
+
+
+def test_the_realised_wape_recovers_after_the_switch(loop: dict) -> None:
+    timeline = loop["timeline"]
+    switch = int(timeline.loc[timeline["version_served"].astype(str) == "2", "day"].min())
+    shifted = timeline.loc[timeline["phase"] == "shifted"]
+    before, after = shifted.loc[shifted["day"] < switch], shifted.loc[shifted["day"] >= switch]
+    assert len(before) >= 3 and len(after) >= 3, timeline[["day", "phase", "version_served"]]
+    # On the series the shift hit (coal and the new region): 0.469 on days 3-7, 0.425 on
+    # days 8-13 in the recorded run. Not on all series: there the other lanes' day-to-day
+    # noise is as large as what the shifted ones win back in 6 days (0.330 -> 0.336), so
+    # such an assertion would test the noise (docs/retraining.md, "Recovery").
+    assert after["shifted_wape"].mean() < 0.95 * before["shifted_wape"].mean(), shifted
 
 
 def test_the_decision_is_recorded_and_carried_by_the_new_version(loop: dict) -> None:

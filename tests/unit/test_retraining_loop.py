@@ -11,11 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from freightml.config import Settings, load_settings
 from freightml.retraining.loop import (
     DayRecord,
     LoopResult,
     LoopScenario,
     loop_facts,
+    loop_settings,
     plot_timeline,
     realised,
     summary,
@@ -31,6 +33,24 @@ def test_the_scenario_refuses_what_cannot_run() -> None:
         LoopScenario(shift_factor=0)
     with pytest.raises(ValueError, match="size must be one of"):
         LoopScenario(size="tiny")
+    with pytest.raises(ValueError, match="loss must be one of squared_error, absolute_error"):
+        LoopScenario(loss="huber")
+    with pytest.raises(ValueError, match="target_base must be one of level,"):
+        LoopScenario(target_base="yesterday")
+
+
+def test_the_loop_settings_carry_its_recipe_over_the_configured_parameters(
+    tmp_path: Path,
+) -> None:
+    base = Settings(model={"params": {"max_iter": 50}})
+    recipe = {"loss": "absolute_error", "target_base": "seasonal_naive"}
+    settings, path = loop_settings(base, tmp_path / "loop", tmp_path / "facts.parquet", recipe)
+    assert settings.model.params["max_iter"] == 50  # the configured parameters stay
+    assert {k: settings.model.params[k] for k in recipe} == recipe
+    assert load_settings(path).model.params == settings.model.params  # what subprocesses read
+    baseline = Settings(model={"name": "seasonal_naive", "params": {}})
+    with pytest.raises(ValueError, match="model.name is 'seasonal_naive'; use model.name gbm"):
+        loop_settings(baseline, tmp_path / "other", tmp_path / "facts.parquet", recipe)
 
 
 def test_the_shift_and_the_new_region_start_on_the_shift_day() -> None:
@@ -90,7 +110,7 @@ def _record(day: int, version: str, wape: float, decision: str = "no action") ->
         version_served=version,
         requests=80,
         realised_wape=wape,
-        shifted_wape=wape,
+        shifted_wape=2 * wape,
         drifted_segments=1 if day >= 5 else 0,
         status="amber",
         decision=decision,
@@ -115,7 +135,10 @@ def test_summary_and_plot_of_a_timeline(tmp_path: Path) -> None:
     facts = summary(result)
     assert facts["retrain_decisions"] == 1 and facts["first_decision_day"] == 4
     assert facts["switch_day"] == 5 and facts["versions"] == ["1", "2"]
+    assert facts["wape_before_shift"] == pytest.approx(0.25)
     assert facts["wape_before_switch"] == pytest.approx(0.39)
     assert facts["wape_after_switch"] == pytest.approx(0.28)
+    assert facts["shifted_wape_before_switch"] == pytest.approx(0.78)
+    assert facts["shifted_wape_after_switch"] == pytest.approx(0.56)
     path = plot_timeline(result.frame(), result.scenario, tmp_path / "t.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

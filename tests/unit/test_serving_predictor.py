@@ -26,6 +26,7 @@ from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
 from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError
+from freightml.serving.scoring import make_scorer
 from helpers import save_model, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
@@ -175,6 +176,17 @@ def test_fast_scorer_equals_model_predict_on_every_row(predictor, model) -> None
     rows = np.arange(len(state.window.features))
     fast = predictor._batcher.call(state.scorer.predict, rows)
     np.testing.assert_allclose(fast, model.predict(state.window.features), rtol=1e-12)
+
+
+@pytest.mark.parametrize("target_base", ["weekday_level", "seasonal_naive"])
+def test_fast_scorer_adds_the_target_base(facts, target_base) -> None:
+    examples = build_examples(facts, horizons_per_origin=7)
+    model = make_model("gbm", {"max_iter": 20, "target_base": target_base}).fit(examples)
+    features = build_inference_frame(facts, facts["date"].max())
+    scorer = make_scorer(model, features)
+    assert scorer.kind == "pre-encoded trees"  # not the fallback after a disagreement
+    rows = np.arange(len(features))
+    np.testing.assert_allclose(scorer.predict(rows), model.predict(features), rtol=1e-12)
 
 
 def test_other_models_are_served_through_their_own_predict(facts, model_dir) -> None:

@@ -60,7 +60,8 @@ class FrameScorer:
 
 
 class GbmScorer:
-    """GlobalGBM on a pre-encoded matrix: ``max(trees(X) * scale, 0)`` like its predict."""
+    """GlobalGBM on a pre-encoded matrix: ``max((trees(X) + base) * scale, 0)`` like its
+    predict, with the target base of its ``target_base`` computed once per table."""
 
     kind = "pre-encoded trees"
 
@@ -68,11 +69,14 @@ class GbmScorer:
         self.trees = model.model_
         self.matrix = np.ascontiguousarray(model.encode(features), dtype=np.float64)
         self.scale = features["scale"].to_numpy(dtype=np.float64)
+        self.base = np.broadcast_to(
+            np.asarray(model._base(features), dtype=np.float64), self.scale.shape
+        )
         self.threads = threads
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         with self.threads.limit(len(rows)):
-            ratio = self.trees.predict(self.matrix[rows])
+            ratio = self.trees.predict(self.matrix[rows]) + self.base[rows]
         return np.maximum(ratio * self.scale[rows], 0.0)
 
 
