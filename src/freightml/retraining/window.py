@@ -24,8 +24,9 @@ consistent level. The segment adjusted is the one with the largest step (a coal 
 seen, diluted, in the regions that load coal and in the network); the detector then runs
 again on the adjusted facts until no segment shift is left. The adjustment must be applied
 to the facts the model is trained on *and* to those it forecasts from
-(:meth:`WindowChoice.adjust_facts`): bench/retrain_window.py measured training on adjusted
-facts while forecasting from raw history worse than the full window.
+(:meth:`WindowChoice.adjust_facts`): training on adjusted facts while forecasting from raw
+history measured worse than the full window (bench/RESULTS.md). The retraining pipeline
+and the predictor do not apply adjustments yet, so ``level_adjust`` is off by default.
 
 The choice is applied to :class:`~freightml.config.Settings` by :meth:`WindowChoice.apply`
 (the GBM's ``weight_before`` / ``pre_change_weight`` parameters, which its fit and every
