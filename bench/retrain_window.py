@@ -5,10 +5,13 @@ cargo type scaled by ``--factor`` from C, (b) a new region whose lanes start on 
 retrain happens on the methodology's first backtest cutoff F (facts up to F); C lies
 ``age`` days before it. The window rule (freightml.retraining.window.choose_window) looks
 at the facts up to F (and, for the new region, is told its name, as the retraining decision
-would) and picks full_window, post_change or down_weight. Both recipes, the configured full
-window and the rule's choice (WindowChoice.apply), then go through the methodology's
-rolling-origin backtest on the facts from their window's first day to the end: 3 folds of
-28 days, every target after F, i.e. all post-change days. A control scenario without a
+would) and picks full_window, post_change or down_weight, with the level adjustments of a
+shifted segment's pre-change facts. Both recipes, the configured full window and the rule's
+choice (WindowChoice.apply for the window and weights, WindowChoice.adjust_facts for the
+facts the backtest trains on and forecasts from, as a predictor applying the same
+adjustment would), then go through the methodology's rolling-origin backtest on the facts
+from their window's first day to the end: 3 folds of 28 days, every target after F, i.e.
+all post-change days. A control scenario without a
 change checks that the rule leaves training alone when nothing happened.
 
     uv run python bench/retrain_window.py --size demo
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from freightml.config import Settings, load_settings
@@ -46,8 +50,10 @@ SCENARIOS = [
     Scenario("no change (control)", "none", 0),
     Scenario("level shift, 120 days before the retrain", "shift", 120),
     Scenario("level shift, 42 days before the retrain", "shift", 42),
+    Scenario("level shift, 21 days before the retrain", "shift", 21),
     Scenario("new region, 120 days before the retrain", "region", 120),
     Scenario("new region, 60 days before the retrain", "region", 60),
+    Scenario("new region, 28 days before the retrain", "region", 28),
 ]
 
 
@@ -95,7 +101,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     end = pd.Timestamp(SIZES[args.size].end)
     retrain = backtest_cutoffs(end, methodology)[0].date()  # F: the retrain's as-of date
     window_settings = WindowSettings(
-        min_post_change_days=args.min_post_change_days, pre_change_weight=args.pre_change_weight
+        min_post_change_days=args.min_post_change_days,
+        pre_change_weight=args.pre_change_weight,
+        level_adjust=args.level_adjust,
     )
     rows = []
     for s in [SCENARIOS[i] for i in args.scenarios]:
@@ -118,11 +126,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 preds[arm] = preds["full window"]  # the same recipe: nothing to refit
                 continue
             first = retrain - timedelta(days=settings.data.train_window_days - 1)
-            preds[arm] = backtest(settings, facts, first)
+            used = choice.adjust_facts(facts) if arm == "shift-aware" else facts
+            preds[arm] = backtest(settings, used, first)
         full, aware = preds["full window"], preds["shift-aware"]
-        same_rows = full[ROW_KEY].astype(str).equals(aware[ROW_KEY].astype(str))
+        same_rows = full[ROW_KEY].astype(str).equals(aware[ROW_KEY].astype(str)) and np.allclose(
+            full["y"].to_numpy(), aware["y"].to_numpy()
+        )
         if not same_rows:
-            raise RuntimeError(f"{s.name}: the two recipes were scored on different rows")
+            raise RuntimeError(
+                f"{s.name}: the two recipes were scored on different rows or actuals"
+            )
         for arm, pred in preds.items():
             rows.append(
                 {
@@ -136,6 +149,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         else f"{choice.pre_change_weight:g}"
                     ),
                     "window days": arms[arm].data.train_window_days,
+                    "level adjusted": (
+                        ""
+                        if arm == "full window"
+                        else ", ".join(a.describe() for a in choice.adjustments)
+                    ),
                     **scores(pred, affected(pred, s, args.cargo)),
                     "rows": len(pred),
                 }
@@ -170,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         help="WindowSettings.pre_change_weight (down_weight)",
     )
     parser.add_argument(
+        "--level-adjust",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="WindowSettings.level_adjust: adjust a shifted segment's pre-change facts "
+        "(training and forecasting)",
+    )
+    parser.add_argument(
         "--scenarios",
         type=int,
         nargs="+",
@@ -184,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\nsize {args.size}, seed {args.seed}, {args.cargo} x{args.factor}, new region "
         f"{NEW_REGION}, min_post_change_days {args.min_post_change_days}, pre_change_weight "
-        f"{args.pre_change_weight:g}; WAPE on the post-change backtest (3 folds x 28 days), "
+        f"{args.pre_change_weight:g}, level_adjust {args.level_adjust}; WAPE on the "
+        "post-change backtest (3 folds x 28 days), "
         f"{time.perf_counter() - began:.0f} s"
     )
     print(table.to_markdown(index=False, floatfmt=".4f"))

@@ -15,14 +15,18 @@ from freightml.config import Settings
 from freightml.data.synthetic import generate
 from freightml.features import build_examples
 from freightml.models import GlobalGBM
+from freightml.retraining.changepoint import segment_shifts
 from freightml.retraining.window import (
     DOWN_WEIGHT,
     FULL_WINDOW,
     PARAM_PREFIX,
     POST_CHANGE,
+    LevelAdjustment,
     WindowChoice,
     WindowSettings,
+    adjust_levels,
     choose_window,
+    level_adjustments,
     regime_start,
 )
 
@@ -177,6 +181,70 @@ def test_bad_inputs_are_named(plain: pd.DataFrame) -> None:
         WindowChoice(rule=POST_CHANGE, cause="x", as_of=AS_OF, reason="").apply(Settings())
 
 
+# -- the level adjustment --------------------------------------------------------------------
+
+ADJUSTING = WindowSettings(level_adjust=True)
+
+
+def test_a_cargo_shift_is_adjusted_in_its_cargo_not_in_the_regions_that_load_it() -> None:
+    facts = facts_with(level_shift=(LATE_SHIFT, 1.6), level_shift_cargo="coal")
+    before = segment_shifts(facts, as_of=AS_OF)
+    assert {s.segment for s in before} > {"cargo_type=coal"}  # seen diluted in regions too
+    adjustments = level_adjustments(facts, as_of=AS_OF, settings=ADJUSTING)
+    assert len(adjustments) == 1
+    (step,) = adjustments
+    assert (step.column, step.value) == ("cargo_type", "coal")
+    assert abs((step.before - LATE_SHIFT).days) <= 3
+    assert 1.45 <= step.factor <= 1.75
+    # the adjusted facts hold no level shift left, and the days after the change are untouched
+    adjusted = adjust_levels(facts, adjustments)
+    assert segment_shifts(adjusted, as_of=AS_OF) == []
+    late = pd.to_datetime(facts["date"]) >= pd.Timestamp(step.before)
+    assert np.array_equal(adjusted.loc[late, "volume_tonnes"], facts.loc[late, "volume_tonnes"])
+
+    choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING)
+    assert choice.rule == DOWN_WEIGHT and choice.adjustments == adjustments
+    assert "pre-change levels adjusted: cargo_type=coal before" in choice.reason
+    params = choice.as_params()
+    assert params[PARAM_PREFIX + "level_adjustments"] == step.describe()
+    pd.testing.assert_frame_equal(choice.adjust_facts(facts), adjusted)
+    # off (the policy's default): the same shift, no adjustment
+    off = choose_window(facts, as_of=AS_OF, settings=WindowSettings())
+    assert off.rule == DOWN_WEIGHT and off.adjustments == ()
+    assert off.as_params()[PARAM_PREFIX + "level_adjustments"] == ""
+    assert off.adjust_facts(facts) is facts
+
+
+def test_no_shift_or_a_new_region_has_nothing_to_adjust(plain: pd.DataFrame) -> None:
+    assert level_adjustments(plain, as_of=AS_OF, settings=ADJUSTING) == ()
+    assert choose_window(plain, as_of=AS_OF, settings=ADJUSTING).adjustments == ()
+    facts = facts_with(new_region="Crimean", new_region_from=date(2025, 2, 1))
+    choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING, new_segments=["Crimean"])
+    assert choice.rule == DOWN_WEIGHT and choice.adjustments == ()
+
+
+def test_adjust_levels_scales_the_segment_before_the_change_only() -> None:
+    facts = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-01", "2025-01-02"]),
+            "cargo_type": ["coal", "coal", "grain", "grain"],
+            "volume_tonnes": [10.0, 20.0, 30.0, 40.0],
+        }
+    )
+    step = LevelAdjustment("cargo_type", "coal", date(2025, 1, 2), 2.0)
+    out = adjust_levels(
+        facts, [step, LevelAdjustment("cargo_type", "grain", date(2025, 1, 3), 0.5)]
+    )
+    assert out["volume_tonnes"].tolist() == [20.0, 20.0, 15.0, 20.0]
+    assert facts["volume_tonnes"].tolist() == [10.0, 20.0, 30.0, 40.0]  # a copy
+    assert adjust_levels(facts, []) is facts
+    assert step.describe() == "cargo_type=coal before 2025-01-02 x2.000"
+    with pytest.raises(ValueError, match=r"lack column\(s\) \['origin_region'\]"):
+        adjust_levels(facts, [LevelAdjustment("origin_region", "X", date(2025, 1, 2), 2.0)])
+    with pytest.raises(ValueError, match="the factor must be finite and > 0"):
+        adjust_levels(facts, [LevelAdjustment("cargo_type", "coal", date(2025, 1, 2), 0.0)])
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -188,6 +256,7 @@ def test_bad_inputs_are_named(plain: pd.DataFrame) -> None:
         ({"segment_columns": ()}, "at least one fact column"),
         ({"threshold": -1}, "greater than 0"),
         ({"window": 30}, "Extra inputs are not permitted"),
+        ({"max_adjustments": 0}, "greater than or equal to 1"),
     ],
 )
 def test_window_settings_validation(fields: dict, message: str) -> None:

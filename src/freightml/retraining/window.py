@@ -16,6 +16,18 @@ The rule of :func:`choose_window`:
   - with less: ``down_weight``: the configured window, the examples before ``c`` weigh
     ``pre_change_weight``, so the few weeks of the new regime are not drowned.
 
+A level shift (not a new segment) also gives ``level_adjustments`` (:func:`level_adjustments`):
+the classic intervention adjustment. The facts of the shifted segment before the change
+are multiplied by the step (after/before), so the long look-back features (364-day lags,
+91-day means, EWM spans, and the 28-day scale in the weeks after the change) read one
+consistent level. The segment adjusted is the one with the largest step (a coal shift is
+seen, diluted, in the regions that load coal and in the network); the detector then runs
+again on the adjusted facts until no segment shift is left. The adjustment must be applied
+to the facts the model is trained on *and* to those it forecasts from
+(:meth:`WindowChoice.adjust_facts`): training on adjusted facts while forecasting from raw
+history measured worse than the full window (bench/RESULTS.md). The retraining pipeline
+and the predictor do not apply adjustments yet, so ``level_adjust`` is off by default.
+
 The choice is applied to :class:`~freightml.config.Settings` by :meth:`WindowChoice.apply`
 (the GBM's ``weight_before`` / ``pre_change_weight`` parameters, which its fit and every
 backtest refit honour, and ``data.train_window_days``) and recorded by
@@ -24,16 +36,20 @@ backtest refit honour, and ``data.train_window_days``) and recorded by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Final, Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from freightml.config import DataSettings, ModelSettings, Settings
+from freightml.features.build import SERIES_KEY
 from freightml.retraining.changepoint import (
+    ALL,
     SegmentShift,
     days_between,
     first_seen,
@@ -110,6 +126,18 @@ class WindowSettings(BaseModel):
         description="days of facts kept before the change under post_change, for the "
         "features' look-back (364-day lags, 392-day EWM span; serving keeps 400)",
     )
+    # off: the retraining pipeline and the predictor do not apply the adjustments yet, and
+    # training on adjusted facts while forecasting from raw ones measured worse than the
+    # full window (bench/retrain_window.py turns it on and applies it to both)
+    level_adjust: bool = Field(
+        False,
+        description="after a level shift, estimate the intervention adjustments of the "
+        "shifted segments' pre-change facts (WindowChoice.adjustments); they must be "
+        "applied to the training facts and to the facts the model forecasts from",
+    )
+    max_adjustments: int = Field(
+        4, ge=1, le=20, description="most segments adjusted for one retrain"
+    )
     max_window_days: int | None = Field(
         None,
         ge=91,
@@ -127,6 +155,86 @@ class WindowSettings(BaseModel):
         if not self.segment_columns:
             raise ValueError("segment_columns must name at least one fact column")
         return self
+
+
+@dataclass(frozen=True)
+class LevelAdjustment:
+    """Facts with ``column == value`` dated before ``before`` are multiplied by ``factor``
+    (the level after the change / before it)."""
+
+    column: str
+    value: str
+    before: date
+    factor: float
+
+    def describe(self) -> str:
+        """One line: ``cargo_type=coal before 2025-01-10 x1.600``."""
+        return f"{self.column}={self.value} before {self.before} x{self.factor:.3f}"
+
+
+def adjust_levels(facts: pd.DataFrame, adjustments: Sequence[LevelAdjustment]) -> pd.DataFrame:
+    """A copy of ``facts`` with every adjustment applied to ``volume_tonnes`` (in order;
+    facts matched by several are multiplied by each factor)."""
+    if not adjustments:
+        return facts
+    missing = [
+        c
+        for c in {"date", "volume_tonnes", *(a.column for a in adjustments)}
+        if c not in facts.columns
+    ]
+    if missing:
+        raise ValueError(f"facts lack column(s) {sorted(missing)} needed by the level adjustments")
+    volume = facts["volume_tonnes"].to_numpy(dtype=np.float64, copy=True)
+    dates = pd.to_datetime(facts["date"]).to_numpy()
+    for a in adjustments:
+        if not (math.isfinite(a.factor) and a.factor > 0):
+            raise ValueError(f"level adjustment {a.describe()}: the factor must be finite and > 0")
+        hit = (facts[a.column].astype(str).to_numpy() == a.value) & (
+            dates < pd.Timestamp(a.before).to_datetime64()
+        )
+        volume[hit] *= a.factor
+    return facts.assign(volume_tonnes=volume)
+
+
+def level_adjustments(
+    facts: pd.DataFrame, *, as_of: date, settings: WindowSettings
+) -> tuple[LevelAdjustment, ...]:
+    """The intervention adjustments that remove the level shifts of ``facts`` up to
+    ``as_of``: the segment shift with the largest step is adjusted (its facts before the
+    change multiplied by the step), then the search runs again on the adjusted facts, at
+    most ``settings.max_adjustments`` times; the network total (``all``) is never
+    adjusted itself (it moves with the segment that shifted). Only series with facts before
+    the lookback are searched: a segment whose total steps up because new series (a new
+    region's lanes) joined it has not changed level in the series that were there."""
+    dates = pd.to_datetime(facts["date"])
+    first = dates.groupby([facts[c] for c in SERIES_KEY], observed=True).transform("min")
+    lookback_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.lookback_days - 1)
+    known = facts.loc[(dates <= pd.Timestamp(as_of)) & (first < lookback_start)]
+    out: list[LevelAdjustment] = []
+    for _ in range(settings.max_adjustments):
+        shifts = [s for s in _shifts(known, as_of, settings) if s.column != ALL]
+        done = {(a.column, a.value) for a in out}
+        shifts = [s for s in shifts if (s.column, s.value) not in done]
+        if not shifts:
+            break
+        top = max(shifts, key=lambda s: abs(math.log(s.shift.ratio)))
+        step = LevelAdjustment(top.column, top.value, top.date, top.shift.ratio)
+        out.append(step)
+        known = adjust_levels(known, [step])
+    return tuple(out)
+
+
+def _shifts(facts: pd.DataFrame, as_of: date, settings: WindowSettings) -> list[SegmentShift]:
+    return segment_shifts(
+        facts,
+        as_of=as_of,
+        segment_columns=settings.segment_columns,
+        lookback_days=settings.lookback_days,
+        min_segment_days=settings.min_segment_days,
+        threshold=settings.threshold,
+        min_ratio=settings.min_shift_ratio,
+        min_share=settings.min_segment_share,
+    )
 
 
 @dataclass(frozen=True)
@@ -149,6 +257,12 @@ class WindowChoice:
     pre_change_weight: float | None = None
     change_points: tuple[SegmentShift, ...] = ()
     new_segments: dict[str, date] = field(default_factory=dict)
+    adjustments: tuple[LevelAdjustment, ...] = ()
+
+    def adjust_facts(self, facts: pd.DataFrame) -> pd.DataFrame:
+        """``facts`` with this choice's level adjustments (unchanged without any): the
+        facts to train on and to forecast from."""
+        return adjust_levels(facts, self.adjustments)
 
     @property
     def post_change_days(self) -> int | None:
@@ -171,6 +285,7 @@ class WindowChoice:
             ),
             "change_points": points,
             "new_segments": new,
+            "level_adjustments": "; ".join(a.describe() for a in self.adjustments),
             "reason": self.reason,
         }
         return {PARAM_PREFIX + k: _clip(v) for k, v in values.items()}
@@ -246,15 +361,11 @@ def choose_window(
             "needs the recent facts"
         )
     facts = facts.loc[pd.to_datetime(facts["date"]) <= pd.Timestamp(as_of)]
-    shifts = segment_shifts(
-        facts,
-        as_of=as_of,
-        segment_columns=settings.segment_columns,
-        lookback_days=settings.lookback_days,
-        min_segment_days=settings.min_segment_days,
-        threshold=settings.threshold,
-        min_ratio=settings.min_shift_ratio,
-        min_share=settings.min_segment_share,
+    shifts = _shifts(facts, as_of, settings)
+    adjustments = (
+        level_adjustments(facts, as_of=as_of, settings=settings)
+        if shifts and settings.level_adjust
+        else ()
     )
     new = first_seen(facts, list(dict.fromkeys(new_segments))) if new_segments else {}
     candidates = [s.date for s in shifts] + list(new.values())
@@ -272,6 +383,11 @@ def choose_window(
     evidence = "; ".join(
         [s.describe() for s in shifts] + [f"new {n} from {d}" for n, d in sorted(new.items())]
     )
+    adjusted = (
+        "; pre-change levels adjusted: " + ", ".join(a.describe() for a in adjustments)
+        if adjustments
+        else ""
+    )
     post = days_between(change, as_of)
     cap = settings.max_window_days or train_window_days
     if post >= settings.min_post_change_days:
@@ -287,10 +403,11 @@ def choose_window(
             pre_change_weight=0.0,
             change_points=tuple(shifts),
             new_segments=new,
+            adjustments=adjustments,
             reason=(
                 f"abrupt change on {change} ({evidence}); {post} days since >= "
                 f"{settings.min_post_change_days}: train on examples from the change, with "
-                f"{settings.history_days} days of history before it for the features"
+                f"{settings.history_days} days of history before it for the features{adjusted}"
             ),
         )
     return WindowChoice(
@@ -302,9 +419,10 @@ def choose_window(
         pre_change_weight=settings.pre_change_weight,
         change_points=tuple(shifts),
         new_segments=new,
+        adjustments=adjustments,
         reason=(
             f"abrupt change on {change} ({evidence}); only {post} days since (< "
             f"{settings.min_post_change_days}): the configured window, examples before the "
-            f"change weigh {settings.pre_change_weight:g}"
+            f"change weigh {settings.pre_change_weight:g}{adjusted}"
         ),
     )
