@@ -67,18 +67,6 @@ def test_the_window_rule_reads_the_run_facts(tmp_path: Path, shifted: bool, rule
         assert adjusted.model == settings.model and adjusted.data == settings.data
 
 
-def test_the_retrain_refuses_level_adjustments_it_cannot_apply(tmp_path: Path) -> None:
-    facts = generate(
-        "small", seed=1, n_series=300, level_shift=(SHIFT, 1.6), level_shift_cargo="coal"
-    )
-    path = save_facts(facts, tmp_path / "facts.parquet")
-    decision = _decision()
-    settings = retrain_settings(Settings(data={"source_uri": str(path)}), decision)
-    policy = Policy.model_validate({"window": {"level_adjust": True}})
-    with pytest.raises(ValueError, match="set window.level_adjust to false"):
-        shift_aware_window(policy)(settings, decision)
-
-
 def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) -> None:
     from freightml.collector.store import Store
     from freightml.retraining.act import fail, finish, start

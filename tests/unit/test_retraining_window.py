@@ -183,7 +183,7 @@ def test_bad_inputs_are_named(plain: pd.DataFrame) -> None:
 
 # -- the level adjustment --------------------------------------------------------------------
 
-ADJUSTING = WindowSettings(level_adjust=True)
+ADJUSTING = WindowSettings()
 
 
 def test_a_cargo_shift_is_adjusted_in_its_cargo_not_in_the_regions_that_load_it() -> None:
@@ -202,25 +202,18 @@ def test_a_cargo_shift_is_adjusted_in_its_cargo_not_in_the_regions_that_load_it(
     late = pd.to_datetime(facts["date"]) >= pd.Timestamp(step.before)
     assert np.array_equal(adjusted.loc[late, "volume_tonnes"], facts.loc[late, "volume_tonnes"])
 
+    # not part of the rule: the choice for the same shift is the down-weighted window
     choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING)
-    assert choice.rule == DOWN_WEIGHT and choice.adjustments == adjustments
-    assert "pre-change levels adjusted: cargo_type=coal before" in choice.reason
-    params = choice.as_params()
-    assert params[PARAM_PREFIX + "level_adjustments"] == step.describe()
-    pd.testing.assert_frame_equal(choice.adjust_facts(facts), adjusted)
-    # off (the policy's default): the same shift, no adjustment
-    off = choose_window(facts, as_of=AS_OF, settings=WindowSettings())
-    assert off.rule == DOWN_WEIGHT and off.adjustments == ()
-    assert off.as_params()[PARAM_PREFIX + "level_adjustments"] == ""
-    assert off.adjust_facts(facts) is facts
+    assert choice.rule == DOWN_WEIGHT
+    assert not any("adjust" in key for key in choice.as_params())
+    with pytest.raises(ValueError, match="max_adjustments must be >= 1"):
+        level_adjustments(facts, as_of=AS_OF, settings=ADJUSTING, max_adjustments=0)
 
 
 def test_no_shift_or_a_new_region_has_nothing_to_adjust(plain: pd.DataFrame) -> None:
     assert level_adjustments(plain, as_of=AS_OF, settings=ADJUSTING) == ()
-    assert choose_window(plain, as_of=AS_OF, settings=ADJUSTING).adjustments == ()
     facts = facts_with(new_region="Crimean", new_region_from=date(2025, 2, 1))
-    choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING, new_segments=["Crimean"])
-    assert choice.rule == DOWN_WEIGHT and choice.adjustments == ()
+    assert level_adjustments(facts, as_of=AS_OF, settings=ADJUSTING) == ()
 
 
 def test_adjust_levels_scales_the_segment_before_the_change_only() -> None:
@@ -256,7 +249,6 @@ def test_adjust_levels_scales_the_segment_before_the_change_only() -> None:
         ({"segment_columns": ()}, "at least one fact column"),
         ({"threshold": -1}, "greater than 0"),
         ({"window": 30}, "Extra inputs are not permitted"),
-        ({"max_adjustments": 0}, "greater than or equal to 1"),
     ],
 )
 def test_window_settings_validation(fields: dict, message: str) -> None:

@@ -77,13 +77,6 @@ def shift_aware_window(policy: Policy) -> Callable[[Settings, Decision], Setting
             cause=decision.trigger or "none",
             train_window_days=settings.data.train_window_days,
         )
-        if choice.adjustments:
-            raise ValueError(
-                "the window rule found level adjustments ("
-                + "; ".join(a.describe() for a in choice.adjustments)
-                + "), but the training pipeline and the predictor do not apply them yet: "
-                "set window.level_adjust to false in the retraining policy"
-            )
         adjusted = choice.apply(settings)
         tags = {**adjusted.tracking.run_tags, **choice.as_params()}
         tracking = adjusted.tracking.model_copy(update={"run_tags": tags})

@@ -16,17 +16,13 @@ The rule of :func:`choose_window`:
   - with less: ``down_weight``: the configured window, the examples before ``c`` weigh
     ``pre_change_weight``, so the few weeks of the new regime are not drowned.
 
-A level shift (not a new segment) also gives ``level_adjustments`` (:func:`level_adjustments`):
-the classic intervention adjustment. The facts of the shifted segment before the change
-are multiplied by the step (after/before), so the long look-back features (364-day lags,
-91-day means, EWM spans, and the 28-day scale in the weeks after the change) read one
-consistent level. The segment adjusted is the one with the largest step (a coal shift is
-seen, diluted, in the regions that load coal and in the network); the detector then runs
-again on the adjusted facts until no segment shift is left. The adjustment must be applied
-to the facts the model is trained on *and* to those it forecasts from
-(:meth:`WindowChoice.adjust_facts`): training on adjusted facts while forecasting from raw
-history measured worse than the full window (bench/RESULTS.md). The retraining pipeline
-and the predictor do not apply adjustments yet, so ``level_adjust`` is off by default.
+After a level shift, :func:`level_adjustments` estimates the classic intervention
+adjustment (the facts of the shifted segment before the change multiplied by the step
+after/before, so the long look-back features read one consistent level) and
+:func:`adjust_levels` applies it. They are not part of the rule: the adjustment only helps
+when the facts the model forecasts from are adjusted too, which the pipeline, the predictor,
+batch scoring and monitoring do not do; bench/retrain_window.py measures what it would give
+(docs/retraining.md, "Level adjustment: measured, not applied").
 
 The choice is applied to :class:`~freightml.config.Settings` by :meth:`WindowChoice.apply`
 (the GBM's ``weight_before`` / ``pre_change_weight`` parameters, which its fit and every
@@ -126,18 +122,6 @@ class WindowSettings(BaseModel):
         description="days of facts kept before the change under post_change, for the "
         "features' look-back (364-day lags, 392-day EWM span; serving keeps 400)",
     )
-    # off: the retraining pipeline and the predictor do not apply the adjustments yet, and
-    # training on adjusted facts while forecasting from raw ones measured worse than the
-    # full window (bench/retrain_window.py turns it on and applies it to both)
-    level_adjust: bool = Field(
-        False,
-        description="after a level shift, estimate the intervention adjustments of the "
-        "shifted segments' pre-change facts (WindowChoice.adjustments); they must be "
-        "applied to the training facts and to the facts the model forecasts from",
-    )
-    max_adjustments: int = Field(
-        4, ge=1, le=20, description="most segments adjusted for one retrain"
-    )
     max_window_days: int | None = Field(
         None,
         ge=91,
@@ -197,12 +181,12 @@ def adjust_levels(facts: pd.DataFrame, adjustments: Sequence[LevelAdjustment]) -
 
 
 def level_adjustments(
-    facts: pd.DataFrame, *, as_of: date, settings: WindowSettings
+    facts: pd.DataFrame, *, as_of: date, settings: WindowSettings, max_adjustments: int = 4
 ) -> tuple[LevelAdjustment, ...]:
     """The intervention adjustments that remove the level shifts of ``facts`` up to
     ``as_of``: the segment shift with the largest step is adjusted (its facts before the
     change multiplied by the step), then the search runs again on the adjusted facts, at
-    most ``settings.max_adjustments`` times; the network total (``all``) is never
+    most ``max_adjustments`` times; the network total (``all``) is never
     adjusted itself (it moves with the segment that shifted). Only series with facts before
     the lookback are searched: a segment whose total steps up because new series (a new
     region's lanes) joined it has not changed level in the series that were there."""
@@ -211,7 +195,9 @@ def level_adjustments(
     lookback_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.lookback_days - 1)
     known = facts.loc[(dates <= pd.Timestamp(as_of)) & (first < lookback_start)]
     out: list[LevelAdjustment] = []
-    for _ in range(settings.max_adjustments):
+    if max_adjustments < 1:
+        raise ValueError(f"max_adjustments must be >= 1, got {max_adjustments}")
+    for _ in range(max_adjustments):
         shifts = [s for s in _shifts(known, as_of, settings) if s.column != ALL]
         done = {(a.column, a.value) for a in out}
         shifts = [s for s in shifts if (s.column, s.value) not in done]
@@ -257,12 +243,6 @@ class WindowChoice:
     pre_change_weight: float | None = None
     change_points: tuple[SegmentShift, ...] = ()
     new_segments: dict[str, date] = field(default_factory=dict)
-    adjustments: tuple[LevelAdjustment, ...] = ()
-
-    def adjust_facts(self, facts: pd.DataFrame) -> pd.DataFrame:
-        """``facts`` with this choice's level adjustments (unchanged without any): the
-        facts to train on and to forecast from."""
-        return adjust_levels(facts, self.adjustments)
 
     @property
     def post_change_days(self) -> int | None:
@@ -285,7 +265,6 @@ class WindowChoice:
             ),
             "change_points": points,
             "new_segments": new,
-            "level_adjustments": "; ".join(a.describe() for a in self.adjustments),
             "reason": self.reason,
         }
         return {PARAM_PREFIX + k: _clip(v) for k, v in values.items()}
@@ -362,11 +341,6 @@ def choose_window(
         )
     facts = facts.loc[pd.to_datetime(facts["date"]) <= pd.Timestamp(as_of)]
     shifts = _shifts(facts, as_of, settings)
-    adjustments = (
-        level_adjustments(facts, as_of=as_of, settings=settings)
-        if shifts and settings.level_adjust
-        else ()
-    )
     new = first_seen(facts, list(dict.fromkeys(new_segments))) if new_segments else {}
     candidates = [s.date for s in shifts] + list(new.values())
     if not candidates:
@@ -383,11 +357,6 @@ def choose_window(
     evidence = "; ".join(
         [s.describe() for s in shifts] + [f"new {n} from {d}" for n, d in sorted(new.items())]
     )
-    adjusted = (
-        "; pre-change levels adjusted: " + ", ".join(a.describe() for a in adjustments)
-        if adjustments
-        else ""
-    )
     post = days_between(change, as_of)
     cap = settings.max_window_days or train_window_days
     if post >= settings.min_post_change_days:
@@ -403,11 +372,10 @@ def choose_window(
             pre_change_weight=0.0,
             change_points=tuple(shifts),
             new_segments=new,
-            adjustments=adjustments,
             reason=(
                 f"abrupt change on {change} ({evidence}); {post} days since >= "
                 f"{settings.min_post_change_days}: train on examples from the change, with "
-                f"{settings.history_days} days of history before it for the features{adjusted}"
+                f"{settings.history_days} days of history before it for the features"
             ),
         )
     return WindowChoice(
@@ -419,10 +387,9 @@ def choose_window(
         pre_change_weight=settings.pre_change_weight,
         change_points=tuple(shifts),
         new_segments=new,
-        adjustments=adjustments,
         reason=(
             f"abrupt change on {change} ({evidence}); only {post} days since (< "
             f"{settings.min_post_change_days}): the configured window, examples before the "
-            f"change weigh {settings.pre_change_weight:g}{adjusted}"
+            f"change weigh {settings.pre_change_weight:g}"
         ),
     )
