@@ -174,7 +174,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         X[:, empty] = 0.0
         self.empty_features_ = [c for c, e in zip(self.model_features_, empty, strict=True) if e]
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            target = train["y"].to_numpy(dtype=np.float64) / scale - self._base(train)
+            target = train["y"].to_numpy(dtype=np.float64) / scale - self.base_ratio(train)
             self.model_.fit(X, target, sample_weight=scale * weight)
         self.n_train_rows_ = len(train)
         self.n_down_weighted_rows_ = int((weight < 1).sum())
@@ -188,10 +188,10 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         if len(examples) == 0:
             return np.empty(0, dtype=np.float64)
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
-            ratio = self.model_.predict(self.encode(examples)) + self._base(examples)
+            ratio = self.model_.predict(self.encode(examples)) + self.base_ratio(examples)
         return np.maximum(ratio * examples["scale"].to_numpy(dtype=np.float64), 0.0)
 
-    def _base(self, examples: pd.DataFrame) -> np.ndarray | float:
+    def base_ratio(self, examples: pd.DataFrame) -> np.ndarray | float:
         """What the trees' output is added to, relative to ``scale`` (see the class doc)."""
         # models saved before target_base existed learned the plain ratio
         if getattr(self, "target_base", "level") == "level":

@@ -70,7 +70,7 @@ class GbmScorer:
         self.matrix = np.ascontiguousarray(model.encode(features), dtype=np.float64)
         self.scale = features["scale"].to_numpy(dtype=np.float64)
         self.base = np.broadcast_to(
-            np.asarray(model._base(features), dtype=np.float64), self.scale.shape
+            np.asarray(model.base_ratio(features), dtype=np.float64), self.scale.shape
         )
         self.threads = threads
 
