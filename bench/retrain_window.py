@@ -8,12 +8,11 @@ facts up to F (and, for the new region, is told its name, as the retraining deci
 and picks full_window, post_change or down_weight. Two recipes then go through the
 methodology's rolling-origin backtest on the facts from their window's first day to the
 end (3 folds of 28 days, every target after F, i.e. all post-change days): the configured
-full window, and the rule's choice (WindowChoice.apply: window and weights). With
-``--level-adjust`` (the default) the rule's arm also reads facts with the level adjustment
-(level_adjustments / adjust_levels) for training and forecasting alike, as a predictor
-applying the same adjustment would; the retrain itself does not apply it
-(docs/retraining.md). A control scenario without a change checks that the rule leaves
-training alone when nothing happened.
+full window, and the rule's choice (WindowChoice.apply: window, weights and, after a level
+shift, the level adjustment that the model then reads its history with, in training and
+forecasting alike, as the retrain, the predictor and monitoring do; ``--no-level-adjust``
+turns the adjustment off). Both arms are scored on the raw actuals. A control scenario
+without a change checks that the rule leaves training alone when nothing happened.
 
     uv run python bench/retrain_window.py --size demo
 """
@@ -33,13 +32,7 @@ from freightml.config import Settings, load_settings
 from freightml.data.synthetic import SIZES, generate
 from freightml.evaluation import backtest_cutoffs, load_methodology
 from freightml.evaluation.metrics import bias, wape
-from freightml.retraining.window import (
-    FULL_WINDOW,
-    WindowSettings,
-    adjust_levels,
-    choose_window,
-    level_adjustments,
-)
+from freightml.retraining.window import FULL_WINDOW, WindowSettings, choose_window
 from freightml.stages.evaluate import backtest_recipe
 
 NEW_REGION = "Crimean"
@@ -110,6 +103,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     window_settings = WindowSettings(
         min_post_change_days=args.min_post_change_days,
         pre_change_weight=args.pre_change_weight,
+        level_adjust=args.level_adjust,
     )
     rows = []
     for s in [SCENARIOS[i] for i in args.scenarios]:
@@ -125,21 +119,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             cause="bench",
             train_window_days=base.data.train_window_days,
         )
-        # the level adjustment (not part of the rule: measured here, docs/retraining.md)
-        adjustments = (
-            level_adjustments(known, as_of=retrain, settings=window_settings)
-            if args.level_adjust and choice.change_points
-            else ()
-        )
+        adjustments = choice.adjustments
         arms = {"full window": base, "shift-aware": choice.apply(base)}
         preds: dict[str, pd.DataFrame] = {}
         for arm, settings in arms.items():
-            if arm == "shift-aware" and choice.rule == FULL_WINDOW and not adjustments:
+            if arm == "shift-aware" and choice.rule == FULL_WINDOW:
                 preds[arm] = preds["full window"]  # the same recipe: nothing to refit
                 continue
             first = retrain - timedelta(days=settings.data.train_window_days - 1)
-            used = adjust_levels(facts, adjustments) if arm == "shift-aware" else facts
-            preds[arm] = backtest(settings, used, first)
+            preds[arm] = backtest(settings, facts, first)
         full, aware = preds["full window"], preds["shift-aware"]
         same_rows = full[ROW_KEY].astype(str).equals(aware[ROW_KEY].astype(str)) and np.allclose(
             full["y"].to_numpy(), aware["y"].to_numpy()
@@ -201,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "--level-adjust",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="after a detected level shift, adjust the shifted segment's pre-change facts "
-        "(freightml.retraining.window.level_adjustments) for training and forecasting",
+        help="WindowSettings.level_adjust: after a detected level shift, restate the shifted "
+        "segment's pre-change facts (the model's level_adjustments) for training and forecasting",
     )
     parser.add_argument(
         "--scenarios",

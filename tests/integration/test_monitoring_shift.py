@@ -1,7 +1,9 @@
 """The drift method on generator data: one region's volumes shift by 1.6x after the
 training window -> that region is flagged; the same window without the shift stays green in
-every segment (no false alarm), with the thresholds of configs/monitoring.yaml."""
+every segment (no false alarm), with the thresholds of configs/monitoring.yaml. A model with
+a level adjustment is monitored on the inputs as it reads them."""
 
+import copy
 from datetime import date
 
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 from freightml.config import Settings
 from freightml.data.synthetic import SyntheticSpec, generate
 from freightml.features.build import build_examples
+from freightml.features.levels import adjust_levels, parse_adjustments
 from freightml.monitoring.config import load_monitoring_config
 from freightml.monitoring.drift import drift_of_facts
 from freightml.stages.train import make_estimator, reference_profile
@@ -64,3 +67,49 @@ def test_one_shifted_region_is_flagged_and_the_control_stays_green(settings: Set
     assert set(red.drifted_segments) <= {label, "all"} | {
         s for s in judged if s.startswith("cargo_type=")
     }
+
+
+def test_a_model_with_a_level_adjustment_is_monitored_on_its_restated_inputs(
+    settings: Settings,
+) -> None:
+    """Coal x1.6 from some day; the model (level_adjustments: coal's facts before the day
+    x1.6) learned from restated facts. Monitoring reads the window's inputs as the model
+    does: coal's 91-day level matches what it learned, where read from the raw facts it
+    still mixes in the old level."""
+    config = load_monitoring_config(settings.monitoring_path)
+    shift_from = pd.Timestamp(SPEC.end) - pd.Timedelta(days=45)
+    shifted = generate(
+        SPEC, seed=SEED, level_shift=(shift_from.date(), FACTOR), level_shift_cargo="coal"
+    )
+    step = f"cargo_type=coal before {shift_from.date()} x{FACTOR}"
+    last_train_day = pd.Timestamp(SPEC.end) - pd.Timedelta(days=21)
+    train_facts = shifted.loc[pd.to_datetime(shifted["date"]) <= last_train_day]
+    examples = build_examples(
+        adjust_levels(train_facts, parse_adjustments([step])),
+        horizons_per_origin=7,
+        train_window_days=365,
+    )
+    examples = examples.loc[examples["y"].notna()].reset_index(drop=True)
+    model = make_estimator(settings, "gbm", {"max_iter": 60, "level_adjustments": [step]})
+    model.fit(examples)
+    profile = reference_profile(settings, examples, model)
+    raw_reader = copy.deepcopy(model)
+    raw_reader.level_adjustments = None
+
+    start = last_train_day + pd.Timedelta(days=1)
+    end = start + pd.Timedelta(days=config.window_days - 1)
+    window = {"window_start": start, "window_end": end, "config": config}
+    restated = drift_of_facts(profile, shifted, model=model, **window)
+    raw = drift_of_facts(profile, shifted, model=raw_reader, **window)
+
+    def mean_91(report) -> dict[str, float]:
+        return {
+            r.statistic: r.value
+            for r in report.results
+            if r.segment == "cargo_type=coal" and r.feature == "mean_91_ratio"
+        }
+
+    assert "cargo_type=coal" not in restated.drifted_segments
+    assert mean_91(restated) and mean_91(restated).keys() == mean_91(raw).keys()
+    for statistic, value in mean_91(restated).items():
+        assert value < 0.5 * mean_91(raw)[statistic], statistic

@@ -100,7 +100,7 @@ def test_check_run_force_and_dedupe_end_to_end(world: dict[str, Any]) -> None:
     assert tags["retrain.key"] == row["key"] and tags["retrain.decision_id"] == row["id"]
     assert version.tags["retrain.decision_id"] == row["id"]
     # the policy's training window rule ran on the training facts and is recorded
-    assert tags["retrain.window.rule"] in ("full_window", "post_change", "down_weight")
+    assert tags["retrain.window.rule"] in ("full_window", "post_change", "restated", "down_weight")
     assert tags["retrain.window.cause"] == "manual" and tags["retrain.window.as_of"] == AS_OF
     assert "training window: " in words(output)
     card = (world["home"] / "cards" / f"{MODEL_NAME}-v1" / "model_card.md").read_text()

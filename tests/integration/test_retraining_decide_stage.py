@@ -73,6 +73,7 @@ def test_decide_records_claims_once_and_hands_over_settings(
     assert train.tracking.run_tags["retrain.window.rule"] in {
         "full_window",
         "post_change",
+        "restated",
         "down_weight",
     }
 

@@ -13,6 +13,8 @@ from test_features import make_facts
 
 from freightml.evaluation import BacktestResult, load_methodology, run_backtest
 from freightml.evaluation.plots import plot_backtest
+from freightml.features.build import SeriesPanel
+from freightml.features.levels import LevelAdjustment
 from freightml.models import GlobalGBM, SeasonalNaive
 
 pytestmark = [pytest.mark.unit]
@@ -137,3 +139,36 @@ def test_backtest_rejects_short_history_and_bad_kwargs(facts: pd.DataFrame) -> N
         run_backtest(facts, SeasonalNaive, METHODOLOGY, feature_kwargs={"lags": 3})
     with pytest.raises(ValueError, match="horizon_max"):
         run_backtest(facts, SeasonalNaive, METHODOLOGY, feature_kwargs={"horizon_max": 14})
+
+
+def test_the_model_reads_its_level_adjusted_history_and_is_scored_on_raw_actuals(
+    facts: pd.DataFrame, result: BacktestResult
+) -> None:
+    """A recipe's level adjustments restate what the model learns and forecasts from; the
+    actuals and the seasonal-naive baseline stay those of the raw facts."""
+    cargo = str(facts["cargo_type"].iloc[0])
+    after_all = (facts["date"].max() + pd.Timedelta(days=1)).date()
+    SpyModel.seen = []
+    adjusted = run_backtest(
+        facts,
+        SpyModel,
+        METHODOLOGY,
+        feature_kwargs={"horizons_per_origin": 4, "train_window_days": 150},
+        level_adjustments=[LevelAdjustment("cargo_type", cargo, after_all, 3.0)],
+    )
+    raw, pred = result.predictions, adjusted.predictions
+    assert pred[["target_date", "y", "yhat_baseline"]].equals(
+        raw[["target_date", "y", "yhat_baseline"]]
+    )
+    hit = (pred["cargo_type"].astype(str) == cargo).to_numpy()
+    assert hit.any() and not hit.all()
+    assert np.allclose(pred["yhat"].to_numpy()[hit], 3.0 * raw["yhat"].to_numpy()[hit])
+    assert np.allclose(pred["yhat"].to_numpy()[~hit], raw["yhat"].to_numpy()[~hit])
+    assert adjusted.metrics_dict()["wape"] != result.metrics_dict()["wape"]
+    with pytest.raises(ValueError, match="need the facts, not a SeriesPanel"):
+        run_backtest(
+            SeriesPanel.from_facts(facts),
+            SpyModel,
+            METHODOLOGY,
+            level_adjustments=[LevelAdjustment("cargo_type", cargo, after_all, 3.0)],
+        )

@@ -44,7 +44,7 @@ def test_retrain_settings_cut_the_facts_at_as_of_and_carry_the_tags() -> None:
     assert base.data.end_date is None  # the given settings are left alone
 
 
-@pytest.mark.parametrize(("shifted", "rule"), [(False, "full_window"), (True, "down_weight")])
+@pytest.mark.parametrize(("shifted", "rule"), [(False, "full_window"), (True, "restated")])
 def test_the_window_rule_reads_the_run_facts(tmp_path: Path, shifted: bool, rule: str) -> None:
     injection = {"level_shift": (SHIFT, 1.6), "level_shift_cargo": "coal"} if shifted else {}
     facts = generate("small", seed=1, n_series=300, **injection)  # type: ignore[arg-type]
@@ -60,9 +60,12 @@ def test_the_window_rule_reads_the_run_facts(tmp_path: Path, shifted: bool, rule
     if shifted:
         change = pd.Timestamp(tags["retrain.window.change_date"]).date()
         assert abs((change - SHIFT).days) <= 14
-        # less than a year of the new regime: examples before it are down-weighted
-        assert adjusted.model.params["pre_change_weight"] == Policy().window.pre_change_weight
-        assert pd.Timestamp(adjusted.model.params["weight_before"]).date() == change
+        # less than a year of the new regime: coal's facts before it are restated, the
+        # weights stay uniform; the run records the restatement
+        [step] = adjusted.model.params["level_adjustments"]
+        assert step.startswith("cargo_type=coal before ")
+        assert tags["retrain.window.level_adjustments"] == step
+        assert "weight_before" not in adjusted.model.params
     else:
         assert adjusted.model == settings.model and adjusted.data == settings.data
 

@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from freightml.config import Settings
 from freightml.data.synthetic import generate
 from freightml.features import build_examples
+from freightml.features.build import SERIES_KEY
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.models import GlobalGBM
 from freightml.retraining.changepoint import segment_shifts
 from freightml.retraining.window import (
@@ -21,10 +23,10 @@ from freightml.retraining.window import (
     FULL_WINDOW,
     PARAM_PREFIX,
     POST_CHANGE,
+    RESTATED,
     LevelAdjustment,
     WindowChoice,
     WindowSettings,
-    adjust_levels,
     choose_window,
     level_adjustments,
     regime_start,
@@ -65,8 +67,8 @@ def test_no_abrupt_change_keeps_the_full_window(plain: pd.DataFrame) -> None:
 
 
 def test_an_old_enough_shift_trains_from_the_change(early_shift: pd.DataFrame) -> None:
-    # by default the cut needs a year after the change; 132 days are down-weighted
-    assert choose_window(early_shift, as_of=AS_OF, settings=WindowSettings()).rule == DOWN_WEIGHT
+    # by default the cut needs a year after the change; after 132 days coal is restated
+    assert choose_window(early_shift, as_of=AS_OF, settings=WindowSettings()).rule == RESTATED
     choice = choose_window(early_shift, as_of=AS_OF, settings=POST_91, cause="drift")
     assert choice.rule == POST_CHANGE
     assert choice.change_date is not None and abs((choice.change_date - EARLY_SHIFT).days) <= 3
@@ -86,18 +88,28 @@ def test_an_old_enough_shift_trains_from_the_change(early_shift: pd.DataFrame) -
     assert Settings.model_validate_json(settings.to_json()) == settings  # a component param
 
 
-def test_a_recent_shift_down_weights_the_old_regime() -> None:
+def test_a_recent_shift_is_restated_or_down_weighted() -> None:
     facts = facts_with(level_shift=(LATE_SHIFT, 1.6), level_shift_cargo="coal")
-    window = WindowSettings(pre_change_weight=0.3)
-    choice = choose_window(facts, as_of=AS_OF, settings=window, cause="quality")
-    assert choice.rule == DOWN_WEIGHT
+    choice = choose_window(facts, as_of=AS_OF, settings=WindowSettings(), cause="quality")
+    assert choice.rule == RESTATED
     assert choice.change_date is not None and abs((choice.change_date - LATE_SHIFT).days) <= 3
     assert (choice.start, choice.window_days) == (None, None)
+    assert (choice.weight_before, choice.pre_change_weight) == (None, None)  # uniform
+    assert "uniform weights. The facts before the change are restated" in choice.reason
+    settings = choice.apply(Settings())
+    assert settings.data == Settings().data  # the configured window
+    assert "weight_before" not in settings.model.params
+    assert settings.model.params["level_adjustments"] == [a.describe() for a in choice.adjustments]
+    # without the restatement, the examples before the change are down-weighted
+    window = WindowSettings(pre_change_weight=0.3, level_adjust=False)
+    choice = choose_window(facts, as_of=AS_OF, settings=window, cause="quality")
+    assert choice.rule == DOWN_WEIGHT and choice.adjustments == ()
     assert (choice.weight_before, choice.pre_change_weight) == (choice.change_date, 0.3)
     assert "weigh 0.3" in choice.reason
     settings = choice.apply(Settings())
-    assert settings.data == Settings().data  # the configured window
+    assert settings.data == Settings().data
     assert settings.model.params["pre_change_weight"] == 0.3
+    assert "level_adjustments" not in settings.model.params
 
 
 def test_a_new_region_named_by_the_decision_is_a_change() -> None:
@@ -107,9 +119,13 @@ def test_a_new_region_named_by_the_decision_is_a_change() -> None:
         facts, as_of=AS_OF, settings=WindowSettings(), new_segments=["Crimean"], cause="new"
     )
     assert choice.new_segments == {"Crimean": appears}
-    assert choice.rule == DOWN_WEIGHT  # 59 days of the new region
+    # 59 days of the new region: nothing to restate or to down-weight, the change recorded
+    assert choice.rule == FULL_WINDOW and choice.adjustments == ()
     assert choice.change_date is not None and 0 <= (choice.change_date - appears).days <= 3
     assert "new Crimean from 2025-02-01" in choice.reason
+    assert "the series there before kept their level" in choice.reason
+    settings = Settings()
+    assert choice.apply(settings) is settings
     # with a shorter requirement, the same facts train from the change
     short = WindowSettings(min_post_change_days=56)
     assert choose_window(facts, as_of=AS_OF, settings=short, new_segments=["Crimean"]).rule == (
@@ -126,7 +142,8 @@ def test_the_latest_change_starts_the_regime() -> None:
     )
     choice = choose_window(facts, as_of=AS_OF, settings=WindowSettings(), new_segments=["Crimean"])
     assert choice.change_date is not None and choice.change_date >= date(2025, 3, 1)
-    assert choice.rule == DOWN_WEIGHT
+    assert choice.rule == RESTATED  # coal's earlier shift is restated
+    assert [(a.column, a.value) for a in choice.adjustments] == [("cargo_type", "coal")]
 
 
 def test_changes_within_a_week_are_one_event() -> None:
@@ -175,8 +192,10 @@ def test_bad_inputs_are_named(plain: pd.DataFrame) -> None:
         weight_before=LATE_SHIFT,
         pre_change_weight=0.5,
     )
-    with pytest.raises(ValueError, match="model 'seasonal_naive' takes no"):
+    with pytest.raises(ValueError, match="model 'seasonal_naive' takes none of them"):
         choice.apply(Settings(model={"name": "seasonal_naive", "params": {}}))
+    with pytest.raises(ValueError, match="a restated window needs level adjustments"):
+        WindowChoice(rule=RESTATED, cause="x", as_of=AS_OF, reason="").apply(Settings())
     with pytest.raises(ValueError, match="needs weight_before and pre_change_weight"):
         WindowChoice(rule=POST_CHANGE, cause="x", as_of=AS_OF, reason="").apply(Settings())
 
@@ -202,10 +221,18 @@ def test_a_cargo_shift_is_adjusted_in_its_cargo_not_in_the_regions_that_load_it(
     late = pd.to_datetime(facts["date"]) >= pd.Timestamp(step.before)
     assert np.array_equal(adjusted.loc[late, "volume_tonnes"], facts.loc[late, "volume_tonnes"])
 
-    # not part of the rule: the choice for the same shift is the down-weighted window
+    # the rule carries it: recorded, and the model's parameter after apply()
     choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING)
-    assert choice.rule == DOWN_WEIGHT
-    assert not any("adjust" in key for key in choice.as_params())
+    assert choice.rule == RESTATED
+    assert choice.adjustments == adjustments
+    assert choice.as_params()[PARAM_PREFIX + "level_adjustments"] == step.describe()
+    assert "restated: " + step.describe() in choice.reason
+    params = choice.apply(Settings()).model.params
+    assert params["level_adjustments"] == [step.describe()]
+    assert LevelAdjustment.parse(step.describe()) == step  # the recorded factor is the one used
+    off = choose_window(facts, as_of=AS_OF, settings=WindowSettings(level_adjust=False))
+    assert (off.rule, off.adjustments) == (DOWN_WEIGHT, ())
+    assert "level_adjustments" not in off.apply(Settings()).model.params
     with pytest.raises(ValueError, match="max_adjustments must be >= 1"):
         level_adjustments(facts, as_of=AS_OF, settings=ADJUSTING, max_adjustments=0)
 
@@ -214,28 +241,8 @@ def test_no_shift_or_a_new_region_has_nothing_to_adjust(plain: pd.DataFrame) -> 
     assert level_adjustments(plain, as_of=AS_OF, settings=ADJUSTING) == ()
     facts = facts_with(new_region="Crimean", new_region_from=date(2025, 2, 1))
     assert level_adjustments(facts, as_of=AS_OF, settings=ADJUSTING) == ()
-
-
-def test_adjust_levels_scales_the_segment_before_the_change_only() -> None:
-    facts = pd.DataFrame(
-        {
-            "date": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-01", "2025-01-02"]),
-            "cargo_type": ["coal", "coal", "grain", "grain"],
-            "volume_tonnes": [10.0, 20.0, 30.0, 40.0],
-        }
-    )
-    step = LevelAdjustment("cargo_type", "coal", date(2025, 1, 2), 2.0)
-    out = adjust_levels(
-        facts, [step, LevelAdjustment("cargo_type", "grain", date(2025, 1, 3), 0.5)]
-    )
-    assert out["volume_tonnes"].tolist() == [20.0, 20.0, 15.0, 20.0]
-    assert facts["volume_tonnes"].tolist() == [10.0, 20.0, 30.0, 40.0]  # a copy
-    assert adjust_levels(facts, []) is facts
-    assert step.describe() == "cargo_type=coal before 2025-01-02 x2.000"
-    with pytest.raises(ValueError, match=r"lack column\(s\) \['origin_region'\]"):
-        adjust_levels(facts, [LevelAdjustment("origin_region", "X", date(2025, 1, 2), 2.0)])
-    with pytest.raises(ValueError, match="the factor must be finite and > 0"):
-        adjust_levels(facts, [LevelAdjustment("cargo_type", "coal", date(2025, 1, 2), 0.0)])
+    choice = choose_window(facts, as_of=AS_OF, settings=ADJUSTING, new_segments=["Crimean"])
+    assert choice.adjustments == ()
 
 
 @pytest.mark.parametrize(
@@ -338,3 +345,21 @@ def test_the_training_stages_run_with_a_shift_aware_choice(
     assert profile.window_start > choice.change_date  # the regime the model learned
     assert profile.window_rows == int(post.sum())
     assert trained.model == "gbm"
+    # the level adjustment: coal's targets before the change are restated, nothing else
+    (step,) = choice.adjustments
+    assert (step.column, step.value) == ("cargo_type", "coal")
+    key = ["target_date", *SERIES_KEY]
+    raw = pd.read_parquet(tmp_path / "facts.parquet").rename(columns={"date": "target_date"})
+    merged = (
+        examples.loc[examples["y"].notna()]
+        .astype({c: str for c in SERIES_KEY})
+        .merge(raw.astype({c: str for c in SERIES_KEY}), on=key, validate="many_to_one")
+    )
+    hit = (merged["cargo_type"] == "coal") & (merged["target_date"] < pd.Timestamp(step.before))
+    assert hit.any() and not hit.all()
+    np.testing.assert_allclose(merged.loc[hit, "y"], merged.loc[hit, "volume_tonnes"] * step.factor)
+    np.testing.assert_allclose(merged.loc[~hit, "y"], merged.loc[~hit, "volume_tonnes"])
+    import mlflow.sklearn
+
+    saved = mlflow.sklearn.load_model(str(tmp_path / "model"))
+    assert adjustments_of(saved) == choice.adjustments  # what serving will read

@@ -20,6 +20,7 @@ from freightml.data.synthetic import generate
 from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
 from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
 from freightml.features.build import build_examples, build_inference_frame
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.models import make_model
 from freightml.serving.events import CloudEventSender
 from freightml.serving.history import HistorySource, HistoryUnavailable
@@ -453,4 +454,45 @@ def test_a_model_error_at_request_time_is_a_500_with_the_reason_and_counted(mode
     assert _sample("freightml_serving_requests_total", errors) == before + 1
     answer = asyncio.run(inference_error_handler(None, caught.value))  # KServe's own handler
     assert (answer.status_code, json.loads(answer.body)) == (500, {"error": reason})
+    p.stop_engine()
+
+
+def test_a_version_with_level_adjustments_is_served_from_its_restated_history(model, facts) -> None:
+    """v2 reads coal's history x2 (its level_adjustments): after the reload the window is
+    rebuilt with them, so coal's forecasts are v2 on the restated facts (about double) and
+    the rest stay; a history refresh keeps them; back on v1 the window is raw again."""
+    after_all = (facts["date"].max() + pd.Timedelta(days=1)).date()
+    v2 = copy.deepcopy(model)
+    v2.level_adjustments = [f"cargo_type=coal before {after_all} x2"]
+    current = {"facts": facts}
+    source = Versions({"1": model, "2": v2}, "1")
+    p = FreightPredictor(source, HistorySource(lambda: current["facts"]))
+    p.load()
+    keys = p.state.window.series_keys
+    coal = next(i for i, k in enumerate(keys) if k[2] == "coal")
+    other = next(i for i, k in enumerate(keys) if k[2] != "coal")
+
+    def tonnes() -> list[float]:
+        body = {
+            "instances": [
+                dict(zip(KEY, keys[i], strict=True)) | {"dates": [p.state.window.dates[5]]}
+                for i in (coal, other)
+            ]
+        }
+        return [row["tonnes"] for row in _call(p, body)["predictions"]]
+
+    raw = tonnes()
+    source.current = "2"
+    assert p.reload_model() is True and p.model_version == "2"
+    assert p.state.window.level_adjustments == adjustments_of(v2)
+    restated = adjust_levels(facts, adjustments_of(v2))
+    series = pd.DataFrame([keys[coal]], columns=KEY)
+    expected = v2.predict(build_inference_frame(restated, p.state.window.origin, [5], series))
+    np.testing.assert_allclose(tonnes(), [expected[0], raw[1]], rtol=1e-9)
+    assert 1.8 < expected[0] / raw[0] < 2.2
+    current["facts"] = facts.iloc[:-1]  # revised facts: the window is rebuilt for v2
+    assert p.refresh_history() is True
+    assert p.state.window.level_adjustments == adjustments_of(v2)
+    source.current = "1"
+    assert p.reload_model() is True and p.state.window.level_adjustments == ()
     p.stop_engine()

@@ -181,3 +181,40 @@ def test_timed_appends_a_line_only_when_asked(
     lines = [json.loads(x) for x in target.read_text().splitlines()]
     assert [(x["step"], x["kind"]) for x in lines] == [("step_b", "tracking"), ("step_a", "work")]
     assert all(isinstance(x["seconds"], float) for x in lines)
+
+
+def test_batch_scoring_reads_the_facts_as_the_champion_does(settings: Settings) -> None:
+    """The batch window uses the model's level adjustments and the training's calendar."""
+    import numpy as np
+    import pandas as pd
+
+    from freightml.data.synthetic import generate
+    from freightml.features.build import FEATURE_COLUMNS, build_inference_frame
+    from freightml.features.levels import adjust_levels, adjustments_of
+    from freightml.models import GlobalGBM
+    from freightml.stages.score import scoring_window
+
+    facts = generate("small", seed=2, n_series=40)
+    after_all = (facts["date"].max() + pd.Timedelta(days=1)).date()
+    model = GlobalGBM(level_adjustments=[f"cargo_type=coal before {after_all} x2"])
+    us = settings.model_copy(
+        update={"features": settings.features.model_copy(update={"holiday_country": "US"})}
+    )
+    window = scoring_window(us, facts, model)
+    assert window.level_adjustments == adjustments_of(model)
+    expected = build_inference_frame(
+        adjust_levels(facts, adjustments_of(model)),
+        window.origin,
+        range(1, window.horizon_max + 1),
+        holiday_country="US",
+    )
+    columns = [c for c in FEATURE_COLUMNS if c not in ("history_days",)] + ["scale"]
+    np.testing.assert_allclose(
+        window.features[columns].select_dtypes("number").to_numpy(dtype=float),
+        expected[columns].select_dtypes("number").to_numpy(dtype=float),
+        rtol=1e-6,
+    )
+    raw = scoring_window(settings, facts, GlobalGBM())
+    coal = (window.features["cargo_type"].astype(str) == "coal").to_numpy()
+    assert coal.any()
+    np.testing.assert_allclose(window.features["scale"][coal], 2 * raw.features["scale"][coal])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from freightml.features.build import (
     build_examples,
     default_origins,
 )
+from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.models.baseline import SeasonalNaive
 
 FEATURE_KWARGS: dict[str, Any] = {
@@ -171,6 +172,7 @@ def run_backtest(
     feature_kwargs: Mapping[str, Any] | None = None,
     *,
     baseline_factory: Callable[[], Any] = SeasonalNaive,
+    level_adjustments: Sequence[LevelAdjustment] = (),
 ) -> BacktestResult:
     """Backtest a model recipe on the facts by the methodology (see the module docstring).
 
@@ -180,6 +182,10 @@ def run_backtest(
     training origins within that many days before the cutoff), holiday_country; defaults in
     ``FEATURE_KWARGS``; horizon_max may be given but must equal the backtest horizon.
     Scored series need ``methodology.backtest.min_history_days``.
+
+    ``level_adjustments`` (the recipe's, freightml.features.levels) restate the facts the
+    model learns and forecasts from; the actuals it is scored on and the seasonal-naive
+    baseline stay raw, so recipes with and without adjustments compare on the same numbers.
     """
     kw = {**FEATURE_KWARGS, **(feature_kwargs or {})}
     horizon = methodology.backtest.horizon_days
@@ -188,7 +194,15 @@ def run_backtest(
     unknown = sorted(set(kw) - set(FEATURE_KWARGS))
     if unknown:
         raise ValueError(f"unknown feature_kwargs {unknown}; allowed: {sorted(FEATURE_KWARGS)}")
+    if level_adjustments and isinstance(facts, SeriesPanel):
+        raise ValueError("level adjustments need the facts, not a SeriesPanel")
     panel = facts if isinstance(facts, SeriesPanel) else SeriesPanel.from_facts(facts)
+    # the model's history: the facts restated by the recipe's level adjustments
+    model_panel = (
+        SeriesPanel.from_facts(adjust_levels(facts, level_adjustments))
+        if level_adjustments
+        else panel
+    )
     cutoffs = backtest_cutoffs(panel.last_date, methodology)
     need = max(kw["min_history_days"], methodology.backtest.min_history_days) + horizon
     earliest_train = panel.start + pd.Timedelta(days=need)
@@ -199,7 +213,7 @@ def run_backtest(
             f"{earliest_train.date()} (min_history_days + horizon after the first fact)"
         )
     train_all = build_examples(
-        panel,
+        model_panel,
         origins=default_origins(cutoffs[-1], panel.start, kw["origin_step_days"]),
         horizon_max=horizon,
         horizons_per_origin=kw["horizons_per_origin"],
@@ -215,7 +229,20 @@ def run_backtest(
         min_history_days=methodology.backtest.min_history_days,
         holiday_country=kw["holiday_country"],
     )
-    test_all = test_all.loc[test_all["y"].notna()]
+    model_test_all = test_all
+    if model_panel is not panel:  # the model's features from its history, rows unchanged
+        model_test_all = build_examples(
+            model_panel,
+            origins=cutoffs,
+            horizon_max=horizon,
+            min_history_days=methodology.backtest.min_history_days,
+            holiday_country=kw["holiday_country"],
+        )
+        key = ["origin_date", "target_date", *SERIES_KEY]
+        if not model_test_all[key].equals(test_all[key]):
+            raise RuntimeError("the level-adjusted test examples do not line up with the raw ones")
+    known = test_all["y"].notna()
+    test_all, model_test_all = test_all.loc[known], model_test_all.loc[known]
     frames, info = [], []
     for fold, cutoff in enumerate(cutoffs):
         keep = train_all["target_date"] <= cutoff
@@ -223,12 +250,13 @@ def run_backtest(
             keep &= train_all["origin_date"] >= cutoff - pd.Timedelta(days=kw["train_window_days"])
         train = train_all.loc[keep]
         test = test_all.loc[test_all["origin_date"] == cutoff]
+        model_test = model_test_all.loc[model_test_all["origin_date"] == cutoff]
         if train.empty or test.empty:
             raise ValueError(f"fold {fold} (cutoff {cutoff.date()}): no training or test rows")
         began = time.perf_counter()
         model = model_factory()
         model.fit(train)
-        yhat = np.asarray(model.predict(test), dtype=np.float64)
+        yhat = np.asarray(model.predict(model_test), dtype=np.float64)
         seconds = time.perf_counter() - began
         baseline = baseline_factory().fit(train).predict(test)
         frames.append(

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from freightml.features.build import CATEGORICAL_FEATURES, FEATURE_COLUMNS
+from freightml.features.levels import parse_adjustments
 
 MAX_CATEGORIES = 250  # HistGradientBoosting allows codes < max_bins (255)
 LOSSES = ("squared_error", "absolute_error")
@@ -63,6 +64,12 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
     keeps uniform weights. When no example is on or after the date, all weigh the same (a
     backtest fold before the change).
 
+    ``level_adjustments`` lists the level adjustments (freightml.features.levels, text form
+    ``cargo_type=coal before 2025-09-17 x1.612``) of the facts this model's examples are
+    built from. The model does not apply them itself (its input is feature rows): every
+    reader of facts for it does (training examples, backtest, serving history, monitoring),
+    and fit checks that they parse. None or empty: raw facts.
+
     ``n_threads`` caps OpenMP threads (None = all cores). The default is 1: with more threads
     than free cores (a busy machine, a pod whose CPU limit is below the node's core count)
     HistGradientBoosting's spin-waiting threads slow fitting down 3-30x, while a second
@@ -85,6 +92,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         exclude_features: list[str] | None = None,
         weight_before: str | None = None,
         pre_change_weight: float = 1.0,
+        level_adjustments: list[str] | None = None,
     ) -> None:
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -100,6 +108,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         self.exclude_features = exclude_features
         self.weight_before = weight_before
         self.pre_change_weight = pre_change_weight
+        self.level_adjustments = level_adjustments
 
     def example_weights(self, examples: pd.DataFrame) -> np.ndarray:
         """The sample weight of each example (before the scale weighting of the loss):
@@ -126,6 +135,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
 
     def fit(self, examples: pd.DataFrame, y: object = None) -> GlobalGBM:
         """Fit on the rows of ``examples`` whose ``y`` is known (``y`` argument is ignored)."""
+        parse_adjustments(self.level_adjustments)  # a bad one fails before anything else
         _check_columns(examples, [*FEATURE_COLUMNS, "scale", "y"])
         if self.loss not in LOSSES:
             raise ValueError(f"GlobalGBM: loss must be one of {list(LOSSES)}, got {self.loss!r}")

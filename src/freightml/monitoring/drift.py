@@ -560,13 +560,16 @@ def drift_of_facts(
     """Drift of the facts of a window against the training profile.
 
     Inputs: the training features (``build_examples`` with the profile's ``horizon_max``
-    and ``min_history_days``) for every day of the window as forecast origin, all horizons;
-    ``facts`` must hold the history before the window (at least a year for ``yoy_ratio``).
-    Target: ``volume_tonnes`` of the facts dated in the window. Prediction: ``model``'s
-    forecast (tonnes) of those examples, when a fitted model (as ``mlflow.sklearn`` loads
-    it) is given. Identities: origin/destination stations and series of the window's facts.
+    and ``min_history_days``) for every day of the window as forecast origin, all horizons,
+    from the facts as ``model`` reads them (restated by its level adjustments,
+    freightml.features.levels, like its training examples); ``facts`` must hold the history
+    before the window (at least a year for ``yoy_ratio``). Target: ``volume_tonnes`` of the
+    facts dated in the window. Prediction: ``model``'s forecast (tonnes) of those examples,
+    when a fitted model (as ``mlflow.sklearn`` loads it) is given. Identities:
+    origin/destination stations and series of the window's facts.
     """
     from freightml.features.build import FACT_COLUMNS, build_examples
+    from freightml.features.levels import adjust_levels, adjustments_of
 
     start, end = _window(window_start, window_end)
     missing = [c for c in FACT_COLUMNS if c not in facts.columns]
@@ -580,8 +583,9 @@ def drift_of_facts(
         )
     last = min(end, days.max())
     origins = list(pd.date_range(start, last, freq="D"))
+    # the inputs as the model reads them: the facts restated by its level adjustments
     examples = build_examples(
-        facts,
+        adjust_levels(facts, adjustments_of(model)),
         origins=origins,
         horizon_max=profile.horizon_max,
         min_history_days=profile.min_history_days,

@@ -1,5 +1,6 @@
-"""The shift-aware training window: which facts a retrain reads and how much the examples
-from before an abrupt change weigh (docs/retraining.md, "The training window rule").
+"""The shift-aware training window: which facts a retrain reads, how much the examples
+from before an abrupt change weigh, and how the facts before a level shift are restated
+(docs/retraining.md, "The training window rule").
 
 The rule of :func:`choose_window`:
 
@@ -13,21 +14,28 @@ The rule of :func:`choose_window`:
     after ``c`` (the examples before weigh 0); the facts window keeps ``history_days``
     before ``c`` so that the features of those examples (364-day lags, 91-day means,
     392-day EWM span) read full history;
-  - with less: ``down_weight``: the configured window, the examples before ``c`` weigh
-    ``pre_change_weight``, so the few weeks of the new regime are not drowned.
+  - with less, after a level shift of a segment that can be restated (``level_adjust``):
+    ``restated``: the configured window, uniform weights, and the shifted segment's facts
+    before the change restated at the new level (below);
+  - with less, after a level shift that is not restated: ``down_weight``: the configured
+    window, the examples before ``c`` weigh ``pre_change_weight``;
+  - when the only change is new series (a new region's lanes; the series there before the
+    lookback show no level shift): ``full_window``, the change recorded (the new lanes have
+    no earlier examples to drown, and down-weighting the others measured worse).
 
-After a level shift, :func:`level_adjustments` estimates the classic intervention
-adjustment (the facts of the shifted segment before the change multiplied by the step
-after/before, so the long look-back features read one consistent level) and
-:func:`adjust_levels` applies it. They are not part of the rule: the adjustment only helps
-when the facts the model forecasts from are adjusted too, which the pipeline, the predictor,
-batch scoring and monitoring do not do; bench/retrain_window.py measures what it would give
-(docs/retraining.md, "Level adjustment: measured, not applied").
+The restatement (``restated``, and ``post_change`` after a level shift):
+:func:`level_adjustments` estimates the classic intervention adjustment (the shifted
+segment's facts before the change multiplied by the step after/before, so the long
+look-back features read one consistent level). It becomes the model's ``level_adjustments``
+parameter, and every reader of facts for that model applies it (freightml.features.levels):
+training examples, backtests, the predictor's history, batch scoring, monitoring. Restating
+the training facts alone measured worse than not restating (bench/RESULTS.md), which is why
+the model version carries it.
 
 The choice is applied to :class:`~freightml.config.Settings` by :meth:`WindowChoice.apply`
 (the GBM's ``weight_before`` / ``pre_change_weight`` parameters, which its fit and every
-backtest refit honour, and ``data.train_window_days``) and recorded by
-:meth:`WindowChoice.as_params` as ``retrain.window.*`` run parameters.
+backtest refit honour, its ``level_adjustments``, and ``data.train_window_days``) and
+recorded by :meth:`WindowChoice.as_params` as ``retrain.window.*`` run parameters.
 """
 
 from __future__ import annotations
@@ -38,12 +46,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Final, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from freightml.config import DataSettings, ModelSettings, Settings
 from freightml.features.build import SERIES_KEY
+from freightml.features.levels import PARAM as LEVEL_PARAM
+from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.retraining.changepoint import (
     ALL,
     SegmentShift,
@@ -52,9 +61,10 @@ from freightml.retraining.changepoint import (
     segment_shifts,
 )
 
-Rule = Literal["full_window", "post_change", "down_weight"]
+Rule = Literal["full_window", "post_change", "restated", "down_weight"]
 FULL_WINDOW: Final = "full_window"
 POST_CHANGE: Final = "post_change"
+RESTATED: Final = "restated"
 DOWN_WEIGHT: Final = "down_weight"
 PARAM_PREFIX = "retrain.window."
 WEIGHT_PARAMS = ("weight_before", "pre_change_weight")  # GlobalGBM parameters
@@ -122,6 +132,12 @@ class WindowSettings(BaseModel):
         description="days of facts kept before the change under post_change, for the "
         "features' look-back (364-day lags, 392-day EWM span; serving keeps 400)",
     )
+    level_adjust: bool = Field(
+        True,
+        description="after a level shift, restate the shifted segment's facts before the "
+        "change at the new level (the model's level_adjustments, which training, serving, "
+        "batch scoring and monitoring all apply)",
+    )
     max_window_days: int | None = Field(
         None,
         ge=91,
@@ -141,45 +157,6 @@ class WindowSettings(BaseModel):
         return self
 
 
-@dataclass(frozen=True)
-class LevelAdjustment:
-    """Facts with ``column == value`` dated before ``before`` are multiplied by ``factor``
-    (the level after the change / before it)."""
-
-    column: str
-    value: str
-    before: date
-    factor: float
-
-    def describe(self) -> str:
-        """One line: ``cargo_type=coal before 2025-01-10 x1.600``."""
-        return f"{self.column}={self.value} before {self.before} x{self.factor:.3f}"
-
-
-def adjust_levels(facts: pd.DataFrame, adjustments: Sequence[LevelAdjustment]) -> pd.DataFrame:
-    """A copy of ``facts`` with every adjustment applied to ``volume_tonnes`` (in order;
-    facts matched by several are multiplied by each factor)."""
-    if not adjustments:
-        return facts
-    missing = [
-        c
-        for c in {"date", "volume_tonnes", *(a.column for a in adjustments)}
-        if c not in facts.columns
-    ]
-    if missing:
-        raise ValueError(f"facts lack column(s) {sorted(missing)} needed by the level adjustments")
-    volume = facts["volume_tonnes"].to_numpy(dtype=np.float64, copy=True)
-    dates = pd.to_datetime(facts["date"]).to_numpy()
-    for a in adjustments:
-        if not (math.isfinite(a.factor) and a.factor > 0):
-            raise ValueError(f"level adjustment {a.describe()}: the factor must be finite and > 0")
-        hit = (facts[a.column].astype(str).to_numpy() == a.value) & (
-            dates < pd.Timestamp(a.before).to_datetime64()
-        )
-        volume[hit] *= a.factor
-    return facts.assign(volume_tonnes=volume)
-
-
 def level_adjustments(
     facts: pd.DataFrame, *, as_of: date, settings: WindowSettings, max_adjustments: int = 4
 ) -> tuple[LevelAdjustment, ...]:
@@ -188,12 +165,8 @@ def level_adjustments(
     change multiplied by the step), then the search runs again on the adjusted facts, at
     most ``max_adjustments`` times; the network total (``all``) is never
     adjusted itself (it moves with the segment that shifted). Only series with facts before
-    the lookback are searched: a segment whose total steps up because new series (a new
-    region's lanes) joined it has not changed level in the series that were there."""
-    dates = pd.to_datetime(facts["date"])
-    first = dates.groupby([facts[c] for c in SERIES_KEY], observed=True).transform("min")
-    lookback_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.lookback_days - 1)
-    known = facts.loc[(dates <= pd.Timestamp(as_of)) & (first < lookback_start)]
+    the lookback are searched (:func:`established_facts`)."""
+    known = established_facts(facts, as_of=as_of, settings=settings)
     out: list[LevelAdjustment] = []
     if max_adjustments < 1:
         raise ValueError(f"max_adjustments must be >= 1, got {max_adjustments}")
@@ -204,10 +177,22 @@ def level_adjustments(
         if not shifts:
             break
         top = max(shifts, key=lambda s: abs(math.log(s.shift.ratio)))
-        step = LevelAdjustment(top.column, top.value, top.date, top.shift.ratio)
+        # rounded as the model parameter records it, so training and serving use one factor
+        step = LevelAdjustment(top.column, top.value, top.date, float(f"{top.shift.ratio:.4g}"))
         out.append(step)
         known = adjust_levels(known, [step])
     return tuple(out)
+
+
+def established_facts(
+    facts: pd.DataFrame, *, as_of: date, settings: WindowSettings
+) -> pd.DataFrame:
+    """The facts up to ``as_of`` of the series that had facts before the lookback: a
+    segment whose total steps up only because new series joined it has not changed level."""
+    dates = pd.to_datetime(facts["date"])
+    first = dates.groupby([facts[c] for c in SERIES_KEY], observed=True).transform("min")
+    lookback_start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.lookback_days - 1)
+    return facts.loc[(dates <= pd.Timestamp(as_of)) & (first < lookback_start)]
 
 
 def _shifts(facts: pd.DataFrame, as_of: date, settings: WindowSettings) -> list[SegmentShift]:
@@ -243,6 +228,7 @@ class WindowChoice:
     pre_change_weight: float | None = None
     change_points: tuple[SegmentShift, ...] = ()
     new_segments: dict[str, date] = field(default_factory=dict)
+    adjustments: tuple[LevelAdjustment, ...] = ()
 
     @property
     def post_change_days(self) -> int | None:
@@ -265,31 +251,41 @@ class WindowChoice:
             ),
             "change_points": points,
             "new_segments": new,
+            "level_adjustments": "; ".join(a.describe() for a in self.adjustments),
             "reason": self.reason,
         }
         return {PARAM_PREFIX + k: _clip(v) for k, v in values.items()}
 
     def apply(self, settings: Settings) -> Settings:
-        """``settings`` with this window: ``data.train_window_days`` and the model's
-        ``weight_before`` / ``pre_change_weight``; unchanged for ``full_window``."""
+        """``settings`` with this window: ``data.train_window_days``, the model's
+        ``weight_before`` / ``pre_change_weight`` (``post_change``, ``down_weight``) and
+        ``level_adjustments``; unchanged for ``full_window``."""
         if self.rule == FULL_WINDOW:
             return settings
         from freightml.models import make_model
 
+        weighted = self.rule in (POST_CHANGE, DOWN_WEIGHT)
+        if self.rule == RESTATED and not self.adjustments:
+            raise ValueError("a restated window needs level adjustments")
         allowed = make_model(settings.model.name).get_params()
-        if not all(p in allowed for p in WEIGHT_PARAMS):
+        needed = [
+            *(WEIGHT_PARAMS if weighted else ()),
+            *([LEVEL_PARAM] if self.adjustments else []),
+        ]
+        if not all(p in allowed for p in needed):
             raise ValueError(
-                f"the {self.rule} window needs sample weights, but model "
-                f"{settings.model.name!r} takes no {list(WEIGHT_PARAMS)} parameters; "
-                "use the gbm model or the full window"
+                f"the {self.rule} window needs the model parameters {needed}, but model "
+                f"{settings.model.name!r} takes none of them; use the gbm model or the full "
+                "window"
             )
-        if self.weight_before is None or self.pre_change_weight is None:
-            raise ValueError(f"a {self.rule} window needs weight_before and pre_change_weight")
-        params = {
-            **settings.model.params,
-            "weight_before": self.weight_before.isoformat(),
-            "pre_change_weight": self.pre_change_weight,
-        }
+        params = dict(settings.model.params)
+        if weighted:
+            if self.weight_before is None or self.pre_change_weight is None:
+                raise ValueError(f"a {self.rule} window needs weight_before and pre_change_weight")
+            params["weight_before"] = self.weight_before.isoformat()
+            params["pre_change_weight"] = self.pre_change_weight
+        if self.adjustments:
+            params[LEVEL_PARAM] = [a.describe() for a in self.adjustments]
         model = ModelSettings.model_validate({**settings.model.model_dump(), "params": params})
         data = settings.data
         if self.window_days is not None:
@@ -354,6 +350,18 @@ def choose_window(
             ),
         )
     change = regime_start(candidates)
+    adjustments = (
+        level_adjustments(facts, as_of=as_of, settings=settings)
+        if settings.level_adjust and any(s.column != ALL for s in shifts)
+        else ()
+    )
+    adjusted = (
+        " The facts before the change are restated: "
+        + "; ".join(a.describe() for a in adjustments)
+        + "."
+        if adjustments
+        else ""
+    )
     evidence = "; ".join(
         [s.describe() for s in shifts] + [f"new {n} from {d}" for n, d in sorted(new.items())]
     )
@@ -372,24 +380,54 @@ def choose_window(
             pre_change_weight=0.0,
             change_points=tuple(shifts),
             new_segments=new,
+            adjustments=adjustments,
             reason=(
                 f"abrupt change on {change} ({evidence}); {post} days since >= "
                 f"{settings.min_post_change_days}: train on examples from the change, with "
-                f"{settings.history_days} days of history before it for the features"
+                f"{settings.history_days} days of history before it for the features."
+                f"{adjusted}"
             ),
+        )
+    common = {
+        "cause": cause,
+        "as_of": as_of,
+        "change_date": change,
+        "change_points": tuple(shifts),
+        "new_segments": new,
+        "adjustments": adjustments,
+    }
+    if adjustments:
+        return WindowChoice(
+            rule=RESTATED,
+            reason=(
+                f"abrupt change on {change} ({evidence}); only {post} days since (< "
+                f"{settings.min_post_change_days}): the configured window, uniform weights."
+                f"{adjusted}"
+            ),
+            **common,
+        )
+    if not shifts or not _shifts(
+        established_facts(facts, as_of=as_of, settings=settings), as_of, settings
+    ):
+        # only new series (a new region's lanes): they have no earlier examples that could
+        # drown them, and down-weighting the other lanes' measured worse (bench/RESULTS.md)
+        return WindowChoice(
+            rule=FULL_WINDOW,
+            reason=(
+                f"abrupt change on {change} ({evidence}): new series, while the series "
+                "there before kept their level; nothing to restate or outweigh: the "
+                "configured window, uniform weights"
+            ),
+            **common,
         )
     return WindowChoice(
         rule=DOWN_WEIGHT,
-        cause=cause,
-        as_of=as_of,
-        change_date=change,
         weight_before=change,
         pre_change_weight=settings.pre_change_weight,
-        change_points=tuple(shifts),
-        new_segments=new,
         reason=(
             f"abrupt change on {change} ({evidence}); only {post} days since (< "
-            f"{settings.min_post_change_days}): the configured window, examples before the "
-            f"change weigh {settings.pre_change_weight:g}"
+            f"{settings.min_post_change_days}), no level adjustment: the configured window, "
+            f"examples before the change weigh {settings.pre_change_weight:g}"
         ),
+        **common,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,6 +29,7 @@ from freightml.features.build import (
     build_inference_frame,
 )
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
+from freightml.features.levels import LevelAdjustment, adjust_levels
 
 # Every feature reads at most 364 + 27 days before the origin (the year-ago 28-day mean),
 # so 400 days reproduce the features of the full history exactly.
@@ -153,6 +154,8 @@ class HistoryWindow:
     window_days: int
     # the configured cargo domain (data.known_cargo_types); empty when there is no fixed list
     known_cargo_types: frozenset[str] = frozenset()
+    # the model's level adjustments the panel and features were built with
+    level_adjustments: tuple[LevelAdjustment, ...] = ()
     built_at: float = field(default_factory=time.time)
 
     @property
@@ -176,13 +179,17 @@ class HistoryWindow:
         horizon_max: int = HORIZON_MAX,
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
+        level_adjustments: Sequence[LevelAdjustment] = (),
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
         (calendar features with the holidays of ``holiday_country``, as in training).
         ``known_cargo_types`` is the configured cargo domain (``None``: no fixed list), which
-        tells an unknown cargo type from a known one without recent facts."""
+        tells an unknown cargo type from a known one without recent facts.
+        ``level_adjustments`` are the served model's (freightml.features.levels): the panel
+        and features read the facts restated by them, as the model's training did; the
+        signature stays that of the raw facts."""
         recent = recent_facts(facts, window_days)
-        panel = SeriesPanel.from_facts(recent)
+        panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments))
         origin = panel.last_date
         features = build_inference_frame(
             panel, origin, range(1, horizon_max + 1), holiday_country=holiday_country
@@ -218,4 +225,5 @@ class HistoryWindow:
             signature=facts_signature(recent),
             window_days=window_days,
             known_cargo_types=frozenset(known_cargo_types or ()),
+            level_adjustments=tuple(level_adjustments),
         )

@@ -38,6 +38,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from freightml.domain import CARGO_TYPES, MODEL_NAME
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
+from freightml.features.levels import adjustments_of
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
 from freightml.serving.events import CloudEventSender
@@ -160,7 +161,7 @@ class FreightPredictor(Model):
         """Load the model and the history window; raise ModelNotAvailable/HistoryUnavailable."""
         model = self.model_source.load()
         self._history_stamp = self.history.stamp()
-        window = self._build_window(self.history.read())
+        window = self._build_window(self.history.read(), model)
         with self._swap_lock:
             self._install(model, window)
         metrics.watch_history_age(self.name, self._history_last_seconds)
@@ -176,14 +177,25 @@ class FreightPredictor(Model):
         )
         return self.ready
 
-    def _build_window(self, facts: Any) -> HistoryWindow:
+    def _build_window(self, facts: Any, model: LoadedModel) -> HistoryWindow:
+        """The window of ``facts`` as ``model`` reads them (its level adjustments)."""
         return HistoryWindow.build(
             facts,
             window_days=self.window_days,
             horizon_max=self.horizon_max,
             holiday_country=self.holiday_country,
             known_cargo_types=self.known_cargo_types,
+            level_adjustments=adjustments_of(model.model),
         )
+
+    def _window_for(self, model: LoadedModel) -> HistoryWindow:
+        """The current window, rebuilt from the history source when ``model`` reads the
+        facts with other level adjustments than the model in service."""
+        window = self.state.window
+        if adjustments_of(model.model) == window.level_adjustments:
+            return window
+        since = (window.origin - pd.Timedelta(days=self.window_days)).date()
+        return self._build_window(self.history.read(start=since), model)
 
     def _install(self, model: LoadedModel, window: HistoryWindow) -> None:
         """Bind model and window (checking the model scores the window), then swap."""
@@ -247,7 +259,7 @@ class FreightPredictor(Model):
         try:
             loaded = self.model_source.load(version)
             with self._swap_lock:
-                self._install(loaded, self.state.window)
+                self._install(loaded, self._window_for(loaded))
         except Exception as exc:
             self._failed_versions[version] = time.monotonic()
             metrics.RELOADS.labels(self.name, "failure").inc()
@@ -285,9 +297,12 @@ class FreightPredictor(Model):
                 self._history_stamp = stamp
                 metrics.HISTORY_REFRESHES.labels(self.name, "unchanged").inc()
                 return False
-            window = self._build_window(recent)
+            window = self._build_window(recent, self.state.model)
             with self._swap_lock:
-                self._install(self.state.model, window)
+                model = self.state.model  # a reload may have swapped it meanwhile
+                if adjustments_of(model.model) != window.level_adjustments:
+                    window = self._build_window(recent, model)
+                self._install(model, window)
         except Exception as exc:
             metrics.HISTORY_REFRESHES.labels(self.name, "failure").inc()
             log.error(

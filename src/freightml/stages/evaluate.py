@@ -71,14 +71,16 @@ def backtest_recipe(
     params: dict[str, Any] | None = None,
 ) -> BacktestResult:
     """The methodology's rolling-origin backtest of ``model`` with ``params`` (default: the
-    configured model) on ``facts``."""
+    configured model) on ``facts``, the model reading them with its level adjustments."""
     from freightml.evaluation import run_backtest
+    from freightml.features.levels import adjustments_of
 
     return run_backtest(
         facts,
         lambda: make_estimator(settings, model, params),
         methodology,
         feature_kwargs(settings),
+        level_adjustments=adjustments_of(make_estimator(settings, model, params)),
     )
 
 

@@ -32,11 +32,14 @@ def feature_kwargs(settings: Settings) -> dict[str, Any]:
 def build_features(
     settings: Settings, facts_path: str | Path, out_path: str | Path
 ) -> FeaturesInfo:
-    """Cut the training examples from the facts and write them as Parquet."""
+    """Cut the training examples from the facts (restated by the configured model's level
+    adjustments, freightml.features.levels) and write them as Parquet."""
     from freightml.features.build import build_examples
+    from freightml.features.levels import adjust_levels, adjustments_of
+    from freightml.stages.train import make_estimator
 
     with timed("build_features"):
-        facts = pd.read_parquet(facts_path)
+        facts = adjust_levels(pd.read_parquet(facts_path), adjustments_of(make_estimator(settings)))
         examples = build_examples(
             facts, seed=settings.model.params.get("random_state", 0), **feature_kwargs(settings)
         )

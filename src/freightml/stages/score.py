@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -14,6 +14,9 @@ from freightml.domain import SERIES_KEY
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
 from freightml.stages.timing import timed
+
+if TYPE_CHECKING:
+    from freightml.serving.history import HistoryWindow
 
 log = logging.getLogger("freightml")
 ACTIVE_DAYS = 28
@@ -37,6 +40,21 @@ def active_facts(facts: pd.DataFrame, days: int = ACTIVE_DAYS) -> pd.DataFrame:
     return facts.merge(active, on=key, how="inner")
 
 
+def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> HistoryWindow:
+    """The feature rows batch scoring forecasts from: the facts as ``model`` reads them
+    (its level adjustments) with the training's holiday calendar, as the predictor does."""
+    from freightml.features.levels import adjustments_of
+    from freightml.serving.history import HistoryWindow
+
+    return HistoryWindow.build(
+        facts,
+        horizon_max=settings.features.horizon_max,
+        holiday_country=settings.features.holiday_country,
+        known_cargo_types=settings.data.known_cargo_types,
+        level_adjustments=adjustments_of(model),
+    )
+
+
 def score_batch(
     settings: Settings,
     facts_path: str | Path,
@@ -50,7 +68,6 @@ def score_batch(
     from freightml.collector.store import Store
     from freightml.data.sources import digest_facts
     from freightml.models.wagons import wagons_for
-    from freightml.serving.history import HistoryWindow
     from freightml.tracking import champion_version, configure_mlflow
 
     client = configure_mlflow(settings)
@@ -63,7 +80,7 @@ def score_batch(
     with timed("score_batch"):
         facts = active_facts(pd.read_parquet(facts_path))
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-        window = HistoryWindow.build(facts, horizon_max=settings.features.horizon_max)
+        window = scoring_window(settings, facts, model)
         tonnes = model.predict(window.features)
         forecasts = window.features[FORECAST_COLUMNS].copy()
         forecasts["tonnes"] = tonnes
