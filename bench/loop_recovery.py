@@ -31,6 +31,7 @@ import pandas as pd
 
 from freightml.config import Settings, load_settings
 from freightml.features.build import SERIES_KEY, build_examples, build_inference_frame
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.retraining.loop import (
     PLAN_DAYS,
     LoopScenario,
@@ -49,10 +50,11 @@ KEYS = list(SERIES_KEY)
 
 
 def train(settings: Settings, facts: pd.DataFrame):
-    """Fit the configured model on the freshest training window, as the pipeline does."""
+    """Fit the configured model on the freshest training window, as the pipeline does
+    (restated by the recipe's level adjustments, if any)."""
     window = freshest_window(facts, settings.data.train_window_days)
     examples = build_examples(
-        window,
+        adjust_levels(window, adjustments_of(make_estimator(settings))),
         seed=settings.model.params.get("random_state", 0),
         **feature_kwargs(settings),
     )
@@ -66,7 +68,7 @@ def forecast(settings: Settings, model, known: pd.DataFrame, origin: date, serie
         & (known["date"] <= pd.Timestamp(origin))
     ]
     frame = build_inference_frame(
-        history,
+        adjust_levels(history, adjustments_of(model)),  # as the predictor reads it
         pd.Timestamp(origin),
         horizons=range(1, PLAN_DAYS + 1),
         series=pd.DataFrame(series, columns=KEYS),

@@ -14,7 +14,7 @@ from test_features import make_facts
 from freightml.evaluation import BacktestResult, load_methodology, run_backtest
 from freightml.evaluation.plots import plot_backtest
 from freightml.features.build import SeriesPanel
-from freightml.features.levels import LevelAdjustment
+from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.models import GlobalGBM, SeasonalNaive
 
 pytestmark = [pytest.mark.unit]
@@ -144,31 +144,25 @@ def test_backtest_rejects_short_history_and_bad_kwargs(facts: pd.DataFrame) -> N
 def test_the_model_reads_its_level_adjusted_history_and_is_scored_on_raw_actuals(
     facts: pd.DataFrame, result: BacktestResult
 ) -> None:
-    """A recipe's level adjustments restate what the model learns and forecasts from; the
-    actuals and the seasonal-naive baseline stay those of the raw facts."""
+    """A recipe's level adjustment restates what the model learns and forecasts from in the
+    folds on or after the change; the actuals and the seasonal-naive baseline stay raw."""
     cargo = str(facts["cargo_type"].iloc[0])
-    after_all = (facts["date"].max() + pd.Timedelta(days=1)).date()
-    SpyModel.seen = []
-    adjusted = run_backtest(
-        facts,
-        SpyModel,
-        METHODOLOGY,
-        feature_kwargs={"horizons_per_origin": 4, "train_window_days": 150},
-        level_adjustments=[LevelAdjustment("cargo_type", cargo, after_all, 3.0)],
-    )
-    raw, pred = result.predictions, adjusted.predictions
+    change = result.cutoffs[1].date()  # known to folds 1 and 2, not to fold 0
+    step = LevelAdjustment("cargo_type", cargo, change, 3.0)
+    kwargs = {"horizons_per_origin": 4, "train_window_days": 150}
+    adjusted = run_backtest(facts, SpyModel, METHODOLOGY, kwargs, level_adjustments=[step])
+    restated = run_backtest(adjust_levels(facts, [step]), SpyModel, METHODOLOGY, kwargs)
+    raw, pred, ahead = result.predictions, adjusted.predictions, restated.predictions
     assert pred[["target_date", "y", "yhat_baseline"]].equals(
         raw[["target_date", "y", "yhat_baseline"]]
     )
     hit = (pred["cargo_type"].astype(str) == cargo).to_numpy()
+    late = (pred["fold"] >= 1).to_numpy()
     assert hit.any() and not hit.all()
-    assert np.allclose(pred["yhat"].to_numpy()[hit], 3.0 * raw["yhat"].to_numpy()[hit])
-    assert np.allclose(pred["yhat"].to_numpy()[~hit], raw["yhat"].to_numpy()[~hit])
-    assert adjusted.metrics_dict()["wape"] != result.metrics_dict()["wape"]
+    # fold 0 reads the raw history; folds 1-2 the restated one, for the model only
+    np.testing.assert_array_equal(pred["yhat"][~late], raw["yhat"][~late])
+    np.testing.assert_array_equal(pred["yhat"][late], ahead["yhat"][late])
+    assert not np.allclose(pred["yhat"][late & hit], raw["yhat"][late & hit])
+    np.testing.assert_array_equal(pred["yhat"][~hit], raw["yhat"][~hit])
     with pytest.raises(ValueError, match="need the facts, not a SeriesPanel"):
-        run_backtest(
-            SeriesPanel.from_facts(facts),
-            SpyModel,
-            METHODOLOGY,
-            level_adjustments=[LevelAdjustment("cargo_type", cargo, after_all, 3.0)],
-        )
+        run_backtest(SeriesPanel.from_facts(facts), SpyModel, METHODOLOGY, level_adjustments=[step])

@@ -184,8 +184,10 @@ def run_backtest(
     Scored series need ``methodology.backtest.min_history_days``.
 
     ``level_adjustments`` (the recipe's, freightml.features.levels) restate the facts the
-    model learns and forecasts from; the actuals it is scored on and the seasonal-naive
-    baseline stay raw, so recipes with and without adjustments compare on the same numbers.
+    model learns and forecasts from, in the folds whose cutoff is on or after the change
+    (``before``): a fold before it could not have known the step. The actuals a fold is
+    scored on and the seasonal-naive baseline stay raw, so recipes with and without
+    adjustments compare on the same numbers.
     """
     kw = {**FEATURE_KWARGS, **(feature_kwargs or {})}
     horizon = methodology.backtest.horizon_days
@@ -197,12 +199,6 @@ def run_backtest(
     if level_adjustments and isinstance(facts, SeriesPanel):
         raise ValueError("level adjustments need the facts, not a SeriesPanel")
     panel = facts if isinstance(facts, SeriesPanel) else SeriesPanel.from_facts(facts)
-    # the model's history: the facts restated by the recipe's level adjustments
-    model_panel = (
-        SeriesPanel.from_facts(adjust_levels(facts, level_adjustments))
-        if level_adjustments
-        else panel
-    )
     cutoffs = backtest_cutoffs(panel.last_date, methodology)
     need = max(kw["min_history_days"], methodology.backtest.min_history_days) + horizon
     earliest_train = panel.start + pd.Timedelta(days=need)
@@ -212,39 +208,58 @@ def run_backtest(
             f"{len(cutoffs)} folds: the first cutoff {cutoffs[0].date()} must be on or after "
             f"{earliest_train.date()} (min_history_days + horizon after the first fact)"
         )
-    train_all = build_examples(
-        model_panel,
-        origins=default_origins(cutoffs[-1], panel.start, kw["origin_step_days"]),
-        horizon_max=horizon,
-        horizons_per_origin=kw["horizons_per_origin"],
-        min_history_days=kw["min_history_days"],
-        seed=kw["seed"],
-        holiday_country=kw["holiday_country"],
-    )
-    train_all = train_all.loc[train_all["y"].notna()]
-    test_all = build_examples(
+    raw_test = build_examples(
         panel,
         origins=cutoffs,
         horizon_max=horizon,
         min_history_days=methodology.backtest.min_history_days,
         holiday_country=kw["holiday_country"],
     )
-    model_test_all = test_all
-    if model_panel is not panel:  # the model's features from its history, rows unchanged
-        model_test_all = build_examples(
-            model_panel,
-            origins=cutoffs,
-            horizon_max=horizon,
-            min_history_days=methodology.backtest.min_history_days,
-            holiday_country=kw["holiday_country"],
-        )
-        key = ["origin_date", "target_date", *SERIES_KEY]
-        if not model_test_all[key].equals(test_all[key]):
-            raise RuntimeError("the level-adjusted test examples do not line up with the raw ones")
-    known = test_all["y"].notna()
-    test_all, model_test_all = test_all.loc[known], model_test_all.loc[known]
+    known = raw_test["y"].notna()
+    key = ["origin_date", "target_date", *SERIES_KEY]
+    cache: dict[tuple[LevelAdjustment, ...], tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def model_examples(
+        adjustments: tuple[LevelAdjustment, ...],
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Training examples and test features from the history the model reads."""
+        if adjustments not in cache:
+            history = (
+                SeriesPanel.from_facts(adjust_levels(facts, adjustments)) if adjustments else panel
+            )
+            train_all = build_examples(
+                history,
+                origins=default_origins(cutoffs[-1], panel.start, kw["origin_step_days"]),
+                horizon_max=horizon,
+                horizons_per_origin=kw["horizons_per_origin"],
+                min_history_days=kw["min_history_days"],
+                seed=kw["seed"],
+                holiday_country=kw["holiday_country"],
+            )
+            model_test = raw_test
+            if adjustments:  # the same rows, features from the restated history
+                model_test = build_examples(
+                    history,
+                    origins=cutoffs,
+                    horizon_max=horizon,
+                    min_history_days=methodology.backtest.min_history_days,
+                    holiday_country=kw["holiday_country"],
+                )
+                if not model_test[key].equals(raw_test[key]):
+                    raise RuntimeError(
+                        "the level-adjusted test examples do not line up with the raw ones"
+                    )
+            cache[adjustments] = (train_all.loc[train_all["y"].notna()], model_test.loc[known])
+        return cache[adjustments]
+
+    test_all = raw_test.loc[known]
     frames, info = [], []
     for fold, cutoff in enumerate(cutoffs):
+        # a fold restates only the changes that had happened by its cutoff: before the
+        # change, the step was not yet knowable
+        train_all, model_test_all = model_examples(
+            tuple(a for a in level_adjustments if pd.Timestamp(a.before) <= cutoff)
+        )
         keep = train_all["target_date"] <= cutoff
         if kw["train_window_days"] is not None:
             keep &= train_all["origin_date"] >= cutoff - pd.Timedelta(days=kw["train_window_days"])
