@@ -388,46 +388,43 @@ def choose_window(
                 f"{adjusted}"
             ),
         )
-    common = {
-        "cause": cause,
-        "as_of": as_of,
-        "change_date": change,
-        "change_points": tuple(shifts),
-        "new_segments": new,
-        "adjustments": adjustments,
-    }
-    if adjustments:
+
+    def made(rule: Rule, reason: str, weight: float | None = None) -> WindowChoice:
         return WindowChoice(
-            rule=RESTATED,
-            reason=(
-                f"abrupt change on {change} ({evidence}); only {post} days since (< "
-                f"{settings.min_post_change_days}): the configured window, uniform weights."
-                f"{adjusted}"
-            ),
-            **common,
+            rule=rule,
+            cause=cause,
+            as_of=as_of,
+            reason=reason,
+            change_date=change,
+            weight_before=None if weight is None else change,
+            pre_change_weight=weight,
+            change_points=tuple(shifts),
+            new_segments=new,
+            adjustments=adjustments,
+        )
+
+    if adjustments:
+        return made(
+            RESTATED,
+            f"abrupt change on {change} ({evidence}); only {post} days since (< "
+            f"{settings.min_post_change_days}): the configured window, uniform weights."
+            f"{adjusted}",
         )
     if not shifts or not _shifts(
         established_facts(facts, as_of=as_of, settings=settings), as_of, settings
     ):
         # only new series (a new region's lanes): they have no earlier examples that could
         # drown them, and down-weighting the other lanes' measured worse (bench/RESULTS.md)
-        return WindowChoice(
-            rule=FULL_WINDOW,
-            reason=(
-                f"abrupt change on {change} ({evidence}): new series, while the series "
-                "there before kept their level; nothing to restate or outweigh: the "
-                "configured window, uniform weights"
-            ),
-            **common,
+        return made(
+            FULL_WINDOW,
+            f"abrupt change on {change} ({evidence}): new series, while the series there "
+            "before kept their level; nothing to restate or outweigh: the configured window, "
+            "uniform weights",
         )
-    return WindowChoice(
-        rule=DOWN_WEIGHT,
-        weight_before=change,
-        pre_change_weight=settings.pre_change_weight,
-        reason=(
-            f"abrupt change on {change} ({evidence}); only {post} days since (< "
-            f"{settings.min_post_change_days}), no level adjustment: the configured window, "
-            f"examples before the change weigh {settings.pre_change_weight:g}"
-        ),
-        **common,
+    return made(
+        DOWN_WEIGHT,
+        f"abrupt change on {change} ({evidence}); only {post} days since (< "
+        f"{settings.min_post_change_days}), no level adjustment: the configured window, "
+        f"examples before the change weigh {settings.pre_change_weight:g}",
+        weight=settings.pre_change_weight,
     )
