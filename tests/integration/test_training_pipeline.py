@@ -136,3 +136,48 @@ def test_planted_fault_fails_at_validate_data(
     text = report.read_text()
     assert "negative" in text and "volume_tonnes" in text
     assert not list(Path(s.local_pipeline_root).resolve().glob("*/register-model/model_card"))
+
+
+def test_a_restated_recipe_is_trained_registered_and_scored_with_its_adjustment(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The recipe a retrain after a level shift runs (the GBM's level_adjustments) goes
+    through kfp.local: the run records it, the champion carries it, the training examples
+    and batch scoring read the facts restated."""
+    from freightml.features.levels import adjustments_of
+    from freightml.stages.score import scoring_window
+
+    end = pd.Timestamp(generate("small", seed=5)["date"].max())
+    change = (end - pd.Timedelta(days=42)).date()
+    facts = generate("small", seed=5, level_shift=(change, 1.6), level_shift_cargo="coal")
+    path = tmp_path / "shifted.parquet"
+    save_facts(facts, path)
+    step = f"cargo_type=coal before {change} x1.6"
+    s = _with_source(settings, path)
+    s = s.model_copy(
+        update={
+            "model": s.model.model_copy(
+                update={"params": {**s.model.params, "level_adjustments": [step]}}
+            )
+        }
+    )
+    result = run_local(s, "training")
+
+    client = configure_mlflow(s)
+    version = client.get_model_version(MODEL, champion_version(client, MODEL))
+    run = client.get_run(version.run_id)
+    assert step in run.data.params["model_params"]
+    champion = mlflow.sklearn.load_model(f"models:/{MODEL}@{CHAMPION}")
+    assert [a.describe() for a in adjustments_of(champion)] == [step]
+    # the training examples: coal's targets before the change are restated x1.6
+    [examples_path] = list(result.pipeline_root.glob("build-features/features"))
+    examples = pd.read_parquet(examples_path)
+    examples = examples.loc[examples["y"].notna()].astype({c: str for c in SERIES_KEY})
+    raw = facts.rename(columns={"date": "target_date"}).astype({c: str for c in SERIES_KEY})
+    merged = examples.merge(raw, on=["target_date", *SERIES_KEY], validate="many_to_one")
+    hit = (merged["cargo_type"] == "coal") & (merged["target_date"] < pd.Timestamp(change))
+    assert hit.any() and not hit.all()
+    np.testing.assert_allclose(merged.loc[hit, "y"], 1.6 * merged.loc[hit, "volume_tonnes"])
+    np.testing.assert_allclose(merged.loc[~hit, "y"], merged.loc[~hit, "volume_tonnes"])
+    # batch scoring builds its window with the champion's adjustment
+    assert scoring_window(s, facts, champion).level_adjustments == adjustments_of(champion)
