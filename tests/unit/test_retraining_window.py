@@ -192,7 +192,9 @@ def test_bad_inputs_are_named(plain: pd.DataFrame) -> None:
         weight_before=LATE_SHIFT,
         pre_change_weight=0.5,
     )
-    with pytest.raises(ValueError, match="model 'seasonal_naive' takes none of them"):
+    with pytest.raises(
+        ValueError, match=r"model 'seasonal_naive' lacks \['weight_before', 'pre_change_weight'\]"
+    ):
         choice.apply(Settings(model={"name": "seasonal_naive", "params": {}}))
     with pytest.raises(ValueError, match="a restated window needs level adjustments"):
         WindowChoice(rule=RESTATED, cause="x", as_of=AS_OF, reason="").apply(Settings())

@@ -11,8 +11,8 @@ An adjustment belongs to a model version: the GBM's ``level_adjustments`` parame
 them in their text form (:meth:`LevelAdjustment.describe`, for example
 ``cargo_type=coal before 2025-09-17 x1.612``), and every reader of facts for that model
 applies them to the history it builds features from: the training examples
-(freightml.stages.features), the backtest (the model's history; actuals and the
-seasonal-naive baseline stay raw), the predictor's history window and batch scoring
+(freightml.stages.features), the backtest (the model's history in the folds on or after
+the change; actuals and the seasonal-naive baseline stay raw), the predictor's history window and batch scoring
 (freightml.serving.history), and monitoring's drift of inputs and predictions. A model
 without the parameter (any model before it existed, the baselines) reads raw facts.
 """
@@ -53,7 +53,8 @@ class LevelAdjustment:
             )
 
     def describe(self) -> str:
-        """The text form, one line: ``cargo_type=coal before 2025-01-10 x1.600``."""
+        """The text form, one line, the factor to 4 significant digits (what a model
+        version records): ``cargo_type=coal before 2025-01-10 x1.612``."""
         return f"{self.column}={self.value} before {self.before} x{self.factor:.4g}"
 
     @classmethod

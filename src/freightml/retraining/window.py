@@ -275,8 +275,8 @@ class WindowChoice:
         if not all(p in allowed for p in needed):
             raise ValueError(
                 f"the {self.rule} window needs the model parameters {needed}, but model "
-                f"{settings.model.name!r} takes none of them; use the gbm model or the full "
-                "window"
+                f"{settings.model.name!r} lacks {[p for p in needed if p not in allowed]}; "
+                "use the gbm model or the full window"
             )
         params = dict(settings.model.params)
         if weighted:
