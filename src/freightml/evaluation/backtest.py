@@ -208,13 +208,18 @@ def run_backtest(
             f"{len(cutoffs)} folds: the first cutoff {cutoffs[0].date()} must be on or after "
             f"{earliest_train.date()} (min_history_days + horizon after the first fact)"
         )
-    raw_test = build_examples(
-        panel,
-        origins=cutoffs,
-        horizon_max=horizon,
-        min_history_days=methodology.backtest.min_history_days,
-        holiday_country=kw["holiday_country"],
-    )
+
+    def test_examples(history: SeriesPanel) -> pd.DataFrame:
+        """Every scored series at every cutoff, all horizons."""
+        return build_examples(
+            history,
+            origins=cutoffs,
+            horizon_max=horizon,
+            min_history_days=methodology.backtest.min_history_days,
+            holiday_country=kw["holiday_country"],
+        )
+
+    raw_test = test_examples(panel)
     known = raw_test["y"].notna()
     key = ["origin_date", "target_date", *SERIES_KEY]
     cache: dict[tuple[LevelAdjustment, ...], tuple[pd.DataFrame, pd.DataFrame]] = {}
@@ -238,13 +243,7 @@ def run_backtest(
             )
             model_test = raw_test
             if adjustments:  # the same rows, features from the restated history
-                model_test = build_examples(
-                    history,
-                    origins=cutoffs,
-                    horizon_max=horizon,
-                    min_history_days=methodology.backtest.min_history_days,
-                    holiday_country=kw["holiday_country"],
-                )
+                model_test = test_examples(history)
                 if not model_test[key].equals(raw_test[key]):
                     raise RuntimeError(
                         "the level-adjusted test examples do not line up with the raw ones"

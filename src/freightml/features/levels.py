@@ -12,9 +12,10 @@ them in their text form (:meth:`LevelAdjustment.describe`, for example
 ``cargo_type=coal before 2025-09-17 x1.612``), and every reader of facts for that model
 applies them to the history it builds features from: the training examples
 (freightml.stages.features), the backtest (the model's history in the folds on or after
-the change; actuals and the seasonal-naive baseline stay raw), the predictor's history window and batch scoring
-(freightml.serving.history), and monitoring's drift of inputs and predictions. A model
-without the parameter (any model before it existed, the baselines) reads raw facts.
+the change; actuals and the seasonal-naive baseline stay raw), the predictor's history
+window and batch scoring (freightml.serving.history), and monitoring's drift of inputs
+and predictions. A model without the parameter (any model before it existed, the
+baselines) reads raw facts.
 """
 
 from __future__ import annotations
