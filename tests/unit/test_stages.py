@@ -208,7 +208,7 @@ def test_batch_scoring_reads_the_facts_as_the_champion_does(settings: Settings) 
         range(1, window.horizon_max + 1),
         holiday_country="US",
     )
-    columns = [c for c in FEATURE_COLUMNS if c not in ("history_days",)] + ["scale"]
+    columns = [*FEATURE_COLUMNS, "scale"]
     np.testing.assert_allclose(
         window.features[columns].select_dtypes("number").to_numpy(dtype=float),
         expected[columns].select_dtypes("number").to_numpy(dtype=float),
