@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from kfp import dsl
 
 from components.build_features import build_features
+from components.close_retraining import close_retraining
 from components.decide_retraining import decide_retraining
 from components.deploy_model import deploy_model
 from components.evaluate_model import evaluate_model
@@ -23,6 +24,7 @@ from components.ingest_data import ingest_data
 from components.monitor_model import monitor_model
 from components.record_retraining import record_retraining
 from components.register_model import register_model
+from components.retrain_gate import retrain_gate
 from components.score_batch import score_batch
 from components.train_model import train_model
 from components.validate_data import validate_data
@@ -38,7 +40,9 @@ STAGES: tuple[Callable, ...] = (
     score_batch,
     monitor_model,
     decide_retraining,
+    retrain_gate,
     record_retraining,
+    close_retraining,
 )
 
 
@@ -54,7 +58,9 @@ class Components:
     score_batch: Callable
     monitor_model: Callable
     decide_retraining: Callable
+    retrain_gate: Callable
     record_retraining: Callable
+    close_retraining: Callable
 
 
 def make_components(base_image: str) -> Components:

@@ -4,7 +4,11 @@ from kfp.dsl import Artifact, Input, Output
 
 
 def decide_retraining(
-    config: str, as_of: str, snapshot: Input[Artifact], decision: Output[Artifact]
+    config: str,
+    as_of: str,
+    snapshot: Input[Artifact],
+    decision: Output[Artifact],
+    run_id: str = "",
 ) -> NamedTuple(
     "Decision",
     [
@@ -21,6 +25,7 @@ def decide_retraining(
         as_of: the day judged (YYYY-MM-DD), empty for the snapshot's own as-of date.
         snapshot: the monitoring snapshot of this run (JSON).
         decision: the decision with every trigger and guard and its evidence (JSON).
+        run_id: the pipeline run's id, stored with a started decision for the exit step.
 
     Returns:
         Whether to retrain, the as-of date judged, the settings of the training steps
@@ -37,6 +42,7 @@ def decide_retraining(
         as_of=as_of,
         snapshot_path=snapshot.path,
         decision_path=decision.path,
+        run_id=run_id,
     )
     decision.metadata.update(info.to_metadata())
     out = namedtuple("Decision", ["retrain", "as_of", "train_config", "decision_id"])

@@ -44,7 +44,13 @@ def world(tmp_path: Path) -> dict[str, Any]:
             }
         )
     )
-    return {"config": str(config), "tracking": tracking, "store": store, "home": tmp_path / "home"}
+    return {
+        "config": str(config),
+        "tracking": tracking,
+        "store": store,
+        "home": tmp_path / "home",
+        "facts": facts,
+    }
 
 
 def _rows(world: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,3 +164,28 @@ def test_a_bad_policy_is_a_configuration_error(tmp_path: Path) -> None:
     )
     result = cli("retrain", "check", "-c", str(config), code=2)
     assert "schedule.cron" in words(result.output) and "has 5 fields" in words(result.output)
+
+
+def test_the_retraining_pipeline_retrains_on_kfp_local(world: dict[str, Any]) -> None:
+    """`freightml pipeline run retraining` on the embedded default: monitor, decide, and,
+    because the decision says retrain, the training steps inside the condition (kfp.local
+    skipped them silently while the condition read a named output), then the outcome
+    recorded with the decision."""
+    config = world["config"]
+    first = "2025-02-24"  # the champion's data end: 35 days before the pipeline's as-of
+    result = cli("retrain", "run", "--as-of", first, "--force", "--reason", "v1", "-c", config)
+    assert "retrained: version 1" in words(result.output)
+    # the facts the decision counts arrive in the collector's store
+    cli("facts", "ingest", str(world["facts"]), "-c", config)
+
+    cli("pipeline", "run", "retraining", "--as-of", "2025-03-31", "-c", config)
+    newest = _rows(world)[0]
+    assert newest["as_of"].isoformat() == "2025-03-31"
+    assert newest["trigger"] in {"champion_age", "new_facts"}
+    # the training steps ran inside the condition and the record step closed the decision
+    assert (newest["status"], newest["model_version"]) == ("finished", "2"), newest
+    assert newest["run_id"]  # the pipeline run's id, stored by the decide step
+    client = MlflowClient(world["tracking"])
+    run = client.get_run(client.get_model_version(MODEL_NAME, "2").run_id)
+    assert run.data.tags["retrain.decision_id"] == newest["id"]
+    assert run.data.params["data_end"] == "2025-03-31"

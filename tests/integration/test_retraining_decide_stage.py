@@ -12,7 +12,7 @@ import pytest
 
 from freightml.collector.store import Store
 from freightml.config import Settings
-from freightml.stages.decide import decide_retraining, record_retraining
+from freightml.stages.decide import close_retraining, decide_retraining, record_retraining
 from helpers import sample_snapshot
 
 pytestmark = [pytest.mark.integration]
@@ -119,3 +119,105 @@ def test_decide_names_a_missing_snapshot(stage_settings: Settings, tmp_path: Pat
             snapshot_path=tmp_path / "missing",
             decision_path=tmp_path / "decision",
         )
+
+
+def _row(settings: Settings, decision_id: str) -> dict:
+    store = Store(settings.collector_store_url)
+    try:
+        row = store.retraining.get(decision_id)
+    finally:
+        store.close()
+    assert row is not None
+    return row
+
+
+def test_close_fails_a_decision_a_successful_run_left_in_flight(
+    stage_settings: Settings, snapshot_file: Path, tmp_path: Path
+) -> None:
+    """A run that succeeded but never recorded its decision's outcome (its training steps
+    were skipped) must not leave the decision claiming its key."""
+    info, _ = decide_retraining(
+        stage_settings, snapshot_path=snapshot_file, decision_path=tmp_path / "d", run_id="run-9"
+    )
+    said = close_retraining(stage_settings, run_id="run-9", state="SUCCEEDED")
+    assert said.endswith(f"marked failed: {info.decision_id}")
+    row = _row(stage_settings, info.decision_id)
+    assert row["status"] == "failed"
+    assert row["message"] == "pipeline run run-9 succeeded without recording the outcome"
+
+
+def test_close_fails_a_failed_runs_decision_and_frees_its_key(
+    stage_settings: Settings, snapshot_file: Path, tmp_path: Path
+) -> None:
+    info, _ = decide_retraining(
+        stage_settings,
+        snapshot_path=snapshot_file,
+        decision_path=tmp_path / "d1" / "decision",
+        run_id="run-1",
+    )
+    assert info.status == "started"
+    assert _row(stage_settings, info.decision_id)["run_id"] == "run-1"
+
+    # another run's end touches nothing
+    assert "no decision of it was in flight" in close_retraining(
+        stage_settings, run_id="run-0", state="FAILED"
+    )
+    assert _row(stage_settings, info.decision_id)["status"] == "started"
+
+    said = close_retraining(
+        stage_settings, run_id="run-1", state="FAILED", error="train-model: out of memory"
+    )
+    assert said.endswith(f"marked failed: {info.decision_id}")
+    row = _row(stage_settings, info.decision_id)
+    assert row["status"] == "failed"
+    assert row["message"] == "pipeline run run-1 ended FAILED: train-model: out of memory"
+
+    # the key and the in-flight slot are free: the same cause starts the next run at once
+    again, _ = decide_retraining(
+        stage_settings,
+        snapshot_path=snapshot_file,
+        decision_path=tmp_path / "d2" / "decision",
+        run_id="run-2",
+    )
+    assert again.key == info.key and again.status == "started"
+    # a run that succeeded recorded its outcome: nothing left to close
+    record_retraining(
+        stage_settings, decision_id=again.decision_id, model_version="2", promoted=True
+    )
+    said = close_retraining(stage_settings, run_id="run-2", state="SUCCEEDED")
+    assert said == "run run-2 ended SUCCEEDED; no decision of it was in flight"
+    assert _row(stage_settings, again.decision_id)["status"] == "finished"
+    with pytest.raises(ValueError, match="run_id is empty"):
+        close_retraining(stage_settings, run_id="", state="FAILED")
+
+
+@pytest.mark.filterwarnings("ignore:.*non-Python base image.*")  # locally it runs in this venv
+def test_exit_step_closes_the_decision_of_a_failed_run_under_kfp_local(
+    stage_settings: Settings, snapshot_file: Path, tmp_path: Path
+) -> None:
+    """The retraining pipeline's exit component, run by kfp.local as the exit task of a
+    failing step: it gets the run's final status and the same run id the step stored."""
+    from kfp import local
+    from kfp_exit_step import exit_step_pipeline
+
+    from components.close_retraining import close_retraining as close_stage
+
+    info, _ = decide_retraining(
+        stage_settings, snapshot_path=snapshot_file, decision_path=tmp_path / "decision"
+    )
+    assert info.status == "started"
+
+    pipeline = exit_step_pipeline(close_stage, stage_settings.pipeline.base_image)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "root"),
+        raise_on_error=False,
+    )
+    pipeline(
+        config=stage_settings.to_json(),
+        store_url=stage_settings.collector_store_url,
+        decision_id=info.decision_id,
+    )
+    row = _row(stage_settings, info.decision_id)
+    assert row["status"] == "failed"
+    assert row["run_id"] and row["message"].startswith(f"pipeline run {row['run_id']} ended FAILED")

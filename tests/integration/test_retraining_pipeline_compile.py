@@ -1,6 +1,6 @@
 """The compiled retraining pipeline: monitor -> decide -> (retrain needed) the training
-steps -> register -> (deploy requested, promoted) deploy; parameters, caching, retries,
-resources and secrets."""
+steps -> register -> (deploy requested, promoted) deploy, inside an exit handler whose exit
+step closes a failed run's decision; parameters, caching, retries, resources and secrets."""
 
 from pathlib import Path
 
@@ -33,27 +33,47 @@ def _condition(spec: dict, task: dict) -> tuple[str, dict]:
     return task["triggerPolicy"]["condition"], spec["components"][task["componentRef"]["name"]]
 
 
+def _steps(spec: dict) -> dict:
+    """The tasks inside the exit handler: everything but the exit step."""
+    return spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+
+
 def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
     spec, _ = compiled
     assert spec["pipelineInfo"]["name"] == "freightml-retraining"
-    tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"monitor-model", "decide-retraining", "condition-1"}
+    assert set(spec["root"]["dag"]["tasks"]) == {"exit-handler-1", "close-retraining"}
+    tasks = _steps(spec)
+    assert set(tasks) == {"monitor-model", "decide-retraining", "retrain-gate", "condition-2"}
     assert "dependentTasks" not in tasks["monitor-model"]
     decide = tasks["decide-retraining"]
     assert decide["dependentTasks"] == ["monitor-model"]
     snapshot = decide["inputs"]["artifacts"]["snapshot"]["taskOutputArtifact"]
     assert snapshot == {"outputArtifactKey": "snapshot", "producerTask": "monitor-model"}
     # the as-of date is the pipeline's parameter, given to the monitor and the decision alike
+    handler = spec["root"]["dag"]["tasks"]["exit-handler-1"]["inputs"]["parameters"]
+    assert handler["pipelinechannel--as_of"] == {"componentInputParameter": "as_of"}
     for name in ("monitor-model", "decide-retraining"):
-        assert tasks[name]["inputs"]["parameters"]["as_of"] == {"componentInputParameter": "as_of"}
+        assert tasks[name]["inputs"]["parameters"]["as_of"] == {
+            "componentInputParameter": "pipelinechannel--as_of"
+        }
 
-    condition, branch = _condition(spec, tasks["condition-1"])
-    assert tasks["condition-1"]["taskInfo"]["name"] == "retrain-needed"
-    assert (
-        condition == "inputs.parameter_values['pipelinechannel--decide-retraining-retrain'] == true"
-    )
+    # the decision stores the run's id, which the exit step looks it up by
+    run_id = {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+    assert tasks["decide-retraining"]["inputs"]["parameters"]["run_id"] == run_id
+
+    # the condition reads the gate's single output: kfp.local cannot resolve a named one
+    gate = tasks["retrain-gate"]
+    assert gate["inputs"]["parameters"]["retrain"] == {
+        "taskOutputParameter": {
+            "outputParameterKey": "retrain",
+            "producerTask": "decide-retraining",
+        }
+    }
+    condition, branch = _condition(spec, tasks["condition-2"])
+    assert tasks["condition-2"]["taskInfo"]["name"] == "retrain-needed"
+    assert condition == "inputs.parameter_values['pipelinechannel--retrain-gate-Output'] == true"
     inner = branch["dag"]["tasks"]
-    assert set(inner) == TRAINING | {"record-retraining", "condition-2"}
+    assert set(inner) == TRAINING | {"record-retraining", "condition-3"}
     deps = {name: set(t.get("dependentTasks", [])) for name, t in inner.items()}
     # the outcome (the version registered, promoted or not) is stored with the decision
     assert deps["record-retraining"] == {"register-model"}
@@ -72,7 +92,7 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
         assert inner[name]["inputs"]["parameters"]["config"] == {
             "componentInputParameter": "pipelinechannel--decide-retraining-train_config"
         }, name
-    assert tasks["condition-1"]["inputs"]["parameters"][
+    assert tasks["condition-2"]["inputs"]["parameters"][
         "pipelinechannel--decide-retraining-train_config"
     ] == {
         "taskOutputParameter": {
@@ -82,7 +102,7 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
     }
 
     # inside: the optional deploy of a promoted champion, with the canary share
-    condition, deploy_requested = _condition(spec, inner["condition-2"])
+    condition, deploy_requested = _condition(spec, inner["condition-3"])
     assert condition == "inputs.parameter_values['pipelinechannel--deploy'] == true"
     [promoted_task] = deploy_requested["dag"]["tasks"].values()
     condition, promoted = _condition(spec, promoted_task)
@@ -95,6 +115,20 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
     assert parameters["model_version"] == {
         "componentInputParameter": "pipelinechannel--register-model-version"
     }
+
+
+def test_exit_step_closes_the_decision_whatever_happened(compiled) -> None:
+    spec, _ = compiled
+    close = spec["root"]["dag"]["tasks"]["close-retraining"]
+    assert close["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert close["dependentTasks"] == ["exit-handler-1"]
+    parameters = close["inputs"]["parameters"]
+    assert parameters["status"] == {"taskFinalStatus": {"producerTask": "exit-handler-1"}}
+    assert parameters["run_id"] == {"runtimeValue": {"constant": "{{$.pipeline_job_uuid}}"}}
+    assert parameters["config"] == {"componentInputParameter": "config"}
+    assert close["cachingOptions"].get("enableCache", False) is False
+    definitions = spec["components"]["comp-close-retraining"]["inputDefinitions"]["parameters"]
+    assert definitions["status"]["parameterType"] == "TASK_FINAL_STATUS"
 
 
 def test_parameters_and_their_defaults(compiled, settings: Settings) -> None:
@@ -118,8 +152,8 @@ def test_parameters_and_their_defaults(compiled, settings: Settings) -> None:
 
 def test_caching_off_retries_and_resources(compiled, settings: Settings) -> None:
     spec, _ = compiled
-    tasks = spec["root"]["dag"]["tasks"]
-    inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    tasks = _steps(spec)
+    inner = spec["components"]["comp-condition-2"]["dag"]["tasks"]
     for name, task in {**tasks, **inner}.items():
         if name.startswith("condition-"):
             continue
@@ -143,13 +177,14 @@ def test_secrets_only_where_needed(compiled, settings: Settings) -> None:
         "exec-monitor-model",
         "exec-decide-retraining",
         "exec-record-retraining",
+        "exec-close-retraining",
         "exec-ingest-data",
         "exec-evaluate-model",
         "exec-register-model",
     }
-    assert executors["exec-record-retraining"]["secretAsEnv"][0]["secretName"] == (
-        settings.pipeline.store_secret
-    )
+    for name in ("exec-record-retraining", "exec-close-retraining"):
+        [secret] = executors[name]["secretAsEnv"]
+        assert secret["secretName"] == settings.pipeline.store_secret
     for name in ("exec-monitor-model", "exec-decide-retraining"):
         secrets = {s["secretName"] for s in executors[name]["secretAsEnv"]}
         assert secrets == {settings.pipeline.mlflow_secret, settings.pipeline.store_secret}
@@ -164,7 +199,7 @@ def test_training_steps_are_the_training_pipelines(settings: Settings, tmp_path:
     paths = {p.name: p for p in compile_pipelines(settings, tmp_path)}
     retraining, _ = yaml.safe_load_all(paths["retraining.yaml"].read_text())
     training, _ = yaml.safe_load_all(paths["training.yaml"].read_text())
-    inner = retraining["components"]["comp-condition-1"]["dag"]["tasks"]
+    inner = retraining["components"]["comp-condition-2"]["dag"]["tasks"]
     for name in TRAINING:
         component = f"comp-{name}"
         assert retraining["components"][component] == training["components"][component]

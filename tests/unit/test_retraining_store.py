@@ -81,6 +81,24 @@ def test_status_moves_and_the_run_it_started(store: Store) -> None:
         store.retraining.mark(decision.id, "done")
 
 
+def test_in_flight_decisions_of_a_run(store: Store) -> None:
+    """What the retraining pipeline's exit step closes: the run's decisions still in flight."""
+    first, second, other = (
+        _decision(),
+        _decision(AS_OF + timedelta(days=1)),
+        _decision(AS_OF + timedelta(days=2)),
+    )
+    for decision in (first, second, other):
+        store.retraining.record(decision, "started", max_in_flight=3)
+    store.retraining.mark(first.id, "started", run_id="kfp-run-1")
+    store.retraining.mark(second.id, "started", run_id="kfp-run-1")
+    store.retraining.mark(other.id, "started", run_id="kfp-run-2")
+    assert store.retraining.in_flight_for_run("kfp-run-1") == [first.id, second.id]
+    store.retraining.mark(first.id, "finished", model_version="4")
+    assert store.retraining.in_flight_for_run("kfp-run-1") == [second.id]
+    assert store.retraining.in_flight_for_run("kfp-run-3") == []
+
+
 def test_a_decision_not_to_retrain_is_stored_as_skipped_only(store: Store) -> None:
     quiet = _decision(retrain=False)
     with pytest.raises(ValueError, match="does not retrain: it cannot be started"):

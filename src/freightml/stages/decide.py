@@ -29,6 +29,7 @@ def decide_retraining(
     as_of: str = "",
     snapshot_path: str | Path | None = None,
     decision_path: str | Path,
+    run_id: str = "",
 ) -> tuple[DecisionInfo, Settings]:
     """Decide (:func:`freightml.retraining.decision.decide_now`), record the decision and
     claim its run (:func:`freightml.retraining.act.start`, with the policy's shift-aware
@@ -37,7 +38,8 @@ def decide_retraining(
 
     ``as_of`` is an ISO date; empty means the as-of date of the snapshot at
     ``snapshot_path`` (the monitor's of the same run, so both judge the same day even
-    across midnight), else today (UTC)."""
+    across midnight), else today (UTC). ``run_id`` (the pipeline run's id) is stored with
+    a started decision, so the run's exit step (:func:`close_retraining`) finds it."""
     from freightml.collector.store import Store
     from freightml.monitoring.types import Snapshot
     from freightml.retraining.act import shift_aware_window, start
@@ -62,6 +64,8 @@ def decide_retraining(
     try:
         decision = decide_now(settings, store, policy, as_of=day)
         began = start(settings, store, policy, decision, adjust=shift_aware_window(policy))
+        if run_id and began.status == "started":
+            store.retraining.mark(decision.id, "started", run_id=run_id)
     finally:
         store.close()
     target = Path(decision_path)
@@ -98,3 +102,31 @@ def record_retraining(
     finally:
         store.close()
     return message
+
+
+def close_retraining(settings: Settings, *, run_id: str, state: str, error: str = "") -> str:
+    """The retraining pipeline's exit step: mark ``failed`` the decisions that the run
+    ``run_id`` started and left in flight, which frees their idempotency key and the
+    in-flight slot for the next run (instead of waiting
+    ``guards.in_flight_expiry_hours``). A run that ended in any ``state`` but
+    ``SUCCEEDED`` failed with ``error``; a run that succeeded and still left its decision in
+    flight never ran or recorded its training steps. Returns what it did, in words."""
+    from freightml.collector.store import Store
+    from freightml.retraining.act import fail
+
+    if not run_id:
+        raise ValueError("close_retraining needs the pipeline run's id (run_id is empty)")
+    if state == "SUCCEEDED":
+        reason = f"pipeline run {run_id} succeeded without recording the outcome"
+    else:
+        reason = f"pipeline run {run_id} ended {state}" + (f": {error}" if error else "")
+    store = Store(settings.collector_store_url).create_all()
+    try:
+        left = store.retraining.in_flight_for_run(run_id)
+        for decision_id in left:
+            fail(store, decision_id, reason)
+    finally:
+        store.close()
+    if not left:
+        return f"run {run_id} ended {state}; no decision of it was in flight"
+    return f"{reason}; marked failed: {', '.join(left)}"

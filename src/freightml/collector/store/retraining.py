@@ -153,6 +153,18 @@ class RetrainingStore:
         out["decision"] = Decision.model_validate_json(out.pop("details"))
         return _normalised(out)
 
+    def in_flight_for_run(self, run_id: str) -> builtins.list[str]:
+        """Ids of the decisions still in flight (``decided`` or ``started``) that recorded
+        ``run_id`` as their run, oldest first."""
+        c = t.retraining_decisions.c
+        query = (
+            sa.select(c.id)
+            .where(c.run_id == run_id, c.status.in_(IN_FLIGHT))
+            .order_by(c.decided_at, c.id)
+        )
+        with self.db.read() as conn:
+            return [str(r.id) for r in conn.execute(query)]
+
     def history(self, model_name: str, limit: int = 500) -> builtins.list[PastDecision]:
         """The newest ``limit`` decisions of ``model_name`` that asked for a retrain, newest
         first: what the cool-down, in-flight and dedupe guards read."""
