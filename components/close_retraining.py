@@ -2,7 +2,10 @@ from kfp import dsl
 
 
 def close_retraining(config: str, run_id: str, status: dsl.PipelineTaskFinalStatus) -> str:
-    """Exit step of the retraining pipeline: if the run failed, mark its decision failed.
+    """Exit step of the retraining pipeline: mark failed a decision the run left in flight.
+
+    A run that failed leaves its decision ``started``; so does one that succeeded without
+    running its training steps. Marking it ``failed`` frees its key and in-flight slot.
 
     Args:
         config: FreightML settings as JSON.

@@ -44,10 +44,10 @@ def build_retraining_pipeline(settings: Settings) -> Callable:
         deploy: bool = False,
         canary_percent: int = 100,
     ):
-        # the exit step runs however the steps below end: a failed run marks the decision
-        # it started failed, which frees its key and the in-flight slot for the next run
+        # the exit step runs however the steps below end: a decision the run left in flight
+        # (it failed) becomes failed, which frees its key and the in-flight slot
         close = c.close_retraining(config=config, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-        close.set_display_name("Close the decision of a failed run")
+        close.set_display_name("Close a decision left in flight")
         close.set_caching_options(False)
         with_store(close)
         with dsl.ExitHandler(close, name="retraining"):
@@ -70,9 +70,9 @@ def build_retraining_pipeline(settings: Settings) -> Callable:
             if settings.pipeline.retries:
                 decide.set_retry(num_retries=settings.pipeline.retries, backoff_duration="30s")
 
+            # the condition reads the gate's single output (see components/retrain_gate.py);
             # the training steps get the decision's settings: facts up to its as-of date and
             # its retrain.* tags on the training run and the model version
-            # the condition reads the gate's single output (see components/retrain_gate.py)
             gate = c.retrain_gate(retrain=decide.outputs["retrain"])
             gate.set_display_name("Retrain needed?").set_caching_options(False)
             if settings.pipeline.retries:
