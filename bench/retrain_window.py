@@ -1,7 +1,11 @@
 """Shift-aware training window vs a plain full-window retrain, on the post-change backtest.
 
 Synthetic facts (``--size``) with an abrupt change injected on day C: (a) every lane of one
-cargo type scaled by ``--factor`` from C, (b) a new region whose lanes start on C. The
+cargo type scaled by ``--factor`` from C, (b) a new region whose lanes start on C and add
+traffic, (c) a new region whose lanes start on C and take traffic from established lanes:
+the lanes loading ``--diversion-cargo`` in ``--diversion-region`` keep
+``--diversion-factor`` of their traffic from C (shippers there send part of it through the
+new region instead, so the established lanes step down as the new ones open). The
 retrain happens on the methodology's first backtest cutoff F (facts up to F); C lies ``age``
 days before it. The window rule (freightml.retraining.window.choose_window) looks at the
 facts up to F (and, for the new region, is told its name, as the retraining decision would)
@@ -42,7 +46,7 @@ ROW_KEY = ["cutoff", "origin_station", "destination_station", "cargo_type", "hor
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    kind: str  # "none", "shift" or "region"
+    kind: str  # "none", "shift", "region" or "diversion"
     age: int  # days from the change to the retrain (the first cutoff)
 
 
@@ -54,24 +58,70 @@ SCENARIOS = [
     Scenario("new region, 120 days before the retrain", "region", 120),
     Scenario("new region, 60 days before the retrain", "region", 60),
     Scenario("new region, 28 days before the retrain", "region", 28),
+    Scenario("new region taking traffic, 120 days before the retrain", "diversion", 120),
+    Scenario("new region taking traffic, 60 days before the retrain", "diversion", 60),
+    Scenario("new region taking traffic, 28 days before the retrain", "diversion", 28),
 ]
 
 
-def scenario_facts(s: Scenario, size: str, seed: int, change: date, cargo: str, factor: float):
+@dataclass(frozen=True)
+class Diversion:
+    """Established lanes that lose traffic to the new region from its first day."""
+
+    cargo: str
+    region: str
+    factor: float
+
+
+def scenario_facts(
+    s: Scenario,
+    size: str,
+    seed: int,
+    change: date,
+    cargo: str,
+    factor: float,
+    diversion: Diversion | None = None,
+) -> pd.DataFrame:
     if s.kind == "shift":
         return generate(size, seed=seed, level_shift=(change, factor), level_shift_cargo=cargo)
     if s.kind == "region":
         return generate(size, seed=seed, new_region=NEW_REGION, new_region_from=change)
+    if s.kind == "diversion":
+        if diversion is None:
+            raise ValueError(f"{s.name}: a diversion scenario needs the diverted lanes")
+        return generate(
+            size,
+            seed=seed,
+            new_region=NEW_REGION,
+            new_region_from=change,
+            level_shift=(change, diversion.factor),
+            level_shift_region=diversion.region,
+            level_shift_origin_only=True,
+            level_shift_cargo=diversion.cargo,
+        )
     return generate(size, seed=seed)
 
 
-def affected(pred: pd.DataFrame, s: Scenario, cargo: str) -> pd.Series:
+def in_region(pred: pd.DataFrame, region: str) -> pd.Series:
+    return (pred["origin_region"].astype(str) == region) | (
+        pred["destination_region"].astype(str) == region
+    )
+
+
+def affected(
+    pred: pd.DataFrame, s: Scenario, cargo: str, diversion: Diversion | None = None
+) -> pd.Series:
+    """The forecasts of the series the change touched: the shifted cargo's lanes, the new
+    region's lanes, and with a diversion the lanes that lost traffic too."""
     if s.kind == "shift":
         return pred["cargo_type"].astype(str) == cargo
     if s.kind == "region":
-        return (pred["origin_region"].astype(str) == NEW_REGION) | (
-            pred["destination_region"].astype(str) == NEW_REGION
+        return in_region(pred, NEW_REGION)
+    if s.kind == "diversion" and diversion is not None:
+        diverted = (pred["origin_region"].astype(str) == diversion.region) & (
+            pred["cargo_type"].astype(str) == diversion.cargo
         )
+        return in_region(pred, NEW_REGION) | diverted
     return pd.Series(False, index=pred.index)
 
 
@@ -105,17 +155,18 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         pre_change_weight=args.pre_change_weight,
         level_adjust=args.level_adjust,
     )
+    diversion = Diversion(args.diversion_cargo, args.diversion_region, args.diversion_factor)
     rows = []
     for s in [SCENARIOS[i] for i in args.scenarios]:
         began = time.perf_counter()
         change = retrain - timedelta(days=s.age)
-        facts = scenario_facts(s, args.size, args.seed, change, args.cargo, args.factor)
+        facts = scenario_facts(s, args.size, args.seed, change, args.cargo, args.factor, diversion)
         known = facts.loc[facts["date"] <= pd.Timestamp(retrain)]
         choice = choose_window(
             known,
             as_of=retrain,
             settings=window_settings,
-            new_segments=[NEW_REGION] if s.kind == "region" else (),
+            new_segments=[NEW_REGION] if s.kind in ("region", "diversion") else (),
             cause="bench",
             train_window_days=base.data.train_window_days,
         )
@@ -152,7 +203,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "level adjusted": (
                         "" if arm == "full window" else ", ".join(a.describe() for a in adjustments)
                     ),
-                    **scores(pred, affected(pred, s, args.cargo)),
+                    **scores(pred, affected(pred, s, args.cargo, diversion)),
                     "rows": len(pred),
                 }
             )
@@ -171,6 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cargo", default="coal", help="the cargo type whose level shifts")
     parser.add_argument("--factor", type=float, default=1.6, help="the level shift")
+    parser.add_argument(
+        "--diversion-cargo",
+        default="coal",
+        help="the cargo of the lanes the new region draws traffic from",
+    )
+    parser.add_argument(
+        "--diversion-region",
+        default="West Siberian",
+        help="the region whose lanes loading that cargo lose traffic to the new region",
+    )
+    parser.add_argument(
+        "--diversion-factor",
+        type=float,
+        default=0.7,
+        help="what the diverted lanes keep of their traffic from the new region's first day",
+    )
     parser.add_argument("--config", default=None, help="settings YAML (default: the project's)")
     defaults = WindowSettings()
     parser.add_argument(
@@ -206,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.width", 200)
     print(
         f"\nsize {args.size}, seed {args.seed}, {args.cargo} x{args.factor}, new region "
-        f"{NEW_REGION}, min_post_change_days {args.min_post_change_days}, pre_change_weight "
+        f"{NEW_REGION} (taking {args.diversion_cargo} loaded in {args.diversion_region}: "
+        f"x{args.diversion_factor}), min_post_change_days {args.min_post_change_days}, "
+        "pre_change_weight "
         f"{args.pre_change_weight:g}, level_adjust {args.level_adjust}; WAPE on the "
         "post-change backtest (3 folds x 28 days), "
         f"{time.perf_counter() - began:.0f} s"

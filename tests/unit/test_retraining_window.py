@@ -133,6 +133,28 @@ def test_a_new_region_named_by_the_decision_is_a_change() -> None:
     )
 
 
+def test_a_new_region_that_takes_traffic_from_established_lanes_restates_them() -> None:
+    # shippers loading coal in West Siberia send 30% of it through the new region from its
+    # first day: the established lanes step down as the new ones open
+    appears = date(2025, 2, 1)
+    facts = facts_with(
+        new_region="Crimean",
+        new_region_from=appears,
+        level_shift=(appears, 0.7),
+        level_shift_region="West Siberian",
+        level_shift_origin_only=True,
+        level_shift_cargo="coal",
+    )
+    choice = choose_window(facts, as_of=AS_OF, settings=WindowSettings(), new_segments=["Crimean"])
+    assert choice.new_segments == {"Crimean": appears}
+    assert choice.rule == RESTATED  # not the new-series-only full window
+    assert choice.change_date is not None and abs((choice.change_date - appears).days) <= 3
+    (step,) = choice.adjustments[:1]
+    assert (step.column, step.value) in {("cargo_type", "coal"), ("origin_region", "West Siberian")}
+    assert step.factor < 1  # the old level restated down to the new one
+    assert "new Crimean from 2025-02-01" in choice.reason
+
+
 def test_the_latest_change_starts_the_regime() -> None:
     facts = facts_with(
         level_shift=(EARLY_SHIFT, 1.6),

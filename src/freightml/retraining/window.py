@@ -21,7 +21,9 @@ The rule of :func:`choose_window`:
     window, the examples before ``c`` weigh ``pre_change_weight``;
   - when the only change is new series (a new region's lanes; the series there before the
     lookback show no level shift): ``full_window``, the change recorded (the new lanes have
-    no earlier examples to drown, and down-weighting the others measured worse).
+    no earlier examples to drown, and down-weighting the others measured worse). A new
+    region that takes traffic from established lanes (shippers routing part of a cargo
+    through it) steps those lanes down: a level shift of their segment, handled as above.
 
 The restatement (``restated``, and ``post_change`` after a level shift):
 :func:`level_adjustments` estimates the classic intervention adjustment (the shifted
