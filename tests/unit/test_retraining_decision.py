@@ -21,8 +21,10 @@ from freightml.retraining.decision import (
     NewEntities,
     PastDecision,
     decide,
+    decide_now,
     gather_evidence,
     idempotency_key,
+    reconcile_in_flight,
     run_tags,
 )
 from freightml.retraining.policy import Policy
@@ -519,4 +521,54 @@ def test_a_champion_without_a_training_window_is_named(settings) -> None:
     store = Store("sqlite://")
     with pytest.raises(ValueError, match=f"champion {MODEL} v1 .* has no data_end parameter"):
         gather_evidence(settings, store, Policy(), as_of=AS_OF)
+    store.close()
+
+
+def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path: Path) -> None:
+    """`retrain run --host`: the training run goes on in Kubeflow Pipelines and cannot
+    record its outcome; the version it registered, tagged with the decision's id, closes
+    the decision at the next decide, which frees the in-flight slot."""
+    from freightml.retraining.act import finish
+    from freightml.tracking import configure_mlflow
+
+    client: MlflowClient = configure_mlflow(settings)
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    empty = Evidence(
+        model_name=MODEL,
+        as_of=AS_OF,
+        snapshot=None,
+        champion=None,
+        new_facts=None,
+        new_entities=None,
+    )
+    submitted = decide(Policy(), empty.model_copy(update={"as_of": AS_OF - timedelta(days=2)}))
+    lost = decide(Policy(), empty.model_copy(update={"as_of": AS_OF - timedelta(days=1)}))
+    for decision, run in ((submitted, "kfp-run-1"), (lost, "kfp-run-2")):
+        assert store.retraining.record(decision, "started", max_in_flight=2) == "started"
+        store.retraining.mark(decision.id, "started", run_id=run)
+    # the submitted run registers version 1 with the decision's tags, as the training
+    # pipeline's register step does; the other run never registers anything
+    run = client.create_run(client.create_experiment("elsewhere"))
+    client.create_registered_model(MODEL)
+    mv = client.create_model_version(MODEL, "file:///nowhere", run_id=run.info.run_id)
+    for key, value in run_tags(submitted).items():
+        client.set_model_version_tag(MODEL, mv.version, key, value)
+
+    assert reconcile_in_flight(settings, store) == [(submitted.id, "1")]
+    row = store.retraining.get(submitted.id)
+    assert row is not None
+    assert (row["status"], row["model_version"], row["run_id"]) == ("finished", "1", "kfp-run-1")
+    assert "found in the registry" in row["message"]
+    assert store.retraining.get(lost.id)["status"] == "started"  # type: ignore[index]
+    assert reconcile_in_flight(settings, store) == []  # nothing left to close
+
+    # the next decision sees one run in flight, not two
+    decision = decide_now(settings, store, Policy(), as_of=AS_OF)
+    in_flight = next(g for g in decision.guards if g.name == "in_flight")
+    assert in_flight.value == 1.0 and lost.key in in_flight.detail
+    # the run's own recorder may still finish it with the same version, not another one
+    finish(store, submitted.id, version="1", message="version 1 registered, promoted")
+    assert store.retraining.get(submitted.id)["message"].endswith("promoted")  # type: ignore[index]
+    with pytest.raises(ValueError, match="is finished: it cannot become finished"):
+        finish(store, submitted.id, version="2")
     store.close()

@@ -73,6 +73,14 @@ def test_status_moves_and_the_run_it_started(store: Store) -> None:
         "promoted",
     )
     assert row["updated_at"] >= row["decided_at"]
+    # a second recorder of the same outcome (the registry reconciliation, then the run's
+    # own step) finishes it again with the same version; another version is refused
+    store.retraining.mark(decision.id, "finished", model_version="4", message="promoted, again")
+    assert store.retraining.get(decision.id)["message"] == "promoted, again"  # type: ignore[index]
+    with pytest.raises(ValueError, match="is finished: it cannot become finished"):
+        store.retraining.mark(decision.id, "finished", model_version="5")
+    with pytest.raises(ValueError, match="is finished: it cannot become finished"):
+        store.retraining.mark(decision.id, "finished")
     with pytest.raises(ValueError, match="is finished: it cannot become failed"):
         store.retraining.mark(decision.id, "failed")
     with pytest.raises(KeyError, match="no retraining decision 'nope'"):
@@ -97,6 +105,17 @@ def test_in_flight_decisions_of_a_run(store: Store) -> None:
     store.retraining.mark(first.id, "finished", model_version="4")
     assert store.retraining.in_flight_for_run("kfp-run-1") == [second.id]
     assert store.retraining.in_flight_for_run("kfp-run-3") == []
+
+
+def test_a_claim_stores_the_run_known_before_it_starts(store: Store) -> None:
+    """A pipeline run deciding for itself: one insert with its run id, none on a lost claim."""
+    first, same_day = _decision(), _decision()
+    assert store.retraining.record(first, "started", run_id="kfp-run-1") == "started"
+    assert store.retraining.in_flight_for_run("kfp-run-1") == [first.id]
+    assert store.retraining.record(same_day, "started", run_id="kfp-run-2") == "skipped"
+    row = store.retraining.get(same_day.id)
+    assert row is not None and row["run_id"] is None
+    assert store.retraining.in_flight_for_run("kfp-run-2") == []
 
 
 def test_a_decision_not_to_retrain_is_stored_as_skipped_only(store: Store) -> None:

@@ -102,16 +102,20 @@ def start(
     decision: Decision,
     *,
     adjust: Callable[[Settings, Decision], Settings] | None = None,
+    run_id: str | None = None,
 ) -> Start:
     """Record ``decision`` and, when it says retrain and the key and an in-flight slot are
-    still free, claim them (``started``) and return the training run's settings:
-    :func:`retrain_settings`, then ``adjust`` (e.g. :func:`shift_aware_window`). A
-    decision not to retrain, or one another process beat to the key, is ``skipped``. An
-    error while adjusting marks the decision ``failed`` and is raised."""
+    still free, claim them (``started``, with ``run_id`` when the run acting on it is
+    known already) and return the training run's settings: :func:`retrain_settings`, then
+    ``adjust`` (e.g. :func:`shift_aware_window`). A decision not to retrain, or one another
+    process beat to the key, is ``skipped``. An error while adjusting marks the decision
+    ``failed`` and is raised."""
     if not decision.retrain:
         store.retraining.record(decision, "skipped", message=decision.reason)
         return Start(decision, "skipped", message=decision.reason)
-    status = store.retraining.record(decision, "started", max_in_flight=policy.guards.max_in_flight)
+    status = store.retraining.record(
+        decision, "started", max_in_flight=policy.guards.max_in_flight, run_id=run_id
+    )
     if status == "skipped":  # another process claimed the key or the in-flight slot first
         row = store.retraining.get(decision.id)
         return Start(decision, "skipped", message=None if row is None else row["message"])

@@ -4,8 +4,10 @@ thresholds, and the evidence they were judged on.
 :func:`gather_evidence` reads what the decision needs (the latest monitoring snapshot, the
 champion and its training window from the registry, facts after that window, past
 decisions); :func:`decide` is the pure rule over that :class:`Evidence` and the
-:class:`~freightml.retraining.policy.Policy`. :func:`decide_now` does both, and
-:func:`run_tags` turns a decision into the tags of the training run it starts.
+:class:`~freightml.retraining.policy.Policy`. :func:`decide_now` does both, after
+:func:`reconcile_in_flight` has closed the decisions whose run registered a version
+elsewhere, and :func:`run_tags` turns a decision into the tags of the training run it
+starts.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "decide_now",
     "gather_evidence",
     "idempotency_key",
+    "reconcile_in_flight",
     "run_tags",
 ]
 MAX_NAMED = 20
@@ -567,11 +570,7 @@ def gather_evidence(
     and its window, facts after that window and the recorded decisions of the model."""
     model = settings.tracking.registered_model
     champion = None
-    uri = settings.tracking_uri
-    local_missing = (
-        uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
-    )
-    if not local_missing:  # a local tracking store that does not exist holds no champion
+    if _tracking_exists(settings):  # a local tracking store that does not exist holds none
         from freightml.tracking import configure_mlflow
 
         champion = champion_info(client or configure_mlflow(settings), model)
@@ -593,6 +592,46 @@ def gather_evidence(
     )
 
 
+def _tracking_exists(settings: Settings) -> bool:
+    uri = settings.tracking_uri
+    return not (uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists())
+
+
+def reconcile_in_flight(
+    settings: Settings, store: Store, *, client: MlflowClient | None = None
+) -> list[tuple[str, str]]:
+    """Mark ``finished`` every ``started`` decision of the model whose training run has
+    registered a version: a version tagged ``retrain.decision_id`` with the decision's id.
+    A run submitted to Kubeflow Pipelines (``retrain run --host``) goes on elsewhere and
+    cannot record its outcome in the store; without this its decision would hold its key
+    and the in-flight slot until ``guards.in_flight_expiry_hours``. Returns the (decision
+    id, version) pairs it closed."""
+    model = settings.tracking.registered_model
+    started = [d for d in store.retraining.history(model) if d.status == "started"]
+    if not started or not _tracking_exists(settings):
+        return []
+    if client is None:
+        from freightml.tracking import configure_mlflow
+
+        client = configure_mlflow(settings)
+    closed = []
+    for past in started:
+        found = client.search_model_versions(
+            f"name='{model}' and tags.`{TAG_PREFIX}decision_id` = '{past.id}'"
+        )
+        if not found:
+            continue
+        version = str(max(int(v.version) for v in found))
+        store.retraining.mark(
+            past.id,
+            "finished",
+            model_version=version,
+            message=f"version {version} registered (found in the registry by the decision's id)",
+        )
+        closed.append((past.id, version))
+    return closed
+
+
 def decide_now(
     settings: Settings,
     store: Store,
@@ -603,6 +642,8 @@ def decide_now(
     reason: str | None = None,
     client: MlflowClient | None = None,
 ) -> Decision:
-    """:func:`gather_evidence` then :func:`decide` (nothing is recorded)."""
+    """:func:`reconcile_in_flight`, :func:`gather_evidence`, then :func:`decide` (the
+    decision itself is not recorded)."""
+    reconcile_in_flight(settings, store, client=client)
     evidence = gather_evidence(settings, store, policy, as_of=as_of, client=client)
     return decide(policy, evidence, force=force, reason=reason)

@@ -63,9 +63,14 @@ def decide_retraining(
     store = Store(settings.collector_store_url).create_all()
     try:
         decision = decide_now(settings, store, policy, as_of=day)
-        began = start(settings, store, policy, decision, adjust=shift_aware_window(policy))
-        if run_id and began.status == "started":
-            store.retraining.mark(decision.id, "started", run_id=run_id)
+        began = start(
+            settings,
+            store,
+            policy,
+            decision,
+            adjust=shift_aware_window(policy),
+            run_id=run_id or None,
+        )
     finally:
         store.close()
     target = Path(decision_path)

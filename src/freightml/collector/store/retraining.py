@@ -58,13 +58,16 @@ class RetrainingStore:
         *,
         max_in_flight: int = 1,
         message: str | None = None,
+        run_id: str | None = None,
     ) -> str:
         """Store ``decision`` with ``status``; returns the status stored.
 
         A decision to retrain recorded as ``decided`` or ``started`` claims its key: in the
         same transaction, if another decision already used the key or ``max_in_flight``
         runs are in flight, it is stored as ``skipped`` instead (two processes deciding at
-        once start one run). Recording the same decision id twice is an error."""
+        once start one run). ``run_id`` (the run that acts on it, when known before it
+        starts: a pipeline run deciding for itself) is stored with a claim that succeeded.
+        Recording the same decision id twice is an error."""
         _check_status(status)
         if status in IN_FLIGHT and not decision.retrain:
             raise ValueError(f"decision {decision.id} does not retrain: it cannot be {status}")
@@ -98,6 +101,7 @@ class RetrainingStore:
                     forced=decision.forced,
                     trigger=decision.trigger,
                     status=status,
+                    run_id=run_id if status in IN_FLIGHT else None,
                     message=message,
                     details=decision.model_dump_json(),
                 )
@@ -115,16 +119,24 @@ class RetrainingStore:
     ) -> None:
         """Move a recorded decision to ``status`` (started, finished, failed, skipped),
         with the run it started, the version that run registered and the outcome in words
-        (values given as None keep what is stored)."""
+        (values given as None keep what is stored). A finished decision may be marked
+        finished again with the same version (two recorders of one outcome: the run's own
+        step and the registry reconciliation), which updates its message."""
         _check_status(status)
         c = t.retraining_decisions.c
         with self.db.write() as conn:
-            current = conn.execute(
-                sa.select(c.status).where(c.id == decision_id)
-            ).scalar_one_or_none()
-            if current is None:
+            found = conn.execute(
+                sa.select(c.status, c.model_version).where(c.id == decision_id)
+            ).first()
+            if found is None:
                 raise KeyError(f"no retraining decision {decision_id!r} is recorded")
-            if status not in _NEXT.get(current, ()):
+            current = found.status
+            again = (
+                current == status == "finished"
+                and model_version is not None
+                and model_version == found.model_version
+            )
+            if not again and status not in _NEXT.get(current, ()):
                 raise ValueError(
                     f"retraining decision {decision_id} is {current}: it cannot become {status}"
                 )
