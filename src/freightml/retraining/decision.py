@@ -643,7 +643,11 @@ def decide_now(
     client: MlflowClient | None = None,
 ) -> Decision:
     """:func:`reconcile_in_flight`, :func:`gather_evidence`, then :func:`decide` (the
-    decision itself is not recorded)."""
+    decision itself is not recorded); both read the registry through one client."""
+    if client is None and _tracking_exists(settings):
+        from freightml.tracking import configure_mlflow
+
+        client = configure_mlflow(settings)
     reconcile_in_flight(settings, store, client=client)
     evidence = gather_evidence(settings, store, policy, as_of=as_of, client=client)
     return decide(policy, evidence, force=force, reason=reason)
