@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start a local PostgreSQL on 127.0.0.1:5432 with role and database freightml/freightml,
+# Start a local PostgreSQL on 127.0.0.1:5432 with role (CREATEDB: one database per pytest-xdist
+# worker) and database freightml/freightml,
 # for the collector's PostgreSQL tests. Idempotent; prints nothing unless something fails.
 # Then: export FREIGHTML_TEST_POSTGRES_URL=postgresql+psycopg://freightml:freightml@127.0.0.1:5432/freightml
 # Knobs: FREIGHTML_PG_PORT (5432), FREIGHTML_PG_INITDB=1 (own cluster via initdb + pg_ctl in
@@ -100,9 +101,9 @@ if [ -d /tmp ] && ! [ -S "/var/run/postgresql/.s.PGSQL.$PORT" ] && [ -S "/tmp/.s
 fi
 psql_admin -c "DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
-    CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD';
+    CREATE ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
   ELSE
-    ALTER ROLE $ROLE LOGIN PASSWORD '$PASSWORD';
+    ALTER ROLE $ROLE LOGIN CREATEDB PASSWORD '$PASSWORD';
   END IF;
 END \$\$;" >"$LOG" 2>&1 || die "could not create role $ROLE"
 if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$DB'" 2>>"$LOG")" != 1 ]; then

@@ -4,13 +4,15 @@ FREIGHTML_* or MLFLOW_* variable of the developer's shell leaks in."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from freightml.config import Settings, load_settings
-from helpers import CHROMIUM_ENV, PG_ENV, REQUIRE_ALL_ENV
+from helpers import CHROMIUM_ENV, PG_ENV, REQUIRE_ALL_ENV, copy_home
 
 REPO = Path(__file__).resolve().parents[1]
 # What the test harness itself sets; every other FREIGHTML_*/MLFLOW_* variable is removed.
@@ -38,6 +40,60 @@ def settings(tmp_path: Path) -> Settings:
         REPO / "configs" / "freightml.yaml",
         home=str(tmp_path / "home"),
         methodology_path=str(REPO / "configs" / "methodology.yaml"),
+    )
+
+
+@dataclass(frozen=True)
+class TrainedHome:
+    """The session's one kfp.local training run: a home with champion version 1 trained by
+    the default recipe on ``small`` seed-42 facts. Read it, never write it: tests that
+    change the registry or the store take a copy (the ``champion_settings`` fixture)."""
+
+    home: Path
+    source: Path  # the facts file the run read
+    facts: pd.DataFrame
+    settings: Settings  # the run's own settings (home and tracking URI of the original)
+    run: Any  # pipelines.run.LocalRun: the run's pipeline root and task folders
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
+    """Train once per session (once per pytest-xdist worker) what many tests need: a
+    registered, promoted champion with its cards, profile and backtest on record."""
+    from freightml.data.sources import save_facts
+    from freightml.data.synthetic import generate
+    from pipelines.run import run_local
+
+    root = tmp_path_factory.mktemp("trained")
+    facts = generate("small", seed=42)
+    source = root / "small-seed42.parquet"
+    save_facts(facts, source)
+    home = root / "home"
+    s = load_settings(
+        REPO / "configs" / "freightml.yaml",
+        home=str(home),
+        methodology_path=str(REPO / "configs" / "methodology.yaml"),
+    )
+    tracking = f"sqlite:///{(home / 'mlflow.db').resolve()}"
+    s = s.model_copy(
+        update={
+            "data": s.data.model_copy(update={"source_uri": str(source)}),
+            "tracking": s.tracking.model_copy(update={"uri": tracking}),
+        }
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", tracking)
+        run = run_local(s, "training")
+    return TrainedHome(home=home, source=source, facts=facts, settings=s, run=run)
+
+
+@pytest.fixture
+def champion_settings(trained_home: TrainedHome, settings: Settings) -> Settings:
+    """The ``settings`` fixture's home as a copy of the session's trained home (champion
+    v1, its run, artifacts and cards), reading the same facts file."""
+    copy_home(trained_home.home, Path(settings.home))
+    return settings.model_copy(
+        update={"data": settings.data.model_copy(update={"source_uri": str(trained_home.source)})}
     )
 
 

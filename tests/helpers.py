@@ -34,11 +34,42 @@ def skip_or_fail(reason: str) -> None:
 
 
 def postgres_url() -> str:
-    """The test PostgreSQL's SQLAlchemy URL, or skip (fail in CI) saying how to get one."""
+    """The test PostgreSQL's SQLAlchemy URL, or skip (fail in CI) saying how to get one.
+
+    Under pytest-xdist each worker gets a database of its own (``<db>_<worker>``, created
+    on first use), since the tests drop and create the store's tables."""
     url = os.environ.get(PG_ENV, "")
     if not url:
         skip_or_fail(f"{PG_ENV} is not set (run .ci/postgres.sh and export it)")
-    return url
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return _worker_database(url, worker) if worker else url
+
+
+_WORKER_URLS: dict[tuple[str, str], str] = {}
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """``url`` with its database replaced by one for ``worker``, created when missing (the
+    role needs CREATEDB: .ci/postgres.sh grants it)."""
+    import sqlalchemy as sa
+
+    if (url, worker) in _WORKER_URLS:
+        return _WORKER_URLS[(url, worker)]
+    base = sa.make_url(url)
+    name = f"{base.database}_{worker}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    worker_url = base.set(database=name).render_as_string(hide_password=False)
+    _WORKER_URLS[(url, worker)] = worker_url
+    return worker_url
 
 
 def free_port() -> int:
@@ -582,3 +613,33 @@ class Chromium:
         )
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         return result
+
+
+def copy_home(source: Path, target: Path) -> Path:
+    """Copy a FreightML home (MLflow SQLite store, artifacts, collector store, pipeline
+    outputs) to ``target`` and point every absolute path its SQLite databases hold at the
+    copy, so that the copy is a home of its own: new runs, versions and facts land there and
+    nothing is written back into ``source``."""
+    import shutil
+    import sqlite3
+
+    source, target = source.resolve(), target.resolve()
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    old, new = str(source), str(target)
+    for db in target.glob("*.db"):
+        with sqlite3.connect(db) as conn:
+            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                columns = [
+                    r[1]
+                    for r in conn.execute(f'PRAGMA table_info("{table}")')
+                    if (r[2] or "").upper() in ("", "TEXT") or "CHAR" in (r[2] or "").upper()
+                ]
+                for column in columns:
+                    conn.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                        f'WHERE instr("{column}", ?) > 0',
+                        (old, new, old),
+                    )
+        conn.close()
+    return target

@@ -1,5 +1,5 @@
-"""The reference profile travels with every registered version: the real stages on small
-generator data, MLflow on a temporary SQLite store."""
+"""The reference profile travels with every registered version: the session's kfp.local
+training run on small generator data, MLflow on a temporary SQLite store."""
 
 from pathlib import Path
 
@@ -7,9 +7,7 @@ import mlflow
 import pytest
 
 from freightml.config import Settings
-from freightml.data.sources import save_facts
-from freightml.data.synthetic import generate
-from freightml.domain import MODEL_NAME
+from freightml.domain import MODEL_NAME, SERIES_KEY
 from freightml.monitoring.config import load_monitoring_config
 from freightml.monitoring.profile import (
     PREDICTION,
@@ -18,49 +16,26 @@ from freightml.monitoring.profile import (
     ReferenceProfile,
     load_version_profile,
 )
-from freightml.stages.evaluate import EvaluationResult, evaluate_model
-from freightml.stages.features import build_features
-from freightml.stages.ingest import ingest_data
-from freightml.stages.register import register_model
-from freightml.stages.train import train_model
-from freightml.stages.validate import validate_data
+from freightml.stages.evaluate import EvaluationResult
+from freightml.stages.ingest import freshest_window
 from freightml.tracking import configure_mlflow
 
 pytestmark = [pytest.mark.integration]
-FAST_GBM = {"max_iter": 40, "max_train_rows": 50_000}
 
 
-def test_registered_version_carries_its_profile(settings: Settings, tmp_path: Path) -> None:
-    source = tmp_path / "small.parquet"
-    save_facts(generate("small", seed=42), source)
-    s = settings.model_copy(
-        update={
-            "data": settings.data.model_copy(update={"source_uri": str(source)}),
-            "model": settings.model.model_copy(update={"name": "gbm", "params": FAST_GBM}),
-        }
-    )
-    w = tmp_path / "run"
-    w.mkdir()
-    info = ingest_data(s, w / "facts.parquet")
-    validate_data(s, w / "facts.parquet", w / "report.json", w / "report.html")
-    build_features(s, w / "facts.parquet", w / "features.parquet")
-    train_model(s, w / "features.parquet", w / "model")
-    evaluate_model(s, w / "facts.parquet", w / "evaluation")
-    registration = register_model(
-        s,
-        facts_info=info,
-        validation_path=w / "report.json",
-        model_dir=w / "model",
-        evaluation_dir=w / "evaluation",
-    )
-
+def test_registered_version_carries_its_profile(trained_home, champion_settings: Settings) -> None:
+    """The session's kfp.local training run (conftest ``trained_home``): the train step's
+    half of the profile, the evaluate step's expectations, the registered whole."""
+    s, w = champion_settings, trained_home.run.pipeline_root
+    window = freshest_window(trained_home.facts, s.data.train_window_days)
+    series = window.groupby(list(SERIES_KEY), observed=True).ngroups
     client = configure_mlflow(s)
-    profile = load_version_profile(client, MODEL_NAME, registration.version)
+    profile = load_version_profile(client, MODEL_NAME, "1")
     # the stored profile is the train stage's half plus the backtest's expectations
-    half = ReferenceProfile.load(w / "model" / PROFILE_FILE)
+    half = ReferenceProfile.load(w / "train-model" / "model" / PROFILE_FILE)
     assert half.expectations == []
     assert profile.model_copy(update={"expectations": []}) == half
-    evaluation = EvaluationResult.load_from(w / "evaluation")
+    evaluation = EvaluationResult.load_from(w / "evaluate-model" / "evaluation")
     assert profile.expectations == evaluation.expectations
     buckets = load_monitoring_config(s.monitoring_path).bucket_labels()
     overall = {e.horizon_bucket: e for e in profile.expectations if e.segment == "all"}
@@ -71,10 +46,10 @@ def test_registered_version_carries_its_profile(settings: Settings, tmp_path: Pa
         "cargo_type",
     }
     assert {f.name for f in profile.features} >= {TARGET, PREDICTION, "last_ratio"}
-    assert len(profile.series) == info.series
+    assert len(profile.series) == series
     assert len(profile.model_dump_json()) < 1_000_000
 
-    card = (registration.cards_dir / "model_card.md").read_text()
+    card = (w / "register-model" / "model_card").read_text()
     assert "### Reference profile" in card
     assert f"| {len(profile.stations):,}, {len(profile.series):,}, " in card
     e = overall["1-7"]

@@ -1,5 +1,6 @@
-"""Promotion decisions, both branches, through the real stages and the real pipeline, with
-MLflow on a temporary SQLite store.
+"""Promotion decisions, every branch, through the real stages in this process, with MLflow
+on a temporary SQLite store (the pipeline's own promotion of a first champion is
+``test_training_pipeline``'s kfp.local run).
 
 Outcomes are forced, not hoped for: the seasonal-naive model *is* the methodology's
 baseline, so its WAPE ratio to the baseline is exactly 1 and two runs of it on the same
@@ -28,7 +29,6 @@ from freightml.stages.train import train_model
 from freightml.stages.validate import validate_data
 from freightml.tracking import champion_version, configure_mlflow, rollback
 from freightml.tracking.registry import AuditEvent, audit_log
-from pipelines.run import run_local
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
@@ -172,22 +172,23 @@ def test_a_tie_with_the_champion_keeps_the_challenger(
     assert [(e.action, e.version) for e in audit_log(client, MODEL_NAME)] == [("promote", "1")]
 
 
-# -- pipeline level: kfp.local runs the compiled components in subprocesses ------------
 def _between(at: str, start: datetime, end: datetime) -> bool:
     moment = datetime.fromisoformat(at)
     return start - timedelta(seconds=1) <= moment <= end + timedelta(seconds=1)
 
 
-def test_pipeline_replaces_a_worse_champion_audits_it_and_rolls_back(
+def test_a_better_challenger_replaces_the_champion_is_audited_and_rolled_back(
     settings: Settings, small_facts: Path, tmp_path: Path
 ) -> None:
     loose = _methodology(tmp_path, "loose", LOOSE)
-    run_local(_settings(settings, small_facts, loose, "seasonal_naive"), "training")
+    _run_stages(_settings(settings, small_facts, loose, "seasonal_naive"), tmp_path / "v1")
     client = configure_mlflow(settings)
     assert champion_version(client, MODEL_NAME) == "1"
 
     started = datetime.now(UTC)
-    second = run_local(_settings(settings, small_facts, loose, "gbm", FAST_GBM), "training")
+    second = _run_stages(
+        _settings(settings, small_facts, loose, "gbm", FAST_GBM), tmp_path / "v2"
+    )
     finished = datetime.now(UTC)
     assert champion_version(client, MODEL_NAME) == "2"
     assert _aliases(client, "2") == {CHAMPION, CHALLENGER}
@@ -201,8 +202,7 @@ def test_pipeline_replaces_a_worse_champion_audits_it_and_rolls_back(
         f"(champion v1, {SAME_WINDOW})"
     )
     assert client.get_model_version(MODEL_NAME, "2").tags["freightml.decision"] == reason
-    [card] = list(second.pipeline_root.glob("register-model/model_card"))
-    assert f"| decision | {reason} |" in card.read_text()
+    assert f"| decision | {reason} |" in (second.cards_dir / "model_card.md").read_text()
 
     first_promotion, promotion = audit_log(client, MODEL_NAME)
     assert first_promotion.version == "1" and first_promotion.previous_version is None
@@ -240,12 +240,13 @@ def test_pipeline_replaces_a_worse_champion_audits_it_and_rolls_back(
 
     # a better version that fails the gates leaves the restored champion where it is
     strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)
-    third = run_local(_settings(settings, small_facts, strict, "gbm", FAST_GBM), "training")
+    third = _run_stages(
+        _settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v3"
+    )
     assert champion_version(client, MODEL_NAME) == "1"
     assert _aliases(client, "3") == {CHALLENGER}
     tags = client.get_model_version(MODEL_NAME, "3").tags
     assert tags["freightml.failed_gates"] == "wape_ratio_to_baseline"
     assert tags["freightml.decision"] == "kept as challenger: gates failed (wape_ratio_to_baseline)"
-    [card] = list(third.pipeline_root.glob("register-model/model_card"))
-    assert "Failed gates: wape_ratio_to_baseline." in card.read_text()
+    assert "Failed gates: wape_ratio_to_baseline." in (third.cards_dir / "model_card.md").read_text()
     assert len(audit_log(client, MODEL_NAME)) == 3

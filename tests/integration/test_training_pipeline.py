@@ -26,11 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def small_facts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    facts = generate("small", seed=42)
-    path = tmp_path_factory.mktemp("data") / "small.parquet"
-    save_facts(facts, path)
-    return path, facts
+def small_facts(trained_home) -> tuple[Path, pd.DataFrame]:
+    return trained_home.source, trained_home.facts
 
 
 def _with_source(settings: Settings, source: Path) -> Settings:
@@ -39,11 +36,11 @@ def _with_source(settings: Settings, source: Path) -> Settings:
     )
 
 
-def test_pipeline_registers_a_traceable_champion(settings: Settings, small_facts) -> None:
-    path, facts = small_facts
-    s = _with_source(settings, path)
-    result = run_local(s, "training")
-
+def test_pipeline_registers_a_traceable_champion(trained_home, champion_settings) -> None:
+    """The session's one kfp.local training run (conftest ``trained_home``), read in a copy
+    of its home, then the one kfp.local batch-scoring run."""
+    path, facts = trained_home.source, trained_home.facts
+    s, result = champion_settings, trained_home.run
     client = configure_mlflow(s)
     assert champion_version(client, MODEL) == "1"
     assert str(client.get_model_version_by_alias(MODEL, CHALLENGER).version) == "1"
