@@ -9,8 +9,11 @@ SIZE ?= demo
 SEED ?= 42
 IMAGE ?= ghcr.io/freightml/freightml:0.1.0
 PYTEST_ARGS ?=
+# pytest-xdist workers (one PostgreSQL database each; 0 runs in this process)
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist loadfile
 
-.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-retrain-window manifests lint-k8s clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-retrain-window manifests lint-k8s clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,8 +34,11 @@ monitor-demo: install ## After make demo: requests, later facts with a regional 
 demo-loop: install ## The closed loop on one machine: serve, collect, monitor, decide, retrain, promote (size small)
 	$(RUN) freightml demo --loop
 
-test: install lint-k8s ## Run all tests (unit, data, quality, integration, e2e) after lint-k8s; prints what skipped and why
-	$(RUN) pytest $(PYTEST_ARGS)
+test: install ## Run every test (unit, data, quality, integration, e2e, the cluster checks) on $(WORKERS) workers; prints what skipped and why
+	$(RUN) pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: install ## The edit loop: every test that needs no pipeline run, server process or trained model (-m "not slow")
+	$(RUN) pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 lint: install ## Lint and format-check with ruff, type-check src/ with mypy (CI runs it)
 	$(RUN) ruff check .
@@ -44,10 +50,10 @@ format: install ## Apply ruff's fixes and formatting
 	$(RUN) ruff format .
 
 test-unit: install ## Run the fast unit tests only
-	$(RUN) pytest -m "unit or data" $(PYTEST_ARGS)
+	$(RUN) pytest $(XDIST) -m "unit or data" $(PYTEST_ARGS)
 
 test-integration: install ## Run integration and e2e tests
-	$(RUN) pytest -m "integration or e2e" $(PYTEST_ARGS)
+	$(RUN) pytest $(XDIST) -m "integration or e2e" $(PYTEST_ARGS)
 
 compile: install ## Compile the pipelines to KFP IR YAML in build/pipelines
 	$(RUN) freightml pipeline compile

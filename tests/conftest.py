@@ -3,6 +3,7 @@ FREIGHTML_* or MLFLOW_* variable of the developer's shell leaks in."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,29 +47,39 @@ def settings(tmp_path: Path) -> Settings:
 @dataclass(frozen=True)
 class TrainedHome:
     """The session's one kfp.local training run: a home with champion version 1 trained by
-    the default recipe on ``small`` seed-42 facts. Read it, never write it: tests that
-    change the registry or the store take a copy (the ``champion_settings`` fixture)."""
+    the default recipe on ``small`` seed-42 facts up to a week before their end (the week
+    after is ``later``, for tests that play what comes next). Read it, never write it:
+    tests that change the registry or the store take a copy (``champion_settings``, or
+    ``helpers.copy_home``)."""
 
     home: Path
     source: Path  # the facts file the run read
-    facts: pd.DataFrame
+    facts: pd.DataFrame  # its content: the history up to ``origin``
+    later: pd.DataFrame  # the 7 days after ``origin``, held out
+    origin: pd.Timestamp  # the last day of the training facts
     settings: Settings  # the run's own settings (home and tracking URI of the original)
     run: Any  # pipelines.run.LocalRun: the run's pipeline root and task folders
 
 
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
-    """Train once per session (once per pytest-xdist worker) what many tests need: a
-    registered, promoted champion with its cards, profile and backtest on record."""
+    """Train once per test session what many tests need: a registered, promoted champion
+    with its cards, profile and backtest on record. Under pytest-xdist the workers share
+    one run: the first to take the lock trains, the others wait and read it."""
+    import fcntl
+
     from freightml.data.sources import save_facts
     from freightml.data.synthetic import generate
-    from pipelines.run import run_local
+    from pipelines.run import LocalRun, run_local
 
-    root = tmp_path_factory.mktemp("trained")
-    facts = generate("small", seed=42)
-    source = root / "small-seed42.parquet"
-    save_facts(facts, source)
-    home = root / "home"
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = shared / "trained-home"
+    everything = generate("small", seed=42)
+    origin = everything["date"].max() - pd.Timedelta(days=7)
+    facts = everything.loc[everything["date"] <= origin].reset_index(drop=True)
+    later = everything.loc[everything["date"] > origin].reset_index(drop=True)
+    source, home = root / "small-seed42-history.parquet", root / "home"
     s = load_settings(
         REPO / "configs" / "freightml.yaml",
         home=str(home),
@@ -81,10 +92,30 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
             "tracking": s.tracking.model_copy(update={"uri": tracking}),
         }
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", tracking)
-        run = run_local(s, "training")
-    return TrainedHome(home=home, source=source, facts=facts, settings=s, run=run)
+    done = root / "run.json"
+    with (shared / "trained-home.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            root.mkdir(exist_ok=True)
+            save_facts(facts, source)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("MLFLOW_TRACKING_URI", tracking)
+                trained = run_local(s, "training")
+            done.write_text(
+                json.dumps({"seconds": trained.seconds, "root": str(trained.pipeline_root)})
+            )
+    recorded = json.loads(done.read_text())
+    run_root = Path(recorded["root"])
+    run = LocalRun(
+        name="training",
+        seconds=recorded["seconds"],
+        outputs={},
+        pipeline_root=run_root,
+        task_dirs={p.name: p for p in run_root.iterdir() if p.is_dir()},
+    )
+    return TrainedHome(
+        home=home, source=source, facts=facts, later=later, origin=origin, settings=s, run=run
+    )
 
 
 @pytest.fixture

@@ -628,7 +628,9 @@ def copy_home(source: Path, target: Path) -> Path:
     old, new = str(source), str(target)
     for db in target.glob("*.db"):
         with sqlite3.connect(db) as conn:
-            tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            tables = [
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            ]
             for table in tables:
                 columns = [
                     r[1]
@@ -643,3 +645,31 @@ def copy_home(source: Path, target: Path) -> Path:
                     )
         conn.close()
     return target
+
+
+def run_stages(settings: Any, workdir: Path) -> Any:
+    """The training pipeline's stages in order, in this process, over files in ``workdir``
+    (``facts.parquet``, ``features.parquet``, ``model/``, ``evaluation/``), the settings
+    passed through their JSON form as the pipeline passes them; returns the Registration."""
+    from freightml.config import settings_from_json
+    from freightml.stages.evaluate import evaluate_model
+    from freightml.stages.features import build_features
+    from freightml.stages.ingest import ingest_data
+    from freightml.stages.register import register_model
+    from freightml.stages.train import train_model
+    from freightml.stages.validate import validate_data
+
+    s, w = settings_from_json(settings.to_json()), workdir
+    w.mkdir(parents=True)
+    info = ingest_data(s, w / "facts.parquet")
+    validate_data(s, w / "facts.parquet", w / "report.json", w / "report.html")
+    build_features(s, w / "facts.parquet", w / "features.parquet")
+    train_model(s, w / "features.parquet", w / "model")
+    evaluate_model(s, w / "facts.parquet", w / "evaluation")
+    return register_model(
+        s,
+        facts_info=info,
+        validation_path=w / "report.json",
+        model_dir=w / "model",
+        evaluation_dir=w / "evaluation",
+    )

@@ -16,7 +16,7 @@ import yaml
 from freightml.domain import MODEL_NAME, SERIES_KEY
 from helpers import freightml_process
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from freightml.collector.store import Store
 from freightml.retraining.loop import LoopScenario
 from helpers import free_port, freightml_process
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

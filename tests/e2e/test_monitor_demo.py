@@ -19,7 +19,7 @@ from freightml.collector.store import Store
 from freightml.monitoring.demo import LATER_DAYS, SHIFT_REGION
 from helpers import free_port, freightml_process, running
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 SHIFTED = f"origin_region={SHIFT_REGION}"
 
 

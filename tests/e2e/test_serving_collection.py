@@ -1,10 +1,10 @@
 """Serve -> request -> the collector holds request, response and forecast -> facts -> join
 -> the next history refresh moves the forecast origin to the newest fact day.
 
-Everything is real: the training pipeline registers a champion in a temporary MLflow
-store, `freightml collector serve` and `freightml serve` run as processes on 127.0.0.1,
-kserve's InferenceRESTClient sends a V2 request, and `freightml facts ingest` adds the
-actual volumes.
+Everything is real: the session's kfp.local training run registered the champion (a copy
+of its home here), `freightml collector serve` and `freightml serve` run as processes on
+127.0.0.1, kserve's InferenceRESTClient sends a V2 request, and `freightml facts ingest`
+adds the actual volumes.
 """
 
 import asyncio
@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from freightml.data.sources import save_facts
-from freightml.data.synthetic import generate
 from freightml.domain import MODEL_NAME as NAME
-from helpers import free_port, freightml_process, running
+from helpers import copy_home, free_port, freightml_process, running
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture
-def stack(tmp_path: Path):
+def stack(tmp_path: Path, trained_home):
+    """A copy of the session's trained home (champion v1 trained up to ``origin``), its
+    history ingested as facts, and the collector and the predictor as processes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "FREIGHTML_"))}
     collector_port, serving_port = free_port(), free_port()
     env.update(
@@ -39,13 +39,9 @@ def stack(tmp_path: Path):
         FREIGHTML_SERVING__HTTP_PORT=str(serving_port),
         FREIGHTML_SERVING__HISTORY_SECONDS="1",
     )
-    facts = generate("small", seed=3)
-    origin = facts["date"].max() - pd.Timedelta(days=7)
-    history, later = facts[facts["date"] <= origin], facts[facts["date"] > origin]
-    history_file = tmp_path / "history.parquet"
-    save_facts(history, history_file)
-    freightml_process("pipeline", "run", "training", "--source", str(history_file), env=env)
-    freightml_process("facts", "ingest", str(history_file), env=env)
+    copy_home(trained_home.home, tmp_path / "home")
+    history, later, origin = trained_home.facts, trained_home.later, trained_home.origin
+    freightml_process("facts", "ingest", str(trained_home.source), env=env)
 
     cli_cmd = [sys.executable, "-m", "freightml.cli"]
     with ExitStack() as stack:

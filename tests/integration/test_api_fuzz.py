@@ -32,7 +32,7 @@ from helpers import (
     uvicorn_in_thread,
 )
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Rules of POST /facts that a JSON Schema cannot state (no date after today, one value per
 # series and day; a CSV body is only "a string") make some schema-valid bodies a

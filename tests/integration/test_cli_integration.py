@@ -23,7 +23,7 @@ from freightml.features.build import build_examples
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from helpers import cli, free_port, running, save_model, words
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_the_repository_renders_and_passes_every_check(tmp_path: Path) -> None:
     out = tmp_path / "manifests"
     report = check.check(REPO, out)
@@ -394,6 +395,7 @@ def test_schema_failures_name_the_object(tmp_path: Path) -> None:
     assert "no schema for example.com/v1 Widget" in no_schema
 
 
+@pytest.mark.slow
 def test_checkov_findings_fail_the_check(tmp_path: Path) -> None:
     bad = good_deployment()
     spec = bad["spec"]["template"]["spec"]

@@ -29,7 +29,7 @@ from freightml.collector.events import kserve_cloudevent
 from freightml.collector.store import Store
 from helpers import facts_records, free_port, skip_or_fail, uvicorn_in_thread
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]
 
 
 @dataclass

@@ -16,7 +16,7 @@ from freightml.collector.service import store_url_for
 from freightml.data.schema import MissingColumnsError
 from helpers import facts_frame, free_port, running
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _facts(tonnes: float = 50.0) -> pd.DataFrame:

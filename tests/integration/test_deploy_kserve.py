@@ -146,6 +146,7 @@ def test_unreachable_api_server_is_a_deploy_error(cluster: KMockCluster) -> None
 
 
 @pytest.mark.filterwarnings("ignore:.*non-Python base image.*")  # locally it runs in this venv
+@pytest.mark.slow
 def test_deploy_component_dry_run(tmp_path: Path, settings: Settings) -> None:
     """The component runs under kfp.local and writes a schema-valid manifest artifact."""
     require_crds()

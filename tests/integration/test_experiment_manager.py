@@ -14,7 +14,7 @@ from freightml import MLExperimentManager
 from freightml.config import Settings
 from freightml.tracking import configure_mlflow, promote
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"max_iter": 40, "max_train_rows": 50_000}
 
@@ -70,7 +70,9 @@ def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> 
     with mlflow.start_run():
         mlflow.log_params({"model": "seasonal_naive", "model_params": "{}"})
         stand_in = LinearRegression().fit(np.eye(2), [0.0, 1.0])
-        info = mlflow.sklearn.log_model(stand_in, name="model", serialization_format="cloudpickle")
+        info = mlflow.sklearn.log_model(
+            stand_in, name="model", serialization_format="cloudpickle", pip_requirements=[]
+        )
     mlflow.register_model(info.model_uri, settings.tracking.registered_model)
     promote(client, settings.tracking.registered_model, "1", reason="test", actor="pytest")
 

@@ -11,7 +11,7 @@ from freightml.config import Settings, load_settings
 from freightml.data.synthetic import generate
 from freightml.tracking import configure_mlflow
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SPACE = {"learning_rate": (0.03, 0.3, "log"), "max_leaf_nodes": (7, 31)}
 FIXED = {"max_iter": 30, "max_train_rows": 20_000}
 

@@ -605,6 +605,7 @@ def test_prometheus_objects_are_off_by_default():
 # -- policy scanner ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_checkov_finds_nothing_beyond_the_justified_skips(rendered, tmp_path):
     """checkov (its own locked project, tools/checkov) over every rendered case, with the
     repository's .checkov.yaml: every skip there carries a justification."""

@@ -1,8 +1,6 @@
 """The reference profile travels with every registered version: the session's kfp.local
 training run on small generator data, MLflow on a temporary SQLite store."""
 
-from pathlib import Path
-
 import mlflow
 import pytest
 
@@ -20,7 +18,7 @@ from freightml.stages.evaluate import EvaluationResult
 from freightml.stages.ingest import freshest_window
 from freightml.tracking import configure_mlflow
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_registered_version_carries_its_profile(trained_home, champion_settings: Settings) -> None:

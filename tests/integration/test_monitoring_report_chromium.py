@@ -14,7 +14,7 @@ from freightml.monitoring.report import render_report
 from freightml.monitoring.types import SegmentStatus, Snapshot
 from helpers import Chromium, chromium_binary, sample_snapshot
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -36,7 +36,7 @@ from helpers import (
 )
 from k8s_schemas import validate_object
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FILES = REPO / "helm" / "freightml-monitoring" / "files"
 RULES = FILES / "prometheus-rules.yaml"

@@ -17,7 +17,7 @@ from freightml.monitoring.config import load_monitoring_config
 from freightml.monitoring.drift import drift_of_facts
 from freightml.stages.train import make_estimator, reference_profile
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # enough series for region segments to pass the support rules in a 7-day window, and more
 # than a year of history before the training window so yoy_ratio is always defined
 SPEC = SyntheticSpec(n_series=300, start=date(2022, 1, 1), end=date(2024, 9, 30))

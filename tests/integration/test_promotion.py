@@ -21,16 +21,12 @@ from freightml.config import Settings
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.domain import CHALLENGER, CHAMPION, MODEL_NAME
-from freightml.stages.evaluate import evaluate_model
-from freightml.stages.features import build_features
-from freightml.stages.ingest import ingest_data
-from freightml.stages.register import PIPELINE_ACTOR, Registration, register_model
-from freightml.stages.train import train_model
-from freightml.stages.validate import validate_data
+from freightml.stages.register import PIPELINE_ACTOR
 from freightml.tracking import champion_version, configure_mlflow, rollback
 from freightml.tracking.registry import AuditEvent, audit_log
+from helpers import run_stages
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[2]
 FAST_GBM = {"max_iter": 40, "max_train_rows": 50_000}
 LOOSE = {
@@ -81,23 +77,6 @@ def _settings(
     )
 
 
-def _run_stages(s: Settings, w: Path) -> Registration:
-    """The training pipeline's stages in order, in this process, over files in ``w``."""
-    w.mkdir()
-    info = ingest_data(s, w / "facts.parquet")
-    validate_data(s, w / "facts.parquet", w / "report.json", w / "report.html")
-    build_features(s, w / "facts.parquet", w / "features.parquet")
-    train_model(s, w / "features.parquet", w / "model")
-    evaluate_model(s, w / "facts.parquet", w / "evaluation")
-    return register_model(
-        s,
-        facts_info=info,
-        validation_path=w / "report.json",
-        model_dir=w / "model",
-        evaluation_dir=w / "evaluation",
-    )
-
-
 def _aliases(client, version: str) -> set[str]:
     aliases = client.get_registered_model(MODEL_NAME).aliases
     return {a for a, v in aliases.items() if str(v) == version}
@@ -112,12 +91,12 @@ def test_failing_gates_register_a_challenger_and_leave_the_champion(
     settings: Settings, small_facts: Path, tmp_path: Path
 ) -> None:
     loose = _methodology(tmp_path, "loose", LOOSE)
-    first = _run_stages(_settings(settings, small_facts, loose, "seasonal_naive"), tmp_path / "v1")
+    first = run_stages(_settings(settings, small_facts, loose, "seasonal_naive"), tmp_path / "v1")
     assert (first.version, first.promoted) == ("1", True)
     assert first.decision == "promoted to champion: gates passed, no previous champion"
 
     strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)
-    second = _run_stages(_settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v2")
+    second = run_stages(_settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v2")
     decision = "kept as challenger: gates failed (wape_ratio_to_baseline)"
     assert (second.version, second.promoted, second.champion) == ("2", False, "1")
     assert second.decision == decision
@@ -150,8 +129,8 @@ def test_a_tie_with_the_champion_keeps_the_challenger(
 ) -> None:
     loose = _methodology(tmp_path, "loose", LOOSE)
     s = _settings(settings, small_facts, loose, "seasonal_naive")
-    _run_stages(s, tmp_path / "v1")
-    second = _run_stages(s, tmp_path / "v2")
+    run_stages(s, tmp_path / "v1")
+    second = run_stages(s, tmp_path / "v2")
 
     client = configure_mlflow(settings)
     # the seasonal-naive model is the baseline: both runs score exactly the baseline's WAPE
@@ -181,14 +160,12 @@ def test_a_better_challenger_replaces_the_champion_is_audited_and_rolled_back(
     settings: Settings, small_facts: Path, tmp_path: Path
 ) -> None:
     loose = _methodology(tmp_path, "loose", LOOSE)
-    _run_stages(_settings(settings, small_facts, loose, "seasonal_naive"), tmp_path / "v1")
+    run_stages(_settings(settings, small_facts, loose, "seasonal_naive"), tmp_path / "v1")
     client = configure_mlflow(settings)
     assert champion_version(client, MODEL_NAME) == "1"
 
     started = datetime.now(UTC)
-    second = _run_stages(
-        _settings(settings, small_facts, loose, "gbm", FAST_GBM), tmp_path / "v2"
-    )
+    second = run_stages(_settings(settings, small_facts, loose, "gbm", FAST_GBM), tmp_path / "v2")
     finished = datetime.now(UTC)
     assert champion_version(client, MODEL_NAME) == "2"
     assert _aliases(client, "2") == {CHAMPION, CHALLENGER}
@@ -240,13 +217,13 @@ def test_a_better_challenger_replaces_the_champion_is_audited_and_rolled_back(
 
     # a better version that fails the gates leaves the restored champion where it is
     strict = _methodology(tmp_path, "strict", OVERALL_RATIO_FAILS)
-    third = _run_stages(
-        _settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v3"
-    )
+    third = run_stages(_settings(settings, small_facts, strict, "gbm", FAST_GBM), tmp_path / "v3")
     assert champion_version(client, MODEL_NAME) == "1"
     assert _aliases(client, "3") == {CHALLENGER}
     tags = client.get_model_version(MODEL_NAME, "3").tags
     assert tags["freightml.failed_gates"] == "wape_ratio_to_baseline"
     assert tags["freightml.decision"] == "kept as challenger: gates failed (wape_ratio_to_baseline)"
-    assert "Failed gates: wape_ratio_to_baseline." in (third.cards_dir / "model_card.md").read_text()
+    assert (
+        "Failed gates: wape_ratio_to_baseline." in (third.cards_dir / "model_card.md").read_text()
+    )
     assert len(audit_log(client, MODEL_NAME)) == 3

@@ -19,7 +19,7 @@ from freightml.domain import MODEL_NAME
 from freightml.tracking import champion_version
 from helpers import cli, free_port, words
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2025-03-24"  # a week before the small data set ends: data.end_date cuts there
 

@@ -192,6 +192,7 @@ def test_close_fails_a_failed_runs_decision_and_frees_its_key(
 
 
 @pytest.mark.filterwarnings("ignore:.*non-Python base image.*")  # locally it runs in this venv
+@pytest.mark.slow
 def test_exit_step_closes_the_decision_of_a_failed_run_under_kfp_local(
     stage_settings: Settings, snapshot_file: Path, tmp_path: Path
 ) -> None:

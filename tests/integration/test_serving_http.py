@@ -30,7 +30,7 @@ from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import make_model
 from helpers import free_port, running, save_model, uvicorn_in_thread
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KEY = list(SERIES_KEY)
 

@@ -27,7 +27,7 @@ from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from helpers import free_port, running
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 KEY = list(SERIES_KEY)
 

@@ -18,9 +18,10 @@ from freightml.domain import CHALLENGER, CHAMPION, MODEL_NAME, SERIES_KEY
 from freightml.stages.ingest import freshest_window
 from freightml.stages.score import active_facts
 from freightml.tracking import champion_version, configure_mlflow
+from helpers import run_stages
 from pipelines.run import run_local
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 MODEL = MODEL_NAME
 REPO = Path(__file__).resolve().parents[2]
 
@@ -139,8 +140,9 @@ def test_a_restated_recipe_is_trained_registered_and_scored_with_its_adjustment(
     settings: Settings, tmp_path: Path
 ) -> None:
     """The recipe a retrain after a level shift runs (the GBM's level_adjustments) goes
-    through kfp.local: the run records it, the champion carries it, the training examples
-    and batch scoring read the facts restated."""
+    through the training stages with its settings in their JSON form (as the pipeline
+    passes them): the run records it, the champion carries it, the training examples and
+    batch scoring read the facts restated."""
     from freightml.features.levels import adjustments_of
     from freightml.stages.score import scoring_window
 
@@ -154,11 +156,11 @@ def test_a_restated_recipe_is_trained_registered_and_scored_with_its_adjustment(
     s = s.model_copy(
         update={
             "model": s.model.model_copy(
-                update={"params": {**s.model.params, "level_adjustments": [step]}}
+                update={"params": {**s.model.params, "level_adjustments": [step], "max_iter": 40}}
             )
         }
     )
-    result = run_local(s, "training")
+    run_stages(s, tmp_path / "run")
 
     client = configure_mlflow(s)
     version = client.get_model_version(MODEL, champion_version(client, MODEL))
@@ -167,8 +169,7 @@ def test_a_restated_recipe_is_trained_registered_and_scored_with_its_adjustment(
     champion = mlflow.sklearn.load_model(f"models:/{MODEL}@{CHAMPION}")
     assert [a.describe() for a in adjustments_of(champion)] == [step]
     # the training examples: coal's targets before the change are restated x1.6
-    [examples_path] = list(result.pipeline_root.glob("build-features/features"))
-    examples = pd.read_parquet(examples_path)
+    examples = pd.read_parquet(tmp_path / "run" / "features.parquet")
     examples = examples.loc[examples["y"].notna()].astype({c: str for c in SERIES_KEY})
     raw = facts.rename(columns={"date": "target_date"}).astype({c: str for c in SERIES_KEY})
     merged = examples.merge(raw, on=["target_date", *SERIES_KEY], validate="many_to_one")

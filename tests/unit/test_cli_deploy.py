@@ -61,6 +61,7 @@ def test_deploy_without_cluster_config_fails_clearly(
     assert "no Kubernetes configuration" in result.output
 
 
+@pytest.mark.slow
 def test_deploy_with_config_in_a_fresh_process_is_not_taken_by_kserves_parser() -> None:
     """The regression: kserve parses sys.argv when first imported and read --config as its
     --configure_logging. Run in a fresh interpreter whose sys.argv is the user's command

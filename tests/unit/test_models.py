@@ -133,14 +133,18 @@ def test_gbm_is_an_mlflow_sklearn_model(examples: pd.DataFrame, tmp_path) -> Non
     import mlflow.sklearn as mlflow_sklearn
 
     model = GlobalGBM(**SMALL_GBM).fit(examples)
-    mlflow_sklearn.save_model(model, tmp_path / "model", skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    mlflow_sklearn.save_model(
+        model, tmp_path / "model", skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[]
+    )
     loaded = mlflow_sklearn.load_model(str(tmp_path / "model"))
     np.testing.assert_allclose(loaded.predict(examples.head(50)), model.predict(examples.head(50)))
     # the real-data recipe's parameters (configs/real-data.yaml) load the same way
     params = {"loss": "absolute_error", "target_base": "seasonal_naive"}
     real = GlobalGBM(**SMALL_GBM, **params, exclude_features=["month", "day_of_year"])
     real.fit(examples)
-    mlflow_sklearn.save_model(real, tmp_path / "real", skops_trusted_types=SKOPS_TRUSTED_TYPES)
+    mlflow_sklearn.save_model(
+        real, tmp_path / "real", skops_trusted_types=SKOPS_TRUSTED_TYPES, pip_requirements=[]
+    )
     loaded = mlflow_sklearn.load_model(str(tmp_path / "real"))
     assert loaded.model_features_ == real.model_features_
     np.testing.assert_allclose(loaded.predict(examples.head(50)), real.predict(examples.head(50)))
@@ -230,3 +234,15 @@ def test_gbm_exclude_features_hides_columns_from_the_trees(examples: pd.DataFram
     assert not np.array_equal(full.predict(moved), full.predict(known))
     with pytest.raises(ValueError, match=r"exclude_features names unknown features \['moon'\]"):
         GlobalGBM(exclude_features=["moon"]).fit(examples)
+
+
+def test_saved_models_declare_freightmls_dependencies_pinned() -> None:
+    from importlib.metadata import version
+
+    from freightml.models.requirements import model_requirements
+
+    reqs = model_requirements()
+    assert f"scikit-learn=={version('scikit-learn')}" in reqs
+    assert f"skops=={version('skops')}" in reqs and f"pandas=={version('pandas')}" in reqs
+    assert len({r.split("==")[0] for r in reqs}) == len(reqs)
+    assert not any(r.startswith(("pytest", "ruff")) for r in reqs)  # no dev dependencies

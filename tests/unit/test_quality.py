@@ -11,7 +11,7 @@ from freightml.data.synthetic import generate
 from freightml.evaluation import evaluate_gates, load_methodology, run_backtest
 from freightml.models import make_model
 
-pytestmark = [pytest.mark.unit, pytest.mark.quality]
+pytestmark = [pytest.mark.unit, pytest.mark.quality, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 

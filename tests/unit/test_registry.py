@@ -31,7 +31,9 @@ def client(settings: Settings):
     for i in range(3):
         with mlflow.start_run():
             mlflow.log_metric("wape", 0.3 - i * 0.01)
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+            info = mlflow.sklearn.log_model(
+                model, name="model", serialization_format="cloudpickle", pip_requirements=[]
+            )
         mlflow.register_model(info.model_uri, MODEL)
     return client
 

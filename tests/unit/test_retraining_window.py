@@ -335,6 +335,7 @@ def test_gbm_example_weights(examples: pd.DataFrame) -> None:
         gbm.example_weights(examples.drop(columns="origin_date"))
 
 
+@pytest.mark.slow
 def test_the_training_stages_run_with_a_shift_aware_choice(
     settings: Settings, early_shift: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ def test_postgres_url_needs_the_variable(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(pytest.fail.Exception, match=f"{helpers.PG_ENV} is not set"):
         helpers.postgres_url()
     monkeypatch.setenv(helpers.PG_ENV, "postgresql+psycopg://u:p@127.0.0.1:1/db")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # no worker: the URL as given
     assert helpers.postgres_url() == "postgresql+psycopg://u:p@127.0.0.1:1/db"
 
 

@@ -60,6 +60,7 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
     from mlflow.models import infer_signature
 
     from freightml.models import SKOPS_TRUSTED_TYPES
+    from freightml.models.requirements import model_requirements
 
     with timed("train_model"):
         examples = pd.read_parquet(features_path)
@@ -85,6 +86,7 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             signature=signature,
             input_example=sample,
+            pip_requirements=model_requirements(),
         )
         # the training half of the reference profile; register_model adds the backtest's
         # expectations and logs the whole profile as profile/profile.json in the run
