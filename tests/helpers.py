@@ -673,3 +673,28 @@ def run_stages(settings: Any, workdir: Path) -> Any:
         model_dir=w / "model",
         evaluation_dir=w / "evaluation",
     )
+
+
+def run_at_once(call: Any, arguments: Sequence[tuple[Any, ...]], timeout_s: float = 60) -> list:
+    """Call ``call(*args)`` for every tuple in ``arguments``, each in its own thread, all let
+    go at the same moment by a barrier; returns the results in order. Any exception a call
+    raised fails with all of them listed."""
+    barrier = threading.Barrier(len(arguments))
+    results: list[Any] = [None] * len(arguments)
+    errors: list[BaseException] = []
+
+    def run(i: int, args: tuple[Any, ...]) -> None:
+        try:
+            barrier.wait(timeout_s)
+            results[i] = call(*args)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(arguments)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s)
+    assert not any(t.is_alive() for t in threads), f"a call still runs after {timeout_s} s"
+    assert not errors, f"{len(errors)} of {len(arguments)} concurrent calls failed: {errors!r}"
+    return results

@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from freightml.config import load_settings
 from freightml.domain import MODEL_NAME, SERIES_KEY
-from helpers import freightml_process
+from helpers import freightml_process, run_stages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -97,8 +98,11 @@ def test_demo_then_score_promote_and_rollback(
         )
     ]
 
-    # a second version (same data: it stays challenger), then a manual promotion and rollback
-    freightml_process("pipeline", "run", "training", "--source", str(data), "-c", config, env=env)
+    # a second version (same data: it stays challenger), registered by the training stages in
+    # this process on the same home (the pipeline's run of them is the demo's, above), then a
+    # manual promotion and rollback through the console
+    second = run_stages(load_settings(config, data={"source_uri": str(data)}), tmp_path / "second")
+    assert (second.version, second.promoted, second.champion) == ("2", False, "1")
     promoted = freightml_process(
         "models",
         "promote",

@@ -15,7 +15,7 @@ from freightml.collector.events import InferenceEvent
 from freightml.collector.store import IngestResult, Store
 from freightml.data.schema import FACT_COLUMNS, FactSchema
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
-from helpers import STORE_BACKENDS, facts_frame, fresh_store
+from helpers import STORE_BACKENDS, facts_frame, fresh_store, run_at_once
 
 pytestmark = [pytest.mark.unit]
 
@@ -218,6 +218,20 @@ def test_facts_are_idempotent(store: Store) -> None:
     assert store.ingest_facts(_facts([1, 2, 3])) == IngestResult(duplicates=3)
     assert store.ingest_facts(_facts([3, 4])) == IngestResult(inserted=1, duplicates=1)
     assert store.counts()["facts"] == 4 and store.counts()["facts_revisions"] == 0
+
+
+def test_concurrent_ingests_of_the_same_facts_store_each_once(store: Store) -> None:
+    """Real concurrent writers (threads, each with its own pooled connection, let go at
+    once by a barrier) ingest the same new facts: none fails, one inserts them, the others
+    count them duplicates, the table holds each once. Five rounds, new days each."""
+    writers = 6
+    for round_ in range(5):
+        days = [10 * round_ + d for d in range(1, 6)]
+        results = run_at_once(store.ingest_facts, [(_facts(days),)] * writers)
+        assert sorted(results, key=lambda r: r.inserted) == [IngestResult(duplicates=5)] * (
+            writers - 1
+        ) + [IngestResult(inserted=5)], results
+    assert store.counts()["facts"] == 25 and store.counts()["facts_revisions"] == 0
 
 
 def test_changed_facts_are_revisions_and_keep_their_history(store: Store) -> None:

@@ -16,7 +16,7 @@ from freightml.collector.store import Store
 from freightml.collector.store.retraining import SUMMARY_COLUMNS
 from freightml.retraining.decision import Decision, Evidence, decide
 from freightml.retraining.policy import Policy
-from helpers import STORE_BACKENDS, fresh_store, sample_snapshot
+from helpers import STORE_BACKENDS, fresh_store, run_at_once, sample_snapshot
 
 pytestmark = [pytest.mark.unit]
 AS_OF = date(2026, 3, 31)
@@ -211,3 +211,26 @@ def test_latest_snapshot_until_a_day(store: Store) -> None:
     assert store.monitoring.latest(MODEL, until=date(2026, 3, 30)).id == "s0"  # type: ignore[union-attr]
     assert store.monitoring.latest(MODEL, until=date(2026, 3, 1)) is None
     assert store.monitoring.latest(MODEL).id == "s2"  # type: ignore[union-attr]
+
+
+def test_the_statuses_that_hold_a_key_are_the_decisions_key_used() -> None:
+    from freightml.collector.tables import KEY_HELD_STATUSES
+    from freightml.retraining.types import KEY_USED
+
+    assert set(KEY_HELD_STATUSES) == set(KEY_USED)
+
+
+def test_concurrent_claims_of_one_key_start_one_run(store: Store) -> None:
+    """Real concurrent claimers (threads, each with its own pooled connection, let go at
+    once by a barrier) record decisions with the same key: exactly one holds it, every other
+    is stored skipped, none fails. Five rounds, a model (so a key and an in-flight slot) of
+    its own each."""
+    claimers = 8
+    for round_ in range(5):
+        as_of = AS_OF + timedelta(days=round_)
+        decisions = [_decision(as_of, model=f"{MODEL}-{round_}") for _ in range(claimers)]
+        assert len({d.key for d in decisions}) == 1 and len({d.id for d in decisions}) == claimers
+        results = run_at_once(store.retraining.record, [(d, "started") for d in decisions])
+        assert sorted(results) == ["skipped"] * (claimers - 1) + ["started"], results
+        rows = [r for r in store.retraining.list(limit=100) if r["as_of"] == as_of]
+        assert sorted(r["status"] for r in rows) == sorted(results)

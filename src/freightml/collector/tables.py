@@ -135,6 +135,11 @@ monitoring_snapshots = sa.Table(
 # One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
 # summary columns, the run it started and its outcome, and the whole Decision as JSON in
 # details (freightml.retraining.decision.Decision).
+# the statuses that hold a retraining decision's key (freightml.retraining.types.KEY_USED;
+# a test checks that the two agree)
+KEY_HELD_STATUSES = ("decided", "started", "finished")
+KEY_HELD = "status IN ({})".format(", ".join(f"'{s}'" for s in KEY_HELD_STATUSES))
+
 retraining_decisions = sa.Table(
     "retraining_decisions",
     metadata,
@@ -155,4 +160,14 @@ retraining_decisions = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Index("ix_retraining_decisions_model_as_of", "model_name", "as_of", "decided_at"),
     sa.Index("ix_retraining_decisions_key", "key"),
+    # One decision holds an idempotency key (decided, started or finished: retraining's
+    # KEY_USED); skipped and failed ones may repeat it. The database refuses a second
+    # holder whatever the writers do, so two processes claiming at once start one run.
+    sa.Index(
+        "ux_retraining_decisions_key_held",
+        "key",
+        unique=True,
+        sqlite_where=sa.text(KEY_HELD),
+        postgresql_where=sa.text(KEY_HELD),
+    ),
 )

@@ -71,6 +71,24 @@ class RetrainingStore:
         _check_status(status)
         if status in IN_FLIGHT and not decision.retrain:
             raise ValueError(f"decision {decision.id} does not retrain: it cannot be {status}")
+        try:
+            return self._record(decision, status, max_in_flight, message, run_id)
+        except sa.exc.IntegrityError:
+            # the key's unique index: a concurrent claim of the same key committed first
+            # (the PostgreSQL table lock makes this rare, the index makes it impossible to
+            # miss); a second record of the same decision id is the caller's error
+            if status not in IN_FLIGHT or self.get(decision.id) is not None:
+                raise
+            return self._record(decision, status, max_in_flight, message, run_id)
+
+    def _record(
+        self,
+        decision: Decision,
+        status: str,
+        max_in_flight: int,
+        message: str | None,
+        run_id: str | None,
+    ) -> str:
         c = t.retraining_decisions.c
         stamp = now()
         with self.db.write() as conn:
