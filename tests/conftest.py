@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +48,16 @@ def settings(tmp_path: Path) -> Settings:
 @dataclass(frozen=True)
 class TrainedHome:
     """The session's one kfp.local training run: a home with champion version 1 trained by
-    the default recipe on ``small`` seed-42 facts up to a week before their end (the week
-    after is ``later``, for tests that play what comes next). Read it, never write it:
-    tests that change the registry or the store take a copy (``champion_settings``, or
+    the default recipe on ``small`` seed-42 facts, as `freightml demo --size small` leaves
+    it (the facts in ``<home>/data/small-seed42.parquet``); ``later`` is the generator's
+    week after them, for tests that play what comes next. Read it, never write it: tests
+    that change the registry or the store take a copy (``champion_settings``, or
     ``helpers.copy_home``)."""
 
     home: Path
     source: Path  # the facts file the run read
     facts: pd.DataFrame  # its content: the history up to ``origin``
-    later: pd.DataFrame  # the 7 days after ``origin``, held out
+    later: pd.DataFrame  # the 7 days after ``origin`` (the same generator run, extended)
     origin: pd.Timestamp  # the last day of the training facts
     settings: Settings  # the run's own settings (home and tracking URI of the original)
     run: Any  # pipelines.run.LocalRun: the run's pipeline root and task folders
@@ -67,19 +69,21 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     with its cards, profile and backtest on record. Under pytest-xdist the workers share
     one run: the first to take the lock trains, the others wait and read it."""
     import fcntl
+    from dataclasses import replace
 
     from freightml.data.sources import save_facts
-    from freightml.data.synthetic import generate
+    from freightml.data.synthetic import SIZES, generate
     from pipelines.run import LocalRun, run_local
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "trained-home"
-    everything = generate("small", seed=42)
-    origin = everything["date"].max() - pd.Timedelta(days=7)
-    facts = everything.loc[everything["date"] <= origin].reset_index(drop=True)
-    later = everything.loc[everything["date"] > origin].reset_index(drop=True)
-    source, home = root / "small-seed42-history.parquet", root / "home"
+    facts = generate("small", seed=42)
+    origin = facts["date"].max()
+    longer = generate(replace(SIZES["small"], end=origin.date() + timedelta(days=7)), seed=42)
+    later = longer.loc[longer["date"] > origin].reset_index(drop=True)
+    home = root / "home"
+    source = home / "data" / "small-seed42.parquet"
     s = load_settings(
         REPO / "configs" / "freightml.yaml",
         home=str(home),
@@ -96,7 +100,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
     with (shared / "trained-home.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not done.exists():
-            root.mkdir(exist_ok=True)
+            source.parent.mkdir(parents=True, exist_ok=True)
             save_facts(facts, source)
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("MLFLOW_TRACKING_URI", tracking)
@@ -121,10 +125,12 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
 @pytest.fixture
 def champion_settings(trained_home: TrainedHome, settings: Settings) -> Settings:
     """The ``settings`` fixture's home as a copy of the session's trained home (champion
-    v1, its run, artifacts and cards), reading the same facts file."""
-    copy_home(trained_home.home, Path(settings.home))
+    v1, its run, artifacts and cards, the facts file, every recorded path pointing at the
+    copy), reading the copy's facts file."""
+    home = copy_home(trained_home.home, Path(settings.home))
+    source = home / trained_home.source.relative_to(trained_home.home)
     return settings.model_copy(
-        update={"data": settings.data.model_copy(update={"source_uri": str(trained_home.source)})}
+        update={"data": settings.data.model_copy(update={"source_uri": str(source)})}
     )
 
 

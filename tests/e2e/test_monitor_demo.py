@@ -17,15 +17,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from freightml.collector.store import Store
 from freightml.monitoring.demo import LATER_DAYS, SHIFT_REGION
-from helpers import free_port, freightml_process, running
+from freightml.monitoring.exporter import STATUS_VALUE
+from helpers import copy_home, free_port, freightml_process, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 SHIFTED = f"origin_region={SHIFT_REGION}"
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def demo(tmp_path_factory: pytest.TempPathFactory, trained_home) -> dict:
+    """`demo --monitor` in a copy of the session's trained home, which is what `demo --size
+    small` leaves (its facts file and champion): the monitoring demo reuses that champion
+    (the lifecycle test runs the demo's training from scratch)."""
     tmp = tmp_path_factory.mktemp("monitor-demo")
+    copy_home(trained_home.home, tmp / "home")
     config = tmp / "freightml.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -42,7 +47,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     proc = freightml_process(
         "demo", "--size", "small", "--monitor", "--config", str(config), env=env
     )
-    return {"tmp": tmp, "config": str(config), "env": env, "text": proc.stdout + proc.stderr}
+    text = proc.stdout + proc.stderr
+    assert "using the existing champion freight-volume v1" in text, text[-3000:]
+    return {"tmp": tmp, "config": str(config), "env": env, "text": text}
 
 
 def _snapshot(demo: dict) -> dict:
@@ -104,9 +111,10 @@ def test_collector_metrics_show_the_latest_snapshot(demo: dict) -> None:
     ):
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
-    degraded = {
-        s.labels["segment"]: s.value for s in samples if s.name == "freightml_segment_status"
-    }
-    assert degraded[SHIFTED] > 0 and degraded["all"] >= 0
+    gauges = {s.labels["segment"]: s.value for s in samples if s.name == "freightml_segment_status"}
+    # every segment's gauge says the stored snapshot's status (0 green, 1 amber, 2 red)
+    expected = {seg["segment"]: STATUS_VALUE[seg["status"]] for seg in _snapshot(demo)["segments"]}
+    assert gauges == expected
+    assert gauges[SHIFTED] > 0 and set(gauges.values()) != {0}
     assert any(s.name == "freightml_feature_drift" for s in samples)
     assert any(s.name == "freightml_realised_wape" for s in samples)

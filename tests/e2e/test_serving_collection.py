@@ -41,7 +41,9 @@ def stack(tmp_path: Path, trained_home):
     )
     copy_home(trained_home.home, tmp_path / "home")
     history, later, origin = trained_home.facts, trained_home.later, trained_home.origin
-    freightml_process("facts", "ingest", str(trained_home.source), env=env)
+    freightml_process(
+        "facts", "ingest", str(tmp_path / "home" / "data" / "small-seed42.parquet"), env=env
+    )
 
     cli_cmd = [sys.executable, "-m", "freightml.cli"]
     with ExitStack() as stack:

@@ -22,18 +22,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 # than a year of history before the training window so yoy_ratio is always defined
 SPEC = SyntheticSpec(n_series=300, start=date(2022, 1, 1), end=date(2024, 9, 30))
 SEED = 7
+# "no false alarm" is a statistical claim: it is checked on three worlds, not one
+SEEDS = [7, 11, 23]
 FACTOR = 1.6
 
 
-def test_one_shifted_region_is_flagged_and_the_control_stays_green(settings: Settings) -> None:
+@pytest.mark.parametrize("seed", SEEDS)
+def test_one_shifted_region_is_flagged_and_the_control_stays_green(
+    settings: Settings, seed: int
+) -> None:
     config = load_monitoring_config(settings.monitoring_path)
-    control = generate(SPEC, seed=SEED)
+    control = generate(SPEC, seed=seed)
     tonnes = control.groupby("origin_region", observed=True)["volume_tonnes"].sum()
     region = str(tonnes.idxmax())
     last_train_day = pd.Timestamp(SPEC.end) - pd.Timedelta(days=40)
     shift_from = last_train_day + pd.Timedelta(days=1)
     shifted = generate(
-        SPEC, seed=SEED, level_shift=(shift_from.date(), FACTOR), level_shift_region=region
+        SPEC, seed=seed, level_shift=(shift_from.date(), FACTOR), level_shift_region=region
     )
     # the injection only changes days from shift_from on: both share the training window
     train_facts = control.loc[pd.to_datetime(control["date"]) <= last_train_day]

@@ -2,13 +2,15 @@
 
 v1 is the champion when the server starts; moving the alias to v2 swaps the model while
 requests keep flowing (none fails, versions never go back); a v3 whose artifact is broken
-is refused: v2 keeps serving and the failure is counted; while the registry's database
-cannot be opened, the alias polls fail, are counted, and v2 keeps serving.
+is refused: v2 keeps serving and the failure is counted; so is a v4 that loads but cannot
+score; while the registry's database cannot be opened, the alias polls fail, are counted,
+and v2 keeps serving; a rollback to v1 is followed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from freightml.domain import MODEL_NAME as NAME
 from freightml.domain import SERIES_KEY
 from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from freightml.tracking import rollback
 from helpers import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -173,6 +176,23 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
         assert _metric(url, "freightml_serving_model_info", version="2") == 1
         assert "loading v3 failed, still serving v2" in log.read_text()
 
+        # v4 loads but cannot score (it asks for a feature the history does not build): the
+        # reload's scoring check refuses it, v2 keeps answering, the failure is counted
+        unfit = copy.deepcopy(v1_model)
+        unfit.feature_columns_ = [*unfit.feature_columns_, "no_such_feature"]
+        _register(unfit, uri)
+        client.set_registered_model_alias(NAME, "champion", "4")
+        deadline = time.monotonic() + 20
+        while _metric(url, "freightml_serving_model_reloads_total", outcome="failure") < 2:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        still = forecast()
+        assert still["model_version"] == "2"
+        np.testing.assert_allclose(
+            [p["tonnes"] for p in still["predictions"]], v2_model.predict(frame)
+        )
+        assert "loading v4 failed, still serving v2" in log.read_text()
+
         # the registry's database cannot be opened: polls fail and are counted, v2 serves on
         database = tmp_path / "mlflow.db"
         polls_failed = _metric(url, "freightml_serving_model_reloads_total", outcome="poll_failure")
@@ -198,3 +218,14 @@ def test_champion_reload_by_alias(tmp_path: Path) -> None:
             database.rmdir()
             (tmp_path / "mlflow-away.db").rename(database)
         assert _metric(url, "freightml_serving_model_info", version="2") == 1
+
+        # an operator rolls the champion back to v1: the running predictor follows
+        rollback(client, NAME, reason="v2 forecasts look off", to="1", actor="ops-oncall")
+        deadline = time.monotonic() + 20
+        while forecast()["model_version"] != "1":
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        np.testing.assert_allclose(
+            [p["tonnes"] for p in forecast()["predictions"]], v1_model.predict(frame)
+        )
+        assert _metric(url, "freightml_serving_model_info", version="1") == 1

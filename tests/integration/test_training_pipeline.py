@@ -40,8 +40,8 @@ def _with_source(settings: Settings, source: Path) -> Settings:
 def test_pipeline_registers_a_traceable_champion(trained_home, champion_settings) -> None:
     """The session's one kfp.local training run (conftest ``trained_home``), read in a copy
     of its home, then the one kfp.local batch-scoring run."""
-    path, facts = trained_home.source, trained_home.facts
-    s, result = champion_settings, trained_home.run
+    s, result, facts = champion_settings, trained_home.run, trained_home.facts
+    path = Path(s.data.source_uri)  # the copy's facts file: the recorded paths follow the copy
     client = configure_mlflow(s)
     assert champion_version(client, MODEL) == "1"
     assert str(client.get_model_version_by_alias(MODEL, CHALLENGER).version) == "1"
