@@ -98,10 +98,13 @@ def test_demo_then_score_promote_and_rollback(
         )
     ]
 
-    # a second version (same data: it stays challenger), registered by the training stages in
-    # this process on the same home (the pipeline's run of them is the demo's, above), then a
-    # manual promotion and rollback through the console
-    second = run_stages(load_settings(config, data={"source_uri": str(data)}), tmp_path / "second")
+    # a second version, registered by the training stages in this process on the same home
+    # (the pipeline's run of them is the demo's, above): the seasonal-naive baseline, which
+    # fails the gates and stays challenger; then a manual promotion and rollback through the
+    # console
+    naive = {"name": "seasonal_naive", "params": {}}
+    s = load_settings(config, data={"source_uri": str(data)}, model=naive)
+    second = run_stages(s, tmp_path / "second")
     assert (second.version, second.promoted, second.champion) == ("2", False, "1")
     promoted = freightml_process(
         "models",
