@@ -33,6 +33,14 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     home.mkdir(exist_ok=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(home / 'mlflow.db').resolve()}")
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # mlflow.set_tracking_uri/set_registry_uri in an earlier test of this process leave
+    # module globals behind (a pytest-xdist worker runs many modules): start from none, so
+    # a client built with one URI also reads that URI's registry
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
 
 
 @pytest.fixture
