@@ -34,7 +34,7 @@ monitor-demo: install ## After make demo: requests, later facts with a regional 
 demo-loop: install ## The closed loop on one machine: serve, collect, monitor, decide, retrain, promote (size small)
 	$(RUN) freightml demo --loop
 
-test: install ## Run every test (unit, data, quality, integration, e2e, the cluster checks) on $(WORKERS) workers; prints what skipped and why
+test: install ## Run every test (unit, data, quality, integration, e2e, the cluster checks) on 2 pytest-xdist workers (WORKERS=N); prints what skipped and why
 	$(RUN) pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install ## The edit loop: every test that needs no pipeline run, server process or trained model (-m "not slow")

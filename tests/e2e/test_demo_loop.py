@@ -68,7 +68,8 @@ def test_the_shift_shows_in_the_realised_wape_the_loop_reacts_to(loop: dict) -> 
     timeline = loop["timeline"]
     before = timeline.loc[timeline["phase"] == "before shift", "realised_wape"].mean()
     shifted = timeline.loc[timeline["phase"] == "shifted", "realised_wape"].mean()
-    assert shifted > before * 1.2, (before, shifted)  # what the forecasts paid for the shift
+    # what the forecasts paid for the shift: x1.37 in the recorded run, against the 1.2 limit
+    assert shifted > before * 1.2, (before, shifted)
     first = timeline.loc[timeline["phase"] == "shifted"].iloc[0]
     assert "new_regions" in first["triggers"] and "min_new_facts" in first["action"]
 
@@ -80,9 +81,11 @@ def test_the_realised_wape_recovers_after_the_switch(loop: dict) -> None:
     before, after = shifted.loc[shifted["day"] < switch], shifted.loc[shifted["day"] >= switch]
     assert len(before) >= 3 and len(after) >= 3, timeline[["day", "phase", "version_served"]]
     # On the series the shift hit (coal and the new region): 0.469 on days 3-7, 0.425 on
-    # days 8-13 in the recorded run. Not on all series: there the other lanes' day-to-day
-    # noise is as large as what the shifted ones win back in 6 days (0.330 -> 0.336), so
-    # such an assertion would test the noise (docs/retraining.md, "Recovery").
+    # days 8-13 in the recorded run (ratio 0.908: 4.2 points inside the 0.95 limit; the
+    # runs of other seeds are in bench/RESULTS.md, "Closed loop"). Not on all series: there
+    # the other lanes' day-to-day noise is as large as what the shifted ones win back in 6
+    # days (0.330 -> 0.336), so such an assertion would test the noise (docs/retraining.md,
+    # "Recovery").
     assert after["shifted_wape"].mean() < 0.95 * before["shifted_wape"].mean(), shifted
 
 
