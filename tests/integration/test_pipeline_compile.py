@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from freightml.config import Settings
+from freightml.config import Settings, load_settings
 from pipelines.run import compile_pipelines
 
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration]
 
 STAGES = {
@@ -21,9 +22,21 @@ STAGES = {
 }
 
 
-@pytest.fixture
-def compiled(settings: Settings, tmp_path: Path) -> tuple[dict, dict]:
-    paths = {p.name: p for p in compile_pipelines(settings, tmp_path / "build")}
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The conftest fixture's settings, once for the module (nothing here writes)."""
+    return load_settings(
+        REPO / "configs" / "freightml.yaml",
+        home=str(tmp_path_factory.mktemp("compiled") / "home"),
+        methodology_path=str(REPO / "configs" / "methodology.yaml"),
+    )
+
+
+@pytest.fixture(scope="module")
+def compiled(settings: Settings) -> tuple[dict, dict]:
+    """Compiled once per module: the tests read the YAML, none changes it."""
+    build = settings.home.parent / "build"
+    paths = {p.name: p for p in compile_pipelines(settings, build)}
     assert set(paths) == {
         "training.yaml",
         "batch_scoring.yaml",
