@@ -234,3 +234,18 @@ def test_concurrent_claims_of_one_key_start_one_run(store: Store) -> None:
         assert sorted(results) == ["skipped"] * (claimers - 1) + ["started"], results
         rows = [r for r in store.retraining.list(limit=100) if r["as_of"] == as_of]
         assert sorted(r["status"] for r in rows) == sorted(results)
+
+
+def test_a_store_made_before_the_key_index_gets_it(tmp_path: Path) -> None:
+    """create_all on a store whose retraining table predates the unique key index adds it."""
+    store = fresh_store("sqlite", tmp_path)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ux_retraining_decisions_key_held")
+    assert "ux_retraining_decisions_key_held" not in {
+        i["name"] for i in sa.inspect(store.engine).get_indexes("retraining_decisions")
+    }
+    store.create_all()
+    assert "ux_retraining_decisions_key_held" in {
+        i["name"] for i in sa.inspect(store.engine).get_indexes("retraining_decisions")
+    }
+    store.close()

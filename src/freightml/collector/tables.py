@@ -132,14 +132,14 @@ monitoring_snapshots = sa.Table(
     sa.Index("ix_monitoring_snapshots_model_as_of", "model_name", "as_of", "created_at"),
 )
 
-# One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
-# summary columns, the run it started and its outcome, and the whole Decision as JSON in
-# details (freightml.retraining.decision.Decision).
 # the statuses that hold a retraining decision's key (freightml.retraining.types.KEY_USED;
 # a test checks that the two agree)
 KEY_HELD_STATUSES = ("decided", "started", "finished")
 KEY_HELD = "status IN ({})".format(", ".join(f"'{s}'" for s in KEY_HELD_STATUSES))
 
+# One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
+# summary columns, the run it started and its outcome, and the whole Decision as JSON in
+# details (freightml.retraining.decision.Decision).
 retraining_decisions = sa.Table(
     "retraining_decisions",
     metadata,

@@ -8,12 +8,16 @@ from importlib.metadata import PackageNotFoundError, requires, version
 from packaging.requirements import Requirement
 
 
-@cache
 def model_requirements() -> list[str]:
     """freightml's own dependencies pinned at the installed versions: what loading one of
     its models needs (the model classes live in freightml). Given to MLflow explicitly,
     because its inference loads the model in a subprocess for seconds per save and finds
     this same environment."""
+    return list(_pinned())
+
+
+@cache
+def _pinned() -> tuple[str, ...]:
     pinned: list[str] = []
     for line in requires("freightml") or []:
         requirement = Requirement(line)
@@ -25,4 +29,4 @@ def model_requirements() -> list[str]:
             continue
         extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
         pinned.append(f"{requirement.name}{extras}=={installed}")
-    return sorted(pinned)
+    return tuple(sorted(pinned))

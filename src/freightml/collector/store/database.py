@@ -67,11 +67,15 @@ class Database:
             self.insert = postgresql.insert
 
     def create_all(self) -> None:
-        """Create missing tables and indexes (existing ones are left alone)."""
+        """Create missing tables and indexes (existing ones are left alone): an index added
+        to a table in a later release is created on a store made before it."""
         try:
             t.metadata.create_all(self.engine)
         except sa.exc.DBAPIError:  # another replica created them at the same moment
             t.metadata.create_all(self.engine)
+        for table in t.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
 
     def drop_all(self) -> None:
         t.metadata.drop_all(self.engine)
