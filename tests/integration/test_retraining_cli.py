@@ -1,7 +1,8 @@
 """`freightml retrain check` and `retrain run` through the real parser, end to end: the
 training pipeline on kfp.local with MLflow on SQLite, the decision recorded in the
 collector's store and on the training run, a second run deduplicated, a failed submission
-recorded as failed."""
+recorded as failed; then, in the same world, `freightml pipeline run retraining` (the
+suite's one kfp.local run of that pipeline) retrains the aged champion."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def _rows(world: dict[str, Any]) -> list[dict[str, Any]]:
         store.close()
 
 
-def test_check_run_force_and_dedupe_end_to_end(world: dict[str, Any]) -> None:
+def test_check_run_force_dedupe_and_the_retraining_pipeline(world: dict[str, Any]) -> None:
     config = world["config"]
     # no champion yet: a retrain is needed (exit 10), and check records nothing
     result = cli("retrain", "check", "--as-of", AS_OF, "--config", config, code=10)
