@@ -150,3 +150,18 @@ def test_a_nul_character_in_an_attribute_is_rejected(attribute: str) -> None:
     headers = {"content-type": "application/cloudevents+json"}
     with pytest.raises(BadEventError, match=f"attribute {attribute} contains a NUL"):
         event_from_http(headers, json.dumps(envelope).encode())
+
+
+def test_the_openapi_pattern_and_the_server_agree_on_blank_attributes() -> None:
+    """A schema-valid id/type/source is never rejected as blank (a fuzzer found "\\x1c":
+    blank to Python's str.strip, visible to the ECMAScript pattern), and the reverse."""
+    import re
+
+    from freightml.collector.events import BLANK_CHARS, is_blank
+    from freightml.collector.openapi import _NOT_BLANK
+
+    pattern = re.compile(_NOT_BLANK)
+    for c in [*BLANK_CHARS, "\x1c", "\x85", "\u2028", "\ufeff", "\u3000"]:
+        assert is_blank(c * 2) and not pattern.match(c * 2), repr(c)
+    for value in ["a", " x ", "\x1cx", "é"]:
+        assert not is_blank(value) and pattern.match(value), repr(value)

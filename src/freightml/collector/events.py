@@ -34,6 +34,17 @@ Outcome = Literal["stored", "duplicate"]
 
 _BINARY_REQUIRED = ("ce-id", "ce-type", "ce-source", "ce-specversion")
 _STRUCTURED_REQUIRED = ("id", "type", "source", "specversion")
+# What a required attribute may not consist of alone: Python's whitespace (str.isspace)
+# and ECMAScript's \s together, so that the OpenAPI pattern (an ECMAScript regular
+# expression, which API fuzzers generate against) and this check agree on every character.
+BLANK_CHARS = "".join(sorted({chr(c) for c in range(0x3001) if chr(c).isspace()} | {"\ufeff"}))
+
+
+def is_blank(value: Any) -> bool:
+    """Whether ``value`` is missing, empty or made of BLANK_CHARS only."""
+    return not str(value or "").strip(BLANK_CHARS)
+
+
 _UNPARSED: Any = object()
 _MAX_LENGTH = {  # the widths of the inference_events columns
     "id": 255,
@@ -139,7 +150,7 @@ def event_from_http(headers: dict[str, str], body: bytes) -> InferenceEvent:
     content_type = lowered.get("content-type", "")
     structured = content_type.split(";", 1)[0].strip().lower() == STRUCTURED_CONTENT_TYPE
     if not structured:
-        missing = [h for h in _BINARY_REQUIRED if not lowered.get(h, "").strip()]
+        missing = [h for h in _BINARY_REQUIRED if is_blank(lowered.get(h, ""))]
         if missing:
             raise BadEventError(
                 f"not a CloudEvent: missing header(s) {', '.join(missing)} (binary mode needs "
@@ -215,7 +226,7 @@ def _check_structured(body: bytes) -> dict[str, Any]:
         raise BadEventError(
             f"structured CloudEvent must be a JSON object, got {type(envelope).__name__}"
         )
-    missing = [a for a in _STRUCTURED_REQUIRED if not str(envelope.get(a) or "").strip()]
+    missing = [a for a in _STRUCTURED_REQUIRED if is_blank(envelope.get(a))]
     if missing:
         raise BadEventError(f"structured CloudEvent is missing attribute(s) {', '.join(missing)}")
     not_text = [a for a in _MAX_LENGTH if a in envelope and not isinstance(envelope[a], str)]
@@ -282,7 +293,7 @@ def event_from_structured(envelope: Any) -> InferenceEvent:
     """One structured-mode event (already parsed JSON); :class:`BadEventError` if invalid."""
     if not isinstance(envelope, dict):
         raise BadEventError(f"not a CloudEvent: a JSON {type(envelope).__name__}, not an object")
-    missing = [a for a in _STRUCTURED_REQUIRED if not str(envelope.get(a) or "").strip()]
+    missing = [a for a in _STRUCTURED_REQUIRED if is_blank(envelope.get(a))]
     if missing:
         raise BadEventError(f"CloudEvent is missing attribute(s) {', '.join(missing)}")
     if str(envelope["specversion"]) != "1.0":

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from freightml.collector.events import BLANK_CHARS
 from freightml.collector.intake import MAX_WAGONS, TEXT_COLUMNS
 from freightml.collector.store import MAX_NAME_LENGTH
 from freightml.data.schema import FACT_COLUMNS
@@ -24,7 +25,10 @@ MAX_TIME_LENGTH = 64
 SPECVERSIONS = ["1.0", "0.3"]  # what the CloudEvents SDK reads
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
 _NO_NUL = r"^[^\u0000]*$"
-_NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # a visible character, no NUL
+# a character that is not blank (events.BLANK_CHARS, the server's own rule), no NUL
+_NOT_BLANK = "^[^\\u0000]*[^\\u0000{}][^\\u0000]*$".format(
+    "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARS)
+)
 
 
 def _iso_date_only(value: Any) -> Any:
