@@ -142,6 +142,28 @@ def champion_settings(trained_home: TrainedHome, settings: Settings) -> Settings
     )
 
 
+@dataclass(frozen=True)
+class CompiledPipelines:
+    """Every pipeline compiled once per session, with the settings compiled into them."""
+
+    settings: Settings
+    paths: dict[str, Path]  # by file name: training.yaml, retraining.yaml, ...
+
+
+@pytest.fixture(scope="session")
+def compiled_pipelines(tmp_path_factory: pytest.TempPathFactory) -> CompiledPipelines:
+    """The compiled IR the compile tests read (none of them changes it)."""
+    from pipelines.run import compile_pipelines
+
+    root = tmp_path_factory.mktemp("compiled")
+    s = load_settings(
+        REPO / "configs" / "freightml.yaml",
+        home=str(root / "home"),
+        methodology_path=str(REPO / "configs" / "methodology.yaml"),
+    )
+    return CompiledPipelines(s, {p.name: p for p in compile_pipelines(s, root / "build")})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that need the test PostgreSQL carry the ``postgres`` marker wherever they are
     parametrised over it, so ``-m postgres`` selects exactly them."""

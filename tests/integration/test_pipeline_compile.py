@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from freightml.config import Settings, load_settings
+from freightml.config import Settings
 from pipelines.run import compile_pipelines
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration]
 
 STAGES = {
@@ -23,20 +22,15 @@ STAGES = {
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The conftest fixture's settings, once for the module (nothing here writes)."""
-    return load_settings(
-        REPO / "configs" / "freightml.yaml",
-        home=str(tmp_path_factory.mktemp("compiled") / "home"),
-        methodology_path=str(REPO / "configs" / "methodology.yaml"),
-    )
+def settings(compiled_pipelines) -> Settings:
+    """The settings compiled into the session's pipelines (conftest)."""
+    return compiled_pipelines.settings
 
 
 @pytest.fixture(scope="module")
-def compiled(settings: Settings) -> tuple[dict, dict]:
-    """Compiled once per module: the tests read the YAML, none changes it."""
-    build = settings.home.parent / "build"
-    paths = {p.name: p for p in compile_pipelines(settings, build)}
+def compiled(compiled_pipelines) -> tuple[dict, dict]:
+    """The session's compiled IR: the tests read the YAML, none changes it."""
+    paths = compiled_pipelines.paths
     assert set(paths) == {
         "training.yaml",
         "batch_scoring.yaml",

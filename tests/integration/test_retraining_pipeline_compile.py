@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from freightml.config import Settings, load_settings
+from freightml.config import Settings
 from pipelines.run import compile_pipelines
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration]
 
 TRAINING = {
@@ -24,20 +23,15 @@ TRAINING = {
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The conftest fixture's settings, once for the module (nothing here writes)."""
-    return load_settings(
-        REPO / "configs" / "freightml.yaml",
-        home=str(tmp_path_factory.mktemp("compiled") / "home"),
-        methodology_path=str(REPO / "configs" / "methodology.yaml"),
-    )
+def settings(compiled_pipelines) -> Settings:
+    """The settings compiled into the session's pipelines (conftest)."""
+    return compiled_pipelines.settings
 
 
 @pytest.fixture(scope="module")
-def compiled(settings: Settings) -> tuple[dict, dict]:
-    """Compiled once per module: the tests read the YAML, none changes it."""
-    build = settings.home.parent / "build"
-    paths = {p.name: p for p in compile_pipelines(settings, build)}
+def compiled(compiled_pipelines) -> tuple[dict, dict]:
+    """The session's compiled IR: the tests read the YAML, none changes it."""
+    paths = compiled_pipelines.paths
     spec, platform = yaml.safe_load_all(paths["retraining.yaml"].read_text())
     return spec, platform
 
