@@ -26,6 +26,7 @@ from components.record_retraining import record_retraining
 from components.register_model import register_model
 from components.retrain_gate import retrain_gate
 from components.score_batch import score_batch
+from components.select_model import select_model
 from components.train_model import train_model
 from components.validate_data import validate_data
 
@@ -33,6 +34,7 @@ STAGES: tuple[Callable, ...] = (
     ingest_data,
     validate_data,
     build_features,
+    select_model,
     train_model,
     evaluate_model,
     register_model,
@@ -51,6 +53,7 @@ class Components:
     ingest_data: Callable
     validate_data: Callable
     build_features: Callable
+    select_model: Callable
     train_model: Callable
     evaluate_model: Callable
     register_model: Callable

@@ -1,4 +1,4 @@
-"""The training pipeline: ingest -> validate -> features -> train / evaluate -> register.
+"""The training pipeline: ingest -> validate -> features / select -> train / evaluate -> register.
 
 No `from __future__ import annotations` here: kfp reads the pipeline signature's real types.
 """
@@ -36,7 +36,7 @@ def secret_env(settings: Settings) -> Callable[[dsl.PipelineTask], dsl.PipelineT
 def add_training_steps(
     c: Components, settings: Settings, config: str, deploy: bool, canary_percent: int
 ) -> dsl.PipelineTask:
-    """Add ingest -> validate -> features -> train / evaluate -> register, and the optional
+    """Add ingest -> validate -> features / select -> train / evaluate -> register, and the optional
     deploy of a promoted champion, to the pipeline being defined; returns the register task.
 
     Shared by the training and the retraining pipeline (the latter calls it inside its
@@ -55,11 +55,21 @@ def add_training_steps(
     features.set_display_name("Build features").after(validate)
     features.set_memory_limit("8G")
 
-    train = c.train_model(config=config, features=features.outputs["features"])
+    select = c.select_model(config=config, facts=ingest.outputs["facts"])
+    select.set_display_name("Select (candidate portfolio)").after(validate)
+    select.set_cpu_limit("2").set_memory_limit("8G")
+
+    train = c.train_model(
+        config=config,
+        features=features.outputs["features"],
+        selection=select.outputs["selection"],
+    )
     train.set_display_name("Train model").set_cpu_limit("2").set_memory_limit("8G")
 
-    evaluate = c.evaluate_model(config=config, facts=ingest.outputs["facts"])
-    evaluate.set_display_name("Evaluate (backtest + gates)").after(validate)
+    evaluate = c.evaluate_model(
+        config=config, facts=ingest.outputs["facts"], selection=select.outputs["selection"]
+    )
+    evaluate.set_display_name("Evaluate (backtest + gates)")
     evaluate.set_cpu_limit("2").set_memory_limit("8G")
     with_secret(evaluate)
 
@@ -73,7 +83,7 @@ def add_training_steps(
     register.set_display_name("Register model")
     with_secret(register)
 
-    for task in (ingest, validate, features, train, evaluate, register):
+    for task in (ingest, validate, features, select, train, evaluate, register):
         task.set_caching_options(caching)
         if retries and task is not validate:  # a data error does not heal on retry
             task.set_retry(num_retries=retries, backoff_duration="30s")

@@ -649,13 +649,15 @@ def copy_home(source: Path, target: Path) -> Path:
 
 def run_stages(settings: Any, workdir: Path) -> Any:
     """The training pipeline's stages in order, in this process, over files in ``workdir``
-    (``facts.parquet``, ``features.parquet``, ``model/``, ``evaluation/``), the settings
-    passed through their JSON form as the pipeline passes them; returns the Registration."""
+    (``facts.parquet``, ``features.parquet``, ``selection/``, ``model/``, ``evaluation/``),
+    the settings passed through their JSON form as the pipeline passes them; returns the
+    Registration."""
     from freightml.config import settings_from_json
     from freightml.stages.evaluate import evaluate_model
     from freightml.stages.features import build_features
     from freightml.stages.ingest import ingest_data
     from freightml.stages.register import register_model
+    from freightml.stages.select import select_model
     from freightml.stages.train import train_model
     from freightml.stages.validate import validate_data
 
@@ -664,8 +666,9 @@ def run_stages(settings: Any, workdir: Path) -> Any:
     info = ingest_data(s, w / "facts.parquet")
     validate_data(s, w / "facts.parquet", w / "report.json", w / "report.html")
     build_features(s, w / "facts.parquet", w / "features.parquet")
-    train_model(s, w / "features.parquet", w / "model")
-    evaluate_model(s, w / "facts.parquet", w / "evaluation")
+    select_model(s, w / "facts.parquet", w / "selection")
+    train_model(s, w / "features.parquet", w / "model", w / "selection")
+    evaluate_model(s, w / "facts.parquet", w / "evaluation", None, w / "selection")
     return register_model(
         s,
         facts_info=info,

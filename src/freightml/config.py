@@ -118,7 +118,12 @@ class FeatureSettings(_Section):
     """How training examples are cut from the facts."""
 
     horizon_max: int = Field(28, ge=1, le=28, description="longest forecast horizon, days")
-    origin_step_days: int = Field(7, ge=1, description="days between training forecast origins")
+    origin_step_days: int | None = Field(
+        None,
+        ge=1,
+        description="days between training forecast origins; None = from the panel: 7 on "
+        "long panels, fewer on short ones so training sees ~100 origins on every weekday",
+    )
     horizons_per_origin: int | None = Field(
         7, ge=1, le=28, description="horizons sampled per series and origin (None = all)"
     )
@@ -163,6 +168,64 @@ class ModelSettings(_Section):
         ):
             data = {**data, "params": {**MODEL_PARAMS, **data["params"]}}
         return data
+
+
+# ML candidates of the portfolio: parameter overrides on top of the model's recipe (gbm)
+ML_RECIPES: dict[str, dict[str, Any]] = {
+    # the trees learn the whole ratio to the 28-day level, squared error
+    "gbm": {},
+    # the trees correct the seasonal-naive forecast, absolute error (WAPE's numerator)
+    "gbm_seasonal_naive_l1": {"target_base": "seasonal_naive", "loss": "absolute_error"},
+}
+
+
+class SelectionSettings(_Section):
+    """The candidate portfolio and the nested selection (freightml.evaluation.selection)."""
+
+    enabled: bool = Field(
+        True,
+        description="backtest the portfolio on inner folds and register the best candidate; "
+        "false: the configured model alone (its intervals are still calibrated)",
+    )
+    ml_recipes: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in ML_RECIPES.items()},
+        description="ML candidates: name -> parameter overrides on top of model.params "
+        "(used when model.name is gbm)",
+    )
+    statistical: list[str] = Field(
+        default_factory=lambda: ["mstl", "autoets", "seasonal_window_average"],
+        description="per-series statsforecast candidates (freightml.models.statistical)",
+    )
+    ensembles: bool = Field(
+        True, description="also try the best statistical and best ML candidate blended"
+    )
+    calendar_ablation: bool = Field(
+        True,
+        description="also try the best ML candidate without the holiday and yearly calendar "
+        "features, and keep them only where they help",
+    )
+    inner_folds: int = Field(
+        2,
+        ge=1,
+        le=6,
+        description="validation folds before the first reported cutoff (fewer "
+        "when the history is short)",
+    )
+    max_series: int = Field(
+        500, ge=10, description="series scored on the inner folds (a fixed random sample)"
+    )
+    max_train_rows: int = Field(
+        300_000, ge=1000, description="training rows per ML fit on an inner fold"
+    )
+    stat_history_days: int = Field(
+        182, ge=28, description="days of each series' history a statistical model is fitted on"
+    )
+    n_jobs: int = Field(1, description="statsforecast processes (-1: every core)")
+    interval_segment: str = Field(
+        "cargo_type",
+        description="column whose values get their own interval calibration (with the "
+        "horizon bucket); cells with too few residuals use the bucket's pooled quantiles",
+    )
 
 
 class TrackingSettings(_Section):
@@ -234,6 +297,14 @@ class ServingSettings(_Section):
     )
     reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
+    wagon_quantile: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="the forecast quantile wagons are counted at when a request does not "
+        "say (its parameters.wagon_quantile): higher risks idle wagons, lower risks "
+        "shortages; None = the point forecast",
+    )
 
 
 # Kubernetes resource.Quantity, as its OpenAPI schema spells it.
@@ -361,6 +432,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     features: FeatureSettings = FeatureSettings()
     model: ModelSettings = ModelSettings()
+    selection: SelectionSettings = SelectionSettings()
     tracking: TrackingSettings = TrackingSettings()
     pipeline: PipelineSettings = PipelineSettings()
     deploy: DeploySettings = DeploySettings()

@@ -15,6 +15,7 @@ STAGES = {
     "ingest-data",
     "validate-data",
     "build-features",
+    "select-model",
     "train-model",
     "evaluate-model",
     "register-model",
@@ -42,7 +43,7 @@ def compiled(compiled_pipelines) -> tuple[dict, dict]:
     return spec, platform
 
 
-def test_six_components_wired_in_order(compiled) -> None:
+def test_seven_components_wired_in_order(compiled) -> None:
     spec, _ = compiled
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == STAGES | {"condition-1"}  # condition-1: the optional deploy branch
@@ -50,8 +51,9 @@ def test_six_components_wired_in_order(compiled) -> None:
     assert deps["ingest-data"] == set()
     assert deps["validate-data"] == {"ingest-data"}
     assert "validate-data" in deps["build-features"]  # bad data never reaches features
-    assert deps["train-model"] == {"build-features"}
-    assert "validate-data" in deps["evaluate-model"]
+    assert "validate-data" in deps["select-model"]  # nor the selection
+    assert deps["train-model"] == {"build-features", "select-model"}
+    assert deps["evaluate-model"] == {"ingest-data", "select-model"}
     assert {"train-model", "evaluate-model", "validate-data"} <= deps["register-model"]
 
 

@@ -16,6 +16,7 @@ TRAINING = {
     "ingest-data",
     "validate-data",
     "build-features",
+    "select-model",
     "train-model",
     "evaluate-model",
     "register-model",
@@ -92,7 +93,7 @@ def test_monitor_then_decide_then_training_only_if_needed(compiled) -> None:
         "taskOutputParameter": {"outputParameterKey": "promoted", "producerTask": "register-model"}
     }
     assert deps["ingest-data"] == set()
-    assert deps["train-model"] == {"build-features"}
+    assert deps["train-model"] == {"build-features", "select-model"}
     assert {"train-model", "evaluate-model", "validate-data"} <= deps["register-model"]
     # the training steps read the decision's settings (facts up to its as-of date, its tags)
     for name in TRAINING:

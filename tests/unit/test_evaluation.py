@@ -74,7 +74,9 @@ def test_metric_table_groups_and_compares_with_baseline() -> None:
 
 def test_methodology_loads_and_rejects_bad_files(tmp_path: Path, methodology) -> None:
     assert methodology.backtest.folds >= 3
-    assert methodology.gates.max_wape_ratio_to_baseline == 0.85
+    assert methodology.gates.max_wape_ratio_to_baseline == 0.90
+    assert methodology.gates.max_segment_wape_ratio_to_baseline == 1.00
+    assert methodology.gates.max_coverage_error_80 == 0.05
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_methodology(tmp_path / "nope.yaml")
     raw = yaml.safe_load(YAML_PATH.read_text())
@@ -134,9 +136,15 @@ def test_cutoffs_roll_back_from_the_last_full_horizon(methodology) -> None:
 
 
 def _result(
-    methodology: Methodology, *, small_model_error: float = 1.0, big_bias: float = 0.0
+    methodology: Methodology,
+    *,
+    small_model_error: float = 1.0,
+    big_bias: float = 0.0,
+    covered: float | None = 0.8,
 ) -> BacktestResult:
-    """Ten big West series and two tiny East series; errors set by the arguments."""
+    """Ten big West series and two tiny East series; errors set by the arguments. With
+    ``covered`` the first that share of rows has the actual inside both central intervals
+    and the rest outside (None: no interval columns)."""
     rows = []
     for i in range(12):
         east = i >= 10
@@ -159,15 +167,23 @@ def _result(
                     "yhat_baseline": y + (1 if h % 2 else -1) * (0.5 if east else 10.0),
                 }
             )
-    return BacktestResult(pd.DataFrame(rows), [pd.Timestamp("2024-01-01")], methodology)
+    frame = pd.DataFrame(rows)
+    if covered is not None:
+        inside = np.arange(len(frame)) < round(covered * len(frame))
+        low = np.where(inside, frame["y"] - 1, frame["y"] + 1)
+        for column in ("tonnes_p2_5", "tonnes_p10"):
+            frame[column] = low
+        for column in ("tonnes_p90", "tonnes_p97_5"):
+            frame[column] = np.where(inside, frame["y"] + 1, frame["y"] + 2)
+    return BacktestResult(frame, [pd.Timestamp("2024-01-01")], methodology)
 
 
 def test_gates_pass_and_ignore_an_unsupported_segment(methodology) -> None:
     # East is 0.2% of tonnes with 2 series and twice as bad as its baseline: not gated
     report = evaluate_gates(_result(methodology, small_model_error=1.0), methodology)
     assert report.passed, report.to_markdown()
-    names = [c.name for c in report.checks]
-    assert "wape_ratio_to_baseline" in names and "abs_bias" in names
+    names = {c.name for c in report.checks}
+    assert {"wape_ratio_to_baseline", "abs_bias", "interval_coverage_80_error"} <= names
     assert "segment_wape_ratio_to_baseline[origin_region=West]" in names
     assert not any("East" in n for n in names)
     assert any(s.startswith("origin_region=East") for s in report.skipped)
@@ -175,6 +191,25 @@ def test_gates_pass_and_ignore_an_unsupported_segment(methodology) -> None:
     assert overall.value == pytest.approx((40 * 5 + 8 * 1) / (40 * 10 + 8 * 0.5))
     assert report.to_dict()["passed"] is True
     assert "PASSED" in report.to_markdown()
+
+
+def test_the_coverage_gate_fails_wrong_or_missing_intervals(methodology) -> None:
+    """The 80% interval must cover 75-85% of the actuals; a version without intervals fails."""
+    passing = evaluate_gates(_result(methodology, covered=0.8), methodology)
+    check = next(c for c in passing.checks if c.name == "interval_coverage_80_error")
+    assert check.passed and check.value == pytest.approx(abs(38 / 48 - 0.8))
+    for covered, detail in ((0.6, "covered 60.4%"), (0.95, "covered 95.8%")):
+        report = evaluate_gates(_result(methodology, covered=covered), methodology)
+        assert [c.name for c in report.failed] == ["interval_coverage_80_error"]
+        assert detail in report.failed[0].detail
+    missing = evaluate_gates(_result(methodology, covered=None), methodology)
+    assert [c.name for c in missing.failed] == ["interval_coverage_80_error"]
+    assert "no calibrated intervals" in missing.failed[0].detail
+    ungated = methodology.model_copy(
+        update={"gates": methodology.gates.model_copy(update={"max_coverage_error_80": None})}
+    )
+    report = evaluate_gates(_result(ungated, covered=None), ungated)
+    assert report.passed and "interval_coverage_80_error" not in {c.name for c in report.checks}
 
 
 def test_gates_fail_on_bias_and_on_a_supported_segment(methodology) -> None:

@@ -151,7 +151,7 @@ def test_gbm_is_an_mlflow_sklearn_model(examples: pd.DataFrame, tmp_path) -> Non
 
 
 def test_make_model_builds_registered_models() -> None:
-    assert set(MODEL_REGISTRY) == {"gbm", "seasonal_naive"}
+    assert set(MODEL_REGISTRY) == {"gbm", "seasonal_naive", "portfolio"}
     model = make_model("gbm", {"max_iter": 10, "learning_rate": 0.2})
     assert isinstance(model, GlobalGBM) and model.max_iter == 10
     assert clone(model).get_params() == model.get_params()

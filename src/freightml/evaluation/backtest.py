@@ -30,6 +30,8 @@ from freightml.features.build import (
 )
 from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.models.baseline import SeasonalNaive
+from freightml.models.intervals import CENTRAL, IntervalTable, coverage, quantile_column
+from freightml.models.statistical import add_statistical
 
 FEATURE_KWARGS: dict[str, Any] = {
     "origin_step_days": 7,
@@ -47,6 +49,7 @@ PREDICTION_COLUMNS = [
     "horizon",
     "target_date",
     "y",
+    "scale",
     "yhat",
     "yhat_baseline",
 ]
@@ -110,7 +113,26 @@ class BacktestResult:
                 prefix = metric_name(f"seg_{column}_{row[column]}")
                 for name in ["wape", "wape_baseline", "wape_ratio", "bias", "tonnes_share"]:
                     out[f"{prefix}_{name}"] = float(row[name])
+        out.update(self.coverage())
         return out
+
+    @property
+    def has_intervals(self) -> bool:
+        return all(
+            quantile_column(q) in self.predictions for pair in CENTRAL.values() for q in pair
+        )
+
+    def coverage(self) -> dict[str, float]:
+        """``coverage_80`` / ``coverage_95``: the share of actuals inside the central
+        intervals (empty without intervals)."""
+        return coverage(self.predictions) if self.has_intervals else {}
+
+    def coverage_by(self, column: str) -> pd.DataFrame:
+        """Coverage of each central interval per value of ``column`` (and n)."""
+        rows = []
+        for value, part in self.predictions.groupby(column, observed=True, sort=True):
+            rows.append({column: value, "n": int(part["y"].notna().sum()), **coverage(part)})
+        return pd.DataFrame(rows)
 
 
 _CYRILLIC = dict(
@@ -173,6 +195,7 @@ def run_backtest(
     *,
     baseline_factory: Callable[[], Any] = SeasonalNaive,
     level_adjustments: Sequence[LevelAdjustment] = (),
+    intervals: IntervalTable | None = None,
 ) -> BacktestResult:
     """Backtest a model recipe on the facts by the methodology (see the module docstring).
 
@@ -200,13 +223,14 @@ def run_backtest(
         raise ValueError("level adjustments need the facts, not a SeriesPanel")
     panel = facts if isinstance(facts, SeriesPanel) else SeriesPanel.from_facts(facts)
     cutoffs = backtest_cutoffs(panel.last_date, methodology)
-    need = max(kw["min_history_days"], methodology.backtest.min_history_days) + horizon
+    need = kw["min_history_days"] + horizon
     earliest_train = panel.start + pd.Timedelta(days=need)
     if cutoffs[0] < earliest_train:
         raise ValueError(
             f"facts {panel.start.date()}..{panel.last_date.date()} are too short for "
             f"{len(cutoffs)} folds: the first cutoff {cutoffs[0].date()} must be on or after "
-            f"{earliest_train.date()} (min_history_days + horizon after the first fact)"
+            f"{earliest_train.date()} (the training examples' min_history_days + horizon "
+            "after the first fact)"
         )
 
     def test_examples(history: SeriesPanel) -> pd.DataFrame:
@@ -222,11 +246,11 @@ def run_backtest(
     raw_test = test_examples(panel)
     known = raw_test["y"].notna()
     key = ["origin_date", "target_date", *SERIES_KEY]
-    cache: dict[tuple[LevelAdjustment, ...], tuple[pd.DataFrame, pd.DataFrame]] = {}
+    cache: dict[tuple[LevelAdjustment, ...], tuple[pd.DataFrame, pd.DataFrame, SeriesPanel]] = {}
 
     def model_examples(
         adjustments: tuple[LevelAdjustment, ...],
-    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ) -> tuple[pd.DataFrame, pd.DataFrame, SeriesPanel]:
         """Training examples and test features from the history the model reads."""
         if adjustments not in cache:
             history = (
@@ -248,7 +272,11 @@ def run_backtest(
                     raise RuntimeError(
                         "the level-adjusted test examples do not line up with the raw ones"
                     )
-            cache[adjustments] = (train_all.loc[train_all["y"].notna()], model_test.loc[known])
+            cache[adjustments] = (
+                train_all.loc[train_all["y"].notna()],
+                model_test.loc[known],
+                history,
+            )
         return cache[adjustments]
 
     test_all = raw_test.loc[known]
@@ -256,7 +284,7 @@ def run_backtest(
     for fold, cutoff in enumerate(cutoffs):
         # a fold restates only the changes that had happened by its cutoff: before the
         # change, the step was not yet knowable
-        train_all, model_test_all = model_examples(
+        train_all, model_test_all, history = model_examples(
             tuple(a for a in level_adjustments if pd.Timestamp(a.before) <= cutoff)
         )
         keep = train_all["target_date"] <= cutoff
@@ -270,14 +298,25 @@ def run_backtest(
         began = time.perf_counter()
         model = model_factory()
         model.fit(train)
+        names = getattr(model, "statistical_models", [])
+        if names:
+            model_test = add_statistical(
+                model_test,
+                history,
+                names,
+                horizon_max=horizon,
+                history_days=getattr(model, "stat_history_days", 182),
+                n_jobs=getattr(model, "n_jobs", 1),
+            )
         yhat = np.asarray(model.predict(model_test), dtype=np.float64)
         seconds = time.perf_counter() - began
         baseline = baseline_factory().fit(train).predict(test)
-        frames.append(
-            test.assign(fold=fold, cutoff=cutoff, yhat=yhat, yhat_baseline=baseline)[
-                PREDICTION_COLUMNS
-            ]
-        )
+        frame = test.assign(fold=fold, cutoff=cutoff, yhat=yhat, yhat_baseline=baseline)[
+            PREDICTION_COLUMNS
+        ]
+        if intervals is not None:
+            frame = pd.concat([frame, intervals.quantiles(model_test, yhat)], axis=1)
+        frames.append(frame)
         info.append(
             {
                 "fold": fold,

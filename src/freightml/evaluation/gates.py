@@ -76,7 +76,8 @@ def _check(name: str, value: float, limit: float, detail: str) -> GateCheck:
 
 
 def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateReport:
-    """Overall WAPE ratio to the baseline, the ratio in every supported segment, and |bias|."""
+    """Overall WAPE ratio to the baseline, the ratio in every supported segment, |bias|, and
+    (when the methodology sets a limit) the 80% interval's coverage error."""
     gates = methodology.gates
     overall = result.summary().iloc[0]
     checks = [
@@ -90,6 +91,18 @@ def evaluate_gates(result: BacktestResult, methodology: Methodology) -> GateRepo
             "abs_bias", abs(overall["bias"]), gates.max_abs_bias, f"bias {overall['bias']:+.4f}"
         ),
     ]
+    if gates.max_coverage_error_80 is not None:
+        covered = result.coverage().get("coverage_80", math.nan)
+        checks.append(
+            _check(
+                "interval_coverage_80_error",
+                abs(covered - 0.80),
+                gates.max_coverage_error_80,
+                f"80% interval covered {covered:.1%} of the actuals"
+                if not math.isnan(covered)
+                else "the backtest has no calibrated intervals",
+            )
+        )
     skipped = []
     for column in methodology.segments:
         for row in result.by_segment(column).to_dict("records"):

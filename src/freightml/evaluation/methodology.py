@@ -35,6 +35,8 @@ class GateSpec(_Frozen):
     min_segment_share: float = Field(ge=0, le=1)
     min_segment_series: int = Field(ge=1)
     max_abs_bias: float = Field(ge=0)
+    # |coverage of the 80% interval - 0.80| on the backtest; None: intervals not gated
+    max_coverage_error_80: float | None = Field(None, ge=0, le=0.8)
 
 
 class PromotionSpec(_Frozen):

@@ -1,4 +1,5 @@
-"""Forecasting models: the seasonal-naive baseline and the global gradient-boosting model."""
+"""Forecasting models: the seasonal-naive baseline, the global gradient-boosting model and
+the portfolio (the selected candidate: ML, per-series statistical, or both blended)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from sklearn.base import BaseEstimator
 
 from freightml.models.baseline import SeasonalNaive
 from freightml.models.gbm import SKOPS_TRUSTED_TYPES, GlobalGBM
+from freightml.models.portfolio import Portfolio
 
 MODEL_REGISTRY: dict[str, type[BaseEstimator]] = {
     "gbm": GlobalGBM,
     "seasonal_naive": SeasonalNaive,
+    "portfolio": Portfolio,
 }
 
 
@@ -30,4 +33,11 @@ def make_model(name: str, params: dict[str, Any] | None = None) -> BaseEstimator
     return cls(**params)
 
 
-__all__ = ["MODEL_REGISTRY", "SKOPS_TRUSTED_TYPES", "GlobalGBM", "SeasonalNaive", "make_model"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "SKOPS_TRUSTED_TYPES",
+    "GlobalGBM",
+    "Portfolio",
+    "SeasonalNaive",
+    "make_model",
+]

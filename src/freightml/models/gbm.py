@@ -21,6 +21,7 @@ TARGET_BASES = ("level", "weekday_level", "seasonal_naive")
 SKOPS_TRUSTED_TYPES: list[str] = [
     "freightml.models.baseline.SeasonalNaive",
     "freightml.models.gbm.GlobalGBM",
+    "freightml.models.portfolio.Portfolio",
     "functools.partial",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",

@@ -30,6 +30,8 @@ from freightml.features.build import (
 )
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import LevelAdjustment, adjust_levels
+from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
+from freightml.models.statistical import add_statistical
 
 # Every feature reads at most 364 + 27 days before the origin (the year-ago 28-day mean),
 # so 400 days reproduce the features of the full history exactly.
@@ -156,6 +158,9 @@ class HistoryWindow:
     known_cargo_types: frozenset[str] = frozenset()
     # the model's level adjustments the panel and features were built with
     level_adjustments: tuple[LevelAdjustment, ...] = ()
+    # the statistical forecasts (``stat_<name>`` columns) the features carry, fitted per
+    # series at the origin when the window was built (freightml.models.statistical)
+    statistical: tuple[str, ...] = ()
     built_at: float = field(default_factory=time.time)
 
     @property
@@ -180,6 +185,9 @@ class HistoryWindow:
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
         level_adjustments: Sequence[LevelAdjustment] = (),
+        statistical: Sequence[str] = (),
+        stat_history_days: int = STAT_HISTORY_DAYS,
+        n_jobs: int = 1,
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
         (calendar features with the holidays of ``holiday_country``, as in training).
@@ -187,7 +195,9 @@ class HistoryWindow:
         tells an unknown cargo type from a known one without recent facts.
         ``level_adjustments`` are the served model's (freightml.features.levels): the panel
         and features read the facts restated by them, as the model's training did; the
-        signature stays that of the raw facts."""
+        signature stays that of the raw facts. ``statistical`` names the per-series
+        statistical models the served model blends: they are fitted here, once per build, on
+        the last ``stat_history_days`` of each series, so requests only look them up."""
         recent = recent_facts(facts, window_days)
         panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments))
         origin = panel.last_date
@@ -195,6 +205,15 @@ class HistoryWindow:
             panel, origin, range(1, horizon_max + 1), holiday_country=holiday_country
         )
         features = features.reset_index(drop=True)
+        if statistical:
+            features = add_statistical(
+                features,
+                panel,
+                statistical,
+                horizon_max=horizon_max,
+                history_days=stat_history_days,
+                n_jobs=n_jobs,
+            )
         n = len(features) // horizon_max
         expected = np.tile(np.arange(1, horizon_max + 1), n)
         if len(features) % horizon_max or not np.array_equal(features["horizon"], expected):
@@ -226,4 +245,5 @@ class HistoryWindow:
             window_days=window_days,
             known_cargo_types=frozenset(known_cargo_types or ()),
             level_adjustments=tuple(level_adjustments),
+            statistical=tuple(statistical),
         )

@@ -39,6 +39,8 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from freightml.domain import CARGO_TYPES, MODEL_NAME
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import adjustments_of
+from freightml.models.intervals import quantile_column
+from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
 from freightml.serving.events import CloudEventSender
@@ -53,13 +55,17 @@ from freightml.serving.history import (
 )
 from freightml.serving.model_source import LoadedModel, ModelNotAvailable, ModelSource
 from freightml.serving.schema import (
+    ANSWERED_LEVELS,
     DEFAULT_MAX_ROWS,
     V2_INPUTS,
     V2_OUTPUTS,
+    WAGON_QUANTILE,
+    RequestError,
     parse_v1,
     parse_v2,
     v1_response,
     v2_response,
+    wagon_quantile,
 )
 from freightml.serving.scoring import Scorer, make_scorer
 
@@ -82,6 +88,7 @@ class _Query:
     rows: np.ndarray
     request: Any
     tonnes: np.ndarray | None = None
+    wagon_quantile: float | None = None
 
 
 @dataclass
@@ -118,8 +125,12 @@ class FreightPredictor(Model):
         freeze_gc: bool = False,
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
+        wagon_quantile: float | None = None,
     ) -> None:
         super().__init__(name)
+        # the quantile wagons are counted at when a request does not say (None: the point
+        # forecast); serving.wagon_quantile
+        self.wagon_quantile = wagon_quantile
         self.holiday_country = holiday_country  # features.holiday_country of training
         self.known_cargo_types = known_cargo_types  # data.known_cargo_types (None: no list)
         self.model_source = model_source
@@ -186,13 +197,16 @@ class FreightPredictor(Model):
             holiday_country=self.holiday_country,
             known_cargo_types=self.known_cargo_types,
             level_adjustments=adjustments_of(model.model),
+            statistical=getattr(model.model, "statistical_models", ()),
+            stat_history_days=getattr(model.model, "stat_history_days", STAT_HISTORY_DAYS),
         )
 
     def _window_for(self, model: LoadedModel) -> HistoryWindow:
         """The current window, rebuilt from the history source when ``model`` reads the
         facts with other level adjustments than the model in service."""
         window = self.state.window
-        if adjustments_of(model.model) == window.level_adjustments:
+        same_stats = tuple(getattr(model.model, "statistical_models", ())) == window.statistical
+        if adjustments_of(model.model) == window.level_adjustments and same_stats:
             return window
         since = (window.origin - pd.Timedelta(days=self.window_days)).date()
         return self._build_window(self.history.read(start=since), model)
@@ -300,7 +314,11 @@ class FreightPredictor(Model):
             window = self._build_window(recent, self.state.model)
             with self._swap_lock:
                 model = self.state.model  # a reload may have swapped it meanwhile
-                if adjustments_of(model.model) != window.level_adjustments:
+                stats = tuple(getattr(model.model, "statistical_models", ()))
+                if (
+                    adjustments_of(model.model) != window.level_adjustments
+                    or stats != window.statistical
+                ):
                     window = self._build_window(recent, model)
                 self._install(model, window)
         except Exception as exc:
@@ -398,8 +416,12 @@ class FreightPredictor(Model):
         state = self.state
         limit = self.tuning.max_request_rows
         if isinstance(payload, InferRequest):
-            return _Query("v2", state, parse_v2(payload, state.window, limit), payload)
-        return _Query("v1", state, parse_v1(payload, state.window, limit), payload)
+            rows = parse_v2(payload, state.window, limit)
+            q = wagon_quantile(payload.parameters)
+            return _Query("v2", state, rows, payload, None, q)
+        rows = parse_v1(payload, state.window, limit)
+        q = wagon_quantile(payload.get("parameters") if isinstance(payload, dict) else None)
+        return _Query("v1", state, rows, payload, None, q)
 
     def validate(self, payload: Any) -> Any:
         return payload if isinstance(payload, _Query) else super().validate(payload)
@@ -416,7 +438,14 @@ class FreightPredictor(Model):
             raise InferenceError(
                 f"the model failed to forecast: {type(exc).__name__}: {exc}"
             ) from exc
-        return _Query(payload.protocol, payload.state, payload.rows, payload.request, tonnes)
+        return _Query(
+            payload.protocol,
+            payload.state,
+            payload.rows,
+            payload.request,
+            tonnes,
+            payload.wagon_quantile,
+        )
 
     async def postprocess(
         self,
@@ -427,11 +456,50 @@ class FreightPredictor(Model):
         state, version = result.state, result.state.model.version
         if result.tonnes is None:  # predict() always sets it; a bug otherwise
             raise InferenceError("no forecast to answer with: predict() did not run")
+        bands, wagon_tonnes = self._bands(result)
         if result.protocol == "v2":
             return v2_response(
-                result.request, state.window, result.rows, result.tonnes, self.name, version
+                result.request,
+                state.window,
+                result.rows,
+                result.tonnes,
+                self.name,
+                version,
+                bands,
+                wagon_tonnes,
             )
-        return v1_response(state.window, result.rows, result.tonnes, self.name, version)
+        return v1_response(
+            state.window, result.rows, result.tonnes, self.name, version, bands, wagon_tonnes
+        )
+
+    def _bands(self, result: _Query) -> tuple[dict[str, np.ndarray] | None, np.ndarray | None]:
+        """The answered quantiles of the rows, and the tonnes wagons are counted from (the
+        request's or the default wagon quantile; None: the point forecast)."""
+        scorer = result.state.scorer
+        table = getattr(scorer, "quantiles", None)
+        q = result.wagon_quantile if result.wagon_quantile is not None else self.wagon_quantile
+        if table is None:
+            if result.wagon_quantile is not None:
+                raise RequestError(
+                    f"model v{result.state.model.version} has no calibrated intervals: "
+                    f"{WAGON_QUANTILE} cannot be answered"
+                )
+            return None, None
+        levels = np.asarray(getattr(scorer, "levels", ()))
+        rows = table[result.rows]
+        bands = {
+            quantile_column(level): rows[:, int(np.argmin(np.abs(levels - level)))]
+            for level in ANSWERED_LEVELS
+            if np.isclose(levels, level).any()
+        }
+        if q is None:
+            return bands, None
+        if not levels[0] <= q <= levels[-1]:
+            raise RequestError(
+                f"{WAGON_QUANTILE} {q} is outside the calibrated levels {levels[0]}..{levels[-1]}"
+            )
+        wagon = np.array([np.interp(q, levels, r) for r in rows]) if len(rows) else rows[:, 0]
+        return bands, wagon
 
     @staticmethod
     def _run_batch(state: ServingState, rows: np.ndarray) -> np.ndarray:

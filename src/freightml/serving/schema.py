@@ -39,7 +39,16 @@ V2_OUTPUTS: dict[str, str] = {
     "horizon": "INT64",
     "tonnes": "FP64",
     "wagons": "INT64",
+    # the calibrated quantiles (NaN from a model without intervals)
+    "tonnes_p2_5": "FP64",
+    "tonnes_p10": "FP64",
+    "tonnes_p50": "FP64",
+    "tonnes_p90": "FP64",
+    "tonnes_p97_5": "FP64",
 }
+# quantile levels a response carries, as the columns above
+ANSWERED_LEVELS: tuple[float, ...] = (0.025, 0.1, 0.5, 0.9, 0.975)
+WAGON_QUANTILE = "wagon_quantile"  # request parameter: the quantile wagons are counted at
 DEFAULT_MAX_ROWS = 100_000
 _V1_EXAMPLE = (
     '{"instances": [{"origin_station": "...", "destination_station": "...", '
@@ -201,14 +210,38 @@ def _instance_horizons(instance: dict, window: HistoryWindow, where: str) -> np.
         return np.asarray(hs, dtype=np.int64)
 
 
+def wagon_quantile(parameters: object) -> float | None:
+    """The ``wagon_quantile`` request parameter (None when absent); a clear error when it is
+    not a number in (0, 1)."""
+    if parameters is None:
+        return None
+    if not isinstance(parameters, dict):
+        raise RequestError(f'"parameters" must be an object, got a {_json_type(parameters)}')
+    q = parameters.get(WAGON_QUANTILE)
+    if q is None:
+        return None
+    if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
+        raise RequestError(f"{WAGON_QUANTILE} must be a number between 0 and 1, got {q!r}")
+    return float(q)
+
+
 def v1_response(
-    window: HistoryWindow, rows: np.ndarray, tonnes: np.ndarray, model_name: str, version: str
+    window: HistoryWindow,
+    rows: np.ndarray,
+    tonnes: np.ndarray,
+    model_name: str,
+    version: str,
+    bands: dict[str, np.ndarray] | None = None,
+    wagon_tonnes: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """The V1 response: one prediction object per requested series-day."""
+    """The V1 response: one prediction object per requested series-day; with ``bands``
+    (column -> tonnes per row) the quantiles too, and wagons counted from ``wagon_tonnes``
+    (a quantile of the forecast) instead of the point forecast when given."""
     h_max = window.horizon_max
     positions = rows // h_max
     horizons = (rows % h_max + 1).tolist()
-    wagons = wagons_for(tonnes, window.capacity[positions]).tolist()
+    counted = tonnes if wagon_tonnes is None else wagon_tonnes
+    wagons = wagons_for(counted, window.capacity[positions]).tolist()
     keys, days, origin = window.series_keys, window.dates, window.origin_date
     predictions = [
         {
@@ -223,6 +256,9 @@ def v1_response(
         }
         for p, h, t, w in zip(positions.tolist(), horizons, tonnes.tolist(), wagons, strict=True)
     ]
+    for column, values in (bands or {}).items():
+        for prediction, value in zip(predictions, values.tolist(), strict=True):
+            prediction[column] = value
     return {"model_name": model_name, "model_version": version, "predictions": predictions}
 
 
@@ -311,8 +347,11 @@ def v2_response(
     tonnes: np.ndarray,
     model_name: str,
     version: str,
+    bands: dict[str, np.ndarray] | None = None,
+    wagon_tonnes: np.ndarray | None = None,
 ) -> InferResponse:
-    """The V2 response: one element per requested row in every output tensor."""
+    """The V2 response: one element per requested row in every output tensor (quantiles NaN
+    without ``bands``; wagons from ``wagon_tonnes`` when given, as in ``v1_response``)."""
     from kserve.utils.utils import generate_uuid
 
     h_max = window.horizon_max
@@ -328,8 +367,14 @@ def v2_response(
         "origin_date": [window.origin_date] * n,
         "horizon": horizons.astype(np.int64),
         "tonnes": np.asarray(tonnes, dtype=np.float64),
-        "wagons": wagons_for(tonnes, window.capacity[positions]),
+        "wagons": wagons_for(
+            tonnes if wagon_tonnes is None else wagon_tonnes, window.capacity[positions]
+        ),
     }
+    for column in V2_OUTPUTS:
+        if column.startswith("tonnes_p"):
+            band = (bands or {}).get(column)
+            values[column] = np.full(n, np.nan) if band is None else np.asarray(band, np.float64)
     outputs = [
         InferOutput(name=name, shape=[n], datatype=datatype, data=values[name])
         for name, datatype in V2_OUTPUTS.items()

@@ -7,7 +7,9 @@ directly, with OpenMP threads set through a threadpoolctl controller built once:
 for small batches (a parallel region costs more than it saves), all cores for large ones.
 ``GlobalGBM.predict`` re-discovers the thread pools on every call (~3 ms) and re-encodes
 its input, which is most of a 1-row forecast. The fast scorer is checked against
-``model.predict`` before it is used, and the generic one is the fallback.
+``model.predict`` before it is used, and the generic one is the fallback. The portfolio
+(freightml.models.portfolio) is scored once for the whole table when it is bound, with its
+calibrated quantiles, and requests read rows of that table.
 """
 
 from __future__ import annotations
@@ -80,6 +82,27 @@ class GbmScorer:
         return np.maximum(ratio * self.scale[rows], 0.0)
 
 
+class TableScorer:
+    """Every row of the feature table forecast once, when the table is bound; a request
+    reads its rows. For models whose forecast is not a function of one row alone (the
+    portfolio's blend reads the statistical forecasts fitted at the window's build) and
+    whose quantiles come with the forecast. ``quantiles`` is rows x ``levels`` (tonnes) or
+    None for a model without calibrated intervals."""
+
+    kind = "precomputed table"
+
+    def __init__(self, model: Any, features: pd.DataFrame) -> None:
+        self.tonnes = np.asarray(model.predict(features), dtype=np.float64)
+        table = getattr(model, "interval_table", None)
+        self.levels: tuple[float, ...] = () if table is None else tuple(table.levels)
+        self.quantiles = (
+            None if table is None else table.quantiles(features, self.tonnes).to_numpy()
+        )
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        return self.tonnes[rows]
+
+
 def _is_global_gbm(model: Any) -> bool:
     from freightml.models.gbm import GlobalGBM
 
@@ -108,6 +131,11 @@ def make_scorer(
             f"the model returned {len(expected)} predictions for {len(sample)} "
             "rows, or non-finite values: it does not fit these features"
         )
+    if hasattr(model, "statistical_models") and hasattr(model, "interval_table"):
+        table = TableScorer(model, features)
+        if not np.allclose(table.predict(sample), expected, rtol=1e-9, atol=1e-9):
+            raise ValueError("the precomputed forecasts disagree with model.predict")
+        return table
     if fast and _is_global_gbm(model):
         try:
             scorer = GbmScorer(model, features, threads)

@@ -88,6 +88,7 @@ def build_predictor(
         freeze_gc=freeze_gc,
         holiday_country=settings.features.holiday_country,
         known_cargo_types=settings.data.known_cargo_types,
+        wagon_quantile=cfg.wagon_quantile,
     )
 
 

@@ -13,8 +13,9 @@ from pydantic import Field
 
 from freightml.config import Settings
 from freightml.evaluation import BacktestResult, GateReport, Methodology
+from freightml.models.intervals import IntervalTable
 from freightml.monitoring.types import Expectation
-from freightml.stages.features import feature_kwargs
+from freightml.stages.features import planned_feature_kwargs
 from freightml.stages.result import StageResult
 from freightml.stages.timing import timed
 from freightml.stages.train import make_estimator
@@ -45,6 +46,11 @@ class EvaluationResult(StageResult):
     champion: ChampionOnWindow | None
     by_horizon: list[dict[str, Any]]
     by_segment: dict[str, list[dict[str, Any]]]
+    # the select stage's choice: the recipe's label and every candidate's inner-fold figures
+    chosen: str = ""
+    candidates: list[dict[str, Any]] = Field(default_factory=list)
+    # share of actuals inside the central intervals, overall ("all") and per segment value
+    coverage: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     # WAPE and bias per (segment incl. "all", horizon bucket of configs/monitoring.yaml): the
     # reference profile's expectations
     expectations: list[Expectation] = Field(default_factory=list)
@@ -69,9 +75,11 @@ def backtest_recipe(
     methodology: Methodology,
     model: str | None = None,
     params: dict[str, Any] | None = None,
+    intervals: IntervalTable | None = None,
 ) -> BacktestResult:
     """The methodology's rolling-origin backtest of ``model`` with ``params`` (default: the
-    configured model) on ``facts``, the model reading them with its level adjustments."""
+    configured model) on ``facts``, the model reading them with its level adjustments and
+    the panel's history rule (``planned_feature_kwargs``); ``intervals`` add quantiles."""
     from freightml.evaluation import run_backtest
     from freightml.features.levels import adjustments_of
 
@@ -79,8 +87,9 @@ def backtest_recipe(
         facts,
         lambda: make_estimator(settings, model, params),
         methodology,
-        feature_kwargs(settings),
+        planned_feature_kwargs(settings, facts),
         level_adjustments=adjustments_of(make_estimator(settings, model, params)),
+        intervals=intervals,
     )
 
 
@@ -138,13 +147,38 @@ def _write_tables(result: BacktestResult, methodology: Methodology, out: Path) -
     return plot_backtest(result, out / "plots")
 
 
+def _coverage_records(result: BacktestResult, methodology: Methodology) -> dict[str, list]:
+    if not result.has_intervals:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {"all": [{"n": len(result.predictions)}]}
+    out["all"][0].update(result.coverage())
+    for column in ["horizon_bucket", *methodology.segments]:
+        frame = result.predictions
+        if column == "horizon_bucket":
+            frame = frame.assign(
+                horizon_bucket=pd.cut(
+                    frame["horizon"], [0, 7, 14, 28], labels=["1-7", "8-14", "15-28"]
+                ).astype(str)
+            )
+        table = BacktestResult(frame, result.cutoffs, methodology).coverage_by(column)
+        out[column] = (
+            table.rename(columns={column: "segment"}).astype({"segment": str}).to_dict("records")
+        )
+    return out
+
+
 def evaluate_model(
     settings: Settings,
     facts_path: str | Path,
     out_dir: str | Path,
     plots_html_path: str | Path | None = None,
+    selection_dir: str | Path | None = None,
 ) -> EvaluationResult:
     """Backtest by the methodology, check the gates and put the champion on the same window.
+
+    With ``selection_dir`` (the select stage's result) the backtest is of the chosen recipe
+    and its predictions carry the selection's calibrated quantiles (coverage is reported and
+    gated); without one, of the configured model without intervals.
 
     Writes evaluation.json (the :class:`EvaluationResult`, with the expectations per
     segment and horizon bucket for the reference profile), predictions, per-horizon and
@@ -160,7 +194,15 @@ def evaluate_model(
     methodology = load_methodology(settings.methodology_path)
     with timed("evaluate_model"):
         facts = pd.read_parquet(facts_path)
-        result = backtest_recipe(settings, facts, methodology)
+        model, params, intervals, chosen, candidates = None, None, None, "", []
+        if selection_dir is not None:
+            from freightml.stages.select import load_selection
+
+            selection = load_selection(selection_dir)
+            model, params, intervals = "portfolio", selection.recipe, selection.intervals
+            chosen = selection.chosen
+            candidates = [c.model_dump(mode="json") for c in selection.candidates]
+        result = backtest_recipe(settings, facts, methodology, model, params, intervals)
         plots = _write_tables(result, methodology, out)
         cutoffs = cutoff_dates(result)
         evaluation = EvaluationResult(
@@ -171,6 +213,9 @@ def evaluate_model(
             champion=None,
             by_horizon=result.by_horizon().to_dict("records"),
             by_segment={c: _segment_records(result, c) for c in methodology.segments},
+            chosen=chosen,
+            candidates=candidates,
+            coverage=_coverage_records(result, methodology),
             expectations=expectations_from_backtest(
                 result.predictions,
                 load_monitoring_config(settings.monitoring_path),

@@ -29,19 +29,57 @@ def feature_kwargs(settings: Settings) -> dict[str, Any]:
     }
 
 
+def planned_feature_kwargs(settings: Settings, facts: pd.DataFrame) -> dict[str, Any]:
+    """``feature_kwargs`` as the panel allows: on a short panel a series needs less history
+    at an origin, so the selection's first validation fold still has training examples
+    (freightml.evaluation.selection.history_plan; never under 28 days), and an unset
+    ``origin_step_days`` becomes ``auto_origin_step`` of the panel."""
+    from freightml.evaluation import load_methodology
+    from freightml.evaluation.selection import history_plan
+
+    kw = feature_kwargs(settings)
+    dates = pd.to_datetime(facts["date"])
+    plan = history_plan(
+        dates.min(),
+        dates.max(),
+        load_methodology(settings.methodology_path),
+        min_history_days=kw["min_history_days"],
+        inner_folds=settings.selection.inner_folds if settings.selection.enabled else 1,
+    )
+    step = kw["origin_step_days"] or auto_origin_step(
+        (dates.max() - dates.min()).days - plan.min_history_days
+    )
+    return {**kw, "min_history_days": plan.min_history_days, "origin_step_days": step}
+
+
+TARGET_ORIGINS = 100
+MAX_ORIGIN_STEP = 7
+
+
+def auto_origin_step(span_days: int) -> int:
+    """The default days between training origins for ``span_days`` of origin range: 7
+    (one weekday, the cheapest) where that still gives ~100 origins, less on short panels,
+    down to every day (where 7 would leave a few origins, all on one weekday)."""
+    return int(min(MAX_ORIGIN_STEP, max(1, span_days // TARGET_ORIGINS)))
+
+
 def build_features(
     settings: Settings, facts_path: str | Path, out_path: str | Path
 ) -> FeaturesInfo:
     """Cut the training examples from the facts (restated by the configured model's level
-    adjustments, freightml.features.levels) and write them as Parquet."""
+    adjustments, freightml.features.levels; the history rule of ``planned_feature_kwargs``)
+    and write them as Parquet."""
     from freightml.features.build import build_examples
     from freightml.features.levels import adjust_levels, adjustments_of
     from freightml.stages.train import make_estimator
 
     with timed("build_features"):
-        facts = adjust_levels(pd.read_parquet(facts_path), adjustments_of(make_estimator(settings)))
+        raw = pd.read_parquet(facts_path)
+        facts = adjust_levels(raw, adjustments_of(make_estimator(settings)))
         examples = build_examples(
-            facts, seed=settings.model.params.get("random_state", 0), **feature_kwargs(settings)
+            facts,
+            seed=settings.model.params.get("random_state", 0),
+            **planned_feature_kwargs(settings, raw),
         )
         examples.to_parquet(out_path, index=False)
     return FeaturesInfo(rows=len(examples), columns=examples.shape[1])

@@ -53,22 +53,43 @@ def reference_profile(
     )
 
 
-def train_model(settings: Settings, features_path: str | Path, model_dir: str | Path) -> TrainInfo:
-    """Fit the configured model on all examples; save it as an MLflow sklearn model with
-    the training half of the reference profile (``PROFILE_FILE``) in its directory."""
+def train_model(
+    settings: Settings,
+    features_path: str | Path,
+    model_dir: str | Path,
+    selection_dir: str | Path | None = None,
+) -> TrainInfo:
+    """Fit the selected recipe (the select stage's result in ``selection_dir``; without one,
+    the configured model) on all examples, with the selection's interval calibration; save
+    it as an MLflow sklearn model with the training half of the reference profile
+    (``PROFILE_FILE``) in its directory."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     from freightml.models import SKOPS_TRUSTED_TYPES
     from freightml.models.requirements import model_requirements
+    from freightml.models.statistical import stat_column
 
+    name = settings.model.name
     with timed("train_model"):
         examples = pd.read_parquet(features_path)
-        model = make_estimator(settings)
-        model.fit(examples)
-        # the model input: its features and the scale they are multiplied by
+        if selection_dir is not None:
+            from freightml.stages.select import load_selection
+
+            selection = load_selection(selection_dir)
+            name = "portfolio"
+            model = make_estimator(settings, name, selection.recipe)
+            model.fit(examples)
+            model.set_intervals(selection.intervals)
+        else:
+            model = make_estimator(settings)
+            model.fit(examples)
+        # the model input: its features, the scale they are multiplied by and the
+        # statistical forecasts it blends (added by whoever builds the rows)
+        stats = [stat_column(n) for n in getattr(model, "statistical_models", [])]
         columns = list(dict.fromkeys([*model.feature_columns_, "scale"]))
         sample = examples.loc[examples["y"].notna(), columns].head(5)
+        sample = sample.assign(**{c: sample["scale"].astype("float64") for c in stats})
         signature = infer_signature(sample, model.predict(sample))
     with timed("train_model.profile"):
         # the reference is the regime the model learned: examples weighted out are not in it
@@ -91,4 +112,4 @@ def train_model(settings: Settings, features_path: str | Path, model_dir: str | 
         # the training half of the reference profile; register_model adds the backtest's
         # expectations and logs the whole profile as profile/profile.json in the run
         profile.save(target / PROFILE_FILE)
-    return TrainInfo(model=settings.model.name, train_rows=int(examples["y"].notna().sum()))
+    return TrainInfo(model=name, train_rows=int(examples["y"].notna().sum()))

@@ -1,0 +1,192 @@
+"""Per-series statistical forecasts from statsforecast, fitted at one forecast origin.
+
+The statistical candidates of the portfolio (freightml.models.portfolio) do not learn from
+feature rows: each series gets its own model, fitted on that series' history up to the
+origin, which forecasts 1..H days ahead. statsforecast fits them in its own vectorised,
+compiled way (``n_jobs`` processes); this module only turns a ``SeriesPanel`` into its long
+input and its output back into one column per model, ``stat_<name>`` (tonnes), keyed by
+series, origin and target date, so the forecasts join onto feature rows.
+
+Leakage-safe like the features: a forecast with origin ``o`` reads panel days ``<= o`` only.
+Absent days (NaN in the panel) inside a series' history are filled with the same weekday's
+value one week earlier (zero when there is none), since statsforecast needs complete series;
+days before a series' first fact are not part of its history. Series with fewer than
+``MIN_HISTORY_DAYS`` days of history at the origin get no statistical forecast (NaN): the
+portfolio falls back to its ML part or to seasonal naive for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from freightml.features.build import SERIES_KEY, SeriesPanel
+
+log = logging.getLogger("freightml")
+
+SEASON_DAYS = 7
+MIN_HISTORY_DAYS = 28  # four weeks: two full seasons for MSTL, and a weekly level
+HISTORY_DAYS = 364  # each series is fitted on at most its last 52 weeks
+STATISTICAL_MODELS: tuple[str, ...] = ("mstl", "autoets", "seasonal_window_average")
+
+
+def stat_column(name: str) -> str:
+    """The example column holding statistical model ``name``'s forecast (tonnes)."""
+    return f"stat_{name}"
+
+
+def _model(name: str) -> Any:
+    from statsforecast.models import MSTL, AutoETS, SeasonalWindowAverage
+
+    if name == "mstl":
+        return MSTL(season_length=SEASON_DAYS, alias=name)
+    if name == "autoets":
+        # error type and weekly season chosen per series; no trend over 28-day horizons
+        # (the full "ZZZ" search costs ~15x as much for freight series)
+        return AutoETS(season_length=SEASON_DAYS, model="ZNZ", alias=name)
+    if name == "seasonal_window_average":
+        return SeasonalWindowAverage(season_length=SEASON_DAYS, window_size=4, alias=name)
+    raise ValueError(f"unknown statistical model {name!r}; known: {list(STATISTICAL_MODELS)}")
+
+
+def check_names(names: Sequence[str]) -> list[str]:
+    """``names`` as a list, every one a known statistical model."""
+    unknown = sorted(set(names) - set(STATISTICAL_MODELS))
+    if unknown:
+        raise ValueError(
+            f"unknown statistical model(s) {unknown}; known: {list(STATISTICAL_MODELS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _filled_history(panel: SeriesPanel, day: int, history_days: int) -> tuple[np.ndarray, int]:
+    """Panel days ``day - history_days + 1 .. day`` with absent days filled (see the module
+    docstring); NaN before each series' first fact. Returns the matrix and its first day."""
+    first = max(0, day - history_days + 1)
+    window = panel.values[:, first : day + 1].astype(np.float64)
+    started = np.arange(first, day + 1)[None, :] >= panel.first_day[:, None]
+    for _ in range(window.shape[1] // SEASON_DAYS + 1):
+        gaps = np.isnan(window) & started
+        if not gaps.any():
+            break
+        shifted = np.full_like(window, np.nan)
+        shifted[:, SEASON_DAYS:] = window[:, :-SEASON_DAYS]
+        fill = gaps & ~np.isnan(shifted)
+        if not fill.any():
+            break
+        window[fill] = shifted[fill]
+    window[np.isnan(window) & started] = 0.0
+    return window, first
+
+
+def statistical_forecasts(
+    panel: SeriesPanel,
+    origin: pd.Timestamp,
+    horizon_max: int,
+    names: Sequence[str],
+    *,
+    history_days: int = HISTORY_DAYS,
+    n_jobs: int = 1,
+    series_rows: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Forecasts of every statistical model in ``names`` for every series (or the panel
+    rows ``series_rows``) with enough history at ``origin``, horizons 1..``horizon_max``.
+
+    Columns: SERIES_KEY, ``origin_date``, ``target_date``, ``stat_<name>`` per model
+    (tonnes, never negative). Empty (with those columns) when no series qualifies.
+    """
+    names = check_names(names)
+    columns = [*SERIES_KEY, "origin_date", "target_date", *map(stat_column, names)]
+    if not names:
+        return pd.DataFrame(columns=columns)
+    origin = pd.Timestamp(origin).normalize()
+    day = panel.day_index(origin)
+    if day < 0:
+        return pd.DataFrame(columns=columns)
+    day = min(day, panel.n_days - 1)
+    window, first = _filled_history(panel, day, history_days)
+    length = (~np.isnan(window)).sum(axis=1)
+    enough = length >= MIN_HISTORY_DAYS
+    if series_rows is not None:
+        enough &= np.isin(np.arange(len(enough)), series_rows)
+    rows = np.flatnonzero(enough)
+    if len(rows) == 0:
+        return pd.DataFrame(columns=columns)
+    sub = window[rows]
+    observed = ~np.isnan(sub)
+    uid = np.repeat(rows, observed.sum(axis=1))
+    ds = np.broadcast_to(np.arange(first, day + 1), sub.shape)[observed]
+    long = pd.DataFrame({"unique_id": uid, "ds": ds, "y": sub[observed]})
+    forecast = _fit_forecast(long, horizon_max, names, n_jobs)
+    forecast = forecast.sort_values(["unique_id", "ds"], kind="stable")
+    series = panel.series.iloc[forecast["unique_id"].to_numpy()]
+    out = pd.DataFrame({c: series[c].to_numpy() for c in SERIES_KEY})
+    out["origin_date"] = origin
+    out["target_date"] = panel.start + pd.to_timedelta(forecast["ds"].to_numpy(), unit="D")
+    for name in names:
+        out[stat_column(name)] = np.maximum(forecast[name].to_numpy(dtype=np.float64), 0.0)
+    return out[columns]
+
+
+def _fit_forecast(long: pd.DataFrame, horizon: int, names: list[str], n_jobs: int) -> pd.DataFrame:
+    """statsforecast's forecast of ``long`` (unique_id, ds, y; integer days)."""
+    os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
+    from statsforecast import StatsForecast
+    from statsforecast.models import SeasonalNaive
+
+    engine = StatsForecast(
+        models=[_model(n) for n in names],
+        freq=1,
+        n_jobs=n_jobs,
+        fallback_model=SeasonalNaive(season_length=SEASON_DAYS),
+    )
+    result = engine.forecast(h=horizon, df=long)
+    return result.reset_index() if "unique_id" not in result.columns else result
+
+
+def add_statistical(
+    examples: pd.DataFrame,
+    panel: SeriesPanel,
+    names: Sequence[str],
+    *,
+    horizon_max: int,
+    history_days: int = HISTORY_DAYS,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """``examples`` with a ``stat_<name>`` column per model: the forecast made at each row's
+    origin (one statsforecast fit per distinct origin), NaN where a series had too little
+    history. Row order and index are kept."""
+    names = check_names(names)
+    if not names or examples.empty:
+        return examples.assign(**{stat_column(n): np.nan for n in names})
+    keys = panel.series[SERIES_KEY].astype(str).reset_index(drop=True)
+    wanted = examples[SERIES_KEY].astype(str).drop_duplicates()
+    rows = keys.reset_index().merge(wanted, on=SERIES_KEY)["index"].to_numpy()
+    frames = [
+        statistical_forecasts(
+            panel,
+            origin,
+            horizon_max,
+            names,
+            history_days=history_days,
+            n_jobs=n_jobs,
+            series_rows=rows,
+        )
+        for origin in pd.to_datetime(examples["origin_date"]).drop_duplicates()
+    ]
+    table = pd.concat(frames, ignore_index=True)
+    key = [*SERIES_KEY, "origin_date", "target_date"]
+    left = examples[key].astype({c: str for c in SERIES_KEY})
+    left["origin_date"] = pd.to_datetime(left["origin_date"])
+    left["target_date"] = pd.to_datetime(left["target_date"])
+    table = table.astype({c: str for c in SERIES_KEY})
+    table["origin_date"] = pd.to_datetime(table["origin_date"])
+    table["target_date"] = pd.to_datetime(table["target_date"])
+    joined = left.merge(table, on=key, how="left", validate="many_to_one")
+    stats = {stat_column(n): joined[stat_column(n)].to_numpy(dtype=np.float64) for n in names}
+    return examples.assign(**stats)
