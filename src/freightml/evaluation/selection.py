@@ -12,7 +12,8 @@ Candidates (settings ``selection``):
 - ML: the configured model's recipe with each override of ``selection.ml_recipes`` (the
   global GBM: what the trees correct, which loss), and, with ``calendar_ablation``, the
   best of them without the holiday features (kept only where they help). On a panel with
-  less than a year of history the ML candidates do not read the yearly calendar at all;
+  less than a year of history the ML candidates read neither the yearly nor the holiday
+  calendar (the values ahead are ones training never saw);
 - statistical: per-series statsforecast models fitted at each inner cutoff
   (freightml.models.statistical);
 - ensembles: the best statistical and the best ML candidate, as their mean and with the
@@ -54,12 +55,14 @@ log = logging.getLogger("freightml")
 
 MIN_HISTORY_FLOOR = 28
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
-# The yearly cycle: with less than a year of history (plus a horizon) before a forecast, its
-# values at forecast time are ones training never saw, and the trees extend the last
-# season's leaves to them, so the ML candidates do not read them on such panels.
+# The yearly cycle and the holidays: with less than a year of history (plus a horizon)
+# before a forecast, the yearly features take values at forecast time that training never
+# saw (the trees extend the last season's leaves to them), and the holidays ahead are others
+# than the ones training saw (a holiday's effect is learnt from the same holiday a year
+# earlier), so the ML candidates do not read either on such panels.
 YEARLY_CALENDAR = ["month", "day_of_year", "days_to_new_year", "days_since_new_year"]
 YEARLY_MIN_DAYS = 365 + 28
-# The holiday calendar: the ablation drops it, and it stays only where it helps.
+# The holiday calendar: on longer panels the ablation drops it; it stays only where it helps.
 HOLIDAY_CALENDAR = ["is_holiday", "holiday_within_3d", "days_to_holiday", "days_from_holiday"]
 assert set(YEARLY_CALENDAR + HOLIDAY_CALENDAR) < set(CALENDAR_COLUMNS)
 
@@ -240,11 +243,14 @@ def select_candidate(
 
     base = dict(model_params)
     notes = []
-    if model_name == "gbm" and (plan.inner[0] - panel.start).days < YEARLY_MIN_DAYS:
-        base["exclude_features"] = sorted({*(base.get("exclude_features") or []), *YEARLY_CALENDAR})
+    short = (plan.inner[0] - panel.start).days < YEARLY_MIN_DAYS
+    if model_name == "gbm" and short:
+        calendar = [*YEARLY_CALENDAR, *HOLIDAY_CALENDAR]
+        base["exclude_features"] = sorted({*(base.get("exclude_features") or []), *calendar})
         notes.append(
-            f"the ML candidates do not read the yearly calendar ({', '.join(YEARLY_CALENDAR)}): "
-            f"less than {YEARLY_MIN_DAYS} days of history before the first validation cutoff"
+            "the ML candidates do not read the yearly and holiday calendar "
+            f"({', '.join(calendar)}): less than {YEARLY_MIN_DAYS} days of history before "
+            "the first validation cutoff"
         )
 
     def ml_candidates() -> dict[str, tuple[str, dict[str, Any]]]:
@@ -290,7 +296,7 @@ def select_candidate(
         test[f"yhat_{label}"] = fit_predict(name, params)
         record(label, "ml", _recipe(name, params, None, 1.0, selection, label), f"yhat_{label}")
     ml_best = min((s for s in scores if s.kind == "ml"), key=lambda s: s.wape)
-    if selection.enabled and selection.calendar_ablation and model_name == "gbm":
+    if selection.enabled and selection.calendar_ablation and model_name == "gbm" and not short:
         name, params = ml_candidates()[ml_best.label]
         excluded = sorted({*(params.get("exclude_features") or []), *HOLIDAY_CALENDAR})
         label = f"{ml_best.label}_no_holidays"
