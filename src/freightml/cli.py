@@ -335,6 +335,53 @@ def models_list(config: ConfigOpt = None) -> None:
     _print_registry(_settings(config))
 
 
+@models_app.command("show")
+def models_show(
+    version: Annotated[str, typer.Argument(help="version to show")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON (for scripts)")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """A version's backtest: WAPE vs seasonal naive, segments, gates, interval coverage and
+    the chosen candidate among the portfolio."""
+    from freightml.tracking import RegistryError
+    from freightml.tracking.registry import version_summary
+
+    settings = _settings(config)
+    try:
+        summary = version_summary(_client(settings), settings.tracking.registered_model, version)
+    except RegistryError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    b = summary["backtest"]
+    out.print(
+        f"{summary['model']} v{summary['version']} ({', '.join(summary['aliases']) or 'no alias'})"
+        f": WAPE {b['wape']:.4f} vs seasonal naive {b['wape_baseline']:.4f} "
+        f"(ratio {b['wape_ratio']:.3f}), bias {b['bias']:+.2%}; gates "
+        f"{'passed' if summary['gates']['passed'] else 'FAILED'}"
+    )
+    for name, value in summary["coverage"].items():
+        out.print(f"{name.replace('_', ' ')}%: {value:.1%}")
+    if summary["chosen"]:
+        out.print(f"chosen candidate: {summary['chosen']}")
+    table = Table(title="candidates (validation folds)")
+    for column in ("candidate", "kind", "wape", "ratio", "bias", "segments over", "chosen"):
+        table.add_column(column)
+    for c in summary["candidates"]:
+        table.add_row(
+            c["label"],
+            c["kind"],
+            f"{c['wape']:.4f}",
+            f"{c['wape_ratio']:.3f}",
+            f"{c['bias']:+.1%}",
+            f"{c['segments_over']} of {c['segments']}",
+            "yes" if c["chosen"] else "",
+        )
+    if summary["candidates"]:
+        out.print(table)
+
+
 def _print_move(event) -> None:
     before = f"v{event.previous_version}" if event.previous_version else "none"
     console.print(

@@ -122,7 +122,7 @@ class FeatureSettings(_Section):
         None,
         ge=1,
         description="days between training forecast origins; None = from the panel: 7 on "
-        "long panels, fewer on short ones so training sees ~100 origins on every weekday",
+        "long panels, fewer on short ones so training sees ~90 origins on every weekday",
     )
     horizons_per_origin: int | None = Field(
         7, ge=1, le=28, description="horizons sampled per series and origin (None = all)"
@@ -190,7 +190,8 @@ class SelectionSettings(_Section):
     ml_recipes: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in ML_RECIPES.items()},
         description="ML candidates: name -> parameter overrides on top of model.params "
-        "(used when model.name is gbm)",
+        "(used when model.name is gbm); a 'model' key names another registered model, "
+        "whose parameters are then the entry's alone",
     )
     statistical: list[str] = Field(
         default_factory=lambda: ["mstl", "autoets", "seasonal_window_average"],
@@ -212,10 +213,18 @@ class SelectionSettings(_Section):
         "when the history is short)",
     )
     max_series: int = Field(
-        500, ge=10, description="series scored on the inner folds (a fixed random sample)"
+        300, ge=10, description="series scored on the inner folds (a fixed random sample)"
     )
     max_train_rows: int = Field(
-        300_000, ge=1000, description="training rows per ML fit on an inner fold"
+        150_000, ge=1000, description="training rows per ML fit on an inner fold"
+    )
+    tolerance: float = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description="candidates whose validation WAPE is within this share of the best are "
+        "tied, and the simplest of them wins (ML, then statistical, then a blend; in "
+        "portfolio order)",
     )
     stat_history_days: int = Field(
         182, ge=28, description="days of each series' history a statistical model is fitted on"

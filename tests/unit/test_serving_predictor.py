@@ -496,3 +496,81 @@ def test_a_version_with_level_adjustments_is_served_from_its_restated_history(mo
     source.current = "1"
     assert p.reload_model() is True and p.state.window.level_adjustments == ()
     p.stop_engine()
+
+
+@pytest.fixture(scope="module")
+def portfolio(facts: pd.DataFrame) -> Any:
+    """A blend of a tiny GBM and the seasonal window average, with planted intervals."""
+    from freightml.models.intervals import calibrate
+
+    examples = build_examples(facts, horizons_per_origin=7)
+    known = examples.loc[examples["y"].notna()]
+    model = make_model(
+        "portfolio",
+        {
+            "ml": "gbm",
+            "ml_params": {"max_iter": 30},
+            "statistical": "seasonal_window_average",
+            "ml_weight": 0.6,
+        },
+    ).fit(known)
+    rng = np.random.default_rng(0)
+    residuals = known.sample(20_000, random_state=0).assign(
+        yhat=lambda f: f["y"] + rng.normal(0, 0.2, len(f)) * f["scale"]
+    )
+    return model.set_intervals(calibrate(residuals, "cargo_type"))
+
+
+def test_a_portfolio_answers_its_blend_with_calibrated_quantiles(
+    portfolio, facts, tmp_path
+) -> None:
+    """The statistical part is fitted when the history is built; a request reads the
+    precomputed forecasts and quantiles, and wagons follow a requested quantile."""
+    from freightml.models.intervals import quantile_column
+    from freightml.models.statistical import add_statistical
+    from freightml.models.wagons import wagons_for
+    from freightml.serving.schema import ANSWERED_LEVELS
+
+    save_model(portfolio, tmp_path / "model")
+    p = FreightPredictor(LocalModel(tmp_path / "model", version="3"), HistorySource(facts))
+    p.load()
+    try:
+        window = p.state.window
+        assert window.statistical == ("seasonal_window_average",)
+        assert p.state.scorer.kind == "precomputed table"
+        key = _series(p, 5)
+        body = {"instances": [dict(zip(KEY, key, strict=True)) | {"horizon": 28}]}
+        out = _call(p, body)["predictions"]
+        features = build_inference_frame(window.panel, window.origin, range(1, 29))
+        features = add_statistical(
+            features, window.panel, ["seasonal_window_average"], horizon_max=28
+        )
+        rows = features.loc[
+            (features[KEY].astype(str).apply(tuple, axis=1) == key).to_numpy()
+        ].sort_values("horizon")
+        expected = portfolio.predict(rows)
+        assert np.allclose([o["tonnes"] for o in out], expected, rtol=1e-9)
+        quantiles = portfolio.predict_quantiles(rows)
+        for level in ANSWERED_LEVELS:
+            column = quantile_column(level)
+            assert np.allclose([o[column] for o in out], quantiles[column], rtol=1e-9)
+        assert all(o["tonnes_p10"] <= o["tonnes_p50"] <= o["tonnes_p90"] for o in out)
+        capacity = window.capacity[window.series_index[key]]
+        high = _call(p, {**body, "parameters": {"wagon_quantile": 0.9}})["predictions"]
+        assert [o["wagons"] for o in high] == wagons_for(
+            quantiles["tonnes_p90"].to_numpy(), np.full(28, capacity)
+        ).tolist()
+        assert sum(o["wagons"] for o in high) >= sum(o["wagons"] for o in out)
+        for bad in (1.5, "high", 0.001):
+            with pytest.raises(RequestError, match="wagon_quantile|calibrated levels"):
+                _call(p, {**body, "parameters": {"wagon_quantile": bad}})
+    finally:
+        p.stop_engine()
+
+
+def test_a_model_without_intervals_refuses_a_wagon_quantile(predictor) -> None:
+    body = {"instances": [dict(zip(KEY, _series(predictor), strict=True)) | {"horizon": 2}]}
+    out = _call(predictor, body)["predictions"]
+    assert "tonnes_p10" not in out[0]
+    with pytest.raises(RequestError, match="no calibrated intervals"):
+        _call(predictor, {**body, "parameters": {"wagon_quantile": 0.8}})

@@ -21,7 +21,9 @@ Candidates (settings ``selection``):
 
 All candidates are scored on the same rows (a fixed random sample of at most
 ``max_series`` series, every horizon) against seasonal naive. The winner has the lowest
-WAPE. Its inner-fold residuals calibrate the prediction intervals
+WAPE; candidates within ``selection.tolerance`` of it count as tied, and the simplest of
+them wins (ML before statistical before a blend, in portfolio order): a difference that
+small is noise, and a simpler model is cheaper to fit, serve and explain. Its inner-fold residuals calibrate the prediction intervals
 (freightml.models.intervals).
 
 Which history a series needs (``min_history_days`` of the training examples) adapts to the
@@ -49,6 +51,7 @@ from freightml.evaluation.metrics import metric_table
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
 from freightml.features.calendar import CALENDAR_COLUMNS
 from freightml.models.intervals import IntervalTable, calibrate
+from freightml.models.portfolio import ML_MODELS
 from freightml.models.statistical import add_statistical, stat_column
 
 log = logging.getLogger("freightml")
@@ -256,10 +259,12 @@ def select_candidate(
     def ml_candidates() -> dict[str, tuple[str, dict[str, Any]]]:
         if not selection.enabled or model_name != "gbm":
             return {model_name: (model_name, base)}
-        return {
-            label: (model_name, {**base, **overrides})
-            for label, overrides in selection.ml_recipes.items()
-        }
+        out = {}
+        for label, overrides in selection.ml_recipes.items():
+            other = overrides.get("model", model_name)
+            params = {k: v for k, v in overrides.items() if k != "model"}
+            out[label] = (other, {**base, **params} if other == model_name else params)
+        return out
 
     def fit_predict(name: str, params: dict[str, Any]) -> np.ndarray:
         out = np.empty(len(test))
@@ -296,14 +301,19 @@ def select_candidate(
         test[f"yhat_{label}"] = fit_predict(name, params)
         record(label, "ml", _recipe(name, params, None, 1.0, selection, label), f"yhat_{label}")
     ml_best = min((s for s in scores if s.kind == "ml"), key=lambda s: s.wape)
-    if selection.enabled and selection.calendar_ablation and model_name == "gbm" and not short:
-        name, params = ml_candidates()[ml_best.label]
+    name, params = ml_candidates()[ml_best.label]
+    if selection.enabled and selection.calendar_ablation and name == "gbm" and not short:
         excluded = sorted({*(params.get("exclude_features") or []), *HOLIDAY_CALENDAR})
         label = f"{ml_best.label}_no_holidays"
         ablated = {**params, "exclude_features": excluded}
         test[f"yhat_{label}"] = fit_predict(name, ablated)
         record(label, "ml", _recipe(name, ablated, None, 1.0, selection, label), f"yhat_{label}")
         ml_best = min((s for s in scores if s.kind == "ml"), key=lambda s: s.wape)
+    if ml_best.params["ml"] not in ML_MODELS:  # e.g. a custom model: not a portfolio part
+        raise ValueError(
+            f"selection: the best ML candidate {ml_best.label!r} is a {ml_best.params['ml']!r} "
+            f"model; a portfolio's ML part is one of {list(ML_MODELS)}"
+        )
     for stat in stat_names:
         column = f"yhat_{stat}"
         # a series too young for the statistical model: seasonal naive, as Portfolio does
@@ -332,14 +342,20 @@ def select_candidate(
             test[f"yhat_{label}"] = blend(w)
             recipe = _recipe(ml_name, ml_params, stat_best.label, w, selection, label)
             record(label, "ensemble", recipe, f"yhat_{label}")
-    best = min(scores, key=lambda s: (s.wape, s.segments_over))
+    lowest = min(scores, key=lambda s: (s.wape, s.segments_over))
+    # ties within the tolerance go to the simplest candidate: scores are in that order
+    best = next(s for s in scores if s.wape <= lowest.wape * (1 + selection.tolerance))
     for s in scores:
         s.chosen = s is best
-        s.why = (
-            "lowest WAPE on the inner folds"
-            if s.chosen
-            else f"WAPE {s.wape / best.wape - 1:+.1%} vs the chosen"
-        )
+        if s.chosen:
+            s.why = (
+                "lowest WAPE on the validation folds"
+                if s is lowest
+                else f"simplest within {selection.tolerance:.1%} of the lowest WAPE "
+                f"({lowest.label}, {s.wape / lowest.wape - 1:+.2%})"
+            )
+        else:
+            s.why = f"WAPE {s.wape / best.wape - 1:+.1%} vs the chosen"
     residuals = test.assign(yhat=test[columns[best.label]])
     intervals = calibrate(residuals, selection.interval_segment)
     seconds = time.perf_counter() - began

@@ -48,6 +48,7 @@ class EvaluationResult(StageResult):
     by_segment: dict[str, list[dict[str, Any]]]
     # the select stage's choice: the recipe's label and every candidate's inner-fold figures
     chosen: str = ""
+    recipe: dict[str, Any] = Field(default_factory=dict)  # the chosen Portfolio's parameters
     candidates: list[dict[str, Any]] = Field(default_factory=list)
     # share of actuals inside the central intervals, overall ("all") and per segment value
     coverage: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
@@ -202,6 +203,7 @@ def evaluate_model(
             model, params, intervals = "portfolio", selection.recipe, selection.intervals
             chosen = selection.chosen
             candidates = [c.model_dump(mode="json") for c in selection.candidates]
+            (out / "selection.md").write_text(selection.to_markdown())
         result = backtest_recipe(settings, facts, methodology, model, params, intervals)
         plots = _write_tables(result, methodology, out)
         cutoffs = cutoff_dates(result)
@@ -214,6 +216,7 @@ def evaluate_model(
             by_horizon=result.by_horizon().to_dict("records"),
             by_segment={c: _segment_records(result, c) for c in methodology.segments},
             chosen=chosen,
+            recipe=dict(params or {}),
             candidates=candidates,
             coverage=_coverage_records(result, methodology),
             expectations=expectations_from_backtest(

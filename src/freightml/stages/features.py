@@ -52,13 +52,13 @@ def planned_feature_kwargs(settings: Settings, facts: pd.DataFrame) -> dict[str,
     return {**kw, "min_history_days": plan.min_history_days, "origin_step_days": step}
 
 
-TARGET_ORIGINS = 100
+TARGET_ORIGINS = 90
 MAX_ORIGIN_STEP = 7
 
 
 def auto_origin_step(span_days: int) -> int:
     """The default days between training origins for ``span_days`` of origin range: 7
-    (one weekday, the cheapest) where that still gives ~100 origins, less on short panels,
+    (one weekday, the cheapest) where that still gives ~90 origins, less on short panels,
     down to every day (where 7 would leave a few origins, all on one weekday)."""
     return int(min(MAX_ORIGIN_STEP, max(1, span_days // TARGET_ORIGINS)))
 

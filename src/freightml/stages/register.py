@@ -89,10 +89,17 @@ def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> 
 def _run_params(
     settings: Settings, facts: FactsInfo, evaluation: EvaluationResult, methodology: Methodology
 ) -> dict[str, Any]:
+    # the recipe the version carries: the selection's portfolio, else the configured model
+    name, params = (
+        ("portfolio", evaluation.recipe)
+        if evaluation.recipe
+        else (settings.model.name, settings.model.params)
+    )
     return {
-        runs.PARAM_MODEL: settings.model.name,
-        runs.PARAM_MODEL_PARAMS: json.dumps(settings.model.params, sort_keys=True),
-        **{f"model.{k}": v for k, v in settings.model.params.items()},
+        runs.PARAM_MODEL: name,
+        runs.PARAM_MODEL_PARAMS: json.dumps(params, sort_keys=True),
+        **{f"model.{k}": v for k, v in params.items()},
+        **({"selection.chosen": evaluation.chosen} if evaluation.chosen else {}),
         **{f"features.{k}": v for k, v in feature_kwargs(settings).items()},
         "data_source": facts.source_uri,
         "data_source_sha256": facts.source_sha256,
@@ -131,7 +138,29 @@ def log_training_run(
                 mlflow.log_artifacts(str(path), folder)
             else:
                 mlflow.log_artifact(str(path), folder)
+        log_candidates(evaluation)
         return run.info.run_id
+
+
+def log_candidates(evaluation: EvaluationResult) -> None:
+    """One nested run per candidate of the selection, with its inner-fold figures."""
+    for candidate in evaluation.candidates:
+        with mlflow.start_run(run_name=f"candidate {candidate['label']}", nested=True):
+            mlflow.log_params(
+                {
+                    "label": candidate["label"],
+                    "kind": candidate["kind"],
+                    "chosen": candidate["chosen"],
+                    "why": candidate["why"],
+                    runs.PARAM_MODEL_PARAMS: json.dumps(candidate["params"], sort_keys=True),
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    f"inner_{k}": float(candidate[k])
+                    for k in ("wape", "wape_ratio", "bias", "segments_over", "segments")
+                }
+            )
 
 
 def version_profile(model_dir: Path, evaluation: EvaluationResult) -> ReferenceProfile:
