@@ -23,8 +23,8 @@ All candidates are scored on the same rows (a fixed random sample of at most
 ``max_series`` series, every horizon) against seasonal naive. The winner has the lowest
 WAPE; candidates within ``selection.tolerance`` of it count as tied, and the simplest of
 them wins (ML before statistical before a blend, in portfolio order): a difference that
-small is noise, and a simpler model is cheaper to fit, serve and explain. Its inner-fold residuals calibrate the prediction intervals
-(freightml.models.intervals).
+small is noise, and a simpler model is cheaper to fit, serve and explain. The winner's
+inner-fold residuals calibrate the prediction intervals (freightml.models.intervals).
 
 Which history a series needs (``min_history_days`` of the training examples) adapts to the
 panel: the configured value, or less on a short panel so that the first inner fold still
