@@ -75,16 +75,41 @@ def problem_statement(settings: Settings) -> str:
     )
 
 
+def _portfolio_algorithm(recipe: dict[str, Any]) -> str:
+    parts = []
+    if recipe.get("ml"):
+        parts.append(
+            "one global scikit-learn HistGradientBoostingRegressor over all series "
+            f"({recipe['ml']}; direct multi-horizon)"
+            if recipe["ml"] == "gbm"
+            else f"the {recipe['ml']} model"
+        )
+    if recipe.get("statistical"):
+        parts.append(
+            f"a per-series statsforecast {recipe['statistical']} fitted at each forecast origin"
+        )
+    weight = float(recipe.get("ml_weight", 1.0))
+    blend = f", blended {weight:.2f} / {1 - weight:.2f}" if len(parts) == 2 else ""
+    return " and ".join(parts) + blend + "; chosen among the candidate portfolio below"
+
+
 def approach_section(
-    settings: Settings, features: list[str], categorical: list[str]
+    settings: Settings,
+    features: list[str],
+    categorical: list[str],
+    evaluation: EvaluationResult | None = None,
 ) -> dict[str, Any]:
+    recipe = evaluation.recipe if evaluation is not None else {}
+    chosen = evaluation.chosen if evaluation is not None else ""
     return {
-        "model_name": settings.model.name,
+        "model_name": f"portfolio: {chosen}" if recipe else settings.model.name,
         "algorithm": (
-            "one global scikit-learn HistGradientBoostingRegressor over all series, "
+            _portfolio_algorithm(recipe)
+            if recipe
+            else "one global scikit-learn HistGradientBoostingRegressor over all series, "
             "trained on volume relative to the series' recent level, direct multi-horizon"
         ),
-        "params": settings.model.params,
+        "params": recipe or settings.model.params,
         "features": features,
         "categorical": categorical,
         "horizon_max": settings.features.horizon_max,
@@ -121,6 +146,8 @@ def methodology_section(
         "champion_comparison": champion_comparison(evaluation),
         "by_horizon": evaluation.by_horizon,
         "by_segment": evaluation.by_segment,
+        "candidates": evaluation.candidates,
+        "coverage": evaluation.coverage,
     }
 
 
@@ -180,7 +207,7 @@ def card_context(
         "model": model_section(version),
         "retraining": retraining_section(settings),
         "problem": problem_statement(settings),
-        "approach": approach_section(settings, feature_columns, categorical),
+        "approach": approach_section(settings, feature_columns, categorical, evaluation),
         "methodology": methodology_section(settings, methodology, evaluation),
         "data": data_section(facts, validation, profile),
         "tools": env,

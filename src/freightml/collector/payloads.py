@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 REQUIRED = ("origin_station", "destination_station", "cargo_type", "origin_date", "date", "tonnes")
-OPTIONAL = ("horizon", "wagons")
+OPTIONAL = ("horizon", "wagons", "tonnes_p10", "tonnes_p90")
 TARGET_ALIAS = "target_date"  # accepted in place of "date"
 MAX_NAME_LENGTH = 128  # width of the station and cargo columns
 
@@ -125,7 +125,18 @@ def _row(r: dict[str, Any], i: int) -> dict[str, Any]:
             row[key] = _name(value, key, i)
     row["origin_date"], row["target_date"] = origin, target
     row["horizon"], row["tonnes"], row["wagons"] = horizon, float(tonnes), wagons
+    for band in ("tonnes_p10", "tonnes_p90"):
+        row[band] = _band(r.get(band), band, i)
     return row
+
+
+def _band(value: Any, name: str, i: int) -> float | None:
+    """An interval bound: a finite number, or None (absent, null or NaN: no interval)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ForecastBodyError(f"forecast {i}: {name} must be a number, got {value!r}")
+    return float(value) if math.isfinite(value) else None
 
 
 def _name(value: Any, name: str, i: int) -> str:

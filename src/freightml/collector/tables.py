@@ -73,6 +73,9 @@ forecasts = sa.Table(
     sa.Column("horizon", sa.Integer, nullable=False),
     sa.Column("tonnes", sa.Float, nullable=False),
     sa.Column("wagons", sa.Integer),
+    # the 80% interval of the forecast (NULL from a model without calibrated intervals)
+    sa.Column("tonnes_p10", sa.Float),
+    sa.Column("tonnes_p90", sa.Float),
     sa.Column("model_name", sa.String(255)),
     sa.Column("model_version", sa.String(255)),
     sa.Column("lineage", sa.String(255)),

@@ -19,14 +19,40 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def plot_backtest(result: BacktestResult, out_dir: str | Path) -> list[Path]:
-    """WAPE by horizon, WAPE by segment, and actual vs forecast daily totals per fold."""
+    """WAPE by horizon, WAPE by segment, actual vs forecast daily totals per fold, and (with
+    intervals) a fan chart of the biggest series in the last fold."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     return [
         _wape_by_horizon(result, out / "wape_by_horizon.png"),
         _wape_by_segment(result, out / "wape_by_segment.png"),
         _daily_totals(result, out / "actual_vs_forecast.png"),
+        *([_fan_chart(result, out / "fan_chart.png")] if result.has_intervals else []),
     ]
+
+
+FAN_SERIES = 4
+
+
+def _fan_chart(result: BacktestResult, path: Path) -> Path:
+    """The last fold's forecast of the biggest series with its 80% and 95% intervals."""
+    pred = result.predictions
+    last = pred.loc[pred["fold"] == pred["fold"].max()]
+    key = ["origin_station", "destination_station", "cargo_type"]
+    biggest = last.groupby(key, observed=True)["y"].sum().nlargest(FAN_SERIES).index
+    fig = Figure(figsize=(9, 2.4 * len(biggest)))
+    for i, series in enumerate(biggest):
+        ax = fig.add_subplot(len(biggest), 1, i + 1)
+        part = last.set_index(key).loc[series].sort_values("target_date")
+        x = part["target_date"]
+        ax.fill_between(x, part["tonnes_p2_5"], part["tonnes_p97_5"], alpha=0.15, label="95%")
+        ax.fill_between(x, part["tonnes_p10"], part["tonnes_p90"], alpha=0.3, label="80%")
+        ax.plot(x, part["yhat"], label="forecast")
+        ax.plot(x, part["y"], color="black", marker=".", lw=0.8, label="actual")
+        ax.set(ylabel="tonnes", title=" -> ".join(str(v) for v in series))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
 
 
 def _wape_by_horizon(result: BacktestResult, path: Path) -> Path:

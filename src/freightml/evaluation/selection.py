@@ -266,16 +266,22 @@ def select_candidate(
             out[label] = (other, {**base, **params} if other == model_name else params)
         return out
 
+    # every candidate of a fold fits on the same training rows: at most max_train_rows of
+    # the examples whose target is on or before the inner cutoff, drawn once
+    rng = np.random.default_rng(0)
+    fold_train = {}
+    for cutoff in plan.inner:
+        rows = np.flatnonzero((train_all["target_date"] <= cutoff).to_numpy())
+        if len(rows) > selection.max_train_rows:
+            rows = np.sort(rng.choice(rows, selection.max_train_rows, replace=False))
+        fold_train[cutoff] = train_all.iloc[rows]
+    fold_test = {c: (test["origin_date"] == c).to_numpy() for c in plan.inner}
+
     def fit_predict(name: str, params: dict[str, Any]) -> np.ndarray:
         out = np.empty(len(test))
         for cutoff in plan.inner:
-            train = train_all.loc[train_all["target_date"] <= cutoff]
-            rows = (test["origin_date"] == cutoff).to_numpy()
-            capped = dict(params)
-            if name == "gbm":
-                limit = capped.get("max_train_rows") or selection.max_train_rows
-                capped["max_train_rows"] = min(int(limit), selection.max_train_rows)
-            model = make_model(name, capped).fit(train)
+            rows = fold_test[cutoff]
+            model = make_model(name, params).fit(fold_train[cutoff])
             out[rows] = np.asarray(model.predict(test.loc[rows]), dtype=np.float64)
         return out
 

@@ -86,7 +86,7 @@ class GlobalGBM(RegressorMixin, BaseEstimator):
         l2_regularization: float = 1.0,
         loss: str = "squared_error",
         target_base: str = "level",
-        max_train_rows: int | None = 1_000_000,
+        max_train_rows: int | None = 500_000,
         early_stopping: bool | str = "auto",
         n_threads: int | None = 1,
         random_state: int | None = 0,

@@ -41,6 +41,10 @@ class QualitySpec(_Frozen):
     rolling_days: int = Field(7, ge=1, le=28)
     confidence: float = Field(0.9, ge=0.5, lt=1)
     bootstrap_samples: int = Field(200, ge=20, le=10_000)
+    # realised coverage of the forecasts' 80% interval: a segment whose share of actuals
+    # inside it leaves 0.80 +- this (with enough forecasts) is alerted
+    max_coverage_error: float = Field(0.10, ge=0, le=0.8)
+    min_coverage_forecasts: int = Field(200, ge=1)
 
 
 class FreshnessSpec(_Frozen):

@@ -54,6 +54,10 @@ GAUGES: dict[str, tuple[str, list[str]]] = {
         "WAPE the backtest expects (reference profile)",
         ["segment", "horizon_bucket"],
     ),
+    "freightml_realised_coverage_80": (
+        "Share of the mature actuals inside the forecasts' 80% interval",
+        ["segment"],
+    ),
     "freightml_segment_degraded": (
         "1 when realised quality is degraded in the segment",
         ["segment"],
@@ -99,6 +103,9 @@ def snapshot_metrics(snapshot: Snapshot) -> list[GaugeMetricFamily]:
                 add("freightml_realised_wape", labels, cell.wape)
             if cell.expected_wape is not None:
                 add("freightml_expected_wape", labels, cell.expected_wape)
+        for cov in snapshot.quality.coverage:
+            if cov.coverage_80 is not None:
+                add("freightml_realised_coverage_80", [cov.segment], cov.coverage_80)
     for seg in snapshot.segments:
         add("freightml_segment_degraded", [seg.segment], float(seg.segment in degraded))
         add("freightml_segment_status", [seg.segment], STATUS_VALUE[seg.status])

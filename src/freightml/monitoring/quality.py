@@ -54,6 +54,7 @@ from freightml.evaluation.metrics import metric_table
 from freightml.monitoring.config import MonitoringConfig, QualitySpec
 from freightml.monitoring.types import (
     ALL,
+    CoverageCell,
     Expectation,
     Freshness,
     QualityCell,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from freightml.collector.store import Store
 
 # Columns realised_quality needs (besides the methodology's segment columns).
+BANDS = ("tonnes_p10", "tonnes_p90")  # the forecasts' 80% interval, when they carry one
 JOINED_COLUMNS: tuple[str, ...] = (
     "source",
     *SERIES_KEY,
@@ -127,7 +129,9 @@ def realised_quality(
     cells: list[QualityCell] = []
     daily: list[QualityDay] = []
     degraded: list[str] = []
+    coverage: list[CoverageCell] = []
     for label, segment in _segments(scored, methodology):
+        coverage.append(_coverage(segment, label, spec))
         # no series keys in the metric tables (no n_series to count); "sid" for the bootstrap
         part = segment[["sid", "date", "bucket", "y", "yhat"]]
         days = _daily(part, label, expected, spec, start, window_days)
@@ -146,6 +150,30 @@ def realised_quality(
         daily=daily,
         degraded_segments=degraded,
         worst_series=_worst_series(scored, methodology, spec.min_actual_tonnes, worst_n),
+        coverage=coverage,
+        coverage_drifted_segments=[c.segment for c in coverage if c.drifted],
+    )
+
+
+def _coverage(segment: pd.DataFrame, label: str, spec: QualitySpec) -> CoverageCell:
+    """The share of mature actuals inside the forecasts' 80% interval (forecasts made
+    without an interval do not count)."""
+    if not all(c in segment.columns for c in BANDS):
+        return CoverageCell(segment=label, n=0, coverage_80=None, drifted=False)
+    with_band = segment.loc[segment[list(BANDS)].notna().all(axis=1)]
+    n = len(with_band)
+    if n < spec.min_coverage_forecasts:
+        return CoverageCell(segment=label, n=n, coverage_80=None, drifted=False)
+    y = with_band["y"].to_numpy(np.float64)
+    inside = (y >= with_band[BANDS[0]].to_numpy(np.float64)) & (
+        y <= with_band[BANDS[1]].to_numpy(np.float64)
+    )
+    share = float(inside.mean())
+    return CoverageCell(
+        segment=label,
+        n=n,
+        coverage_80=share,
+        drifted=abs(share - 0.80) > spec.max_coverage_error,
     )
 
 
@@ -291,7 +319,7 @@ def _window_rows(
         empty["bucket"] = pd.Series([], dtype=object)
         return empty
     _require(joined, needed, "forecasts joined with facts")
-    extra = [c for c in (*_MODEL_COLUMNS, "created_at") if c in joined.columns]
+    extra = [c for c in (*_MODEL_COLUMNS, "created_at", *BANDS) if c in joined.columns]
     rows = joined[[*needed, *extra]].copy()
     for col in ("date", "origin_date"):
         rows[col] = _dates(rows[col], "forecasts joined with facts", col)

@@ -114,6 +114,14 @@ def judge(
                 )
             reasons.setdefault(segment, []).append(("red", text))
             alerts.append(Alert(kind="quality", segment=segment, message=text))
+        for cov in quality.coverage:
+            if cov.drifted and cov.coverage_80 is not None:
+                text = (
+                    f"the 80% interval covered {cov.coverage_80:.0%} of {cov.n} mature "
+                    "actuals: the intervals no longer mean what the backtest calibrated"
+                )
+                reasons.setdefault(cov.segment, []).append(("amber", text))
+                alerts.append(Alert(kind="coverage", segment=cov.segment, message=text))
     if freshness.stale:
         age = "unknown" if freshness.facts_age_days is None else f"{freshness.facts_age_days:g}"
         text = (

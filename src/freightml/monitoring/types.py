@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 ALL: str = "all"
 Status = Literal["green", "amber", "red"]
@@ -20,7 +20,7 @@ FeatureKind = Literal["numeric", "categorical"]
 # input: a model input feature; target: the fact (tonnes); prediction: the model's forecast;
 # identity: stations, series and regions (new ones are "unseen")
 FeatureRole = Literal["input", "target", "prediction", "identity"]
-AlertKind = Literal["drift", "quality", "staleness", "no_data"]
+AlertKind = Literal["drift", "quality", "coverage", "staleness", "no_data"]
 _STATUS_ORDER: dict[str, int] = {"green": 0, "amber": 1, "red": 2}
 
 
@@ -121,6 +121,15 @@ class SeriesTrace(_Model):
     actual: list[float]
 
 
+class CoverageCell(_Model):
+    """Realised coverage of the forecasts' 80% interval in one segment."""
+
+    segment: str
+    n: int  # mature forecasts that carry an interval
+    coverage_80: float | None  # None below quality.min_coverage_forecasts
+    drifted: bool  # |coverage_80 - 0.80| > quality.max_coverage_error
+
+
 class QualityReport(_Model):
     """Forecasts joined with the latest revision of their facts, once their day is mature."""
 
@@ -133,6 +142,8 @@ class QualityReport(_Model):
     daily: list[QualityDay]
     degraded_segments: list[str]
     worst_series: list[SeriesTrace]
+    coverage: list[CoverageCell] = Field(default_factory=list)
+    coverage_drifted_segments: list[str] = Field(default_factory=list)
 
 
 class Freshness(_Model):

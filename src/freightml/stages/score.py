@@ -42,8 +42,10 @@ def active_facts(facts: pd.DataFrame, days: int = ACTIVE_DAYS) -> pd.DataFrame:
 
 def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> HistoryWindow:
     """The feature rows batch scoring forecasts from: the facts as ``model`` reads them
-    (its level adjustments) with the training's holiday calendar, as the predictor does."""
+    (its level adjustments, the statistical forecasts it blends) with the training's holiday
+    calendar, as the predictor does."""
     from freightml.features.levels import adjustments_of
+    from freightml.models.statistical import HISTORY_DAYS
     from freightml.serving.history import HistoryWindow
 
     return HistoryWindow.build(
@@ -52,6 +54,8 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
         holiday_country=settings.features.holiday_country,
         known_cargo_types=settings.data.known_cargo_types,
         level_adjustments=adjustments_of(model),
+        statistical=getattr(model, "statistical_models", ()),
+        stat_history_days=getattr(model, "stat_history_days", HISTORY_DAYS),
     )
 
 
@@ -62,10 +66,12 @@ def score_batch(
     facts_info: FactsInfo | dict[str, Any] | None = None,
 ) -> ScoreInfo:
     """Forecast every active series 1..horizon_max days after the last fact with the
-    champion; write the forecasts as Parquet and into the collector's store with lineage."""
+    champion (with its 80% interval when it has one); write the forecasts as Parquet and
+    into the collector's store with lineage."""
     import mlflow.sklearn
 
     from freightml.collector.store import Store
+    from freightml.collector.store.forecasts import BAND_COLUMNS
     from freightml.data.sources import digest_facts
     from freightml.models.wagons import wagons_for
     from freightml.tracking import champion_version, configure_mlflow
@@ -85,6 +91,10 @@ def score_batch(
         forecasts = window.features[FORECAST_COLUMNS].copy()
         forecasts["tonnes"] = tonnes
         forecasts["wagons"] = wagons_for(tonnes, window.capacity.repeat(window.horizon_max))
+        if getattr(model, "interval_table", None) is not None:
+            bands = model.predict_quantiles(window.features, tonnes)
+            for column in BAND_COLUMNS:
+                forecasts[column] = bands[column].to_numpy()
         forecasts.to_parquet(out_path, index=False)
     digest = FactsInfo.model_validate(facts_info).digest if facts_info else digest_facts(facts)
     run_id = f"batch-{window.origin_date}-v{version}-{digest[:12]}"

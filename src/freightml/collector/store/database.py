@@ -68,14 +68,39 @@ class Database:
 
     def create_all(self) -> None:
         """Create missing tables and indexes (existing ones are left alone): an index added
-        to a table in a later release is created on a store made before it."""
+        to a table in a later release is created on a store made before it, and so is a
+        nullable column (e.g. the forecasts' interval bounds), with ALTER TABLE ADD COLUMN."""
         try:
             t.metadata.create_all(self.engine)
         except sa.exc.DBAPIError:  # another replica created them at the same moment
             t.metadata.create_all(self.engine)
+        self._add_missing_columns()
         for table in t.metadata.sorted_tables:
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
+
+    def _add_missing_columns(self) -> None:
+        inspector = sa.inspect(self.engine)
+        for table in t.metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise RuntimeError(
+                        f"the store's table {table.name} lacks the required column "
+                        f"{column.name}: migrate it by hand"
+                    )
+                kind = column.type.compile(dialect=self.engine.dialect)
+                ddl = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(sa.text(ddl))
+                except sa.exc.DBAPIError:  # another replica added it at the same moment
+                    if column.name not in {
+                        c["name"] for c in sa.inspect(self.engine).get_columns(table.name)
+                    }:
+                        raise
 
     def drop_all(self) -> None:
         t.metadata.drop_all(self.engine)

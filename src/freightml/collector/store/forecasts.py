@@ -25,9 +25,12 @@ _FORECAST_ROW = (
     "horizon",
     "tonnes",
     "wagons",
+    "tonnes_p10",
+    "tonnes_p90",
 )
+BAND_COLUMNS = ("tonnes_p10", "tonnes_p90")  # the 80% interval, when the model has one
 _FORECAST_COLUMNS = (*_FORECAST_META[:2], *_FORECAST_ROW, *_FORECAST_META[2:])
-_CHUNK_ROWS = 1000  # rows per multi-row INSERT (14 parameters each; SQLite allows 32766)
+_CHUNK_ROWS = 1000  # rows per multi-row INSERT (16 parameters each; SQLite allows 32766)
 
 # One group of forecast rows: the metadata of one response or run, and its rows.
 ForecastGroup = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -56,7 +59,8 @@ class ForecastStore:
         """Store forecasts of a batch-scoring run; returns how many rows were new.
 
         ``frame`` has the series columns, ``origin_date``, ``date`` (or ``target_date``),
-        ``tonnes`` and optionally ``horizon`` and ``wagons``. Writing the same run again
+        ``tonnes`` and optionally ``horizon``, ``wagons`` and the 80% interval
+        (``tonnes_p10``, ``tonnes_p90``). Writing the same run again
         adds nothing (one row per run, series, origin date and target date).
         """
         if not run_id:
@@ -102,6 +106,8 @@ class ForecastStore:
                         r["horizon"],
                         r["tonnes"],
                         r["wagons"],
+                        r.get("tonnes_p10"),
+                        r.get("tonnes_p90"),
                         *tail,
                     )
                 )
@@ -130,7 +136,8 @@ class ForecastStore:
     ) -> pd.DataFrame:
         """Forecasts joined to the current fact of their series and target date.
 
-        One row per forecast: the forecast's ``tonnes`` and ``wagons`` next to the fact's
+        One row per forecast: the forecast's ``tonnes``, ``wagons`` and 80% interval
+        (``tonnes_p10``, ``tonnes_p90``; NaN without one) next to the fact's
         ``volume_tonnes``, ``fact_wagons`` and ``fact_revision`` (columns keep their own
         table's names). ``start``/``end`` bound the target ``date`` (inclusive).
         Forecasts whose fact has not arrived are left out unless ``include_pending``
@@ -153,6 +160,8 @@ class ForecastStore:
                 f.c.horizon,
                 f.c.tonnes,
                 f.c.wagons,
+                f.c.tonnes_p10,
+                f.c.tonnes_p90,
                 a.c.volume_tonnes,
                 a.c.wagons.label("fact_wagons"),
                 a.c.revision.label("fact_revision"),
@@ -176,7 +185,7 @@ class ForecastStore:
             out = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         for col in ("origin_date", "date"):
             out[col] = pd.to_datetime(out[col]).astype("datetime64[ns]")
-        for col in ("tonnes", "volume_tonnes"):
+        for col in ("tonnes", "volume_tonnes", *BAND_COLUMNS):
             out[col] = out[col].astype("float64")
         for col in ("wagons", "fact_wagons", "fact_revision"):
             out[col] = out[col].astype("Int64")
@@ -270,6 +279,9 @@ def _forecast_frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         out["wagons"] = pd.to_numeric(df["wagons"]).round().astype("Int64").to_numpy()
     else:
         out["wagons"] = None
+    for col in BAND_COLUMNS:
+        band = pd.to_numeric(df[col], errors="coerce") if col in df.columns else None
+        out[col] = None if band is None else band.where(np.isfinite(band)).astype(object)
     return records(out)
 
 
