@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from freightml.config import Settings, load_settings
-from helpers import CHROMIUM_ENV, PG_ENV, REQUIRE_ALL_ENV, copy_home
+from helpers import CHROMIUM_ENV, PG_ENV, REQUIRE_ALL_ENV, TRAINED_HOME_RECIPES, copy_home
 
 REPO = Path(__file__).resolve().parents[1]
 # What the test harness itself sets; every other FREIGHTML_*/MLFLOW_* variable is removed.
@@ -102,6 +102,7 @@ def trained_home(tmp_path_factory: pytest.TempPathFactory) -> TrainedHome:
         update={
             "data": s.data.model_copy(update={"source_uri": str(source)}),
             "tracking": s.tracking.model_copy(update={"uri": tracking}),
+            "selection": s.selection.model_copy(update={"ml_recipes": TRAINED_HOME_RECIPES}),
         }
     )
     done = root / "run.json"

@@ -25,6 +25,13 @@ PG_ENV = "FREIGHTML_TEST_POSTGRES_URL"
 # like fails instead, so a clean CI run proves that everything ran.
 REQUIRE_ALL_ENV = "FREIGHTML_TEST_REQUIRE_ALL"
 
+# The session champion's ML candidates: the default portfolio without its absolute-error
+# recipe. On small seed 42 that recipe's median-like forecasts win the validation folds
+# and then under-forecasts the reported folds by 5.3%, past the bias gate, so the default
+# portfolio promotes no champion there (bench/RESULTS.md, "Forecast portfolio"); the tests
+# that need a champion get one from the squared-error recipe and the rest of the portfolio.
+TRAINED_HOME_RECIPES = {"gbm": {}}
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip the calling test locally; fail it when CI asked for every test to run."""

@@ -15,7 +15,7 @@ import yaml
 
 from freightml.config import load_settings
 from freightml.domain import MODEL_NAME, SERIES_KEY
-from helpers import freightml_process, run_stages
+from helpers import TRAINED_HOME_RECIPES, freightml_process, run_stages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -36,6 +36,9 @@ def config(tmp_path: Path) -> str:
             {
                 "home": str(tmp_path / "home"),
                 "pipeline": {"compile_dir": str(tmp_path / "build")},
+                # as the session champion (helpers.TRAINED_HOME_RECIPES): on small seed 42
+                # the default portfolio's absolute-error recipe fails the bias gate
+                "selection": {"ml_recipes": TRAINED_HOME_RECIPES},
             }
         )
     )
@@ -103,7 +106,9 @@ def test_demo_then_score_promote_and_rollback(
     # fails the gates and stays challenger; then a manual promotion and rollback through the
     # console
     naive = {"name": "seasonal_naive", "params": {}}
-    s = load_settings(config, data={"source_uri": str(data)}, model=naive)
+    s = load_settings(
+        config, data={"source_uri": str(data)}, model=naive, selection={"enabled": False}
+    )
     second = run_stages(s, tmp_path / "second")
     assert (second.version, second.promoted, second.champion) == ("2", False, "1")
     promoted = freightml_process(

@@ -131,6 +131,11 @@ def test_models_commands_through_the_parser(
     failed = cli("models", "promote", "9", "--reason", "x", "-c", c, code=1)
     assert "has no version '9' (versions: [1, 2, 3])" in words(failed.output)
     cli("models", "promote", "2", "-c", c, code=2)  # --reason is required by the parser
+    # these versions were logged by hand: no backtest to show; an unknown one is named
+    failed = cli("models", "show", "1", "-c", c, code=1)
+    assert "has no evaluation/evaluation.json" in words(failed.output)
+    failed = cli("models", "show", "9", "--json", "-c", c, code=1)
+    assert "has no version '9'" in words(failed.output)
     assert champion() == "2"
 
     history = cli("models", "history", "--config", c).stdout

@@ -93,6 +93,7 @@ def test_gauges_equal_the_snapshot(tmp_path: Path) -> None:
     assert got["freightml_monitoring_alerts"] == {
         key(kind="drift"): 1.0,
         key(kind="quality"): 1.0,
+        key(kind="coverage"): 0.0,
         key(kind="staleness"): 0.0,
         key(kind="no_data"): 0.0,
     }

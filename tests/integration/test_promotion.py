@@ -73,6 +73,9 @@ def _settings(
             "data": settings.data.model_copy(update={"source_uri": str(source)}),
             "methodology_path": methodology,
             "model": settings.model.model_copy(update={"name": model, "params": params or {}}),
+            # the promotion rules on fixed recipes: the configured model alone (its
+            # intervals still calibrated), not the portfolio's choice
+            "selection": settings.selection.model_copy(update={"enabled": False}),
         }
     )
 

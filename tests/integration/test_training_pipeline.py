@@ -1,5 +1,6 @@
 """The training pipeline end to end with kfp.local and MLflow on a temporary SQLite store."""
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ from freightml.domain import CHALLENGER, CHAMPION, MODEL_NAME, SERIES_KEY
 from freightml.stages.ingest import freshest_window
 from freightml.stages.score import active_facts
 from freightml.tracking import champion_version, configure_mlflow
-from helpers import run_stages
+from helpers import cli, run_stages
 from pipelines.run import run_local
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -96,6 +97,35 @@ def test_pipeline_registers_a_traceable_champion(trained_home, champion_settings
     assert champion.shape == (len(example),) and champion.sum() > 0
     np.testing.assert_array_equal(champion, trained)
 
+    # the selection: one nested run per candidate, the chosen recipe registered with its
+    # calibrated intervals, and `models show --json` reporting all of it
+    from freightml.models import Portfolio
+    from freightml.stages.evaluate import EvaluationResult
+
+    nested = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    evaluation = EvaluationResult.load_from(result.pipeline_root / "evaluate-model" / "evaluation")
+    assert {r.data.params["label"] for r in nested} == {c["label"] for c in evaluation.candidates}
+    assert [r.data.params["chosen"] for r in nested].count("True") == 1
+    assert run.data.params["selection.chosen"] == evaluation.chosen
+    served = mlflow.sklearn.load_model(f"models:/{MODEL}@{CHAMPION}")
+    assert isinstance(served, Portfolio) and served.interval_table is not None
+    assert served.get_params()["label"] == evaluation.chosen
+    config = Path(s.home) / "settings.json"
+    config.write_text(s.to_json())  # JSON is YAML
+    shown = json.loads(cli("models", "show", "1", "--json", "-c", str(config)).stdout)
+    assert shown["backtest"]["wape"] == pytest.approx(metrics["wape"])
+    assert shown["backtest"]["wape_ratio"] == pytest.approx(metrics["wape_ratio"])
+    assert shown["gates"]["passed"] is True and shown["aliases"] == ["challenger", "champion"]
+    assert shown["coverage"]["coverage_80"] == pytest.approx(metrics["coverage_80"])
+    assert 0.75 <= shown["coverage"]["coverage_80"] <= 0.85
+    assert shown["chosen"] == evaluation.chosen and shown["recipe"] == evaluation.recipe
+    assert set(shown["segments"]) == {"origin_region", "cargo_type"}
+    assert len(shown["candidates"]) == len(evaluation.candidates)
+    text = cli("models", "show", "1", "-c", str(config)).stdout
+    assert f"chosen candidate: {evaluation.chosen}" in text and "coverage 80%" in text
+
     # batch scoring: every active series, 1-28 days ahead, into the store with lineage
     run_local(s, "batch_scoring")
     from freightml.collector.store import Store
@@ -115,6 +145,9 @@ def test_pipeline_registers_a_traceable_champion(trained_home, champion_settings
     ]
     assert rows["wagons"].tolist() == expected
     assert (rows["tonnes"] > 0).any()
+    # with the champion's 80% interval
+    assert rows[["tonnes_p10", "tonnes_p90"]].notna().all().all()
+    assert (rows["tonnes_p10"] <= rows["tonnes_p90"]).all()
 
 
 def test_planted_fault_fails_at_validate_data(

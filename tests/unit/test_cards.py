@@ -71,6 +71,36 @@ def _context() -> dict:
                     }
                 ]
             },
+            "candidates": [
+                {
+                    "label": "gbm",
+                    "kind": "ml",
+                    "wape": 0.26,
+                    "wape_ratio": 0.74,
+                    "bias": 0.02,
+                    "segments_over": 0,
+                    "segments": 14,
+                    "chosen": False,
+                    "why": "WAPE +4.0% vs the chosen",
+                },
+                {
+                    "label": "mean(gbm, autoets)",
+                    "kind": "ensemble",
+                    "wape": 0.25,
+                    "wape_ratio": 0.71,
+                    "bias": -0.01,
+                    "segments_over": 0,
+                    "segments": 14,
+                    "chosen": True,
+                    "why": "lowest WAPE on the validation folds",
+                },
+            ],
+            "coverage": {
+                "all": [{"n": 6720, "coverage_80": 0.794, "coverage_95": 0.941}],
+                "cargo_type": [
+                    {"segment": "coal", "n": 2016, "coverage_80": 0.81, "coverage_95": 0.95}
+                ],
+            },
         },
         "data": {
             "source_uri": "s3://facts/2025.parquet",
@@ -141,6 +171,16 @@ def test_the_card_says_why_a_retrained_version_exists(tmp_path: Path) -> None:
     assert "| reason | quality: 6 consecutive days >= 5 \\| segment all |" in model_md
     assert "not shown" not in model_md
     assert retraining_section(Settings()) is None
+    # the portfolio: every candidate's validation figures, the chosen one marked
+    assert (
+        "| mean(gbm, autoets) | ensemble | 0.2500 | 0.7100 | -1.0% | 0 of 14 | yes | "
+        "lowest WAPE on the validation folds |" in model_md
+    )
+    assert "| gbm | ml | 0.2600 | 0.7400 | 2.0% | 0 of 14 | no |" in model_md
+    # the intervals' coverage overall and per segment, and the fan chart
+    assert "| all | 6,720 | 79.4% | 94.1% |" in model_md
+    assert "| cargo_type=coal | 2,016 | 81.0% | 95.0% |" in model_md
+    assert "![fan chart](../evaluation/plots/fan_chart.png)" in model_md
 
 
 def test_failed_gates_are_named(tmp_path: Path) -> None:

@@ -451,6 +451,7 @@ CLI_TESTS = [
     Path(__file__).parents[1] / "e2e" / "test_monitor_demo.py",
     Path(__file__).parents[1] / "e2e" / "test_demo_loop.py",
     Path(__file__).parents[1] / "integration" / "test_kfp_standin.py",
+    Path(__file__).parents[1] / "integration" / "test_training_pipeline.py",
 ]
 
 

@@ -70,7 +70,17 @@ def test_v1_body_gives_one_row_per_prediction() -> None:
         "horizon": 2,
         "tonnes": 802.0,
         "wagons": 12,
+        "tonnes_p10": None,
+        "tonnes_p90": None,
     }
+    # a version with intervals adds its 80% bounds; NaN (a V2 body without them) is none
+    with_bands = _v1()
+    with_bands["predictions"][0].update(tonnes_p10=700.5, tonnes_p90=float("nan"))
+    row = parse_forecast_body(with_bands).rows[0]
+    assert (row["tonnes_p10"], row["tonnes_p90"]) == (700.5, None)
+    with_bands["predictions"][0]["tonnes_p10"] = "low"
+    with pytest.raises(ForecastBodyError, match="forecast 0: tonnes_p10 must be a number"):
+        parse_forecast_body(with_bands)
 
 
 def test_v2_body_gives_the_same_rows_as_v1() -> None:

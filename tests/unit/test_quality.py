@@ -1,8 +1,9 @@
-"""Forecast quality: the configured model passes the methodology's gates on synthetic data.
+"""Forecast quality: the selected model passes the methodology's gates on synthetic data.
 
-The backtest is the one the session's kfp.local training run made with the default recipe
-on ``small`` seed-42 facts (conftest ``trained_home``): the evaluate step's own result, read
-back, judged again by the methodology file."""
+The backtest is the one the session's kfp.local training run made on ``small`` seed-42 facts
+(conftest ``trained_home``: the default model recipe and portfolio without the
+absolute-error candidate): the evaluate step's own result, read back, judged again by the
+methodology file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import helpers
 from freightml.config import ModelSettings
 from freightml.evaluation import load_methodology
 from freightml.stages.evaluate import EvaluationResult
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_configured_model_passes_the_gates_on_small_synthetic_data(trained_home) -> None:
     assert trained_home.settings.model == ModelSettings()  # the configured (default) recipe
+    assert trained_home.settings.selection.ml_recipes == helpers.TRAINED_HOME_RECIPES
     methodology = load_methodology(ROOT / "configs" / "methodology.yaml")
     result = EvaluationResult.load_from(
         trained_home.run.pipeline_root / "evaluate-model" / "evaluation"
@@ -35,6 +38,7 @@ def test_configured_model_passes_the_gates_on_small_synthetic_data(trained_home)
         "wape_ratio_to_baseline": gates.max_wape_ratio_to_baseline,
         "abs_bias": gates.max_abs_bias,
         "segment_wape_ratio_to_baseline": gates.max_segment_wape_ratio_to_baseline,
+        "interval_coverage_80_error": gates.max_coverage_error_80,
     }
     checks = result.gates.checks
     assert {c.name.split("[")[0] for c in checks} == set(limits)

@@ -324,7 +324,10 @@ def select_candidate(
         column = f"yhat_{stat}"
         # a series too young for the statistical model: seasonal naive, as Portfolio does
         test[column] = test[stat_column(stat)].fillna(test["yhat_baseline"])
-        record(stat, "statistical", _recipe(None, None, stat, 0.0, selection, stat), column)
+        # the recipe keeps the level adjustments: serving and scoring read its facts that way
+        kept = {k: base[k] for k in ("level_adjustments",) if base.get(k)}
+        recipe = _recipe(None, kept or None, stat, 0.0, selection, stat)
+        record(stat, "statistical", recipe, column)
     stats = [s for s in scores if s.kind == "statistical"]
     if selection.enabled and selection.ensembles and stats:
         stat_best = min(stats, key=lambda s: s.wape)

@@ -36,7 +36,8 @@ ML_MODELS = ("gbm", "seasonal_naive")
 
 class Portfolio(RegressorMixin, BaseEstimator):
     """See the module docstring. ``ml``: a model name of the registry or None; ``ml_params``
-    its parameters; ``statistical``: a statsforecast model of
+    its parameters (without an ML part, only ``level_adjustments``: the facts' restatement
+    every reader of the history applies); ``statistical``: a statsforecast model of
     freightml.models.statistical or None; ``ml_weight`` in [0, 1]; ``label``: the
     candidate's name in the selection table."""
 

@@ -45,6 +45,7 @@ class QualitySpec(_Frozen):
     # inside it leaves 0.80 +- this (with enough forecasts) is alerted
     max_coverage_error: float = Field(0.10, ge=0, le=0.8)
     min_coverage_forecasts: int = Field(200, ge=1)
+    coverage_z: float = Field(2.0, ge=0)  # ... and more than this many standard errors
 
 
 class FreshnessSpec(_Frozen):

@@ -159,21 +159,28 @@ def _coverage(segment: pd.DataFrame, label: str, spec: QualitySpec) -> CoverageC
     """The share of mature actuals inside the forecasts' 80% interval (forecasts made
     without an interval do not count)."""
     if not all(c in segment.columns for c in BANDS):
-        return CoverageCell(segment=label, n=0, coverage_80=None, drifted=False)
+        return CoverageCell(segment=label, n=0, n_series=0, coverage_80=None, drifted=False)
     with_band = segment.loc[segment[list(BANDS)].notna().all(axis=1)]
     n = len(with_band)
     if n < spec.min_coverage_forecasts:
-        return CoverageCell(segment=label, n=n, coverage_80=None, drifted=False)
+        return CoverageCell(segment=label, n=n, n_series=0, coverage_80=None, drifted=False)
     y = with_band["y"].to_numpy(np.float64)
     inside = (y >= with_band[BANDS[0]].to_numpy(np.float64)) & (
         y <= with_band[BANDS[1]].to_numpy(np.float64)
     )
     share = float(inside.mean())
+    # a series' days miss together (one level error covers a whole horizon), so the
+    # evidence counts series, not forecasts: the deviation must also be coverage_z standard
+    # errors of a share over that many series
+    n_series = int(with_band[list(SERIES_KEY)].drop_duplicates().shape[0])
+    noise = spec.coverage_z * math.sqrt(0.8 * 0.2 / max(n_series, 1))
+    off = abs(share - 0.80)
     return CoverageCell(
         segment=label,
         n=n,
+        n_series=n_series,
         coverage_80=share,
-        drifted=abs(share - 0.80) > spec.max_coverage_error,
+        drifted=off > spec.max_coverage_error and off > noise,
     )
 
 

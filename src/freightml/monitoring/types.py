@@ -126,8 +126,11 @@ class CoverageCell(_Model):
 
     segment: str
     n: int  # mature forecasts that carry an interval
+    n_series: int  # series among them
     coverage_80: float | None  # None below quality.min_coverage_forecasts
-    drifted: bool  # |coverage_80 - 0.80| > quality.max_coverage_error
+    # |coverage_80 - 0.80| > quality.max_coverage_error and > coverage_z standard errors of
+    # a share over n_series
+    drifted: bool
 
 
 class QualityReport(_Model):

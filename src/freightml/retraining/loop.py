@@ -157,8 +157,8 @@ def loop_settings(
     base: Settings, home: Path, source: Path, model_params: dict[str, Any] | None = None
 ) -> tuple[Settings, Path]:
     """The loop's own settings (own home, MLflow, store; fast alias and history refresh;
-    ``model_params`` over the configured GlobalGBM parameters) written as a YAML file every
-    subprocess reads; returns them and the file."""
+    ``model_params`` over the configured GlobalGBM parameters, the portfolio's only ML
+    candidate) written as a YAML file every subprocess reads; returns them and the file."""
     data = base.model_dump(mode="json")
     if model_params:
         if data["model"]["name"] != "gbm":
@@ -167,6 +167,10 @@ def loop_settings(
                 f"{data['model']['name']!r}; use model.name gbm"
             )
         data["model"]["params"].update(model_params)
+        # the portfolio's ML candidate is the loop's recipe alone (its statistical and
+        # blended candidates stay): the default absolute-error recipe fails the bias gate
+        # on these 80 series (see LoopScenario.loss)
+        data["selection"]["ml_recipes"] = {"gbm": {}}
     data["home"] = str(home.resolve())
     data["data"]["source_uri"] = str(source.resolve())
     data["tracking"]["uri"] = None

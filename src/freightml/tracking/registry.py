@@ -246,7 +246,7 @@ def version_summary(client: MlflowClient, model: str, version: str) -> dict[str,
             path = download_artifacts(
                 run_id=mv.run_id, artifact_path="evaluation/evaluation.json", dst_path=tmp
             )
-        except MlflowException as exc:
+        except (MlflowException, OSError) as exc:
             raise RegistryError(
                 f"{model} v{version} (run {mv.run_id}) has no evaluation/evaluation.json"
             ) from exc
