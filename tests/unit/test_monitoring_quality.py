@@ -539,3 +539,41 @@ def test_quality_from_an_empty_store_is_valid(store: Store) -> None:
     assert report.forecasts_scored == 0 and report.cells == []
     assert fresh.newest_fact is None and fresh.stale
     assert AS_OF - timedelta(days=6) == report.window_start
+
+
+# --- realised interval coverage -------------------------------------------------------------
+def _banded(n_series: int, inside: float, region: str) -> list[dict[str, Any]]:
+    """``n_series`` series x 7 days x 4 horizons of forecasts with an 80% interval; the
+    first ``inside`` share of the series have every actual inside it, the rest outside."""
+    rows = []
+    for s in range(n_series):
+        hit = s < round(inside * n_series)
+        for day in range(4, 11):
+            for h in (1, 5, 9, 20):
+                row = _row(day, 100.0, 100.0 if hit else 200.0, horizon=h, region=region)
+                row.update(origin_station=f"{region}-{s}", tonnes_p10=80.0, tonnes_p90=120.0)
+                rows.append(row)
+    return rows
+
+
+def test_realised_coverage_alerts_a_segment_whose_intervals_stopped_covering() -> None:
+    """West's intervals cover 80% of its 40 series: fine. East's cover a third of 30 series:
+    drifted. A handful of series missing together is noise, not a drift."""
+    quality = QualitySpec(min_actual_tonnes=1.0, min_coverage_forecasts=100)
+    config = MonitoringConfig(quality=quality)
+    report = _quality(_banded(40, 0.8, "West") + _banded(30, 1 / 3, "East"), config=config)
+    cells = {c.segment: c for c in report.coverage}
+    assert cells[W].coverage_80 == pytest.approx(0.8) and not cells[W].drifted
+    assert cells[W].n == 40 * 28 and cells[W].n_series == 40
+    assert cells[E].coverage_80 == pytest.approx(1 / 3) and cells[E].drifted
+    # East drags the pooled segments down too (42 of 70 series covered)
+    assert report.coverage_drifted_segments == ["all", E, "cargo_type=coal"]
+    few = _quality(_banded(6, 0.5, "East"), config=config)  # 30 points off, on 6 series
+    assert not {c.segment: c for c in few.coverage}[E].drifted
+    # forecasts without an interval (a version without one) are not counted
+    plain = [
+        {k: v for k, v in r.items() if not k.startswith("tonnes_p")} for r in _banded(40, 0, "East")
+    ]
+    assert all(
+        c.coverage_80 is None and not c.drifted for c in _quality(plain, config=config).coverage
+    )
