@@ -15,7 +15,10 @@ concurrent connections (closed loop, one wrk client for every server) of:
 * ``freightml serve`` as a user runs it (``ours-default``): the same model registered as
   the champion of a fresh MLflow store, the facts ingested into the collector's store,
   ``freightml collector serve`` running, payload events on, alias poll (30 s) and history
-  refresh (60 s) on; and the same with ``--no-events`` (``ours-default-noevents``).
+  refresh (60 s) on; the same with ``--no-events`` (``ours-default-noevents``); and the same
+  with a portfolio champion (``ours-default-portfolio``: the GBM blended with a per-series
+  AutoETS, with calibrated intervals: the window's forecasts and quantiles precomputed
+  when the history is built, as a default training run's blend is served).
   Both stacks run at once and are measured in alternation (on, off, on, ...: a noisy
   neighbour hits both alike). Afterwards every payload event the predictor sent must be
   in the collector's store. These two run 1-row V1 requests only (their target).
@@ -71,6 +74,7 @@ SERVERS = (
     "mlserver-pw0",
     "ours-default",
     "ours-default-noevents",
+    "ours-default-portfolio",
 )
 DEFAULT_SERVERS = (
     "ours-v1",
@@ -80,6 +84,7 @@ DEFAULT_SERVERS = (
     "mlserver-tuned",
     "ours-default",
     "ours-default-noevents",
+    "ours-default-portfolio",
 )
 REPO = HERE.parent
 
@@ -211,11 +216,28 @@ def prepare(out: Path) -> dict[str, Any]:
             bodies[server][n] = path
     return {
         "model": model,
+        "portfolio": portfolio_champion(examples),
         "features": features,
         "bodies": bodies,
         "trees": plain.n_iter_,
         "n_series": window.n_series,
     }
+
+
+def portfolio_champion(examples: Any) -> Any:
+    """What a default training run registers when it chooses a blend: the same GBM blended
+    with a per-series AutoETS, with calibrated intervals (from residuals of its last 8
+    weekly origins, a stand-in for the validation folds: the serving cost is the same)."""
+    from freightml.models import make_model
+    from freightml.models.intervals import calibrate
+
+    known = examples.loc[examples["y"].notna()]
+    model = make_model(
+        "portfolio", {"ml": "gbm", "ml_params": GBM, "statistical": "autoets", "ml_weight": 0.5}
+    ).fit(known)
+    late = known.loc[known["origin_date"] >= known["origin_date"].max() - np.timedelta64(56, "D")]
+    residuals = late.assign(yhat=model.predict(late))
+    return model.set_intervals(calibrate(residuals, "cargo_type"))
 
 
 def _json_default(value: Any) -> Any:
@@ -728,7 +750,8 @@ def run_default_pair(
     try:
         for name in names:
             print(f"starting {name} ...", flush=True)
-            server, path = start_default(name, OUT, prepare_default_home(OUT, setup["model"], name))
+            model = setup["portfolio" if name.endswith("portfolio") else "model"]
+            server, path = start_default(name, OUT, prepare_default_home(OUT, model, name))
             servers[name] = server
             check_answer(server, path, body, 1)
             loads[name] = _loader(wrk, server.url + path, body)
@@ -892,6 +915,10 @@ LABELS = {
     "mlserver-pw0": ("mlserver (parallel_workers=0)", "V2"),
     "ours-default": ("freightml serve, default (collector, events on)", "V1"),
     "ours-default-noevents": ("freightml serve, default, --no-events", "V1"),
+    "ours-default-portfolio": (
+        "freightml serve, default, portfolio champion (GBM + AutoETS blend, intervals)",
+        "V1",
+    ),
 }
 
 
