@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 WORKERS ?= 2
 XDIST := -n $(WORKERS) --dist loadfile
 
-.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-retrain-window manifests lint-k8s clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-quality bench-retrain-window manifests lint-k8s clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,6 +83,11 @@ bench-retrain-window: install ## Shift-aware training window vs full-window retr
 
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
+
+bench-quality: install ## Forecast quality side by side: FreightML defaults vs statsforecast and mlforecast+LightGBM (peers in bench/out/peers-venv), real panel and demo
+	$(RUN) python bench/real_data.py
+	UV_PROJECT_ENVIRONMENT=bench/out/peers-venv $(UV) run --frozen --group peers python bench/real_quality.py \
+		--source .freightml/data/real-flights.parquet --source demo
 
 manifests: install ## Regenerate manifests/base from the code, render every chart (ci/ values) and overlay into build/manifests
 	$(RUN) python -m freightml.cluster render
