@@ -22,6 +22,7 @@ from freightml.models.intervals import (
     IntervalTable,
     calibrate,
     coverage,
+    interpolate_quantile,
     quantile_column,
 )
 from freightml.models.portfolio import Portfolio
@@ -102,6 +103,14 @@ def test_intervals_pool_thin_cells_and_stay_ordered_and_non_negative() -> None:
         quantile_column(q) for q in LEVELS
     ]
     assert quantile_column(0.025) == "tonnes_p2_5" and quantile_column(0.9) == "tonnes_p90"
+    # between two calibrated levels the quantile is linear; outside them an error
+    matrix = table.quantiles(grain, np.array([50.0])).to_numpy()
+    at_85 = interpolate_quantile(LEVELS, matrix, 0.85)
+    p75, p90 = matrix[0, LEVELS.index(0.75)], matrix[0, LEVELS.index(0.9)]
+    assert at_85[0] == pytest.approx(p75 + (p90 - p75) * (0.85 - 0.75) / 0.15)
+    assert interpolate_quantile(LEVELS, matrix, 0.9)[0] == pytest.approx(p90)
+    with pytest.raises(ValueError, match="outside the calibrated"):
+        interpolate_quantile(LEVELS, matrix, 0.99)
     # the JSON form round-trips (the model stores the table as a plain dict)
     assert IntervalTable.model_validate(table.model_dump(mode="json")) == table
 

@@ -83,16 +83,20 @@ class IntervalTable(BaseModel):
             index=examples.index,
         )
 
-    def quantile_at(self, examples: pd.DataFrame, yhat: np.ndarray, level: float) -> np.ndarray:
-        """The quantile at any level in [min level, max level] (linear between levels)."""
-        lo, hi = self.levels[0], self.levels[-1]
-        if not lo <= level <= hi:
-            raise ValueError(f"quantile level {level} is outside the calibrated [{lo}, {hi}]")
-        table = self.quantiles(examples, yhat).to_numpy()
-        levels = np.asarray(self.levels)
-        j = int(np.clip(np.searchsorted(levels, level), 1, len(levels) - 1))
-        w = (level - levels[j - 1]) / (levels[j] - levels[j - 1])
-        return table[:, j - 1] * (1 - w) + table[:, j] * w
+
+def interpolate_quantile(
+    levels: Sequence[float] | np.ndarray, table: np.ndarray, level: float
+) -> np.ndarray:
+    """The quantile at ``level`` from ``table`` (rows x ``levels``, tonnes), linear between
+    the two calibrated levels around it; ``level`` must lie within the levels."""
+    grid = np.asarray(levels, dtype=np.float64)
+    if not grid[0] <= level <= grid[-1]:
+        raise ValueError(
+            f"quantile level {level} is outside the calibrated [{grid[0]}, {grid[-1]}]"
+        )
+    j = int(np.clip(np.searchsorted(grid, level), 1, len(grid) - 1))
+    w = (level - grid[j - 1]) / (grid[j] - grid[j - 1])
+    return table[:, j - 1] * (1 - w) + table[:, j] * w
 
 
 def calibrate(

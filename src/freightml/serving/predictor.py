@@ -39,7 +39,7 @@ from kserve.protocol.infer_type import InferRequest, InferResponse
 from freightml.domain import CARGO_TYPES, MODEL_NAME
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import adjustments_of
-from freightml.models.intervals import quantile_column
+from freightml.models.intervals import interpolate_quantile, quantile_column
 from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
 from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
@@ -498,8 +498,7 @@ class FreightPredictor(Model):
             raise RequestError(
                 f"{WAGON_QUANTILE} {q} is outside the calibrated levels {levels[0]}..{levels[-1]}"
             )
-        wagon = np.array([np.interp(q, levels, r) for r in rows]) if len(rows) else rows[:, 0]
-        return bands, wagon
+        return bands, interpolate_quantile(levels, rows, q)
 
     @staticmethod
     def _run_batch(state: ServingState, rows: np.ndarray) -> np.ndarray:
