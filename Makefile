@@ -84,10 +84,9 @@ bench-retrain-window: install ## Shift-aware training window vs full-window retr
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
 
-bench-quality: install ## Forecast quality side by side: FreightML defaults vs statsforecast and mlforecast+LightGBM (peers in bench/out/peers-venv), real panel and demo
+bench-quality: install ## Forecast quality side by side: FreightML defaults vs statsforecast and mlforecast+LightGBM, real panel and demo
 	$(RUN) python bench/real_data.py
-	UV_PROJECT_ENVIRONMENT=bench/out/peers-venv $(UV) run --frozen --group peers python bench/real_quality.py \
-		--source .freightml/data/real-flights.parquet --source demo
+	$(RUN) python bench/real_quality.py --source .freightml/data/real-flights.parquet --source demo
 
 manifests: install ## Regenerate manifests/base from the code, render every chart (ci/ values) and overlay into build/manifests
 	$(RUN) python -m freightml.cluster render

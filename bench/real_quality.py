@@ -16,11 +16,12 @@ horizons 1-28, WAPE, the same scored rows and the same seasonal-naive baseline):
 - the mean of MSTL and that LightGBM.
 
 Reported: WAPE, ratio to seasonal naive, bias, supported segments over the segment gate
-(1.00) and over 0.85, the 80% / 95% coverage, fit time (all folds). The peers live in the
-bench-only dependency group ``peers``:
+(1.00) and over 0.85, the 80% / 95% coverage, fit time (all folds). The peers are
+FreightML's own dependencies (its portfolio fits statsforecast models and mlforecast's
+LightGBM too; the peer rows are the libraries as a user would configure them):
 
-    uv run --frozen --group peers python bench/real_quality.py \
-        --source .freightml/data/real-flights.parquet --source demo
+    make bench-quality   # = uv run --frozen python bench/real_quality.py \
+                         #     --source .freightml/data/real-flights.parquet --source demo
 """
 
 from __future__ import annotations

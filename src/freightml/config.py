@@ -194,8 +194,10 @@ class SelectionSettings(_Section):
         "whose parameters are then the entry's alone",
     )
     statistical: list[str] = Field(
-        default_factory=lambda: ["mstl", "autoets", "seasonal_window_average"],
-        description="per-series statsforecast candidates (freightml.models.statistical)",
+        default_factory=lambda: ["mstl", "autoets", "seasonal_window_average", "lightgbm"],
+        description="candidates fitted at the forecast origin (freightml.models.statistical): "
+        "statsforecast's per-series mstl, autoets, seasonal_window_average; mlforecast's "
+        "recursive lightgbm",
     )
     ensembles: bool = Field(
         True, description="also try the best statistical and best ML candidate blended"
@@ -229,9 +231,13 @@ class SelectionSettings(_Section):
         "portfolio order)",
     )
     stat_history_days: int = Field(
-        182, ge=28, description="days of each series' history a statistical model is fitted on"
+        182,
+        ge=28,
+        description="days of each series' history a model fitted at the origin reads",
     )
-    n_jobs: int = Field(1, description="statsforecast processes (-1: every core)")
+    n_jobs: int = Field(
+        1, description="statsforecast processes and LightGBM threads (-1: every core)"
+    )
     interval_segment: str = Field(
         "cargo_type",
         description="column whose values get their own interval calibration (with the "

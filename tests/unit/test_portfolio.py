@@ -15,8 +15,8 @@ from freightml.data.synthetic import generate
 from freightml.evaluation import load_methodology, run_backtest
 from freightml.evaluation.backtest import backtest_cutoffs
 from freightml.evaluation.selection import history_plan, select_candidate
-from freightml.features.build import SeriesPanel, build_examples
-from freightml.models import MODEL_REGISTRY, make_model
+from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
+from freightml.models import MODEL_REGISTRY, make_model, recursive
 from freightml.models.intervals import (
     LEVELS,
     IntervalTable,
@@ -129,11 +129,12 @@ def test_statistical_forecasts_read_nothing_after_the_origin(facts) -> None:
     origin = panel.last_date - pd.Timedelta(days=60)
     later = facts["date"] > origin
     rewritten = facts.assign(volume_tonnes=np.where(later, 1e6, facts["volume_tonnes"]))
-    names = ["seasonal_window_average", "mstl"]
+    names = ["seasonal_window_average", "mstl", "lightgbm"]
     a = statistical_forecasts(panel, origin, 28, names)
     b = statistical_forecasts(SeriesPanel.from_facts(rewritten), origin, 28, names)
     pd.testing.assert_frame_equal(a, b)
     assert len(a) == len(panel.series) * 28 and (a[stat_column("mstl")] >= 0).all()
+    assert a[stat_column("lightgbm")].notna().all() and (a[stat_column("lightgbm")] >= 0).all()
     assert a["target_date"].min() == origin + pd.Timedelta(days=1)
     # the seasonal window average is the mean of the last 4 same-weekday values
     first = panel.series.iloc[0]
@@ -153,6 +154,29 @@ def test_statistical_forecasts_read_nothing_after_the_origin(facts) -> None:
             stat_column("seasonal_window_average"),
         ].iloc[0]
         assert got == pytest.approx(series.loc[weeks].mean(), rel=1e-6)
+
+
+def test_the_recursive_lightgbm_is_one_model_over_every_series(facts) -> None:
+    """A sample of series gets the forecasts the whole panel gets (one global fit over every
+    series with enough history, whichever are forecast), the fit is repeatable, and with
+    under MIN_TRAIN_DAYS of history anywhere it answers NaN (the fallback's turn)."""
+    panel = SeriesPanel.from_facts(facts)
+    origin = panel.last_date - pd.Timedelta(days=30)
+    column = stat_column("lightgbm")
+    whole = statistical_forecasts(panel, origin, 14, ["lightgbm"])
+    rows = np.array([0, 3, 5])
+    sample = statistical_forecasts(panel, origin, 14, ["lightgbm"], series_rows=rows)
+    keys = panel.series.iloc[rows][SERIES_KEY]
+    expected = whole.merge(keys, on=SERIES_KEY).reset_index(drop=True)
+    pd.testing.assert_frame_equal(sample.reset_index(drop=True), expected)
+    again = statistical_forecasts(panel, origin, 14, ["lightgbm"], series_rows=rows)
+    pd.testing.assert_frame_equal(sample, again)
+    # the forecasts move with the series: not one number for everyone
+    assert whole.groupby(SERIES_KEY)[column].mean().nunique() > len(panel.series) // 2
+    young = panel.start + pd.Timedelta(days=recursive.MIN_TRAIN_DAYS - 2)
+    short = statistical_forecasts(panel, young, 7, ["lightgbm", "seasonal_window_average"])
+    assert len(short) and short[column].isna().all()
+    assert short[stat_column("seasonal_window_average")].notna().all()
 
 
 def test_young_series_get_no_statistical_forecast_and_unknown_models_fail(facts) -> None:
@@ -258,7 +282,7 @@ def test_selection_never_chooses_a_candidate_that_wins_only_on_the_reported_fold
     selection = settings.selection.model_copy(
         update={
             "ml_recipes": {"gbm": {}, "peek": {"model": "peeker"}},
-            "statistical": ["seasonal_window_average"],
+            "statistical": ["seasonal_window_average", "lightgbm"],
             "max_train_rows": 20_000,
             "calendar_ablation": False,
         }
@@ -278,7 +302,8 @@ def test_selection_never_chooses_a_candidate_that_wins_only_on_the_reported_fold
     chosen = scores[result.chosen]
     lowest = min(c.wape for c in result.candidates if c.label != "peek")
     assert chosen.wape <= lowest * (1 + selection.tolerance)
-    assert set(scores) >= {"gbm", "seasonal_window_average"}
+    assert set(scores) >= {"gbm", "seasonal_window_average", "lightgbm"}
+    assert scores["lightgbm"].kind == "recursive"
     assert result.recipe == chosen.params
     assert "| peek | ml |" in result.to_markdown()
     # the chosen recipe builds, and its intervals come from the inner-fold residuals

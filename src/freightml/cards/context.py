@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from freightml.config import Settings
+from freightml.models.recursive import RECURSIVE_MODELS
 
 if TYPE_CHECKING:
     from freightml.evaluation import Methodology
@@ -84,7 +85,12 @@ def _portfolio_algorithm(recipe: dict[str, Any]) -> str:
             if recipe["ml"] == "gbm"
             else f"the {recipe['ml']} model"
         )
-    if recipe.get("statistical"):
+    if recipe.get("statistical") in RECURSIVE_MODELS:
+        parts.append(
+            f"a recursive global {recipe['statistical']} (mlforecast) fitted at each forecast "
+            "origin on every series' history"
+        )
+    elif recipe.get("statistical"):
         parts.append(
             f"a per-series statsforecast {recipe['statistical']} fitted at each forecast origin"
         )

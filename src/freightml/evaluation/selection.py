@@ -52,6 +52,7 @@ from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, de
 from freightml.features.calendar import CALENDAR_COLUMNS
 from freightml.models.intervals import IntervalTable, calibrate
 from freightml.models.portfolio import ML_MODELS
+from freightml.models.recursive import RECURSIVE_MODELS
 from freightml.models.statistical import add_statistical, stat_column
 
 log = logging.getLogger("freightml")
@@ -114,7 +115,7 @@ class CandidateScore(BaseModel):
     """One candidate on the inner folds."""
 
     label: str
-    kind: str  # ml | statistical | ensemble
+    kind: str  # ml | statistical | recursive | ensemble
     params: dict[str, Any]  # the Portfolio parameters that make it
     wape: float
     wape_ratio: float
@@ -327,8 +328,8 @@ def select_candidate(
         # the recipe keeps the level adjustments: serving and scoring read its facts that way
         kept = {k: base[k] for k in ("level_adjustments",) if base.get(k)}
         recipe = _recipe(None, kept or None, stat, 0.0, selection, stat)
-        record(stat, "statistical", recipe, column)
-    stats = [s for s in scores if s.kind == "statistical"]
+        record(stat, "recursive" if stat in RECURSIVE_MODELS else "statistical", recipe, column)
+    stats = [s for s in scores if s.kind in ("statistical", "recursive")]
     if selection.enabled and selection.ensembles and stats:
         stat_best = min(stats, key=lambda s: s.wape)
         ml_name = ml_best.params["ml"]

@@ -1,11 +1,16 @@
-"""Per-series statistical forecasts from statsforecast, fitted at one forecast origin.
+"""Forecasts fitted at one forecast origin: statsforecast's per-series models and
+mlforecast's recursive LightGBM.
 
-The statistical candidates of the portfolio (freightml.models.portfolio) do not learn from
-feature rows: each series gets its own model, fitted on that series' history up to the
-origin, which forecasts 1..H days ahead. statsforecast fits them in its own vectorised,
-compiled way (``n_jobs`` processes); this module only turns a ``SeriesPanel`` into its long
-input and its output back into one column per model, ``stat_<name>`` (tonnes), keyed by
-series, origin and target date, so the forecasts join onto feature rows.
+These candidates of the portfolio (freightml.models.portfolio) do not learn from feature
+rows: they are fitted on the series' history up to the origin and forecast 1..H days ahead.
+The statistical ones (``STATISTICAL_MODELS``) give each series its own model, fitted by
+statsforecast in its own vectorised, compiled way (``n_jobs`` processes); the recursive
+LightGBM (``RECURSIVE_MODELS``, freightml.models.recursive) is one model over every series
+with enough history at the origin, even when only some of them are forecast, so a sample of
+series gets the same forecasts as the whole panel would. This module only turns a
+``SeriesPanel`` into their long input and their output back into one column per model,
+``stat_<name>`` (tonnes), keyed by series, origin and target date, so the forecasts join onto
+feature rows.
 
 Leakage-safe like the features: a forecast with origin ``o`` reads panel days ``<= o`` only.
 Absent days (NaN in the panel) inside a series' history are filled with the same weekday's
@@ -26,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from freightml.features.build import SERIES_KEY, SeriesPanel
+from freightml.models.recursive import RECURSIVE_MODELS
 
 log = logging.getLogger("freightml")
 
@@ -33,6 +39,7 @@ SEASON_DAYS = 7
 MIN_HISTORY_DAYS = 28  # four weeks: two full seasons for MSTL, and a weekly level
 HISTORY_DAYS = 364  # each series is fitted on at most its last 52 weeks
 STATISTICAL_MODELS: tuple[str, ...] = ("mstl", "autoets", "seasonal_window_average")
+ORIGIN_MODELS: tuple[str, ...] = (*STATISTICAL_MODELS, *RECURSIVE_MODELS)
 
 
 def stat_column(name: str) -> str:
@@ -55,12 +62,10 @@ def _model(name: str) -> Any:
 
 
 def check_names(names: Sequence[str]) -> list[str]:
-    """``names`` as a list, every one a known statistical model."""
-    unknown = sorted(set(names) - set(STATISTICAL_MODELS))
+    """``names`` as a list, every one a known model fitted at the origin."""
+    unknown = sorted(set(names) - set(ORIGIN_MODELS))
     if unknown:
-        raise ValueError(
-            f"unknown statistical model(s) {unknown}; known: {list(STATISTICAL_MODELS)}"
-        )
+        raise ValueError(f"unknown statistical model(s) {unknown}; known: {list(ORIGIN_MODELS)}")
     return list(dict.fromkeys(names))
 
 
@@ -112,18 +117,32 @@ def statistical_forecasts(
     window, first = _filled_history(panel, day, history_days)
     length = (~np.isnan(window)).sum(axis=1)
     enough = length >= MIN_HISTORY_DAYS
+    wanted = enough.copy()
     if series_rows is not None:
-        enough &= np.isin(np.arange(len(enough)), series_rows)
-    rows = np.flatnonzero(enough)
+        wanted &= np.isin(np.arange(len(enough)), series_rows)
+    rows = np.flatnonzero(wanted)
     if len(rows) == 0:
         return pd.DataFrame(columns=columns)
-    sub = window[rows]
-    observed = ~np.isnan(sub)
-    uid = np.repeat(rows, observed.sum(axis=1))
-    ds = np.broadcast_to(np.arange(first, day + 1), sub.shape)[observed]
-    long = pd.DataFrame({"unique_id": uid, "ds": ds, "y": sub[observed]})
-    forecast = _fit_forecast(long, horizon_max, names, n_jobs)
-    forecast = forecast.sort_values(["unique_id", "ds"], kind="stable")
+    per_series = [n for n in names if n in STATISTICAL_MODELS]
+    recursive = [n for n in names if n in RECURSIVE_MODELS]
+    index = pd.MultiIndex.from_product(
+        [rows, np.arange(day + 1, day + horizon_max + 1)], names=["unique_id", "ds"]
+    )
+    forecast = pd.DataFrame(index=index)
+    if per_series:
+        long = _long(window, rows, first, day)
+        fitted = _fit_forecast(long, horizon_max, per_series, n_jobs)
+        forecast = forecast.join(fitted.set_index(["unique_id", "ds"])[per_series])
+    if recursive:
+        from freightml.models import recursive as rec
+
+        # one global model over every series with enough history, whichever are wanted
+        long = _long(window, np.flatnonzero(enough), first, day)
+        long["ds"] = panel.start + pd.to_timedelta(long["ds"], unit="D")
+        fitted = rec.forecast(long, horizon_max, n_jobs=n_jobs)
+        fitted["ds"] = (pd.to_datetime(fitted["ds"]) - panel.start).dt.days
+        forecast = forecast.join(fitted.set_index(["unique_id", "ds"])[recursive])
+    forecast = forecast.reset_index()
     series = panel.series.iloc[forecast["unique_id"].to_numpy()]
     out = pd.DataFrame({c: series[c].to_numpy() for c in SERIES_KEY})
     out["origin_date"] = origin
@@ -131,6 +150,16 @@ def statistical_forecasts(
     for name in names:
         out[stat_column(name)] = np.maximum(forecast[name].to_numpy(dtype=np.float64), 0.0)
     return out[columns]
+
+
+def _long(window: np.ndarray, rows: np.ndarray, first: int, day: int) -> pd.DataFrame:
+    """The history of panel rows ``rows`` in the long form (``unique_id`` = panel row,
+    ``ds`` = panel day, ``y``), from each series' first fact."""
+    sub = window[rows]
+    observed = ~np.isnan(sub)
+    uid = np.repeat(rows, observed.sum(axis=1))
+    ds = np.broadcast_to(np.arange(first, day + 1), sub.shape)[observed]
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": sub[observed]})
 
 
 def _fit_forecast(long: pd.DataFrame, horizon: int, names: list[str], n_jobs: int) -> pd.DataFrame:
