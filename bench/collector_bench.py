@@ -28,7 +28,6 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+from ports import free_port
 
 OUT = Path(__file__).parent / "out"
 REQUEST = "org.kubeflow.serving.inference.request"
@@ -227,12 +227,6 @@ def send(url: str, events: list, clients: int, concurrency: int, raw: bool) -> d
         "outcomes": outcomes,
         "client_cpu_s": client_cpu,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(store_url: str, port: int) -> subprocess.Popen:

@@ -41,7 +41,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ports import free_port
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out" / "serving"
@@ -274,12 +274,6 @@ def in_process(model: Any, features: dict[int, Any], seconds: float = 3.0) -> li
 
 
 # -- servers ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ensure_mlserver_venv() -> Path:
     """MLServer conflicts with kserve in one venv: give it its own (uvloop pinned, see
     research/perf-baselines.md gotcha 2)."""
