@@ -1042,7 +1042,7 @@ def _monitor_demo(
     _invoke(ctx, "facts", "ingest", str(history_file), *with_config)
 
     name = settings.tracking.registered_model
-    collector_url = f"http://{settings.collector.host}:{settings.collector.port}"
+    collector_url = settings.collector_base_url
     serving_url = f"http://{settings.serving.host}:{settings.serving.http_port}"
     logs = settings.home / "logs"
     bodies = request_bodies(facts.history, REQUESTS, seed)

@@ -497,8 +497,13 @@ class Settings(BaseSettings):
         )
 
     @property
+    def collector_base_url(self) -> str:
+        """The local collector (``freightml collect``) as the demos and the predictor call it."""
+        return f"http://{self.collector.host}:{self.collector.port}"
+
+    @property
     def collector_events_url(self) -> str:
-        return f"http://{self.collector.host}:{self.collector.port}/events"
+        return f"{self.collector_base_url}/events"
 
     @property
     def champion_uri(self) -> str:

@@ -58,6 +58,11 @@ CARGO_SHARES: dict[str, float] = {
 }
 CARGO_TYPES: tuple[str, ...] = tuple(CARGO_SHARES)
 
+# A series counts as active when it has facts within this many days before the newest day
+# (the longest forecast horizon): batch scoring forecasts those, the monitoring demo asks
+# for them and data-quality monitoring expects them to keep reporting.
+ACTIVE_DAYS: Final = 28
+
 # The registered model, the MLflow experiment, the served model and the InferenceService
 # all share this name by default.
 MODEL_NAME: Final = "freight-volume"

@@ -80,6 +80,10 @@ EXAMPLE_COLUMNS: list[str] = [
 ]
 SCALE_FLOOR = 1.0  # tonnes; keeps y / scale finite for near-dead series
 YEAR_DAYS = 364  # 52 weeks: the year-ago day falls on the same weekday
+# Every feature reads at most YEAR_DAYS + 27 days before the origin (the year-ago 28-day
+# mean; the EWM levels' span is 392), so this many days of facts reproduce the features of
+# the full history exactly: the history serving, monitoring and the demos keep.
+LOOKBACK_DAYS = 400
 _YOY_HALF_WINDOW = 3
 
 
@@ -211,7 +215,7 @@ def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
     """Causal exponentially weighted mean over the observed days of the last
     ``EWM_SPAN_HALFLIVES * halflife`` days (absent days are skipped and age the older
     weights); NaN when none was observed. The finite span keeps serving's warm window
-    (serving.history, 400 days) equal to the full history; older days weigh under 2**-14."""
+    (LOOKBACK_DAYS) equal to the full history; older days weigh under 2**-14."""
     keep = np.float64(0.5 ** (1.0 / halflife))
     span = EWM_SPAN_HALFLIVES * halflife
     drop = keep**span

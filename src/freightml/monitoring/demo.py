@@ -20,7 +20,8 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from freightml.domain import SERIES_KEY
+from freightml.domain import ACTIVE_DAYS, SERIES_KEY
+from freightml.features.build import LOOKBACK_DAYS
 
 log = logging.getLogger("freightml")
 
@@ -29,7 +30,6 @@ SHIFT_REGION = (
 )
 SHIFT_FACTOR = 1.6
 LATER_DAYS = 28  # facts after the training window: the forecasts' full horizon
-HISTORY_DAYS = 400  # facts the predictor and the monitor need before the origin
 REQUESTS = 2000  # "a day of requests": one per active series (at most), the next 28 days
 
 
@@ -54,7 +54,7 @@ def demo_facts(
     factor: float = SHIFT_FACTOR,
     days: int = LATER_DAYS,
 ) -> DemoFacts:
-    """``HISTORY_DAYS`` of history up to the last day of ``history`` (the generator's
+    """``LOOKBACK_DAYS`` of history up to the last day of ``history`` (the generator's
     ``size``/``seed`` data the champion was trained on) and ``days`` later days, with every
     series loaded in ``region`` scaled by ``factor`` from the first later day.
 
@@ -84,7 +84,7 @@ def demo_facts(
             "the data the champion was trained on?"
         )
     before = extended.loc[~after]
-    tail = before.loc[before["date"] > pd.Timestamp(origin - timedelta(days=HISTORY_DAYS))]
+    tail = before.loc[before["date"] > pd.Timestamp(origin - timedelta(days=LOOKBACK_DAYS))]
     return DemoFacts(tail.reset_index(drop=True), later, origin, region, factor)
 
 
@@ -93,7 +93,7 @@ def request_bodies(history: pd.DataFrame, n: int, seed: int) -> list[dict]:
     next 28 days, in a random order: a planning day on which every active lane is looked at
     once (the demo's requests look like the training population, so drift in them means
     something changed)."""
-    recent = history.loc[history["date"] > history["date"].max() - pd.Timedelta(days=28)]
+    recent = history.loc[history["date"] > history["date"].max() - pd.Timedelta(days=ACTIVE_DAYS)]
     volume = recent.groupby(list(SERIES_KEY), observed=True)["volume_tonnes"].sum()
     active = volume.index[volume > 0]
     rng = np.random.default_rng(seed)

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from freightml.domain import SERIES_KEY
+from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.evaluation.gates import segment_supported
 from freightml.evaluation.methodology import Methodology
 from freightml.evaluation.metrics import metric_table
@@ -80,9 +80,6 @@ JOINED_COLUMNS: tuple[str, ...] = (
 )
 NEWEST_COLUMNS: tuple[str, ...] = (*SERIES_KEY, "newest")
 WORST_SERIES = 5  # series traced in the report
-# Series with a fact in this many days before as_of count as active for staleness (the
-# longest forecast horizon: a series seen within four weeks is expected to keep reporting).
-ACTIVE_LOOKBACK_DAYS = 28
 _DUPLICATE_KEY = ["source", *SERIES_KEY, "origin_date", "date"]
 _MODEL_COLUMNS = ("model_name", "model_version")
 
@@ -259,7 +256,7 @@ def quality_from_store(
     Reads the window's forecasts (of ``model_name``, or of every model) joined with their
     current facts, pending ones included, and the newest fact date of every series up to
     ``as_of``. Active series for staleness are those with a fact on or after
-    ``active_since``, by default :data:`ACTIVE_LOOKBACK_DAYS` days before ``as_of``.
+    ``active_since``, by default :data:`ACTIVE_DAYS` days before ``as_of``.
     """
     start, end = window_bounds(as_of, window_days)
     joined = store.forecasts_with_facts(start, end, model_name=model_name, include_pending=True)
@@ -271,7 +268,7 @@ def quality_from_store(
         as_of=end,
         window_days=window_days,
     )
-    since = end - timedelta(days=ACTIVE_LOOKBACK_DAYS) if active_since is None else active_since
+    since = end - timedelta(days=ACTIVE_DAYS) if active_since is None else active_since
     newest = store.facts.newest_by_series(until=end)
     return report, freshness(newest, end, config, active_since=since)
 

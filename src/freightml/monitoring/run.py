@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from freightml.features.build import LOOKBACK_DAYS
 from freightml.monitoring.config import MonitoringConfig, load_monitoring_config
 from freightml.monitoring.types import (
     ALL,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("freightml")
 # facts read before the window: the features of a window day look back this far (the
 # year-ago features need 364 days plus a few)
-HISTORY_DAYS = 400
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def monitor(
     from freightml.monitoring.quality import quality_from_store
 
     start = as_of - timedelta(days=window_days - 1)
-    facts = store.facts_frame(start - timedelta(days=HISTORY_DAYS), as_of)
+    facts = store.facts_frame(start - timedelta(days=LOOKBACK_DAYS), as_of)
     log.info("monitoring %s: %d facts rows read", as_of, len(facts))
     in_window = len(facts) > 0 and (pd.to_datetime(facts["date"]) >= pd.Timestamp(start)).any()
     drift = [

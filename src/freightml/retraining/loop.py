@@ -30,6 +30,7 @@ import yaml
 
 from freightml.config import Settings, load_settings
 from freightml.domain import SERIES_KEY
+from freightml.features.build import LOOKBACK_DAYS
 from freightml.models.recursive import RECURSIVE_MODELS
 
 log = logging.getLogger("freightml")
@@ -376,7 +377,7 @@ def _services(settings: Settings, config: Path) -> Iterator[str]:
     from freightml.monitoring.demo import freightml_service
 
     name = settings.tracking.registered_model
-    collector = f"http://{settings.collector.host}:{settings.collector.port}"
+    collector = settings.collector_base_url
     serving = f"http://{settings.serving.host}:{settings.serving.http_port}"
     logs = settings.home / "logs"
     with (
@@ -438,9 +439,9 @@ def run_loop(
     first = champion_version(client, name)
     if first is None:
         raise RuntimeError("the first training run promoted no champion: see its model card")
-    say(f"champion v{first}; the store gets the last 400 days of history")
+    say(f"champion v{first}; the store gets the last {LOOKBACK_DAYS} days of history")
     tail = facts.history.loc[
-        facts.history["date"] > pd.Timestamp(facts.origin - timedelta(days=400))
+        facts.history["date"] > pd.Timestamp(facts.origin - timedelta(days=LOOKBACK_DAYS))
     ]
     ingest_facts_file(
         save_facts(tail, home / "data" / "history.parquet"),

@@ -24,6 +24,7 @@ import pandas as pd
 from freightml.data.schema import CARGO_TYPES, DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
 from freightml.features.build import (
     FACT_COLUMNS,
+    LOOKBACK_DAYS,
     SERIES_KEY,
     SeriesPanel,
     build_inference_frame,
@@ -33,9 +34,6 @@ from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
 from freightml.models.statistical import add_statistical
 
-# Every feature reads at most 364 + 27 days before the origin (the year-ago 28-day mean),
-# so 400 days reproduce the features of the full history exactly.
-DEFAULT_WINDOW_DAYS = 400
 HORIZON_MAX = 28
 
 FactsLike: TypeAlias = pd.DataFrame | Callable[..., pd.DataFrame] | str | Path
@@ -110,7 +108,7 @@ def _accepts_start(fn: Callable[..., object]) -> bool:
         return False
 
 
-def recent_facts(facts: pd.DataFrame, window_days: int = DEFAULT_WINDOW_DAYS) -> pd.DataFrame:
+def recent_facts(facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """The facts of the last ``window_days`` days (by the latest fact date), feature columns."""
     missing = [c for c in FACT_COLUMNS if c not in facts.columns]
     if missing:
@@ -180,7 +178,7 @@ class HistoryWindow:
         cls,
         facts: pd.DataFrame,
         *,
-        window_days: int = DEFAULT_WINDOW_DAYS,
+        window_days: int = LOOKBACK_DAYS,
         horizon_max: int = HORIZON_MAX,
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,

@@ -37,6 +37,7 @@ from kserve.model import InferenceVerb
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from freightml.domain import CARGO_TYPES, MODEL_NAME
+from freightml.features.build import LOOKBACK_DAYS
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import adjustments_of
 from freightml.models.intervals import interpolate_quantile, quantile_column
@@ -45,7 +46,6 @@ from freightml.serving import metrics
 from freightml.serving.batcher import MicroBatcher
 from freightml.serving.events import CloudEventSender
 from freightml.serving.history import (
-    DEFAULT_WINDOW_DAYS,
     HORIZON_MAX,
     HistorySource,
     HistoryUnavailable,
@@ -115,7 +115,7 @@ class FreightPredictor(Model):
         history: HistorySource,
         *,
         name: str = MODEL_NAME,
-        window_days: int = DEFAULT_WINDOW_DAYS,
+        window_days: int = LOOKBACK_DAYS,
         horizon_max: int = HORIZON_MAX,
         reload_seconds: float | None = 30.0,
         history_seconds: float | None = 60.0,

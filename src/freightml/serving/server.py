@@ -16,7 +16,8 @@ import pandas as pd
 
 import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
 from freightml.config import Settings
-from freightml.serving.history import DEFAULT_WINDOW_DAYS, FactsLike, HistorySource
+from freightml.features.build import LOOKBACK_DAYS
+from freightml.serving.history import FactsLike, HistorySource
 
 log = logging.getLogger("freightml.serving")
 
@@ -40,7 +41,7 @@ def build_predictor(
     collector_url: str | None = None,
     reload_seconds: float | None = None,
     history_seconds: float | None = None,
-    window_days: int = DEFAULT_WINDOW_DAYS,
+    window_days: int = LOOKBACK_DAYS,
     namespace: str = "default",
     source_uri: str = "http://localhost:8080/",
     tuning: Any = None,

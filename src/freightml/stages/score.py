@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from freightml.config import Settings
-from freightml.domain import SERIES_KEY
+from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
 from freightml.stages.timing import timed
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from freightml.serving.history import HistoryWindow
 
 log = logging.getLogger("freightml")
-ACTIVE_DAYS = 28
 FORECAST_COLUMNS = [*SERIES_KEY, "origin_date", "target_date", "horizon"]
 
 
