@@ -12,7 +12,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CollectorRegistry,
@@ -33,7 +33,7 @@ from freightml.collector.events import (
     is_batch,
 )
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
-from freightml.collector.store import IngestResult, Store, is_unavailable
+from freightml.collector.store import MAX_NAME_LENGTH, IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
 from freightml.config import DataSettings
 from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
@@ -320,7 +320,14 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=100_000, description="rows at most")] = 1000,
         start: Annotated[api.IsoDate | None, Query(description="first target date")] = None,
         end: Annotated[api.IsoDate | None, Query(description="last target date")] = None,
-        model_name: Annotated[str | None, Query(description="only this model")] = None,
+        model_name: Annotated[
+            str | None,
+            Query(
+                description="only this model",
+                max_length=MAX_NAME_LENGTH,
+                pattern=api.NO_NUL,
+            ),
+        ] = None,
         source: Annotated[Literal["online", "batch"] | None, Query()] = None,
         include_pending: Annotated[
             bool, Query(description="also forecasts whose fact has not arrived")
@@ -346,7 +353,9 @@ def create_app(
         responses=api.INFERENCE_RESPONSES,
         tags=["events"],
     )
-    async def get_inference(inference_id: str) -> Response:
+    async def get_inference(
+        inference_id: Annotated[str, Path(pattern=api.NO_NUL, description="the event id")],
+    ) -> Response:
         found = await run_in_threadpool(store.inference, inference_id)
         if found is None:
             return _json({"error": f"no inference with id {inference_id!r}"}, 404)

@@ -24,7 +24,7 @@ MAX_SOURCE_LENGTH = 1024
 MAX_TIME_LENGTH = 64
 SPECVERSIONS = ["1.0", "0.3"]  # what the CloudEvents SDK reads
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus text format
-_NO_NUL = r"^[^\u0000]*$"
+NO_NUL = r"^[^\u0000]*$"  # text PostgreSQL can store (it refuses NUL)
 # a character that is not blank (events.BLANK_CHARS, the server's own rule), no NUL
 _NOT_BLANK = "^[^\\u0000]*[^\\u0000{}][^\\u0000]*$".format(
     "".join(f"\\u{ord(c):04x}" for c in BLANK_CHARS)
@@ -172,7 +172,7 @@ def _text(max_length: int) -> dict[str, Any]:
 
 
 def _fact_record() -> dict[str, Any]:
-    name = {**_text(MAX_NAME_LENGTH), "pattern": _NO_NUL}
+    name = {**_text(MAX_NAME_LENGTH), "pattern": NO_NUL}
     return {
         "type": "object",
         "description": "One actual daily volume of one series (extra fields are ignored).",
@@ -263,7 +263,7 @@ _BOTH_MODES = (
 
 
 def _header(name: str, required: bool, max_length: int, description: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": _NO_NUL}
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NO_NUL}
     if required:
         schema.update(minLength=1, pattern=_NOT_BLANK)
     return {
@@ -330,7 +330,7 @@ def event_paths() -> dict[str, Any]:
 
 def event_schemas() -> dict[str, Any]:
     """Component schemas the CloudEvent routes refer to."""
-    extension = {"type": "string", "maxLength": MAX_ATTRIBUTE_LENGTH, "pattern": _NO_NUL}
+    extension = {"type": "string", "maxLength": MAX_ATTRIBUTE_LENGTH, "pattern": NO_NUL}
     return {
         "StructuredCloudEvent": {
             "type": "object",
@@ -340,7 +340,7 @@ def event_schemas() -> dict[str, Any]:
                 "type": _text(MAX_ATTRIBUTE_LENGTH),
                 "source": _text(MAX_SOURCE_LENGTH),
                 "specversion": {"type": "string", "enum": SPECVERSIONS},
-                "time": {"type": "string", "maxLength": MAX_TIME_LENGTH, "pattern": _NO_NUL},
+                "time": {"type": "string", "maxLength": MAX_TIME_LENGTH, "pattern": NO_NUL},
                 "datacontenttype": extension,
                 "inferenceservicename": extension,
                 "namespace": extension,
