@@ -30,6 +30,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from freightml.config import Settings, load_settings
+from freightml.data.sources import freshest_window
 from freightml.features.build import SERIES_KEY, build_examples, build_inference_frame
 from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.retraining.loop import (
@@ -43,7 +44,6 @@ from freightml.retraining.loop import (
 from freightml.retraining.policy import load_policy
 from freightml.retraining.window import choose_window
 from freightml.stages.features import feature_kwargs
-from freightml.stages.ingest import freshest_window
 from freightml.stages.train import make_estimator
 
 KEYS = list(SERIES_KEY)

@@ -5,7 +5,7 @@ with kfp.local in a fresh process and reports rows, wall time, peak memory (the 
 process: the runner or one of its task subprocesses), and the share of wall time spent
 outside the library's own work: the pipeline runner (task subprocesses, imports, artifact
 passing) and MLflow tracking. The library's own work is what the lifecycle functions time
-themselves (freightml.stages.timing.timed, kind "work").
+themselves (freightml.timing.timed, kind "work").
 
     uv run python bench/training_bench.py --sizes small demo large
 """
@@ -31,7 +31,7 @@ def run_one(size: str, seed: int, workdir: Path) -> dict:
     from freightml.config import load_settings
     from freightml.data.sources import save_facts
     from freightml.data.synthetic import generate
-    from freightml.stages.timing import TIMINGS_ENV
+    from freightml.timing import TIMINGS_ENV
     from pipelines.run import run_local
 
     data = workdir / f"{size}.parquet"

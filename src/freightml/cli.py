@@ -343,8 +343,8 @@ def models_show(
 ) -> None:
     """A version's backtest: WAPE vs seasonal naive, segments, gates, interval coverage and
     the chosen candidate among the portfolio."""
+    from freightml.stages.evaluate import version_summary
     from freightml.tracking import RegistryError
-    from freightml.tracking.registry import version_summary
 
     settings = _settings(config)
     try:

@@ -5,6 +5,7 @@ import mlflow
 import pytest
 
 from freightml.config import Settings
+from freightml.data.sources import freshest_window
 from freightml.domain import MODEL_NAME, SERIES_KEY
 from freightml.monitoring.config import load_monitoring_config
 from freightml.monitoring.profile import (
@@ -15,7 +16,6 @@ from freightml.monitoring.profile import (
     load_version_profile,
 )
 from freightml.stages.evaluate import EvaluationResult
-from freightml.stages.ingest import freshest_window
 from freightml.tracking import configure_mlflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -13,10 +13,9 @@ from mlflow.models import Model
 
 from freightml.config import Settings
 from freightml.data.schema import DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
-from freightml.data.sources import digest_facts, save_facts
+from freightml.data.sources import digest_facts, freshest_window, save_facts
 from freightml.data.synthetic import generate
 from freightml.domain import CHALLENGER, CHAMPION, MODEL_NAME, SERIES_KEY
-from freightml.stages.ingest import freshest_window
 from freightml.stages.score import active_facts
 from freightml.tracking import champion_version, configure_mlflow
 from helpers import cli, run_stages

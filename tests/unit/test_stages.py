@@ -13,8 +13,8 @@ from freightml.evaluation import GateCheck, GateReport, load_methodology
 from freightml.stages.evaluate import RECORDED, ChampionOnWindow, EvaluationResult
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.register import decide_promotion
-from freightml.stages.timing import TIMINGS_ENV, timed
 from freightml.stages.validate import ValidationSummary, validate_data
+from freightml.timing import TIMINGS_ENV, timed
 from freightml.tracking import ChampionRecipe
 from helpers import facts_frame
 

@@ -1,7 +1,8 @@
 """Render the model card and the project card (Markdown and HTML) with Jinja2.
 
-The templates live in ``docs/templates`` (packaged into the wheel as
-``freightml/cards/templates``), so the cards can be edited like any other doc.
+The templates live in ``docs/templates``, so the cards can be edited like any other doc;
+they are read from the source tree (the image copies them to ``/app/docs/templates``,
+beside ``/app/src``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ CARDS = ("model_card", "project_card")
 
 
 def template_dir() -> Path:
-    """The packaged templates, else the repository's docs/templates."""
-    packaged = Path(__file__).parent / "templates"
-    if packaged.is_dir():
-        return packaged
+    """The repository's (or the image's) docs/templates."""
     repo = Path(__file__).resolve().parents[3] / "docs" / "templates"
     if repo.is_dir():
         return repo
     raise FileNotFoundError(
-        f"card templates not found in {packaged} or {repo}: reinstall freightml"
+        f"card templates not found in {repo}: run from a clone of the repository or the image"
     )
 
 

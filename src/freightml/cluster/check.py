@@ -122,7 +122,7 @@ def check_schemas(renderings: list[render.Rendering], repo: Path, report: Report
 
 
 def check_policy(renderings: list[render.Rendering], report: Report) -> None:
-    from freightml.cluster.base import base_settings
+    from freightml.deploy.gitops import base_settings
     from freightml.deploy.inference_service import build_inference_service, to_manifest
 
     for r in renderings:

@@ -1,12 +1,14 @@
-"""Load and save facts from CSV/Parquet on any fsspec URI, and digest them for lineage."""
+"""Load and save facts from CSV/Parquet on any fsspec URI, digest them for lineage, and
+read the configured source (``load_source``: a file or URI, or synthetic data)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import numpy as np
@@ -15,6 +17,9 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from freightml.data.schema import CATEGORY_COLUMNS, FACT_COLUMNS, MissingColumnsError, coerce_facts
+
+if TYPE_CHECKING:
+    from freightml.config import DataSettings
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".csv.zip")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -172,3 +177,39 @@ def _update(digest: Any, fs: Any, path: str) -> None:
     with fs.open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
+
+
+@dataclass(frozen=True)
+class SourcedFacts:
+    """Facts as read, with their source URI and the source's sha256."""
+
+    facts: pd.DataFrame
+    uri: str
+    sha256: str
+
+
+def load_source(data: DataSettings) -> SourcedFacts:
+    """The facts ``data`` points at: a file or URI (filtered by dates and regions), or
+    synthetic data of ``data.synthetic_size`` when no source is set."""
+    from freightml.data.synthetic import generate
+
+    if data.source_uri:
+        facts = load_facts(
+            data.source_uri,
+            column_mapping=data.column_mapping or None,
+            start=data.start_date,
+            end=data.end_date,
+            regions=data.regions,
+        )
+        return SourcedFacts(facts, data.source_uri, file_digest(data.source_uri))
+    facts = generate(data.synthetic_size, seed=data.seed)
+    return SourcedFacts(
+        facts, f"synthetic:{data.synthetic_size}?seed={data.seed}", digest_facts(facts)
+    )
+
+
+def freshest_window(facts: pd.DataFrame, days: int) -> pd.DataFrame:
+    """The last ``days`` days of facts (retraining always uses the newest data)."""
+    end = facts["date"].max()
+    start = end - pd.Timedelta(days=days - 1)
+    return facts.loc[facts["date"] >= start].reset_index(drop=True)

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from freightml.config import DeploySettings
+
 MODEL_PATCH = "model-version.yaml"
 CANARY_PATH = "/spec/predictor/canaryTrafficPercent"
 HEADER = """\
@@ -73,6 +75,16 @@ def _changed(a: Any, b: Any, parts: list[str | int]) -> list[list[str | int]]:
     return [] if a == b else [parts]
 
 
+# The version manifests/base names; every overlay's model-version.yaml patch replaces it.
+BASE_VERSION = "1"
+
+
+def base_settings() -> DeploySettings:
+    """The deploy settings manifests/base is generated with: the defaults (namespace
+    freightml)."""
+    return DeploySettings()
+
+
 def _at(obj: Any, parts: list[str | int]) -> Any:
     for p in parts:
         obj = obj[p]
@@ -81,7 +93,6 @@ def _at(obj: Any, parts: list[str | int]) -> Any:
 
 def model_version_ops(version: str, canary_percent: int | None = None) -> list[dict[str, Any]]:
     """The JSON 6902 operations that turn the base's InferenceService into ``version``'s."""
-    from freightml.cluster.base import BASE_VERSION, base_settings
     from freightml.deploy.inference_service import (
         build_inference_service,
         check_canary,

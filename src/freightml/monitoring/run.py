@@ -242,7 +242,7 @@ def run_monitoring(
     from freightml.evaluation import load_methodology
     from freightml.monitoring.profile import load_version_profile
     from freightml.monitoring.report import render_report
-    from freightml.stages.timing import timed
+    from freightml.timing import timed
     from freightml.tracking import champion_version, configure_mlflow
 
     config = load_monitoring_config(settings.monitoring_path)

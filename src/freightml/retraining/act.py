@@ -56,8 +56,8 @@ def shift_aware_window(policy: Policy) -> Callable[[Settings, Decision], Setting
     will read, applied to its settings and recorded as ``retrain.window.*`` tags."""
 
     def adjust(settings: Settings, decision: Decision) -> Settings:
+        from freightml.data.sources import load_source
         from freightml.retraining.window import choose_window
-        from freightml.stages.ingest import load_source
 
         facts = load_source(settings.data).facts
         known = set()

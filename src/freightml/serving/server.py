@@ -196,8 +196,6 @@ def _refuse_repository_changes(server: Any) -> None:
     from kserve.model_server import app
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 
-    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
-
     class ReadOnlyRepository(ModelRepositoryExtension):
         async def load(self, model_name: str) -> None:
             raise RepositoryChangeRefused(
@@ -219,8 +217,6 @@ def _refuse_repository_changes(server: Any) -> None:
 
 def _model_server(host: str, http_port: int, **kwargs: Any) -> Any:
     from kserve import ModelServer
-
-    import freightml.serving._kserve  # noqa: F401  (first: see _kserve.py)
 
     class LocalModelServer(ModelServer):
         """ModelServer whose REST server binds ``host`` (KServe always binds 0.0.0.0) and

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from pydantic import Field
@@ -17,9 +17,12 @@ from freightml.models.intervals import IntervalTable
 from freightml.monitoring.types import Expectation
 from freightml.stages.features import planned_feature_kwargs
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
 from freightml.stages.train import make_estimator
+from freightml.timing import timed
 from freightml.tracking.runs import ChampionRecipe
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 log = logging.getLogger("freightml")
 EVALUATION_FILE = "evaluation.json"
@@ -240,3 +243,70 @@ def evaluate_model(
         "passed" if evaluation.gates.passed else "FAILED: " + ", ".join(evaluation.failed_gates),
     )
     return evaluation
+
+
+def version_summary(client: MlflowClient, model: str, version: str) -> dict[str, Any]:
+    """What a version's backtest found, as JSON data: WAPE, baseline WAPE and ratio, bias,
+    per-segment ratios, gate results, interval coverage per level and the chosen candidate
+    with every candidate's validation figures (from the run's evaluation/evaluation.json)."""
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    from freightml.tracking.registry import RegistryError, require_version
+
+    require_version(client, model, version)
+    mv = client.get_model_version(model, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = download_artifacts(
+                run_id=mv.run_id, artifact_path="evaluation/evaluation.json", dst_path=tmp
+            )
+        except (MlflowException, OSError) as exc:
+            raise RegistryError(
+                f"{model} v{version} (run {mv.run_id}) has no evaluation/evaluation.json"
+            ) from exc
+        evaluation = EvaluationResult.load(path)
+    metrics = evaluation.metrics
+    registered = client.get_registered_model(model)
+    aliases = sorted(a for a, v in (registered.aliases or {}).items() if str(v) == str(version))
+    return {
+        "model": model,
+        "version": str(version),
+        "aliases": aliases,
+        "run_id": mv.run_id,
+        "backtest": {
+            "cutoffs": list(evaluation.cutoffs),
+            "wape": metrics.get("wape"),
+            "wape_baseline": metrics.get("wape_baseline"),
+            "wape_ratio": metrics.get("wape_ratio"),
+            "bias": metrics.get("bias"),
+        },
+        "segments": {
+            column: {str(row["segment"]): row.get("wape_ratio") for row in rows}
+            for column, rows in evaluation.by_segment.items()
+        },
+        "gates": evaluation.gates.to_dict(),
+        "coverage": {k: metrics[k] for k in sorted(metrics) if k.startswith("coverage_")},
+        "coverage_by": evaluation.coverage,
+        "chosen": evaluation.chosen,
+        "recipe": evaluation.recipe,
+        "candidates": [
+            {
+                k: c[k]
+                for k in (
+                    "label",
+                    "kind",
+                    "wape",
+                    "wape_ratio",
+                    "bias",
+                    "segments_over",
+                    "segments",
+                    "chosen",
+                    "why",
+                )
+            }
+            for c in evaluation.candidates
+        ],
+    }

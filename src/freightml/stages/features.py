@@ -9,7 +9,7 @@ import pandas as pd
 
 from freightml.config import Settings
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
+from freightml.timing import timed
 
 
 class FeaturesInfo(StageResult):

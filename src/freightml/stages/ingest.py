@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from freightml.config import DataSettings, Settings
+from freightml.data.sources import SourcedFacts, freshest_window, load_source
 from freightml.domain import SERIES_KEY
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
+from freightml.timing import timed
 
 log = logging.getLogger("freightml")
 
@@ -51,43 +51,6 @@ class FactsInfo(StageResult):
             window_days=window_days,
             source_rows=len(source.facts),
         )
-
-
-@dataclass(frozen=True)
-class SourcedFacts:
-    """Facts as read, with their source URI and the source's sha256."""
-
-    facts: pd.DataFrame
-    uri: str
-    sha256: str
-
-
-def load_source(data: DataSettings) -> SourcedFacts:
-    """The facts ``data`` points at: a file or URI (filtered by dates and regions), or
-    synthetic data of ``data.synthetic_size`` when no source is set."""
-    from freightml.data.sources import digest_facts, file_digest, load_facts
-    from freightml.data.synthetic import generate
-
-    if data.source_uri:
-        facts = load_facts(
-            data.source_uri,
-            column_mapping=data.column_mapping or None,
-            start=data.start_date,
-            end=data.end_date,
-            regions=data.regions,
-        )
-        return SourcedFacts(facts, data.source_uri, file_digest(data.source_uri))
-    facts = generate(data.synthetic_size, seed=data.seed)
-    return SourcedFacts(
-        facts, f"synthetic:{data.synthetic_size}?seed={data.seed}", digest_facts(facts)
-    )
-
-
-def freshest_window(facts: pd.DataFrame, days: int) -> pd.DataFrame:
-    """The last ``days`` days of facts (retraining always uses the newest data)."""
-    end = facts["date"].max()
-    start = end - pd.Timedelta(days=days - 1)
-    return facts.loc[facts["date"] >= start].reset_index(drop=True)
 
 
 def load_window(data: DataSettings) -> tuple[pd.DataFrame, FactsInfo]:

@@ -24,8 +24,8 @@ from freightml.stages.evaluate import REBACKTESTED, EvaluationResult
 from freightml.stages.features import feature_kwargs
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
 from freightml.stages.validate import ValidationSummary
+from freightml.timing import timed
 from freightml.tracking import runs
 
 log = logging.getLogger("freightml")

@@ -13,7 +13,7 @@ from freightml.config import Settings
 from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
+from freightml.timing import timed
 
 if TYPE_CHECKING:
     from freightml.serving.history import HistoryWindow

@@ -13,7 +13,7 @@ import pandas as pd
 from freightml.config import Settings
 from freightml.evaluation.selection import Selection
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
+from freightml.timing import timed
 
 SELECTION_FILE = "selection.json"
 

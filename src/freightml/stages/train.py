@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from freightml.config import Settings
 from freightml.monitoring.profile import PROFILE_FILE, ReferenceProfile
 from freightml.stages.result import StageResult
-from freightml.stages.timing import timed
+from freightml.timing import timed
 
 
 class TrainInfo(StageResult):

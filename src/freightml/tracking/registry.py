@@ -12,7 +12,6 @@ import getpass
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -70,7 +69,7 @@ def _alias_version(client: MlflowClient, model: str, alias: str) -> str | None:
         return None
 
 
-def _check_version(client: MlflowClient, model: str, version: str) -> None:
+def require_version(client: MlflowClient, model: str, version: str) -> None:
     try:
         client.get_model_version(model, str(version))
     except MlflowException as exc:
@@ -133,7 +132,7 @@ def _move_champion(
     if not reason.strip():
         raise RegistryError(f"{action} needs a reason: say why the champion changes")
     version = str(version)
-    _check_version(client, model, version)
+    require_version(client, model, version)
     previous = champion_version(client, model)
     if previous == version:
         raise RegistryError(f"version {version} of {model!r} is already the champion")
@@ -227,72 +226,6 @@ def list_versions(client: MlflowClient, model: str) -> list[dict[str, str]]:
             }
         )
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
-
-
-def version_summary(client: MlflowClient, model: str, version: str) -> dict[str, Any]:
-    """What a version's backtest found, as JSON data: WAPE, baseline WAPE and ratio, bias,
-    per-segment ratios, gate results, interval coverage per level and the chosen candidate
-    with every candidate's validation figures (from the run's evaluation/evaluation.json)."""
-    import tempfile
-
-    from mlflow.artifacts import download_artifacts
-
-    from freightml.stages.evaluate import EvaluationResult
-
-    _check_version(client, model, version)
-    mv = client.get_model_version(model, version)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = download_artifacts(
-                run_id=mv.run_id, artifact_path="evaluation/evaluation.json", dst_path=tmp
-            )
-        except (MlflowException, OSError) as exc:
-            raise RegistryError(
-                f"{model} v{version} (run {mv.run_id}) has no evaluation/evaluation.json"
-            ) from exc
-        evaluation = EvaluationResult.load(path)
-    metrics = evaluation.metrics
-    registered = client.get_registered_model(model)
-    aliases = sorted(a for a, v in (registered.aliases or {}).items() if str(v) == str(version))
-    return {
-        "model": model,
-        "version": str(version),
-        "aliases": aliases,
-        "run_id": mv.run_id,
-        "backtest": {
-            "cutoffs": list(evaluation.cutoffs),
-            "wape": metrics.get("wape"),
-            "wape_baseline": metrics.get("wape_baseline"),
-            "wape_ratio": metrics.get("wape_ratio"),
-            "bias": metrics.get("bias"),
-        },
-        "segments": {
-            column: {str(row["segment"]): row.get("wape_ratio") for row in rows}
-            for column, rows in evaluation.by_segment.items()
-        },
-        "gates": evaluation.gates.to_dict(),
-        "coverage": {k: metrics[k] for k in sorted(metrics) if k.startswith("coverage_")},
-        "coverage_by": evaluation.coverage,
-        "chosen": evaluation.chosen,
-        "recipe": evaluation.recipe,
-        "candidates": [
-            {
-                k: c[k]
-                for k in (
-                    "label",
-                    "kind",
-                    "wape",
-                    "wape_ratio",
-                    "bias",
-                    "segments_over",
-                    "segments",
-                    "chosen",
-                    "why",
-                )
-            }
-            for c in evaluation.candidates
-        ],
-    }
 
 
 def _fmt(value: float | None) -> str:
