@@ -40,10 +40,11 @@ test: install ## Run every test (unit, data, quality, integration, e2e, the clus
 test-fast: install ## The edit loop: every test that needs no pipeline run, server process or trained model (-m "not slow")
 	$(RUN) pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
-lint: install ## Lint and format-check with ruff, type-check src/ with mypy (CI runs it)
+lint: install ## Lint and format-check with ruff, type-check src/ with mypy, check the import floors (CI runs it)
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
+	$(RUN) lint-imports --no-cache
 
 format: install ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
