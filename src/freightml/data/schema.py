@@ -16,6 +16,7 @@ import pandera.pandas as pa
 from freightml.domain import CARGO_SHARES as CARGO_SHARES  # re-exported
 from freightml.domain import CARGO_TYPES as CARGO_TYPES
 from freightml.domain import REGIONS as REGIONS
+from freightml.domain import SERIES_KEY as SERIES_KEY
 
 FACT_COLUMNS: tuple[str, ...] = (
     "date",
@@ -27,7 +28,6 @@ FACT_COLUMNS: tuple[str, ...] = (
     "volume_tonnes",
     "wagons",
 )
-SERIES_KEY: tuple[str, ...] = ("origin_station", "destination_station", "cargo_type")
 CATEGORY_COLUMNS: tuple[str, ...] = (
     "origin_station",
     "destination_station",

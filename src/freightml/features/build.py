@@ -22,15 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from freightml import domain
 from freightml.features.calendar import (
     CALENDAR_COLUMNS,
     DEFAULT_HOLIDAY_COUNTRY,
     calendar_table,
 )
 
-SERIES_KEY: list[str] = ["origin_station", "destination_station", "cargo_type"]
+# the series key (freightml.domain) as a list, which pandas indexing wants
+SERIES_KEY: list[str] = list(domain.SERIES_KEY)
 REGION_COLUMNS: list[str] = ["origin_region", "destination_region"]
-FACT_COLUMNS: list[str] = ["date", *SERIES_KEY, *REGION_COLUMNS, "volume_tonnes"]
+# the fact columns the features read (a subset of the facts schema, data.schema.FACT_COLUMNS)
+FEATURE_INPUT_COLUMNS: list[str] = ["date", *SERIES_KEY, *REGION_COLUMNS, "volume_tonnes"]
 
 # Strings in the examples; the model turns them into integer codes with the vocabulary it
 # learned at fit time (stored with the model), so serving always uses the training codes.
@@ -115,9 +118,11 @@ class SeriesPanel:
     def from_facts(cls, facts: pd.DataFrame) -> SeriesPanel:
         """Pivot facts; regions of a series come from its latest fact (station metadata, not
         a feature of time). Negative or NaN volumes count as absent days."""
-        missing = [c for c in FACT_COLUMNS if c not in facts.columns]
+        missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]
         if missing:
-            raise ValueError(f"facts lack columns {missing}; expected at least {FACT_COLUMNS}")
+            raise ValueError(
+                f"facts lack columns {missing}; expected at least {FEATURE_INPUT_COLUMNS}"
+            )
         if facts.empty:
             raise ValueError("facts are empty: cannot build features without history")
         days64 = pd.to_datetime(facts["date"]).to_numpy().astype("datetime64[D]")

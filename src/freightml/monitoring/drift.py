@@ -568,11 +568,11 @@ def drift_of_facts(
     when a fitted model (as ``mlflow.sklearn`` loads it) is given. Identities:
     origin/destination stations and series of the window's facts.
     """
-    from freightml.features.build import FACT_COLUMNS, build_examples
+    from freightml.features.build import FEATURE_INPUT_COLUMNS, build_examples
     from freightml.features.levels import adjust_levels, adjustments_of
 
     start, end = _window(window_start, window_end)
-    missing = [c for c in FACT_COLUMNS if c not in facts.columns]
+    missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]
     if missing:
         raise ValueError(f"drift_of_facts: facts lack columns {missing}")
     days = pd.to_datetime(facts["date"])

@@ -23,7 +23,7 @@ import pandas as pd
 
 from freightml.data.schema import CARGO_TYPES, DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
 from freightml.features.build import (
-    FACT_COLUMNS,
+    FEATURE_INPUT_COLUMNS,
     LOOKBACK_DAYS,
     SERIES_KEY,
     SeriesPanel,
@@ -110,17 +110,17 @@ def _accepts_start(fn: Callable[..., object]) -> bool:
 
 def recent_facts(facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
     """The facts of the last ``window_days`` days (by the latest fact date), feature columns."""
-    missing = [c for c in FACT_COLUMNS if c not in facts.columns]
+    missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]
     if missing:
         raise HistoryUnavailable(
-            f"history facts lack columns {missing}; expected at least {FACT_COLUMNS}"
+            f"history facts lack columns {missing}; expected at least {FEATURE_INPUT_COLUMNS}"
         )
     if facts.empty:
         raise HistoryUnavailable("history facts are empty: nothing to forecast from")
     dates = pd.to_datetime(facts["date"])
     last = dates.max().normalize()
     keep = (dates >= last - pd.Timedelta(days=window_days - 1)).to_numpy()
-    return facts.loc[keep, FACT_COLUMNS]
+    return facts.loc[keep, FEATURE_INPUT_COLUMNS]
 
 
 def facts_signature(facts: pd.DataFrame) -> tuple:

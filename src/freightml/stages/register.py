@@ -41,7 +41,7 @@ TAG_GIT_COMMIT = "freightml.git_commit"
 
 
 @dataclass(frozen=True)
-class Decision:
+class PromotionDecision:
     """Whether the new version becomes champion, and the reason in words."""
 
     promote: bool
@@ -57,17 +57,19 @@ class Registration(StageResult):
     cards_dir: Path
 
 
-def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> Decision:
+def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> PromotionDecision:
     """The promotion rule: every gate passes, and the version beats the champion on the
     same backtest window by the methodology's margin (or there is no champion); a version
     trained on facts beyond the champion's (a refresh) only has to be no worse."""
     from freightml.evaluation import beats_champion
 
     if not evaluation.gates.passed:
-        return Decision(False, f"{KEPT}: gates failed ({', '.join(evaluation.failed_gates)})")
+        return PromotionDecision(
+            False, f"{KEPT}: gates failed ({', '.join(evaluation.failed_gates)})"
+        )
     champion = evaluation.champion
     if champion is None:
-        return Decision(True, f"{PROMOTED}: gates passed, no previous champion")
+        return PromotionDecision(True, f"{PROMOTED}: gates passed, no previous champion")
     wins, why = beats_champion(evaluation.metrics, champion.metrics, methodology)
     # facts beyond the champion's: the challenger's backtest reaches later than the
     # champion's own did (same cutoff rule, so a later last cutoff means later facts)
@@ -79,7 +81,7 @@ def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> 
         wins, why = beats_champion(
             evaluation.metrics, champion.metrics, methodology, newer_facts=True
         )
-    return Decision(
+    return PromotionDecision(
         wins,
         f"{PROMOTED if wins else KEPT}: gates passed; {why} "
         f"(champion v{champion.recipe.version}, {champion.how})",
@@ -197,7 +199,7 @@ def record_decision(
     version: str,
     run_id: str,
     *,
-    decision: Decision,
+    decision: PromotionDecision,
     evaluation: EvaluationResult,
     facts: FactsInfo,
     env: dict[str, str],
