@@ -656,7 +656,7 @@ def _decide(settings: Settings, store, as_of: datetime | None, force: bool, reas
 
     from mlflow.exceptions import MlflowException
 
-    from freightml.retraining.decision import decide_now
+    from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
 
     try:

@@ -13,8 +13,9 @@ from freightml.config import Settings
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.retraining.act import retrain_settings, shift_aware_window
-from freightml.retraining.decision import Evidence, decide
 from freightml.retraining.policy import Policy
+from freightml.retraining.rules import decide
+from freightml.retraining.types import Evidence
 
 pytestmark = [pytest.mark.unit]
 AS_OF = date(2025, 3, 31)  # the last day of the "small" data

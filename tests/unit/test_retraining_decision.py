@@ -13,21 +13,17 @@ from mlflow import MlflowClient
 
 from freightml.collector.store import Store
 from freightml.monitoring.types import DriftReport, DriftResult, QualityDay, QualityReport
-from freightml.retraining.decision import (
+from freightml.retraining.evidence import decide_now, gather_evidence, reconcile_in_flight
+from freightml.retraining.policy import Policy
+from freightml.retraining.rules import decide, idempotency_key, run_tags
+from freightml.retraining.types import (
     ChampionInfo,
     Decision,
     Evidence,
     FactCount,
     NewEntities,
     PastDecision,
-    decide,
-    decide_now,
-    gather_evidence,
-    idempotency_key,
-    reconcile_in_flight,
-    run_tags,
 )
-from freightml.retraining.policy import Policy
 from helpers import sample_snapshot
 
 pytestmark = [pytest.mark.unit]

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from freightml.collector.store import Store
 from freightml.collector.store.retraining import SUMMARY_COLUMNS
-from freightml.retraining.decision import Decision, Evidence, decide
 from freightml.retraining.policy import Policy
+from freightml.retraining.rules import decide
+from freightml.retraining.types import Decision, Evidence
 from helpers import STORE_BACKENDS, fresh_store, run_at_once, sample_snapshot
 
 pytestmark = [pytest.mark.unit]

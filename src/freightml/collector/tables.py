@@ -142,7 +142,7 @@ KEY_HELD = "status IN ({})".format(", ".join(f"'{s}'" for s in KEY_HELD_STATUSES
 
 # One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
 # summary columns, the run it started and its outcome, and the whole Decision as JSON in
-# details (freightml.retraining.decision.Decision).
+# details (freightml.retraining.types.Decision).
 retraining_decisions = sa.Table(
     "retraining_decisions",
     metadata,

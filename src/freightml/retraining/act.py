@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from freightml.retraining.decision import Decision, run_tags
 from freightml.retraining.policy import Policy
+from freightml.retraining.rules import run_tags
+from freightml.retraining.types import Decision
 
 if TYPE_CHECKING:
     from freightml.collector.store import Store

@@ -526,7 +526,7 @@ def _decide_and_act(
     decision, the fired triggers and what was done, for the timeline."""
     from freightml.collector.store import Store
     from freightml.retraining.act import act, shift_aware_window
-    from freightml.retraining.decision import decide_now
+    from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
     from freightml.tracking import champion_version, configure_mlflow
     from pipelines.run import training_launcher

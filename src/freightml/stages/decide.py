@@ -31,7 +31,7 @@ def decide_retraining(
     decision_path: str | Path,
     run_id: str = "",
 ) -> tuple[DecisionInfo, Settings]:
-    """Decide (:func:`freightml.retraining.decision.decide_now`), record the decision and
+    """Decide (:func:`freightml.retraining.evidence.decide_now`), record the decision and
     claim its run (:func:`freightml.retraining.act.start`, with the policy's shift-aware
     training window); write the decision as JSON to ``decision_path``. Returns the result
     and the settings for the training steps (``settings`` itself when nothing trains).
@@ -43,7 +43,7 @@ def decide_retraining(
     from freightml.collector.store import Store
     from freightml.monitoring.types import Snapshot
     from freightml.retraining.act import shift_aware_window, start
-    from freightml.retraining.decision import decide_now
+    from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
 
     snapshot = None

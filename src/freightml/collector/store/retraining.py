@@ -1,6 +1,6 @@
 """The retraining_decisions table: one row per retraining decision, its status
 (decided -> started -> finished | failed, or skipped) and the run it started, with the
-whole :class:`~freightml.retraining.decision.Decision` as JSON beside the summary columns."""
+whole :class:`~freightml.retraining.types.Decision` as JSON beside the summary columns."""
 
 from __future__ import annotations
 
