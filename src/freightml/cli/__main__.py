@@ -1,0 +1,5 @@
+"""``python -m freightml.cli``."""
+
+from freightml.cli import main
+
+main()

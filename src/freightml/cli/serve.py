@@ -1,0 +1,112 @@
+"""Serving and collection: `freightml serve`, `freightml collector serve`, `freightml facts
+ingest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from freightml.cli.common import (
+    ConfigOpt,
+    app,
+    cli_settings,
+    console,
+    fail,
+    setup_logging,
+    store_history,
+    store_url,
+)
+
+collector_app = typer.Typer(
+    help="The collector: inference events, forecasts, facts.", no_args_is_help=True
+)
+
+facts_app = typer.Typer(
+    help="Actual volumes (facts) in the collector's store.", no_args_is_help=True
+)
+
+
+@app.command("serve")
+def serve(
+    model_uri: Annotated[
+        str | None, typer.Option(help="models:/name@alias, models:/name/N (default: the champion)")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="a local MLflow model directory instead")
+    ] = None,
+    history: Annotated[
+        str | None,
+        typer.Option(help="facts file/URI for features (default: the collector's store)"),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: serving.http_port)")] = None,
+    events: Annotated[
+        bool, typer.Option("--events/--no-events", help="post CloudEvents to the collector")
+    ] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve forecasts with kserve.ModelServer (V1 and V2 protocols) on 127.0.0.1."""
+    from freightml.serving.history import HistoryUnavailable
+    from freightml.serving.model_source import ModelNotAvailable
+    from freightml.serving.server import serve as run
+
+    settings = cli_settings(config)
+    setup_logging()
+    sv = settings.serving
+    source = history or sv.history_uri or store_history(settings.collector_store_url)
+    try:
+        run(
+            settings,
+            model_uri=None if model_dir else (model_uri or sv.model_uri or settings.champion_uri),
+            model_dir=model_dir,
+            history=source,
+            http_port=port or sv.http_port,
+            host=sv.host,
+            collector_url=settings.collector_events_url if (events and sv.send_events) else None,
+            reload_seconds=sv.reload_seconds,
+            history_seconds=sv.history_seconds,
+        )
+    except (ModelNotAvailable, HistoryUnavailable) as exc:
+        fail(f"cannot serve: {exc}")
+
+
+@collector_app.command("serve")
+def collector_serve(
+    port: Annotated[int | None, typer.Option(help="port (default: collector.port)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the collector (CloudEvents sink, facts endpoint, metrics) on 127.0.0.1."""
+    from freightml.collector.service import serve_collector
+
+    settings = cli_settings(config)
+    url = store_url(settings)
+    port = port or settings.collector.port
+    where = url.split("@")[-1]  # no credentials on the screen
+    console.print(f"collector on http://{settings.collector.host}:{port} (store {where})")
+    serve_collector(url, host=settings.collector.host, port=port, data_settings=settings.data)
+
+
+@facts_app.command("ingest")
+def facts_ingest(
+    path: Annotated[str, typer.Argument(help="CSV/Parquet file or URI of actual volumes")],
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a facts file and add it to the store: duplicates ignored, revisions kept."""
+    from freightml.collector.service import ingest_facts_file
+
+    settings = cli_settings(config)
+    url = store_url(settings)
+    try:
+        result = ingest_facts_file(
+            path,
+            url,
+            column_mapping=settings.data.column_mapping or None,
+            data_settings=settings.data,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    console.print(
+        f"facts from {path}: {result.inserted} new, {result.revised} revised, "
+        f"{result.duplicates} duplicates ignored"
+    )
