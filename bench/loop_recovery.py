@@ -6,7 +6,7 @@ history as the training pipeline does (the freshest ``data.train_window_days`` o
 the configured example cutting), then every simulated day it forecasts horizons 1-7 from
 the day before for every series active in the last 28 days, on the facts known by then,
 and the day's realised WAPE is scored as the loop scores it
-(:func:`freightml.retraining.loop.realised`). On ``--retrain-day`` (the day the loop's
+(:func:`freightml.demo.loop.realised`). On ``--retrain-day`` (the day the loop's
 decision fires, day 7 with the default policy) the second version is trained on the facts
 up to that day with the policy's window rule (the new region named, as the decision
 names it); from the next day it answers. The same days are also forecast by the first
@@ -31,9 +31,7 @@ import pandas as pd
 
 from freightml.config import Settings, load_settings
 from freightml.data.sources import freshest_window
-from freightml.features.build import SERIES_KEY, build_examples, build_inference_frame
-from freightml.features.levels import adjust_levels, adjustments_of
-from freightml.retraining.loop import (
+from freightml.demo.loop import (
     PLAN_DAYS,
     LoopScenario,
     _shifted_series,
@@ -41,6 +39,8 @@ from freightml.retraining.loop import (
     loop_facts,
     realised,
 )
+from freightml.features.build import SERIES_KEY, build_examples, build_inference_frame
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.retraining.policy import load_policy
 from freightml.retraining.window import choose_window
 from freightml.stages.features import feature_kwargs

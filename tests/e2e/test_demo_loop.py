@@ -18,7 +18,7 @@ import yaml
 from mlflow import MlflowClient
 
 from freightml.collector.store import Store
-from freightml.retraining.loop import LoopScenario
+from freightml.demo.loop import LoopScenario
 from helpers import free_port, freightml_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]

@@ -16,7 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from freightml.collector.store import Store
-from freightml.monitoring.demo import LATER_DAYS, SHIFT_REGION
+from freightml.demo.monitor import LATER_DAYS, SHIFT_REGION
 from freightml.monitoring.exporter import STATUS_VALUE
 from helpers import copy_home, free_port, freightml_process, running
 

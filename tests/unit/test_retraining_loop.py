@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from freightml.config import Settings, load_settings
-from freightml.retraining.loop import (
+from freightml.demo.loop import (
     DayRecord,
     LoopResult,
     LoopScenario,

@@ -129,7 +129,7 @@ def _monitor_demo(
     from datetime import timedelta
 
     from freightml.data.sources import load_facts, save_facts
-    from freightml.monitoring.demo import (
+    from freightml.demo.monitor import (
         LATER_DAYS,
         REQUESTS,
         demo_facts,
@@ -195,7 +195,7 @@ def _loop_demo(settings: Settings, *, size: str | None, seed: int | None) -> Non
     """`demo --loop`: the closed loop, a line per simulated day, then the timeline."""
     from dataclasses import replace
 
-    from freightml.retraining.loop import LoopScenario, run_loop, summary
+    from freightml.demo.loop import LoopScenario, run_loop, summary
 
     try:
         scenario = LoopScenario()

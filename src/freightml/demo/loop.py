@@ -374,7 +374,7 @@ def plot_timeline(frame: pd.DataFrame, scenario: LoopScenario, path: Path) -> Pa
 # -- the loop ---------------------------------------------------------------------------
 @contextlib.contextmanager
 def _services(settings: Settings, config: Path) -> Iterator[str]:
-    from freightml.monitoring.demo import freightml_service
+    from freightml.demo.monitor import freightml_service
 
     name = settings.tracking.registered_model
     collector = settings.collector_base_url
