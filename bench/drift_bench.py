@@ -126,7 +126,8 @@ def freightml_profile(ref: np.ndarray, names: list[str]) -> tuple[ReferenceProfi
 
 def freightml_drift(profile: ReferenceProfile, cur: np.ndarray, names: list[str]) -> dict:
     from freightml.monitoring.config import load_monitoring_config
-    from freightml.monitoring.drift import drift_report, numeric_part
+    from freightml.monitoring.drift import drift_report
+    from freightml.monitoring.window_drift import numeric_part
 
     config = load_monitoring_config(REPO / "configs" / "monitoring.yaml")
     columns = {n: cur[:, i] for i, n in enumerate(names)}  # views, no copy

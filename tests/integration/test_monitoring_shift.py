@@ -14,7 +14,7 @@ from freightml.data.synthetic import SyntheticSpec, generate
 from freightml.features.build import build_examples
 from freightml.features.levels import adjust_levels, parse_adjustments
 from freightml.monitoring.config import load_monitoring_config
-from freightml.monitoring.drift import drift_of_facts
+from freightml.monitoring.window_drift import drift_of_facts
 from freightml.stages.train import make_estimator, reference_profile
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,17 +12,10 @@ from scipy.stats import wasserstein_distance
 
 from freightml.evaluation.methodology import GateSpec
 from freightml.monitoring.config import DriftSpec, MonitoringConfig, ProfileSpec
-from freightml.monitoring.drift import (
-    EPSILON,
-    binned_wasserstein,
-    drift_of_requests,
-    drift_report,
-    drifted_segments,
-    jensen_shannon,
-    numeric_part,
-    psi,
-)
+from freightml.monitoring.distances import EPSILON, binned_wasserstein, jensen_shannon, psi
+from freightml.monitoring.drift import drift_report, drifted_segments
 from freightml.monitoring.profile import PREDICTION, TARGET, ReferenceProfile, build_profile
+from freightml.monitoring.window_drift import drift_of_requests, numeric_part
 
 pytestmark = [pytest.mark.unit]
 GATES = GateSpec(

@@ -162,8 +162,8 @@ def monitor(
     """Compute one snapshot from the store's facts and forecasts against ``profile``.
 
     The window is the ``window_days`` days ending on ``as_of`` (inclusive)."""
-    from freightml.monitoring.drift import drift_of_facts, drift_of_requests
     from freightml.monitoring.quality import quality_from_store
+    from freightml.monitoring.window_drift import drift_of_facts, drift_of_requests
 
     start = as_of - timedelta(days=window_days - 1)
     facts = store.facts_frame(start - timedelta(days=LOOKBACK_DAYS), as_of)
