@@ -21,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from freightml.collector import openapi as api
 from freightml.collector.events import (
@@ -38,6 +38,7 @@ from freightml.collector.writer import EventWriter
 from freightml.config import DataSettings
 from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
 from freightml.monitoring.types import Snapshot
+from freightml.timing import ResponseTimer
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
 _DESCRIPTION = (
@@ -100,38 +101,16 @@ class CollectorMetrics:
         self.facts.labels("duplicate").inc(result.duplicates)
 
 
-class _Timing:
-    """ASGI middleware: request latency into the histogram (cheaper than BaseHTTPMiddleware)."""
-
-    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
-        self.app = app
-        self.histogram = histogram
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            path = scope.get("path", "")
-            route = (
-                path
-                if path in _ROUTES
-                else ("/inferences/{id}" if path.startswith("/inferences/") else "other")
-            )
-            self.histogram.labels(scope.get("method", ""), route, str(status)).observe(
-                time.perf_counter() - started
-            )
+def _route(scope: Scope) -> tuple[str, str]:
+    """The latency histogram's (method, route) labels of a call: a known route, the
+    inference lookup's template, or "other" (bounded label values)."""
+    path = scope.get("path", "")
+    route = (
+        path
+        if path in _ROUTES
+        else ("/inferences/{id}" if path.startswith("/inferences/") else "other")
+    )
+    return scope.get("method", ""), route
 
 
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -206,7 +185,13 @@ def create_app(
     )
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
     _document_event_routes(app)
-    app.add_middleware(_Timing, histogram=metrics.latency)
+    app.add_middleware(
+        ResponseTimer,
+        select=_route,
+        observe=lambda labels, status, seconds: metrics.latency.labels(
+            *labels, str(status)
+        ).observe(seconds),
+    )
 
     async def database_error(request: Request, exc: Exception) -> Response:
         return _store_error(f"{request.method} {request.url.path} failed", exc)

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
+
+from freightml.timing import ResponseTimer
 
 FORECASTS = Counter(
     "freightml_serving_forecasts",
@@ -113,7 +115,7 @@ def inference_protocol(path: str) -> str | None:
     return None
 
 
-class HttpMetrics:
+class HttpMetrics(ResponseTimer):
     """ASGI middleware: each inference call's latency and status into ``HTTP_LATENCY``.
 
     Unlike ``freightml_serving_requests_total`` it also sees the calls KServe answers
@@ -123,26 +125,11 @@ class HttpMetrics:
     """
 
     def __init__(self, app: ASGIApp, model_name: str) -> None:
-        self.app = app
         self.model_name = model_name
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        protocol = inference_protocol(scope.get("path", "")) if scope["type"] == "http" else None
-        if protocol is None:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            HTTP_LATENCY.labels(self.model_name, protocol, str(status)).observe(
-                time.perf_counter() - started
-            )
+        super().__init__(
+            app,
+            select=lambda scope: inference_protocol(scope.get("path", "")),
+            observe=lambda protocol, status, seconds: HTTP_LATENCY.labels(
+                model_name, protocol, str(status)
+            ).observe(seconds),
+        )
