@@ -1,4 +1,4 @@
-"""One monitoring run (freightml.monitoring.run.monitor) over a real collector store: a
+"""One monitoring run (freightml.monitoring.run.take_snapshot) over a real collector store: a
 window with facts and forecasts, and a window after the facts stopped arriving (the run
 still gives a snapshot, red for staleness, instead of failing)."""
 
@@ -15,7 +15,7 @@ from freightml.evaluation.methodology import load_methodology
 from freightml.features.build import build_examples
 from freightml.monitoring.config import MonitoringConfig
 from freightml.monitoring.profile import build_profile
-from freightml.monitoring.run import monitor
+from freightml.monitoring.run import take_snapshot
 from freightml.monitoring.types import Expectation
 from helpers import facts_frame
 
@@ -59,7 +59,7 @@ def profile():
 
 
 def _run(store: Store, profile, as_of: date):
-    return monitor(
+    return take_snapshot(
         store,
         profile,
         model=None,

@@ -1,4 +1,4 @@
-"""The verdict of a monitoring run (freightml.monitoring.run.judge): statuses and alerts
+"""The verdict of a monitoring run (freightml.monitoring.run.judge_snapshot): statuses and alerts
 per segment from drift, realised quality and freshness, on hand-made parts."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from freightml.monitoring.run import judge
+from freightml.monitoring.run import judge_snapshot
 from freightml.monitoring.types import (
     DriftReport,
     DriftResult,
@@ -92,7 +92,7 @@ def _fresh(stale: bool = False) -> Freshness:
 
 
 def test_all_green_without_drift_degradation_or_stale_facts() -> None:
-    status, segments, alerts = judge([_drift([])], _quality([]), _fresh(), requests=5)
+    status, segments, alerts = judge_snapshot([_drift([])], _quality([]), _fresh(), requests=5)
     assert status == "green" and alerts == []
     assert [(s.segment, s.status) for s in segments] == [
         ("all", "green"),
@@ -102,7 +102,9 @@ def test_all_green_without_drift_degradation_or_stale_facts() -> None:
 
 
 def test_drift_is_amber_and_degraded_quality_red_with_reasons_and_alerts() -> None:
-    status, segments, alerts = judge([_drift([EAST])], _quality([WEST]), _fresh(), requests=5)
+    status, segments, alerts = judge_snapshot(
+        [_drift([EAST])], _quality([WEST]), _fresh(), requests=5
+    )
     by = {s.segment: s for s in segments}
     assert status == "red"
     assert by[EAST].status == "amber" and by[EAST].reasons == ["facts drift in volume_tonnes"]
@@ -115,14 +117,16 @@ def test_drift_is_amber_and_degraded_quality_red_with_reasons_and_alerts() -> No
 
 
 def test_stale_facts_make_the_whole_population_red() -> None:
-    status, segments, alerts = judge([_drift([])], _quality([]), _fresh(stale=True), requests=5)
+    status, segments, alerts = judge_snapshot(
+        [_drift([])], _quality([]), _fresh(stale=True), requests=5
+    )
     assert status == "red" and segments[0].segment == "all" and segments[0].status == "red"
     assert [a.kind for a in alerts] == ["staleness"]
     assert "newest fact 9 days old, 50% of series without recent facts" in alerts[0].message
 
 
 def test_an_empty_window_raises_no_data_alerts_but_judges_nothing_red() -> None:
-    status, _, alerts = judge([_drift([], rows=0)], None, _fresh(), requests=0)
+    status, _, alerts = judge_snapshot([_drift([], rows=0)], None, _fresh(), requests=0)
     assert status == "green"
     assert sorted(a.message for a in alerts) == [
         "no facts in the window",
@@ -133,7 +137,9 @@ def test_an_empty_window_raises_no_data_alerts_but_judges_nothing_red() -> None:
 
 def test_the_sample_snapshot_judges_as_its_statuses_say() -> None:
     snapshot = sample_snapshot()
-    status, segments, _ = judge(snapshot.drift, snapshot.quality, snapshot.freshness, requests=10)
+    status, segments, _ = judge_snapshot(
+        snapshot.drift, snapshot.quality, snapshot.freshness, requests=10
+    )
     by = {s.segment: s.status for s in segments}
     # its West region drifted and is degraded; its facts are stale (one series in three)
     assert by["origin_region=Запад"] == "red" and by["all"] == "red" and status == "red"

@@ -73,7 +73,7 @@ def test_the_window_rule_reads_the_run_facts(tmp_path: Path, shifted: bool, rule
 
 def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) -> None:
     from freightml.collector.store import Store
-    from freightml.retraining.act import fail, finish, start
+    from freightml.retraining.act import fail_retrain, finish_retrain, start_retrain
 
     path = save_facts(generate("small", seed=1, n_series=60), tmp_path / "facts.parquet")
     settings = Settings(data={"source_uri": str(path)})
@@ -82,17 +82,17 @@ def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) 
     adjust = shift_aware_window(policy)
 
     quiet = _decision().model_copy(update={"retrain": False})
-    assert start(settings, store, policy, quiet, adjust=adjust).status == "skipped"
+    assert start_retrain(settings, store, policy, quiet, adjust=adjust).status == "skipped"
 
     first = _decision()
-    began = start(settings, store, policy, first, adjust=adjust)
+    began = start_retrain(settings, store, policy, first, adjust=adjust)
     assert began.status == "started" and began.settings is not None
     assert began.settings.data.end_date == AS_OF
     assert began.settings.tracking.run_tags["retrain.window.rule"] == "full_window"
-    again = start(settings, store, policy, _decision(), adjust=adjust)
+    again = start_retrain(settings, store, policy, _decision(), adjust=adjust)
     assert again.status == "skipped" and again.settings is None
     assert again.message == f"key {first.key} already started"
-    finish(store, first.id, version="7", run_id="run-7", message="promoted to champion")
+    finish_retrain(store, first.id, version="7", run_id="run-7", message="promoted to champion")
     row = store.retraining.get(first.id)
     assert row is not None and (row["status"], row["model_version"], row["run_id"]) == (
         "finished",
@@ -103,10 +103,10 @@ def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) 
     # the window rule refuses facts that end long before the as-of day: recorded as failed
     late = _decision(date(2025, 9, 1))
     with pytest.raises(ValueError, match="long before the as-of date"):
-        start(settings, store, policy, late, adjust=adjust)
+        start_retrain(settings, store, policy, late, adjust=adjust)
     row = store.retraining.get(late.id)
     assert row is not None and row["status"] == "failed"
     assert row["message"].startswith("ValueError: the facts end on 2025-03-31")
     with pytest.raises(ValueError, match="is failed: it cannot become failed"):
-        fail(store, late.id, "again")
+        fail_retrain(store, late.id, "again")
     store.close()

@@ -524,7 +524,7 @@ def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path:
     """`retrain run --host`: the training run goes on in Kubeflow Pipelines and cannot
     record its outcome; the version it registered, tagged with the decision's id, closes
     the decision at the next decide, which frees the in-flight slot."""
-    from freightml.retraining.act import finish
+    from freightml.retraining.act import finish_retrain
     from freightml.tracking import configure_mlflow
 
     client: MlflowClient = configure_mlflow(settings)
@@ -563,8 +563,8 @@ def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path:
     in_flight = next(g for g in decision.guards if g.name == "in_flight")
     assert in_flight.value == 1.0 and lost.key in in_flight.detail
     # the run's own recorder may still finish it with the same version, not another one
-    finish(store, submitted.id, version="1", message="version 1 registered, promoted")
+    finish_retrain(store, submitted.id, version="1", message="version 1 registered, promoted")
     assert store.retraining.get(submitted.id)["message"].endswith("promoted")  # type: ignore[index]
     with pytest.raises(ValueError, match="is finished: it cannot become finished"):
-        finish(store, submitted.id, version="2")
+        finish_retrain(store, submitted.id, version="2")
     store.close()

@@ -139,7 +139,7 @@ def retrain_run(
     the training pipeline with the decision recorded on it; its register step applies the
     gates and the champion/challenger promotion."""
     from freightml.collector.store import Store
-    from freightml.retraining.act import act, shift_aware_window
+    from freightml.retraining.act import act_on_decision, shift_aware_window
 
     if force and not (reason and reason.strip()):
         fail("--force needs --reason: say why the model must be retrained", 2)
@@ -155,7 +155,7 @@ def retrain_run(
         if decision.retrain:
             console.rule(f"[bold]retraining ({decision.trigger}), decision {decision.id}")
         try:
-            outcome = act(
+            outcome = act_on_decision(
                 settings, store, policy, decision, launch, adjust=shift_aware_window(policy)
             )
         except Exception as exc:

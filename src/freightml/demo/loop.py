@@ -525,7 +525,7 @@ def _decide_and_act(
     champion was promoted, wait until the running predictor serves it. Returns the
     decision, the fired triggers and what was done, for the timeline."""
     from freightml.collector.store import Store
-    from freightml.retraining.act import act, shift_aware_window
+    from freightml.retraining.act import act_on_decision, shift_aware_window
     from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
     from freightml.tracking import champion_version, configure_mlflow
@@ -540,7 +540,7 @@ def _decide_and_act(
         )
         if decision.retrain:
             say(f"{today}: retraining: {decision.reason}")
-        outcome = act(
+        outcome = act_on_decision(
             settings,
             store,
             policy,

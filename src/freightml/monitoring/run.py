@@ -1,9 +1,10 @@
 """One monitoring run: drift of facts and requests against the champion's reference
 profile, realised quality once facts arrive, freshness, and the verdict per segment.
 
-:func:`monitor` computes a :class:`~freightml.monitoring.types.Snapshot`; :func:`run_monitoring`
-also stores it in the collector's store, writes the JSON and the HTML report and returns
-where they are. `freightml monitor run` and the ``monitor_model`` pipeline component call
+:func:`take_snapshot` computes a :class:`~freightml.monitoring.types.Snapshot`
+(:func:`judge_snapshot` gives its verdict); :func:`run_monitoring` also stores it in the
+collector's store, writes the JSON and the HTML report and returns where they are.
+`freightml monitor run` and the ``monitor_model`` pipeline component call
 :func:`run_monitoring`.
 """
 
@@ -67,7 +68,7 @@ def station_regions(facts: pd.DataFrame) -> pd.DataFrame:
     return latest[["origin_station", "origin_region"]].reset_index(drop=True)
 
 
-def judge(
+def judge_snapshot(
     drift: list[DriftReport],
     quality: QualityReport | None,
     freshness: Freshness,
@@ -147,7 +148,7 @@ def judge(
     return overall, segments, alerts
 
 
-def monitor(
+def take_snapshot(
     store: Store,
     profile: ReferenceProfile,
     *,
@@ -201,7 +202,7 @@ def monitor(
         as_of=as_of,
         window_days=window_days,
     )
-    status, segments, alerts = judge(
+    status, segments, alerts = judge_snapshot(
         drift,
         quality,
         freshness,
@@ -260,7 +261,7 @@ def run_monitoring(
     store = Store(settings.collector_store_url)
     try:
         with timed("monitor.snapshot"):
-            snapshot = monitor(
+            snapshot = take_snapshot(
                 store,
                 profile,
                 model=model,

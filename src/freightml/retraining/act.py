@@ -96,7 +96,7 @@ class Start:
     message: str | None = None
 
 
-def start(
+def start_retrain(
     settings: Settings,
     store: Store,
     policy: Policy,
@@ -125,12 +125,12 @@ def start(
         if adjust is not None:
             run_settings = adjust(run_settings, decision)
     except BaseException as exc:
-        fail(store, decision.id, exc)
+        fail_retrain(store, decision.id, exc)
         raise
     return Start(decision, "started", run_settings)
 
 
-def finish(
+def finish_retrain(
     store: Store,
     decision_id: str,
     *,
@@ -145,13 +145,13 @@ def finish(
     )
 
 
-def fail(store: Store, decision_id: str, error: BaseException | str) -> None:
+def fail_retrain(store: Store, decision_id: str, error: BaseException | str) -> None:
     """Record that the decision's run failed, with the error."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     store.retraining.mark(decision_id, "failed", message=text)
 
 
-def act(
+def act_on_decision(
     settings: Settings,
     store: Store,
     policy: Policy,
@@ -163,20 +163,20 @@ def act(
     """:func:`start`, then run the training through ``launch`` and record the outcome:
     ``finished`` with the version, ``started`` with the run id of a submitted run,
     ``failed`` (and the error re-raised)."""
-    began = start(settings, store, policy, decision, adjust=adjust)
+    began = start_retrain(settings, store, policy, decision, adjust=adjust)
     if began.settings is None:
         return Outcome(decision, began.status, message=began.message)
     try:
         launched = launch(began.settings)
     except BaseException as exc:
-        fail(store, decision.id, exc)
+        fail_retrain(store, decision.id, exc)
         raise
     if launched.version is None:
         store.retraining.mark(
             decision.id, "started", run_id=launched.run_id, message=launched.message
         )
         return Outcome(decision, "started", launched.run_id, None, launched.message)
-    finish(
+    finish_retrain(
         store,
         decision.id,
         version=launched.version,

@@ -32,7 +32,7 @@ def decide_retraining(
     run_id: str = "",
 ) -> tuple[DecisionInfo, Settings]:
     """Decide (:func:`freightml.retraining.evidence.decide_now`), record the decision and
-    claim its run (:func:`freightml.retraining.act.start`, with the policy's shift-aware
+    claim its run (:func:`freightml.retraining.act.start_retrain`, with the policy's shift-aware
     training window); write the decision as JSON to ``decision_path``. Returns the result
     and the settings for the training steps (``settings`` itself when nothing trains).
 
@@ -42,7 +42,7 @@ def decide_retraining(
     a started decision, so the run's exit step (:func:`close_retraining`) finds it."""
     from freightml.collector.store import Store
     from freightml.monitoring.types import Snapshot
-    from freightml.retraining.act import shift_aware_window, start
+    from freightml.retraining.act import shift_aware_window, start_retrain
     from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
 
@@ -63,7 +63,7 @@ def decide_retraining(
     store = Store(settings.collector_store_url).create_all()
     try:
         decision = decide_now(settings, store, policy, as_of=day)
-        began = start(
+        began = start_retrain(
             settings,
             store,
             policy,
@@ -95,7 +95,7 @@ def record_retraining(
     """Mark the decision the training steps ran for as finished, with the version they
     registered and whether it became champion (the gates decide); returns the message."""
     from freightml.collector.store import Store
-    from freightml.retraining.act import finish
+    from freightml.retraining.act import finish_retrain
 
     champion = "promoted to champion" if promoted else "not promoted (the gates kept the champion)"
     message = f"version {model_version} registered, {champion}"
@@ -103,7 +103,7 @@ def record_retraining(
     try:
         if store.retraining.get(decision_id) is None:
             raise ValueError(f"retraining decision {decision_id} is not in the store")
-        finish(store, decision_id, version=model_version, message=message)
+        finish_retrain(store, decision_id, version=model_version, message=message)
     finally:
         store.close()
     return message
@@ -117,7 +117,7 @@ def close_retraining(settings: Settings, *, run_id: str, state: str, error: str 
     ``SUCCEEDED`` failed with ``error``; a run that succeeded and still left its decision in
     flight never ran or recorded its training steps. Returns what it did, in words."""
     from freightml.collector.store import Store
-    from freightml.retraining.act import fail
+    from freightml.retraining.act import fail_retrain
 
     if not run_id:
         raise ValueError("close_retraining needs the pipeline run's id (run_id is empty)")
@@ -129,7 +129,7 @@ def close_retraining(settings: Settings, *, run_id: str, state: str, error: str 
     try:
         left = store.retraining.in_flight_for_run(run_id)
         for decision_id in left:
-            fail(store, decision_id, reason)
+            fail_retrain(store, decision_id, reason)
     finally:
         store.close()
     if not left:
