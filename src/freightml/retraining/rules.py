@@ -125,7 +125,7 @@ def _top(items: Iterable[tuple[str, float]], fmt: str = "{:.2f}") -> str:
 
 def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
     """Every trigger of the policy, judged on ``evidence`` (in TRIGGER_ORDER)."""
-    tr = policy.triggers
+    limits = policy.triggers
     results: dict[str, TriggerResult] = {}
     champion = evidence.champion
 
@@ -140,35 +140,36 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
         else f"champion v{champion.version}",
     )
 
-    ne = evidence.new_entities
+    new_entities = evidence.new_entities
     for name, share_field, threshold in (
-        ("new_regions", "region_share", tr.new_entities.region_share),
-        ("new_stations", "station_share", tr.new_entities.station_share),
-        ("new_series", "series_share", tr.new_entities.series_share),
+        ("new_regions", "region_share", limits.new_entities.region_share),
+        ("new_stations", "station_share", limits.new_entities.station_share),
+        ("new_series", "series_share", limits.new_entities.series_share),
     ):
-        if ne is None:
+        if new_entities is None:
             results[name] = TriggerResult(
                 name=name,
-                enabled=tr.new_entities.enabled,
+                enabled=limits.new_entities.enabled,
                 fired=False,
                 value=None,
                 threshold=threshold,
                 detail="no champion window or no facts after it",
             )
             continue
-        share = float(getattr(ne, share_field))
+        share = float(getattr(new_entities, share_field))
         named = {
-            "new_regions": ", ".join(ne.new_regions) or "none",
-            "new_stations": ", ".join(ne.new_stations) or "none",
-            "new_series": f"{ne.new_series} series",
+            "new_regions": ", ".join(new_entities.new_regions) or "none",
+            "new_stations": ", ".join(new_entities.new_stations) or "none",
+            "new_series": f"{new_entities.new_series} series",
         }[name]
         results[name] = TriggerResult(
             name=name,
-            enabled=tr.new_entities.enabled,
-            fired=tr.new_entities.enabled and share >= threshold,
+            enabled=limits.new_entities.enabled,
+            fired=limits.new_entities.enabled and share >= threshold,
             value=share,
             threshold=threshold,
-            detail=f"share of {ne.tonnes:,.0f} t in {ne.start}..{ne.end}: {named}",
+            detail=f"share of {new_entities.tonnes:,.0f} t in "
+            f"{new_entities.start}..{new_entities.end}: {named}",
         )
 
     unusable = _monitoring_usable(policy, evidence)
@@ -176,11 +177,11 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
     if unusable is not None or snapshot is None:
         why = unusable or "no monitoring snapshot"
         for name, threshold in (
-            ("quality", float(tr.quality.consecutive_days)),
-            ("input_drift", float(tr.input_drift.min_segments)),
-            ("prediction_drift", float(tr.prediction_drift.min_segments)),
+            ("quality", float(limits.quality.consecutive_days)),
+            ("input_drift", float(limits.input_drift.min_segments)),
+            ("prediction_drift", float(limits.prediction_drift.min_segments)),
         ):
-            spec = getattr(tr, name)
+            spec = getattr(limits, name)
             results[name] = TriggerResult(
                 name=name,
                 enabled=spec.enabled,
@@ -194,10 +195,10 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
         longest = max(streaks.values(), default=0)
         results["quality"] = TriggerResult(
             name="quality",
-            enabled=tr.quality.enabled,
-            fired=tr.quality.enabled and longest >= tr.quality.consecutive_days,
+            enabled=limits.quality.enabled,
+            fired=limits.quality.enabled and longest >= limits.quality.consecutive_days,
             value=float(longest),
-            threshold=float(tr.quality.consecutive_days),
+            threshold=float(limits.quality.consecutive_days),
             detail=(
                 "consecutive days over expectation: "
                 + (_top(((s, float(n)) for s, n in streaks.items() if n), "{:.0f}") or "none")
@@ -206,24 +207,24 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
             ),
         )
         shares = input_drift_shares(snapshot)
-        counted = {s: v for s, v in shares.items() if v >= tr.input_drift.feature_share}
+        counted = {s: v for s, v in shares.items() if v >= limits.input_drift.feature_share}
         results["input_drift"] = TriggerResult(
             name="input_drift",
-            enabled=tr.input_drift.enabled,
-            fired=tr.input_drift.enabled and len(counted) >= tr.input_drift.min_segments,
+            enabled=limits.input_drift.enabled,
+            fired=limits.input_drift.enabled and len(counted) >= limits.input_drift.min_segments,
             value=float(len(counted)),
-            threshold=float(tr.input_drift.min_segments),
-            detail=f"segments with >= {tr.input_drift.feature_share:.0%} of input features "
+            threshold=float(limits.input_drift.min_segments),
+            detail=f"segments with >= {limits.input_drift.feature_share:.0%} of input features "
             f"drifted: {_top(counted.items()) or 'none'} (of {len(shares)} supported)",
         )
         predicted = prediction_drift_segments(snapshot)
         results["prediction_drift"] = TriggerResult(
             name="prediction_drift",
-            enabled=tr.prediction_drift.enabled,
-            fired=tr.prediction_drift.enabled
-            and len(predicted) >= tr.prediction_drift.min_segments,
+            enabled=limits.prediction_drift.enabled,
+            fired=limits.prediction_drift.enabled
+            and len(predicted) >= limits.prediction_drift.min_segments,
             value=float(len(predicted)),
-            threshold=float(tr.prediction_drift.min_segments),
+            threshold=float(limits.prediction_drift.min_segments),
             detail="forecasts drifted in: " + (", ".join(predicted[:5]) or "none"),
         )
 
@@ -249,17 +250,20 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
             f"({champion.window_end}) to {evidence.as_of}",
         )
 
-    nf = evidence.new_facts
+    new_facts = evidence.new_facts
     results["new_facts"] = TriggerResult(
         name="new_facts",
-        enabled=tr.new_facts.enabled,
-        fired=tr.new_facts.enabled and nf is not None and nf.days >= tr.new_facts.min_days,
-        value=None if nf is None else float(nf.days),
-        threshold=float(tr.new_facts.min_days),
+        enabled=limits.new_facts.enabled,
+        fired=limits.new_facts.enabled
+        and new_facts is not None
+        and new_facts.days >= limits.new_facts.min_days,
+        value=None if new_facts is None else float(new_facts.days),
+        threshold=float(limits.new_facts.min_days),
         detail="no champion window"
-        if nf is None
-        else f"days with facts after the training window: {nf.rows:,} facts, {nf.first}..{nf.last}"
-        if nf.days
+        if new_facts is None
+        else "days with facts after the training window: "
+        f"{new_facts.rows:,} facts, {new_facts.first}..{new_facts.last}"
+        if new_facts.days
         else "no facts after the training window",
     )
     return [results[name] for name in TRIGGER_ORDER]
@@ -271,17 +275,17 @@ def judge_guards(
 ) -> list[GuardResult]:
     """Every guard against a retrain under ``key``; a forced retrain skips the cool-down
     and the minimum of new facts, never the in-flight limit nor the key."""
-    g = policy.guards
-    expiry = now - timedelta(hours=g.in_flight_expiry_hours)
+    spec = policy.guards
+    expiry = now - timedelta(hours=spec.in_flight_expiry_hours)
     in_flight = [
         d for d in evidence.history if d.status in IN_FLIGHT and _utc(d.updated_at) > expiry
     ]
     guards = [
         GuardResult(
             name="in_flight",
-            blocked=len(in_flight) >= g.max_in_flight,
+            blocked=len(in_flight) >= spec.max_in_flight,
             value=float(len(in_flight)),
-            limit=float(g.max_in_flight),
+            limit=float(spec.max_in_flight),
             detail="runs in flight: " + (", ".join(d.key for d in in_flight) or "none"),
         )
     ]
@@ -289,9 +293,9 @@ def judge_guards(
     guards.append(
         GuardResult(
             name="dedupe",
-            blocked=g.dedupe and bool(used),
+            blocked=spec.dedupe and bool(used),
             value=float(len(used)),
-            limit=0.0 if g.dedupe else None,
+            limit=0.0 if spec.dedupe else None,
             detail=f"key {key} already {used[0].status} (decision {used[0].id})"
             if used
             else f"key {key} not used yet",
@@ -303,23 +307,25 @@ def judge_guards(
     guards.append(
         GuardResult(
             name="cooldown",
-            blocked=not forced and since is not None and since < g.cooldown_days,
+            blocked=not forced and since is not None and since < spec.cooldown_days,
             value=None if since is None else float(since),
-            limit=float(g.cooldown_days),
+            limit=float(spec.cooldown_days),
             detail="no retrain yet"
             if last is None
             else f"days since the retrain as of {last.as_of}" + (" (forced: not applied)" * forced),
         )
     )
-    nf = evidence.new_facts
+    new_facts = evidence.new_facts
     guards.append(
         GuardResult(
             name="min_new_facts",
-            blocked=not forced and nf is not None and nf.days < g.min_new_fact_days,
-            value=None if nf is None else float(nf.days),
-            limit=float(g.min_new_fact_days),
+            blocked=not forced
+            and new_facts is not None
+            and new_facts.days < spec.min_new_fact_days,
+            value=None if new_facts is None else float(new_facts.days),
+            limit=float(spec.min_new_fact_days),
             detail="no champion window: not applied"
-            if nf is None
+            if new_facts is None
             else "days with facts after the champion's training window"
             + (" (forced: not applied)" * forced),
         )
@@ -382,13 +388,13 @@ def _num(value: float | None) -> str:
 
 
 def _new_segments(evidence: Evidence, fired: list[TriggerResult]) -> list[str]:
-    ne = evidence.new_entities
-    if ne is None:
+    new_entities = evidence.new_entities
+    if new_entities is None:
         return []
     names = {t.name for t in fired}
     return [
-        *(ne.new_regions if "new_regions" in names else []),
-        *(ne.new_stations if "new_stations" in names else []),
+        *(new_entities.new_regions if "new_regions" in names else []),
+        *(new_entities.new_stations if "new_stations" in names else []),
     ]
 
 
