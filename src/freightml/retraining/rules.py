@@ -11,7 +11,7 @@ the evidence is gathered by freightml.retraining.evidence.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,9 @@ from freightml.retraining.types import (
     GuardResult,
     TriggerResult,
 )
+
+# a trigger: judged from the policy and the evidence alone
+TriggerRule = Callable[[Policy, Evidence], TriggerResult]
 
 
 def idempotency_key(model_name: str, trigger: str | None, as_of: date) -> str:
@@ -123,13 +126,10 @@ def _top(items: Iterable[tuple[str, float]], fmt: str = "{:.2f}") -> str:
     return text + (f" and {len(ranked) - 5} more" if len(ranked) > 5 else "")
 
 
-def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
-    """Every trigger of the policy, judged on ``evidence`` (in TRIGGER_ORDER)."""
-    limits = policy.triggers
-    results: dict[str, TriggerResult] = {}
+# -- the triggers: one function each, (policy, evidence) -> TriggerResult ------------------
+def _no_champion(policy: Policy, evidence: Evidence) -> TriggerResult:
     champion = evidence.champion
-
-    results["no_champion"] = TriggerResult(
+    return TriggerResult(
         name="no_champion",
         enabled=True,
         fired=champion is None,
@@ -140,97 +140,126 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
         else f"champion v{champion.version}",
     )
 
-    new_entities = evidence.new_entities
-    for name, share_field, threshold in (
-        ("new_regions", "region_share", limits.new_entities.region_share),
-        ("new_stations", "station_share", limits.new_entities.station_share),
-        ("new_series", "series_share", limits.new_entities.series_share),
-    ):
+
+def _new_entity_trigger(name: str, share_field: str) -> TriggerRule:
+    """The trigger ``name``: the share of tonnes after the champion's window carried by
+    entities it never saw (``NewEntities.<share_field>``)."""
+
+    def judge(policy: Policy, evidence: Evidence) -> TriggerResult:
+        limits = policy.triggers.new_entities
+        threshold = float(getattr(limits, share_field))
+        new_entities = evidence.new_entities
         if new_entities is None:
-            results[name] = TriggerResult(
+            return TriggerResult(
                 name=name,
-                enabled=limits.new_entities.enabled,
+                enabled=limits.enabled,
                 fired=False,
                 value=None,
                 threshold=threshold,
                 detail="no champion window or no facts after it",
             )
-            continue
         share = float(getattr(new_entities, share_field))
         named = {
             "new_regions": ", ".join(new_entities.new_regions) or "none",
             "new_stations": ", ".join(new_entities.new_stations) or "none",
             "new_series": f"{new_entities.new_series} series",
         }[name]
-        results[name] = TriggerResult(
+        return TriggerResult(
             name=name,
-            enabled=limits.new_entities.enabled,
-            fired=limits.new_entities.enabled and share >= threshold,
+            enabled=limits.enabled,
+            fired=limits.enabled and share >= threshold,
             value=share,
             threshold=threshold,
             detail=f"share of {new_entities.tonnes:,.0f} t in "
             f"{new_entities.start}..{new_entities.end}: {named}",
         )
 
-    unusable = _monitoring_usable(policy, evidence)
-    snapshot = evidence.snapshot
-    if unusable is not None or snapshot is None:
-        why = unusable or "no monitoring snapshot"
-        for name, threshold in (
-            ("quality", float(limits.quality.consecutive_days)),
-            ("input_drift", float(limits.input_drift.min_segments)),
-            ("prediction_drift", float(limits.prediction_drift.min_segments)),
-        ):
-            spec = getattr(limits, name)
-            results[name] = TriggerResult(
-                name=name,
-                enabled=spec.enabled,
-                fired=False,
-                value=None,
-                threshold=threshold,
-                detail=f"not judged: {why}",
-            )
-    else:
-        streaks = quality_streaks(snapshot)
-        longest = max(streaks.values(), default=0)
-        results["quality"] = TriggerResult(
-            name="quality",
-            enabled=limits.quality.enabled,
-            fired=limits.quality.enabled and longest >= limits.quality.consecutive_days,
-            value=float(longest),
-            threshold=float(limits.quality.consecutive_days),
-            detail=(
-                "consecutive days over expectation: "
-                + (_top(((s, float(n)) for s, n in streaks.items() if n), "{:.0f}") or "none")
-                if snapshot.quality is not None
-                else "no realised quality in the snapshot (no mature forecasts)"
-            ),
-        )
-        shares = input_drift_shares(snapshot)
-        counted = {s: v for s, v in shares.items() if v >= limits.input_drift.feature_share}
-        results["input_drift"] = TriggerResult(
-            name="input_drift",
-            enabled=limits.input_drift.enabled,
-            fired=limits.input_drift.enabled and len(counted) >= limits.input_drift.min_segments,
-            value=float(len(counted)),
-            threshold=float(limits.input_drift.min_segments),
-            detail=f"segments with >= {limits.input_drift.feature_share:.0%} of input features "
-            f"drifted: {_top(counted.items()) or 'none'} (of {len(shares)} supported)",
-        )
-        predicted = prediction_drift_segments(snapshot)
-        results["prediction_drift"] = TriggerResult(
-            name="prediction_drift",
-            enabled=limits.prediction_drift.enabled,
-            fired=limits.prediction_drift.enabled
-            and len(predicted) >= limits.prediction_drift.min_segments,
-            value=float(len(predicted)),
-            threshold=float(limits.prediction_drift.min_segments),
-            detail="forecasts drifted in: " + (", ".join(predicted[:5]) or "none"),
-        )
+    return judge
 
+
+def _unjudged(name: str, enabled: bool, threshold: float, why: str) -> TriggerResult:
+    return TriggerResult(
+        name=name,
+        enabled=enabled,
+        fired=False,
+        value=None,
+        threshold=threshold,
+        detail=f"not judged: {why}",
+    )
+
+
+def _usable_snapshot(policy: Policy, evidence: Evidence) -> tuple[Snapshot | None, str]:
+    """The snapshot the monitoring triggers read, or None and why not."""
+    unusable = _monitoring_usable(policy, evidence)
+    if unusable is not None or evidence.snapshot is None:
+        return None, unusable or "no monitoring snapshot"
+    return evidence.snapshot, ""
+
+
+def _quality(policy: Policy, evidence: Evidence) -> TriggerResult:
+    limits = policy.triggers.quality
+    threshold = float(limits.consecutive_days)
+    snapshot, why = _usable_snapshot(policy, evidence)
+    if snapshot is None:
+        return _unjudged("quality", limits.enabled, threshold, why)
+    streaks = quality_streaks(snapshot)
+    longest = max(streaks.values(), default=0)
+    return TriggerResult(
+        name="quality",
+        enabled=limits.enabled,
+        fired=limits.enabled and longest >= limits.consecutive_days,
+        value=float(longest),
+        threshold=threshold,
+        detail=(
+            "consecutive days over expectation: "
+            + (_top(((s, float(n)) for s, n in streaks.items() if n), "{:.0f}") or "none")
+            if snapshot.quality is not None
+            else "no realised quality in the snapshot (no mature forecasts)"
+        ),
+    )
+
+
+def _input_drift(policy: Policy, evidence: Evidence) -> TriggerResult:
+    limits = policy.triggers.input_drift
+    threshold = float(limits.min_segments)
+    snapshot, why = _usable_snapshot(policy, evidence)
+    if snapshot is None:
+        return _unjudged("input_drift", limits.enabled, threshold, why)
+    shares = input_drift_shares(snapshot)
+    counted = {s: v for s, v in shares.items() if v >= limits.feature_share}
+    return TriggerResult(
+        name="input_drift",
+        enabled=limits.enabled,
+        fired=limits.enabled and len(counted) >= limits.min_segments,
+        value=float(len(counted)),
+        threshold=threshold,
+        detail=f"segments with >= {limits.feature_share:.0%} of input features "
+        f"drifted: {_top(counted.items()) or 'none'} (of {len(shares)} supported)",
+    )
+
+
+def _prediction_drift(policy: Policy, evidence: Evidence) -> TriggerResult:
+    limits = policy.triggers.prediction_drift
+    threshold = float(limits.min_segments)
+    snapshot, why = _usable_snapshot(policy, evidence)
+    if snapshot is None:
+        return _unjudged("prediction_drift", limits.enabled, threshold, why)
+    predicted = prediction_drift_segments(snapshot)
+    return TriggerResult(
+        name="prediction_drift",
+        enabled=limits.enabled,
+        fired=limits.enabled and len(predicted) >= limits.min_segments,
+        value=float(len(predicted)),
+        threshold=threshold,
+        detail="forecasts drifted in: " + (", ".join(predicted[:5]) or "none"),
+    )
+
+
+def _champion_age(policy: Policy, evidence: Evidence) -> TriggerResult:
     age_limit = float(policy.schedule.max_champion_age_days)
+    champion = evidence.champion
     if champion is None:
-        results["champion_age"] = TriggerResult(
+        return TriggerResult(
             name="champion_age",
             enabled=True,
             fired=False,
@@ -238,27 +267,27 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
             threshold=age_limit,
             detail="no champion",
         )
-    else:
-        age = (evidence.as_of - champion.window_end).days
-        results["champion_age"] = TriggerResult(
-            name="champion_age",
-            enabled=True,
-            fired=age >= age_limit,
-            value=float(age),
-            threshold=age_limit,
-            detail=f"days from the end of v{champion.version}'s training window "
-            f"({champion.window_end}) to {evidence.as_of}",
-        )
+    age = (evidence.as_of - champion.window_end).days
+    return TriggerResult(
+        name="champion_age",
+        enabled=True,
+        fired=age >= age_limit,
+        value=float(age),
+        threshold=age_limit,
+        detail=f"days from the end of v{champion.version}'s training window "
+        f"({champion.window_end}) to {evidence.as_of}",
+    )
 
+
+def _new_facts(policy: Policy, evidence: Evidence) -> TriggerResult:
+    limits = policy.triggers.new_facts
     new_facts = evidence.new_facts
-    results["new_facts"] = TriggerResult(
+    return TriggerResult(
         name="new_facts",
-        enabled=limits.new_facts.enabled,
-        fired=limits.new_facts.enabled
-        and new_facts is not None
-        and new_facts.days >= limits.new_facts.min_days,
+        enabled=limits.enabled,
+        fired=limits.enabled and new_facts is not None and new_facts.days >= limits.min_days,
         value=None if new_facts is None else float(new_facts.days),
-        threshold=float(limits.new_facts.min_days),
+        threshold=float(limits.min_days),
         detail="no champion window"
         if new_facts is None
         else "days with facts after the training window: "
@@ -266,7 +295,26 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
         if new_facts.days
         else "no facts after the training window",
     )
-    return [results[name] for name in TRIGGER_ORDER]
+
+
+TRIGGERS: dict[str, TriggerRule] = {
+    "no_champion": _no_champion,
+    "new_regions": _new_entity_trigger("new_regions", "region_share"),
+    "new_stations": _new_entity_trigger("new_stations", "station_share"),
+    "new_series": _new_entity_trigger("new_series", "series_share"),
+    "quality": _quality,
+    "input_drift": _input_drift,
+    "prediction_drift": _prediction_drift,
+    "champion_age": _champion_age,
+    "new_facts": _new_facts,
+}
+assert tuple(TRIGGERS) == TRIGGER_ORDER
+
+
+def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
+    """Every trigger of the policy (the ``TRIGGERS`` table), judged on ``evidence``, in
+    TRIGGER_ORDER."""
+    return [TRIGGERS[name](policy, evidence) for name in TRIGGER_ORDER]
 
 
 # -- guards -----------------------------------------------------------------------------
