@@ -1,7 +1,7 @@
 """The retraining decision's rules: pure functions of the evidence and the policy.
 
-:func:`decide` judges every trigger (:func:`judge_triggers`) and guard
-(:func:`judge_guards`) over an :class:`~freightml.retraining.types.Evidence` and a
+:func:`decide` judges every trigger (one small rule each, the ``TRIGGERS`` table) and
+guard (the ``GUARDS`` table) over an :class:`~freightml.retraining.types.Evidence` and a
 :class:`~freightml.retraining.policy.Policy`, with values against thresholds, and returns the
 :class:`~freightml.retraining.types.Decision`; :func:`run_tags` turns a decision into the
 tags of the training run it starts. Nothing here reads a database, the registry or a file:
@@ -32,6 +32,9 @@ from freightml.retraining.types import (
 
 # a trigger: judged from the policy and the evidence alone
 TriggerRule = Callable[[Policy, Evidence], TriggerResult]
+# a guard: judged from the policy, the evidence, the decision's key, whether it is forced
+# and the time of the decision
+GuardRule = Callable[[Policy, Evidence, str, bool, datetime], GuardResult]
 
 
 def idempotency_key(model_name: str, trigger: str | None, as_of: date) -> str:
@@ -318,67 +321,90 @@ def judge_triggers(policy: Policy, evidence: Evidence) -> list[TriggerResult]:
 
 
 # -- guards -----------------------------------------------------------------------------
-def judge_guards(
-    policy: Policy, evidence: Evidence, key: str, *, forced: bool, now: datetime
-) -> list[GuardResult]:
-    """Every guard against a retrain under ``key``; a forced retrain skips the cool-down
-    and the minimum of new facts, never the in-flight limit nor the key."""
+# -- the guards: one function each, (policy, evidence, key, forced, now) -> GuardResult ----
+def _in_flight(
+    policy: Policy, evidence: Evidence, key: str, forced: bool, now: datetime
+) -> GuardResult:
     spec = policy.guards
     expiry = now - timedelta(hours=spec.in_flight_expiry_hours)
     in_flight = [
         d for d in evidence.history if d.status in IN_FLIGHT and _utc(d.updated_at) > expiry
     ]
-    guards = [
-        GuardResult(
-            name="in_flight",
-            blocked=len(in_flight) >= spec.max_in_flight,
-            value=float(len(in_flight)),
-            limit=float(spec.max_in_flight),
-            detail="runs in flight: " + (", ".join(d.key for d in in_flight) or "none"),
-        )
-    ]
-    used = [d for d in evidence.history if d.key == key and d.status in KEY_USED]
-    guards.append(
-        GuardResult(
-            name="dedupe",
-            blocked=spec.dedupe and bool(used),
-            value=float(len(used)),
-            limit=0.0 if spec.dedupe else None,
-            detail=f"key {key} already {used[0].status} (decision {used[0].id})"
-            if used
-            else f"key {key} not used yet",
-        )
+    return GuardResult(
+        name="in_flight",
+        blocked=len(in_flight) >= spec.max_in_flight,
+        value=float(len(in_flight)),
+        limit=float(spec.max_in_flight),
+        detail="runs in flight: " + (", ".join(d.key for d in in_flight) or "none"),
     )
+
+
+def _dedupe(
+    policy: Policy, evidence: Evidence, key: str, forced: bool, now: datetime
+) -> GuardResult:
+    spec = policy.guards
+    used = [d for d in evidence.history if d.key == key and d.status in KEY_USED]
+    return GuardResult(
+        name="dedupe",
+        blocked=spec.dedupe and bool(used),
+        value=float(len(used)),
+        limit=0.0 if spec.dedupe else None,
+        detail=f"key {key} already {used[0].status} (decision {used[0].id})"
+        if used
+        else f"key {key} not used yet",
+    )
+
+
+def _cooldown(
+    policy: Policy, evidence: Evidence, key: str, forced: bool, now: datetime
+) -> GuardResult:
+    spec = policy.guards
     ran = [d for d in evidence.history if d.status in RAN]
     last = max(ran, key=lambda d: d.as_of, default=None)
     since = None if last is None else (evidence.as_of - last.as_of).days
-    guards.append(
-        GuardResult(
-            name="cooldown",
-            blocked=not forced and since is not None and since < spec.cooldown_days,
-            value=None if since is None else float(since),
-            limit=float(spec.cooldown_days),
-            detail="no retrain yet"
-            if last is None
-            else f"days since the retrain as of {last.as_of}" + (" (forced: not applied)" * forced),
-        )
+    return GuardResult(
+        name="cooldown",
+        blocked=not forced and since is not None and since < spec.cooldown_days,
+        value=None if since is None else float(since),
+        limit=float(spec.cooldown_days),
+        detail="no retrain yet"
+        if last is None
+        else f"days since the retrain as of {last.as_of}" + (" (forced: not applied)" * forced),
     )
+
+
+def _min_new_facts(
+    policy: Policy, evidence: Evidence, key: str, forced: bool, now: datetime
+) -> GuardResult:
+    spec = policy.guards
     new_facts = evidence.new_facts
-    guards.append(
-        GuardResult(
-            name="min_new_facts",
-            blocked=not forced
-            and new_facts is not None
-            and new_facts.days < spec.min_new_fact_days,
-            value=None if new_facts is None else float(new_facts.days),
-            limit=float(spec.min_new_fact_days),
-            detail="no champion window: not applied"
-            if new_facts is None
-            else "days with facts after the champion's training window"
-            + (" (forced: not applied)" * forced),
-        )
+    return GuardResult(
+        name="min_new_facts",
+        blocked=not forced and new_facts is not None and new_facts.days < spec.min_new_fact_days,
+        value=None if new_facts is None else float(new_facts.days),
+        limit=float(spec.min_new_fact_days),
+        detail="no champion window: not applied"
+        if new_facts is None
+        else "days with facts after the champion's training window"
+        + (" (forced: not applied)" * forced),
     )
-    return guards
+
+
+# a forced retrain skips the cool-down and the minimum of new facts, never the in-flight
+# limit nor the key
+GUARDS: dict[str, GuardRule] = {
+    "in_flight": _in_flight,
+    "dedupe": _dedupe,
+    "cooldown": _cooldown,
+    "min_new_facts": _min_new_facts,
+}
+
+
+def judge_guards(
+    policy: Policy, evidence: Evidence, key: str, *, forced: bool, now: datetime
+) -> list[GuardResult]:
+    """Every guard of the ``GUARDS`` table against a retrain under ``key``."""
+    return [rule(policy, evidence, key, forced, now) for rule in GUARDS.values()]
 
 
 def decide(
