@@ -309,3 +309,23 @@ def test_selection_never_chooses_a_candidate_that_wins_only_on_the_reported_fold
     # the chosen recipe builds, and its intervals come from the inner-fold residuals
     Portfolio(**result.recipe)
     assert result.intervals.n_residuals == result.scored_rows
+
+
+def test_the_reference_profile_holds_predictions_only_when_they_are_the_served_ones(
+    facts,
+) -> None:
+    """A model with a part fitted at the origin gets no prediction profile (its in-sample
+    predictions would be its ML part's or seasonal naive's, not what it serves); an ML-only
+    model does."""
+    from freightml.monitoring.profile import PREDICTION, TARGET
+    from freightml.stages.train import reference_profile
+
+    examples = build_examples(facts, horizon_max=28, horizons_per_origin=7)
+    settings = Settings()
+    ml_only = Portfolio(ml="gbm", ml_params=SMALL_GBM).fit(examples.loc[examples["y"].notna()])
+    blended = Portfolio(ml="gbm", ml_params=SMALL_GBM, statistical="lightgbm", ml_weight=0.5)
+    blended.fit(examples.loc[examples["y"].notna()])
+    names = {f.name for f in reference_profile(settings, examples, ml_only).features}
+    assert {PREDICTION, TARGET} <= names
+    names = {f.name for f in reference_profile(settings, examples, blended).features}
+    assert PREDICTION not in names and TARGET in names and len(names) > 10

@@ -35,15 +35,24 @@ def reference_profile(
     settings: Settings, examples: pd.DataFrame, model: BaseEstimator
 ) -> ReferenceProfile:
     """The training window's profile: the examples' features and target and the model's
-    in-sample predictions (tonnes) on a sample of them, binned by the monitoring config."""
+    in-sample predictions (tonnes) on a sample of them, binned by the monitoring config.
+
+    A model with a part fitted at each forecast origin (a portfolio's statistical or
+    recursive part) gets no prediction profile, so prediction drift is not judged for it:
+    the examples carry no such forecasts (a fit per past origin would cost one per origin),
+    so its predictions here would be another model's (its ML part or seasonal naive), and
+    the served forecasts would drift against them in every segment (measured on `make
+    monitor-demo` with the recursive LightGBM as champion). Its inputs, target, realised
+    quality and interval coverage are still monitored."""
     from freightml.evaluation import load_methodology
     from freightml.monitoring.config import load_monitoring_config
     from freightml.monitoring.profile import build_profile
 
     methodology = load_methodology(settings.methodology_path)
+    served_here = not getattr(model, "statistical_models", [])
     return build_profile(
         examples,
-        model.predict,
+        model.predict if served_here else None,
         config=load_monitoring_config(settings.monitoring_path),
         segment_columns=methodology.segments,
         gates=methodology.gates,
