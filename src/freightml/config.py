@@ -498,7 +498,7 @@ class Settings(BaseSettings):
 
     @property
     def collector_base_url(self) -> str:
-        """The local collector (``freightml collect``) as the demos and the predictor call it."""
+        """The local collector (``freightml collector serve``) as the demos call it."""
         return f"http://{self.collector.host}:{self.collector.port}"
 
     @property

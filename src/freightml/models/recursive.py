@@ -7,11 +7,11 @@ direct: one model for every horizon, features counted back from the origin), it 
 one day at a time and feeds each prediction back as the next day's lag, so its lags always
 count back from the target day and it sees the target weekday's recent history.
 
-Recipe (measured beside the portfolio in bench/RESULTS.md; mlforecast's own design): lags of
-7, 14, 21 and 28 days; rolling means of 7 and 28 days and same-weekday means of 4 and 8
-weeks, all on the 7-day lag; the weekday; every series scaled by its own mean and standard
-deviation (``LocalStandardScaler``) so one model serves small and large lanes; L1 loss (the
-median, as WAPE rewards); LightGBM's defaults otherwise, seeded and deterministic.
+Recipe (the mlforecast setup measured as a peer in bench/RESULTS.md, "Forecast portfolio"):
+lags of 7, 14, 21 and 28 days; rolling means of 7 and 28 days and same-weekday means of 4
+and 8 weeks, all on the 7-day lag; the weekday; every series scaled by its own mean and
+standard deviation (``LocalStandardScaler``) so one model serves small and large lanes; L1
+loss (the median, as WAPE rewards); LightGBM's defaults otherwise, seeded and deterministic.
 
 Fitting at the origin makes the backtest, batch scoring and serving score the same procedure:
 the registered model carries this recipe, and the predictor fits it when its history window

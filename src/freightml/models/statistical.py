@@ -99,8 +99,8 @@ def statistical_forecasts(
     n_jobs: int = 1,
     series_rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Forecasts of every statistical model in ``names`` for every series (or the panel
-    rows ``series_rows``) with enough history at ``origin``, horizons 1..``horizon_max``.
+    """Forecasts of every model in ``names`` (statistical or recursive) for every series (or
+    the panel rows ``series_rows``) with enough history at ``origin``, horizons 1..``horizon_max``.
 
     Columns: SERIES_KEY, ``origin_date``, ``target_date``, ``stat_<name>`` per model
     (tonnes, never negative). Empty (with those columns) when no series qualifies.

@@ -125,7 +125,6 @@ class HttpMetrics(ResponseTimer):
     """
 
     def __init__(self, app: ASGIApp, model_name: str) -> None:
-        self.model_name = model_name
         super().__init__(
             app,
             select=lambda scope: inference_protocol(scope.get("path", "")),
