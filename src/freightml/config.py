@@ -194,10 +194,16 @@ class SelectionSettings(_Section):
         "whose parameters are then the entry's alone",
     )
     statistical: list[str] = Field(
-        default_factory=lambda: ["mstl", "autoets", "seasonal_window_average", "lightgbm"],
+        default_factory=lambda: [
+            "mstl",
+            "autoets",
+            "seasonal_window_average",
+            "lightgbm",
+            "lightgbm_holidays",
+        ],
         description="candidates fitted at the forecast origin (freightml.models.statistical): "
         "statsforecast's per-series mstl, autoets, seasonal_window_average; mlforecast's "
-        "recursive lightgbm",
+        "recursive lightgbm, and lightgbm_holidays reading the holiday calendar",
     )
     ensembles: bool = Field(
         True, description="also try the best statistical and best ML candidate blended"
@@ -206,6 +212,12 @@ class SelectionSettings(_Section):
         True,
         description="also try the best ML candidate without the holiday and yearly calendar "
         "features, and keep them only where they help",
+    )
+    holiday_fold: bool = Field(
+        True,
+        description="also validate on the window of the year before the first inner cutoff "
+        "that holds the most public holidays of features.holiday_country, where the "
+        "history has room for it",
     )
     inner_folds: int = Field(
         2,

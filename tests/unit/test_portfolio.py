@@ -14,7 +14,7 @@ from freightml.config import Settings
 from freightml.data.synthetic import generate
 from freightml.evaluation import load_methodology, run_backtest
 from freightml.evaluation.backtest import backtest_cutoffs
-from freightml.evaluation.selection import history_plan, select_candidate
+from freightml.evaluation.selection import history_plan, holiday_cutoff, select_candidate
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
 from freightml.models import MODEL_REGISTRY, make_model, recursive
 from freightml.models.intervals import (
@@ -179,6 +179,39 @@ def test_the_recursive_lightgbm_is_one_model_over_every_series(facts) -> None:
     assert short[stat_column("seasonal_window_average")].notna().all()
 
 
+def test_the_holiday_aware_lightgbm_learns_a_planted_holiday_effect(facts) -> None:
+    """Volume planted at a fifth on Russian public holidays: the recursive LightGBM that
+    reads the calendar forecasts the New Year days far better than the one that does not,
+    which only sees the drop after it happened; it needs a calendar to read."""
+    from freightml.features.calendar import country_holidays
+
+    days = pd.to_datetime(facts["date"])
+    holidays = country_holidays(days.min(), days.max(), "RU")
+    on_holiday = days.values.astype("datetime64[D]")
+    planted = facts.assign(
+        volume_tonnes=np.where(
+            np.isin(on_holiday, holidays), facts["volume_tonnes"] * 0.2, facts["volume_tonnes"]
+        )
+    )
+    panel = SeriesPanel.from_facts(planted)
+    origin = pd.Timestamp("2024-12-24")
+    names = ["lightgbm", "lightgbm_holidays"]
+    got = statistical_forecasts(panel, origin, 28, names, history_days=400, holiday_country="RU")
+    actual = planted.set_index([*SERIES_KEY, "date"])["volume_tonnes"]
+    got = got.join(actual, on=[*SERIES_KEY, "target_date"]).fillna({"volume_tonnes": 0.0})
+    hol = got.loc[np.isin(got["target_date"].values.astype("datetime64[D]"), holidays)]
+    assert len(hol) == len(panel.series) * 10  # 30 December .. 8 January
+    errors = {
+        n: np.abs(hol[stat_column(n)] - hol["volume_tonnes"]).sum() / hol["volume_tonnes"].sum()
+        for n in names
+    }
+    assert errors["lightgbm_holidays"] < 0.5 * errors["lightgbm"], errors
+    with pytest.raises(ValueError, match="needs a holiday_country"):
+        recursive.forecast(pd.DataFrame(columns=["unique_id", "ds", "y"]), 7, name=names[1])
+    with pytest.raises(ValueError, match="unknown recursive model"):
+        recursive.forecast(pd.DataFrame(columns=["unique_id", "ds", "y"]), 7, name="xgb")
+
+
 def test_young_series_get_no_statistical_forecast_and_unknown_models_fail(facts) -> None:
     panel = SeriesPanel.from_facts(facts)
     origin = panel.start + pd.Timedelta(days=20)  # 21 days of history: under 28
@@ -248,6 +281,38 @@ def test_history_plan_adapts_to_short_panels(methodology) -> None:
         )
     assert auto_origin_step(730 - 91) == 7 and auto_origin_step(140) == 1
     assert auto_origin_step(274) == 3
+
+
+def test_the_holiday_fold_covers_the_most_holidays_of_the_year_before() -> None:
+    """The holiday fold's cutoff is the latest whose horizon holds the most holidays of the
+    calendar (the Russian New Year days), at most a year back, ending by the first inner
+    cutoff; none where no window fits or none holds a holiday; the plan's other parts do
+    not change."""
+    first_inner = pd.Timestamp("2025-08-13")
+    cutoff, count = holiday_cutoff(pd.Timestamp("2024-01-01"), first_inner, 28, "RU")
+    assert cutoff == pd.Timestamp("2024-12-29") and count == 10  # 30 Dec .. 8 Jan, then +28
+    later, count = holiday_cutoff(pd.Timestamp("2025-01-05"), first_inner, 28, "RU")
+    assert later is not None and later + pd.Timedelta(days=28) <= first_inner
+    assert later > pd.Timestamp("2025-01-05") and 0 < count < 10
+    assert holiday_cutoff(first_inner - pd.Timedelta(days=20), first_inner, 28, "RU") == (None, 0)
+    # no Russian public holiday between 14 June and 13 August
+    assert holiday_cutoff(pd.Timestamp("2025-06-20"), first_inner, 28, "RU") == (None, 0)
+
+    methodology = load_methodology("configs/methodology.yaml")
+    start, last = pd.Timestamp("2023-01-01"), pd.Timestamp("2025-12-31")
+    plain = history_plan(start, last, methodology, min_history_days=91, inner_folds=2)
+    plan = history_plan(
+        start, last, methodology, min_history_days=91, inner_folds=2, holiday_country="RU"
+    )
+    assert plain.holiday is None and plain.validation == plain.inner
+    assert (plan.reported, plan.inner, plan.min_history_days) == (
+        plain.reported,
+        plain.inner,
+        plain.min_history_days,
+    )
+    assert plan.holiday is not None and plan.validation == [plan.holiday, *plan.inner]
+    new_year = pd.Timestamp(f"{plan.inner[0].year}-01-01")
+    assert plan.holiday < new_year <= plan.holiday + pd.Timedelta(days=28)
 
 
 class ReportedFoldPeeker(RegressorMixin, BaseEstimator):

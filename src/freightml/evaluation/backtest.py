@@ -307,6 +307,7 @@ def run_backtest(
                 horizon_max=horizon,
                 history_days=getattr(model, "stat_history_days", 182),
                 n_jobs=getattr(model, "n_jobs", 1),
+                holiday_country=kw["holiday_country"],
             )
         yhat = np.asarray(model.predict(model_test), dtype=np.float64)
         seconds = time.perf_counter() - began

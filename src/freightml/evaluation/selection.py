@@ -7,6 +7,14 @@ cutoffs. To choose that recipe without looking at those folds, every candidate i
 the first reported cutoff. Whatever wins there is then backtested on the reported folds, an
 estimate the choice never saw.
 
+The holiday fold: inner folds a few weeks apart rarely hold a holiday period, so a choice
+made on them cannot see how a candidate forecasts one (the New Year weeks, where a model
+without the calendar fails). With ``selection.holiday_fold``, one more validation fold is
+added where the history has room: the cutoff within the year before the first inner cutoff
+whose horizon holds the most public holidays of ``features.holiday_country``. Its rows count
+like any fold's, so a calendar of the wrong country (holidays that do not move this panel)
+costs the holiday-aware candidates there, and they are not chosen.
+
 Candidates (settings ``selection``):
 
 - ML: the configured model's recipe with each override of ``selection.ml_recipes`` (the
@@ -49,7 +57,7 @@ from freightml.evaluation.gates import segment_supported
 from freightml.evaluation.methodology import Methodology
 from freightml.evaluation.metrics import metric_table
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
-from freightml.features.calendar import CALENDAR_COLUMNS
+from freightml.features.calendar import CALENDAR_COLUMNS, HOLIDAY_COLUMNS, country_holidays
 from freightml.models.intervals import IntervalTable, calibrate
 from freightml.models.portfolio import ML_MODELS
 from freightml.models.recursive import RECURSIVE_MODELS
@@ -58,6 +66,7 @@ from freightml.models.statistical import add_statistical, stat_column
 log = logging.getLogger("freightml")
 
 MIN_HISTORY_FLOOR = 28
+YEAR_DAYS = 364  # how far back before the first inner cutoff the holiday fold may start
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 # The yearly cycle and the holidays: with less than a year of history (plus a horizon)
 # before a forecast, the yearly features take values at forecast time that training never
@@ -67,7 +76,7 @@ WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 YEARLY_CALENDAR = ["month", "day_of_year", "days_to_new_year", "days_since_new_year"]
 YEARLY_MIN_DAYS = 365 + 28
 # The holiday calendar: on longer panels the ablation drops it; it stays only where it helps.
-HOLIDAY_CALENDAR = ["is_holiday", "holiday_within_3d", "days_to_holiday", "days_from_holiday"]
+HOLIDAY_CALENDAR = HOLIDAY_COLUMNS
 assert set(YEARLY_CALENDAR + HOLIDAY_CALENDAR) < set(CALENDAR_COLUMNS)
 
 
@@ -78,6 +87,35 @@ class HistoryPlan:
     reported: list[pd.Timestamp]
     inner: list[pd.Timestamp]
     min_history_days: int
+    holiday: pd.Timestamp | None = None  # the cutoff of the holiday fold, if any
+    holidays_in_fold: int = 0
+
+    @property
+    def validation(self) -> list[pd.Timestamp]:
+        """Every validation cutoff: the inner ones and the holiday fold's, in date order."""
+        return sorted([*self.inner, *([self.holiday] if self.holiday is not None else [])])
+
+
+def holiday_cutoff(
+    earliest: pd.Timestamp, first_inner: pd.Timestamp, horizon: int, country: str
+) -> tuple[pd.Timestamp | None, int]:
+    """The cutoff, between ``earliest`` and ``first_inner - horizon`` and at most a year
+    before ``first_inner``, whose ``horizon`` days ahead hold the most public holidays of
+    ``country`` (the latest such cutoff on ties), and that count; (None, 0) when none fits
+    or no window holds a holiday."""
+    latest = first_inner - pd.Timedelta(days=horizon)
+    earliest = max(earliest, first_inner - pd.Timedelta(days=YEAR_DAYS))
+    if latest < earliest:
+        return None, 0
+    cutoffs = pd.date_range(earliest, latest, freq="D").values.astype("datetime64[D]")
+    holidays = country_holidays(pd.Timestamp(earliest), pd.Timestamp(first_inner), country)
+    starts = np.searchsorted(holidays, cutoffs, side="right")  # holidays after each cutoff
+    ends = np.searchsorted(holidays, cutoffs + np.timedelta64(horizon, "D"), side="right")
+    counts = ends - starts
+    if counts.max(initial=0) == 0:
+        return None, 0
+    best = len(counts) - 1 - int(np.argmax(counts[::-1]))
+    return pd.Timestamp(cutoffs[best]), int(counts[best])
 
 
 def history_plan(
@@ -87,11 +125,13 @@ def history_plan(
     *,
     min_history_days: int,
     inner_folds: int,
+    holiday_country: str | None = None,
 ) -> HistoryPlan:
     """Reported cutoffs, the inner cutoffs that fit before them (at most ``inner_folds``)
     and the training examples' history rule: ``min_history_days``, lowered on a short panel
     so the first inner fold has ``horizon`` days of training targets, never under 28.
-    Raises when not even one inner fold fits."""
+    With ``holiday_country``, also the holiday fold (module docstring) where the history
+    has room for one. Raises when not even one inner fold fits."""
     spec = methodology.backtest
     reported = backtest_cutoffs(last_date, methodology)
     start = pd.Timestamp(start).normalize()
@@ -108,7 +148,12 @@ def history_plan(
             f"{need} days of history before that cutoff"
         )
     room = (inner[0] - start).days - spec.horizon_days
-    return HistoryPlan(reported, inner, int(min(min_history_days, room)))
+    history = int(min(min_history_days, room))
+    if not holiday_country:
+        return HistoryPlan(reported, inner, history)
+    earliest = start + pd.Timedelta(days=history + spec.horizon_days)
+    cutoff, count = holiday_cutoff(earliest, inner[0], spec.horizon_days, holiday_country)
+    return HistoryPlan(reported, inner, history, cutoff, count)
 
 
 class CandidateScore(BaseModel):
@@ -196,8 +241,14 @@ def select_candidate(
         methodology,
         min_history_days=int(feature_kwargs["min_history_days"]),
         inner_folds=selection.inner_folds if selection.enabled else 1,
+        holiday_country=(
+            feature_kwargs["holiday_country"]
+            if selection.enabled and selection.holiday_fold
+            else None
+        ),
     )
     holiday = feature_kwargs["holiday_country"]
+    folds = plan.validation
     train_all = build_examples(
         panel,
         origins=default_origins(plan.inner[-1], panel.start, feature_kwargs["origin_step_days"]),
@@ -210,7 +261,7 @@ def select_candidate(
     train_all = train_all.loc[train_all["y"].notna()]
     test = build_examples(
         panel,
-        origins=plan.inner,
+        origins=folds,
         horizon_max=horizon,
         min_history_days=plan.min_history_days,
         holiday_country=holiday,
@@ -233,7 +284,7 @@ def select_candidate(
             "selection: statistical candidates %s on %d series x %d inner folds",
             ", ".join(stat_names),
             test[SERIES_KEY].drop_duplicates().shape[0],
-            len(plan.inner),
+            len(folds),
         )
         test = add_statistical(
             test,
@@ -242,11 +293,17 @@ def select_candidate(
             horizon_max=horizon,
             history_days=selection.stat_history_days,
             n_jobs=selection.n_jobs,
+            holiday_country=holiday,
         )
     test["yhat_baseline"] = SeasonalNaive().fit(test).predict(test)
 
     base = dict(model_params)
     notes = []
+    if plan.holiday is not None:
+        notes.append(
+            f"validation fold {plan.holiday.date()} holds {plan.holidays_in_fold} public "
+            f"holiday(s) of the {holiday} calendar within {horizon} days (the holiday fold)"
+        )
     short = (plan.inner[0] - panel.start).days < YEARLY_MIN_DAYS
     if model_name == "gbm" and short:
         calendar = [*YEARLY_CALENDAR, *HOLIDAY_CALENDAR]
@@ -271,16 +328,16 @@ def select_candidate(
     # the examples whose target is on or before the inner cutoff, drawn once
     rng = np.random.default_rng(0)
     fold_train = {}
-    for cutoff in plan.inner:
+    for cutoff in folds:
         rows = np.flatnonzero((train_all["target_date"] <= cutoff).to_numpy())
         if len(rows) > selection.max_train_rows:
             rows = np.sort(rng.choice(rows, selection.max_train_rows, replace=False))
         fold_train[cutoff] = train_all.iloc[rows]
-    fold_test = {c: (test["origin_date"] == c).to_numpy() for c in plan.inner}
+    fold_test = {c: (test["origin_date"] == c).to_numpy() for c in folds}
 
     def fit_predict(name: str, params: dict[str, Any]) -> np.ndarray:
         out = np.empty(len(test))
-        for cutoff in plan.inner:
+        for cutoff in folds:
             rows = fold_test[cutoff]
             model = make_model(name, params).fit(fold_train[cutoff])
             out[rows] = np.asarray(model.predict(test.loc[rows]), dtype=np.float64)
@@ -380,7 +437,7 @@ def select_candidate(
         recipe=best.params,
         chosen=best.label,
         candidates=scores,
-        inner_cutoffs=[str(c.date()) for c in plan.inner],
+        inner_cutoffs=[str(c.date()) for c in folds],
         min_history_days=plan.min_history_days,
         scored_series=int(test[SERIES_KEY].drop_duplicates().shape[0]),
         scored_rows=len(test),

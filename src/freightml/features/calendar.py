@@ -24,6 +24,15 @@ CALENDAR_COLUMNS: list[str] = [
     "days_from_holiday",
 ]
 
+# the public-holiday part of the calendar (the rest is the weekday and the yearly cycle)
+HOLIDAY_COLUMNS: list[str] = [
+    "is_holiday",
+    "holiday_within_3d",
+    "days_to_holiday",
+    "days_from_holiday",
+]
+assert set(HOLIDAY_COLUMNS) < set(CALENDAR_COLUMNS)
+
 DEFAULT_HOLIDAY_COUNTRY = "RU"
 _HOLIDAY_WINDOW_DAYS = 3
 HOLIDAY_DISTANCE_CAP = 30  # days; farther holidays (or none in the years around) read as 30

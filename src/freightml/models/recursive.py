@@ -12,6 +12,11 @@ lags of 7, 14, 21 and 28 days; rolling means of 7 and 28 days and same-weekday m
 and 8 weeks, all on the 7-day lag; the weekday; every series scaled by its own mean and
 standard deviation (``LocalStandardScaler``) so one model serves small and large lanes; L1
 loss (the median, as WAPE rewards); LightGBM's defaults otherwise, seeded and deterministic.
+``lightgbm_holidays`` is the same recipe that also reads the target day's public-holiday
+features (freightml.features.calendar.HOLIDAY_COLUMNS, of ``features.holiday_country``): a
+holiday is known in advance, so it is a future input (mlforecast's ``X_df``), never a lag.
+Whether it helps depends on the panel and on the calendar being the right country's; the
+selection (freightml.evaluation.selection) keeps it only where it does.
 
 Fitting at the origin makes the backtest, batch scoring and serving score the same procedure:
 the registered model carries this recipe, and the predictor fits it when its history window
@@ -27,12 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-RECURSIVE_MODELS: tuple[str, ...] = ("lightgbm",)
+RECURSIVE_MODELS: tuple[str, ...] = ("lightgbm", "lightgbm_holidays")
+HOLIDAY_AWARE = "lightgbm_holidays"
 LAGS = (7, 14, 21, 28)
 MIN_TRAIN_DAYS = 63  # below that on every series there is (almost) nothing to learn from
 
 
-def _engine(n_jobs: int) -> Any:
+def _engine(name: str, n_jobs: int) -> Any:
     from lightgbm import LGBMRegressor
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean, SeasonalRollingMean
@@ -47,7 +53,7 @@ def _engine(n_jobs: int) -> Any:
         verbose=-1,
     )
     return MLForecast(
-        models={"lightgbm": model},
+        models={name: model},
         freq="D",
         lags=list(LAGS),
         lag_transforms={
@@ -63,15 +69,38 @@ def _engine(n_jobs: int) -> Any:
     )
 
 
-def forecast(long: pd.DataFrame, horizon: int, *, n_jobs: int = 1) -> pd.DataFrame:
-    """Fit on ``long`` (``unique_id``, ``ds`` dates, ``y``: complete daily series, each
-    ending on the origin) and forecast ``horizon`` days: ``unique_id``, ``ds``,
-    ``lightgbm``. Series whose history is too short for any training row are still
-    forecast (their missing lags are NaN, which the trees route). When no series has
-    ``MIN_TRAIN_DAYS`` of history, every forecast is NaN (the portfolio's fallback answers).
+def _holidays(long: pd.DataFrame, horizon: int, country: str) -> pd.DataFrame:
+    """The holiday features (``ds`` + HOLIDAY_COLUMNS) of every day from the first history
+    day to ``horizon`` days after the last."""
+    from freightml.features.calendar import HOLIDAY_COLUMNS, calendar_table
+
+    start, end = long["ds"].min(), long["ds"].max() + pd.Timedelta(days=horizon)
+    table = calendar_table(start, end, country)[HOLIDAY_COLUMNS]
+    return table.rename_axis("ds").reset_index()
+
+
+def forecast(
+    long: pd.DataFrame,
+    horizon: int,
+    *,
+    name: str = "lightgbm",
+    holiday_country: str | None = None,
+    n_jobs: int = 1,
+) -> pd.DataFrame:
+    """Fit model ``name`` (of RECURSIVE_MODELS) on ``long`` (``unique_id``, ``ds`` dates,
+    ``y``: complete daily series, each ending on the origin) and forecast ``horizon`` days:
+    ``unique_id``, ``ds``, ``<name>``. ``lightgbm_holidays`` reads the holidays of
+    ``holiday_country`` (required for it). Series whose history is too short for any
+    training row are still forecast (their missing lags are NaN, which the trees route).
+    When no series has ``MIN_TRAIN_DAYS`` of history, every forecast is NaN (the
+    portfolio's fallback answers).
     """
+    if name not in RECURSIVE_MODELS:
+        raise ValueError(f"unknown recursive model {name!r}; known: {list(RECURSIVE_MODELS)}")
+    if name == HOLIDAY_AWARE and not holiday_country:
+        raise ValueError(f"{name} needs a holiday_country")
     os.environ.setdefault("NIXTLA_ID_AS_COL", "1")
-    columns = ["unique_id", "ds", "lightgbm"]
+    columns = ["unique_id", "ds", name]
     if long.empty:
         return pd.DataFrame(columns=columns)
     if long.groupby("unique_id").size().max() < MIN_TRAIN_DAYS:
@@ -83,14 +112,21 @@ def forecast(long: pd.DataFrame, horizon: int, *, n_jobs: int = 1) -> pd.DataFra
                     np.repeat(last.to_numpy(), horizon)
                     + np.tile(pd.to_timedelta(np.arange(1, horizon + 1), unit="D"), len(last))
                 ),
-                "lightgbm": np.nan,
+                name: np.nan,
             }
         )
-    engine = _engine(n_jobs)
+    engine = _engine(name, n_jobs)
+    future = None
+    if name == HOLIDAY_AWARE:
+        assert holiday_country is not None
+        calendar = _holidays(long, horizon, holiday_country)
+        long = long.merge(calendar, on="ds", how="left")
     with warnings.catch_warnings():
         # young series contribute no training row: expected, and they are still forecast
         warnings.filterwarnings("ignore", message=".*dropped completely.*")
         engine.fit(long, static_features=[])  # a constant series scales by 1 (coreforecast)
-    out = engine.predict(horizon)
+    if name == HOLIDAY_AWARE:
+        future = engine.make_future_dataframe(horizon).merge(calendar, on="ds", how="left")
+    out = engine.predict(horizon, X_df=future)
     out = out.reset_index() if "unique_id" not in out.columns else out
     return out[columns]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from freightml.features.build import SERIES_KEY, SeriesPanel
+from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.models.recursive import RECURSIVE_MODELS
 
 log = logging.getLogger("freightml")
@@ -98,9 +99,11 @@ def statistical_forecasts(
     history_days: int = HISTORY_DAYS,
     n_jobs: int = 1,
     series_rows: np.ndarray | None = None,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
 ) -> pd.DataFrame:
     """Forecasts of every model in ``names`` (statistical or recursive) for every series (or
     the panel rows ``series_rows``) with enough history at ``origin``, horizons 1..``horizon_max``.
+    ``holiday_country`` is the calendar of the holiday-aware recursive model (the training's).
 
     Columns: SERIES_KEY, ``origin_date``, ``target_date``, ``stat_<name>`` per model
     (tonnes, never negative). Empty (with those columns) when no series qualifies.
@@ -139,9 +142,12 @@ def statistical_forecasts(
         # one global model over every series with enough history, whichever are wanted
         long = _long(window, np.flatnonzero(enough), first, day)
         long["ds"] = panel.start + pd.to_timedelta(long["ds"], unit="D")
-        fitted = rec.forecast(long, horizon_max, n_jobs=n_jobs)
-        fitted["ds"] = (pd.to_datetime(fitted["ds"]) - panel.start).dt.days
-        forecast = forecast.join(fitted.set_index(["unique_id", "ds"])[recursive])
+        for name in recursive:
+            fitted = rec.forecast(
+                long, horizon_max, name=name, holiday_country=holiday_country, n_jobs=n_jobs
+            )
+            fitted["ds"] = (pd.to_datetime(fitted["ds"]) - panel.start).dt.days
+            forecast = forecast.join(fitted.set_index(["unique_id", "ds"])[[name]])
     forecast = forecast.reset_index()
     series = panel.series.iloc[forecast["unique_id"].to_numpy()]
     out = pd.DataFrame({c: series[c].to_numpy() for c in SERIES_KEY})
@@ -186,10 +192,12 @@ def add_statistical(
     horizon_max: int,
     history_days: int = HISTORY_DAYS,
     n_jobs: int = 1,
+    holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
 ) -> pd.DataFrame:
     """``examples`` with a ``stat_<name>`` column per model: the forecast made at each row's
     origin (one statsforecast fit per distinct origin), NaN where a series had too little
-    history. Row order and index are kept."""
+    history. Row order and index are kept. ``holiday_country``: as in
+    ``statistical_forecasts`` (the calendar the examples' features were built with)."""
     names = check_names(names)
     if not names or examples.empty:
         return examples.assign(**{stat_column(n): np.nan for n in names})
@@ -205,6 +213,7 @@ def add_statistical(
             history_days=history_days,
             n_jobs=n_jobs,
             series_rows=rows,
+            holiday_country=holiday_country,
         )
         for origin in pd.to_datetime(examples["origin_date"]).drop_duplicates()
     ]

@@ -211,6 +211,7 @@ class HistoryWindow:
                 horizon_max=horizon_max,
                 history_days=stat_history_days,
                 n_jobs=n_jobs,
+                holiday_country=holiday_country,
             )
         n = len(features) // horizon_max
         expected = np.tile(np.arange(1, horizon_max + 1), n)
