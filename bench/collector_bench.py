@@ -274,7 +274,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store_url = args.store_url or f"sqlite:///{tmp}/collector.db"
         if args.store_url:  # start from empty tables
-            from freightml.collector.store import Store
+            from freightml.store import Store
 
             Store(store_url, create=False).drop_all()
         port = free_port()

@@ -200,8 +200,12 @@ STORE_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgre
 
 def fresh_store(backend: str, tmp_path: Path) -> Any:
     """A collector Store with empty tables: a SQLite file in ``tmp_path``, or the test
-    PostgreSQL (``postgres_url``) with its tables dropped and created again."""
-    from freightml.collector.store import Store
+    PostgreSQL (``postgres_url``) with its tables dropped and created again (every table
+    family's: the collector's, monitoring's and retraining's)."""
+    import freightml.collector.inferences
+    import freightml.monitoring.snapshots
+    import freightml.retraining.decisions  # noqa: F401
+    from freightml.store import Store
 
     url = f"sqlite:///{tmp_path / 'collector.db'}" if backend == "sqlite" else postgres_url()
     store = Store(url, create=False)

@@ -10,11 +10,12 @@ from kfp import dsl
 
 def claim_then_fail(store_url: str, decision_id: str, run_id: str) -> None:
     """Store ``run_id`` with the started decision, as the decide step does, then fail."""
-    from freightml.collector.store import Store
+    from freightml.retraining.decisions import DecisionStore
+    from freightml.store import Store
 
     store = Store(store_url)
     try:
-        store.retraining.mark(decision_id, "started", run_id=run_id)
+        DecisionStore(store).mark(decision_id, "started", run_id=run_id)
     finally:
         store.close()
     raise RuntimeError("the training step failed")

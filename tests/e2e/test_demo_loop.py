@@ -17,8 +17,9 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from freightml.collector.store import Store
 from freightml.demo.loop import LoopScenario
+from freightml.retraining.decisions import DecisionStore
+from freightml.store import Store
 from helpers import free_port, freightml_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -93,7 +94,7 @@ def test_the_decision_is_recorded_and_carried_by_the_new_version(loop: dict) -> 
     home: Path = loop["home"]
     store = Store(f"sqlite:///{home / 'collector.db'}")
     try:
-        rows = store.retraining.list(limit=100, model_name="freight-volume")
+        rows = DecisionStore(store).list(limit=100, model_name="freight-volume")
     finally:
         store.close()
     started = [r for r in rows if r["status"] != "skipped"]

@@ -15,9 +15,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from freightml.collector.store import Store
 from freightml.demo.monitor import LATER_DAYS, SHIFT_REGION
 from freightml.monitoring.exporter import STATUS_VALUE
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.store import Store
 from helpers import copy_home, free_port, freightml_process, running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -76,7 +77,7 @@ def test_snapshot_is_stored_listed_and_fails_on_alert(demo: dict) -> None:
     snapshot = _snapshot(demo)
     store = Store(f"sqlite:///{demo['tmp'] / 'home' / 'collector.db'}")
     try:
-        stored = store.monitoring.latest()
+        stored = SnapshotStore(store).latest()
     finally:
         store.close()
     assert stored is not None and stored.id == snapshot["id"]

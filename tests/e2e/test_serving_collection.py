@@ -78,7 +78,8 @@ def stack(tmp_path: Path, trained_home):
 def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 
-    from freightml.collector.store import Store
+    from freightml.collector.inferences import InferenceStore
+    from freightml.store import Store
 
     series = (
         stack["history"]
@@ -121,7 +122,7 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     deadline = time.monotonic() + 30
     inference = None
     while time.monotonic() < deadline:
-        inference = store.inference("e2e-1")
+        inference = InferenceStore(store).get("e2e-1")
         if inference and inference["complete"] and inference.get("forecasts"):
             break
         time.sleep(0.3)
@@ -140,7 +141,7 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     done = freightml_process("facts", "ingest", str(facts_file), env=stack["env"])
     out = done.stdout + done.stderr
     assert "2 new" in " ".join(out.split())
-    joined = store.forecasts_with_facts()
+    joined = store.forecasts.with_facts()
     online = joined[(joined["source"] == "online") & joined["volume_tonnes"].notna()]
     assert len(online) == 2
     np.testing.assert_allclose(sorted(online["tonnes"]), sorted(tonnes))

@@ -15,9 +15,10 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from freightml.collector.app import create_app
-from freightml.collector.store import Store
+from freightml.collector.inferences import InferenceStore
 from freightml.data.schema import FACT_COLUMNS
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from freightml.store import Store
 from helpers import STORE_BACKENDS, facts_records, fresh_store, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]
@@ -170,7 +171,7 @@ def test_structured_mode_is_accepted(collector: Collector) -> None:
     headers, body = to_structured(_event("request", "inf-4", REQUEST))
     r = collector.client.post("/events", headers=headers, content=body)
     assert (r.status_code, r.json()) == (200, {"status": "stored"})
-    assert collector.store.inference("inf-4")["request"]["body"] == REQUEST  # type: ignore[index]
+    assert InferenceStore(collector.store).get("inf-4")["request"]["body"] == REQUEST  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

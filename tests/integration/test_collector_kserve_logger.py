@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from freightml.collector.app import create_app
-from freightml.collector.store import Store
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from freightml.store import Store
 from helpers import STORE_BACKENDS, fresh_store, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration]

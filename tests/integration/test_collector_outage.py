@@ -26,7 +26,7 @@ from cloudevents.conversion import to_binary
 
 from freightml.collector.app import create_app
 from freightml.collector.events import kserve_cloudevent
-from freightml.collector.store import Store
+from freightml.store import Store
 from helpers import facts_records, free_port, skip_or_fail, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.slow]

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from cloudevents.conversion import to_binary
 
-from freightml.collector import FactsRejected, Store, ingest_facts_file
+from freightml.collector import FactsRejected, ingest_facts_file
 from freightml.collector.events import kserve_cloudevent
 from freightml.collector.service import store_url_for
 from freightml.data.schema import MissingColumnsError
+from freightml.store import Store
 from helpers import facts_frame, free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

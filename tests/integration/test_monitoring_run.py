@@ -10,13 +10,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from freightml.collector.store import Store
 from freightml.evaluation.methodology import load_methodology
 from freightml.features.build import build_examples
 from freightml.monitoring.config import MonitoringConfig
 from freightml.monitoring.profile import build_profile
 from freightml.monitoring.run import take_snapshot
 from freightml.monitoring.types import Expectation
+from freightml.store import Store
 from helpers import facts_frame
 
 pytestmark = [pytest.mark.integration]
@@ -74,14 +74,14 @@ def _run(store: Store, profile, as_of: date):
 
 def test_a_window_with_facts_and_forecasts_is_judged(store: Store, profile) -> None:
     facts = _facts(500)
-    store.ingest_facts(facts)
+    store.facts.ingest(facts)
     last = facts["date"].max()
     forecasts = facts.loc[facts["date"] > last - pd.Timedelta(days=7)].assign(
         origin_date=last - pd.Timedelta(days=7), tonnes=lambda f: f["volume_tonnes"] * 1.05
     )
     forecasts["horizon"] = (forecasts["date"] - forecasts["origin_date"]).dt.days
-    store.write_forecasts(forecasts, run_id="batch-1", model_name="freight-volume")
-    store.write_forecasts(forecasts, run_id="batch-2", model_name="another-model")
+    store.forecasts.write(forecasts, run_id="batch-1", model_name="freight-volume")
+    store.forecasts.write(forecasts, run_id="batch-2", model_name="another-model")
     snapshot = _run(store, profile, last.date())
     assert snapshot.status == "green" and snapshot.freshness.facts_age_days == 0
     assert snapshot.drift[0].rows > 0 and snapshot.drift[0].drifted_segments == []
@@ -98,7 +98,7 @@ def test_a_window_with_facts_and_forecasts_is_judged(store: Store, profile) -> N
 
 def test_a_window_after_the_facts_stopped_gives_a_stale_snapshot(store: Store, profile) -> None:
     facts = _facts(500)
-    store.ingest_facts(facts)
+    store.facts.ingest(facts)
     as_of = (facts["date"].max() + pd.Timedelta(days=20)).date()
     snapshot = _run(store, profile, as_of)
     assert snapshot.drift[0].rows == 0

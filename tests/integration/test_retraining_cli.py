@@ -13,10 +13,11 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from freightml.collector.store import Store
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.domain import MODEL_NAME
+from freightml.retraining.decisions import DecisionStore
+from freightml.store import Store
 from freightml.tracking import champion_version
 from helpers import cli, free_port, words
 
@@ -58,7 +59,7 @@ def world(tmp_path: Path) -> dict[str, Any]:
 def _rows(world: dict[str, Any]) -> list[dict[str, Any]]:
     store = Store(world["store"])
     try:
-        return store.retraining.list(limit=50)
+        return DecisionStore(store).list(limit=50)
     finally:
         store.close()
 

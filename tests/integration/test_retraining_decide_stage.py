@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from freightml.collector.store import Store
 from freightml.config import Settings
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.retraining.decisions import DecisionStore
 from freightml.stages.decide import close_retraining, decide_retraining, record_retraining
+from freightml.store import Store
 from helpers import sample_snapshot
 
 pytestmark = [pytest.mark.integration]
@@ -42,7 +44,7 @@ def snapshot_file(stage_settings: Settings, tmp_path: Path) -> Path:
     snapshot = sample_snapshot(model_name=stage_settings.tracking.registered_model, as_of=AS_OF)
     store = Store(stage_settings.collector_store_url).create_all()
     try:
-        store.monitoring.save(snapshot)
+        SnapshotStore(store).save(snapshot)
     finally:
         store.close()
     path = tmp_path / "monitor" / "snapshot"
@@ -75,7 +77,7 @@ def test_decide_records_claims_once_and_hands_over_settings(
 
     store = Store(stage_settings.collector_store_url)
     try:
-        assert store.retraining.get(info.decision_id)["status"] == "started"
+        assert DecisionStore(store).get(info.decision_id)["status"] == "started"
     finally:
         store.close()
 
@@ -96,9 +98,9 @@ def test_decide_records_claims_once_and_hands_over_settings(
     assert message == "version 1 registered, promoted to champion"
     store = Store(stage_settings.collector_store_url)
     try:
-        row = store.retraining.get(info.decision_id)
+        row = DecisionStore(store).get(info.decision_id)
         assert row["status"] == "finished" and row["model_version"] == "1"
-        assert store.retraining.get(again.decision_id)["status"] == "skipped"
+        assert DecisionStore(store).get(again.decision_id)["status"] == "skipped"
     finally:
         store.close()
 
@@ -120,7 +122,7 @@ def test_decide_names_a_missing_snapshot(stage_settings: Settings, tmp_path: Pat
 def _row(settings: Settings, decision_id: str) -> dict:
     store = Store(settings.collector_store_url)
     try:
-        row = store.retraining.get(decision_id)
+        row = DecisionStore(store).get(decision_id)
     finally:
         store.close()
     assert row is not None

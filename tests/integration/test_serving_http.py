@@ -20,14 +20,15 @@ import psutil
 import pytest
 
 from freightml.collector.app import create_app
+from freightml.collector.inferences import InferenceStore
 from freightml.collector.payloads import parse_forecast_body
-from freightml.collector.store import Store
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.domain import MODEL_NAME as NAME
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE, SERIES_KEY
 from freightml.features.build import build_examples, build_inference_frame
 from freightml.models import make_model
+from freightml.store import Store
 from helpers import free_port, running, save_model, uvicorn_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -635,7 +636,7 @@ def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> N
             proc.terminate()  # at once: most events are still waiting for their batch
             assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]
         ids = {f"last-{i}" for i in range(30)}
-        complete = {i for i in ids if (store.inference(i) or {}).get("complete")}
+        complete = {i for i in ids if (InferenceStore(store).get(i) or {}).get("complete")}
         assert complete == ids
         assert store.counts()["events"] == 60
     store.close()

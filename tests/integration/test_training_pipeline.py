@@ -127,7 +127,7 @@ def test_pipeline_registers_a_traceable_champion(trained_home, champion_settings
 
     # batch scoring: every active series, 1-28 days ahead, into the store with lineage
     run_local(s, "batch_scoring")
-    from freightml.collector.store import Store
+    from freightml.store import Store
 
     store = Store(s.collector_store_url)
     with store.engine.connect() as conn:

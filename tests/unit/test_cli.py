@@ -21,9 +21,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from freightml.cli import app
-from freightml.collector.store import Store
 from freightml.data.schema import REGIONS, SERIES_KEY
 from freightml.data.synthetic import generate
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.store import Store
 from helpers import cli, free_port, uvicorn_in_thread, words
 
 pytestmark = [pytest.mark.unit]
@@ -376,8 +377,8 @@ def test_monitor_list_shows_stored_snapshots_newest_first(config: Path, tmp_path
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         older = sample_snapshot(id="older-snapshot", as_of=sample_snapshot().as_of.replace(day=1))
-        store.monitoring.save(older)
-        store.monitoring.save(sample_snapshot())
+        SnapshotStore(store).save(older)
+        SnapshotStore(store).save(sample_snapshot())
     finally:
         store.close()
     result = cli("monitor", "list", "--limit", "1", "-c", str(config))
@@ -404,7 +405,7 @@ def test_facts_ingest_counts_new_duplicate_and_revised_rows(
     assert "0 new, 3 revised, 497 duplicates ignored" in words(result.output)
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        stored = store.facts_frame()
+        stored = store.facts.frame()
     finally:
         store.close()
     assert len(stored) == 500

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from freightml.collector.events import InferenceEvent
-from freightml.collector.store import IngestResult, Store
+from freightml.collector.inferences import InferenceStore
 from freightml.data.schema import FACT_COLUMNS, FactSchema
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from freightml.store import IngestResult, Store
 from helpers import STORE_BACKENDS, facts_frame, fresh_store, run_at_once
 
 pytestmark = [pytest.mark.unit]
@@ -77,9 +78,9 @@ def _facts(days: list[int], tonnes: float = 100.0, origin: str = "NSK") -> pd.Da
 
 def test_duplicate_delivery_is_ignored(store: Store) -> None:
     request = _event("request", "inf-1", '{"instances": []}')
-    assert store.record_event(request) == "stored"
-    assert store.record_event(request) == "duplicate"
-    assert store.record_events([request, _event("response", "inf-1"), request]) == [
+    assert InferenceStore(store).record([request])[0] == "stored"
+    assert InferenceStore(store).record([request])[0] == "duplicate"
+    assert InferenceStore(store).record([request, _event("response", "inf-1"), request]) == [
         "duplicate",
         "stored",
         "duplicate",
@@ -93,12 +94,18 @@ def test_request_and_response_join_in_either_order(store: Store, order: str) -> 
     request = _event("request", "inf-2", '{"instances": [{"origin_station": "NSK"}]}')
     response = _event("response", "inf-2", _response_body([2, 3]))
     if order == "request first":
-        assert [store.record_event(request), store.record_event(response)] == ["stored"] * 2
+        assert [
+            InferenceStore(store).record([request])[0],
+            InferenceStore(store).record([response])[0],
+        ] == ["stored"] * 2
     elif order == "response first":
-        assert [store.record_event(response), store.record_event(request)] == ["stored"] * 2
+        assert [
+            InferenceStore(store).record([response])[0],
+            InferenceStore(store).record([request])[0],
+        ] == ["stored"] * 2
     else:
-        assert store.record_events([response, request]) == ["stored", "stored"]
-    found = store.inference("inf-2")
+        assert InferenceStore(store).record([response, request]) == ["stored", "stored"]
+    found = InferenceStore(store).get("inf-2")
     assert found is not None and found["complete"]
     assert found["request"]["body"] == {"instances": [{"origin_station": "NSK"}]}
     assert found["response"]["body"]["model_version"] == "3"
@@ -114,38 +121,44 @@ def test_request_and_response_join_in_either_order(store: Store, order: str) -> 
 
 
 def test_half_an_inference_is_incomplete(store: Store) -> None:
-    store.record_event(_event("response", "inf-3", _response_body([2])))
-    found = store.inference("inf-3")
+    InferenceStore(store).record([_event("response", "inf-3", _response_body([2]))])[0]
+    found = InferenceStore(store).get("inf-3")
     assert found is not None and not found["complete"] and found["request"] is None
-    assert store.inference("no-such-id") is None
+    assert InferenceStore(store).get("no-such-id") is None
 
 
 def test_a_response_that_is_not_a_forecast_is_stored_without_forecasts(store: Store) -> None:
     assert (
-        store.record_event(_event("response", "inf-4", '{"predictions": [1.5, 2.5]}')) == "stored"
+        InferenceStore(store).record([_event("response", "inf-4", '{"predictions": [1.5, 2.5]}')])[
+            0
+        ]
+        == "stored"
     )
-    found = store.inference("inf-4")
+    found = InferenceStore(store).get("inf-4")
     assert found is not None and found["protocol"] is None and found["forecasts"] == []
     assert found["response"]["body"] == {"predictions": [1.5, 2.5]}
 
 
 def test_a_malformed_forecast_response_is_stored_without_forecasts(store: Store) -> None:
     bad = _response_body([2]).replace('"tonnes": 102.0', '"tonnes": "lots"')
-    assert store.record_event(_event("response", "inf-5", bad)) == "stored"
+    assert InferenceStore(store).record([_event("response", "inf-5", bad)])[0] == "stored"
     assert store.counts()["forecasts"] == 0 and store.counts()["events"] == 1
 
 
 def test_other_event_types_are_stored_but_make_no_inference(store: Store) -> None:
     other = InferenceEvent("ev-9", "com.example.audit", "s", body='{"x": 1}')
-    assert store.record_event(other) == "stored"
+    assert InferenceStore(store).record([other])[0] == "stored"
     assert store.counts()["inferences"] == 0
-    found = store.inference("ev-9")
+    found = InferenceStore(store).get("ev-9")
     assert found is not None and found["other_events"][0]["body"] == {"x": 1}
 
 
 def test_same_id_with_another_type_is_a_different_event(store: Store) -> None:
-    assert store.record_event(_event("request", "inf-6")) == "stored"
-    assert store.record_event(InferenceEvent("inf-6", "com.example.other", "s")) == "stored"
+    assert InferenceStore(store).record([_event("request", "inf-6")])[0] == "stored"
+    assert (
+        InferenceStore(store).record([InferenceEvent("inf-6", "com.example.other", "s")])[0]
+        == "stored"
+    )
     assert store.counts()["events"] == 2
 
 
@@ -170,10 +183,10 @@ def test_write_forecasts_is_idempotent_per_run(store: Store) -> None:
         "model_version": 3,
         "lineage": "sha:ab",
     }
-    assert store.write_forecasts(frame, **kwargs) == 2
-    assert store.write_forecasts(frame, **kwargs) == 0
-    assert store.write_forecasts(frame, **{**kwargs, "run_id": "run-8"}) == 2
-    joined = store.forecasts_with_facts(include_pending=True, source="batch")
+    assert store.forecasts.write(frame, **kwargs) == 2
+    assert store.forecasts.write(frame, **kwargs) == 0
+    assert store.forecasts.write(frame, **{**kwargs, "run_id": "run-8"}) == 2
+    joined = store.forecasts.with_facts(include_pending=True, source="batch")
     assert sorted(joined["source_id"].unique()) == ["run-7", "run-8"]
     assert set(joined["lineage"]) == {"sha:ab"} and set(joined["model_version"]) == {"3"}
     horizons = joined.groupby("source_id")["horizon"].apply(list).to_dict()
@@ -195,8 +208,8 @@ def test_online_forecasts_between_origin_days_without_batch_ones(store: Store) -
         )
 
     for i, origin in enumerate(["2026-01-01", "2026-01-05", "2026-01-09"]):
-        store.write_forecasts(frame(origin), run_id=f"req-{i}", source="online")
-    store.write_forecasts(frame("2026-01-05"), run_id="batch-1", source="batch")
+        store.forecasts.write(frame(origin), run_id=f"req-{i}", source="online")
+    store.forecasts.write(frame("2026-01-05"), run_id="batch-1", source="batch")
     rows = store.forecasts.online_between("2026-01-02", "2026-01-09")
     assert list(rows["origin_date"].dt.strftime("%Y-%m-%d")) == ["2026-01-05", "2026-01-09"]
     assert list(rows["target_date"].dt.day) == [8, 12] and list(rows["horizon"]) == [3, 3]
@@ -208,15 +221,15 @@ def test_online_forecasts_between_origin_days_without_batch_ones(store: Store) -
 
 def test_write_forecasts_names_missing_columns(store: Store) -> None:
     with pytest.raises(ValueError, match=r"missing column\(s\) \['destination_station'"):
-        store.write_forecasts(pd.DataFrame({"origin_station": ["A"]}), run_id="r")
+        store.forecasts.write(pd.DataFrame({"origin_station": ["A"]}), run_id="r")
     with pytest.raises(ValueError, match="needs a run_id"):
-        store.write_forecasts(pd.DataFrame(), run_id="")
+        store.forecasts.write(pd.DataFrame(), run_id="")
 
 
 def test_facts_are_idempotent(store: Store) -> None:
-    assert store.ingest_facts(_facts([1, 2, 3])) == IngestResult(inserted=3)
-    assert store.ingest_facts(_facts([1, 2, 3])) == IngestResult(duplicates=3)
-    assert store.ingest_facts(_facts([3, 4])) == IngestResult(inserted=1, duplicates=1)
+    assert store.facts.ingest(_facts([1, 2, 3])) == IngestResult(inserted=3)
+    assert store.facts.ingest(_facts([1, 2, 3])) == IngestResult(duplicates=3)
+    assert store.facts.ingest(_facts([3, 4])) == IngestResult(inserted=1, duplicates=1)
     assert store.counts()["facts"] == 4 and store.counts()["facts_revisions"] == 0
 
 
@@ -227,7 +240,7 @@ def test_concurrent_ingests_of_the_same_facts_store_each_once(store: Store) -> N
     writers = 6
     for round_ in range(5):
         days = [10 * round_ + d for d in range(1, 6)]
-        results = run_at_once(store.ingest_facts, [(_facts(days),)] * writers)
+        results = run_at_once(store.facts.ingest, [(_facts(days),)] * writers)
         assert sorted(results, key=lambda r: r.inserted) == [IngestResult(duplicates=5)] * (
             writers - 1
         ) + [IngestResult(inserted=5)], results
@@ -235,12 +248,12 @@ def test_concurrent_ingests_of_the_same_facts_store_each_once(store: Store) -> N
 
 
 def test_changed_facts_are_revisions_and_keep_their_history(store: Store) -> None:
-    store.ingest_facts(_facts([1, 2]))
+    store.facts.ingest(_facts([1, 2]))
     late = _facts([2, 3], tonnes=150.0)  # day 2 corrected, day 3 new
-    assert store.ingest_facts(late) == IngestResult(inserted=1, revised=1)
+    assert store.facts.ingest(late) == IngestResult(inserted=1, revised=1)
     again = late.assign(wagons=[5, 2])  # day 2: wagons corrected
-    assert store.ingest_facts(again) == IngestResult(revised=1, duplicates=1)
-    history = store.fact_history("NSK", "VLD", "coal", "2026-01-02")
+    assert store.facts.ingest(again) == IngestResult(revised=1, duplicates=1)
+    history = store.facts.history("NSK", "VLD", "coal", "2026-01-02")
     assert history["revision"].tolist() == [1, 2, 3]
     assert history["volume_tonnes"].tolist() == [102.0, 152.0, 152.0]
     assert history["wagons"].tolist() == [2, 2, 5]
@@ -248,14 +261,14 @@ def test_changed_facts_are_revisions_and_keep_their_history(store: Store) -> Non
     assert (
         history["valid_from"].iloc[1:].to_numpy() >= history["valid_from"].iloc[:-1].to_numpy()
     ).all()
-    current = store.facts_frame()
+    current = store.facts.frame()
     assert current.loc[current["date"] == "2026-01-02", "volume_tonnes"].item() == 152.0
     assert store.counts()["facts_revisions"] == 2
 
 
 def test_facts_frame_is_in_the_facts_schema_and_filters_dates(store: Store) -> None:
-    store.ingest_facts(pd.concat([_facts([1, 2, 3]), _facts([2], origin="MSK")]))
-    frame = store.facts_frame(start="2026-01-02", end=date(2026, 1, 2))
+    store.facts.ingest(pd.concat([_facts([1, 2, 3]), _facts([2], origin="MSK")]))
+    frame = store.facts.frame(start="2026-01-02", end=date(2026, 1, 2))
     FactSchema.validate(frame)
     assert list(frame.columns) == list(FACT_COLUMNS)
     assert frame["origin_station"].astype(str).tolist() == ["MSK", "NSK"]
@@ -264,37 +277,37 @@ def test_facts_frame_is_in_the_facts_schema_and_filters_dates(store: Store) -> N
 
 def test_duplicate_keys_in_one_ingest_are_an_error_and_store_nothing(store: Store) -> None:
     with pytest.raises(ValueError, match="share their \\(series, date\\) key"):
-        store.ingest_facts(pd.concat([_facts([1, 2]), _facts([2])]))
+        store.facts.ingest(pd.concat([_facts([1, 2]), _facts([2])]))
     assert store.counts()["facts"] == 0
 
 
 def test_forecasts_join_the_current_fact_of_their_day(store: Store) -> None:
-    store.record_events(
+    InferenceStore(store).record(
         [
             _event("request", "inf-7"),
             _event("response", "inf-7", _response_body([2, 3, 4], tonnes=100.0)),
         ]
     )
-    store.ingest_facts(_facts([1, 2, 3], tonnes=90.0))
-    joined = store.forecasts_with_facts()
+    store.facts.ingest(_facts([1, 2, 3], tonnes=90.0))
+    joined = store.forecasts.with_facts()
     assert joined["date"].dt.day.tolist() == [2, 3]  # day 4 has no fact yet
     assert joined["tonnes"].tolist() == [102.0, 103.0]
     assert joined["volume_tonnes"].tolist() == [92.0, 93.0]
     assert joined["wagons"].tolist() == [2, 2] and joined["fact_wagons"].tolist() == [2, 2]
     assert joined["origin_region"].tolist() == ["West Siberian"] * 2
     assert (joined["source"] == "online").all() and (joined["source_id"] == "inf-7").all()
-    store.ingest_facts(_facts([3], tonnes=200.0))  # a late correction
-    joined = store.forecasts_with_facts(include_pending=True)
+    store.facts.ingest(_facts([3], tonnes=200.0))  # a late correction
+    joined = store.forecasts.with_facts(include_pending=True)
     assert joined["volume_tonnes"].tolist()[1] == 203.0
     assert joined["fact_revision"].tolist()[:2] == [1, 2]
     assert pd.isna(joined["volume_tonnes"].iloc[2]) and pd.isna(joined["fact_wagons"].iloc[2])
-    assert len(store.forecasts_with_facts(start="2026-01-03", end="2026-01-03")) == 1
-    assert len(store.forecasts_with_facts(model_name="other")) == 0
-    assert len(store.forecasts_with_facts(limit=1)) == 1
+    assert len(store.forecasts.with_facts(start="2026-01-03", end="2026-01-03")) == 1
+    assert len(store.forecasts.with_facts(model_name="other")) == 0
+    assert len(store.forecasts.with_facts(limit=1)) == 1
 
 
 def test_the_empty_join_has_the_columns(store: Store) -> None:
-    joined = store.forecasts_with_facts()
+    joined = store.forecasts.with_facts()
     assert joined.empty and {"tonnes", "volume_tonnes", "fact_wagons", "date"} <= set(
         joined.columns
     )
@@ -316,8 +329,8 @@ def test_100k_facts_ingest_then_all_duplicates(store: Store) -> None:
             "wagons": 3,
         }
     )
-    assert store.ingest_facts(frame).inserted == 100_000
-    assert store.ingest_facts(frame).duplicates == 100_000
+    assert store.facts.ingest(frame).inserted == 100_000
+    assert store.facts.ingest(frame).duplicates == 100_000
     assert store.counts()["facts"] == 100_000
 
 
@@ -332,7 +345,7 @@ def test_in_memory_sqlite_works_across_threads() -> None:
     s = Store("sqlite://")
     outcomes: list[str] = []
     thread = threading.Thread(
-        target=lambda: outcomes.append(s.record_event(_event("request", "t")))
+        target=lambda: outcomes.append(InferenceStore(s).record([_event("request", "t")])[0])
     )
     thread.start()
     thread.join()
@@ -340,11 +353,11 @@ def test_in_memory_sqlite_works_across_threads() -> None:
 
 
 def test_counts_cover_every_table_family(store: Store) -> None:
-    store.record_events(
+    InferenceStore(store).record(
         [_event("request", "inf-8"), _event("response", "inf-8", _response_body([2]))]
     )
-    store.ingest_facts(_facts([1]))
-    store.ingest_facts(_facts([1], tonnes=5.0))
+    store.facts.ingest(_facts([1]))
+    store.facts.ingest(_facts([1], tonnes=5.0))
     assert store.counts() == {
         "events": 2,
         "inferences": 1,
@@ -360,5 +373,5 @@ def test_counts_cover_every_table_family(store: Store) -> None:
 def test_nul_characters_in_names_are_an_error_and_store_nothing(store: Store) -> None:
     # PostgreSQL cannot hold NUL in text: refuse it on every backend, naming the column
     with pytest.raises(ValueError, match="facts column cargo_type has values with NUL"):
-        store.ingest_facts(_facts([1]).assign(cargo_type="co\x00al"))
+        store.facts.ingest(_facts([1]).assign(cargo_type="co\x00al"))
     assert store.counts()["facts"] == 0

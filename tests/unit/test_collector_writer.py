@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from freightml.collector.events import InferenceEvent, kserve_cloudevent
-from freightml.collector.store import Store, is_unavailable
+from freightml.collector.inferences import InferenceStore
 from freightml.collector.writer import EventWriter
+from freightml.store import Store, is_unavailable
 from helpers import STORE_BACKENDS, fresh_store
 
 pytestmark = [pytest.mark.unit]
@@ -45,15 +46,19 @@ def test_a_failed_batch_is_retried_event_by_event(store: Store) -> None:
     poison = _event("bad", body='{"x": "\ud800"}')
     events = [_event("ok-1"), poison, _event("ok-2")]
     batches: list[int] = []
-    writer = EventWriter(store, on_batch=lambda size, _s: batches.append(size))
+    writer = EventWriter(InferenceStore(store), on_batch=lambda size, _s: batches.append(size))
     results = asyncio.run(_submit_together(writer, events))
     assert batches == [3]  # one batch: the three were written together first
     assert results[0] == "stored" and results[2] == "stored"
     assert isinstance(results[1], Exception) and not is_unavailable(results[1])
     assert store.counts()["events"] == 2
-    assert store.inference("ok-1") is not None and store.inference("bad") is None
+    assert (
+        InferenceStore(store).get("ok-1") is not None and InferenceStore(store).get("bad") is None
+    )
     # the neighbours were stored exactly once: sending them again changes nothing
-    again = asyncio.run(_submit_together(EventWriter(store), [events[0], events[2]]))
+    again = asyncio.run(
+        _submit_together(EventWriter(InferenceStore(store)), [events[0], events[2]])
+    )
     assert again == ["duplicate", "duplicate"] and store.counts()["events"] == 2
 
 
@@ -67,11 +72,13 @@ def test_an_unavailable_database_fails_the_rest_of_the_batch_without_more_attemp
     store.engine.dispose()
     shutil.rmtree(home)  # SQLite cannot open a file in a folder that is gone
     events = [_event(f"e-{i}") for i in range(5)]
-    results = asyncio.run(_submit_together(EventWriter(store), events))
+    results = asyncio.run(_submit_together(EventWriter(InferenceStore(store)), events))
     assert all(isinstance(r, sa.exc.OperationalError) for r in results), results
     assert all(is_unavailable(r) for r in results)  # type: ignore[arg-type]
     assert len(attempts) == 2  # the batch, then the first event alone: not one per event
     home.mkdir()
     store.create_all()
-    assert asyncio.run(_submit_together(EventWriter(store), events)) == ["stored"] * 5
+    assert (
+        asyncio.run(_submit_together(EventWriter(InferenceStore(store)), events)) == ["stored"] * 5
+    )
     assert store.counts()["events"] == 5

@@ -13,6 +13,7 @@ import pytest
 
 from freightml.collector.app import create_app
 from freightml.collector.events import BadEventError, InferenceEvent, events_from_batch
+from freightml.collector.inferences import InferenceStore
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from helpers import STORE_BACKENDS, fresh_store, uvicorn_in_thread
 
@@ -89,8 +90,8 @@ def test_a_batch_is_stored_and_a_resent_batch_only_counts_duplicates(collector) 
     again = httpx.post(f"{url}/", content=json.dumps([*batch, _event("i3")]), headers=BATCH)
     assert again.json() == {"status": "ok", "stored": 1, "duplicates": 3}
     assert store.counts()["events"] == 4
-    assert store.inference("i1")["complete"] is True
-    assert store.inference("i2")["request"]["body"] == {"instances": [{"n": "i2"}]}
+    assert InferenceStore(store).get("i1")["complete"] is True
+    assert InferenceStore(store).get("i2")["request"]["body"] == {"instances": [{"n": "i2"}]}
 
 
 def test_an_invalid_element_is_named_and_the_valid_ones_are_stored(collector) -> None:
@@ -115,7 +116,7 @@ def test_an_invalid_element_is_named_and_the_valid_ones_are_stored(collector) ->
             },
         ],
     }
-    assert store.inference("v1")["request"] is not None
+    assert InferenceStore(store).get("v1")["request"] is not None
     assert store.counts()["events"] == 1
 
 

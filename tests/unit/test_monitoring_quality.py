@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from freightml.collector.store import Store
 from freightml.evaluation.methodology import Methodology, load_methodology
 from freightml.monitoring.config import MonitoringConfig, QualitySpec
 from freightml.monitoring.quality import (
@@ -23,6 +22,7 @@ from freightml.monitoring.quality import (
     window_bounds,
 )
 from freightml.monitoring.types import Expectation, QualityReport
+from freightml.store import Store
 from helpers import REPO, STORE_BACKENDS, facts_frame, fresh_store
 
 pytestmark = [pytest.mark.unit]
@@ -369,7 +369,7 @@ def test_worst_series_are_the_highest_wape_among_series_with_enough_volume() -> 
 
 def test_no_forecasts_give_a_valid_empty_report(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
-    empty_join = store.forecasts_with_facts(include_pending=True)
+    empty_join = store.forecasts.with_facts(include_pending=True)
     for joined in (pd.DataFrame(), empty_join):
         report = _quality(joined, expectations=EXPECT_HALF)
         assert report.forecasts_scored == report.forecasts_pending == 0
@@ -503,9 +503,9 @@ def test_late_and_revised_facts_change_the_next_run(store: Store) -> None:
         "as_of": AS_OF,
         "window_days": 7,
     }
-    store.write_forecasts(_forecasts([4, 5, 6, 7], 120.0), run_id="run-1", model_name="m")
-    store.write_forecasts(_forecasts([4], 999.0), run_id="other", model_name="other-model")
-    store.ingest_facts(facts_frame(5, start="2026-03-01", tonnes=100.0))  # 1..5 March
+    store.forecasts.write(_forecasts([4, 5, 6, 7], 120.0), run_id="run-1", model_name="m")
+    store.forecasts.write(_forecasts([4], 999.0), run_id="other", model_name="other-model")
+    store.facts.ingest(facts_frame(5, start="2026-03-01", tonnes=100.0))  # 1..5 March
     report, fresh = quality_from_store(store, model_name="m", **args)
     assert (report.forecasts_scored, report.forecasts_pending) == (2, 2)
     assert report.mature_until == date(2026, 3, 5)
@@ -514,7 +514,7 @@ def test_late_and_revised_facts_change_the_next_run(store: Store) -> None:
     assert fresh.stale  # five days old: over the three-day limit
 
     # the facts of 6 and 7 March arrive late, and 4 March is revised from 100 to 60 t
-    store.ingest_facts(facts_frame([3, 5, 6], start="2026-03-01", tonnes=[60.0, 100.0, 100.0]))
+    store.facts.ingest(facts_frame([3, 5, 6], start="2026-03-01", tonnes=[60.0, 100.0, 100.0]))
     report, fresh = quality_from_store(store, model_name="m", **args)
     assert (report.forecasts_scored, report.forecasts_pending) == (4, 0)
     assert report.mature_until == date(2026, 3, 7)

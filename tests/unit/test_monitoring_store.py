@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from freightml.collector.store import Store
-from freightml.collector.store.monitoring import SUMMARY_COLUMNS
+from freightml.monitoring.snapshots import SUMMARY_COLUMNS, SnapshotStore
 from freightml.monitoring.types import Alert
+from freightml.store import Store
 from helpers import STORE_BACKENDS, facts_frame, fresh_store, sample_snapshot
 
 pytestmark = [pytest.mark.unit]
@@ -36,39 +36,39 @@ def _snap(n: int, *, as_of: date, created_hour: int = 6, model: str = "freight-v
 
 def test_a_saved_snapshot_reads_back_equal(store: Store) -> None:
     snapshot = sample_snapshot()
-    assert store.monitoring.save(snapshot) is True
-    assert store.monitoring.get(snapshot.id) == snapshot
-    assert store.monitoring.get("no-such-id") is None
+    assert SnapshotStore(store).save(snapshot) is True
+    assert SnapshotStore(store).get(snapshot.id) == snapshot
+    assert SnapshotStore(store).get("no-such-id") is None
     assert store.counts()["monitoring_snapshots"] == 1
 
 
 def test_saving_the_same_id_again_changes_nothing(store: Store) -> None:
     first = sample_snapshot()
-    assert store.monitoring.save(first) is True
+    assert SnapshotStore(store).save(first) is True
     other = sample_snapshot(status="green", alerts=[])  # same id, other content
-    assert store.monitoring.save(other) is False
-    assert store.monitoring.get(first.id) == first
+    assert SnapshotStore(store).save(other) is False
+    assert SnapshotStore(store).get(first.id) == first
     assert store.counts()["monitoring_snapshots"] == 1
 
 
 def test_latest_is_by_as_of_then_created_at(store: Store) -> None:
-    assert store.monitoring.latest() is None
-    store.monitoring.save(_snap(1, as_of=date(2026, 3, 31), created_hour=9))
-    store.monitoring.save(_snap(2, as_of=date(2026, 4, 1), created_hour=5))  # newest as_of
-    store.monitoring.save(_snap(3, as_of=date(2026, 4, 1), created_hour=4))
-    store.monitoring.save(_snap(4, as_of=date(2026, 4, 2), model="other-model"))
-    assert store.monitoring.latest("freight-volume").id == "snap-2"  # type: ignore[union-attr]
-    assert store.monitoring.latest().id == "snap-4"  # type: ignore[union-attr]
-    assert store.monitoring.latest("unknown") is None
+    assert SnapshotStore(store).latest() is None
+    SnapshotStore(store).save(_snap(1, as_of=date(2026, 3, 31), created_hour=9))
+    SnapshotStore(store).save(_snap(2, as_of=date(2026, 4, 1), created_hour=5))  # newest as_of
+    SnapshotStore(store).save(_snap(3, as_of=date(2026, 4, 1), created_hour=4))
+    SnapshotStore(store).save(_snap(4, as_of=date(2026, 4, 2), model="other-model"))
+    assert SnapshotStore(store).latest("freight-volume").id == "snap-2"  # type: ignore[union-attr]
+    assert SnapshotStore(store).latest().id == "snap-4"  # type: ignore[union-attr]
+    assert SnapshotStore(store).latest("unknown") is None
 
 
 def test_list_gives_the_summary_columns_newest_first(store: Store) -> None:
-    store.monitoring.save(_snap(1, as_of=date(2026, 3, 30)))
+    SnapshotStore(store).save(_snap(1, as_of=date(2026, 3, 30)))
     two_alerts = [
         Alert(kind="quality", segment="all", message="a"),
         Alert(kind="staleness", segment="all", message="b"),
     ]
-    store.monitoring.save(
+    SnapshotStore(store).save(
         sample_snapshot(
             id="snap-2",
             as_of=date(2026, 3, 31),
@@ -78,8 +78,8 @@ def test_list_gives_the_summary_columns_newest_first(store: Store) -> None:
             alerts=two_alerts,
         )
     )
-    store.monitoring.save(_snap(3, as_of=date(2026, 3, 29), model="other-model"))
-    rows = store.monitoring.list()
+    SnapshotStore(store).save(_snap(3, as_of=date(2026, 3, 29), model="other-model"))
+    rows = SnapshotStore(store).list()
     assert [r["id"] for r in rows] == ["snap-2", "snap-1", "snap-3"]
     assert rows[0] == {
         "id": "snap-2",
@@ -91,23 +91,23 @@ def test_list_gives_the_summary_columns_newest_first(store: Store) -> None:
         "n_alerts": 2,
     }
     assert all(tuple(r) == SUMMARY_COLUMNS for r in rows)
-    assert [r["id"] for r in store.monitoring.list(limit=1)] == ["snap-2"]
-    assert [r["id"] for r in store.monitoring.list(model_name="other-model")] == ["snap-3"]
+    assert [r["id"] for r in SnapshotStore(store).list(limit=1)] == ["snap-2"]
+    assert [r["id"] for r in SnapshotStore(store).list(model_name="other-model")] == ["snap-3"]
 
 
 def test_bad_ids_and_limits_are_refused_with_a_clear_error(store: Store) -> None:
     with pytest.raises(ValueError, match="snapshot id must have 1 to 64 characters, got 65"):
-        store.monitoring.save(sample_snapshot(id="x" * 65))
+        SnapshotStore(store).save(sample_snapshot(id="x" * 65))
     with pytest.raises(ValueError, match="snapshot model_name is longer than 255"):
-        store.monitoring.save(sample_snapshot(model_name="m" * 256))
+        SnapshotStore(store).save(sample_snapshot(model_name="m" * 256))
     with pytest.raises(ValueError, match="limit must be at least 1, got 0"):
-        store.monitoring.list(limit=0)
+        SnapshotStore(store).list(limit=0)
     assert store.counts()["monitoring_snapshots"] == 0
 
 
 def test_newest_fact_by_series_respects_until_and_since(store: Store) -> None:
-    store.ingest_facts(facts_frame([0, 1, 5], start="2026-03-01"))  # NSK: 1, 2 and 6 March
-    store.ingest_facts(facts_frame([0, 2], start="2026-03-01", origin="OMS"))  # 1 and 3 March
+    store.facts.ingest(facts_frame([0, 1, 5], start="2026-03-01"))  # NSK: 1, 2 and 6 March
+    store.facts.ingest(facts_frame([0, 2], start="2026-03-01", origin="OMS"))  # 1 and 3 March
     newest = store.facts.newest_by_series()
     assert list(newest.columns) == ["origin_station", "destination_station", "cargo_type", "newest"]
     assert newest["origin_station"].tolist() == ["NSK", "OMS"]

@@ -72,8 +72,9 @@ def test_the_window_rule_reads_the_run_facts(tmp_path: Path, shifted: bool, rule
 
 
 def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) -> None:
-    from freightml.collector.store import Store
     from freightml.retraining.act import fail_retrain, finish_retrain, start_retrain
+    from freightml.retraining.decisions import DecisionStore
+    from freightml.store import Store
 
     path = save_facts(generate("small", seed=1, n_series=60), tmp_path / "facts.parquet")
     settings = Settings(data={"source_uri": str(path)})
@@ -93,7 +94,7 @@ def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) 
     assert again.status == "skipped" and again.settings is None
     assert again.message == f"key {first.key} already started"
     finish_retrain(store, first.id, version="7", run_id="run-7", message="promoted to champion")
-    row = store.retraining.get(first.id)
+    row = DecisionStore(store).get(first.id)
     assert row is not None and (row["status"], row["model_version"], row["run_id"]) == (
         "finished",
         "7",
@@ -104,7 +105,7 @@ def test_start_claims_the_key_once_and_returns_the_run_settings(tmp_path: Path) 
     late = _decision(date(2025, 9, 1))
     with pytest.raises(ValueError, match="long before the as-of date"):
         start_retrain(settings, store, policy, late, adjust=adjust)
-    row = store.retraining.get(late.id)
+    row = DecisionStore(store).get(late.id)
     assert row is not None and row["status"] == "failed"
     assert row["message"].startswith("ValueError: the facts end on 2025-03-31")
     with pytest.raises(ValueError, match="is failed: it cannot become failed"):

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from freightml.collector.store import Store
+from freightml.monitoring.snapshots import SnapshotStore
 from freightml.monitoring.types import DriftReport, DriftResult, QualityDay, QualityReport
+from freightml.retraining.decisions import DecisionStore
 from freightml.retraining.evidence import decide_now, gather_evidence, reconcile_in_flight
 from freightml.retraining.policy import Policy
 from freightml.retraining.rules import decide, idempotency_key, run_tags
@@ -24,6 +25,7 @@ from freightml.retraining.types import (
     NewEntities,
     PastDecision,
 )
+from freightml.store import Store
 from helpers import sample_snapshot
 
 pytestmark = [pytest.mark.unit]
@@ -475,11 +477,13 @@ def test_gather_reads_the_champion_window_facts_and_snapshot(settings, tmp_path:
 
     store = Store(f"sqlite:///{tmp_path / 'c.db'}")
     old = [("A", "B", "coal", "West", "West"), ("B", "A", "grain", "West", "West")]
-    store.ingest_facts(_facts(old, pd.date_range("2026-01-01", "2026-03-31"), 100.0))
+    store.facts.ingest(_facts(old, pd.date_range("2026-01-01", "2026-03-31"), 100.0))
     new = [("C", "A", "coal", "East", "West")]  # new region and station: 100 of 300 t a day
-    store.ingest_facts(_facts(new, pd.date_range("2026-03-11", "2026-03-31"), 100.0))
-    store.monitoring.save(_snapshot(model_version=str(mv.version), as_of=AS_OF - timedelta(days=1)))
-    store.monitoring.save(
+    store.facts.ingest(_facts(new, pd.date_range("2026-03-11", "2026-03-31"), 100.0))
+    SnapshotStore(store).save(
+        _snapshot(model_version=str(mv.version), as_of=AS_OF - timedelta(days=1))
+    )
+    SnapshotStore(store).save(
         _snapshot(id="later", model_version=str(mv.version), as_of=AS_OF + timedelta(days=1))
     )
 
@@ -540,8 +544,8 @@ def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path:
     submitted = decide(Policy(), empty.model_copy(update={"as_of": AS_OF - timedelta(days=2)}))
     lost = decide(Policy(), empty.model_copy(update={"as_of": AS_OF - timedelta(days=1)}))
     for decision, run in ((submitted, "kfp-run-1"), (lost, "kfp-run-2")):
-        assert store.retraining.record(decision, "started", max_in_flight=2) == "started"
-        store.retraining.mark(decision.id, "started", run_id=run)
+        assert DecisionStore(store).record(decision, "started", max_in_flight=2) == "started"
+        DecisionStore(store).mark(decision.id, "started", run_id=run)
     # the submitted run registers version 1 with the decision's tags, as the training
     # pipeline's register step does; the other run never registers anything
     run = client.create_run(client.create_experiment("elsewhere"))
@@ -551,11 +555,11 @@ def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path:
         client.set_model_version_tag(MODEL, mv.version, key, value)
 
     assert reconcile_in_flight(settings, store) == [(submitted.id, "1")]
-    row = store.retraining.get(submitted.id)
+    row = DecisionStore(store).get(submitted.id)
     assert row is not None
     assert (row["status"], row["model_version"], row["run_id"]) == ("finished", "1", "kfp-run-1")
     assert "found in the registry" in row["message"]
-    assert store.retraining.get(lost.id)["status"] == "started"  # type: ignore[index]
+    assert DecisionStore(store).get(lost.id)["status"] == "started"  # type: ignore[index]
     assert reconcile_in_flight(settings, store) == []  # nothing left to close
 
     # the next decision sees one run in flight, not two
@@ -564,7 +568,7 @@ def test_a_run_that_registered_elsewhere_closes_its_decision(settings, tmp_path:
     assert in_flight.value == 1.0 and lost.key in in_flight.detail
     # the run's own recorder may still finish it with the same version, not another one
     finish_retrain(store, submitted.id, version="1", message="version 1 registered, promoted")
-    assert store.retraining.get(submitted.id)["message"].endswith("promoted")  # type: ignore[index]
+    assert DecisionStore(store).get(submitted.id)["message"].endswith("promoted")  # type: ignore[index]
     with pytest.raises(ValueError, match="is finished: it cannot become finished"):
         finish_retrain(store, submitted.id, version="2")
     store.close()

@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from freightml.collector.store import Store
-from freightml.collector.store.retraining import SUMMARY_COLUMNS
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.retraining.decisions import SUMMARY_COLUMNS, DecisionStore
 from freightml.retraining.policy import Policy
 from freightml.retraining.rules import decide
 from freightml.retraining.types import Decision, Evidence
+from freightml.store import Store
 from helpers import STORE_BACKENDS, fresh_store, run_at_once, sample_snapshot
 
 pytestmark = [pytest.mark.unit]
@@ -48,24 +49,24 @@ def _decision(as_of: date = AS_OF, *, retrain: bool = True, model: str = MODEL) 
 
 def test_a_decision_reads_back_with_its_summary(store: Store) -> None:
     decision = _decision()
-    assert store.retraining.record(decision, "started") == "started"
-    row = store.retraining.get(decision.id)
+    assert DecisionStore(store).record(decision, "started") == "started"
+    row = DecisionStore(store).get(decision.id)
     assert row is not None and row["decision"] == decision
     assert row["status"] == "started" and row["key"] == f"{MODEL}:no_champion:2026-03-31"
     assert row["trigger"] == "no_champion" and row["retrain"] is True and row["forced"] is False
     assert row["as_of"] == AS_OF and row["decided_at"].tzinfo is not None
-    assert store.retraining.get("none") is None
+    assert DecisionStore(store).get("none") is None
     assert store.counts()["retraining_decisions"] == 1
     with pytest.raises(sa.exc.IntegrityError):  # the same decision id twice
-        store.retraining.record(decision, "started")
+        DecisionStore(store).record(decision, "started")
 
 
 def test_status_moves_and_the_run_it_started(store: Store) -> None:
     decision = _decision()
-    store.retraining.record(decision, "started")
-    store.retraining.mark(decision.id, "started", run_id="kfp-run-1")
-    store.retraining.mark(decision.id, "finished", model_version="4", message="promoted")
-    row = store.retraining.get(decision.id)
+    DecisionStore(store).record(decision, "started")
+    DecisionStore(store).mark(decision.id, "started", run_id="kfp-run-1")
+    DecisionStore(store).mark(decision.id, "finished", model_version="4", message="promoted")
+    row = DecisionStore(store).get(decision.id)
     assert row is not None
     assert (row["status"], row["run_id"], row["model_version"], row["message"]) == (
         "finished",
@@ -76,18 +77,18 @@ def test_status_moves_and_the_run_it_started(store: Store) -> None:
     assert row["updated_at"] >= row["decided_at"]
     # a second recorder of the same outcome (the registry reconciliation, then the run's
     # own step) finishes it again with the same version; another version is refused
-    store.retraining.mark(decision.id, "finished", model_version="4", message="promoted, again")
-    assert store.retraining.get(decision.id)["message"] == "promoted, again"  # type: ignore[index]
+    DecisionStore(store).mark(decision.id, "finished", model_version="4", message="promoted, again")
+    assert DecisionStore(store).get(decision.id)["message"] == "promoted, again"  # type: ignore[index]
     with pytest.raises(ValueError, match="is finished: it cannot become finished"):
-        store.retraining.mark(decision.id, "finished", model_version="5")
+        DecisionStore(store).mark(decision.id, "finished", model_version="5")
     with pytest.raises(ValueError, match="is finished: it cannot become finished"):
-        store.retraining.mark(decision.id, "finished")
+        DecisionStore(store).mark(decision.id, "finished")
     with pytest.raises(ValueError, match="is finished: it cannot become failed"):
-        store.retraining.mark(decision.id, "failed")
+        DecisionStore(store).mark(decision.id, "failed")
     with pytest.raises(KeyError, match="no retraining decision 'nope'"):
-        store.retraining.mark("nope", "finished")
+        DecisionStore(store).mark("nope", "finished")
     with pytest.raises(ValueError, match="unknown retraining status 'done'"):
-        store.retraining.mark(decision.id, "done")
+        DecisionStore(store).mark(decision.id, "done")
 
 
 def test_in_flight_decisions_of_a_run(store: Store) -> None:
@@ -98,58 +99,60 @@ def test_in_flight_decisions_of_a_run(store: Store) -> None:
         _decision(AS_OF + timedelta(days=2)),
     )
     for decision in (first, second, other):
-        store.retraining.record(decision, "started", max_in_flight=3)
-    store.retraining.mark(first.id, "started", run_id="kfp-run-1")
-    store.retraining.mark(second.id, "started", run_id="kfp-run-1")
-    store.retraining.mark(other.id, "started", run_id="kfp-run-2")
-    assert store.retraining.in_flight_for_run("kfp-run-1") == [first.id, second.id]
-    store.retraining.mark(first.id, "finished", model_version="4")
-    assert store.retraining.in_flight_for_run("kfp-run-1") == [second.id]
-    assert store.retraining.in_flight_for_run("kfp-run-3") == []
+        DecisionStore(store).record(decision, "started", max_in_flight=3)
+    DecisionStore(store).mark(first.id, "started", run_id="kfp-run-1")
+    DecisionStore(store).mark(second.id, "started", run_id="kfp-run-1")
+    DecisionStore(store).mark(other.id, "started", run_id="kfp-run-2")
+    assert DecisionStore(store).in_flight_for_run("kfp-run-1") == [first.id, second.id]
+    DecisionStore(store).mark(first.id, "finished", model_version="4")
+    assert DecisionStore(store).in_flight_for_run("kfp-run-1") == [second.id]
+    assert DecisionStore(store).in_flight_for_run("kfp-run-3") == []
 
 
 def test_a_claim_stores_the_run_known_before_it_starts(store: Store) -> None:
     """A pipeline run deciding for itself: one insert with its run id, none on a lost claim."""
     first, same_day = _decision(), _decision()
-    assert store.retraining.record(first, "started", run_id="kfp-run-1") == "started"
-    assert store.retraining.in_flight_for_run("kfp-run-1") == [first.id]
-    assert store.retraining.record(same_day, "started", run_id="kfp-run-2") == "skipped"
-    row = store.retraining.get(same_day.id)
+    assert DecisionStore(store).record(first, "started", run_id="kfp-run-1") == "started"
+    assert DecisionStore(store).in_flight_for_run("kfp-run-1") == [first.id]
+    assert DecisionStore(store).record(same_day, "started", run_id="kfp-run-2") == "skipped"
+    row = DecisionStore(store).get(same_day.id)
     assert row is not None and row["run_id"] is None
-    assert store.retraining.in_flight_for_run("kfp-run-2") == []
+    assert DecisionStore(store).in_flight_for_run("kfp-run-2") == []
 
 
 def test_a_decision_not_to_retrain_is_stored_as_skipped_only(store: Store) -> None:
     quiet = _decision(retrain=False)
     with pytest.raises(ValueError, match="does not retrain: it cannot be started"):
-        store.retraining.record(quiet, "started")
-    assert store.retraining.record(quiet, "skipped", message="no trigger fired") == "skipped"
-    assert store.retraining.history(MODEL) == []  # the guards read retrain decisions only
-    [row] = store.retraining.list()
+        DecisionStore(store).record(quiet, "started")
+    assert DecisionStore(store).record(quiet, "skipped", message="no trigger fired") == "skipped"
+    assert DecisionStore(store).history(MODEL) == []  # the guards read retrain decisions only
+    [row] = DecisionStore(store).list()
     assert row["status"] == "skipped" and row["message"] == "no trigger fired"
 
 
 def test_a_used_key_or_a_full_slot_is_claimed_once(store: Store) -> None:
     first, same_key = _decision(), _decision()
     assert first.key == same_key.key and first.id != same_key.id
-    assert store.retraining.record(first, "started") == "started"
-    assert store.retraining.record(same_key, "started") == "skipped"
-    row = store.retraining.get(same_key.id)
+    assert DecisionStore(store).record(first, "started") == "started"
+    assert DecisionStore(store).record(same_key, "started") == "skipped"
+    row = DecisionStore(store).get(same_key.id)
     assert row is not None and row["message"] == f"key {first.key} already started"
     next_day = _decision(AS_OF + timedelta(days=1))
-    assert store.retraining.record(next_day, "decided") == "skipped"  # one in flight
-    assert "1 run(s) already in flight" in store.retraining.get(next_day.id)["message"]  # type: ignore[index]
+    assert DecisionStore(store).record(next_day, "decided") == "skipped"  # one in flight
+    assert "1 run(s) already in flight" in DecisionStore(store).get(next_day.id)["message"]  # type: ignore[index]
     assert (
-        store.retraining.record(_decision(AS_OF + timedelta(days=2)), "started", max_in_flight=2)
+        DecisionStore(store).record(
+            _decision(AS_OF + timedelta(days=2)), "started", max_in_flight=2
+        )
         == "started"
     )
-    store.retraining.mark(first.id, "failed", message="boom")
+    DecisionStore(store).mark(first.id, "failed", message="boom")
     retry = _decision()
     assert (
-        store.retraining.record(retry, "started", max_in_flight=3) == "started"
+        DecisionStore(store).record(retry, "started", max_in_flight=3) == "started"
     )  # failed keys retry
     other_model = _decision(model="other")
-    assert store.retraining.record(other_model, "started") == "started"  # slots are per model
+    assert DecisionStore(store).record(other_model, "started") == "started"  # slots are per model
 
 
 def test_history_and_list_are_newest_first(store: Store) -> None:
@@ -158,18 +161,18 @@ def test_history_and_list_are_newest_first(store: Store) -> None:
         d = _decision(AS_OF - timedelta(days=i)).model_copy(
             update={"decided_at": datetime(2026, 4, 1, hour, tzinfo=UTC)}
         )
-        store.retraining.record(d, "skipped")
+        DecisionStore(store).record(d, "skipped")
         decisions.append(d)
-    history = store.retraining.history(MODEL)
+    history = DecisionStore(store).history(MODEL)
     assert [h.id for h in history] == [decisions[1].id, decisions[2].id, decisions[0].id]
     assert history[0].status == "skipped" and history[0].as_of == AS_OF - timedelta(days=1)
     assert history[0].decided_at == datetime(2026, 4, 1, 9, tzinfo=UTC)
-    rows = store.retraining.list(limit=2)
+    rows = DecisionStore(store).list(limit=2)
     assert [r["id"] for r in rows] == [decisions[1].id, decisions[2].id]
     assert tuple(rows[0]) == SUMMARY_COLUMNS
-    assert store.retraining.list(model_name="other") == []
+    assert DecisionStore(store).list(model_name="other") == []
     with pytest.raises(ValueError, match="limit must be at least 1"):
-        store.retraining.list(limit=0)
+        DecisionStore(store).list(limit=0)
 
 
 def test_fact_reads_for_the_decision(store: Store) -> None:
@@ -188,7 +191,7 @@ def test_fact_reads_for_the_decision(store: Store) -> None:
         for d in pd.date_range("2026-03-01", "2026-03-10")
         if not (o == "B" and d.day > 5)
     ]
-    store.ingest_facts(pd.DataFrame(rows))
+    store.facts.ingest(pd.DataFrame(rows))
     counted = store.facts.days_between(date(2026, 3, 4), date(2026, 3, 20))
     assert (counted.rows, counted.days, counted.first, counted.last) == (
         7 + 2,
@@ -207,18 +210,11 @@ def test_fact_reads_for_the_decision(store: Store) -> None:
 
 def test_latest_snapshot_until_a_day(store: Store) -> None:
     for i, as_of in enumerate((date(2026, 3, 29), date(2026, 3, 31), date(2026, 4, 2))):
-        store.monitoring.save(sample_snapshot(id=f"s{i}", as_of=as_of))
-    assert store.monitoring.latest(MODEL, until=date(2026, 4, 1)).id == "s1"  # type: ignore[union-attr]
-    assert store.monitoring.latest(MODEL, until=date(2026, 3, 30)).id == "s0"  # type: ignore[union-attr]
-    assert store.monitoring.latest(MODEL, until=date(2026, 3, 1)) is None
-    assert store.monitoring.latest(MODEL).id == "s2"  # type: ignore[union-attr]
-
-
-def test_the_statuses_that_hold_a_key_are_the_decisions_key_used() -> None:
-    from freightml.collector.tables import KEY_HELD_STATUSES
-    from freightml.retraining.types import KEY_USED
-
-    assert set(KEY_HELD_STATUSES) == set(KEY_USED)
+        SnapshotStore(store).save(sample_snapshot(id=f"s{i}", as_of=as_of))
+    assert SnapshotStore(store).latest(MODEL, until=date(2026, 4, 1)).id == "s1"  # type: ignore[union-attr]
+    assert SnapshotStore(store).latest(MODEL, until=date(2026, 3, 30)).id == "s0"  # type: ignore[union-attr]
+    assert SnapshotStore(store).latest(MODEL, until=date(2026, 3, 1)) is None
+    assert SnapshotStore(store).latest(MODEL).id == "s2"  # type: ignore[union-attr]
 
 
 def test_concurrent_claims_of_one_key_start_one_run(store: Store) -> None:
@@ -231,9 +227,9 @@ def test_concurrent_claims_of_one_key_start_one_run(store: Store) -> None:
         as_of = AS_OF + timedelta(days=round_)
         decisions = [_decision(as_of, model=f"{MODEL}-{round_}") for _ in range(claimers)]
         assert len({d.key for d in decisions}) == 1 and len({d.id for d in decisions}) == claimers
-        results = run_at_once(store.retraining.record, [(d, "started") for d in decisions])
+        results = run_at_once(DecisionStore(store).record, [(d, "started") for d in decisions])
         assert sorted(results) == ["skipped"] * (claimers - 1) + ["started"], results
-        rows = [r for r in store.retraining.list(limit=100) if r["as_of"] == as_of]
+        rows = [r for r in DecisionStore(store).list(limit=100) if r["as_of"] == as_of]
         assert sorted(r["status"] for r in rows) == sorted(results)
 
 

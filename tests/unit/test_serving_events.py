@@ -16,9 +16,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from freightml.collector.app import create_app
-from freightml.collector.store import Store
+from freightml.collector.inferences import InferenceStore
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from freightml.serving.events import CloudEventSender
+from freightml.store import Store
 from helpers import postgres_url, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
@@ -119,7 +120,7 @@ def test_events_travel_in_batches_with_kserves_attributes(collector) -> None:
     assert _stored(collector["store"]) == sorted(
         (f"inf-{i:02d}", t) for i in range(25) for t in (REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE)
     )
-    found = collector["store"].inference("inf-07")
+    found = InferenceStore(collector["store"]).get("inf-07")
     assert found["complete"] and [f["tonnes"] for f in found["forecasts"]] == [107.0]
     request = found["request"]
     assert request["body"] == _request(7)

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from freightml.collector.app import create_app
-from freightml.collector.store import Store
+from freightml.collector.inferences import InferenceStore
 from freightml.data.synthetic import generate
 from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
 from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
@@ -28,6 +28,7 @@ from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvai
 from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError
 from freightml.serving.scoring import make_scorer
+from freightml.store import Store
 from helpers import save_model, uvicorn_in_thread
 
 pytestmark = pytest.mark.unit
@@ -372,7 +373,7 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     with pytest.raises(RequestError):
         _call(p, {"instances": []}, {"x-request-id": "bad-1"})
 
-    found = store.inference("abc-1")
+    found = InferenceStore(store).get("abc-1")
     assert found["complete"]
     assert found["request"]["event_type"] == REQUEST_TYPE
     assert found["response"]["event_type"] == RESPONSE_TYPE
@@ -387,7 +388,7 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     assert attrs["component"] == "predictor" and attrs["namespace"] == "ns1"
     assert attrs["endpoint"] == "default" and attrs["datacontenttype"] == "application/json"
     assert attrs["time"].endswith("Z")
-    bad = store.inference("bad-1")  # a bad request is logged, without a response
+    bad = InferenceStore(store).get("bad-1")  # a bad request is logged, without a response
     assert bad["request"]["body"] == {"instances": []} and bad["response"] is None
     p.stop_engine()
 

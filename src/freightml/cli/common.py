@@ -55,7 +55,8 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/] {escape(message)}")
+    # not wrapped at the console width: a path or URL in the message stays whole to copy
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -80,11 +81,11 @@ def store_history(url: str):
     """The facts in the collector's store, read afresh on every call (new facts arrive)."""
 
     def read(start=None):
-        from freightml.collector.store import Store
+        from freightml.store import Store
 
         store = Store(url)
         try:
-            return store.facts_frame(start=start)  # refreshes read only the warm window
+            return store.facts.frame(start=start)  # refreshes read only the warm window
         finally:
             store.close()
 

@@ -87,12 +87,13 @@ def monitor_list(
     config: ConfigOpt = None,
 ) -> None:
     """List the stored monitoring snapshots, newest first."""
-    from freightml.collector.store import Store
+    from freightml.monitoring.snapshots import SnapshotStore
+    from freightml.store import Store
 
     settings = cli_settings(config)
     store = Store(store_url(settings))
     try:
-        rows = store.monitoring.list(limit=limit)
+        rows = SnapshotStore(store).list(limit=limit)
     finally:
         store.close()
     table = Table(title="monitoring snapshots, newest first")

@@ -98,7 +98,7 @@ def _print_decision(decision) -> None:
 def retrain_check(as_of: AsOfOpt = None, config: ConfigOpt = None) -> None:
     """Print the retraining decision with every trigger and guard; records nothing.
     Exit 0: no action; exit 10: a retrain is needed."""
-    from freightml.collector.store import Store
+    from freightml.store import Store
 
     settings = cli_settings(config)
     store = Store(store_url(settings))
@@ -138,8 +138,8 @@ def retrain_run(
     """Decide, record the decision and, when a trigger fired (or --force --reason), run
     the training pipeline with the decision recorded on it; its register step applies the
     gates and the champion/challenger promotion."""
-    from freightml.collector.store import Store
     from freightml.retraining.act import act_on_decision, shift_aware_window
+    from freightml.store import Store
 
     if force and not (reason and reason.strip()):
         fail("--force needs --reason: say why the model must be retrained", 2)

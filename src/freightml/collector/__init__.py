@@ -1,8 +1,9 @@
-"""Collector: KServe payload-log CloudEvents, forecasts and facts in one SQL store.
+"""Collector: the HTTP intake of KServe payload-log CloudEvents and facts into the store of
+record (freightml.store).
 
-``Store`` is the storage API, ``create_app`` the HTTP service, ``ingest_facts_file`` and
-``serve_collector`` the command-line entry points. Names are imported on first use, so
-``freightml.collector.events`` stays light for senders.
+``create_app`` is the HTTP service, ``InferenceStore`` the collector's table family (events
+and inferences), ``ingest_facts_file`` and ``serve_collector`` the command-line entry points.
+Names are imported on first use, so ``freightml.collector.events`` stays light for senders.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ _EXPORTS: dict[str, str] = {
     "ForecastBody": "payloads",
     "ForecastBodyError": "payloads",
     "parse_forecast_body": "payloads",
-    "DEFAULT_URL": "store",
-    "IngestResult": "store",
-    "Store": "store",
+    "InferenceStore": "inferences",
     "FactsRejected": "intake",
     "create_app": "app",
     "ingest_facts_file": "service",

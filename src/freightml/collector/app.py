@@ -32,12 +32,17 @@ from freightml.collector.events import (
     events_from_batch,
     is_batch,
 )
+from freightml.collector.inferences import InferenceStore
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
-from freightml.collector.store import MAX_NAME_LENGTH, IngestResult, Store, is_unavailable
 from freightml.collector.writer import EventWriter
 from freightml.config import DataSettings
+
+# every table family of the store of record, so /stats counts them all
+from freightml.monitoring import snapshots as _snapshots  # noqa: F401
 from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
 from freightml.monitoring.types import Snapshot
+from freightml.retraining import decisions as _decisions  # noqa: F401
+from freightml.store import MAX_NAME_LENGTH, IngestResult, Store, is_unavailable
 from freightml.timing import ResponseTimer
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
@@ -160,14 +165,15 @@ def create_app(
 
     Events are written in batches by a writer task (group commit, see
     freightml.collector.writer); a handler answers only once its event is committed.
-    With ``snapshots`` (e.g. ``store.monitoring.latest``), /metrics also exposes the latest
+    With ``snapshots`` (e.g. ``SnapshotStore(store).latest``), /metrics also exposes the latest
     monitoring snapshot as gauges (freightml.monitoring.exporter), read at most once per
     ``snapshot_ttl_seconds``.
     """
     metrics = CollectorMetrics()
     if snapshots is not None:
         SnapshotCollector(snapshots, registry=metrics.registry, ttl_seconds=snapshot_ttl_seconds)
-    writer = EventWriter(store, max_batch=max_batch, on_batch=metrics.observe_batch)
+    inferences = InferenceStore(store)
+    writer = EventWriter(inferences, max_batch=max_batch, on_batch=metrics.observe_batch)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -214,7 +220,7 @@ def create_app(
         ]
         if errors:
             metrics.events.labels("invalid", "rejected").inc(len(errors))
-        results = await _store_batch(store, writer, valid, metrics.observe_batch)
+        results = await _store_batch(inferences, writer, valid, metrics.observe_batch)
         counts = {"stored": 0, "duplicates": 0}
         tally: dict[tuple[str, str], int] = {}
         failed: BaseException | None = None
@@ -319,7 +325,7 @@ def create_app(
         ] = False,
     ) -> Response:
         frame = await run_in_threadpool(
-            store.forecasts_with_facts,
+            store.forecasts.with_facts,
             start,
             end,
             model_name=model_name,
@@ -341,7 +347,7 @@ def create_app(
     async def get_inference(
         inference_id: Annotated[str, Path(pattern=api.NO_NUL, description="the event id")],
     ) -> Response:
-        found = await run_in_threadpool(store.inference, inference_id)
+        found = await run_in_threadpool(inferences.get, inference_id)
         if found is None:
             return _json({"error": f"no inference with id {inference_id!r}"}, 404)
         return _json(found)
@@ -404,7 +410,7 @@ def _document_event_routes(app: FastAPI) -> None:
 
 
 async def _store_batch(
-    store: Store,
+    inferences: InferenceStore,
     writer: EventWriter,
     events: list[InferenceEvent],
     on_batch: Callable[[int, float], None],
@@ -418,7 +424,7 @@ async def _store_batch(
         chunk = events[start : start + writer.max_batch]
         started = time.perf_counter()
         try:
-            results += store.record_events(chunk)
+            results += inferences.record(chunk)
             on_batch(len(chunk), time.perf_counter() - started)
         except Exception:
             results += await asyncio.gather(
@@ -431,4 +437,4 @@ def _ingest(
     store: Store, raw: Any, data_settings: DataSettings | None
 ) -> tuple[IngestResult, list[str]]:
     facts, report = prepare_facts(raw, data_settings)
-    return store.ingest_facts(facts), [f"[{i.check}] {i.message}" for i in report.warnings]
+    return store.facts.ingest(facts), [f"[{i.check}] {i.message}" for i in report.warnings]

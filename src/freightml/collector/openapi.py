@@ -15,8 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from freightml.collector.events import BLANK_CHARS
 from freightml.collector.intake import MAX_WAGONS, TEXT_COLUMNS
-from freightml.collector.store import MAX_NAME_LENGTH
 from freightml.data.schema import FACT_COLUMNS
+from freightml.store import MAX_NAME_LENGTH
 
 # What the store can hold in a CloudEvent attribute (the inference_events columns).
 MAX_ATTRIBUTE_LENGTH = 255

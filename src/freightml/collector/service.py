@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from freightml.collector.intake import prepare_facts
-from freightml.collector.store import DEFAULT_URL, IngestResult, Store
 from freightml.config import DataSettings
 from freightml.data.sources import load_facts
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.store import DEFAULT_URL, IngestResult, Store
 
 
 def store_url_for(home: str | Path) -> str:
@@ -34,7 +35,7 @@ def ingest_facts_file(
     facts, _ = prepare_facts(raw, data_settings)
     store = Store(store_url or DEFAULT_URL)
     try:
-        return store.ingest_facts(facts)
+        return store.facts.ingest(facts)
     finally:
         store.close()
 
@@ -55,7 +56,7 @@ def serve_collector(
 
     store = Store(store_url or DEFAULT_URL)
     try:
-        app = create_app(store, data_settings=data_settings, snapshots=store.monitoring.latest)
+        app = create_app(store, data_settings=data_settings, snapshots=SnapshotStore(store).latest)
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         store.close()

@@ -21,22 +21,23 @@ import time
 from collections.abc import Callable
 
 from freightml.collector.events import InferenceEvent, Outcome
-from freightml.collector.store import Store, is_unavailable
+from freightml.collector.inferences import InferenceStore
+from freightml.store import is_unavailable
 
 log = logging.getLogger(__name__)
 
 
 class EventWriter:
-    """Writes queued events to ``store`` in batches of up to ``max_batch`` events."""
+    """Writes queued events to ``inferences`` in batches of up to ``max_batch`` events."""
 
     def __init__(
         self,
-        store: Store,
+        inferences: InferenceStore,
         *,
         max_batch: int = 1000,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
-        self.store = store
+        self.inferences = inferences
         self.max_batch = max_batch
         self.on_batch = on_batch  # called with (batch size, seconds) after each write
         self._pending: list[tuple[InferenceEvent, asyncio.Future[Outcome]]] = []
@@ -90,7 +91,7 @@ class EventWriter:
         events = [event for event, _ in batch]
         started = time.perf_counter()
         try:
-            results: list[Outcome | Exception] = list(self.store.record_events(events))
+            results: list[Outcome | Exception] = list(self.inferences.record(events))
         except Exception as exc:
             log.warning(
                 "a batch of %d events failed (%s); retrying them one by one",
@@ -111,7 +112,7 @@ class EventWriter:
     def _one_by_one(self, events: list[InferenceEvent]) -> list[Outcome | Exception]:
         """Store each event in its own transaction, so one bad event fails alone.
 
-        Once the database itself is unavailable (see ``store.is_unavailable``), the rest
+        Once the database itself is unavailable (see ``freightml.store.is_unavailable``), the rest
         fail with that error without another attempt: each would wait for the same dead
         server while the event loop is blocked. Their senders get 503 and retry.
         """
@@ -122,7 +123,7 @@ class EventWriter:
                 results.append(down)
                 continue
             try:
-                results.append(self.store.record_event(event))
+                results.append(self.inferences.record([event])[0])
             except Exception as exc:  # answered to the event's sender (503 or 500)
                 results.append(exc)
                 if is_unavailable(exc):

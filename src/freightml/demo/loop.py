@@ -524,10 +524,10 @@ def _decide_and_act(
     does (the same decision record, window rule and training pipeline); when a new
     champion was promoted, wait until the running predictor serves it. Returns the
     decision, the fired triggers and what was done, for the timeline."""
-    from freightml.collector.store import Store
     from freightml.retraining.act import act_on_decision, shift_aware_window
     from freightml.retraining.evidence import decide_now
     from freightml.retraining.policy import load_policy
+    from freightml.store import Store
     from freightml.tracking import champion_version, configure_mlflow
     from pipelines.run import training_launcher
 

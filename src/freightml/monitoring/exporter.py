@@ -1,6 +1,6 @@
 """The latest monitoring snapshot as Prometheus gauges (a custom prometheus_client collector).
 
-``SnapshotCollector(latest)`` calls ``latest()`` (e.g. ``store.monitoring.latest``) at scrape
+``SnapshotCollector(latest)`` calls ``latest()`` (e.g. ``SnapshotStore(store).latest``) at scrape
 time, at most once per ``ttl_seconds`` (default 30 s): scrapes in between reuse the cached
 snapshot, so several Prometheus replicas scraping every 15 s do not each hit the database.
 A failing ``latest()`` never breaks /metrics: the error is counted in

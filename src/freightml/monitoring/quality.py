@@ -65,7 +65,7 @@ from freightml.monitoring.types import (
 )
 
 if TYPE_CHECKING:
-    from freightml.collector.store import Store
+    from freightml.store import Store
 
 # Columns realised_quality needs (besides the methodology's segment columns).
 BANDS = ("tonnes_p10", "tonnes_p90")  # the forecasts' 80% interval, when they carry one
@@ -259,7 +259,7 @@ def quality_from_store(
     ``active_since``, by default :data:`ACTIVE_DAYS` days before ``as_of``.
     """
     start, end = window_bounds(as_of, window_days)
-    joined = store.forecasts_with_facts(start, end, model_name=model_name, include_pending=True)
+    joined = store.forecasts.with_facts(start, end, model_name=model_name, include_pending=True)
     report = realised_quality(
         joined,
         expectations=expectations,

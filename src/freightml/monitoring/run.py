@@ -34,10 +34,10 @@ from freightml.monitoring.types import (
 )
 
 if TYPE_CHECKING:
-    from freightml.collector.store import Store
     from freightml.config import Settings
     from freightml.evaluation import Methodology
     from freightml.monitoring.profile import ReferenceProfile
+    from freightml.store import Store
 
 log = logging.getLogger("freightml")
 # facts read before the window: the features of a window day look back this far (the
@@ -167,7 +167,7 @@ def take_snapshot(
     from freightml.monitoring.window_drift import drift_of_facts, drift_of_requests
 
     start = as_of - timedelta(days=window_days - 1)
-    facts = store.facts_frame(start - timedelta(days=LOOKBACK_DAYS), as_of)
+    facts = store.facts.frame(start - timedelta(days=LOOKBACK_DAYS), as_of)
     log.info("monitoring %s: %d facts rows read", as_of, len(facts))
     in_window = len(facts) > 0 and (pd.to_datetime(facts["date"]) >= pd.Timestamp(start)).any()
     drift = [
@@ -239,10 +239,11 @@ def run_monitoring(
     ``out_dir`` (default ``<home>/monitoring/<as_of>-<id>``)."""
     import mlflow.sklearn
 
-    from freightml.collector.store import Store
     from freightml.evaluation import load_methodology
     from freightml.monitoring.profile import load_version_profile
     from freightml.monitoring.report import render_report
+    from freightml.monitoring.snapshots import SnapshotStore
+    from freightml.store import Store
     from freightml.timing import timed
     from freightml.tracking import champion_version, configure_mlflow
 
@@ -272,7 +273,7 @@ def run_monitoring(
                 as_of=as_of,
                 window_days=window_days,
             )
-        stored = store.monitoring.save(snapshot)
+        stored = SnapshotStore(store).save(snapshot)
     finally:
         store.close()
     folder = out_dir or settings.home / "monitoring" / f"{as_of}-{snapshot.id[:8]}"

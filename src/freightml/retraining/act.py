@@ -12,13 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from freightml.retraining.decisions import DecisionStore
 from freightml.retraining.policy import Policy
 from freightml.retraining.rules import run_tags
 from freightml.retraining.types import Decision
 
 if TYPE_CHECKING:
-    from freightml.collector.store import Store
     from freightml.config import Settings
+    from freightml.store import Store
 
 
 @dataclass(frozen=True)
@@ -112,13 +113,13 @@ def start_retrain(
     process beat to the key, is ``skipped``. An error while adjusting marks the decision
     ``failed`` and is raised."""
     if not decision.retrain:
-        store.retraining.record(decision, "skipped", message=decision.reason)
+        DecisionStore(store).record(decision, "skipped", message=decision.reason)
         return Start(decision, "skipped", message=decision.reason)
-    status = store.retraining.record(
+    status = DecisionStore(store).record(
         decision, "started", max_in_flight=policy.guards.max_in_flight, run_id=run_id
     )
     if status == "skipped":  # another process claimed the key or the in-flight slot first
-        row = store.retraining.get(decision.id)
+        row = DecisionStore(store).get(decision.id)
         return Start(decision, "skipped", message=None if row is None else row["message"])
     try:
         run_settings = retrain_settings(settings, decision)
@@ -140,7 +141,7 @@ def finish_retrain(
 ) -> None:
     """Record that the decision's run registered ``version`` (``message``: its promotion
     decision)."""
-    store.retraining.mark(
+    DecisionStore(store).mark(
         decision_id, "finished", run_id=run_id, model_version=version, message=message
     )
 
@@ -148,7 +149,7 @@ def finish_retrain(
 def fail_retrain(store: Store, decision_id: str, error: BaseException | str) -> None:
     """Record that the decision's run failed, with the error."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    store.retraining.mark(decision_id, "failed", message=text)
+    DecisionStore(store).mark(decision_id, "failed", message=text)
 
 
 def act_on_decision(
@@ -172,7 +173,7 @@ def act_on_decision(
         fail_retrain(store, decision.id, exc)
         raise
     if launched.version is None:
-        store.retraining.mark(
+        DecisionStore(store).mark(
             decision.id, "started", run_id=launched.run_id, message=launched.message
         )
         return Outcome(decision, "started", launched.run_id, None, launched.message)

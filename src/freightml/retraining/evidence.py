@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from freightml.domain import SERIES_KEY
+from freightml.monitoring.snapshots import SnapshotStore
+from freightml.retraining.decisions import DecisionStore
 from freightml.retraining.policy import Policy
 from freightml.retraining.rules import decide
 from freightml.retraining.types import (
@@ -30,8 +32,8 @@ from freightml.retraining.types import (
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from freightml.collector.store import Store
     from freightml.config import Settings
+    from freightml.store import Store
 
 MAX_NAMED = 20  # new stations named in the evidence
 
@@ -142,11 +144,11 @@ def gather_evidence(
     return Evidence(
         model_name=model,
         as_of=as_of,
-        snapshot=store.monitoring.latest(model, until=as_of),
+        snapshot=SnapshotStore(store).latest(model, until=as_of),
         champion=champion,
         new_facts=new_facts,
         new_entities=entities,
-        history=store.retraining.history(model),
+        history=DecisionStore(store).history(model),
     )
 
 
@@ -165,7 +167,7 @@ def reconcile_in_flight(
     and the in-flight slot until ``guards.in_flight_expiry_hours``. Returns the (decision
     id, version) pairs it closed."""
     model = settings.tracking.registered_model
-    started = [d for d in store.retraining.history(model) if d.status == "started"]
+    started = [d for d in DecisionStore(store).history(model) if d.status == "started"]
     if not started or not _tracking_exists(settings):
         return []
     if client is None:
@@ -180,7 +182,7 @@ def reconcile_in_flight(
         if not found:
             continue
         version = str(max(int(v.version) for v in found))
-        store.retraining.mark(
+        DecisionStore(store).mark(
             past.id,
             "finished",
             model_version=version,

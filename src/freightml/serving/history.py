@@ -46,7 +46,7 @@ class HistoryUnavailable(RuntimeError):
 class HistorySource:
     """Where the facts come from: a path/URI, a DataFrame or a callable returning one.
 
-    A callable may take a ``start`` date (like ``Store.facts_frame(start=...)``): refreshes
+    A callable may take a ``start`` date (like ``Store.facts.frame(start=...)``): refreshes
     then read only the facts from the current window's first day on.
     """
 

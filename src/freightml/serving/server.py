@@ -23,12 +23,12 @@ log = logging.getLogger("freightml.serving")
 
 
 def default_history(settings: Settings) -> FactsLike:
-    """``serving.history_uri`` if set, else the collector's store (``Store.facts_frame``)."""
+    """``serving.history_uri`` if set, else the collector's store (``Store.facts.frame``)."""
     if settings.serving.history_uri:
         return settings.serving.history_uri
-    from freightml.collector import Store
+    from freightml.store import Store
 
-    return Store(settings.collector_store_url).facts_frame
+    return Store(settings.collector_store_url).facts.frame
 
 
 def build_predictor(

@@ -69,10 +69,10 @@ def score_batch(
     into the collector's store with lineage."""
     import mlflow.sklearn
 
-    from freightml.collector.store import Store
-    from freightml.collector.store.forecasts import BAND_COLUMNS
     from freightml.data.sources import digest_facts
     from freightml.models.wagons import wagons_for
+    from freightml.store import Store
+    from freightml.store.forecasts import BAND_COLUMNS
     from freightml.tracking import champion_version, configure_mlflow
 
     client = configure_mlflow(settings)
@@ -99,7 +99,7 @@ def score_batch(
     run_id = f"batch-{window.origin_date}-v{version}-{digest[:12]}"
     with timed("score_batch.store", kind="tracking"):
         store = Store(settings.collector_store_url).create_all()
-        written = store.write_forecasts(
+        written = store.forecasts.write(
             forecasts,
             run_id=run_id,
             model_name=name,

@@ -1,5 +1,6 @@
-"""The inference_events and inferences tables: every CloudEvent received, and each
-inference's request and response joined (online forecasts go to the forecasts table)."""
+"""The collector's table family in the store of record: every CloudEvent received
+(inference_events), and each inference's request and response joined (inferences); the
+online forecasts of a response go to the store's forecasts table."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import sqlalchemy as sa
 from freightml.collector import tables as t
 from freightml.collector.events import InferenceEvent, Outcome
 from freightml.collector.payloads import ForecastBody, ForecastBodyError, parse_forecast_body
-from freightml.collector.store.database import Database, count, now
-from freightml.collector.store.forecasts import ForecastGroup, ForecastStore, forecast_meta
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
+from freightml.store import Store
+from freightml.store.database import count, now, register_counts
+from freightml.store.forecasts import ForecastGroup, forecast_meta
 
 _INFERENCE_SIDES = {
     "request": ("request_event", "request_time"),
@@ -32,24 +34,30 @@ _INFERENCE_SIDES = {
 log = logging.getLogger(__name__)
 
 
+register_counts(
+    {
+        "events": count(t.inference_events),
+        "inferences": count(t.inferences),
+        "inferences_complete": count(
+            t.inferences,
+            t.inferences.c.request_event.is_not(None),
+            t.inferences.c.response_event.is_not(None),
+        ),
+    }
+)
+
+
 class InferenceStore:
-    """Stores CloudEvents idempotently and joins requests with responses; a response's
-    forecasts are written through ``forecasts`` in the same transaction."""
+    """Stores CloudEvents idempotently in ``store`` and joins requests with responses; a
+    response's forecasts are written through the store's forecasts in the same transaction.
+    Its tables are created there when missing, unless the store was opened with
+    ``create=False``."""
 
-    def __init__(self, db: Database, forecasts: ForecastStore) -> None:
-        self.db = db
-        self.forecasts = forecasts
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+        self.forecasts = store.forecasts
         self._statements: dict[str, Any] = {}
-
-    def count_queries(self) -> dict[str, sa.Select[Any]]:
-        i = t.inferences.c
-        return {
-            "events": count(t.inference_events),
-            "inferences": count(t.inferences),
-            "inferences_complete": count(
-                t.inferences, i.request_event.is_not(None), i.response_event.is_not(None)
-            ),
-        }
+        self.db.ensure(t.inference_events, t.inferences)
 
     def record(self, events: Sequence[InferenceEvent]) -> list[Outcome]:
         """Store a batch of events in one transaction; one outcome per event, in order.

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from freightml.collector import tables as t
-from freightml.collector.store.database import Database, as_date, count, now, records
+import freightml.store.tables as t
 from freightml.data.schema import FACT_COLUMNS, coerce_facts
 from freightml.domain import SERIES_KEY
+from freightml.store.database import Database, as_date, count, now, records, register_counts
 
 MAX_NAME_LENGTH = 128  # stations, regions and cargo types (the facts columns' width)
 _KEY = [*SERIES_KEY, "date"]
@@ -46,14 +46,14 @@ class FactDays:
     last: date | None
 
 
+register_counts({"facts": count(t.facts), "facts_revisions": count(t.facts_revisions)})
+
+
 class FactStore:
     """Upserts facts idempotently, keeping every superseded value as a revision."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def count_queries(self) -> dict[str, sa.Select[Any]]:
-        return {"facts": count(t.facts), "facts_revisions": count(t.facts_revisions)}
 
     def ingest(self, df: pd.DataFrame) -> IngestResult:
         """Upsert facts: new ones are inserted, changed ones revised (the old value goes to

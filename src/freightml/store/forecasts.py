@@ -11,9 +11,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from freightml.collector import tables as t
-from freightml.collector.store.database import Database, as_date, count, now, records, sqlite_value
+import freightml.store.tables as t
 from freightml.domain import SERIES_KEY
+from freightml.store.database import (
+    Database,
+    as_date,
+    count,
+    now,
+    records,
+    register_counts,
+    sqlite_value,
+)
 
 _FORECAST_META = ("source", "source_id", "model_name", "model_version", "lineage", "created_at")
 _FORECAST_ROW = (
@@ -36,15 +44,15 @@ _CHUNK_ROWS = 1000  # rows per multi-row INSERT (16 parameters each; SQLite allo
 ForecastGroup = tuple[dict[str, Any], list[dict[str, Any]]]
 
 
+register_counts({"forecasts": count(t.forecasts)})
+
+
 class ForecastStore:
     """Writes forecasts idempotently (one row per source, series, origin and target date)
     and reads them joined with facts."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    def count_queries(self) -> dict[str, sa.Select[Any]]:
-        return {"forecasts": count(t.forecasts)}
 
     def write(
         self,

@@ -1,4 +1,4 @@
-"""The retraining_decisions table: one row per retraining decision, its status
+"""Retraining's table family in the store of record: one row per retraining decision, its status
 (decided -> started -> finished | failed, or skipped) and the run it started, with the
 whole :class:`~freightml.retraining.types.Decision` as JSON beside the summary columns."""
 
@@ -10,8 +10,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from freightml.collector import tables as t
-from freightml.collector.store.database import Database, count, now
 from freightml.retraining.types import (
     IN_FLIGHT,
     KEY_USED,
@@ -19,6 +17,8 @@ from freightml.retraining.types import (
     Decision,
     PastDecision,
 )
+from freightml.store import Store
+from freightml.store.database import count, metadata, now, register_counts
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "id",
@@ -42,14 +42,54 @@ _NEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-class RetrainingStore:
-    """Records retraining decisions and their outcome; the guards read them back."""
+# the statuses that hold a decision's key (KEY_USED), as a partial index's condition
+KEY_HELD = "status IN ({})".format(", ".join(f"'{s}'" for s in KEY_USED))
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+# One row per retraining decision (`freightml retrain run`, the retraining pipeline): the
+# summary columns, the run it started and its outcome, and the whole Decision as JSON in
+# details (freightml.retraining.types.Decision).
+retraining_decisions = sa.Table(
+    "retraining_decisions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the decision id
+    sa.Column("key", sa.String(512), nullable=False),  # model:trigger:as-of (idempotency)
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retrain", sa.Boolean, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("trigger", sa.String(64)),  # the trigger the key names; None when none fired
+    # decided | started | finished | failed | skipped
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("run_id", sa.String(255)),  # the KFP run or MLflow training run it started
+    sa.Column("model_version", sa.String(255)),  # the version the run registered
+    sa.Column("message", sa.Text),  # the outcome in words (promotion decision, error)
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_retraining_decisions_model_as_of", "model_name", "as_of", "decided_at"),
+    sa.Index("ix_retraining_decisions_key", "key"),
+    # One decision holds an idempotency key (decided, started or finished: KEY_USED);
+    # skipped and failed ones may repeat it. The database refuses a second holder whatever
+    # the writers do, so two processes claiming at once start one run.
+    sa.Index(
+        "ux_retraining_decisions_key_held",
+        "key",
+        unique=True,
+        sqlite_where=sa.text(KEY_HELD),
+        postgresql_where=sa.text(KEY_HELD),
+    ),
+)
+register_counts({"retraining_decisions": count(retraining_decisions)})
 
-    def count_queries(self) -> dict[str, sa.Select[Any]]:
-        return {"retraining_decisions": count(t.retraining_decisions)}
+
+class DecisionStore:
+    """Records retraining decisions and their outcome in ``store``; the guards read them
+    back (its table is created there when missing, unless the store was opened with
+    ``create=False``)."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+        self.db.ensure(retraining_decisions)
 
     def record(
         self,
@@ -89,7 +129,7 @@ class RetrainingStore:
         message: str | None,
         run_id: str | None,
     ) -> str:
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         stamp = now()
         with self.db.write() as conn:
             if self.db.dialect == "postgresql":  # concurrent claims wait for each other
@@ -108,7 +148,7 @@ class RetrainingStore:
                 elif flying >= max_in_flight:
                     status, message = "skipped", f"{flying} run(s) already in flight"
             conn.execute(
-                sa.insert(t.retraining_decisions).values(
+                sa.insert(retraining_decisions).values(
                     id=decision.id,
                     key=decision.key,
                     model_name=decision.model_name,
@@ -141,7 +181,7 @@ class RetrainingStore:
         finished again with the same version (two recorders of one outcome: the run's own
         step and the registry reconciliation), which updates its message."""
         _check_status(status)
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         with self.db.write() as conn:
             found = conn.execute(
                 sa.select(c.status, c.model_version).where(c.id == decision_id)
@@ -167,12 +207,12 @@ class RetrainingStore:
                 if value is not None:
                     values[name] = value
             conn.execute(
-                sa.update(t.retraining_decisions).where(c.id == decision_id).values(**values)
+                sa.update(retraining_decisions).where(c.id == decision_id).values(**values)
             )
 
     def get(self, decision_id: str) -> dict[str, Any] | None:
         """The summary columns of one decision plus ``decision`` (the Decision), or None."""
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         with self.db.read() as conn:
             row = conn.execute(
                 sa.select(*(c[n] for n in SUMMARY_COLUMNS), c.details).where(c.id == decision_id)
@@ -186,7 +226,7 @@ class RetrainingStore:
     def in_flight_for_run(self, run_id: str) -> builtins.list[str]:
         """Ids of the decisions still in flight (``decided`` or ``started``) that recorded
         ``run_id`` as their run, oldest first."""
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         query = (
             sa.select(c.id)
             .where(c.run_id == run_id, c.status.in_(IN_FLIGHT))
@@ -198,7 +238,7 @@ class RetrainingStore:
     def history(self, model_name: str, limit: int = 500) -> builtins.list[PastDecision]:
         """The newest ``limit`` decisions of ``model_name`` that asked for a retrain, newest
         first: what the cool-down, in-flight and dedupe guards read."""
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         query = (
             sa.select(c.id, c.key, c.as_of, c.status, c.decided_at, c.updated_at)
             .where(c.model_name == model_name, c.retrain.is_(True))
@@ -214,7 +254,7 @@ class RetrainingStore:
         newest first; times are timezone-aware UTC on both backends."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        c = t.retraining_decisions.c
+        c = retraining_decisions.c
         query = (
             sa.select(*(c[n] for n in SUMMARY_COLUMNS))
             .order_by(c.decided_at.desc(), c.id.desc())

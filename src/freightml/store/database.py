@@ -1,4 +1,5 @@
-"""The database under every table family: engine, dialect, transactions, value helpers.
+"""The database under every table family: engine, dialect, transactions, value helpers,
+the one ``metadata`` every family declares its tables on, and the row counts they report.
 
 SQLite by default (WAL, one writer at a time), PostgreSQL by URL.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,8 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
-
-from freightml.collector import tables as t
 
 DEFAULT_URL = "sqlite:///.freightml/collector.db"
 # Seconds to wait for a PostgreSQL connection (unless the URL sets connect_timeout): an
@@ -36,6 +35,16 @@ _SQLITE_UNAVAILABLE = (
 )
 _WRITE = "freightml_write"  # execution option: this connection will write
 
+# Every table of the store of record, whichever package's family declares it.
+metadata = sa.MetaData()
+# Named row counts (``Store.counts``, the collector's /stats), registered by each family.
+COUNT_QUERIES: dict[str, sa.Select[Any]] = {}
+
+
+def register_counts(queries: Mapping[str, sa.Select[Any]]) -> None:
+    """Add a family's named ``SELECT count(*)`` queries to the store's row counts."""
+    COUNT_QUERIES.update(queries)
+
 
 class Database:
     """One SQLAlchemy engine over a SQLite or PostgreSQL URL, shared by the table families.
@@ -43,7 +52,7 @@ class Database:
     ``url`` is any SQLAlchemy SQLite or PostgreSQL URL (``postgresql+psycopg://user:pw@host/db``).
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False) -> None:
+    def __init__(self, url: str = DEFAULT_URL, *, echo: bool = False, create: bool = True) -> None:
         parsed = make_url(url)
         dialect = parsed.get_backend_name()
         if dialect not in ("sqlite", "postgresql"):
@@ -51,6 +60,8 @@ class Database:
                 f"unsupported store URL {url!r}: use sqlite:/// or postgresql+psycopg://"
             )
         self.url = url
+        self.create = create  # whether ``ensure`` creates a family's missing tables
+        self._ensured: set[str] = set()
         self.dialect: Literal["sqlite", "postgresql"] = dialect  # type: ignore[assignment]
         # the dialect's INSERT, which has ON CONFLICT clauses
         self.insert: Callable[[sa.Table], Any]
@@ -67,21 +78,33 @@ class Database:
             self.insert = postgresql.insert
 
     def create_all(self) -> None:
-        """Create missing tables and indexes (existing ones are left alone): an index added
-        to a table in a later release is created on a store made before it, and so is a
-        nullable column (e.g. the forecasts' interval bounds), with ALTER TABLE ADD COLUMN."""
+        """Create every declared table and index that is missing (existing ones are left
+        alone): an index added to a table in a later release is created on a store made
+        before it, and so is a nullable column (e.g. the forecasts' interval bounds), with
+        ALTER TABLE ADD COLUMN."""
+        self._create(metadata.sorted_tables)
+
+    def ensure(self, *tables: sa.Table) -> None:
+        """Create ``tables`` (as ``create_all`` does) unless this process did already or the
+        database was opened with ``create=False``: a table family calls it when it is built."""
+        missing = [t for t in tables if t.name not in self._ensured]
+        if self.create and missing:
+            self._create(missing)
+
+    def _create(self, tables: list[sa.Table]) -> None:
         try:
-            t.metadata.create_all(self.engine)
+            metadata.create_all(self.engine, tables=tables)
         except sa.exc.DBAPIError:  # another replica created them at the same moment
-            t.metadata.create_all(self.engine)
-        self._add_missing_columns()
-        for table in t.metadata.sorted_tables:
+            metadata.create_all(self.engine, tables=tables)
+        self._add_missing_columns(tables)
+        for table in tables:
             for index in table.indexes:
                 index.create(self.engine, checkfirst=True)
+        self._ensured.update(t.name for t in tables)
 
-    def _add_missing_columns(self) -> None:
+    def _add_missing_columns(self, tables: list[sa.Table]) -> None:
         inspector = sa.inspect(self.engine)
-        for table in t.metadata.sorted_tables:
+        for table in tables:
             have = {c["name"] for c in inspector.get_columns(table.name)}
             for column in table.columns:
                 if column.name in have:
@@ -103,7 +126,8 @@ class Database:
                         raise
 
     def drop_all(self) -> None:
-        t.metadata.drop_all(self.engine)
+        metadata.drop_all(self.engine)
+        self._ensured.clear()
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,4 +1,4 @@
-"""The monitoring_snapshots table: one row per monitoring run, the whole
+"""Monitoring's table family in the store of record: one row per monitoring run, the whole
 :class:`~freightml.monitoring.types.Snapshot` as JSON with its summary columns beside it."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from freightml.collector import tables as t
-from freightml.collector.store.database import Database, count
 from freightml.monitoring.types import Snapshot
+from freightml.store import Store
+from freightml.store.database import count, metadata, register_counts
 
-# The widths of the summary columns (tables.monitoring_snapshots); PostgreSQL enforces them.
+# The widths of the summary columns (monitoring_snapshots); PostgreSQL enforces them.
 MAX_ID_LENGTH = 64
 MAX_MODEL_LENGTH = 255
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -26,15 +26,32 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "n_alerts",
 )
 
+# One row per monitoring run (`freightml monitor run`): the summary columns for listing and
+# the whole Snapshot as JSON text in details (freightml.monitoring.types.Snapshot).
+monitoring_snapshots = sa.Table(
+    "monitoring_snapshots",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # the snapshot id
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("model_name", sa.String(255), nullable=False),
+    sa.Column("model_version", sa.String(255)),
+    sa.Column("status", sa.String(8), nullable=False),  # green | amber | red
+    sa.Column("n_alerts", sa.Integer, nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_monitoring_snapshots_model_as_of", "model_name", "as_of", "created_at"),
+)
+register_counts({"monitoring_snapshots": count(monitoring_snapshots)})
 
-class MonitoringStore:
-    """Saves monitoring snapshots idempotently (one row per snapshot id) and reads them back."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+class SnapshotStore:
+    """Saves monitoring snapshots idempotently (one row per snapshot id) and reads them back,
+    in ``store`` (its table is created there when missing, unless the store was opened with
+    ``create=False``)."""
 
-    def count_queries(self) -> dict[str, sa.Select[Any]]:
-        return {"monitoring_snapshots": count(t.monitoring_snapshots)}
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+        self.db.ensure(monitoring_snapshots)
 
     def save(self, snapshot: Snapshot) -> bool:
         """Store one snapshot; True when it was new. Saving an id that is already stored
@@ -51,17 +68,17 @@ class MonitoringStore:
             "details": snapshot.model_dump_json(),
         }
         statement = (
-            self.db.insert(t.monitoring_snapshots)
+            self.db.insert(monitoring_snapshots)
             .values(**row)
             .on_conflict_do_nothing(index_elements=["id"])
-            .returning(t.monitoring_snapshots.c.id)
+            .returning(monitoring_snapshots.c.id)
         )
         with self.db.write() as conn:  # psycopg reports no rowcount here: count what returned
             return conn.execute(statement).first() is not None
 
     def get(self, snapshot_id: str) -> Snapshot | None:
         """The snapshot with this id, or None."""
-        c = t.monitoring_snapshots.c
+        c = monitoring_snapshots.c
         with self.db.read() as conn:
             details = conn.execute(sa.select(c.details).where(c.id == snapshot_id)).scalar()
         return None if details is None else Snapshot.model_validate_json(details)
@@ -72,7 +89,7 @@ class MonitoringStore:
         """The newest snapshot (of ``model_name``, or of any model; with ``until``, as of
         that day or earlier): greatest ``as_of``, then ``created_at`` (then id, so ties
         resolve the same way every time); None if none."""
-        c = t.monitoring_snapshots.c
+        c = monitoring_snapshots.c
         query = sa.select(c.details).order_by(*_newest_first()).limit(1)
         if model_name is not None:
             query = query.where(c.model_name == model_name)
@@ -87,7 +104,7 @@ class MonitoringStore:
         first as in :meth:`latest`; ``created_at`` is timezone-aware UTC on both backends."""
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        c = t.monitoring_snapshots.c
+        c = monitoring_snapshots.c
         query = (
             sa.select(*(c[name] for name in SUMMARY_COLUMNS))
             .order_by(*_newest_first())
@@ -103,7 +120,7 @@ class MonitoringStore:
 
 
 def _newest_first() -> tuple[Any, ...]:
-    c = t.monitoring_snapshots.c
+    c = monitoring_snapshots.c
     return (c.as_of.desc(), c.created_at.desc(), c.id.desc())
 
 
