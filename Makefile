@@ -22,8 +22,8 @@ $(UV):
 	@echo "uv not found: installing it with pip"
 	$(PYTHON) -m pip install --user --quiet uv
 
-install: $(UV) ## Install the locked environment (.venv) with uv
-	$(UV) sync --frozen --python $(PYTHON)
+install: $(UV) ## Install the locked environment (.venv) with uv, the cluster tools extra included
+	$(UV) sync --frozen --extra tools --python $(PYTHON)
 
 demo: install ## Generate demo data, run the training pipeline locally, register a champion
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED)
@@ -63,7 +63,7 @@ models: install ## List registered model versions and aliases
 	$(RUN) freightml models list
 
 dashboards: install ## Regenerate helm/freightml-monitoring/files/dashboard.json (grafana-foundation-sdk)
-	$(RUN) python -m freightml.monitoring.dashboard
+	$(RUN) python -m freightml.cluster.dashboard
 
 bench: bench-training bench-serving bench-collector bench-drift ## Run all benchmarks (results in bench/RESULTS.md)
 

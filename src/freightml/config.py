@@ -179,6 +179,10 @@ ML_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+# candidates fitted at the forecast origin (freightml.models.statistical), in portfolio order
+ORIGIN_CANDIDATES = ("mstl", "autoets", "seasonal_window_average", "lightgbm", "lightgbm_holidays")
+
+
 class SelectionSettings(_Section):
     """The candidate portfolio and the nested selection (freightml.evaluation.selection)."""
 
@@ -194,13 +198,7 @@ class SelectionSettings(_Section):
         "whose parameters are then the entry's alone",
     )
     statistical: list[str] = Field(
-        default_factory=lambda: [
-            "mstl",
-            "autoets",
-            "seasonal_window_average",
-            "lightgbm",
-            "lightgbm_holidays",
-        ],
+        default_factory=lambda: list(ORIGIN_CANDIDATES),
         description="candidates fitted at the forecast origin (freightml.models.statistical): "
         "statsforecast's per-series mstl, autoets, seasonal_window_average; mlforecast's "
         "recursive lightgbm, and lightgbm_holidays reading the holiday calendar",
@@ -339,23 +337,13 @@ class ServingSettings(_Section):
 # Kubernetes resource.Quantity, as its OpenAPI schema spells it.
 QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_SUFFIXES: dict[str, int | Decimal] = {
+_SUFFIXES: dict[str, int | Decimal] = {  # a quantity's decimal (SI) and binary suffixes
     "": 1,
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),
     "m": Decimal("1e-3"),
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
+    **{s: 10 ** (3 * i) for i, s in enumerate("kMGTPE", start=1)},
+    **{f"{s}i": 2 ** (10 * i) for i, s in enumerate("KMGTPE", start=1)},
 }
 
 

@@ -55,7 +55,7 @@ def rule_expressions() -> dict[str, str]:
 
 
 def dashboard_expressions() -> list[str]:
-    from freightml.monitoring.dashboard import expressions
+    from freightml.cluster.dashboard import expressions
 
     return expressions(json.loads(DASHBOARD.read_text(encoding="utf-8")))
 
@@ -119,7 +119,7 @@ def test_every_expression_parses() -> None:
 
 
 def test_committed_dashboard_is_current() -> None:
-    from freightml.monitoring.dashboard import OUTPUT, render
+    from freightml.cluster.dashboard import OUTPUT, render
 
     assert REPO / OUTPUT == DASHBOARD
     assert DASHBOARD.read_text(encoding="utf-8") == render(), (

@@ -1,8 +1,10 @@
-"""Static checks over src/freightml: kserve only behind its argv guard; no import cycles."""
+"""Static checks over src/freightml: kserve only behind its argv guard; no import cycles;
+the runtime modules import only what the image installs."""
 
 from __future__ import annotations
 
 import ast
+from functools import cache
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -164,3 +166,78 @@ def test_no_import_cycle_in_src() -> None:
     )
     assert "freightml.config" in graph["freightml.deploy"]  # the graph has real edges
     assert first_cycle(graph) is None, f"import cycle: {' -> '.join(first_cycle(graph) or [])}"
+
+
+# -- the runtime package needs no dev or tools dependency ---------------------------------
+TOOLS_PACKAGE = "freightml.cluster"  # the offline cluster tools: the ``tools`` extra
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+
+def not_in_the_image() -> set[str]:
+    """Distributions the image's ``uv sync --no-dev`` does not install: the dev group and
+    the tools extra, less what the runtime dependencies name themselves."""
+    import tomllib
+
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text())
+    runtime = _requirement_names(project["project"]["dependencies"])
+    extra = _requirement_names(project["project"]["optional-dependencies"]["tools"])
+    dev = _requirement_names(project["dependency-groups"]["dev"])
+    return (extra | dev) - runtime
+
+
+@cache
+def _owners() -> dict[str, list[str]]:
+    from importlib.metadata import packages_distributions
+
+    return dict(packages_distributions())
+
+
+def imports_outside_the_image(source: str, forbidden: set[str]) -> list[str]:
+    """Top-level names ``source`` imports (anywhere, TYPE_CHECKING blocks aside) whose
+    installed distribution is one of ``forbidden``."""
+    from packaging.utils import canonicalize_name
+
+    owners = _owners()
+    tree = ast.parse(source)
+    skip = _type_checking_only(tree)
+    bad = []
+    for node in ast.walk(tree):
+        if id(node) in skip or not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if isinstance(node, ast.ImportFrom) and node.level:
+            continue
+        for name in _imported(node)[:1] if isinstance(node, ast.ImportFrom) else _imported(node):
+            top = name.split(".")[0]
+            if {canonicalize_name(d) for d in owners.get(top, [])} & forbidden:
+                bad.append(top)
+    return bad
+
+
+def test_the_image_check_knows_the_tools() -> None:
+    forbidden = not_in_the_image()
+    assert {"jsonschema", "kubernetes-validate", "grafana-foundation-sdk", "pytest"} <= forbidden
+    assert "kfp" not in forbidden and "sqlalchemy" not in forbidden
+    assert imports_outside_the_image("import jsonschema\nimport yaml\n", forbidden) == [
+        "jsonschema"
+    ]
+    source = "def f():\n    from grafana_foundation_sdk.builders import dashboard\n"
+    assert imports_outside_the_image(source, forbidden) == ["grafana_foundation_sdk"]
+
+
+def test_every_runtime_module_imports_only_what_the_image_installs() -> None:
+    """The image installs the runtime dependencies alone (``uv sync --no-dev``): every module
+    but the cluster tools must import with nothing else."""
+    forbidden = not_in_the_image()
+    bad = {
+        name: found
+        for name, path in _modules().items()
+        if not (name == TOOLS_PACKAGE or name.startswith(f"{TOOLS_PACKAGE}."))
+        and (found := imports_outside_the_image(path.read_text(), forbidden))
+    }
+    assert not bad, f"runtime modules importing dev or tools dependencies: {bad}"

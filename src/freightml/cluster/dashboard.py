@@ -1,11 +1,11 @@
 """The FreightML Grafana dashboard, built in code with grafana-foundation-sdk.
 
-``python -m freightml.monitoring.dashboard`` (or ``make dashboards``) writes it to
+``python -m freightml.cluster.dashboard`` (or ``make dashboards``) writes it to
 helm/freightml-monitoring/files/dashboard.json; a test regenerates it and fails when the
 committed file is not current. Every query reads metrics the predictor (KServe's
 ModelServer /metrics) or the collector (/metrics, with the snapshot gauges of
-freightml.monitoring.exporter) export. grafana-foundation-sdk is a dev dependency: import
-this module only to regenerate the file.
+freightml.monitoring.exporter) export. grafana-foundation-sdk comes with the ``tools``
+extra (freightml.cluster): import this module only to regenerate the file.
 """
 
 from __future__ import annotations
