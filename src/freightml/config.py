@@ -211,12 +211,6 @@ class SelectionSettings(_Section):
         description="also try the best ML candidate without the holiday and yearly calendar "
         "features, and keep them only where they help",
     )
-    holiday_fold: bool = Field(
-        True,
-        description="also validate on the window of the year before the first inner cutoff "
-        "that holds the most public holidays of features.holiday_country, where the "
-        "history has room for it",
-    )
     inner_folds: int = Field(
         2,
         ge=1,

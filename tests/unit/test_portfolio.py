@@ -14,7 +14,7 @@ from freightml.config import Settings
 from freightml.data.synthetic import generate
 from freightml.evaluation import load_methodology, run_backtest
 from freightml.evaluation.backtest import backtest_cutoffs
-from freightml.evaluation.selection import history_plan, holiday_cutoff, select_candidate
+from freightml.evaluation.selection import history_plan, select_candidate
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
 from freightml.models import MODEL_REGISTRY, make_model, recursive
 from freightml.models.intervals import (
@@ -283,36 +283,69 @@ def test_history_plan_adapts_to_short_panels(methodology) -> None:
     assert auto_origin_step(274) == 3
 
 
-def test_the_holiday_fold_covers_the_most_holidays_of_the_year_before() -> None:
-    """The holiday fold's cutoff is the latest whose horizon holds the most holidays of the
-    calendar (the Russian New Year days), at most a year back, ending by the first inner
-    cutoff; none where no window fits or none holds a holiday; the plan's other parts do
-    not change."""
-    first_inner = pd.Timestamp("2025-08-13")
-    cutoff, count = holiday_cutoff(pd.Timestamp("2024-01-01"), first_inner, 28, "RU")
-    assert cutoff == pd.Timestamp("2024-12-29") and count == 10  # 30 Dec .. 8 Jan, then +28
-    later, count = holiday_cutoff(pd.Timestamp("2025-01-05"), first_inner, 28, "RU")
-    assert later is not None and later + pd.Timedelta(days=28) <= first_inner
-    assert later > pd.Timestamp("2025-01-05") and 0 < count < 10
-    assert holiday_cutoff(first_inner - pd.Timedelta(days=20), first_inner, 28, "RU") == (None, 0)
-    # no Russian public holiday between 14 June and 13 August
-    assert holiday_cutoff(pd.Timestamp("2025-06-20"), first_inner, 28, "RU") == (None, 0)
+def test_holiday_evidence_tells_a_calendar_that_moves_the_panel_from_one_that_does_not() -> None:
+    """Daily totals with weekly noise: the Russian holidays planted at 60% are found (and
+    the evidence says so in words); the same totals without them, or judged with another
+    country's calendar, are not; a history with too few holidays is no evidence."""
+    from freightml.features.calendar import HolidayEvidence, country_holidays, holiday_evidence
 
-    methodology = load_methodology("configs/methodology.yaml")
-    start, last = pd.Timestamp("2023-01-01"), pd.Timestamp("2025-12-31")
-    plain = history_plan(start, last, methodology, min_history_days=91, inner_folds=2)
-    plan = history_plan(
-        start, last, methodology, min_history_days=91, inner_folds=2, holiday_country="RU"
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2023-01-01", "2024-12-31", freq="D")
+    plain = pd.Series(
+        1000 * (1 + 0.2 * (days.dayofweek < 5)) * rng.lognormal(0, 0.05, len(days)), days
     )
-    assert plain.holiday is None and plain.validation == plain.inner
-    assert (plan.reported, plan.inner, plan.min_history_days) == (
-        plain.reported,
-        plain.inner,
-        plain.min_history_days,
+    on_holiday = days.isin(pd.DatetimeIndex(country_holidays(days[0], days[-1], "RU")))
+    planted = plain.where(~on_holiday, plain * 0.6)
+
+    found = holiday_evidence(planted, "RU")
+    assert isinstance(found, HolidayEvidence) and found.moves and found.holidays > 20
+    assert found.p_value is not None and found.p_value < 1e-6
+    assert found.holiday_median > 0.3 > 0.1 > found.ordinary_median
+    assert "RU holiday calendar moves this panel" in found.describe()
+    assert not holiday_evidence(plain, "RU").moves
+    assert not holiday_evidence(planted, "BR").moves  # Brazil's holidays are other days
+    young = holiday_evidence(planted[:40], "RU")  # 1-8 January without a week before
+    assert not young.moves and young.p_value is None and "needed to judge" in young.describe()
+
+
+def test_the_selection_offers_the_holiday_model_only_where_the_calendar_moves_the_panel(
+    facts, methodology
+) -> None:
+    """The synthetic panel has Russian holidays: the holiday-aware LightGBM is a candidate,
+    ordered before the plain one; judged with Brazil's calendar it is not offered and the
+    ML candidates do not read the holiday features."""
+    settings = Settings()
+    kw = planned_feature_kwargs(settings, facts)
+    selection = settings.selection.model_copy(
+        update={
+            "ml_recipes": {"gbm": {}},
+            "statistical": ["lightgbm", "lightgbm_holidays"],
+            "max_train_rows": 20_000,
+            "ensembles": False,
+        }
     )
-    assert plan.holiday is not None and plan.validation == [plan.holiday, *plan.inner]
-    new_year = pd.Timestamp(f"{plan.inner[0].year}-01-01")
-    assert plan.holiday < new_year <= plan.holiday + pd.Timedelta(days=28)
+    params = {**settings.model.params, **SMALL_GBM}
+
+    def run(country: str):
+        return select_candidate(
+            facts,
+            methodology,
+            model_name="gbm",
+            model_params=params,
+            selection=selection,
+            feature_kwargs={**kw, "holiday_country": country},
+        )
+
+    russian = run("RU")
+    labels = [c.label for c in russian.candidates]
+    assert labels.index("lightgbm_holidays") < labels.index("lightgbm")
+    assert "RU holiday calendar moves this panel" in russian.notes[0]
+    foreign = run("BR")
+    labels = [c.label for c in foreign.candidates]
+    assert "lightgbm_holidays" not in labels and "lightgbm" in labels
+    assert "does not measurably move" in foreign.notes[0]
+    gbm = next(c for c in foreign.candidates if c.label == "gbm")
+    assert {"is_holiday", "days_to_holiday"} <= set(gbm.params["ml_params"]["exclude_features"])
 
 
 class ReportedFoldPeeker(RegressorMixin, BaseEstimator):

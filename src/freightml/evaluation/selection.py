@@ -7,14 +7,6 @@ cutoffs. To choose that recipe without looking at those folds, every candidate i
 the first reported cutoff. Whatever wins there is then backtested on the reported folds, an
 estimate the choice never saw.
 
-The holiday fold: inner folds a few weeks apart rarely hold a holiday period, so a choice
-made on them cannot see how a candidate forecasts one (the New Year weeks, where a model
-without the calendar fails). With ``selection.holiday_fold``, one more validation fold is
-added where the history has room: the cutoff within the year before the first inner cutoff
-whose horizon holds the most public holidays of ``features.holiday_country``. Its rows count
-like any fold's, so a calendar of the wrong country (holidays that do not move this panel)
-costs the holiday-aware candidates there, and they are not chosen.
-
 Candidates (settings ``selection``):
 
 - ML: the configured model's recipe with each override of ``selection.ml_recipes`` (the
@@ -23,7 +15,8 @@ Candidates (settings ``selection``):
   less than a year of history the ML candidates read neither the yearly nor the holiday
   calendar (the values ahead are ones training never saw);
 - statistical: per-series statsforecast models fitted at each inner cutoff
-  (freightml.models.statistical);
+  (freightml.models.statistical), and mlforecast's recursive LightGBM, plain and reading the
+  holiday flags;
 - ensembles: the best statistical and the best ML candidate, as their mean and with the
   weight that minimises WAPE on the inner folds (a grid of 0.05).
 
@@ -33,6 +26,15 @@ WAPE; candidates within ``selection.tolerance`` of it count as tied, and the sim
 them wins (ML before statistical before a blend, in portfolio order): a difference that
 small is noise, and a simpler model is cheaper to fit, serve and explain. The winner's
 inner-fold residuals calibrate the prediction intervals (freightml.models.intervals).
+
+The holiday calendar (``features.holiday_country``) is first put to the test on the history
+before the first validation cutoff (freightml.features.calendar.holiday_evidence: do the
+panel's daily totals depart from the same weekday more on its holidays than on ordinary
+days?). Where it does not measurably move the panel (another country's calendar, too few
+holidays yet), no candidate reads it: the holiday-aware LightGBM is not offered and the ML
+candidates drop the holiday features. Where it does, the holiday-aware LightGBM comes before
+the plain one, so it wins a tie: validation folds a few weeks apart rarely hold a holiday
+period that could tell the two apart, and the test has already shown the holidays matter.
 
 Which history a series needs (``min_history_days`` of the training examples) adapts to the
 panel: the configured value, or less on a short panel so that the first inner fold still
@@ -57,16 +59,15 @@ from freightml.evaluation.gates import segment_supported
 from freightml.evaluation.methodology import Methodology
 from freightml.evaluation.metrics import metric_table
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
-from freightml.features.calendar import CALENDAR_COLUMNS, HOLIDAY_COLUMNS, country_holidays
+from freightml.features.calendar import CALENDAR_COLUMNS, HOLIDAY_COLUMNS, holiday_evidence
 from freightml.models.intervals import IntervalTable, calibrate
 from freightml.models.portfolio import ML_MODELS
-from freightml.models.recursive import RECURSIVE_MODELS
+from freightml.models.recursive import HOLIDAY_AWARE, HOLIDAY_AWARE_MODELS, RECURSIVE_MODELS
 from freightml.models.statistical import add_statistical, stat_column
 
 log = logging.getLogger("freightml")
 
 MIN_HISTORY_FLOOR = 28
-YEAR_DAYS = 364  # how far back before the first inner cutoff the holiday fold may start
 WEIGHT_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)
 # The yearly cycle and the holidays: with less than a year of history (plus a horizon)
 # before a forecast, the yearly features take values at forecast time that training never
@@ -87,35 +88,6 @@ class HistoryPlan:
     reported: list[pd.Timestamp]
     inner: list[pd.Timestamp]
     min_history_days: int
-    holiday: pd.Timestamp | None = None  # the cutoff of the holiday fold, if any
-    holidays_in_fold: int = 0
-
-    @property
-    def validation(self) -> list[pd.Timestamp]:
-        """Every validation cutoff: the inner ones and the holiday fold's, in date order."""
-        return sorted([*self.inner, *([self.holiday] if self.holiday is not None else [])])
-
-
-def holiday_cutoff(
-    earliest: pd.Timestamp, first_inner: pd.Timestamp, horizon: int, country: str
-) -> tuple[pd.Timestamp | None, int]:
-    """The cutoff, between ``earliest`` and ``first_inner - horizon`` and at most a year
-    before ``first_inner``, whose ``horizon`` days ahead hold the most public holidays of
-    ``country`` (the latest such cutoff on ties), and that count; (None, 0) when none fits
-    or no window holds a holiday."""
-    latest = first_inner - pd.Timedelta(days=horizon)
-    earliest = max(earliest, first_inner - pd.Timedelta(days=YEAR_DAYS))
-    if latest < earliest:
-        return None, 0
-    cutoffs = pd.date_range(earliest, latest, freq="D").values.astype("datetime64[D]")
-    holidays = country_holidays(pd.Timestamp(earliest), pd.Timestamp(first_inner), country)
-    starts = np.searchsorted(holidays, cutoffs, side="right")  # holidays after each cutoff
-    ends = np.searchsorted(holidays, cutoffs + np.timedelta64(horizon, "D"), side="right")
-    counts = ends - starts
-    if counts.max(initial=0) == 0:
-        return None, 0
-    best = len(counts) - 1 - int(np.argmax(counts[::-1]))
-    return pd.Timestamp(cutoffs[best]), int(counts[best])
 
 
 def history_plan(
@@ -125,13 +97,11 @@ def history_plan(
     *,
     min_history_days: int,
     inner_folds: int,
-    holiday_country: str | None = None,
 ) -> HistoryPlan:
     """Reported cutoffs, the inner cutoffs that fit before them (at most ``inner_folds``)
     and the training examples' history rule: ``min_history_days``, lowered on a short panel
     so the first inner fold has ``horizon`` days of training targets, never under 28.
-    With ``holiday_country``, also the holiday fold (module docstring) where the history
-    has room for one. Raises when not even one inner fold fits."""
+    Raises when not even one inner fold fits."""
     spec = methodology.backtest
     reported = backtest_cutoffs(last_date, methodology)
     start = pd.Timestamp(start).normalize()
@@ -148,12 +118,7 @@ def history_plan(
             f"{need} days of history before that cutoff"
         )
     room = (inner[0] - start).days - spec.horizon_days
-    history = int(min(min_history_days, room))
-    if not holiday_country:
-        return HistoryPlan(reported, inner, history)
-    earliest = start + pd.Timedelta(days=history + spec.horizon_days)
-    cutoff, count = holiday_cutoff(earliest, inner[0], spec.horizon_days, holiday_country)
-    return HistoryPlan(reported, inner, history, cutoff, count)
+    return HistoryPlan(reported, inner, int(min(min_history_days, room)))
 
 
 class CandidateScore(BaseModel):
@@ -241,14 +206,13 @@ def select_candidate(
         methodology,
         min_history_days=int(feature_kwargs["min_history_days"]),
         inner_folds=selection.inner_folds if selection.enabled else 1,
-        holiday_country=(
-            feature_kwargs["holiday_country"]
-            if selection.enabled and selection.holiday_fold
-            else None
-        ),
     )
     holiday = feature_kwargs["holiday_country"]
-    folds = plan.validation
+    # does the holiday calendar move this panel? (judged on the history before validation)
+    days = panel.start + pd.to_timedelta(np.arange(panel.n_days), unit="D")
+    before = days <= plan.inner[0]
+    totals = pd.Series(np.nansum(panel.values[:, before], axis=0), index=days[before])
+    evidence = holiday_evidence(totals, holiday)
     train_all = build_examples(
         panel,
         origins=default_origins(plan.inner[-1], panel.start, feature_kwargs["origin_step_days"]),
@@ -261,7 +225,7 @@ def select_candidate(
     train_all = train_all.loc[train_all["y"].notna()]
     test = build_examples(
         panel,
-        origins=folds,
+        origins=plan.inner,
         horizon_max=horizon,
         min_history_days=plan.min_history_days,
         holiday_country=holiday,
@@ -279,12 +243,19 @@ def select_candidate(
     from freightml.models.baseline import SeasonalNaive
 
     stat_names = list(selection.statistical) if selection.enabled else []
+    if not evidence.moves:
+        stat_names = [n for n in stat_names if n not in HOLIDAY_AWARE_MODELS]
+    elif HOLIDAY_AWARE in stat_names and "lightgbm" in stat_names:
+        # the calendar measurably moves the panel: on a tie the holiday-aware model wins
+        # (validation folds rarely hold a holiday period that could tell them apart)
+        stat_names.remove(HOLIDAY_AWARE)
+        stat_names.insert(stat_names.index("lightgbm"), HOLIDAY_AWARE)
     if stat_names:
         log.info(
             "selection: statistical candidates %s on %d series x %d inner folds",
             ", ".join(stat_names),
             test[SERIES_KEY].drop_duplicates().shape[0],
-            len(folds),
+            len(plan.inner),
         )
         test = add_statistical(
             test,
@@ -298,11 +269,10 @@ def select_candidate(
     test["yhat_baseline"] = SeasonalNaive().fit(test).predict(test)
 
     base = dict(model_params)
-    notes = []
-    if plan.holiday is not None:
-        notes.append(
-            f"validation fold {plan.holiday.date()} holds {plan.holidays_in_fold} public "
-            f"holiday(s) of the {holiday} calendar within {horizon} days (the holiday fold)"
+    notes = [evidence.describe()]
+    if model_name == "gbm" and not evidence.moves:
+        base["exclude_features"] = sorted(
+            {*(base.get("exclude_features") or []), *HOLIDAY_CALENDAR}
         )
     short = (plan.inner[0] - panel.start).days < YEARLY_MIN_DAYS
     if model_name == "gbm" and short:
@@ -328,16 +298,16 @@ def select_candidate(
     # the examples whose target is on or before the inner cutoff, drawn once
     rng = np.random.default_rng(0)
     fold_train = {}
-    for cutoff in folds:
+    for cutoff in plan.inner:
         rows = np.flatnonzero((train_all["target_date"] <= cutoff).to_numpy())
         if len(rows) > selection.max_train_rows:
             rows = np.sort(rng.choice(rows, selection.max_train_rows, replace=False))
         fold_train[cutoff] = train_all.iloc[rows]
-    fold_test = {c: (test["origin_date"] == c).to_numpy() for c in folds}
+    fold_test = {c: (test["origin_date"] == c).to_numpy() for c in plan.inner}
 
     def fit_predict(name: str, params: dict[str, Any]) -> np.ndarray:
         out = np.empty(len(test))
-        for cutoff in folds:
+        for cutoff in plan.inner:
             rows = fold_test[cutoff]
             model = make_model(name, params).fit(fold_train[cutoff])
             out[rows] = np.asarray(model.predict(test.loc[rows]), dtype=np.float64)
@@ -366,7 +336,13 @@ def select_candidate(
         record(label, "ml", _recipe(name, params, None, 1.0, selection, label), f"yhat_{label}")
     ml_best = min((s for s in scores if s.kind == "ml"), key=lambda s: s.wape)
     name, params = ml_candidates()[ml_best.label]
-    if selection.enabled and selection.calendar_ablation and name == "gbm" and not short:
+    if (
+        selection.enabled
+        and selection.calendar_ablation
+        and name == "gbm"
+        and not short
+        and evidence.moves
+    ):
         excluded = sorted({*(params.get("exclude_features") or []), *HOLIDAY_CALENDAR})
         label = f"{ml_best.label}_no_holidays"
         ablated = {**params, "exclude_features": excluded}
@@ -437,7 +413,7 @@ def select_candidate(
         recipe=best.params,
         chosen=best.label,
         candidates=scores,
-        inner_cutoffs=[str(c.date()) for c in folds],
+        inner_cutoffs=[str(c.date()) for c in plan.inner],
         min_history_days=plan.min_history_days,
         scored_series=int(test[SERIES_KEY].drop_duplicates().shape[0]),
         scored_rows=len(test),

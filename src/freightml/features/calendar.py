@@ -8,6 +8,8 @@ days off).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import holidays
 import numpy as np
 import pandas as pd
@@ -103,3 +105,76 @@ def calendar_table(
         index=dates,
     )
     return table.astype(np.float32)
+
+
+# The evidence that a holiday calendar moves a panel (``holiday_evidence``)
+MIN_HOLIDAY_DAYS = 5  # holidays with both same-weekday neighbours, below that: no evidence
+HOLIDAY_P_VALUE = 0.01  # one-sided Mann-Whitney U, holidays against ordinary days
+_QUIET_DAYS = 7  # an ordinary day is farther than this from every holiday
+
+
+@dataclass(frozen=True)
+class HolidayEvidence:
+    """Whether the public holidays of ``country`` move a panel's daily total more than
+    ordinary days do (``moves``), and the figures that say so."""
+
+    country: str
+    moves: bool
+    holidays: int  # holidays scored (with a value a week before and a week after)
+    holiday_median: float  # median |log(day / mean of the same weekday +-1 week)|
+    ordinary_median: float
+    p_value: float | None
+
+    def describe(self) -> str:
+        verdict = "moves" if self.moves else "does not measurably move"
+        if self.p_value is None:
+            return (
+                f"the {self.country} holiday calendar {verdict} this panel: {self.holidays} "
+                f"holiday(s) in the history, {MIN_HOLIDAY_DAYS} needed to judge"
+            )
+        return (
+            f"the {self.country} holiday calendar {verdict} this panel: on its {self.holidays} "
+            f"holidays the daily total departs {self.holiday_median:.1%} (median) from the "
+            f"same weekday a week around, against {self.ordinary_median:.1%} on ordinary days "
+            f"(one-sided Mann-Whitney p = {self.p_value:.1e}, threshold {HOLIDAY_P_VALUE})"
+        )
+
+
+def holiday_evidence(totals: pd.Series, country: str) -> HolidayEvidence:
+    """Judge whether ``country``'s holidays move ``totals`` (a panel's daily total volume,
+    indexed by date; absent days count as 0): each day's departure is
+    ``|log(1 + day) - log(1 + mean of the same weekday a week before and after)|``; the
+    calendar moves the panel when at least ``MIN_HOLIDAY_DAYS`` holidays are scored and
+    their departures exceed those of ordinary days (more than a week from any holiday) by a
+    one-sided Mann-Whitney U test at ``HOLIDAY_P_VALUE``. A calendar of another country, or
+    holidays a business ignores, leave the test unconvinced; the selection then drops the
+    holiday features (freightml.evaluation.selection)."""
+    from scipy.stats import mannwhitneyu
+
+    daily = totals.sort_index().asfreq("D", fill_value=0.0).astype(np.float64)
+    level = np.log1p(daily.clip(lower=0.0))
+    around = np.log1p(((daily.shift(7) + daily.shift(-7)) / 2).clip(lower=0.0))
+    departure = (level - around).abs()
+    days = daily.index.values.astype("datetime64[D]")
+    hol = (
+        country_holidays(daily.index.min(), daily.index.max(), country)
+        if len(days)
+        else np.array([], dtype="datetime64[D]")
+    )
+    is_holiday = np.isin(days, hol)
+    quiet = (_distance(days, hol, forward=True) > _QUIET_DAYS) & (
+        _distance(days, hol, forward=False) > _QUIET_DAYS
+    )
+    on_holidays = departure[is_holiday].dropna().to_numpy()
+    ordinary = departure[quiet].dropna().to_numpy()
+    if len(on_holidays) < MIN_HOLIDAY_DAYS or len(ordinary) < MIN_HOLIDAY_DAYS:
+        return HolidayEvidence(country, False, len(on_holidays), np.nan, np.nan, None)
+    p = float(mannwhitneyu(on_holidays, ordinary, alternative="greater").pvalue)
+    return HolidayEvidence(
+        country,
+        p < HOLIDAY_P_VALUE,
+        len(on_holidays),
+        float(np.median(on_holidays)),
+        float(np.median(ordinary)),
+        p,
+    )

@@ -12,11 +12,12 @@ lags of 7, 14, 21 and 28 days; rolling means of 7 and 28 days and same-weekday m
 and 8 weeks, all on the 7-day lag; the weekday; every series scaled by its own mean and
 standard deviation (``LocalStandardScaler``) so one model serves small and large lanes; L1
 loss (the median, as WAPE rewards); LightGBM's defaults otherwise, seeded and deterministic.
-``lightgbm_holidays`` is the same recipe that also reads the target day's public-holiday
-features (freightml.features.calendar.HOLIDAY_COLUMNS, of ``features.holiday_country``): a
+``lightgbm_holidays`` is the same recipe that also reads whether the target day is a public
+holiday or within 3 days of one (``HOLIDAY_FLAGS``, of ``features.holiday_country``): a
 holiday is known in advance, so it is a future input (mlforecast's ``X_df``), never a lag.
 Whether it helps depends on the panel and on the calendar being the right country's; the
-selection (freightml.evaluation.selection) keeps it only where it does.
+selection (freightml.evaluation.selection) offers it only where the calendar measurably
+moves the panel (freightml.features.calendar.holiday_evidence).
 
 Fitting at the origin makes the backtest, batch scoring and serving score the same procedure:
 the registered model carries this recipe, and the predictor fits it when its history window
@@ -34,6 +35,11 @@ import pandas as pd
 
 RECURSIVE_MODELS: tuple[str, ...] = ("lightgbm", "lightgbm_holidays")
 HOLIDAY_AWARE = "lightgbm_holidays"
+HOLIDAY_AWARE_MODELS: tuple[str, ...] = (HOLIDAY_AWARE,)  # they read the holiday calendar
+# the holiday inputs: flags only (the distances to the next and last holiday ramp between
+# holidays, which a tree reads as a clock: measured, they fitted the validation fold of the
+# development panel with a foreign calendar and lost on the reported folds)
+HOLIDAY_FLAGS = ["is_holiday", "holiday_within_3d"]
 LAGS = (7, 14, 21, 28)
 MIN_TRAIN_DAYS = 63  # below that on every series there is (almost) nothing to learn from
 
@@ -70,12 +76,12 @@ def _engine(name: str, n_jobs: int) -> Any:
 
 
 def _holidays(long: pd.DataFrame, horizon: int, country: str) -> pd.DataFrame:
-    """The holiday features (``ds`` + HOLIDAY_COLUMNS) of every day from the first history
-    day to ``horizon`` days after the last."""
-    from freightml.features.calendar import HOLIDAY_COLUMNS, calendar_table
+    """The holiday flags (``ds`` + HOLIDAY_FLAGS) of every day from the first history day to
+    ``horizon`` days after the last."""
+    from freightml.features.calendar import calendar_table
 
     start, end = long["ds"].min(), long["ds"].max() + pd.Timedelta(days=horizon)
-    table = calendar_table(start, end, country)[HOLIDAY_COLUMNS]
+    table = calendar_table(start, end, country)[HOLIDAY_FLAGS]
     return table.rename_axis("ds").reset_index()
 
 
