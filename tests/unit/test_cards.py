@@ -95,6 +95,7 @@ def _context() -> dict:
                     "why": "lowest WAPE on the validation folds",
                 },
             ],
+            "selection_notes": ["the RU holiday calendar moves this panel: on its 30 holidays"],
             "coverage": {
                 "all": [{"n": 6720, "coverage_80": 0.794, "coverage_95": 0.941}],
                 "cargo_type": [
@@ -177,6 +178,7 @@ def test_the_card_says_why_a_retrained_version_exists(tmp_path: Path) -> None:
         "lowest WAPE on the validation folds |" in model_md
     )
     assert "| gbm | ml | 0.2600 | 0.7400 | 2.0% | 0 of 14 | no |" in model_md
+    assert "|\n\n- the RU holiday calendar moves this panel: on its 30 holidays\n" in model_md
     # the intervals' coverage overall and per segment, and the fan chart
     assert "| all | 6,720 | 79.4% | 94.1% |" in model_md
     assert "| cargo_type=coal | 2,016 | 81.0% | 95.0% |" in model_md

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from freightml.config import Settings
-from freightml.models.recursive import RECURSIVE_MODELS
+from freightml.models.recursive import HOLIDAY_AWARE, RECURSIVE_MODELS
 
 if TYPE_CHECKING:
     from freightml.evaluation import Methodology
@@ -86,9 +86,12 @@ def _portfolio_algorithm(recipe: dict[str, Any]) -> str:
             else f"the {recipe['ml']} model"
         )
     if recipe.get("statistical") in RECURSIVE_MODELS:
+        reads = (
+            " reading the public-holiday flags" if recipe["statistical"] == HOLIDAY_AWARE else ""
+        )
         parts.append(
-            f"a recursive global {recipe['statistical']} (mlforecast) fitted at each forecast "
-            "origin on every series' history"
+            f"a recursive global LightGBM (mlforecast, `{recipe['statistical']}`){reads} fitted "
+            "at each forecast origin on every series' history"
         )
     elif recipe.get("statistical"):
         parts.append(
@@ -153,6 +156,7 @@ def methodology_section(
         "by_horizon": evaluation.by_horizon,
         "by_segment": evaluation.by_segment,
         "candidates": evaluation.candidates,
+        "selection_notes": evaluation.selection_notes,
         "coverage": evaluation.coverage,
     }
 

@@ -53,6 +53,7 @@ class EvaluationResult(StageResult):
     chosen: str = ""
     recipe: dict[str, Any] = Field(default_factory=dict)  # the chosen Portfolio's parameters
     candidates: list[dict[str, Any]] = Field(default_factory=list)
+    selection_notes: list[str] = Field(default_factory=list)  # e.g. the holiday evidence
     # share of actuals inside the central intervals, overall ("all") and per segment value
     coverage: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     # WAPE and bias per (segment incl. "all", horizon bucket of configs/monitoring.yaml): the
@@ -199,6 +200,7 @@ def evaluate_model(
     with timed("evaluate_model"):
         facts = pd.read_parquet(facts_path)
         model, params, intervals, chosen, candidates = None, None, None, "", []
+        notes: list[str] = []
         if selection_dir is not None:
             from freightml.stages.select import load_selection
 
@@ -206,6 +208,7 @@ def evaluate_model(
             model, params, intervals = "portfolio", selection.recipe, selection.intervals
             chosen = selection.chosen
             candidates = [c.model_dump(mode="json") for c in selection.candidates]
+            notes = list(selection.notes)
             (out / "selection.md").write_text(selection.to_markdown())
         result = backtest_recipe(settings, facts, methodology, model, params, intervals)
         plots = _write_tables(result, methodology, out)
@@ -221,6 +224,7 @@ def evaluate_model(
             chosen=chosen,
             recipe=dict(params or {}),
             candidates=candidates,
+            selection_notes=notes,
             coverage=_coverage_records(result, methodology),
             expectations=expectations_from_backtest(
                 result.predictions,
