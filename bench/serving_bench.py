@@ -309,6 +309,7 @@ class Server:
     proc: subprocess.Popen
     log: Path
     collector: Server | None = None  # the collector beside ``freightml serve``
+    token: str | None = None  # the collector's admin token (its home's collector.token)
 
     def stop(self) -> None:
         for proc in (self.proc, *([self.collector.proc] if self.collector else [])):
@@ -381,6 +382,7 @@ def start_default(name: str, out: Path, env: dict[str, str]) -> tuple[Server, st
         collector_log,
     )
     _wait_ready(collector, "/healthz")
+    collector.token = (Path(env["FREIGHTML_HOME"]) / "collector.token").read_text().strip()
     extra = ["--no-events"] if name.endswith("noevents") else []
     log = out / f"server-{name}.log"
     proc = subprocess.Popen(
@@ -427,7 +429,8 @@ def check_events_stored(server: Server, answered: int, timeout: float = 120.0) -
         last = (sent, dropped)
         time.sleep(1.0)
     retried = _metric(server.url, sent_name, 'outcome="retried"')
-    stored = httpx.get(server.collector.url + "/stats", timeout=30).json()["events"]
+    admin = {"authorization": f"Bearer {server.collector.token}"}
+    stored = httpx.get(server.collector.url + "/stats", headers=admin, timeout=30).json()["events"]
     ok = dropped == 0 and stored == sent and stored >= 2 * answered
     return {
         "sent": int(sent),

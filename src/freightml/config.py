@@ -299,6 +299,22 @@ class CollectorSettings(_Section):
     )
     host: str = Field("127.0.0.1", description="address `freightml collector serve` binds")
     port: int = Field(8085, ge=1, le=65535, description="port of the collector")
+    auth: bool = Field(
+        True,
+        description="require bearer tokens for writes and payload reads (freightml.collector."
+        "guard); false only behind another authenticating proxy",
+    )
+    tokens_dir: str | None = Field(
+        None,
+        description="directory of token files named for their scope (events, facts, admin; "
+        "a mounted Secret); None = <home>/collector.token, created on first start",
+    )
+    max_event_bytes: int = Field(
+        4 * 1024**2, ge=1024, description="body limit of POST / and /events (413 above it)"
+    )
+    max_facts_bytes: int = Field(
+        16 * 1024**2, ge=1024, description="body limit of POST /facts (413 above it)"
+    )
 
 
 class ServingSettings(_Section):
@@ -500,6 +516,16 @@ class Settings(BaseSettings):
         return f"{self.collector_base_url}/events"
 
     @property
+    def collector_token(self) -> str | None:
+        """The token a client of the collector sends: $FREIGHTML_COLLECTOR_TOKEN, else the
+        embedded default's ``<home>/collector.token`` (None when neither exists)."""
+        token = os.environ.get(COLLECTOR_TOKEN_ENV, "").strip()
+        if token:
+            return token
+        path = self.home / COLLECTOR_TOKEN_FILE
+        return (path.read_text().strip() or None) if path.is_file() else None
+
+    @property
     def champion_uri(self) -> str:
         return f"models:/{self.tracking.registered_model}@{CHAMPION}"
 
@@ -512,6 +538,8 @@ class Settings(BaseSettings):
 # Not settings (they are not in the YAML nor in the JSON a component receives): facts about
 # where this process runs, read here so that config.py stays the one reader of FREIGHTML_*.
 TIMINGS_ENV = "FREIGHTML_TIMINGS"
+COLLECTOR_TOKEN_ENV = "FREIGHTML_COLLECTOR_TOKEN"  # a client's token (the predictor's sender)
+COLLECTOR_TOKEN_FILE = "collector.token"  # the embedded default's token, under home
 GIT_COMMIT_ENV = "FREIGHTML_GIT_COMMIT"
 LOCK_SHA256_ENV = "FREIGHTML_LOCK_SHA256"
 IN_POD_ENV = "KUBERNETES_SERVICE_HOST"

@@ -223,11 +223,14 @@ def test_serve_and_collector_serve_parse_their_options(
             timeout_s=180,
         ):
             from_uri = _request(served, series)
+            # the predictor sent the events with the token the collector wrote in home
+            token = (tmp / "home" / "collector.token").read_text().strip()
+            admin = {"authorization": f"Bearer {token}"}
             deadline = time.monotonic() + 60
-            while httpx.get(f"{collector}/stats").json()["inferences_complete"] < 1:
+            while httpx.get(f"{collector}/stats", headers=admin).json()["inferences_complete"] < 1:
                 assert time.monotonic() < deadline, "the request/response events never arrived"
                 time.sleep(0.2)
-        stats = httpx.get(f"{collector}/stats").json()
+        stats = httpx.get(f"{collector}/stats", headers=admin).json()
 
     assert from_uri["model_version"] == "1"
     assert [p["date"] for p in from_uri["predictions"]] == [

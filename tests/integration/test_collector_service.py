@@ -12,6 +12,7 @@ from cloudevents.conversion import to_binary
 
 from freightml.collector import FactsRejected, ingest_facts_file
 from freightml.collector.events import kserve_cloudevent
+from freightml.collector.inferences import InferenceStore
 from freightml.collector.service import store_url_for
 from freightml.data.schema import MissingColumnsError
 from freightml.store import Store
@@ -66,11 +67,15 @@ def test_serve_collector_runs_as_a_process(tmp_path: Path) -> None:
     port = free_port()
     url = f"sqlite:///{tmp_path / 'collector.db'}"
     code = (
-        "from freightml.collector import serve_collector; "
-        f"serve_collector({url!r}, port={port}, log_level='warning')"
+        "from pathlib import Path; from freightml.collector import serve_collector; "
+        f"serve_collector({url!r}, port={port}, log_level='warning', home=Path({str(tmp_path)!r}))"
     )
     base = f"http://127.0.0.1:{port}"
     with running([sys.executable, "-c", code], f"{base}/healthz", tmp_path / "collector.log"):
         headers, body = to_binary(kserve_cloudevent("request", "p-1", {"instances": []}))
+        # the embedded default asks for the token it wrote on first start
+        assert httpx.post(base, headers=headers, content=body).status_code == 401
+        token = (tmp_path / "collector.token").read_text().strip()
+        headers["authorization"] = f"Bearer {token}"
         assert httpx.post(base, headers=headers, content=body).json() == {"status": "stored"}
-    assert Store(url).counts()["events"] == 1
+    assert InferenceStore(Store(url)).get("p-1") is not None

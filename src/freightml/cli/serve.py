@@ -18,6 +18,7 @@ from freightml.cli.common import (
     store_history,
     store_url,
 )
+from freightml.config import COLLECTOR_TOKEN_FILE
 
 collector_app = typer.Typer(
     help="The collector: inference events, forecasts, facts.", no_args_is_help=True
@@ -84,7 +85,18 @@ def collector_serve(
     port = port or settings.collector.port
     where = url.split("@")[-1]  # no credentials on the screen
     console.print(f"collector on http://{settings.collector.host}:{port} (store {where})")
-    serve_collector(url, host=settings.collector.host, port=port, data_settings=settings.data)
+    if not settings.collector.auth:
+        console.print("[yellow]collector.auth is off: writes and payload reads are open[/]")
+    elif settings.collector.tokens_dir is None:
+        console.print(f"bearer token: {settings.home / COLLECTOR_TOKEN_FILE} (created if missing)")
+    serve_collector(
+        url,
+        host=settings.collector.host,
+        port=port,
+        data_settings=settings.data,
+        collector_settings=settings.collector,
+        home=settings.home,
+    )
 
 
 @facts_app.command("ingest")

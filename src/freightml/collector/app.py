@@ -32,6 +32,7 @@ from freightml.collector.events import (
     events_from_batch,
     is_batch,
 )
+from freightml.collector.guard import IntakeGuard, Tokens
 from freightml.collector.inferences import InferenceStore
 from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
 from freightml.collector.writer import EventWriter
@@ -74,6 +75,13 @@ class CollectorMetrics:
             "freightml_collector_facts",
             "Facts ingested, by outcome (inserted, revised, duplicate, rejected)",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "freightml_collector_rejected_requests",
+            "Requests refused before any handler ran, by reason (unauthenticated, forbidden, "
+            "too_large)",
+            ["reason"],
             registry=self.registry,
         )
         self.latency = Histogram(
@@ -159,9 +167,16 @@ def create_app(
     data_settings: DataSettings | None = None,
     snapshots: Callable[[], Snapshot | None] | None = None,
     snapshot_ttl_seconds: float = DEFAULT_TTL_SECONDS,
+    tokens: Tokens | None = None,
+    max_event_bytes: int = 4 * 1024**2,
+    max_facts_bytes: int = 16 * 1024**2,
 ) -> FastAPI:
     """The collector app over ``store``; posted facts are validated by ``data_settings``
     (the settings' data section; None = the defaults).
+
+    ``tokens`` are the bearer tokens writes and payload reads need (freightml.collector.guard;
+    None: every route open, for an app embedded in a test or behind another authenticating
+    proxy); bodies over ``max_event_bytes`` (events) or ``max_facts_bytes`` (facts) get 413.
 
     Events are written in batches by a writer task (group commit, see
     freightml.collector.writer); a handler answers only once its event is committed.
@@ -192,6 +207,12 @@ def create_app(
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
     _document_event_routes(app)
     app.add_middleware(
+        IntakeGuard,
+        tokens=tokens,
+        limits={"events": max_event_bytes, "facts": max_facts_bytes},
+        on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
+    )
+    app.add_middleware(  # outside the guard: refusals are timed and counted by status too
         ResponseTimer,
         select=_route,
         observe=lambda labels, status, seconds: metrics.latency.labels(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from freightml.collector.intake import prepare_facts
-from freightml.config import DataSettings
+from freightml.config import CollectorSettings, DataSettings
 from freightml.data.sources import load_facts
 from freightml.monitoring.snapshots import SnapshotStore
 from freightml.store import DEFAULT_URL, IngestResult, Store
@@ -47,16 +47,30 @@ def serve_collector(
     *,
     log_level: str = "info",
     data_settings: DataSettings | None = None,
+    collector_settings: CollectorSettings | None = None,
+    home: Path = Path(".freightml"),
 ) -> None:
     """Run the collector on ``host:port`` until interrupted (tables are created first);
-    posted facts are validated by ``data_settings`` (None = the defaults)."""
+    posted facts are validated by ``data_settings`` (None = the defaults). Its tokens,
+    body limits and whether it asks for tokens at all come from ``collector_settings``
+    (None = the defaults: tokens required, the local token file under ``home``)."""
     import uvicorn
 
     from freightml.collector.app import create_app
+    from freightml.collector.guard import load_tokens
 
+    cfg = collector_settings or CollectorSettings()
+    tokens = load_tokens(cfg.tokens_dir, home) if cfg.auth else None
     store = Store(store_url or DEFAULT_URL)
     try:
-        app = create_app(store, data_settings=data_settings, snapshots=SnapshotStore(store).latest)
+        app = create_app(
+            store,
+            data_settings=data_settings,
+            snapshots=SnapshotStore(store).latest,
+            tokens=tokens,
+            max_event_bytes=cfg.max_event_bytes,
+            max_facts_bytes=cfg.max_facts_bytes,
+        )
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         store.close()

@@ -70,13 +70,18 @@ class CloudEventSender:
         max_backoff_s: float = 5.0,
         timeout_s: float = 10.0,
         close_timeout_s: float = 15.0,
+        token: str | None = None,
     ) -> None:
-        """``max_pending`` inferences (a request and its response each) wait at most;
+        """``token`` is the collector's bearer token (events scope), sent with every post;
+        ``max_pending`` inferences (a request and its response each) wait at most;
         ``linger_s`` is how long the sender waits after the first event to fill a batch;
         attempt n waits ``backoff_s * 2**(n-1)`` (at most ``max_backoff_s``) before retrying."""
         if max_pending < 1 or max_batch < 2 or max_attempts < 1:
             raise ValueError("max_pending >= 1, max_batch >= 2 and max_attempts >= 1 required")
         self.url = url
+        self._headers = {"content-type": BATCH_CONTENT_TYPE}
+        if token:
+            self._headers["authorization"] = f"Bearer {token}"
         self.model_name = inference_service
         self.max_pending = max_pending
         self.max_batch = max_batch
@@ -210,9 +215,7 @@ class CloudEventSender:
         delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
             try:
-                response = await client.post(
-                    self.url, content=payload, headers={"content-type": BATCH_CONTENT_TYPE}
-                )
+                response = await client.post(self.url, content=payload, headers=self._headers)
             except httpx.HTTPError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:

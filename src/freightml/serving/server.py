@@ -73,7 +73,11 @@ def build_predictor(
     events = None
     if collector_url:
         events = CloudEventSender(
-            collector_url, inference_service=MODEL_NAME, namespace=namespace, source=source_uri
+            collector_url,
+            inference_service=MODEL_NAME,
+            namespace=namespace,
+            source=source_uri,
+            token=settings.collector_token,
         )
     return FreightPredictor(
         source,

@@ -94,8 +94,9 @@ class Store:
         self.db.ping()
 
     def counts(self) -> dict[str, int]:
-        """Row counts of every family declared so far (events, inferences and complete
-        ones, forecasts, facts, revisions, monitoring snapshots, retraining decisions)."""
+        """Row counts of every family imported in this process (the collector imports them
+        all: events, inferences and complete ones, forecasts, facts, revisions, monitoring
+        snapshots, retraining decisions)."""
         with self.db.read() as conn:
             return {
                 name: int(conn.execute(query).scalar_one()) for name, query in COUNT_QUERIES.items()
