@@ -304,6 +304,12 @@ class CollectorSettings(_Section):
         description="require bearer tokens for writes and payload reads (freightml.collector."
         "guard); false only behind another authenticating proxy",
     )
+    open_scopes: list[Literal["events"]] = Field(
+        default_factory=list,
+        description="scopes granted without a token: ['events'] on a cluster whose KServe "
+        "payload logger cannot send one, where the chart's NetworkPolicy admits only the "
+        "predictor pods",
+    )
     tokens_dir: str | None = Field(
         None,
         description="directory of token files named for their scope (events, facts, admin; "

@@ -181,6 +181,16 @@ def test_each_pod_rule_catches_its_violation(plant: Any, rule: str, words: str) 
     assert str(findings[0]).startswith(f"Deployment ns/web: [{rule}]")
 
 
+def test_a_path_to_a_mounted_secret_is_no_inline_secret() -> None:
+    ok = good_deployment()
+    container_of(ok)["env"].append({"name": "APP_TOKENS_DIR", "value": "/etc/app/tokens"})
+    assert policy.check_objects([ok, network_policy({"app": "web"})]) == []
+    bad = good_deployment()  # a token that merely ends like a path name is still a token
+    container_of(bad)["env"].append({"name": "APP_TOKEN_FILE", "value": "s3cret-token"})
+    [finding] = policy.check_objects([bad, network_policy({"app": "web"})])
+    assert finding.rule == "no-inline-secret" and "APP_TOKEN_FILE" in finding.message
+
+
 def test_a_workload_no_network_policy_selects() -> None:
     findings = policy.check_objects([good_deployment(), network_policy({"app": "other"})])
     assert [(f.obj, f.rule) for f in findings] == [("Deployment ns/web", "network-policy")]

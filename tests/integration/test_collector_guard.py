@@ -151,3 +151,14 @@ def test_the_client_token_comes_from_the_environment_first(
 )
 def test_route_scopes(method: str, path: str, scope: str | None) -> None:
     assert route_scope(method, path) == scope
+
+
+def test_an_open_scope_needs_no_token_and_the_others_still_do(tmp_path: Path) -> None:
+    """On a cluster the KServe payload logger cannot send a token: ``open_scopes: [events]``
+    admits its events (the NetworkPolicy admits only predictor pods); facts still need one."""
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    app = create_app(store, tokens=Tokens.of({"facts": [FACTS]}), open_scopes=["events"])
+    with uvicorn_in_thread(app) as base:
+        assert httpx.post(f"{base}/", content=b"{}", headers=EVENT_HEADERS).status_code == 200
+        assert httpx.post(f"{base}/facts", json=facts_records(1)).status_code == 401
+    store.close()

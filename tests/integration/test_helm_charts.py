@@ -248,7 +248,11 @@ def test_no_secret_value_inline(rendered, chart, ci):
         for _, c in _containers(obj):
             for env in c.get("env", []):
                 if "value" in env:
-                    assert not _SECRET_NAME.search(env["name"]), env
+                    # a path to a mounted Secret (FREIGHTML_COLLECTOR__TOKENS_DIR) is no secret
+                    is_path = env["name"].endswith(("_DIR", "_FILE", "_PATH")) and env[
+                        "value"
+                    ].startswith("/")
+                    assert is_path or not _SECRET_NAME.search(env["name"]), env
                     assert not _LITERAL_CREDENTIAL.search(env["value"]), env
                 else:
                     assert "secretKeyRef" in env["valueFrom"] or "fieldRef" in env["valueFrom"]
@@ -481,6 +485,37 @@ def test_collector_serves_from_the_image_with_the_store_from_a_secret():
     url = DeploySettings(namespace="ml").logger_url
     port = svc["spec"]["ports"][0]["port"]
     assert url == f"http://{svc['metadata']['name']}.ml.svc.cluster.local/events" and port == 80
+
+
+def test_collector_takes_its_tokens_from_a_secret_and_admits_only_labelled_pods():
+    from freightml.config import CollectorSettings
+
+    objs = render("freightml-monitoring", {"networkPolicy": {"allowedNamespaces": ["monitoring"]}})
+    (deploy,) = _by_kind(objs, "Deployment")
+    pod = deploy["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["collector-tokens"]["mountPath"] == env["FREIGHTML_COLLECTOR__TOKENS_DIR"]
+    assert mounts["collector-tokens"]["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == "collector-tokens")
+    assert volume["secret"]["secretName"] == "freightml-collector-tokens"
+    # the settings read the environment as the chart writes it
+    parsed = CollectorSettings.model_validate_json(
+        '{"open_scopes": ' + env["FREIGHTML_COLLECTOR__OPEN_SCOPES"] + "}"
+    )
+    assert parsed.open_scopes == ["events"]
+    collector_policy = next(
+        p for p in _by_kind(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("collector")
+    )
+    sources = collector_policy["spec"]["ingress"][0]["from"]
+    assert {} not in [s.get("podSelector") for s in sources]  # no pod of the namespace at large
+    assert all(s["podSelector"]["matchLabels"] for s in sources)
+    labels = [s["podSelector"]["matchLabels"] for s in sources]
+    assert {"serving.kserve.io/inferenceservice": "freight-volume"} in labels
+    assert {"freightml.io/collector-client": "true"} in labels
+    by_namespace = [s for s in sources if "namespaceSelector" in s]
+    assert len(by_namespace) == 2  # each label set also in the allowed namespace
 
 
 def test_monitor_cronjob_runs_freightml_monitor_run(tmp_path):

@@ -171,6 +171,9 @@ def _images(pod: PodSpec) -> Iterator[tuple[str, str]]:
             yield "image-tag", f"{key[:-1]} {c.get('name')!r} {problem}"
 
 
+_PATH_SUFFIXES = ("_DIR", "_FILE", "_PATH")
+
+
 def _inline_env(pod: PodSpec) -> Iterator[tuple[str, str]]:
     for key, c in _containers(pod.spec):
         for env in c.get("env") or []:
@@ -178,7 +181,9 @@ def _inline_env(pod: PodSpec) -> Iterator[tuple[str, str]]:
             if not isinstance(value, str) or not value:
                 continue
             name = env.get("name", "")
-            if _CREDENTIAL_NAME.search(name) or _URL_WITH_PASSWORD.match(value):
+            # a path to a mounted Secret (e.g. FREIGHTML_COLLECTOR__TOKENS_DIR) holds no secret
+            is_path = name.endswith(_PATH_SUFFIXES) and value.startswith("/")
+            if (_CREDENTIAL_NAME.search(name) and not is_path) or _URL_WITH_PASSWORD.match(value):
                 yield (
                     "no-inline-secret",
                     f"{key[:-1]} {c.get('name')!r} sets {name} inline: take it from a "

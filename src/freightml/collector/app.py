@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -168,15 +168,17 @@ def create_app(
     snapshots: Callable[[], Snapshot | None] | None = None,
     snapshot_ttl_seconds: float = DEFAULT_TTL_SECONDS,
     tokens: Tokens | None = None,
+    open_scopes: Iterable[str] = (),
     max_event_bytes: int = 4 * 1024**2,
     max_facts_bytes: int = 16 * 1024**2,
 ) -> FastAPI:
     """The collector app over ``store``; posted facts are validated by ``data_settings``
     (the settings' data section; None = the defaults).
 
-    ``tokens`` are the bearer tokens writes and payload reads need (freightml.collector.guard;
-    None: every route open, for an app embedded in a test or behind another authenticating
-    proxy); bodies over ``max_event_bytes`` (events) or ``max_facts_bytes`` (facts) get 413.
+    ``tokens`` are the bearer tokens writes and payload reads need
+    (freightml.collector.guard; None: every route open, for an app embedded in a test or
+    behind another authenticating proxy; ``open_scopes`` need none, see IntakeGuard);
+    bodies over ``max_event_bytes`` (events) or ``max_facts_bytes`` (facts) get 413.
 
     Events are written in batches by a writer task (group commit, see
     freightml.collector.writer); a handler answers only once its event is committed.
@@ -209,6 +211,7 @@ def create_app(
     app.add_middleware(
         IntakeGuard,
         tokens=tokens,
+        open_scopes=open_scopes,
         limits={"events": max_event_bytes, "facts": max_facts_bytes},
         on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
     )

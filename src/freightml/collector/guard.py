@@ -127,9 +127,10 @@ def route_scope(method: str, path: str) -> str | None:
 class IntakeGuard:
     """The ASGI middleware (module docstring). ``tokens`` None leaves every route open
     (an app embedded in a test, or behind another authenticating proxy: ``collector.auth``
-    false); ``limits`` maps a route's scope (events, facts, admin) to its body limit in
-    bytes; ``on_reject(reason)`` counts each refusal (unauthenticated, forbidden,
-    too_large)."""
+    false); ``open_scopes`` are granted without a token (``collector.open_scopes``: the
+    events of a KServe payload logger, which cannot send one, admitted by network policy);
+    ``limits`` maps a route's scope (events, facts, admin) to its body limit in bytes;
+    ``on_reject(reason)`` counts each refusal (unauthenticated, forbidden, too_large)."""
 
     def __init__(
         self,
@@ -137,10 +138,12 @@ class IntakeGuard:
         *,
         tokens: Tokens | None,
         limits: Mapping[str, int],
+        open_scopes: Iterable[str] = (),
         on_reject: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self.app = app
         self.tokens = tokens
+        self.open_scopes = frozenset(open_scopes)
         self.limits = dict(limits)
         self.on_reject = on_reject
 
@@ -150,7 +153,7 @@ class IntakeGuard:
             return
         method, path = scope["method"], scope["path"]
         needed = route_scope(method, path)
-        if needed is not None and self.tokens is not None:
+        if needed is not None and self.tokens is not None and needed not in self.open_scopes:
             refusal = self._refusal(scope, needed)
             if refusal is not None:
                 await self._answer(send, *refusal)

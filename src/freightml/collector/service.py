@@ -68,6 +68,7 @@ def serve_collector(
             data_settings=data_settings,
             snapshots=SnapshotStore(store).latest,
             tokens=tokens,
+            open_scopes=cfg.open_scopes,
             max_event_bytes=cfg.max_event_bytes,
             max_facts_bytes=cfg.max_facts_bytes,
         )
