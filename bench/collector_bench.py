@@ -15,6 +15,9 @@ The default client is a minimal HTTP/1.1 client (``--client raw``): httpx spends
 CPU than the collector and the benchmark would measure them. ``--client httpx`` is there
 to compare.
 
+Runs the collector with bearer tokens required (the default) and without, one after the
+other, and reports the ratio; each run also times the 413 of oversized bodies.
+
     uv run python bench/collector_bench.py --events 20000
     uv run python bench/collector_bench.py --events 6000 --client httpx
 """
@@ -229,10 +232,12 @@ def send(url: str, events: list, clients: int, concurrency: int, raw: bool) -> d
     }
 
 
-def start_server(store_url: str, port: int) -> subprocess.Popen:
+def start_server(store_url: str, port: int, home: Path, auth: bool) -> subprocess.Popen:
     code = (
-        "from freightml.collector.service import serve_collector; "
-        f"serve_collector({store_url!r}, port={port}, log_level='warning')"
+        "from pathlib import Path; from freightml.collector.service import serve_collector; "
+        "from freightml.config import CollectorSettings; "
+        f"serve_collector({store_url!r}, port={port}, log_level='warning', home=Path("
+        f"{str(home)!r}), collector_settings=CollectorSettings(auth={auth}))"
     )
     proc = subprocess.Popen([sys.executable, "-c", code])
     deadline = time.time() + 60
@@ -268,8 +273,39 @@ def main() -> int:
         "collector tables are DROPPED first",
     )
     parser.add_argument("--target", type=float, default=2_000, help="events/s to pass")
+    parser.add_argument(
+        "--auth",
+        choices=["on", "off", "both"],
+        default="both",
+        help="bearer tokens required (the default collector) or not; both: one after the other",
+    )
     args = parser.parse_args()
 
+    modes = ["off", "on"] if args.auth == "both" else [args.auth]
+    rows, results, ok = [], {}, True
+    for mode in modes:
+        result = run_one(args, mode == "on")
+        results[mode] = result
+        ok &= result["pass"]
+        rows.append(result["row"])
+    OUT.mkdir(exist_ok=True)
+    backend = next(iter(results.values()))["backend"]
+    (OUT / f"collector-{backend}-{args.client}.json").write_text(json.dumps(results, indent=2))
+    print(
+        "| store | auth | client | events | rows/response | clients x conns | events/s | "
+        "p50 ms | p99 ms | server CPU s | client CPU s | lost | resent -> counted again | "
+        "413 of a 5 MiB body, p50 ms | pass |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    if len(results) == 2:
+        ratio = results["on"]["run"]["events_per_s"] / results["off"]["run"]["events_per_s"]
+        print(f"\nevents/s with authentication on / off: {ratio:.2f}x")
+    return 0 if ok else 1
+
+
+def run_one(args: argparse.Namespace, auth: bool) -> dict:
+    """One collector (tokens required or not), the events, the resend and the 413s."""
     events = make_events(args.events, args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         store_url = args.store_url or f"sqlite:///{tmp}/collector.db"
@@ -279,16 +315,22 @@ def main() -> int:
             Store(store_url, create=False).drop_all()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start_server(store_url, port)
+        server = start_server(store_url, port, Path(tmp), auth)
+        admin: dict[str, str] = {}
+        if auth:  # the token the collector wrote on its first start, as a client reads it
+            token = (Path(tmp) / "collector.token").read_text().strip()
+            admin = {"authorization": f"Bearer {token}"}
+            events = [({**h, **admin}, b) for h, b in events]
         try:
             server_cpu = psutil.Process(server.pid)
             cpu0 = sum(server_cpu.cpu_times()[:2])
             run = send(url, events, args.clients, args.concurrency, args.client == "raw")
             run["server_cpu_s"] = sum(server_cpu.cpu_times()[:2]) - cpu0
-            stats = httpx.get(f"{url}/stats").json()
+            stats = httpx.get(f"{url}/stats", headers=admin).json()
             resent = random.Random(1).sample(events, min(args.resend, len(events)))
             again = send(url, resent, args.clients, args.concurrency, args.client == "raw")
-            after = httpx.get(f"{url}/stats").json()
+            after = httpx.get(f"{url}/stats", headers=admin).json()
+            too_large = _too_large_ms(url, {**events[0][0]})
         finally:
             server.terminate()
             server.wait(30)
@@ -301,39 +343,49 @@ def main() -> int:
         "all forecasts stored": stats["forecasts"] == pairs * args.rows,
         "resent are duplicates": again["outcomes"].get("duplicate") == len(resent),
         "counts unchanged by resend": after == stats,
+        "oversized bodies refused": too_large["statuses"] == [413],
     }
     ok = all(checks.values()) and run["events_per_s"] >= args.target
-    result = {
+    for name, passed in checks.items():
+        if not passed:
+            print(f"FAILED ({'auth' if auth else 'no auth'}): {name}", file=sys.stderr)
+    backend = store_url.split(":", 1)[0].split("+", 1)[0]
+    lost = len(events) - stats["events"]
+    row = (
+        f"| {backend} | {'on' if auth else 'off'} | {args.client} | {len(events):,} | "
+        f"{args.rows} | {args.clients} x {args.concurrency} | "
+        f"{run['events_per_s']:,.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | "
+        f"{run['server_cpu_s']:.1f} | {run['client_cpu_s']:.1f} | {lost} | "
+        f"{len(resent):,} -> {after['events'] - stats['events']} | "
+        f"{too_large['p50_ms']:.1f} | {'yes' if ok else 'NO'} |"
+    )
+    return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU, "
         f"Python {platform.python_version()}",
         "args": vars(args),
+        "auth": auth,
+        "backend": backend,
         "run": run,
         "resend": again,
         "stats": stats,
+        "too_large": too_large,
         "checks": checks,
         "pass": ok,
+        "row": row,
     }
-    OUT.mkdir(exist_ok=True)
-    backend = store_url.split(":", 1)[0].split("+", 1)[0]
-    (OUT / f"collector-{backend}-{args.client}.json").write_text(json.dumps(result, indent=2))
-    print(
-        "| store | client | events | rows/response | clients x conns | events/s | p50 ms "
-        "| p99 ms | "
-        "server CPU s | client CPU s | lost | resent -> counted again | pass |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    lost = len(events) - stats["events"]
-    print(
-        f"| {backend} | {args.client} | {len(events):,} | {args.rows} | "
-        f"{args.clients} x {args.concurrency} | "
-        f"{run['events_per_s']:,.0f} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | "
-        f"{run['server_cpu_s']:.1f} | {run['client_cpu_s']:.1f} | {lost} | "
-        f"{len(resent):,} -> {after['events'] - stats['events']} | {'yes' if ok else 'NO'} |"
-    )
-    for name, passed in checks.items():
-        if not passed:
-            print(f"FAILED: {name}", file=sys.stderr)
-    return 0 if ok else 1
+
+
+def _too_large_ms(url: str, headers: dict[str, str], n: int = 20) -> dict:
+    """``n`` events of 5 MiB (over the 4 MiB default limit): their statuses and the median
+    time to the answer."""
+    body = b'{"instances": [' + b"0," * (5 * 1024**2 // 2) + b"0]}"
+    times, statuses = [], set()
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            statuses.add(client.post(url + "/", content=body, headers=headers).status_code)
+            times.append(time.perf_counter() - started)
+    return {"statuses": sorted(statuses), "p50_ms": sorted(times)[n // 2] * 1000}
 
 
 if __name__ == "__main__":
