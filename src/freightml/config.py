@@ -17,12 +17,11 @@ import json
 import os
 from contextvars import ContextVar
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +39,7 @@ from freightml.domain import (
     STORE_URL_KEY,
     TRACKING_URI_KEY,
 )
+from freightml.kubernetes_values import DNS_LABEL, QUANTITY, quantity
 
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"
@@ -350,27 +350,6 @@ class ServingSettings(_Section):
     )
 
 
-# Kubernetes resource.Quantity, as its OpenAPI schema spells it.
-QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
-_SUFFIXES: dict[str, int | Decimal] = {  # a quantity's decimal (SI) and binary suffixes
-    "": 1,
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    **{s: 10 ** (3 * i) for i, s in enumerate("kMGTPE", start=1)},
-    **{f"{s}i": 2 ** (10 * i) for i, s in enumerate("KMGTPE", start=1)},
-}
-
-
-def quantity(value: str) -> Decimal:
-    """A Kubernetes quantity ("500m", "4Gi", "1e3") as a number, to compare two of them."""
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
-        if suffix and value.endswith(suffix):
-            return Decimal(value[: -len(suffix)]) * _SUFFIXES[suffix]
-    return Decimal(value)  # plain or exponent notation
-
-
 class DeploySettings(BaseModel):
     """How the model is served on the cluster (one KServe InferenceService)."""
 
@@ -599,27 +578,3 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 def settings_from_json(text: str) -> Settings:
     """Rebuild settings inside a pipeline component from its JSON parameter."""
     return Settings.model_validate(json.loads(text))
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def load_yaml_model(path: str | Path, model: type[_Model], what: str) -> _Model:
-    """Read the YAML file ``path`` and validate it as ``model``; every error names the
-    file (``what`` says what it is, e.g. "methodology") and, when invalid, the bad keys."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{what} file {file} does not exist")
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{file}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(f"{file}: invalid {what}: {problems}") from exc

@@ -11,7 +11,7 @@ import yaml
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from freightml.config import DeploySettings, Settings, quantity
+from freightml.config import DeploySettings, Settings
 from freightml.deploy import deploy_model
 from freightml.deploy.apply import DeployError, apply_inference_service
 from freightml.deploy.inference_service import (
@@ -21,6 +21,7 @@ from freightml.deploy.inference_service import (
     to_manifest,
     to_yaml,
 )
+from freightml.kubernetes_values import quantity
 from k8s_schemas import require_crds, validate_object
 
 pytestmark = [pytest.mark.unit]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from freightml.config import DeploySettings, Settings, quantity
+from freightml.config import DeploySettings, Settings
+from freightml.kubernetes_values import quantity
 
 if TYPE_CHECKING:
     from kserve import KServeClient

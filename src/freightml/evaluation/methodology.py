@@ -61,6 +61,6 @@ class Methodology(_Frozen):
 
 def load_methodology(path: str | Path = DEFAULT_METHODOLOGY_PATH) -> Methodology:
     """Read and validate the methodology YAML; errors name the file and the bad keys."""
-    from freightml.config import load_yaml_model
+    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, Methodology, "methodology")

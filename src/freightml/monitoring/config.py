@@ -94,6 +94,6 @@ class MonitoringConfig(_Frozen):
 
 def load_monitoring_config(path: str | Path = DEFAULT_MONITORING_PATH) -> MonitoringConfig:
     """Read and validate the monitoring YAML; errors name the file and the bad keys."""
-    from freightml.config import load_yaml_model
+    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, MonitoringConfig, "monitoring config")

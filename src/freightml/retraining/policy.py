@@ -243,6 +243,6 @@ class Policy(_Frozen):
 
 def load_policy(path: str | Path = DEFAULT_RETRAINING_PATH) -> Policy:
     """Read and validate the retraining YAML; errors name the file and the bad keys."""
-    from freightml.config import load_yaml_model
+    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, Policy, "retraining policy")
