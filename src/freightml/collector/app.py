@@ -34,7 +34,12 @@ from freightml.collector.events import (
 )
 from freightml.collector.guard import IntakeGuard, Tokens
 from freightml.collector.inferences import InferenceStore
-from freightml.collector.intake import BadFactsBody, FactsRejected, facts_from_body, prepare_facts
+from freightml.collector.intake import (
+    BadFactsBody,
+    FactsRejected,
+    facts_from_body,
+    prepare_facts,
+)
 from freightml.collector.writer import EventWriter
 from freightml.config import DataSettings
 
@@ -460,5 +465,9 @@ async def _store_batch(
 def _ingest(
     store: Store, raw: Any, data_settings: DataSettings | None
 ) -> tuple[IngestResult, list[str]]:
-    facts, report = prepare_facts(raw, data_settings)
+    stations = {
+        str(v) for c in ("origin_station", "destination_station") if c in raw for v in raw[c]
+    }
+    known = store.facts.station_regions(stations)
+    facts, report = prepare_facts(raw, data_settings, known_regions=known)
     return store.facts.ingest(facts), [f"[{i.check}] {i.message}" for i in report.warnings]

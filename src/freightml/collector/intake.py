@@ -5,6 +5,12 @@ series' dates are not an error here (``max_missing_day_share=1``); they are judg
 a training window is assembled. Every other hard error of validate_facts rejects the lot.
 The other rules (anomaly thresholds, vocabularies, wagon checks) are the data section of
 the settings, as everywhere else validation runs.
+
+The anomaly rules need a series' history, so a small post escapes them; the hard bounds
+(``bound_errors``) need none and hold at any batch size: finite tonnes within what a day
+of one series can carry, wagons within a cap, tonnes per wagon within what a wagon can
+carry, dates within ``MAX_FACT_AGE_DAYS`` of today, printable names; and a station keeps
+its region (``region_errors``, against the post itself and the store).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -22,7 +29,15 @@ from freightml.data.schema import CATEGORY_COLUMNS, coerce_facts
 from freightml.data.validation import ValidationReport, validate_facts
 
 TEXT_COLUMNS = CATEGORY_COLUMNS  # stations, regions, cargo type
-MAX_WAGONS = 1_000_000  # wagons of one series in one day, at most (the column is 32-bit)
+MAX_WAGONS = 1_000_000  # a JSON value's type bound (the column is 32-bit); see the caps below
+# Physical bounds of one series' day (../shared/data/freight-figures.md: eight-axle wagons
+# carry 150-151 t; the whole network loads about 50,000 wagons a day).
+MAX_TONNES_PER_WAGON = 160.0
+MAX_WAGONS_PER_DAY = 20_000
+MAX_TONNES_PER_DAY = MAX_WAGONS_PER_DAY * MAX_TONNES_PER_WAGON
+MAX_FACT_AGE_DAYS = 30 * 366  # older facts are refused at intake (a typo's 1900-01-01)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_EXAMPLES = 3
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_TYPE_ERRORS = 5
 
@@ -127,10 +142,16 @@ def _show(value: Any) -> str:
 
 
 def prepare_facts(
-    raw: pd.DataFrame, data_settings: DataSettings | None = None
+    raw: pd.DataFrame,
+    data_settings: DataSettings | None = None,
+    *,
+    known_regions: Mapping[str, set[str]] | None = None,
+    today: date | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Coerce ``raw`` to the facts contract and validate it by ``data_settings`` (None =
-    the defaults; gaps are never an error here); FactsRejected on hard errors.
+    the defaults; gaps are never an error here), then hold it to the hard bounds and to
+    ``known_regions`` (station -> the regions the store gives it); FactsRejected on any
+    hard error, naming every failed rule and a few of its rows.
 
     Returns the coerced facts and the report (its warnings are informative).
     """
@@ -139,6 +160,89 @@ def prepare_facts(
     except ValueError as exc:  # missing columns, unparsable dates or numbers
         raise FactsRejected([str(exc)]) from exc
     report = validate_facts(facts, settings=data_settings, max_missing_day_share=1.0)
-    if not report.ok:
-        raise FactsRejected([f"[{i.check}] {i.message}" for i in report.errors], report)
+    errors = [f"[{i.check}] {i.message}" for i in report.errors]
+    errors += bound_errors(facts, today or date.today())
+    errors += region_errors(facts, known_regions or {})
+    if errors:
+        raise FactsRejected(errors, report)
     return facts, report
+
+
+def _rows(facts: pd.DataFrame, mask: Any) -> str:
+    rows = facts.loc[mask].head(_EXAMPLES)
+    shown = [
+        f"{r.origin_station}->{r.destination_station} {r.cargo_type} {pd.Timestamp(r.date).date()}"
+        f" ({r.volume_tonnes:g} t, {r.wagons} wagons)"
+        for r in rows.itertuples()
+    ]
+    more = int(mask.sum()) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+
+
+def bound_errors(facts: pd.DataFrame, today: date) -> list[str]:
+    """The hard bounds every fact meets, whatever the size of the batch (module
+    docstring): one message per failed bound, naming its rows."""
+    tonnes = pd.to_numeric(facts["volume_tonnes"], errors="coerce").astype(float)
+    wagons = pd.to_numeric(facts["wagons"], errors="coerce").astype(float)
+    days = pd.to_datetime(facts["date"], errors="coerce")
+    oldest = pd.Timestamp(today) - pd.Timedelta(days=MAX_FACT_AGE_DAYS)
+    loaded = wagons > 0
+    checks = [
+        (
+            tonnes > MAX_TONNES_PER_DAY,
+            "tonnes_bound",
+            f"more than {MAX_TONNES_PER_DAY:,.0f} t in one series' day",
+        ),
+        (wagons > MAX_WAGONS_PER_DAY, "wagons_bound", f"more than {MAX_WAGONS_PER_DAY:,} wagons"),
+        (
+            loaded & (tonnes > wagons * MAX_TONNES_PER_WAGON),
+            "tonnes_per_wagon",
+            f"more than {MAX_TONNES_PER_WAGON:g} t per wagon",
+        ),
+        (loaded & (tonnes == 0), "tonnes_per_wagon", "loaded wagons carrying 0 t"),
+        (days < oldest, "date_bound", f"dates before {oldest.date()} ({MAX_FACT_AGE_DAYS} days)"),
+    ]
+    errors = [
+        f"[{name}] {int(mask.sum())} row(s) with {what}: {_rows(facts, mask)}"
+        for mask, name, what in checks
+        if mask.any()
+    ]
+    for col in TEXT_COLUMNS:
+        if col in facts:
+            bad = facts[col].astype(str).str.contains(_CONTROL)
+            if bad.any():
+                errors.append(
+                    f"[printable_names] {int(bad.sum())} row(s) with a control character in "
+                    f"{col}: {_rows(facts, bad)}"
+                )
+    return errors
+
+
+def station_regions(facts: pd.DataFrame) -> dict[str, set[str]]:
+    """The regions a batch gives each station, as origin or destination."""
+    pairs = pd.concat(
+        [
+            facts[["origin_station", "origin_region"]].set_axis(["station", "region"], axis=1),
+            facts[["destination_station", "destination_region"]].set_axis(
+                ["station", "region"], axis=1
+            ),
+        ]
+    ).drop_duplicates()
+    return {str(k): set(map(str, g)) for k, g in pairs.groupby("station")["region"]}
+
+
+def region_errors(facts: pd.DataFrame, known: Mapping[str, set[str]]) -> list[str]:
+    """A station is in one region: within the batch, and as the store knows it."""
+    errors = []
+    for station, regions in sorted(station_regions(facts).items()):
+        if len(regions) > 1:
+            errors.append(
+                f"[station_region] station {station!r} is given {len(regions)} regions in "
+                f"this post: {sorted(regions)}"
+            )
+        elif station in known and not regions <= known[station]:
+            errors.append(
+                f"[station_region] station {station!r} is in {sorted(known[station])} in the "
+                f"store; this post puts it in {sorted(regions)}"
+            )
+    return errors[:20]

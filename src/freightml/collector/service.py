@@ -32,9 +32,13 @@ def ingest_facts_file(
     fails validation; loading the same file twice counts every row as a duplicate.
     """
     raw = load_facts(path_or_uri, column_mapping=column_mapping, storage_options=storage_options)
-    facts, _ = prepare_facts(raw, data_settings)
     store = Store(store_url or DEFAULT_URL)
     try:
+        stations = {
+            str(v) for c in ("origin_station", "destination_station") if c in raw for v in raw[c]
+        }
+        known = store.facts.station_regions(stations)
+        facts, _ = prepare_facts(raw, data_settings, known_regions=known)
         return store.facts.ingest(facts)
     finally:
         store.close()

@@ -3,6 +3,7 @@ every value it had before, with its validity interval."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
@@ -115,6 +116,24 @@ class FactStore:
         for k in SERIES_KEY:
             frame[k] = frame[k].astype(object)
         return frame.sort_values(list(SERIES_KEY), kind="stable").reset_index(drop=True)
+
+    def station_regions(self, stations: Iterable[str]) -> dict[str, set[str]]:
+        """The regions the stored facts give each of ``stations`` (as origin or
+        destination); stations the store has never seen are absent."""
+        wanted = sorted(set(stations))
+        found: dict[str, set[str]] = {}
+        c = t.facts.c
+        with self.db.read() as conn:
+            for station, region in (
+                (c.origin_station, c.origin_region),
+                (c.destination_station, c.destination_region),
+            ):
+                for start in range(0, len(wanted), 500):  # bounded IN lists
+                    chunk = wanted[start : start + 500]
+                    query = sa.select(station, region).where(station.in_(chunk)).distinct()
+                    for name, known in conn.execute(query):
+                        found.setdefault(name, set()).add(known)
+        return found
 
     def days_between(self, start: date | str, end: date | str) -> FactDays:
         """How many facts are dated in ``[start, end]`` (inclusive), on how many distinct
