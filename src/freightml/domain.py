@@ -70,6 +70,9 @@ MODEL_NAME: Final = "freight-volume"
 # MLflow registry aliases (stages are deprecated).
 CHAMPION: Final = "champion"
 CHALLENGER: Final = "challenger"
+# the version tags of the gate results the register stage writes (promotion reads them)
+TAG_GATES: Final = "freightml.gates"  # "passed" | "failed"
+TAG_FAILED_GATES: Final = "freightml.failed_gates"  # comma-separated names
 
 # CloudEvent types KServe's payload logger (pkg/logger) sends, and the predictor too.
 REQUEST_EVENT_TYPE: Final = "org.kubeflow.serving.inference.request"

@@ -111,6 +111,10 @@ def test_demo_then_score_promote_and_rollback(
     )
     second = run_stages(s, tmp_path / "second")
     assert (second.version, second.promoted, second.champion) == ("2", False, "1")
+    refused = freightml_process(
+        "models", "promote", "2", "--reason", "x", "-c", config, env=env, check=False
+    )
+    assert refused.returncode == 1 and "it failed its gates" in refused.stderr
     promoted = freightml_process(
         "models",
         "promote",
@@ -119,6 +123,7 @@ def test_demo_then_score_promote_and_rollback(
         "planner asked for v2",
         "--actor",
         "alice",
+        "--force",
         "-c",
         config,
         env=env,

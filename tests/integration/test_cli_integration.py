@@ -113,9 +113,14 @@ def test_models_commands_through_the_parser(
     def champion() -> str:
         return str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
 
-    moved = cli("models", "promote", "1", "--reason", "first model", "--actor", "alice", "-c", c)
+    # versions logged by hand have no gate results: refused, unless forced with a reason
+    refused = cli("models", "promote", "1", "--reason", "first model", "-c", c, code=1)
+    assert "cannot become champion: it has no gate results" in words(refused.output)
+    assert "champion" not in cli("models", "list", "--config", c).stdout
+    force = ["--force", "-c", c]
+    moved = cli("models", "promote", "1", "--reason", "first model", "--actor", "alice", *force)
     assert "champion: none -> v1 by alice: first model" in words(moved.output)
-    moved = cli("models", "promote", "3", "--reason", "lower WAPE", "--actor", "bob", "-c", c)
+    moved = cli("models", "promote", "3", "--reason", "lower WAPE", "--actor", "bob", *force)
     assert "champion: v1 -> v3 by bob: lower WAPE" in words(moved.output)
     assert champion() == "3"
     moved = cli("models", "rollback", "--reason", "v3 misses peaks", "--actor", "carol", "-c", c)

@@ -74,7 +74,9 @@ def test_experiment_is_logged_and_compared_with_champion(settings: Settings) -> 
             stand_in, name="model", serialization_format="cloudpickle", pip_requirements=[]
         )
     mlflow.register_model(info.model_uri, settings.tracking.registered_model)
-    promote(client, settings.tracking.registered_model, "1", reason="test", actor="pytest")
+    promote(
+        client, settings.tracking.registered_model, "1", reason="test", actor="pytest", force=True
+    )
 
     table = mgr.run_experiment("gbm", FAST, log_to_mlflow=False)
     assert list(table["role"]) == ["candidate", "baseline", "champion v1"]

@@ -91,9 +91,18 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="version to make champion")],
     reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
     actor: Annotated[str | None, typer.Option(help="who (default: the OS user)")] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="promote even without passed gate results or a load-and-score smoke test "
+            "(recorded on the version as freightml.promote_forced)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Give a version the champion alias, recording who and why."""
+    """Give a version the champion alias, recording who and why. The version must have
+    passed its gates and load and score its input example, unless --force."""
     from freightml.tracking import RegistryError, promote
 
     settings = cli_settings(config)
@@ -104,6 +113,7 @@ def models_promote(
             version,
             reason=reason,
             actor=actor,
+            force=force,
         )
     except RegistryError as exc:
         fail(str(exc))

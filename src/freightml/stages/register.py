@@ -17,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from freightml.cards import CardSet, VersionFacts
 from freightml.config import Settings
-from freightml.domain import CHALLENGER
+from freightml.domain import CHALLENGER, TAG_FAILED_GATES, TAG_GATES
 from freightml.evaluation import Methodology
 from freightml.monitoring.profile import PROFILE_ARTIFACT, ReferenceProfile
 from freightml.stages.evaluate import REBACKTESTED, EvaluationResult
@@ -33,8 +33,6 @@ PIPELINE_ACTOR = "freightml-pipeline"
 PROMOTED = "promoted to champion"
 KEPT = "kept as challenger"
 # model version tags
-TAG_GATES = "freightml.gates"
-TAG_FAILED_GATES = "freightml.failed_gates"
 TAG_DECISION = "freightml.decision"
 TAG_DATA_DIGEST = "freightml.data_digest"
 TAG_GIT_COMMIT = "freightml.git_commit"

@@ -4,6 +4,12 @@ Every change of the champion is an explicit operation that records who did it an
 as tags on the model version and as a run in the audit experiment
 ``<registered model>-registry-audit``, so the history can be read back (and rollback
 knows where to go).
+
+A promotion refuses a version that could not serve (``check_servable``): one without
+gate results (not registered by the training pipeline), one that failed its gates, one
+that does not load, or whose input example does not score to finite numbers; a new
+predictor replica would otherwise crash-loop on it. ``force`` (with the reason, recorded
+as ``freightml.promote_forced``) overrides the check.
 """
 
 from __future__ import annotations
@@ -13,10 +19,11 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from freightml.domain import CHALLENGER, CHAMPION
+from freightml.domain import CHALLENGER, CHAMPION, TAG_FAILED_GATES, TAG_GATES
 
 __all__ = [
     "AUDIT_SUFFIX",
@@ -26,6 +33,7 @@ __all__ = [
     "RegistryError",
     "audit_log",
     "champion_version",
+    "check_servable",
     "list_versions",
     "promote",
     "rollback",
@@ -157,10 +165,70 @@ def _move_champion(
 
 
 def promote(
-    client: MlflowClient, model: str, version: str, *, reason: str, actor: str | None = None
+    client: MlflowClient,
+    model: str,
+    version: str,
+    *,
+    reason: str,
+    actor: str | None = None,
+    force: bool = False,
 ) -> AuditEvent:
-    """Give ``version`` the champion alias, recording who and why."""
-    return _move_champion(client, model, version, "promote", actor or default_actor(), reason)
+    """Give ``version`` the champion alias, recording who and why; a version that could
+    not serve is refused (``check_servable``) unless ``force``."""
+    version = str(version)
+    if not reason.strip():
+        raise RegistryError("promote needs a reason: say why the champion changes")
+    require_version(client, model, version)
+    if not force:
+        check_servable(client, model, version)
+    event = _move_champion(client, model, version, "promote", actor or default_actor(), reason)
+    if force:
+        client.set_model_version_tag(model, version, "freightml.promote_forced", "true")
+    return event
+
+
+def check_servable(client: MlflowClient, model: str, version: str) -> None:
+    """Raise RegistryError naming what is missing for ``version`` to serve: its gate results
+    (passed), a model that loads, an input example it scores to finite numbers."""
+    tags = client.get_model_version(model, version).tags
+    gates = tags.get(TAG_GATES)
+    refuse = f"version {version} of {model!r} cannot become champion"
+    force = "(or promote it with --force and a --reason that says why)"
+    if gates is None:
+        raise RegistryError(
+            f"{refuse}: it has no gate results (tag {TAG_GATES}): only versions the training "
+            f"pipeline registered and evaluated are promoted {force}"
+        )
+    if gates != "passed":
+        failed = tags.get(TAG_FAILED_GATES) or "unnamed"
+        raise RegistryError(f"{refuse}: it failed its gates ({failed}) {force}")
+    import mlflow.artifacts
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    uri = f"models:/{model}/{version}"
+    try:
+        estimator = mlflow.sklearn.load_model(uri)
+        local = mlflow.artifacts.download_artifacts(uri)
+        example = Model.load(local).load_input_example(local)
+    except Exception as exc:  # any failure to load is what a new replica would meet
+        raise RegistryError(
+            f"{refuse}: it does not load ({type(exc).__name__}: {exc}); a predictor replica "
+            f"starting on it would exit {force}"
+        ) from exc
+    if example is None:
+        raise RegistryError(f"{refuse}: it has no input example to score {force}")
+    try:
+        scored = np.asarray(estimator.predict(example), dtype=np.float64)
+    except Exception as exc:
+        raise RegistryError(
+            f"{refuse}: scoring its input example failed ({type(exc).__name__}: {exc}) {force}"
+        ) from exc
+    if scored.shape[0] != len(example) or not np.isfinite(scored).all():
+        raise RegistryError(
+            f"{refuse}: its input example scored to {scored.shape[0]} values, not all finite, "
+            f"for {len(example)} rows {force}"
+        )
 
 
 def rollback(
