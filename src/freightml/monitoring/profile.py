@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from freightml.features.build import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
+    LOOKBACK_DAYS,
     REGION_COLUMNS,
     SERIES_KEY,
 )
@@ -251,6 +252,12 @@ def _segment_support(
 # Quantities with a seasonal (per calendar month) reference: the ones that decide drift.
 SEASONAL_ROLES: frozenset[str] = frozenset({"target", "prediction"})
 PROFILE_MAX_ROWS = 250_000  # distributions from a uniform sample of at most this many rows
+# Features that read a year of history: in the first LOOKBACK_DAYS of the training data they
+# are missing because the data starts there, which never happens to a current window (the
+# monitor and the predictor keep LOOKBACK_DAYS of facts), so those rows are left out of
+# their reference; a young series' missing value still counts on both sides.
+YEAR_BOUND_FEATURES = ("yoy_ratio",)
+_MIN_YEAR_BOUND_ROWS = 1_000  # fewer rows after the first year: profile every row
 
 
 def build_profile(
@@ -304,6 +311,13 @@ def build_profile(
             )
         columns[PREDICTION] = ("prediction", predictions)
 
+    origins = pd.to_datetime(frame["origin_date"]) if "origin_date" in frame else None
+    before_a_year = np.zeros(len(frame), dtype=bool)
+    if origins is not None:
+        data_start = origins.min() - pd.Timedelta(days=min_history_days)
+        before_a_year = (origins < data_start + pd.Timedelta(days=LOOKBACK_DAYS)).to_numpy()
+        if (~before_a_year).sum() < _MIN_YEAR_BOUND_ROWS:
+            before_a_year[:] = False
     specs: list[FeatureBins] = []
     index: dict[str, np.ndarray] = {}
     numeric: dict[str, np.ndarray] = {}
@@ -314,6 +328,9 @@ def build_profile(
             index[name] = categorical_bin_index(values, spec)[0]
         else:
             x = np.asarray(raw, dtype=np.float64)
+            left_out = before_a_year if name in YEAR_BOUND_FEATURES else None
+            if left_out is not None:
+                x = np.where(left_out, np.nan, x)
             spec = FeatureBins(
                 name=name,
                 kind="numeric",
@@ -321,6 +338,8 @@ def build_profile(
                 edges=numeric_edges(x, config.profile.numeric_bins),
             )
             index[name] = numeric_bin_index(x, spec.edges)
+            if left_out is not None:  # past the last bin: no bin counts them
+                index[name] = np.where(left_out, spec.n_bins, index[name])
             numeric[name] = x
         specs.append(spec.model_copy(update={"judged": name not in UNJUDGED_FEATURES}))
 
