@@ -92,7 +92,7 @@ def _collected(world: dict, event_id: str, timeout: float = 20.0) -> dict[str, A
     """The inference ``event_id`` in the collector's store, once request and response are in."""
     deadline = time.monotonic() + timeout
     while True:
-        found = world["store"].inference(event_id)
+        found = InferenceStore(world["store"]).get(event_id)
         if found and found["complete"]:
             return found
         assert time.monotonic() < deadline, f"inference {event_id} not collected: {found}"

@@ -189,7 +189,9 @@ def test_a_restated_recipe_is_trained_registered_and_scored_with_its_adjustment(
         update={
             "model": s.model.model_copy(
                 update={"params": {**s.model.params, "level_adjustments": [step], "max_iter": 40}}
-            )
+            ),
+            # the configured GBM alone: this is about the adjustment, not the selection
+            "selection": s.selection.model_copy(update={"enabled": False}),
         }
     )
     run_stages(s, tmp_path / "run")
