@@ -352,7 +352,7 @@ def test_openapi_documents_bodies_errors_and_content_types(collector: Collector)
         "/metrics",
     }
     facts = paths["/facts"]["post"]
-    assert set(facts["responses"]) == {"200", "400", "422", "500", "503"}
+    assert set(facts["responses"]) == {"200", "400", "409", "422", "500", "503"}
     assert set(facts["requestBody"]["content"]) == {"application/json", "text/csv"}
     record = facts["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]["items"]
     assert record["required"] == list(FACT_COLUMNS)

@@ -103,3 +103,39 @@ def test_the_bounds_hold_at_their_edges() -> None:
     assert [e.split("]")[0] for e in bound_errors(over, today)] == ["[wagons_bound"]
     unknown_wagons = facts_frame(1, tonnes=5_000.0, wagons=0)  # wagons 0: not counted
     assert bound_errors(unknown_wagons, today) == []
+
+
+def test_revisions_are_ordered_by_when_the_source_reported_them(
+    collector: tuple[httpx.Client, Store],
+) -> None:
+    """Finding 6: a correction 644 -> 700 then a stale copy 650 made 650 current. With
+    ``reported_at`` the stale copy is refused (409, counted) and 700 stays current; a copy
+    without ``reported_at`` is ordered by arrival, as before."""
+    client, store = collector
+
+    def post(tonnes: float, reported_at: str | None) -> httpx.Response:
+        record = facts_records(1, tonnes=tonnes, wagons=10)[0]
+        if reported_at is not None:
+            record["reported_at"] = reported_at
+        return client.post("/facts", json=[record])
+
+    def current() -> float:
+        return float(store.facts.frame()["volume_tonnes"].iloc[0])
+
+    assert post(644.0, "2025-03-02T08:00:00Z").status_code == 200
+    assert post(700.0, "2025-03-03T08:00:00+03:00").status_code == 200  # a correction
+    stale = post(650.0, "2025-03-02T09:00:00Z")  # an older copy arriving late
+    assert stale.status_code == 409
+    assert "1 fact(s) are stale" in stale.json()["errors"][0]
+    assert "650 t reported 2025-03-02T09:00:00+00:00, stored 700 t" in stale.json()["errors"][0]
+    assert current() == 700.0
+    same_time = post(710.0, "2025-03-03T05:00:00Z")  # = the stored time: not after it
+    assert same_time.status_code == 409 and current() == 700.0
+    assert post(700.0, "2025-03-01T00:00:00Z").json()["duplicates"] == 1  # same value: a no-op
+    assert post(720.0, "2025-03-04T00:00:00Z").json()["revised"] == 1
+    assert post(730.0, None).json()["revised"] == 1  # no time: arrival order
+    history = store.facts.history("NSK", "VLD", "coal", "2025-03-01")
+    assert list(history["volume_tonnes"]) == [644.0, 700.0, 720.0, 730.0]
+    bad = post(1.0, "yesterday")
+    assert bad.status_code == 422 and "[reported_at]" in bad.json()["errors"][-1]
+    assert 'freightml_collector_facts_total{outcome="stale"} 2.0' in client.get("/metrics").text

@@ -49,6 +49,7 @@ from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
 from freightml.monitoring.types import Snapshot
 from freightml.retraining import decisions as _decisions  # noqa: F401
 from freightml.store import MAX_NAME_LENGTH, IngestResult, Store, is_unavailable
+from freightml.store.facts import StaleFacts
 from freightml.timing import ResponseTimer
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
@@ -78,7 +79,7 @@ class CollectorMetrics:
         )
         self.facts = Counter(
             "freightml_collector_facts",
-            "Facts ingested, by outcome (inserted, revised, duplicate, rejected)",
+            "Facts ingested, by outcome (inserted, revised, duplicate, rejected, stale)",
             ["outcome"],
             registry=self.registry,
         )
@@ -324,6 +325,10 @@ def create_app(
         except FactsRejected as exc:
             metrics.facts.labels("rejected").inc(len(raw))
             return _json({"status": "rejected", "errors": exc.errors}, 422)
+        except StaleFacts as exc:
+            metrics.facts.labels("stale").inc(exc.n)
+            metrics.facts.labels("rejected").inc(len(raw) - exc.n)
+            return _json({"status": "rejected", "errors": [str(exc)]}, 409)
         except ValueError as exc:
             metrics.facts.labels("rejected").inc(len(raw))
             return _json({"status": "rejected", "errors": [str(exc)]}, 422)

@@ -25,8 +25,9 @@ from typing import Any
 import pandas as pd
 
 from freightml.config import DataSettings
-from freightml.data.schema import CATEGORY_COLUMNS, coerce_facts
+from freightml.data.schema import CATEGORY_COLUMNS, REPORTED_AT, coerce_facts
 from freightml.data.validation import ValidationReport, validate_facts
+from freightml.store.facts import reported_times
 
 TEXT_COLUMNS = CATEGORY_COLUMNS  # stations, regions, cargo type
 MAX_WAGONS = 1_000_000  # a JSON value's type bound (the column is 32-bit); see the caps below
@@ -123,6 +124,9 @@ def _type_problem(col: str, value: Any) -> str | None:
             date.fromisoformat(value)
         except ValueError:
             return "is an unparsable date (no such day)"
+    elif col == REPORTED_AT:
+        if not isinstance(value, str):
+            return "must be an ISO 8601 time as a string"
     elif col == "volume_tonnes":
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number"
@@ -161,6 +165,11 @@ def prepare_facts(
         raise FactsRejected([str(exc)]) from exc
     report = validate_facts(facts, settings=data_settings, max_missing_day_share=1.0)
     errors = [f"[{i.check}] {i.message}" for i in report.errors]
+    if REPORTED_AT in raw:
+        try:
+            facts[REPORTED_AT] = reported_times(raw)
+        except ValueError as exc:
+            errors.append(f"[reported_at] {exc}")
     errors += bound_errors(facts, today or date.today())
     errors += region_errors(facts, known_regions or {})
     if errors:

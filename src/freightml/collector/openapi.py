@@ -15,7 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from freightml.collector.events import BLANK_CHARS
 from freightml.collector.intake import MAX_WAGONS, TEXT_COLUMNS
-from freightml.data.schema import FACT_COLUMNS
+from freightml.data.schema import FACT_COLUMNS, REPORTED_AT
 from freightml.store import MAX_NAME_LENGTH
 
 # What the store can hold in a CloudEvent attribute (the inference_events columns).
@@ -143,6 +143,11 @@ UNAVAILABLE: Responses = {
 FACTS_RESPONSES: Responses = {
     200: _json(FactsAnswer, "Stored (idempotently)"),
     400: _json(FactsRejection, "The body is not a JSON list of fact records nor a CSV table"),
+    409: _json(
+        FactsRejection,
+        "Stale facts: a changed value reported (reported_at) at or before the one the store "
+        "holds; nothing was stored",
+    ),
     422: _json(
         FactsRejection,
         "The facts failed validation (also rules a schema cannot state: no date after "
@@ -182,6 +187,12 @@ def _fact_record() -> dict[str, Any]:
             **{col: name for col in TEXT_COLUMNS},
             "volume_tonnes": {"type": "number", "minimum": 0},
             "wagons": {"type": "integer", "minimum": 0, "maximum": MAX_WAGONS},
+            REPORTED_AT: {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "optional: when the source produced the value; it orders "
+                "the revisions (a stale copy gets 409)",
+            },
         },
     }
 

@@ -28,6 +28,9 @@ FACT_COLUMNS: tuple[str, ...] = (
     "volume_tonnes",
     "wagons",
 )
+# Optional: when the source produced the value (ISO 8601 with a time zone). It orders a
+# fact's revisions: a copy older than the stored value is refused (freightml.store.facts).
+REPORTED_AT = "reported_at"
 CATEGORY_COLUMNS: tuple[str, ...] = (
     "origin_station",
     "destination_station",

@@ -212,13 +212,19 @@ def count(table: sa.Table, *where: Any) -> sa.Select[Any]:
 
 
 def records(frame: pd.DataFrame, **constants: Any) -> list[dict[str, Any]]:
-    """Plain-Python rows for executemany: dates as ``date``, NaN/NA as None, numpy
-    scalars as Python ones (what the DB drivers accept)."""
+    """Plain-Python rows for executemany: naive datetimes as ``date`` (the facts' days),
+    zoned ones and the bookkeeping times as ``datetime``, NaN/NA as None, numpy scalars as
+    Python ones (what the DB drivers accept)."""
     columns: dict[str, list[Any]] = {}
     for col in frame.columns:
         s = frame[col]
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            if col in ("valid_from", "valid_to", "created_at"):
+            # times with a zone stay times; naive ones are the facts' days
+            if isinstance(s.dtype, pd.DatetimeTZDtype) or col in (
+                "valid_from",
+                "valid_to",
+                "created_at",
+            ):
                 values = [None if pd.isna(v) else v.to_pydatetime() for v in s]
             else:
                 values = [None if pd.isna(v) else v.date() for v in s]

@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 import freightml.store.tables as t
-from freightml.data.schema import FACT_COLUMNS, coerce_facts
+from freightml.data.schema import FACT_COLUMNS, REPORTED_AT, coerce_facts
 from freightml.domain import SERIES_KEY
 from freightml.store.database import Database, as_date, count, now, records, register_counts
 
@@ -35,6 +35,19 @@ class IngestResult:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class StaleFacts(ValueError):
+    """Facts older (by their ``reported_at``) than the values the store holds; nothing of
+    the batch was stored. ``rows`` says which."""
+
+    def __init__(self, rows: list[str], n: int) -> None:
+        self.rows, self.n = rows, n
+        shown = "; ".join(rows) + (f"; and {n - len(rows)} more" if n > len(rows) else "")
+        super().__init__(
+            f"{n} fact(s) are stale: reported at or before the value the store holds, with "
+            f"another value ({shown}); nothing was stored"
+        )
 
 
 @dataclass(frozen=True)
@@ -61,11 +74,16 @@ class FactStore:
         facts_revisions with its validity interval), unchanged repeats counted as duplicates.
 
         ``df`` is coerced to the facts contract; a (series, date) key twice in ``df`` is an
-        error. Runs in one transaction: all of ``df`` lands or none of it.
+        error. Runs in one transaction: all of ``df`` lands or none of it. With a
+        ``reported_at`` column (when the source produced each value), a changed value that
+        is not reported after the stored one is stale: StaleFacts, and nothing is stored
+        (without it, the order of arrival decides).
         """
+        reported = reported_times(df)
         new = coerce_facts(df, categorical=False).reset_index(drop=True)
         if new.empty:
             return IngestResult()
+        new[REPORTED_AT] = reported.reset_index(drop=True)
         _check_facts(new)
         stamp = now()
         with self.db.write() as conn:
@@ -75,10 +93,14 @@ class FactStore:
             merged = new.merge(old, on=_KEY, how="left", suffixes=("", "_old"), indicator=True)
             found = (merged.pop("_merge") == "both").to_numpy()
             same = found & _same_values(merged)
+            stale = found & ~same & _not_after(merged[REPORTED_AT], merged[f"{REPORTED_AT}_old"])
+            if stale.any():
+                raise StaleFacts(_describe(merged[stale]), int(stale.sum()))
             revised = merged[found & ~same]
             inserted = merged[~found]
             if len(inserted):
-                rows = records(inserted[list(FACT_COLUMNS)], revision=1, valid_from=stamp)
+                columns = [*FACT_COLUMNS, REPORTED_AT]
+                rows = records(inserted[columns], revision=1, valid_from=stamp)
                 conn.execute(sa.insert(t.facts), rows)
             if len(revised):
                 _revise(conn, revised, stamp)
@@ -210,6 +232,7 @@ def _revise(conn: sa.Connection, revised: pd.DataFrame, stamp: datetime) -> None
     history["wagons"] = history["wagons"].astype("int64")
     history["revision"] = revised["revision"].astype("int64")
     history["valid_from"] = revised["valid_from"]
+    history[REPORTED_AT] = revised[f"{REPORTED_AT}_old"]
     conn.execute(sa.insert(t.facts_revisions), records(history, valid_to=stamp))
     c = t.facts.c
     update = (
@@ -220,11 +243,12 @@ def _revise(conn: sa.Connection, revised: pd.DataFrame, stamp: datetime) -> None
             destination_region=sa.bindparam("v_destination_region"),
             volume_tonnes=sa.bindparam("v_volume_tonnes"),
             wagons=sa.bindparam("v_wagons"),
+            reported_at=sa.bindparam(f"v_{REPORTED_AT}"),
             revision=c.revision + 1,
             valid_from=stamp,
         )
     )
-    frame = revised[list(FACT_COLUMNS)].copy()
+    frame = revised[[*FACT_COLUMNS, REPORTED_AT]].copy()
     frame.columns = [f"k_{col}" if col in _KEY else f"v_{col}" for col in frame.columns]
     conn.execute(update, records(frame))
 
@@ -233,7 +257,7 @@ def _facts_between(conn: sa.Connection, start: Any, end: Any, *, with_meta: bool
     c = t.facts.c
     cols = [c[name] for name in FACT_COLUMNS]
     if with_meta:
-        cols += [c.revision, c.valid_from]
+        cols += [c.revision, c.valid_from, c.reported_at]
     query = sa.select(*cols)
     if start is not None:
         query = query.where(c.date >= as_date(start))
@@ -244,7 +268,45 @@ def _facts_between(conn: sa.Connection, start: Any, end: Any, *, with_meta: bool
     frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
     frame["volume_tonnes"] = frame["volume_tonnes"].astype("float64")
     frame["wagons"] = frame["wagons"].astype("int64")
+    if REPORTED_AT in frame:
+        frame[REPORTED_AT] = pd.to_datetime(frame[REPORTED_AT], utc=True)
     return frame
+
+
+def reported_times(df: pd.DataFrame) -> pd.Series:
+    """``df``'s ``reported_at`` as UTC timestamps (NaT where absent; a time without a zone
+    is taken as UTC); ValueError naming the rows that do not parse."""
+    if REPORTED_AT not in df:
+        return pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
+    raw = df[REPORTED_AT]
+    parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="ISO8601")
+    bad = parsed.isna() & raw.notna()
+    if bad.any():
+        shown = ", ".join(repr(v) for v in raw[bad].head(3))
+        raise ValueError(
+            f"{int(bad.sum())} row(s) have a reported_at that is not an ISO 8601 time: {shown}"
+        )
+    return parsed
+
+
+def _not_after(new: pd.Series, old: pd.Series) -> np.ndarray:
+    """Both times known and the new one not after the stored one."""
+    new_t = pd.to_datetime(new, utc=True)
+    old_t = pd.to_datetime(old, utc=True)
+    return (new_t.notna() & old_t.notna() & (new_t <= old_t)).to_numpy()
+
+
+def _describe(rows: pd.DataFrame, n: int = 3) -> list[str]:
+    out = []
+    for r in rows.head(n).to_dict("records"):
+        new_at = pd.Timestamp(r[REPORTED_AT]).isoformat()
+        old_at = pd.Timestamp(r[f"{REPORTED_AT}_old"]).isoformat()
+        out.append(
+            f"{r['origin_station']}->{r['destination_station']} {r['cargo_type']} "
+            f"{pd.Timestamp(r['date']).date()}: {r['volume_tonnes']:g} t reported {new_at}, "
+            f"stored {r['volume_tonnes_old']:g} t reported {old_at}"
+        )
+    return out
 
 
 def _same_values(merged: pd.DataFrame) -> np.ndarray:

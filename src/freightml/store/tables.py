@@ -58,6 +58,8 @@ facts = sa.Table(
     sa.Column("wagons", sa.Integer, nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),  # 1 for the first value
     sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+    # when the source produced the value, if it said (orders the revisions)
+    sa.Column("reported_at", sa.DateTime(timezone=True)),
     sa.PrimaryKeyConstraint(*SERIES_KEY, "date", name="pk_facts"),
     sa.Index("ix_facts_date", "date"),
 )
@@ -77,5 +79,6 @@ facts_revisions = sa.Table(
     sa.Column("wagons", sa.Integer, nullable=False),
     sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("valid_to", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reported_at", sa.DateTime(timezone=True)),
     sa.Index("ix_facts_revisions_key", *SERIES_KEY, "date"),
 )
