@@ -181,8 +181,7 @@ def _seasonal_reference(
     """Replace, in place, the reference (counts, sums, std) of the seasonal quantities of
     each segment by the mix of its month profiles weighted by the months of the segment's
     current rows. A segment whose current rows fall in a month the training window did not
-    cover keeps the whole-window reference; a feature without values in a profiled month of
-    the window gets no reference there, so it is not judged."""
+    cover keeps the whole-window reference."""
     if part.months is None or not profile.months:
         return
     ref_c, ref_s, ref_std = reference
@@ -211,9 +210,6 @@ def _seasonal_reference(
                 n = c.sum()
                 mean, std = month.mean[name], month.std[name]
                 if n == 0 or mean is None or std is None:
-                    # the month is profiled but this feature has no value there (yoy_ratio
-                    # in the training data's first year): no reference, not judged
-                    ref_c[i, f] = 0.0
                     break
                 counts[: len(c)] += w * c / n * n_used
                 sums[: len(c)] += w * np.asarray(month.sums[name]) / n * n_used
