@@ -77,6 +77,30 @@ def test_the_collector_keeps_its_openapi_contract(collector_url: str, tmp_path: 
     assert "8 selected / 8 total" in run.stdout and "Tested: 8" in run.stdout, run.stdout
 
 
+def test_the_collector_with_tokens_keeps_its_openapi_contract(tmp_path: Path) -> None:
+    """The same contract with the gate on (issue "Trust what is collected"): the document
+    declares the bearer scheme and the 401/403/413 answers; schemathesis sends the admin
+    token, and its authentication checks find every guarded route refusing without it."""
+    from freightml.collector.guard import Tokens
+
+    admin = "admin-token-for-the-fuzzer-0123456789"
+    store = fresh_store("sqlite", tmp_path)
+    app = create_app(store, tokens=Tokens.of({"admin": [admin]}))
+    with uvicorn_in_thread(app) as base:
+        run = schemathesis(
+            f"{base}/openapi.json",
+            tmp_path,
+            "--checks",
+            "all",
+            "-H",
+            f"Authorization: Bearer {admin}",
+            config=COLLECTOR_CONFIG,
+        )
+    store.close()
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "8 selected / 8 total" in run.stdout and "Tested: 8" in run.stdout, run.stdout
+
+
 # -- the predictor ------------------------------------------------------------------------
 
 MODEL = "freight-volume"

@@ -352,7 +352,7 @@ def test_openapi_documents_bodies_errors_and_content_types(collector: Collector)
         "/metrics",
     }
     facts = paths["/facts"]["post"]
-    assert set(facts["responses"]) == {"200", "400", "409", "422", "500", "503"}
+    assert set(facts["responses"]) == {"200", "400", "409", "413", "422", "500", "503"}
     assert set(facts["requestBody"]["content"]) == {"application/json", "text/csv"}
     record = facts["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]["items"]
     assert record["required"] == list(FACT_COLUMNS)
@@ -368,7 +368,7 @@ def test_openapi_documents_bodies_errors_and_content_types(collector: Collector)
         "ce-source",
         "ce-specversion",
     }
-    assert set(binary["responses"]) == {"200", "400", "500", "503"}
+    assert set(binary["responses"]) == {"200", "400", "413", "500", "503"}
     assert list(paths["/"]["post"]["requestBody"]["content"]) == ["application/cloudevents+json"]
 
 

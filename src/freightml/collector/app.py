@@ -32,7 +32,7 @@ from freightml.collector.events import (
     events_from_batch,
     is_batch,
 )
-from freightml.collector.guard import IntakeGuard, Tokens
+from freightml.collector.guard import IntakeGuard, Tokens, route_scope
 from freightml.collector.inferences import InferenceStore
 from freightml.collector.intake import (
     BadFactsBody,
@@ -213,7 +213,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.store, app.state.metrics, app.state.writer = store, metrics, writer
-    _document_event_routes(app)
+    _document_event_routes(app, guarded=tokens is not None)
     app.add_middleware(
         IntakeGuard,
         tokens=tokens,
@@ -426,17 +426,19 @@ def create_app(
     return app
 
 
-def _document_event_routes(app: FastAPI) -> None:
-    """Add the CloudEvent routes (plain Starlette routes) to the app's OpenAPI document."""
+def _document_event_routes(app: FastAPI, *, guarded: bool) -> None:
+    """Add the CloudEvent routes (plain Starlette routes) to the app's OpenAPI document, and
+    the gate's answers (freightml.collector.guard): 413 on the routes with a body; with
+    ``guarded``, the bearer scheme and 401/403 on every route that needs a scope."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             schema["paths"] = {**api.event_paths(), **schema["paths"]}
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                api.event_schemas()
-            )
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {}).update(api.event_schemas())
+            api.document_gate(schema, route_scope, guarded=guarded)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -8,6 +8,7 @@ The schemas say exactly what the handlers accept and answer; a schema-driven fuz
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -372,3 +373,42 @@ def event_schemas() -> dict[str, Any]:
             )
         },
     }
+
+
+_GATE = {
+    "401": "No bearer token, or one the collector does not know (nothing was read)",
+    "403": "The token lacks the scope this route needs (nothing was read)",
+    "413": "The body is over the route's limit (refused before or while reading it)",
+}
+
+
+def document_gate(
+    schema: dict[str, Any], scope_of: Callable[[str, str], str | None], *, guarded: bool
+) -> None:
+    """Add the gate's answers to ``schema`` in place: 413 on every operation with a request
+    body; with ``guarded``, the ``bearer`` security scheme and, on every operation whose
+    route needs a scope (``scope_of(method, path)``), its requirement and 401/403."""
+    rejection = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["status", "error"],
+                "properties": {"status": {"const": "rejected"}, "error": {"type": "string"}},
+            }
+        }
+    }
+    if guarded:
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {"type": "http", "scheme": "bearer"}
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            answers = operation.setdefault("responses", {})
+            codes = ["413"] if "requestBody" in operation else []
+            sample = path.replace("{inference_id}", "x")
+            if guarded and scope_of(method.upper(), sample) is not None:
+                operation["security"] = [{"bearer": []}]
+                codes = ["401", "403", *codes]
+            for code in codes:
+                answers.setdefault(code, {"description": _GATE[code], "content": rejection})
