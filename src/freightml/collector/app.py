@@ -472,9 +472,5 @@ async def _store_batch(
 def _ingest(
     store: Store, raw: Any, data_settings: DataSettings | None
 ) -> tuple[IngestResult, list[str]]:
-    stations = {
-        str(v) for c in ("origin_station", "destination_station") if c in raw for v in raw[c]
-    }
-    known = store.facts.station_regions(stations)
-    facts, report = prepare_facts(raw, data_settings, known_regions=known)
+    facts, report = prepare_facts(raw, data_settings, store_regions=store.facts.station_regions)
     return store.facts.ingest(facts), [f"[{i.check}] {i.message}" for i in report.warnings]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -149,13 +149,14 @@ def prepare_facts(
     raw: pd.DataFrame,
     data_settings: DataSettings | None = None,
     *,
-    known_regions: Mapping[str, set[str]] | None = None,
+    store_regions: Callable[[Iterable[str]], Mapping[str, set[str]]] | None = None,
     today: date | None = None,
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Coerce ``raw`` to the facts contract and validate it by ``data_settings`` (None =
     the defaults; gaps are never an error here), then hold it to the hard bounds and to
-    ``known_regions`` (station -> the regions the store gives it); FactsRejected on any
-    hard error, naming every failed rule and a few of its rows.
+    the regions the store already gives the batch's stations (``store_regions``, e.g.
+    ``store.facts.station_regions``); FactsRejected on any hard error, naming every failed
+    rule and a few of its rows.
 
     Returns the coerced facts and the report (its warnings are informative).
     """
@@ -171,7 +172,8 @@ def prepare_facts(
         except ValueError as exc:
             errors.append(f"[reported_at] {exc}")
     errors += bound_errors(facts, today or date.today())
-    errors += region_errors(facts, known_regions or {})
+    batch = station_regions(facts)
+    errors += region_errors(batch, store_regions(batch) if store_regions else {})
     if errors:
         raise FactsRejected(errors, report)
     return facts, report
@@ -240,10 +242,11 @@ def station_regions(facts: pd.DataFrame) -> dict[str, set[str]]:
     return {str(k): set(map(str, g)) for k, g in pairs.groupby("station")["region"]}
 
 
-def region_errors(facts: pd.DataFrame, known: Mapping[str, set[str]]) -> list[str]:
-    """A station is in one region: within the batch, and as the store knows it."""
+def region_errors(batch: Mapping[str, set[str]], known: Mapping[str, set[str]]) -> list[str]:
+    """A station is in one region: within the batch (``station_regions`` of it), and as the
+    store knows it (``known``)."""
     errors = []
-    for station, regions in sorted(station_regions(facts).items()):
+    for station, regions in sorted(batch.items()):
         if len(regions) > 1:
             errors.append(
                 f"[station_region] station {station!r} is given {len(regions)} regions in "

@@ -34,11 +34,7 @@ def ingest_facts_file(
     raw = load_facts(path_or_uri, column_mapping=column_mapping, storage_options=storage_options)
     store = Store(store_url or DEFAULT_URL)
     try:
-        stations = {
-            str(v) for c in ("origin_station", "destination_station") if c in raw for v in raw[c]
-        }
-        known = store.facts.station_regions(stations)
-        facts, _ = prepare_facts(raw, data_settings, known_regions=known)
+        facts, _ = prepare_facts(raw, data_settings, store_regions=store.facts.station_regions)
         return store.facts.ingest(facts)
     finally:
         store.close()

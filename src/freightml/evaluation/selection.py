@@ -62,7 +62,7 @@ from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, de
 from freightml.features.calendar import CALENDAR_COLUMNS, HOLIDAY_COLUMNS, holiday_evidence
 from freightml.models.intervals import IntervalTable, calibrate
 from freightml.models.portfolio import ML_MODELS
-from freightml.models.recursive import HOLIDAY_AWARE, HOLIDAY_AWARE_MODELS, RECURSIVE_MODELS
+from freightml.models.recursive import HOLIDAY_AWARE, RECURSIVE_MODELS
 from freightml.models.statistical import add_statistical, stat_column
 
 log = logging.getLogger("freightml")
@@ -244,7 +244,7 @@ def select_candidate(
 
     stat_names = list(selection.statistical) if selection.enabled else []
     if not evidence.moves:
-        stat_names = [n for n in stat_names if n not in HOLIDAY_AWARE_MODELS]
+        stat_names = [n for n in stat_names if n != HOLIDAY_AWARE]
     elif HOLIDAY_AWARE in stat_names and "lightgbm" in stat_names:
         # the calendar measurably moves the panel: on a tie the holiday-aware model wins
         # (validation folds rarely hold a holiday period that could tell them apart)

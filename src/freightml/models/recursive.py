@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 RECURSIVE_MODELS: tuple[str, ...] = ("lightgbm", "lightgbm_holidays")
-HOLIDAY_AWARE = "lightgbm_holidays"
-HOLIDAY_AWARE_MODELS: tuple[str, ...] = (HOLIDAY_AWARE,)  # they read the holiday calendar
+HOLIDAY_AWARE = "lightgbm_holidays"  # the one that reads the holiday calendar
 # the holiday inputs: flags only (the distances to the next and last holiday ramp between
 # holidays, which a tree reads as a clock: measured, they fitted the validation fold of the
 # development panel with a foreign calendar and lost on the reported folds)
@@ -122,16 +121,17 @@ def forecast(
             }
         )
     engine = _engine(name, n_jobs)
-    future = None
+    calendar = None
     if name == HOLIDAY_AWARE:
-        assert holiday_country is not None
+        assert holiday_country  # checked above
         calendar = _holidays(long, horizon, holiday_country)
         long = long.merge(calendar, on="ds", how="left")
     with warnings.catch_warnings():
         # young series contribute no training row: expected, and they are still forecast
         warnings.filterwarnings("ignore", message=".*dropped completely.*")
         engine.fit(long, static_features=[])  # a constant series scales by 1 (coreforecast)
-    if name == HOLIDAY_AWARE:
+    future = None
+    if calendar is not None:
         future = engine.make_future_dataframe(horizon).merge(calendar, on="ds", how="left")
     out = engine.predict(horizon, X_df=future)
     out = out.reset_index() if "unique_id" not in out.columns else out

@@ -112,14 +112,15 @@ def start_retrain(
     ``adjust`` (e.g. :func:`shift_aware_window`). A decision not to retrain, or one another
     process beat to the key, is ``skipped``. An error while adjusting marks the decision
     ``failed`` and is raised."""
+    decisions = DecisionStore(store)
     if not decision.retrain:
-        DecisionStore(store).record(decision, "skipped", message=decision.reason)
+        decisions.record(decision, "skipped", message=decision.reason)
         return Start(decision, "skipped", message=decision.reason)
-    status = DecisionStore(store).record(
+    status = decisions.record(
         decision, "started", max_in_flight=policy.guards.max_in_flight, run_id=run_id
     )
     if status == "skipped":  # another process claimed the key or the in-flight slot first
-        row = DecisionStore(store).get(decision.id)
+        row = decisions.get(decision.id)
         return Start(decision, "skipped", message=None if row is None else row["message"])
     try:
         run_settings = retrain_settings(settings, decision)

@@ -135,12 +135,23 @@ def audit_log(client: MlflowClient, model: str) -> list[AuditEvent]:
 
 
 def _move_champion(
-    client: MlflowClient, model: str, version: str, action: str, actor: str, reason: str
+    client: MlflowClient,
+    model: str,
+    version: str,
+    action: str,
+    actor: str,
+    reason: str,
+    *,
+    check: bool = False,
 ) -> AuditEvent:
+    """Move the champion alias to ``version`` and record it; with ``check``, only a version
+    that could serve (``check_servable``)."""
     if not reason.strip():
         raise RegistryError(f"{action} needs a reason: say why the champion changes")
     version = str(version)
     require_version(client, model, version)
+    if check:
+        check_servable(client, model, version)
     previous = champion_version(client, model)
     if previous == version:
         raise RegistryError(f"version {version} of {model!r} is already the champion")
@@ -175,13 +186,9 @@ def promote(
 ) -> AuditEvent:
     """Give ``version`` the champion alias, recording who and why; a version that could
     not serve is refused (``check_servable``) unless ``force``."""
-    version = str(version)
-    if not reason.strip():
-        raise RegistryError("promote needs a reason: say why the champion changes")
-    require_version(client, model, version)
-    if not force:
-        check_servable(client, model, version)
-    event = _move_champion(client, model, version, "promote", actor or default_actor(), reason)
+    event = _move_champion(
+        client, model, version, "promote", actor or default_actor(), reason, check=not force
+    )
     if force:
         client.set_model_version_tag(model, version, "freightml.promote_forced", "true")
     return event
