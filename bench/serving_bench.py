@@ -100,9 +100,9 @@ def prepare(out: Path) -> dict[str, Any]:
     from freightml.data.sources import save_facts
     from freightml.data.synthetic import generate
     from freightml.features.build import build_examples
+    from freightml.features.window import HistoryWindow
     from freightml.models import SKOPS_TRUSTED_TYPES, make_model
     from freightml.models.gbm import encode_categories
-    from freightml.serving.history import HistoryWindow
 
     out.mkdir(parents=True, exist_ok=True)
     facts = generate("small")

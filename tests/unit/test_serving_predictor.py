@@ -21,9 +21,9 @@ from freightml.domain import REQUEST_EVENT_TYPE as REQUEST_TYPE
 from freightml.domain import RESPONSE_EVENT_TYPE as RESPONSE_TYPE
 from freightml.features.build import build_examples, build_inference_frame
 from freightml.features.levels import adjust_levels, adjustments_of
+from freightml.features.window import HistorySource, HistoryUnavailable
 from freightml.models import make_model
 from freightml.serving.events import CloudEventSender
-from freightml.serving.history import HistorySource, HistoryUnavailable
 from freightml.serving.model_source import LoadedModel, LocalModel, ModelNotAvailable
 from freightml.serving.predictor import FreightPredictor, Tuning
 from freightml.serving.schema import RequestError

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from freightml.data.schema import FACT_COLUMNS
-from freightml.serving.history import HistoryWindow
+from freightml.features.window import HistoryWindow
 from freightml.serving.schema import (
     RequestError,
     parse_v1,

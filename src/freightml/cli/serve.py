@@ -48,7 +48,7 @@ def serve(
     config: ConfigOpt = None,
 ) -> None:
     """Serve forecasts with kserve.ModelServer (V1 and V2 protocols) on 127.0.0.1."""
-    from freightml.serving.history import HistoryUnavailable
+    from freightml.features.window import HistoryUnavailable
     from freightml.serving.model_source import ModelNotAvailable
     from freightml.serving.server import serve as run
 

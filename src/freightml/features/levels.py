@@ -13,7 +13,7 @@ them in their text form (:meth:`LevelAdjustment.describe`, for example
 applies them to the history it builds features from: the training examples
 (freightml.stages.features), the backtest (the model's history in the folds on or after
 the change; actuals and the seasonal-naive baseline stay raw), the predictor's history
-window and batch scoring (freightml.serving.history), and monitoring's drift of inputs
+window and batch scoring (freightml.features.window), and monitoring's drift of inputs
 and predictions. A model without the parameter (any model before it existed, the
 baselines) reads raw facts.
 """

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -182,6 +183,43 @@ def _fit_forecast(long: pd.DataFrame, horizon: int, names: list[str], n_jobs: in
     )
     result = engine.forecast(h=horizon, df=long)
     return result.reset_index() if "unique_id" not in result.columns else result
+
+
+@dataclass(frozen=True)
+class StatisticalColumns:
+    """The ``stat_<name>`` columns of a model that blends statistical forecasts, as the
+    feature window fits them at its origin (``freightml.features.window.OriginColumns``)."""
+
+    names: tuple[str, ...]
+    history_days: int = HISTORY_DAYS
+    n_jobs: int = 1
+
+    @classmethod
+    def of(cls, model: Any, n_jobs: int = 1) -> StatisticalColumns:
+        """The columns ``model`` reads (its ``statistical_models``; none for other models)."""
+        return cls(
+            tuple(getattr(model, "statistical_models", ())),
+            int(getattr(model, "stat_history_days", HISTORY_DAYS)),
+            n_jobs,
+        )
+
+    def __call__(
+        self,
+        features: pd.DataFrame,
+        panel: SeriesPanel,
+        *,
+        horizon_max: int,
+        holiday_country: str,
+    ) -> pd.DataFrame:
+        return add_statistical(
+            features,
+            panel,
+            self.names,
+            horizon_max=horizon_max,
+            history_days=self.history_days,
+            n_jobs=self.n_jobs,
+            holiday_country=holiday_country,
+        )
 
 
 def add_statistical(

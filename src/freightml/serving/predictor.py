@@ -40,12 +40,7 @@ from freightml.domain import CARGO_TYPES, MODEL_NAME
 from freightml.features.build import LOOKBACK_DAYS
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import adjustments_of
-from freightml.models.intervals import interpolate_quantile, quantile_column
-from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
-from freightml.serving import metrics
-from freightml.serving.batcher import MicroBatcher
-from freightml.serving.events import CloudEventSender
-from freightml.serving.history import (
+from freightml.features.window import (
     HORIZON_MAX,
     HistorySource,
     HistoryUnavailable,
@@ -53,6 +48,11 @@ from freightml.serving.history import (
     facts_signature,
     recent_facts,
 )
+from freightml.models.intervals import interpolate_quantile, quantile_column
+from freightml.models.statistical import StatisticalColumns
+from freightml.serving import metrics
+from freightml.serving.batcher import MicroBatcher
+from freightml.serving.events import CloudEventSender
 from freightml.serving.model_source import LoadedModel, ModelNotAvailable, ModelSource
 from freightml.serving.schema import (
     ANSWERED_LEVELS,
@@ -197,8 +197,7 @@ class FreightPredictor(Model):
             holiday_country=self.holiday_country,
             known_cargo_types=self.known_cargo_types,
             level_adjustments=adjustments_of(model.model),
-            statistical=getattr(model.model, "statistical_models", ()),
-            stat_history_days=getattr(model.model, "stat_history_days", STAT_HISTORY_DAYS),
+            origin_columns=StatisticalColumns.of(model.model),
         )
 
     def _window_for(self, model: LoadedModel) -> HistoryWindow:

@@ -24,8 +24,8 @@ import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from freightml.features.window import HistoryWindow
 from freightml.models.wagons import wagons_for
-from freightml.serving.history import HistoryWindow
 
 KEY_FIELDS: tuple[str, str, str] = ("origin_station", "destination_station", "cargo_type")
 V1_FIELDS = frozenset({*KEY_FIELDS, "dates", "horizon"})

@@ -17,7 +17,7 @@ import pandas as pd
 import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
 from freightml.config import Settings
 from freightml.features.build import LOOKBACK_DAYS
-from freightml.serving.history import FactsLike, HistorySource
+from freightml.features.window import FactsLike, HistorySource
 
 log = logging.getLogger("freightml.serving")
 

@@ -16,7 +16,7 @@ from freightml.stages.result import StageResult
 from freightml.timing import timed
 
 if TYPE_CHECKING:
-    from freightml.serving.history import HistoryWindow
+    from freightml.features.window import HistoryWindow
 
 log = logging.getLogger("freightml")
 FORECAST_COLUMNS = [*SERIES_KEY, "origin_date", "target_date", "horizon"]
@@ -44,8 +44,8 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
     (its level adjustments, the statistical forecasts it blends) with the training's holiday
     calendar, as the predictor does."""
     from freightml.features.levels import adjustments_of
-    from freightml.models.statistical import HISTORY_DAYS
-    from freightml.serving.history import HistoryWindow
+    from freightml.features.window import HistoryWindow
+    from freightml.models.statistical import StatisticalColumns
 
     return HistoryWindow.build(
         facts,
@@ -53,8 +53,7 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
         holiday_country=settings.features.holiday_country,
         known_cargo_types=settings.data.known_cargo_types,
         level_adjustments=adjustments_of(model),
-        statistical=getattr(model, "statistical_models", ()),
-        stat_history_days=getattr(model, "stat_history_days", HISTORY_DAYS),
+        origin_columns=StatisticalColumns.of(model),
     )
 
 

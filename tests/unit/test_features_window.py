@@ -14,7 +14,7 @@ import pytest
 from freightml.data.sources import save_facts
 from freightml.data.synthetic import generate
 from freightml.features.build import FEATURE_COLUMNS, build_inference_frame
-from freightml.serving.history import (
+from freightml.features.window import (
     HistorySource,
     HistoryUnavailable,
     HistoryWindow,

@@ -1,7 +1,7 @@
-"""The warm history window: the recent facts the predictor builds features from.
+"""The warm history window: the recent facts online and batch scoring build features from.
 
 A :class:`HistorySource` reads facts from a file (CSV/Parquet, any fsspec URI), a
-DataFrame, or any callable returning one (the collector's ``Store(url).facts_frame``).
+DataFrame, or any callable returning one (the store's ``Store(url).facts.frame``).
 A :class:`HistoryWindow` keeps the last ``window_days`` days as a SeriesPanel and, because
 features depend only on the history and the target day, precomputes the feature rows of
 every known series for every horizon 1..28 from the forecast origin (the last fact date).
@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,30 @@ from freightml.features.build import (
 )
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.features.levels import LevelAdjustment, adjust_levels
-from freightml.models.statistical import HISTORY_DAYS as STAT_HISTORY_DAYS
-from freightml.models.statistical import add_statistical
 
 HORIZON_MAX = 28
 
 FactsLike: TypeAlias = pd.DataFrame | Callable[..., pd.DataFrame] | str | Path
+
+
+class OriginColumns(Protocol):
+    """Columns fitted per series at the window's origin and added to its feature rows: the
+    served model's statistical forecasts (``freightml.models.statistical.StatisticalColumns``).
+    The window calls it once per build, so requests only look the columns up."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The models whose columns it adds (none: nothing is added)."""
+        ...
+
+    def __call__(
+        self,
+        features: pd.DataFrame,
+        panel: SeriesPanel,
+        *,
+        horizon_max: int,
+        holiday_country: str,
+    ) -> pd.DataFrame: ...
 
 
 class HistoryUnavailable(RuntimeError):
@@ -183,9 +201,7 @@ class HistoryWindow:
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
         level_adjustments: Sequence[LevelAdjustment] = (),
-        statistical: Sequence[str] = (),
-        stat_history_days: int = STAT_HISTORY_DAYS,
-        n_jobs: int = 1,
+        origin_columns: OriginColumns | None = None,
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
         (calendar features with the holidays of ``holiday_country``, as in training).
@@ -193,9 +209,9 @@ class HistoryWindow:
         tells an unknown cargo type from a known one without recent facts.
         ``level_adjustments`` are the served model's (freightml.features.levels): the panel
         and features read the facts restated by them, as the model's training did; the
-        signature stays that of the raw facts. ``statistical`` names the per-series
-        statistical models the served model blends: they are fitted here, once per build, on
-        the last ``stat_history_days`` of each series, so requests only look them up."""
+        signature stays that of the raw facts. ``origin_columns`` adds the columns fitted per
+        series at the origin (the statistical forecasts the served model blends): fitted
+        here, once per build, so requests only look them up."""
         recent = recent_facts(facts, window_days)
         panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments))
         origin = panel.last_date
@@ -203,15 +219,9 @@ class HistoryWindow:
             panel, origin, range(1, horizon_max + 1), holiday_country=holiday_country
         )
         features = features.reset_index(drop=True)
-        if statistical:
-            features = add_statistical(
-                features,
-                panel,
-                statistical,
-                horizon_max=horizon_max,
-                history_days=stat_history_days,
-                n_jobs=n_jobs,
-                holiday_country=holiday_country,
+        if origin_columns is not None and origin_columns.names:
+            features = origin_columns(
+                features, panel, horizon_max=horizon_max, holiday_country=holiday_country
             )
         n = len(features) // horizon_max
         expected = np.tile(np.arange(1, horizon_max + 1), n)
@@ -244,5 +254,5 @@ class HistoryWindow:
             window_days=window_days,
             known_cargo_types=frozenset(known_cargo_types or ()),
             level_adjustments=tuple(level_adjustments),
-            statistical=tuple(statistical),
+            statistical=tuple(origin_columns.names) if origin_columns is not None else (),
         )
