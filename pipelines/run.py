@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import kfp
 import yaml
 from kfp import compiler, local
 
 from freightml.config import Settings
+from freightml.retraining.act import Launched
 from freightml.retraining.policy import validate_cron
 from freightml.retraining.schedule import (
     DEFAULT_CRON,
@@ -27,6 +29,7 @@ from freightml.retraining.schedule import (
     ScheduleOutcome,
     reconcile,
 )
+from freightml.tracking import configure_mlflow
 from pipelines.batch_scoring import build_batch_scoring_pipeline
 from pipelines.monitoring import build_monitoring_pipeline
 from pipelines.retraining import build_retraining_pipeline
@@ -165,8 +168,6 @@ class KfpClientBackend:
     def __init__(
         self, host: str, namespace: str | None = None, experiment: str = KFP_EXPERIMENT
     ) -> None:
-        import kfp
-
         self._client = kfp.Client(host=host, namespace=namespace)
         self._experiment = experiment
         self._experiment_id: str | None = None
@@ -408,8 +409,6 @@ def training_launcher(
     """The ``launch`` of :func:`freightml.retraining.act.act`: the training pipeline on
     kfp.local (the version it registered for ``decision_id`` comes back), or a KFP run at
     ``host`` (only the run id comes back; the run goes on on the cluster)."""
-    from freightml.retraining.act import Launched
-    from freightml.tracking import configure_mlflow
 
     def launch(settings: Settings) -> Launched:
         window = settings.tracking.run_tags.get("retrain.window.reason")

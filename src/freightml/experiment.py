@@ -27,10 +27,25 @@ import pandas as pd
 import yaml
 
 from freightml.config import Settings, load_settings
-from freightml.evaluation import BacktestResult, GateReport
+from freightml.data.validation import validate_facts
+from freightml.evaluation import (
+    BacktestResult,
+    GateReport,
+    evaluate_gates,
+    load_methodology,
+    plot_backtest,
+)
 from freightml.stages.evaluate import backtest_recipe
 from freightml.stages.ingest import FactsInfo, load_window
 from freightml.stages.train import make_estimator
+from freightml.tracking import (
+    champion_recipe,
+    configure_mlflow,
+    dataset_input,
+    environment_info,
+    tag_environment,
+)
+from freightml.tracking.runs import PARAM_DATA_DIGEST, PARAM_MODEL, PARAM_MODEL_PARAMS
 
 log = logging.getLogger("freightml")
 SYNTHETIC_NAMES = ("small", "demo", "large")
@@ -111,7 +126,6 @@ class MLExperimentManager:
 
     def validate(self, data: pd.DataFrame | None = None):
         """Validate the loaded (or given) facts; returns the ValidationReport."""
-        from freightml.data.validation import validate_facts
 
         return validate_facts(self._data(data), settings=self.settings.data)
 
@@ -139,8 +153,6 @@ class MLExperimentManager:
         current champion's recipe on the same window. Columns: wape, mae, bias,
         wape_ratio, gates_passed. Unknown model names or parameters raise ValueError.
         """
-        from freightml.evaluation import evaluate_gates, load_methodology
-        from freightml.tracking import champion_recipe
 
         facts = self._data(data)
         merged = {
@@ -198,8 +210,6 @@ class MLExperimentManager:
         parameters, its WAPE and ``best_params.yaml``) with one nested run per trial.
         """
         import optuna
-
-        from freightml.evaluation import evaluate_gates, load_methodology
 
         facts = self._data(data)
         space = dict(space if space is not None else SEARCH_SPACES.get(model, {}))
@@ -278,8 +288,6 @@ class MLExperimentManager:
     def _mlflow(self) -> Any:
         import mlflow
 
-        from freightml.tracking import configure_mlflow
-
         configure_mlflow(self.settings)
         return mlflow
 
@@ -293,15 +301,6 @@ class MLExperimentManager:
         run_name: str | None,
     ) -> str:
         import mlflow
-
-        from freightml.evaluation import plot_backtest
-        from freightml.tracking import (
-            configure_mlflow,
-            dataset_input,
-            environment_info,
-            tag_environment,
-        )
-        from freightml.tracking.runs import PARAM_DATA_DIGEST, PARAM_MODEL, PARAM_MODEL_PARAMS
 
         configure_mlflow(self.settings)
         with mlflow.start_run(run_name=run_name or f"experiment {model}") as run:

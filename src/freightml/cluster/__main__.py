@@ -9,6 +9,7 @@ from pathlib import Path
 
 from freightml.cluster import render
 from freightml.cluster.base import write_base
+from freightml.cluster.check import check
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
             for path in paths:
                 print(f"rendered {path.relative_to(repo) if path.is_relative_to(repo) else path}")
             return 0
-        from freightml.cluster.check import check
 
         report = check(repo, out, checkov=not args.no_checkov)
     except (render.RenderError, FileNotFoundError) as exc:

@@ -30,7 +30,7 @@ def _dump(objs: list[dict[str, object]], source: str) -> str:
 
 def generated_files(repo: Path) -> dict[str, str]:
     """Path under manifests/base -> the text the code generates for it."""
-    from freightml.deploy.inference_service import (
+    from freightml.deploy.inference_service import (  # noqa: PLC0415
         build_inference_service,
         build_service_account,
         to_manifest,

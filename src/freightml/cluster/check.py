@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from freightml.cluster import policy, render, schemas
+from freightml.cluster.base import stale_files
+from freightml.deploy.gitops import base_settings
 
 HELM_ERROR_SEVERITY = 2  # helm lint: 1 info, 2 warning, 3 error
 PROJECT = "freightml"
@@ -50,8 +52,6 @@ class Report:
 
 
 def check_base(repo: Path, report: Report) -> None:
-    from freightml.cluster.base import stale_files
-
     for rel in stale_files(repo):
         report.fail("base", f"{rel} differs from what the code generates: run `make manifests`")
 
@@ -122,8 +122,7 @@ def check_schemas(renderings: list[render.Rendering], repo: Path, report: Report
 
 
 def check_policy(renderings: list[render.Rendering], report: Report) -> None:
-    from freightml.deploy.gitops import base_settings
-    from freightml.deploy.inference_service import build_inference_service, to_manifest
+    from freightml.deploy.inference_service import build_inference_service, to_manifest  # noqa: PLC0415
 
     for r in renderings:
         for finding in policy.check_objects(r.docs):

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
+from freightml.collector.app import create_app
+from freightml.collector.guard import load_tokens
 from freightml.collector.intake import prepare_facts
 from freightml.config import CollectorSettings, DataSettings
 from freightml.data.sources import load_facts
@@ -54,10 +58,6 @@ def serve_collector(
     posted facts are validated by ``data_settings`` (None = the defaults). Its tokens,
     body limits and whether it asks for tokens at all come from ``collector_settings``
     (None = the defaults: tokens required, the local token file under ``home``)."""
-    import uvicorn
-
-    from freightml.collector.app import create_app
-    from freightml.collector.guard import load_tokens
 
     cfg = collector_settings or CollectorSettings()
     tokens = load_tokens(cfg.tokens_dir, home) if cfg.auth else None

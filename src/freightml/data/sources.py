@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from freightml.data.schema import CATEGORY_COLUMNS, FACT_COLUMNS, MissingColumnsError, coerce_facts
+from freightml.data.synthetic import generate
 
 if TYPE_CHECKING:
     from freightml.config import DataSettings
@@ -191,7 +192,6 @@ class SourcedFacts:
 def load_source(data: DataSettings) -> SourcedFacts:
     """The facts ``data`` points at: a file or URI (filtered by dates and regions), or
     synthetic data of ``data.synthetic_size`` when no source is set."""
-    from freightml.data.synthetic import generate
 
     if data.source_uri:
         facts = load_facts(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -28,10 +29,20 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from freightml.collector.service import ingest_facts_file
 from freightml.config import Settings, load_settings
+from freightml.data.sources import save_facts
+from freightml.data.synthetic import SIZES, generate
+from freightml.demo.monitor import freightml_service
 from freightml.domain import SERIES_KEY
 from freightml.features.build import LOOKBACK_DAYS
+from freightml.models.gbm import LOSSES, TARGET_BASES
 from freightml.models.recursive import RECURSIVE_MODELS
+from freightml.monitoring.run import run_monitoring
+from freightml.retraining.act import act_on_decision, shift_aware_window
+from freightml.retraining.evidence import decide_now
+from freightml.retraining.policy import load_policy
+from freightml.store import Store
 
 log = logging.getLogger("freightml")
 
@@ -65,9 +76,6 @@ class LoopScenario:
     target_base: str = "weekday_level"
 
     def __post_init__(self) -> None:
-        from freightml.data.synthetic import SIZES
-        from freightml.models.gbm import LOSSES, TARGET_BASES
-
         if self.size not in SIZES:
             raise ValueError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         if self.loss not in LOSSES:
@@ -98,7 +106,6 @@ def loop_facts(scenario: LoopScenario) -> LoopFacts:
     """One generator run over the training period and the simulated days, so the later
     days continue the history's noise; the shift and the new region start on
     ``shift_date`` and nowhere before it."""
-    from freightml.data.synthetic import SIZES, generate
 
     base = SIZES[scenario.size]
     origin = base.end
@@ -374,8 +381,6 @@ def plot_timeline(frame: pd.DataFrame, scenario: LoopScenario, path: Path) -> Pa
 # -- the loop ---------------------------------------------------------------------------
 @contextlib.contextmanager
 def _services(settings: Settings, config: Path) -> Iterator[str]:
-    from freightml.demo.monitor import freightml_service
-
     name = settings.tracking.registered_model
     collector = settings.collector_base_url
     serving = f"http://{settings.serving.host}:{settings.serving.http_port}"
@@ -410,12 +415,8 @@ def run_loop(
 ) -> LoopResult:
     """Run the closed loop; writes ``timeline.csv`` and ``timeline.png`` under the loop's
     home (default ``<home>/loop``, wiped first so every run starts from scratch)."""
-    import shutil
 
-    from freightml.collector.service import ingest_facts_file
-    from freightml.data.sources import save_facts
-    from freightml.monitoring.run import run_monitoring
-    from freightml.tracking import champion_version, configure_mlflow
+    from freightml.tracking import champion_version, configure_mlflow  # noqa: PLC0415
     from pipelines.run import run_local
 
     started = time.perf_counter()
@@ -524,11 +525,7 @@ def _decide_and_act(
     does (the same decision record, window rule and training pipeline); when a new
     champion was promoted, wait until the running predictor serves it. Returns the
     decision, the fired triggers and what was done, for the timeline."""
-    from freightml.retraining.act import act_on_decision, shift_aware_window
-    from freightml.retraining.evidence import decide_now
-    from freightml.retraining.policy import load_policy
-    from freightml.store import Store
-    from freightml.tracking import champion_version, configure_mlflow
+    from freightml.tracking import champion_version, configure_mlflow  # noqa: PLC0415
     from pipelines.run import training_launcher
 
     policy = load_policy(settings.retraining_path)

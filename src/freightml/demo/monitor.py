@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from freightml.data.synthetic import SIZES, generate
 from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.features.build import LOOKBACK_DAYS
 
@@ -63,7 +64,6 @@ def demo_facts(
     would restart them, and the first days after the origin would look worse for every
     series); the level shift changes only the later days. Same lanes, same process: the
     champion sees the data it was trained for, shifted in one region."""
-    from freightml.data.synthetic import SIZES, generate
 
     origin = pd.Timestamp(history["date"].max()).date()
     spec = replace(

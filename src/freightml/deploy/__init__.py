@@ -37,8 +37,8 @@ def deploy_model(
     the previous one (0 rolls the canary back; None sends everything to the new one).
     ``dry_run`` only builds the manifest; ``wait`` blocks until the service is Ready.
     """
-    from freightml.deploy.apply import default_client, rollout, wait_ready
-    from freightml.deploy.inference_service import build_inference_service, to_manifest
+    from freightml.deploy.apply import default_client, rollout, wait_ready  # noqa: PLC0415
+    from freightml.deploy.inference_service import build_inference_service, to_manifest  # noqa: PLC0415
 
     deploy = settings.deploy
     model_name = settings.tracking.registered_model

@@ -93,7 +93,7 @@ def _at(obj: Any, parts: list[str | int]) -> Any:
 
 def model_version_ops(version: str, canary_percent: int | None = None) -> list[dict[str, Any]]:
     """The JSON 6902 operations that turn the base's InferenceService into ``version``'s."""
-    from freightml.deploy.inference_service import (
+    from freightml.deploy.inference_service import (  # noqa: PLC0415
         build_inference_service,
         check_canary,
         check_version,

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from freightml.policy_files import load_yaml_model
+
 DEFAULT_METHODOLOGY_PATH = Path("configs/methodology.yaml")
 SegmentColumn = Literal[
     "origin_region", "destination_region", "cargo_type", "origin_station", "destination_station"
@@ -61,6 +63,5 @@ class Methodology(_Frozen):
 
 def load_methodology(path: str | Path = DEFAULT_METHODOLOGY_PATH) -> Methodology:
     """Read and validate the methodology YAML; errors name the file and the bad keys."""
-    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, Methodology, "methodology")

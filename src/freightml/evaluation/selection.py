@@ -60,6 +60,8 @@ from freightml.evaluation.methodology import Methodology
 from freightml.evaluation.metrics import metric_table
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
 from freightml.features.calendar import CALENDAR_COLUMNS, HOLIDAY_COLUMNS, holiday_evidence
+from freightml.models import make_model
+from freightml.models.baseline import SeasonalNaive
 from freightml.models.intervals import IntervalTable, calibrate
 from freightml.models.portfolio import ML_MODELS
 from freightml.models.recursive import HOLIDAY_AWARE, RECURSIVE_MODELS
@@ -238,9 +240,6 @@ def select_candidate(
         test = test.loc[np.isin(series_id, keep)].reset_index(drop=True)
     if test.empty:
         raise ValueError("selection: no series has enough history at the inner cutoffs")
-
-    from freightml.models import make_model
-    from freightml.models.baseline import SeasonalNaive
 
     stat_names = list(selection.statistical) if selection.enabled else []
     if not evidence.moves:

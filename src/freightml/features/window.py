@@ -18,10 +18,12 @@ from datetime import date
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
+import fsspec
 import numpy as np
 import pandas as pd
 
 from freightml.data.schema import CARGO_TYPES, DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
+from freightml.data.sources import load_facts
 from freightml.features.build import (
     FEATURE_INPUT_COLUMNS,
     LOOKBACK_DAYS,
@@ -86,7 +88,6 @@ class HistorySource:
             return ("frame", id(self.source))
         if callable(self.source):
             return None
-        import fsspec
 
         try:
             fs, path = fsspec.core.url_to_fs(str(self.source))
@@ -103,8 +104,6 @@ class HistorySource:
             elif callable(self.source):
                 facts = self.source(start=start) if self._takes_start else self.source()
             else:
-                from freightml.data.sources import load_facts
-
                 facts = load_facts(self.source, column_mapping=self.column_mapping, start=start)
         except Exception as exc:
             raise HistoryUnavailable(

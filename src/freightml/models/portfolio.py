@@ -70,7 +70,7 @@ class Portfolio(RegressorMixin, BaseEstimator):
         return check_names([self.statistical]) if self.statistical else []
 
     def _ml_estimator(self) -> BaseEstimator:
-        from freightml.models import make_model
+        from freightml.models import make_model  # noqa: PLC0415
 
         if self.ml not in ML_MODELS:
             raise ValueError(f"Portfolio: ml must be one of {list(ML_MODELS)} or None")

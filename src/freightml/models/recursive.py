@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from freightml.features.calendar import calendar_table
+
 RECURSIVE_MODELS: tuple[str, ...] = ("lightgbm", "lightgbm_holidays")
 HOLIDAY_AWARE = "lightgbm_holidays"  # the one that reads the holiday calendar
 # the holiday inputs: flags only (the distances to the next and last holiday ramp between
@@ -77,7 +79,6 @@ def _engine(name: str, n_jobs: int) -> Any:
 def _holidays(long: pd.DataFrame, horizon: int, country: str) -> pd.DataFrame:
     """The holiday flags (``ds`` + HOLIDAY_FLAGS) of every day from the first history day to
     ``horizon`` days after the last."""
-    from freightml.features.calendar import calendar_table
 
     start, end = long["ds"].min(), long["ds"].max() + pd.Timedelta(days=horizon)
     table = calendar_table(start, end, country)[HOLIDAY_FLAGS]

@@ -34,6 +34,7 @@ import pandas as pd
 from freightml.features.build import SERIES_KEY, SeriesPanel
 from freightml.features.calendar import DEFAULT_HOLIDAY_COUNTRY
 from freightml.models.recursive import RECURSIVE_MODELS
+from freightml.models.recursive import forecast as recursive_forecast
 
 log = logging.getLogger("freightml")
 
@@ -138,13 +139,11 @@ def statistical_forecasts(
         fitted = _fit_forecast(long, horizon_max, per_series, n_jobs)
         forecast = forecast.join(fitted.set_index(["unique_id", "ds"])[per_series])
     if recursive:
-        from freightml.models import recursive as rec
-
         # one global model over every series with enough history, whichever are wanted
         long = _long(window, np.flatnonzero(enough), first, day)
         long["ds"] = panel.start + pd.to_timedelta(long["ds"], unit="D")
         for name in recursive:
-            fitted = rec.forecast(
+            fitted = recursive_forecast(
                 long, horizon_max, name=name, holiday_country=holiday_country, n_jobs=n_jobs
             )
             fitted["ds"] = (pd.to_datetime(fitted["ds"]) - panel.start).dt.days

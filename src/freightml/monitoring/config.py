@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from freightml.policy_files import load_yaml_model
+
 DEFAULT_MONITORING_PATH = Path("configs/monitoring.yaml")
 
 
@@ -94,6 +96,5 @@ class MonitoringConfig(_Frozen):
 
 def load_monitoring_config(path: str | Path = DEFAULT_MONITORING_PATH) -> MonitoringConfig:
     """Read and validate the monitoring YAML; errors name the file and the bad keys."""
-    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, MonitoringConfig, "monitoring config")

@@ -22,6 +22,7 @@ rows. See docs/monitoring.md.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -288,7 +289,7 @@ def build_profile(
     missing = [c for c in [*features, "y", "target_date", *SERIES_KEY] if c not in examples]
     if missing:
         raise ValueError(f"build_profile: examples lack columns {missing}")
-    from freightml.evaluation.gates import segment_supported
+    from freightml.evaluation.gates import segment_supported  # noqa: PLC0415
 
     known = examples.loc[examples["y"].notna()]
     if known.empty:
@@ -423,7 +424,7 @@ def expectations_from_backtest(
     ``predictions``: the backtest's rows (``horizon``, ``y``, ``yhat`` and the segment
     columns); horizons beyond the last bucket and cells without actual tonnes are left out.
     """
-    from freightml.evaluation.metrics import metric_table
+    from freightml.evaluation.metrics import metric_table  # noqa: PLC0415
 
     bucket = predictions["horizon"].map(config.bucket_of)
     frame = predictions.assign(horizon_bucket=bucket).loc[bucket.notna()]
@@ -460,7 +461,6 @@ def load_version_profile(client: MlflowClient, name: str, version: str | int) ->
     Raises LookupError when the version's run has no ``profile/profile.json`` (a version
     registered before profiles were stored: retrain it to get one).
     """
-    import tempfile
 
     version_info = client.get_model_version(name, str(version))
     run_id = version_info.run_id

@@ -21,6 +21,8 @@ import pandas as pd
 
 from freightml.features.build import LOOKBACK_DAYS
 from freightml.monitoring.config import MonitoringConfig, load_monitoring_config
+from freightml.monitoring.profile import load_version_profile
+from freightml.monitoring.snapshots import SnapshotStore
 from freightml.monitoring.types import (
     ALL,
     Alert,
@@ -32,6 +34,9 @@ from freightml.monitoring.types import (
     Status,
     worst,
 )
+from freightml.monitoring.window_drift import drift_of_facts, drift_of_requests
+from freightml.store import Store
+from freightml.timing import timed
 
 if TYPE_CHECKING:
     from freightml.config import Settings
@@ -163,8 +168,7 @@ def take_snapshot(
     """Compute one snapshot from the store's facts and forecasts against ``profile``.
 
     The window is the ``window_days`` days ending on ``as_of`` (inclusive)."""
-    from freightml.monitoring.quality import quality_from_store
-    from freightml.monitoring.window_drift import drift_of_facts, drift_of_requests
+    from freightml.monitoring.quality import quality_from_store  # noqa: PLC0415
 
     start = as_of - timedelta(days=window_days - 1)
     facts = store.facts.frame(start - timedelta(days=LOOKBACK_DAYS), as_of)
@@ -239,13 +243,9 @@ def run_monitoring(
     ``out_dir`` (default ``<home>/monitoring/<as_of>-<id>``)."""
     import mlflow.sklearn
 
-    from freightml.evaluation import load_methodology
-    from freightml.monitoring.profile import load_version_profile
-    from freightml.monitoring.report import render_report
-    from freightml.monitoring.snapshots import SnapshotStore
-    from freightml.store import Store
-    from freightml.timing import timed
-    from freightml.tracking import champion_version, configure_mlflow
+    from freightml.evaluation import load_methodology  # noqa: PLC0415
+    from freightml.monitoring.report import render_report  # noqa: PLC0415
+    from freightml.tracking import champion_version, configure_mlflow  # noqa: PLC0415
 
     config = load_monitoring_config(settings.monitoring_path)
     methodology = load_methodology(settings.methodology_path)

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from freightml.features.build import FEATURE_INPUT_COLUMNS, build_examples
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.monitoring.config import MonitoringConfig
 from freightml.monitoring.drift import Part, drift_report
 from freightml.monitoring.profile import (
@@ -66,8 +68,6 @@ def drift_of_facts(
     when a fitted model (as ``mlflow.sklearn`` loads it) is given. Identities:
     origin/destination stations and series of the window's facts.
     """
-    from freightml.features.build import FEATURE_INPUT_COLUMNS, build_examples
-    from freightml.features.levels import adjust_levels, adjustments_of
 
     start, end = _window(window_start, window_end)
     missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from freightml.data.sources import load_source
 from freightml.retraining.decisions import DecisionStore
 from freightml.retraining.policy import Policy
 from freightml.retraining.rules import run_tags
 from freightml.retraining.types import Decision
+from freightml.retraining.window import choose_window
 
 if TYPE_CHECKING:
     from freightml.config import Settings
@@ -58,9 +60,6 @@ def shift_aware_window(policy: Policy) -> Callable[[Settings, Decision], Setting
     will read, applied to its settings and recorded as ``retrain.window.*`` tags."""
 
     def adjust(settings: Settings, decision: Decision) -> Settings:
-        from freightml.data.sources import load_source
-        from freightml.retraining.window import choose_window
-
         facts = load_source(settings.data).facts
         known = set()
         for column in (

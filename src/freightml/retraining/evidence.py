@@ -42,7 +42,7 @@ def champion_info(client: MlflowClient, model_name: str) -> ChampionInfo | None:
     """The champion of ``model_name`` with the training window its run recorded, or None
     when there is no champion. A champion whose run has no ``data_end`` parameter was not
     logged by the training pipeline: an error naming it."""
-    from freightml.tracking.registry import champion_version
+    from freightml.tracking.registry import champion_version  # noqa: PLC0415
 
     version = champion_version(client, model_name)
     if version is None:
@@ -131,7 +131,7 @@ def gather_evidence(
     model = settings.tracking.registered_model
     champion = None
     if _tracking_exists(settings):  # a local tracking store that does not exist holds none
-        from freightml.tracking import configure_mlflow
+        from freightml.tracking import configure_mlflow  # noqa: PLC0415
 
         champion = champion_info(client or configure_mlflow(settings), model)
     new_facts = entities = None
@@ -171,7 +171,7 @@ def reconcile_in_flight(
     if not started or not _tracking_exists(settings):
         return []
     if client is None:
-        from freightml.tracking import configure_mlflow
+        from freightml.tracking import configure_mlflow  # noqa: PLC0415
 
         client = configure_mlflow(settings)
     closed = []
@@ -205,7 +205,7 @@ def decide_now(
     """:func:`reconcile_in_flight`, :func:`gather_evidence`, then :func:`decide` (the
     decision itself is not recorded); both read the registry through one client."""
     if client is None and _tracking_exists(settings):
-        from freightml.tracking import configure_mlflow
+        from freightml.tracking import configure_mlflow  # noqa: PLC0415
 
         client = configure_mlflow(settings)
     reconcile_in_flight(settings, store, client=client)

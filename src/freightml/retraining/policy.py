@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from freightml.policy_files import load_yaml_model
 from freightml.retraining.window import WindowSettings
 
 DEFAULT_RETRAINING_PATH = Path("configs/retraining.yaml")
@@ -243,6 +244,5 @@ class Policy(_Frozen):
 
 def load_policy(path: str | Path = DEFAULT_RETRAINING_PATH) -> Policy:
     """Read and validate the retraining YAML; errors name the file and the bad keys."""
-    from freightml.policy_files import load_yaml_model
 
     return load_yaml_model(path, Policy, "retraining policy")

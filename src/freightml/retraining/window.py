@@ -264,7 +264,7 @@ class WindowChoice:
         ``level_adjustments``; unchanged for ``full_window``."""
         if self.rule == FULL_WINDOW:
             return settings
-        from freightml.models import make_model
+        from freightml.models import make_model  # noqa: PLC0415
 
         weighted = self.rule in (POST_CHANGE, DOWN_WEIGHT)
         if self.rule == RESTATED and not self.adjustments:

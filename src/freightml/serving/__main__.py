@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as exc:
         p.error(f"configuration error: {exc}")
 
-    from freightml.serving.server import serve
+    from freightml.serving.server import serve  # noqa: PLC0415
 
     serve(
         settings,

@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.utils.utils import generate_uuid
 
 from freightml.features.window import HistoryWindow
 from freightml.models.wagons import wagons_for
@@ -352,7 +353,6 @@ def v2_response(
 ) -> InferResponse:
     """The V2 response: one element per requested row in every output tensor (quantiles NaN
     without ``bands``; wagons from ``wagon_tonnes`` when given, as in ``v1_response``)."""
-    from kserve.utils.utils import generate_uuid
 
     h_max = window.horizon_max
     positions = rows // h_max

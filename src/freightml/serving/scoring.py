@@ -104,7 +104,7 @@ class TableScorer:
 
 
 def _is_global_gbm(model: Any) -> bool:
-    from freightml.models.gbm import GlobalGBM
+    from freightml.models.gbm import GlobalGBM  # noqa: PLC0415
 
     return isinstance(model, GlobalGBM) and all(
         hasattr(model, a) for a in ("model_", "model_features_", "vocabulary_")

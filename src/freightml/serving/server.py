@@ -13,11 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
+from fastapi.responses import JSONResponse
 
 import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
 from freightml.config import Settings
 from freightml.features.build import LOOKBACK_DAYS
 from freightml.features.window import FactsLike, HistorySource
+from freightml.serving.events import CloudEventSender
+from freightml.serving.metrics import HttpMetrics
+from freightml.serving.model_source import LocalModel, RegistryModel
+from freightml.store import Store
 
 log = logging.getLogger("freightml.serving")
 
@@ -26,7 +32,6 @@ def default_history(settings: Settings) -> FactsLike:
     """``serving.history_uri`` if set, else the collector's store (``Store.facts.frame``)."""
     if settings.serving.history_uri:
         return settings.serving.history_uri
-    from freightml.store import Store
 
     return Store(settings.collector_store_url).facts.frame
 
@@ -57,9 +62,7 @@ def build_predictor(
     ``collector_events_url``; on a cluster KServe's logger sends them instead). Seconds of 0
     disable a poll.
     """
-    from freightml.serving.events import CloudEventSender
-    from freightml.serving.model_source import LocalModel, RegistryModel
-    from freightml.serving.predictor import MODEL_NAME, FreightPredictor
+    from freightml.serving.predictor import MODEL_NAME, FreightPredictor  # noqa: PLC0415
 
     cfg = settings.serving
     if model_dir is not None:
@@ -114,7 +117,6 @@ class _OneLineClientErrors(logging.Filter):
 
 def _quiet_request_logs(log_requests: bool) -> None:
     """KServe logs ~6 lines per request by default; keep errors and lifecycle lines."""
-    from fastapi.exceptions import FastAPIDeprecationWarning
 
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     logging.getLogger("kserve").addFilter(_OneLineClientErrors())
@@ -126,8 +128,6 @@ def _quiet_request_logs(log_requests: bool) -> None:
 
 def _bad_request_for_invalid_v2_bodies() -> None:
     """FastAPI rejects a V2 body that is not an InferenceRequest with 422; say 400 + why."""
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
     from kserve.model_server import app
 
     async def handler(_request: Any, exc: RequestValidationError) -> JSONResponse:
@@ -139,8 +139,6 @@ def _bad_request_for_invalid_v2_bodies() -> None:
 def _count_inference_calls(model_name: str) -> None:
     """Time every V1/V2 inference call by protocol and status (serving.metrics.HttpMetrics)."""
     from kserve.model_server import app
-
-    from freightml.serving.metrics import HttpMetrics
 
     app.add_middleware(HttpMetrics, model_name=model_name)
 
@@ -196,7 +194,6 @@ def _refuse_repository_changes(server: Any) -> None:
     model) while liveness still passes. Both answer 403 with the reason instead; the index
     (``/v2/repository/index``) stays.
     """
-    from fastapi.responses import JSONResponse
     from kserve.model_server import app
     from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 

@@ -9,7 +9,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from freightml.config import Settings
+from freightml.monitoring.types import Snapshot
+from freightml.retraining.act import fail_retrain, finish_retrain, shift_aware_window, start_retrain
+from freightml.retraining.decisions import DecisionStore
+from freightml.retraining.evidence import decide_now
+from freightml.retraining.policy import load_policy
 from freightml.stages.result import StageResult
+from freightml.store import Store
 
 
 class DecisionInfo(StageResult):
@@ -40,11 +46,6 @@ def decide_retraining(
     ``snapshot_path`` (the monitor's of the same run, so both judge the same day even
     across midnight), else today (UTC). ``run_id`` (the pipeline run's id) is stored with
     a started decision, so the run's exit step (:func:`close_retraining`) finds it."""
-    from freightml.monitoring.types import Snapshot
-    from freightml.retraining.act import shift_aware_window, start_retrain
-    from freightml.retraining.evidence import decide_now
-    from freightml.retraining.policy import load_policy
-    from freightml.store import Store
 
     snapshot = None
     if snapshot_path is not None:
@@ -94,9 +95,6 @@ def record_retraining(
 ) -> str:
     """Mark the decision the training steps ran for as finished, with the version they
     registered and whether it became champion (the gates decide); returns the message."""
-    from freightml.retraining.act import finish_retrain
-    from freightml.retraining.decisions import DecisionStore
-    from freightml.store import Store
 
     champion = "promoted to champion" if promoted else "not promoted (the gates kept the champion)"
     message = f"version {model_version} registered, {champion}"
@@ -117,9 +115,6 @@ def close_retraining(settings: Settings, *, run_id: str, state: str, error: str 
     ``guards.in_flight_expiry_hours``). A run that ended in any ``state`` but
     ``SUCCEEDED`` failed with ``error``; a run that succeeded and still left its decision in
     flight never ran or recorded its training steps. Returns what it did, in words."""
-    from freightml.retraining.act import fail_retrain
-    from freightml.retraining.decisions import DecisionStore
-    from freightml.store import Store
 
     if not run_id:
         raise ValueError("close_retraining needs the pipeline run's id (run_id is empty)")

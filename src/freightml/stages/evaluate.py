@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,14 +13,28 @@ import pandas as pd
 from pydantic import Field
 
 from freightml.config import Settings
-from freightml.evaluation import BacktestResult, GateReport, Methodology
+from freightml.data.sources import digest_facts
+from freightml.evaluation import (
+    BacktestResult,
+    GateReport,
+    Methodology,
+    evaluate_gates,
+    load_methodology,
+    plot_backtest,
+    run_backtest,
+)
+from freightml.features.levels import adjustments_of
 from freightml.models.intervals import IntervalTable
+from freightml.monitoring.config import load_monitoring_config
+from freightml.monitoring.profile import expectations_from_backtest
 from freightml.monitoring.types import Expectation
 from freightml.stages.features import planned_feature_kwargs
 from freightml.stages.result import StageResult
+from freightml.stages.select import load_selection
 from freightml.stages.train import make_estimator
 from freightml.timing import timed
-from freightml.tracking.runs import ChampionRecipe
+from freightml.tracking.registry import RegistryError, require_version
+from freightml.tracking.runs import ChampionRecipe, champion_recipe
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -85,8 +100,6 @@ def backtest_recipe(
     """The methodology's rolling-origin backtest of ``model`` with ``params`` (default: the
     configured model) on ``facts``, the model reading them with its level adjustments and
     the panel's history rule (``planned_feature_kwargs``); ``intervals`` add quantiles."""
-    from freightml.evaluation import run_backtest
-    from freightml.features.levels import adjustments_of
 
     return run_backtest(
         facts,
@@ -111,8 +124,6 @@ def champion_on_window(
     """The champion's metrics on this window: its recorded ones when its run used the same
     data and cutoffs, else its recipe backtested again (its own artifact has seen part of
     the window, so it cannot be scored on it fairly). None when there is no champion."""
-    from freightml.data.sources import digest_facts
-    from freightml.tracking.runs import champion_recipe
 
     with timed("evaluate_model.champion", kind="tracking"):
         recipe = champion_recipe(settings)
@@ -143,7 +154,6 @@ def _segment_records(result: BacktestResult, column: str) -> list[dict[str, Any]
 
 def _write_tables(result: BacktestResult, methodology: Methodology, out: Path) -> list[Path]:
     """Predictions, per-horizon and per-segment tables and PNG plots (logged to MLflow)."""
-    from freightml.evaluation import plot_backtest
 
     result.predictions.to_parquet(out / "predictions.parquet", index=False)
     result.by_horizon().to_csv(out / "by_horizon.csv", index=False)
@@ -189,10 +199,6 @@ def evaluate_model(
     segment and horizon bucket for the reference profile), predictions, per-horizon and
     per-segment tables and PNG plots into ``out_dir``.
     """
-    from freightml.data.sources import digest_facts
-    from freightml.evaluation import evaluate_gates, load_methodology
-    from freightml.monitoring.config import load_monitoring_config
-    from freightml.monitoring.profile import expectations_from_backtest
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,8 +208,6 @@ def evaluate_model(
         model, params, intervals, chosen, candidates = None, None, None, "", []
         notes: list[str] = []
         if selection_dir is not None:
-            from freightml.stages.select import load_selection
-
             selection = load_selection(selection_dir)
             model, params, intervals = "portfolio", selection.recipe, selection.intervals
             chosen = selection.chosen
@@ -253,12 +257,9 @@ def version_summary(client: MlflowClient, model: str, version: str) -> dict[str,
     """What a version's backtest found, as JSON data: WAPE, baseline WAPE and ratio, bias,
     per-segment ratios, gate results, interval coverage per level and the chosen candidate
     with every candidate's validation figures (from the run's evaluation/evaluation.json)."""
-    import tempfile
 
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
-
-    from freightml.tracking.registry import RegistryError, require_version
 
     require_version(client, model, version)
     mv = client.get_model_version(model, version)

@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 
 from freightml.config import Settings
+from freightml.features.build import build_examples
+from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.stages.result import StageResult
 from freightml.timing import timed
 
@@ -34,8 +36,8 @@ def planned_feature_kwargs(settings: Settings, facts: pd.DataFrame) -> dict[str,
     at an origin, so the selection's first validation fold still has training examples
     (freightml.evaluation.selection.history_plan; never under 28 days), and an unset
     ``origin_step_days`` becomes ``auto_origin_step`` of the panel."""
-    from freightml.evaluation import load_methodology
-    from freightml.evaluation.selection import history_plan
+    from freightml.evaluation import load_methodology  # noqa: PLC0415
+    from freightml.evaluation.selection import history_plan  # noqa: PLC0415
 
     kw = feature_kwargs(settings)
     dates = pd.to_datetime(facts["date"])
@@ -69,9 +71,7 @@ def build_features(
     """Cut the training examples from the facts (restated by the configured model's level
     adjustments, freightml.features.levels; the history rule of ``planned_feature_kwargs``)
     and write them as Parquet."""
-    from freightml.features.build import build_examples
-    from freightml.features.levels import adjust_levels, adjustments_of
-    from freightml.stages.train import make_estimator
+    from freightml.stages.train import make_estimator  # noqa: PLC0415
 
     with timed("build_features"):
         raw = pd.read_parquet(facts_path)

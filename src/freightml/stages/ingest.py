@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from freightml.config import DataSettings, Settings
-from freightml.data.sources import SourcedFacts, freshest_window, load_source
+from freightml.data.sources import (
+    SourcedFacts,
+    digest_facts,
+    freshest_window,
+    load_source,
+    save_facts,
+)
 from freightml.domain import SERIES_KEY
 from freightml.stages.result import StageResult
 from freightml.timing import timed
@@ -33,8 +39,6 @@ class FactsInfo(StageResult):
 
     @classmethod
     def describe(cls, window: pd.DataFrame, source: SourcedFacts, window_days: int) -> FactsInfo:
-        from freightml.data.sources import digest_facts
-
         regions = set(window["origin_region"].astype(str)) | set(
             window["destination_region"].astype(str)
         )
@@ -64,7 +68,6 @@ def load_window(data: DataSettings) -> tuple[pd.DataFrame, FactsInfo]:
 
 def ingest_data(settings: Settings, out_path: str | Path) -> FactsInfo:
     """Load the source, keep the freshest training window, write it as Parquet."""
-    from freightml.data.sources import save_facts
 
     with timed("ingest_data"):
         window, info = load_window(settings.data)

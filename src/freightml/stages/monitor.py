@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from freightml.config import Settings
+from freightml.monitoring.run import run_monitoring
 from freightml.stages.result import StageResult
 
 
@@ -34,7 +35,6 @@ def monitor_model(
     ``snapshot_path`` and ``report_path`` (e.g. the pipeline's output artifacts).
 
     ``as_of`` is an ISO date or empty for today; ``window_days`` 0 means the config's."""
-    from freightml.monitoring.run import run_monitoring
 
     result = run_monitoring(
         settings,

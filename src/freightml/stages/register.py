@@ -14,19 +14,33 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
-from freightml.cards import CardSet, VersionFacts
+from freightml.cards import CardSet, VersionFacts, card_context, render_cards
 from freightml.config import Settings
 from freightml.domain import CHALLENGER, TAG_FAILED_GATES, TAG_GATES
-from freightml.evaluation import Methodology
-from freightml.monitoring.profile import PROFILE_ARTIFACT, ReferenceProfile
+from freightml.evaluation import Methodology, beats_champion, load_methodology
+from freightml.features.build import CATEGORICAL_FEATURES
+from freightml.monitoring.profile import (
+    PROFILE_ARTIFACT,
+    PROFILE_FILE,
+    ReferenceProfile,
+    with_expectations,
+)
 from freightml.stages.evaluate import REBACKTESTED, EvaluationResult
 from freightml.stages.features import feature_kwargs
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
 from freightml.stages.validate import ValidationSummary
 from freightml.timing import timed
-from freightml.tracking import runs
+from freightml.tracking import (
+    champion_version,
+    configure_mlflow,
+    environment_info,
+    pipeline_image,
+    promote,
+    runs,
+)
 
 log = logging.getLogger("freightml")
 PIPELINE_ACTOR = "freightml-pipeline"
@@ -59,7 +73,6 @@ def decide_promotion(evaluation: EvaluationResult, methodology: Methodology) -> 
     """The promotion rule: every gate passes, and the version beats the champion on the
     same backtest window by the methodology's margin (or there is no champion); a version
     trained on facts beyond the champion's (a refresh) only has to be no worse."""
-    from freightml.evaluation import beats_champion
 
     if not evaluation.gates.passed:
         return PromotionDecision(
@@ -166,7 +179,6 @@ def log_candidates(evaluation: EvaluationResult) -> None:
 def version_profile(model_dir: Path, evaluation: EvaluationResult) -> ReferenceProfile:
     """The complete reference profile: the train stage's half (in the model directory)
     with the backtest's expectations."""
-    from freightml.monitoring.profile import PROFILE_FILE, with_expectations
 
     path = model_dir / PROFILE_FILE
     if not path.is_file():
@@ -205,7 +217,6 @@ def record_decision(
 ) -> None:
     """Tag the version (gates, failed gates, decision, lineage), tag the run with the
     decision, and promote when the decision says so (an audited registry operation)."""
-    from freightml.tracking import promote
 
     tags = {
         TAG_GATES: "passed" if evaluation.gates.passed else "failed",
@@ -240,10 +251,6 @@ def write_cards(
 ) -> tuple[Path, CardSet]:
     """Render the model and project cards of ``version`` under ``<home>/cards`` (the model
     card's data section summarises ``profile``)."""
-    from mlflow.models import Model
-
-    from freightml.cards import card_context, render_cards
-    from freightml.features.build import CATEGORICAL_FEATURES
 
     context = card_context(
         settings,
@@ -277,13 +284,6 @@ def register_model(
     ``card_paths``: where to copy the model card (Markdown, HTML) and the project card
     (Markdown), e.g. the pipeline's output artifacts.
     """
-    from freightml.evaluation import load_methodology
-    from freightml.tracking import (
-        champion_version,
-        configure_mlflow,
-        environment_info,
-        pipeline_image,
-    )
 
     facts = FactsInfo.model_validate(facts_info)
     evaluation = EvaluationResult.load_from(evaluation_dir)

@@ -10,9 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from freightml.config import Settings
+from freightml.data.sources import digest_facts
 from freightml.domain import ACTIVE_DAYS, SERIES_KEY
+from freightml.features.levels import adjustments_of
+from freightml.features.window import HistoryWindow
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
+from freightml.store import Store
+from freightml.store.forecasts import BAND_COLUMNS
 from freightml.timing import timed
 
 if TYPE_CHECKING:
@@ -43,9 +48,7 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
     """The feature rows batch scoring forecasts from: the facts as ``model`` reads them
     (its level adjustments, the statistical forecasts it blends) with the training's holiday
     calendar, as the predictor does."""
-    from freightml.features.levels import adjustments_of
-    from freightml.features.window import HistoryWindow
-    from freightml.models.statistical import StatisticalColumns
+    from freightml.models.statistical import StatisticalColumns  # noqa: PLC0415
 
     return HistoryWindow.build(
         facts,
@@ -68,11 +71,8 @@ def score_batch(
     into the collector's store with lineage."""
     import mlflow.sklearn
 
-    from freightml.data.sources import digest_facts
-    from freightml.models.wagons import wagons_for
-    from freightml.store import Store
-    from freightml.store.forecasts import BAND_COLUMNS
-    from freightml.tracking import champion_version, configure_mlflow
+    from freightml.models.wagons import wagons_for  # noqa: PLC0415
+    from freightml.tracking import champion_version, configure_mlflow  # noqa: PLC0415
 
     client = configure_mlflow(settings)
     name = settings.tracking.registered_model

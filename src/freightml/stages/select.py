@@ -11,7 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from freightml.config import Settings
-from freightml.evaluation.selection import Selection
+from freightml.evaluation import load_methodology
+from freightml.evaluation.selection import Selection, select_candidate
+from freightml.stages.features import planned_feature_kwargs
 from freightml.stages.result import StageResult
 from freightml.timing import timed
 
@@ -37,9 +39,6 @@ def select_model(settings: Settings, facts_path: str | Path, out_dir: str | Path
     """Score the portfolio of ``settings.selection`` on the inner folds of the facts and
     write selection.json (the chosen recipe, every candidate's figures, the intervals) and
     selection.md (the candidates' table) into ``out_dir``."""
-    from freightml.evaluation import load_methodology
-    from freightml.evaluation.selection import select_candidate
-    from freightml.stages.features import planned_feature_kwargs
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,11 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from freightml.config import Settings
-from freightml.monitoring.profile import PROFILE_FILE, ReferenceProfile
+from freightml.models import SKOPS_TRUSTED_TYPES, make_model
+from freightml.models.requirements import model_requirements
+from freightml.models.statistical import stat_column
+from freightml.monitoring.config import load_monitoring_config
+from freightml.monitoring.profile import PROFILE_FILE, ReferenceProfile, build_profile
 from freightml.stages.result import StageResult
 from freightml.timing import timed
 
@@ -24,7 +28,6 @@ def make_estimator(
     settings: Settings, name: str | None = None, params: dict[str, Any] | None = None
 ) -> BaseEstimator:
     """A fresh model: ``name`` and ``params``, else the configured model and parameters."""
-    from freightml.models import make_model
 
     return make_model(
         name or settings.model.name, params if params is not None else settings.model.params
@@ -44,9 +47,7 @@ def reference_profile(
     the served forecasts would drift against them in every segment (measured on `make
     monitor-demo` with the recursive LightGBM as champion). Its inputs, target, realised
     quality and interval coverage are still monitored."""
-    from freightml.evaluation import load_methodology
-    from freightml.monitoring.config import load_monitoring_config
-    from freightml.monitoring.profile import build_profile
+    from freightml.evaluation import load_methodology  # noqa: PLC0415
 
     methodology = load_methodology(settings.methodology_path)
     served_here = not getattr(model, "statistical_models", [])
@@ -75,15 +76,11 @@ def train_model(
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from freightml.models import SKOPS_TRUSTED_TYPES
-    from freightml.models.requirements import model_requirements
-    from freightml.models.statistical import stat_column
-
     name = settings.model.name
     with timed("train_model"):
         examples = pd.read_parquet(features_path)
         if selection_dir is not None:
-            from freightml.stages.select import load_selection
+            from freightml.stages.select import load_selection  # noqa: PLC0415
 
             selection = load_selection(selection_dir)
             name = "portfolio"

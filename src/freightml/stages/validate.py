@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from freightml.config import Settings
+from freightml.data.validation import validate_facts
 from freightml.stages.result import StageResult
 from freightml.timing import timed
 
@@ -46,7 +47,6 @@ def validate_data(
     reference_path: str | Path | None = None,
 ) -> ValidationSummary:
     """Validate the facts, write the report (JSON + HTML), raise on hard errors."""
-    from freightml.data.validation import validate_facts
 
     with timed("validate_data"):
         facts = pd.read_parquet(facts_path)

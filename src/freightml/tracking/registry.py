@@ -19,9 +19,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import mlflow.artifacts
+import mlflow.sklearn
 import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model
 
 from freightml.domain import CHALLENGER, CHAMPION, TAG_FAILED_GATES, TAG_GATES
 
@@ -209,9 +212,6 @@ def check_servable(client: MlflowClient, model: str, version: str) -> None:
     if gates != "passed":
         failed = tags.get(TAG_FAILED_GATES) or "unnamed"
         raise RegistryError(f"{refuse}: it failed its gates ({failed}) {force}")
-    import mlflow.artifacts
-    import mlflow.sklearn
-    from mlflow.models import Model
 
     uri = f"models:/{model}/{version}"
     try:

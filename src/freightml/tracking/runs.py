@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
 
 from freightml.config import Settings
+from freightml.tracking.registry import champion_version
+from freightml.tracking.session import configure_mlflow
 
 if TYPE_CHECKING:
     from mlflow.data.meta_dataset import MetaDataset
@@ -45,8 +50,6 @@ def champion_recipe(settings: Settings) -> ChampionRecipe | None:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # a local store that does not exist yet holds no champion
-    from freightml.tracking.registry import champion_version
-    from freightml.tracking.session import configure_mlflow
 
     client = configure_mlflow(settings)
     name = settings.tracking.registered_model
@@ -77,9 +80,6 @@ def champion_recipe(settings: Settings) -> ChampionRecipe | None:
 
 def dataset_input(source_uri: str, digest: str) -> MetaDataset:
     """The facts as an MLflow dataset input: their source and content digest."""
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.http_dataset_source import HTTPDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
 
     try:
         source = resolve_dataset_source(source_uri)
