@@ -340,6 +340,27 @@ class ServingSettings(_Section):
     )
     reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
+    history_stale_seconds: float = Field(
+        21600.0,
+        ge=0,
+        description="not ready (/v2/health/ready, the model's ready) after the history has "
+        "not been read successfully for this long; the last good window keeps answering "
+        "meanwhile; 0 = never",
+    )
+    origin_quorum: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="the forecast origin (serving and batch scoring) is the latest day on "
+        "which at least this share of the series reporting on the busiest of the 28 days "
+        "before have a fact",
+    )
+    min_history_days: int = Field(
+        28,
+        ge=1,
+        description="a series is forecast (online and in batch) once its first fact is at "
+        "least this many days before the forecast origin",
+    )
     wagon_quantile: float | None = Field(
         None,
         gt=0,

@@ -137,3 +137,26 @@ def test_unobserved_series_are_not_forecast() -> None:
     facts.loc[mask, "volume_tonnes"] = np.nan  # never a usable fact
     window = HistoryWindow.build(facts)
     assert tuple(str(v) for v in key) not in window.series_index
+
+
+def test_the_origin_waits_for_a_quorum_of_series(facts: pd.DataFrame) -> None:
+    """A day half delivered, a lone future fact or a new lane does not move the origin."""
+    from freightml.features.window import WindowRules, forecast_origin
+
+    last = facts["date"].max()
+    day = facts.loc[facts["date"] == last].copy()
+    nxt = day.assign(date=last + pd.Timedelta(days=1))
+    n = len(nxt)
+    partial = pd.concat([facts, nxt.iloc[: int(n * 0.3)]])
+    assert forecast_origin(partial["date"]) == last
+    assert recent_facts(partial)["date"].max() == last  # later facts wait
+    most = pd.concat([facts, nxt.iloc[: int(n * 0.6)]])
+    assert forecast_origin(most["date"]) == last + pd.Timedelta(days=1)
+    assert forecast_origin(most["date"], quorum=0.9) == last
+    future = pd.concat([facts, nxt.iloc[:1].assign(date=last + pd.Timedelta(days=900))])
+    assert forecast_origin(future["date"]) == last
+    # a network that shrinks by half still moves on
+    half = nxt.iloc[: n // 2 + 1]
+    assert forecast_origin(pd.concat([facts, half])["date"]) == last + pd.Timedelta(days=1)
+    with pytest.raises(ValueError, match="origin_quorum"):
+        WindowRules(origin_quorum=0)

@@ -350,6 +350,85 @@ def test_refresh_history_moves_the_origin_when_facts_arrive(model, facts) -> Non
     p.stop_engine()
 
 
+def _lane(facts: pd.DataFrame, day: pd.Timestamp, origin: str, destination: str) -> pd.DataFrame:
+    """One fact of a lane no established series uses, dated ``day``."""
+    row = facts.iloc[[0]].copy()
+    row["date"] = day
+    row["origin_station"], row["destination_station"] = origin, destination
+    return row
+
+
+def test_one_new_lane_fact_moves_no_forecast_of_the_established_series(model, facts) -> None:
+    """Finding 1: a single fact dated after the network's last day for a new lane moved
+    the origin, and every established series answered 400 after the next refresh."""
+    last = facts["date"].max()
+    current = {"facts": facts}
+    p = FreightPredictor(Versions({"1": model}, "1"), HistorySource(lambda: current["facts"]))
+    p.load()
+    try:
+        key = _series(p, 3)
+        body = {"instances": [dict(zip(KEY, key, strict=True)) | {"horizon": 1}]}
+        before = _call(p, body)["predictions"]
+        for day in (last + pd.Timedelta(days=6), last + pd.Timedelta(days=3650)):
+            current["facts"] = pd.concat([facts, _lane(facts, day, "ZZZ-001", "ZZZ-002")])
+            p.refresh_history()
+            assert p.state.window.origin == last  # the quorum of series did not move
+            assert _call(p, body)["predictions"] == before
+        # a lane dated inside the window is young: answered 400 naming its age
+        young = pd.concat(
+            [facts, _lane(facts, last - pd.Timedelta(days=2), "ZZZ-001", "ZZZ-002")]
+        )
+        current["facts"] = young
+        assert p.refresh_history() is True
+        assert p.state.window.origin == last
+        new = {"origin_station": "ZZZ-001", "destination_station": "ZZZ-002"}
+        cargo = str(facts.iloc[0]["cargo_type"])
+        with pytest.raises(RequestError, match=r"facts only since .*28 days of history"):
+            _call(p, {"instances": [new | {"cargo_type": cargo, "horizon": 1}]})
+        assert _call(p, body)["predictions"] == before
+    finally:
+        p.stop_engine()
+
+
+def test_a_failing_refresh_keeps_the_window_turns_unready_when_stale_and_heals() -> None:
+    """Finding 1: after the facts became unreadable only a restart recovered."""
+    facts = generate("small")
+    model = make_model("gbm", {"max_iter": 10}).fit(build_examples(facts, horizons_per_origin=7))
+    current: dict[str, Any] = {"facts": facts}
+
+    def read() -> pd.DataFrame:
+        if isinstance(current["facts"], Exception):
+            raise current["facts"]
+        return current["facts"]
+
+    p = FreightPredictor(Versions({"1": model}, "1"), HistorySource(read), stale_seconds=3.0)
+    p.load()
+    try:
+        assert asyncio.run(p.healthy())  # read just now
+        failures = _sample("freightml_serving_history_refreshes_total", {"outcome": "failure"})
+        current["facts"] = facts.iloc[:0]  # every fact withdrawn
+        assert p.refresh_history() is False
+        current["facts"] = OSError("store down")
+        p._history_stamp = None
+        assert p.refresh_history() is False
+        assert (
+            _sample("freightml_serving_history_refreshes_total", {"outcome": "failure"})
+            == failures + 2
+        )
+        assert p.state.window.origin == facts["date"].max()  # the last good window answers
+        key = _series(p, 0)
+        body = {"instances": [dict(zip(KEY, key, strict=True)) | {"horizon": 2}]}
+        answered = _call(p, body)["predictions"]
+        assert answered and {a["origin_date"] for a in answered} == {p.state.window.origin_date}
+        p._last_good_read -= 3.0  # as if the last good read were 3 s older
+        assert p.history_stale and not asyncio.run(p.healthy())
+        current["facts"] = facts[facts["date"] < facts["date"].max()]
+        assert p.refresh_history() is True  # the next good read heals it, no restart
+        assert asyncio.run(p.healthy())
+    finally:
+        p.stop_engine()
+
+
 @pytest.fixture
 def collector(tmp_path: Path):
     store = Store(f"sqlite:///{tmp_path / 'collector.db'}")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from freightml.data.schema import CARGO_TYPES, DEFAULT_WAGON_CAPACITY_T, WAGON_CAPACITY_T
 from freightml.data.sources import load_facts
+from freightml.domain import ACTIVE_DAYS
 from freightml.features.build import (
     FEATURE_INPUT_COLUMNS,
     LOOKBACK_DAYS,
@@ -125,8 +126,46 @@ def _accepts_start(fn: Callable[..., object]) -> bool:
         return False
 
 
-def recent_facts(facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS) -> pd.DataFrame:
-    """The facts of the last ``window_days`` days (by the latest fact date), feature columns."""
+@dataclass(frozen=True)
+class WindowRules:
+    """Which facts make the window, so that no single series decides for the others.
+
+    ``origin_quorum``: the forecast origin is the latest day on which at least this share of
+    the series reporting on the busiest of the 28 days before it have a fact (one new lane,
+    one fact dated in the future or a day half delivered does not move it; later facts wait
+    for the quorum). ``min_history_days``: a series is forecast once its first fact is at
+    least this many days before the origin (a younger one is answered 400 naming its age).
+    """
+
+    origin_quorum: float = 0.5
+    min_history_days: int = ACTIVE_DAYS
+
+    def __post_init__(self) -> None:
+        if not 0 < self.origin_quorum <= 1:
+            raise ValueError(f"origin_quorum must be in (0, 1], got {self.origin_quorum}")
+        if self.min_history_days < 1:
+            raise ValueError(f"min_history_days must be >= 1, got {self.min_history_days}")
+
+
+def forecast_origin(dates: pd.Series, quorum: float = 0.5) -> pd.Timestamp:
+    """The latest day whose count of facts (one per series and day) is at least ``quorum``
+    of the most reported on any of the 28 days before it; when no day qualifies (a history
+    of under two days), the latest of the days with the most facts."""
+    days = pd.to_datetime(dates).dt.normalize()
+    counts = days.value_counts().sort_index()
+    full = counts.reindex(pd.date_range(counts.index[0], counts.index[-1], freq="D"), fill_value=0)
+    before = full.rolling(ACTIVE_DAYS, min_periods=1).max().shift(1).fillna(0)
+    ok = (full > 0) & (before > 0) & (full >= quorum * before)
+    if ok.any():
+        return pd.Timestamp(full.index[ok.to_numpy()][-1])
+    return pd.Timestamp(counts.index[counts.to_numpy() == counts.max()][-1])
+
+
+def recent_facts(
+    facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS, quorum: float = 0.5
+) -> pd.DataFrame:
+    """The facts of the ``window_days`` days up to the forecast origin
+    (:func:`forecast_origin`), feature columns; later facts wait for the quorum."""
     missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]
     if missing:
         raise HistoryUnavailable(
@@ -135,9 +174,19 @@ def recent_facts(facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS) -> pd.Da
     if facts.empty:
         raise HistoryUnavailable("history facts are empty: nothing to forecast from")
     dates = pd.to_datetime(facts["date"])
-    last = dates.max().normalize()
-    keep = (dates >= last - pd.Timedelta(days=window_days - 1)).to_numpy()
+    origin = forecast_origin(dates, quorum)
+    keep = ((dates >= origin - pd.Timedelta(days=window_days - 1)) & (dates <= origin)).to_numpy()
     return facts.loc[keep, FEATURE_INPUT_COLUMNS]
+
+
+def young_series(recent: pd.DataFrame, min_history_days: int) -> dict[tuple[str, str, str], str]:
+    """Series of ``recent`` whose first fact is under ``min_history_days`` days before its
+    last date (the origin), with that first date."""
+    dates = pd.to_datetime(recent["date"])
+    origin = dates.max()
+    first = dates.groupby([recent[c].astype(str) for c in SERIES_KEY]).min()
+    young = first[first > origin - pd.Timedelta(days=min_history_days)]
+    return {tuple(k): d.date().isoformat() for k, d in young.items()}
 
 
 def facts_signature(facts: pd.DataFrame) -> tuple:
@@ -176,6 +225,10 @@ class HistoryWindow:
     # the statistical forecasts (``stat_<name>`` columns) the features carry, fitted per
     # series at the origin when the window was built (freightml.models.statistical)
     statistical: tuple[str, ...] = ()
+    # series left out for want of history (freightml.features.window.WindowRules): their
+    # first fact date, to answer why
+    young: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    min_history_days: int = ACTIVE_DAYS
     built_at: float = field(default_factory=time.time)
 
     @property
@@ -201,6 +254,7 @@ class HistoryWindow:
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
         level_adjustments: Sequence[LevelAdjustment] = (),
         origin_columns: OriginColumns | None = None,
+        rules: WindowRules = WindowRules(),
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
         (calendar features with the holidays of ``holiday_country``, as in training).
@@ -210,8 +264,19 @@ class HistoryWindow:
         and features read the facts restated by them, as the model's training did; the
         signature stays that of the raw facts. ``origin_columns`` adds the columns fitted per
         series at the origin (the statistical forecasts the served model blends): fitted
-        here, once per build, so requests only look them up."""
-        recent = recent_facts(facts, window_days)
+        here, once per build, so requests only look them up. ``rules`` choose the origin and
+        the series old enough to forecast (:class:`WindowRules`)."""
+        recent = recent_facts(facts, window_days, rules.origin_quorum)
+        signature = facts_signature(recent)
+        young = young_series(recent, rules.min_history_days)
+        if young:
+            keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
+            recent = recent.loc[~keys.isin(list(young)), :]
+            if recent.empty:
+                raise HistoryUnavailable(
+                    f"no series has {rules.min_history_days} days of history before the "
+                    f"forecast origin ({len(young)} younger series)"
+                )
         panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments))
         origin = panel.last_date
         features = build_inference_frame(
@@ -249,9 +314,11 @@ class HistoryWindow:
             capacity=capacity,
             dates=day_list,
             date_horizon={d: h for h, d in enumerate(day_list) if h >= 1},
-            signature=facts_signature(recent),
+            signature=signature,
             window_days=window_days,
             known_cargo_types=frozenset(known_cargo_types or ()),
             level_adjustments=tuple(level_adjustments),
             statistical=tuple(origin_columns.names) if origin_columns is not None else (),
+            young=young,
+            min_history_days=rules.min_history_days,
         )

@@ -45,6 +45,7 @@ from freightml.features.window import (
     HistorySource,
     HistoryUnavailable,
     HistoryWindow,
+    WindowRules,
     facts_signature,
     recent_facts,
 )
@@ -126,8 +127,14 @@ class FreightPredictor(Model):
         holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
         known_cargo_types: Collection[str] | None = CARGO_TYPES,
         wagon_quantile: float | None = None,
+        rules: WindowRules | None = None,
+        stale_seconds: float = 0.0,
     ) -> None:
         super().__init__(name)
+        self.rules = rules or WindowRules()  # the window's origin and membership rules
+        # not healthy after the history has not been read for this long (0: never)
+        self.stale_seconds = stale_seconds
+        self._last_good_read = time.monotonic()
         # the quantile wagons are counted at when a request does not say (None: the point
         # forecast); serving.wagon_quantile
         self.wagon_quantile = wagon_quantile
@@ -173,6 +180,7 @@ class FreightPredictor(Model):
         model = self.model_source.load()
         self._history_stamp = self.history.stamp()
         window = self._build_window(self.history.read(), model)
+        self._last_good_read = time.monotonic()
         with self._swap_lock:
             self._install(model, window)
         metrics.watch_history_age(self.name, self._history_last_seconds)
@@ -196,6 +204,7 @@ class FreightPredictor(Model):
             horizon_max=self.horizon_max,
             holiday_country=self.holiday_country,
             known_cargo_types=self.known_cargo_types,
+            rules=self.rules,
             level_adjustments=adjustments_of(model.model),
             origin_columns=StatisticalColumns.of(model.model),
         )
@@ -301,11 +310,15 @@ class FreightPredictor(Model):
         stamp = self.history.stamp()
         if stamp is not None and stamp == self._history_stamp:
             metrics.HISTORY_REFRESHES.labels(self.name, "unchanged").inc()
+            self._last_good_read = time.monotonic()
             return False
         try:
             window = self.state.window
             since = (window.origin - pd.Timedelta(days=self.window_days)).date()
-            recent = recent_facts(self.history.read(start=since), self.window_days)
+            recent = recent_facts(
+                self.history.read(start=since), self.window_days, self.rules.origin_quorum
+            )
+            self._last_good_read = time.monotonic()
             if facts_signature(recent) == self.state.window.signature:
                 self._history_stamp = stamp
                 metrics.HISTORY_REFRESHES.labels(self.name, "unchanged").inc()
@@ -331,6 +344,7 @@ class FreightPredictor(Model):
             )
             return False
         self._history_stamp = stamp
+        self._last_good_read = time.monotonic()
         metrics.HISTORY_REFRESHES.labels(self.name, "updated").inc()
         log.info(
             "%s: history refreshed, forecast origin now %s (%d series)",
@@ -370,6 +384,17 @@ class FreightPredictor(Model):
                 await asyncio.to_thread(job)
             except Exception:
                 log.exception("%s: background %s failed", self.name, job.__name__)
+
+    @property
+    def history_stale(self) -> bool:
+        """True when the history has not been read successfully for ``stale_seconds``."""
+        return bool(self.stale_seconds) and (
+            time.monotonic() - self._last_good_read > self.stale_seconds
+        )
+
+    async def healthy(self) -> bool:
+        """Ready (KServe's readiness): loaded, and the history read recently enough."""
+        return self.ready and not self.history_stale
 
     def stop_engine(self) -> None:
         for task in self._tasks:

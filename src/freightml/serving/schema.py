@@ -82,6 +82,13 @@ def series_position(window: HistoryWindow, key: tuple[Any, Any, Any], where: str
         if not isinstance(value, str) or not value:
             raise RequestError(f"{where}: {name} must be a non-empty string, got {value!r}")
     origin, destination, cargo = key
+    first = window.young.get(key)
+    if first is not None:
+        raise RequestError(
+            f"{where}: series {origin} -> {destination} {cargo} has facts only since {first}; "
+            f"a series is forecast once it has {window.min_history_days} days of history "
+            f"before the forecast origin {window.origin_date} (serving.min_history_days)"
+        )
     days = f"the history window ({window.window_days} days up to {window.origin_date})"
     for name, station in (("origin_station", origin), ("destination_station", destination)):
         if station not in window.stations:

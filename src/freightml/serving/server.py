@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
 from freightml.config import Settings
 from freightml.features.build import LOOKBACK_DAYS
-from freightml.features.window import FactsLike, HistorySource
+from freightml.features.window import FactsLike, HistorySource, WindowRules
 from freightml.serving.events import CloudEventSender
 from freightml.serving.metrics import HttpMetrics
 from freightml.serving.model_source import LocalModel, RegistryModel
@@ -97,6 +97,8 @@ def build_predictor(
         holiday_country=settings.features.holiday_country,
         known_cargo_types=settings.data.known_cargo_types,
         wagon_quantile=cfg.wagon_quantile,
+        rules=WindowRules(cfg.origin_quorum, cfg.min_history_days),
+        stale_seconds=cfg.history_stale_seconds,
     )
 
 

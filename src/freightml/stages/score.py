@@ -13,7 +13,7 @@ from freightml.config import Settings
 from freightml.data.sources import digest_facts
 from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.features.levels import adjustments_of
-from freightml.features.window import HistoryWindow
+from freightml.features.window import HistoryWindow, WindowRules
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
 from freightml.store import Store
@@ -55,6 +55,7 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
         horizon_max=settings.features.horizon_max,
         holiday_country=settings.features.holiday_country,
         known_cargo_types=settings.data.known_cargo_types,
+        rules=WindowRules(settings.serving.origin_quorum, settings.serving.min_history_days),
         level_adjustments=adjustments_of(model),
         origin_columns=StatisticalColumns.of(model),
     )
