@@ -75,6 +75,34 @@ def test_writes_need_a_token_with_their_scope(guarded: tuple[str, Store]) -> Non
     assert 'freightml_collector_rejected_requests_total{reason="forbidden"} 2.0' in metrics
 
 
+def test_facts_are_withdrawn_with_a_token_and_audited(guarded: tuple[str, Store]) -> None:
+    """Finding 1: there was no API to withdraw a fact."""
+    base, store = guarded
+    records = facts_records(3)
+    assert httpx.post(f"{base}/facts", json=records, headers=bearer(FACTS)).status_code == 200
+    key = ["origin_station", "destination_station", "cargo_type", "date"]
+    body = {"by": "ops", "reason": "duplicate feed", "facts": [{k: records[1][k] for k in key}]}
+    url = f"{base}/facts/withdrawals"
+    assert httpx.post(url, json=body).status_code == 401
+    assert httpx.post(url, json=body, headers=bearer(EVENTS)).status_code == 403
+    done = httpx.post(url, json=body, headers=bearer(FACTS))
+    assert done.status_code == 200 and done.json() == {"status": "ok", "withdrawn": 1, "already": 0}
+    assert len(store.facts.frame()) == 2
+    audit = store.facts.withdrawals().iloc[0]
+    assert audit["withdrawn_by"] == "ops" and audit["reason"] == "duplicate feed"
+    assert audit["credential"] == f"facts:{Tokens.fingerprint(FACTS)}"
+    assert FACTS not in audit["credential"]
+    again = httpx.post(url, json=body, headers=bearer(FACTS)).json()
+    assert (again["withdrawn"], again["already"]) == (0, 1)
+    unknown = {**body, "facts": [{**body["facts"][0], "date": "2001-01-01"}]}
+    missing = httpx.post(url, json=unknown, headers=bearer(ADMIN))
+    assert missing.status_code == 404 and "2001-01-01" in missing.json()["errors"][0]
+    no_reason = httpx.post(url, json={**body, "reason": ""}, headers=bearer(FACTS))
+    assert no_reason.status_code == 422
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'freightml_collector_facts_total{outcome="withdrawn"} 1.0' in metrics
+
+
 def test_bodies_over_the_limit_are_refused_unread(guarded: tuple[str, Store]) -> None:
     base, store = guarded
     big = b'{"instances": [' + b"1," * 4000 + b"1]}"
@@ -140,6 +168,7 @@ def test_the_client_token_comes_from_the_environment_first(
         ("POST", "/", "events"),
         ("POST", "/events", "events"),
         ("POST", "/facts", "facts"),
+        ("POST", "/facts/withdrawals", "facts"),
         ("GET", "/inferences/abc", "admin"),
         ("GET", "/stats", "admin"),
         ("GET", "/forecasts/joined", "admin"),

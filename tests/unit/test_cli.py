@@ -388,6 +388,39 @@ def test_monitor_list_shows_stored_snapshots_newest_first(config: Path, tmp_path
 
 
 # -- facts and the store --------------------------------------------------------------
+def test_facts_withdraw_takes_facts_out_of_the_store_with_an_audit(
+    tmp_path: Path, config: Path, small: pd.DataFrame
+) -> None:
+    path = tmp_path / "facts.csv"
+    small.iloc[:50].to_csv(path, index=False)
+    cli("facts", "ingest", str(path), "-c", str(config))
+    row = small.iloc[0]
+    series = ["--origin", str(row["origin_station"]), "--destination"]
+    series += [str(row["destination_station"]), "--cargo", str(row["cargo_type"])]
+    day = str(pd.Timestamp(row["date"]).date())
+    result = cli("facts", "withdraw", *series, "--date", day, "--reason", "test", "-c", str(config))
+    assert "1 fact(s) withdrawn, 0 withdrawn before" in words(result.output)
+    result = cli(
+        "facts",
+        "withdraw",
+        *series,
+        "--date",
+        "1999-01-01",
+        "--reason",
+        "x",
+        "-c",
+        str(config),
+        code=1,
+    )
+    assert "not in the store" in words(result.output)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert len(store.facts.frame()) == 49
+        assert store.facts.withdrawals()["credential"].tolist() == ["cli"]
+    finally:
+        store.close()
+
+
 def test_facts_ingest_counts_new_duplicate_and_revised_rows(
     tmp_path: Path, config: Path, small: pd.DataFrame
 ) -> None:

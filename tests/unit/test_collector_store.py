@@ -16,6 +16,7 @@ from freightml.collector.inferences import InferenceStore
 from freightml.data.schema import FACT_COLUMNS, FactSchema
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from freightml.store import IngestResult, Store
+from freightml.store.facts import UnknownFacts, WithdrawResult
 from helpers import STORE_BACKENDS, facts_frame, fresh_store, run_at_once
 
 pytestmark = [pytest.mark.unit]
@@ -352,6 +353,37 @@ def test_in_memory_sqlite_works_across_threads() -> None:
     assert outcomes == ["stored"] and s.counts()["events"] == 1
 
 
+def test_a_withdrawn_fact_is_gone_for_readers_and_audited(store: Store) -> None:
+    """Finding 1: there was no way to withdraw a fact."""
+    store.facts.ingest(_facts([1, 2, 3]))
+    store.facts.ingest(_facts([2], tonnes=150.0))  # day 2 revised once
+    keys = _facts([2, 3])[["origin_station", "destination_station", "cargo_type", "date"]]
+    result = store.facts.withdraw(keys, by="ops@example", reason="sensor fault", credential="t1")
+    assert result == WithdrawResult(withdrawn=2)
+    current = store.facts.frame()
+    assert current["date"].dt.day.tolist() == [1]
+    history = store.facts.history("NSK", "VLD", "coal", "2026-01-02")
+    assert history["volume_tonnes"].tolist() == [102.0, 152.0]  # both values kept
+    assert history["valid_to"].notna().all()  # none current
+    audit = store.facts.withdrawals()
+    assert audit[["withdrawn_by", "reason", "credential"]].iloc[0].tolist() == [
+        "ops@example",
+        "sensor fault",
+        "t1",
+    ]
+    assert sorted(audit["revision"].tolist()) == [1, 2]
+    # a repeat is idempotent; an unknown key withdraws nothing of the request
+    assert store.facts.withdraw(keys, by="ops", reason="again") == WithdrawResult(already=2)
+    other = _facts([1, 9])[keys.columns]
+    with pytest.raises(UnknownFacts, match=r"1 fact\(s\) to withdraw .*2026-01-09"):
+        store.facts.withdraw(other, by="ops", reason="typo")
+    assert len(store.facts.frame()) == 1
+    with pytest.raises(ValueError, match="why"):
+        store.facts.withdraw(other, by="ops", reason=" ")
+    # the value can come back later, as a new fact
+    assert store.facts.ingest(_facts([2])).inserted == 1
+
+
 def test_counts_cover_every_table_family(store: Store) -> None:
     InferenceStore(store).record(
         [_event("request", "inf-8"), _event("response", "inf-8", _response_body([2]))]
@@ -365,6 +397,7 @@ def test_counts_cover_every_table_family(store: Store) -> None:
         "forecasts": 1,
         "facts": 1,
         "facts_revisions": 1,
+        "fact_withdrawals": 0,
         "monitoring_snapshots": 0,
         "retraining_decisions": 0,
     }

@@ -375,9 +375,7 @@ def test_one_new_lane_fact_moves_no_forecast_of_the_established_series(model, fa
             assert p.state.window.origin == last  # the quorum of series did not move
             assert _call(p, body)["predictions"] == before
         # a lane dated inside the window is young: answered 400 naming its age
-        young = pd.concat(
-            [facts, _lane(facts, last - pd.Timedelta(days=2), "ZZZ-001", "ZZZ-002")]
-        )
+        young = pd.concat([facts, _lane(facts, last - pd.Timedelta(days=2), "ZZZ-001", "ZZZ-002")])
         current["facts"] = young
         assert p.refresh_history() is True
         assert p.state.window.origin == last

@@ -122,3 +122,49 @@ def facts_ingest(
         f"facts from {path}: {result.inserted} new, {result.revised} revised, "
         f"{result.duplicates} duplicates ignored"
     )
+
+
+@facts_app.command("withdraw")
+def facts_withdraw(
+    origin: Annotated[str, typer.Option(help="origin station of the series")],
+    destination: Annotated[str, typer.Option(help="destination station of the series")],
+    cargo: Annotated[str, typer.Option(help="cargo type of the series")],
+    dates: Annotated[
+        list[str], typer.Option("--date", help="a day to withdraw (YYYY-MM-DD); repeatable")
+    ],
+    reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")],
+    by: Annotated[str | None, typer.Option(help="who asks; default: the login name")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Withdraw facts of one series: no longer current, kept as revisions and audited.
+
+    Over HTTP: POST /facts/withdrawals (docs/collector.md)."""
+    import getpass
+
+    import pandas as pd
+
+    from freightml.store import Store
+    from freightml.store.facts import UnknownFacts
+
+    settings = cli_settings(config)
+    keys = pd.DataFrame(
+        {
+            "origin_station": origin,
+            "destination_station": destination,
+            "cargo_type": cargo,
+            "date": dates,
+        }
+    )
+    store = Store(store_url(settings))
+    try:
+        result = store.facts.withdraw(
+            keys, by=by or getpass.getuser(), reason=reason, credential="cli"
+        )
+    except (UnknownFacts, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    console.print(
+        f"{origin} -> {destination} {cargo}: {result.withdrawn} fact(s) withdrawn, "
+        f"{result.already} withdrawn before"
+    )

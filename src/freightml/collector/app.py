@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import sqlalchemy as sa
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
@@ -32,7 +33,7 @@ from freightml.collector.events import (
     events_from_batch,
     is_batch,
 )
-from freightml.collector.guard import IntakeGuard, Tokens, route_scope
+from freightml.collector.guard import CREDENTIAL_KEY, IntakeGuard, Tokens, route_scope
 from freightml.collector.inferences import InferenceStore
 from freightml.collector.intake import (
     BadFactsBody,
@@ -49,7 +50,7 @@ from freightml.monitoring.exporter import DEFAULT_TTL_SECONDS, SnapshotCollector
 from freightml.monitoring.types import Snapshot
 from freightml.retraining import decisions as _decisions  # noqa: F401
 from freightml.store import MAX_NAME_LENGTH, IngestResult, Store, is_unavailable
-from freightml.store.facts import StaleFacts
+from freightml.store.facts import StaleFacts, UnknownFacts
 from freightml.timing import ResponseTimer
 
 _ROUTES = ("/", "/events", "/facts", "/healthz", "/metrics", "/forecasts/joined", "/stats")
@@ -79,7 +80,7 @@ class CollectorMetrics:
         )
         self.facts = Counter(
             "freightml_collector_facts",
-            "Facts ingested, by outcome (inserted, revised, duplicate, rejected, stale)",
+            "Facts ingested, by outcome (inserted, revised, duplicate, rejected, stale, withdrawn)",
             ["outcome"],
             registry=self.registry,
         )
@@ -334,6 +335,27 @@ def create_app(
             return _json({"status": "rejected", "errors": [str(exc)]}, 422)
         metrics.count_facts(result)
         return _json({"status": "ok", **result.to_dict(), "warnings": warnings})
+
+    @app.post(
+        "/facts/withdrawals",
+        summary="Withdraw facts: no longer current, audited (who, why, which token)",
+        responses=api.WITHDRAWAL_RESPONSES,
+        response_model=api.WithdrawalAnswer,
+        tags=["facts"],
+    )
+    async def withdraw_facts(request: Request, body: api.Withdrawal) -> Response:
+        keys = pd.DataFrame([k.model_dump() for k in body.facts])
+        credential = request.scope.get(CREDENTIAL_KEY, "open")
+        try:
+            result = await run_in_threadpool(
+                store.facts.withdraw, keys, by=body.by, reason=body.reason, credential=credential
+            )
+        except UnknownFacts as exc:
+            return _json({"status": "rejected", "errors": [str(exc)]}, 404)
+        except ValueError as exc:
+            return _json({"status": "rejected", "errors": [str(exc)]}, 422)
+        metrics.facts.labels("withdrawn").inc(result.withdrawn)
+        return _json({"status": "ok", **result.to_dict()})
 
     @app.get(
         "/forecasts/joined",

@@ -39,11 +39,15 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     ("POST", "/"): "events",
     ("POST", "/events"): "events",
     ("POST", "/facts"): "facts",
+    ("POST", "/facts/withdrawals"): "facts",
     ("GET", "/forecasts/joined"): "admin",
     ("GET", "/inferences/"): "admin",
     ("GET", "/stats"): "admin",
 }
 MIN_TOKEN_LENGTH = 16
+# the ASGI scope key naming the credential of an admitted request: "<scope>:<first 8 hex of
+# the token's SHA-256>" (what an audit may keep; never the token), or "open"
+CREDENTIAL_KEY = "freightml.credential"
 DEFAULT_MAX_OTHER_BYTES = 64 * 1024  # any other route with a body
 
 
@@ -75,6 +79,11 @@ class Tokens:
         if not any(out.values()):
             raise ValueError("no collector token configured: writes could never be accepted")
         return cls(out)
+
+    @staticmethod
+    def fingerprint(token: str) -> str:
+        """A token's public name for audits: the first 8 hex digits of its SHA-256."""
+        return _digest(token).hex()[:8]
 
     def scopes_of(self, token: str) -> set[str]:
         """The scopes ``token`` holds (empty when unknown); every digest is compared."""
@@ -182,6 +191,8 @@ class IntakeGuard:
             return 401, "unauthenticated", "unknown bearer token"
         if needed not in held and "admin" not in held:
             return 403, "forbidden", f"the token lacks the {needed} scope this route needs"
+        used = needed if needed in held else "admin"
+        scope[CREDENTIAL_KEY] = f"{used}:{Tokens.fingerprint(token.strip())}"
         return None
 
     async def _answer(self, send: Any, status: int, reason: str, message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
+from datetime import date as date_type
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -85,6 +86,33 @@ class FactsAnswer(BaseModel):
     warnings: list[str] = Field(description="validation warnings (stored anyway)")
 
 
+class FactKey(BaseModel):
+    """One fact: its series and day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    origin_station: str = Field(min_length=1, max_length=128)
+    destination_station: str = Field(min_length=1, max_length=128)
+    cargo_type: str = Field(min_length=1, max_length=128)
+    date: date_type
+
+
+class Withdrawal(BaseModel):
+    """Facts to withdraw (no longer current, no value in their place), who asks and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=255, description="who asks (kept in the audit)")
+    reason: str = Field(min_length=1, max_length=1000, description="why (kept in the audit)")
+    facts: list[FactKey] = Field(min_length=1, max_length=100_000)
+
+
+class WithdrawalAnswer(BaseModel):
+    status: Literal["ok"]
+    withdrawn: int = Field(description="facts withdrawn now")
+    already: int = Field(description="facts withdrawn before (a repeat is a no-op)")
+
+
 class JoinedForecast(BaseModel):
     """One forecast next to the current fact of its series and target day."""
 
@@ -154,6 +182,11 @@ FACTS_RESPONSES: Responses = {
         "The facts failed validation (also rules a schema cannot state: no date after "
         "today, one value per series and day); nothing was stored",
     ),
+    **UNAVAILABLE,
+}
+WITHDRAWAL_RESPONSES: Responses = {
+    200: _json(WithdrawalAnswer, "Withdrawn (the values move to the revisions, audited)"),
+    404: _json(FactsRejection, "Some facts are not in the store: none was withdrawn"),
     **UNAVAILABLE,
 }
 INFERENCE_RESPONSES: Responses = {

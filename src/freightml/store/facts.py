@@ -60,7 +60,36 @@ class FactDays:
     last: date | None
 
 
-register_counts({"facts": count(t.facts), "facts_revisions": count(t.facts_revisions)})
+@dataclass(frozen=True)
+class WithdrawResult:
+    """What one withdrawal did: facts withdrawn now, and keys withdrawn before (a repeat)."""
+
+    withdrawn: int = 0
+    already: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class UnknownFacts(LookupError):
+    """Keys the store never held: nothing of the withdrawal was done."""
+
+    def __init__(self, rows: list[str], n: int) -> None:
+        self.rows, self.n = rows, n
+        shown = "; ".join(rows) + (f"; and {n - len(rows)} more" if n > len(rows) else "")
+        super().__init__(f"{n} fact(s) to withdraw are not in the store ({shown}); none withdrawn")
+
+
+MAX_REASON_LENGTH = 1000
+
+
+register_counts(
+    {
+        "facts": count(t.facts),
+        "facts_revisions": count(t.facts_revisions),
+        "fact_withdrawals": count(t.fact_withdrawals),
+    }
+)
 
 
 class FactStore:
@@ -105,6 +134,71 @@ class FactStore:
             if len(revised):
                 _revise(conn, revised, stamp)
         return IngestResult(len(inserted), len(revised), int(same.sum()))
+
+    def withdraw(
+        self, keys: pd.DataFrame, *, by: str, reason: str, credential: str = "local"
+    ) -> WithdrawResult:
+        """Withdraw the current facts of ``keys`` (series key columns and ``date``): each
+        value moves to facts_revisions, and a row of fact_withdrawals says who (``by``, as
+        declared; ``credential``, which token), when and why. Keys withdrawn before count as
+        ``already``; a key the store never held raises UnknownFacts and nothing is done. One
+        transaction. Readers (the predictor, monitoring, retraining) no longer see them."""
+        by, reason = by.strip(), reason.strip()
+        if not by or not reason:
+            raise ValueError("a withdrawal needs who asks for it (by) and why (reason)")
+        if len(reason) > MAX_REASON_LENGTH or len(by) > 255:
+            raise ValueError(f"by is at most 255 characters, reason {MAX_REASON_LENGTH}")
+        missing = [c for c in _KEY if c not in keys.columns]
+        if missing:
+            raise ValueError(f"facts to withdraw lack columns {missing}; each needs {_KEY}")
+        wanted = keys[_KEY].copy()
+        wanted["date"] = pd.to_datetime(wanted["date"], errors="coerce")
+        if wanted["date"].isna().any():
+            raise ValueError("facts to withdraw have dates that are not YYYY-MM-DD")
+        for col in SERIES_KEY:
+            wanted[col] = wanted[col].astype(str)
+        wanted = wanted.drop_duplicates().reset_index(drop=True)
+        if wanted.empty:
+            return WithdrawResult()
+        stamp = now()
+        with self.db.write() as conn:
+            start, end = wanted["date"].min(), wanted["date"].max()
+            current = _facts_between(conn, start, end, with_meta=True)
+            found = wanted.merge(current, on=_KEY, how="left", indicator=True)
+            here = (found.pop("_merge") == "both").to_numpy()
+            gone = found.loc[~here, _KEY]
+            before = _withdrawn_keys(conn, start, end)
+            repeat = gone.merge(before, on=_KEY, how="left", indicator=True)
+            unknown = gone[(repeat["_merge"] == "left_only").to_numpy()]
+            if len(unknown):
+                raise UnknownFacts(_name_keys(unknown), len(unknown))
+            rows = found.loc[here]
+            if len(rows):
+                history = rows[[*FACT_COLUMNS, "revision", "valid_from", REPORTED_AT]].copy()
+                conn.execute(sa.insert(t.facts_revisions), records(history, valid_to=stamp))
+                audit = rows[[*_KEY, "volume_tonnes", "wagons", "revision"]]
+                conn.execute(
+                    sa.insert(t.fact_withdrawals),
+                    records(
+                        audit,
+                        withdrawn_at=stamp,
+                        withdrawn_by=by,
+                        credential=credential[:64],
+                        reason=reason,
+                    ),
+                )
+                c = t.facts.c
+                delete = sa.delete(t.facts).where(*(c[k] == sa.bindparam(f"k_{k}") for k in _KEY))
+                frame = rows[_KEY].copy()
+                frame.columns = [f"k_{k}" for k in _KEY]
+                conn.execute(delete, records(frame))
+        return WithdrawResult(int(here.sum()), len(gone))
+
+    def withdrawals(self) -> pd.DataFrame:
+        """Every withdrawal, oldest first (the audit trail)."""
+        with self.db.read() as conn:
+            result = conn.execute(sa.select(t.fact_withdrawals).order_by(t.fact_withdrawals.c.id))
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def frame(self, start: date | str | None = None, end: date | str | None = None) -> pd.DataFrame:
         """Current facts (latest revision) in the facts schema, sorted by series and date;
@@ -271,6 +365,22 @@ def _facts_between(conn: sa.Connection, start: Any, end: Any, *, with_meta: bool
     if REPORTED_AT in frame:
         frame[REPORTED_AT] = pd.to_datetime(frame[REPORTED_AT], utc=True)
     return frame
+
+
+def _withdrawn_keys(conn: sa.Connection, start: Any, end: Any) -> pd.DataFrame:
+    w = t.fact_withdrawals.c
+    query = sa.select(*(w[k] for k in _KEY)).where(w.date >= as_date(start), w.date <= as_date(end))
+    frame = pd.DataFrame(conn.execute(query).fetchall(), columns=_KEY)
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    return frame.drop_duplicates()
+
+
+def _name_keys(rows: pd.DataFrame, n: int = 3) -> list[str]:
+    return [
+        f"{r['origin_station']}->{r['destination_station']} {r['cargo_type']} "
+        f"{pd.Timestamp(r['date']).date()}"
+        for r in rows.head(n).to_dict("records")
+    ]
 
 
 def reported_times(df: pd.DataFrame) -> pd.Series:

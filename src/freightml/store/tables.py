@@ -82,3 +82,22 @@ facts_revisions = sa.Table(
     sa.Column("reported_at", sa.DateTime(timezone=True)),
     sa.Index("ix_facts_revisions_key", *SERIES_KEY, "date"),
 )
+
+# Facts withdrawn (no longer current, with no value in their place): who withdrew which
+# value, when and why. The value itself also moves to facts_revisions, like a revision.
+fact_withdrawals = sa.Table(
+    "fact_withdrawals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *series_columns(),
+    sa.Column("date", sa.Date, nullable=False),
+    sa.Column("volume_tonnes", sa.Float, nullable=False),
+    sa.Column("wagons", sa.Integer, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),  # the revision that was withdrawn
+    sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("withdrawn_by", sa.String(255), nullable=False),  # as the request declared
+    # which credential sent it (scope and a digest prefix of the token; never the token)
+    sa.Column("credential", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(1000), nullable=False),
+    sa.Index("ix_fact_withdrawals_key", *SERIES_KEY, "date"),
+)
