@@ -122,7 +122,8 @@ def test_forecast_is_collected_and_joined_with_its_fact(stack) -> None:
     deadline = time.monotonic() + 30
     inference = None
     while time.monotonic() < deadline:
-        inference = InferenceStore(store).get("e2e-1")
+        ids = InferenceStore(store).by_correlation("e2e-1")
+        inference = InferenceStore(store).get(ids[0]) if ids else None
         if inference and inference["complete"] and inference.get("forecasts"):
             break
         time.sleep(0.3)

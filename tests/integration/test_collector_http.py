@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cloudevents.conversion import to_binary, to_structured
+from cloudevents.conversion import to_binary, to_json, to_structured
 from cloudevents.http import CloudEvent
 
 from freightml.collector.app import create_app
@@ -153,6 +153,32 @@ def test_duplicates_are_acknowledged_and_ignored(collector: Collector) -> None:
         "status": "duplicate"
     }
     assert collector.client.get("/stats").json() == before
+
+
+def test_a_forged_event_with_a_stored_id_is_a_conflict_not_a_duplicate(
+    collector: Collector,
+) -> None:
+    """Finding 5: the same id with another body was answered "duplicate" (and a forged
+    response first could pre-empt the real one silently)."""
+    real = _event("response", "inf-9", _response([2]))
+    assert _post_binary(collector, real).json() == {"status": "stored"}
+    forged = _event("response", "inf-9", _response([2], tonnes=99_999.0))
+    answer = _post_binary(collector, forged)
+    assert answer.status_code == 409 and answer.json()["status"] == "conflict"
+    assert "another body" in answer.json()["error"]
+    other_source = _event("response", "inf-9", _response([2]))
+    other_source["source"] = "http://elsewhere/"
+    assert _post_binary(collector, other_source).status_code == 409
+    batch = b"[" + to_json(forged) + b"," + to_json(_event("request", "inf-9b", REQUEST)) + b"]"
+    r = collector.client.post(
+        "/events", content=batch, headers={"content-type": "application/cloudevents-batch+json"}
+    )
+    assert r.status_code == 409
+    assert (r.json()["stored"], r.json()["conflicts"]) == (1, 1)
+    found = collector.client.get("/inferences/inf-9").json()
+    assert [f["tonnes"] for f in found["forecasts"]] != [99_999.0]
+    metrics = collector.client.get("/metrics").text
+    assert 'freightml_collector_events_total{outcome="conflict",type="response"} 3.0' in metrics
 
 
 def test_a_response_before_its_request_still_joins(collector: Collector) -> None:
@@ -345,6 +371,7 @@ def test_openapi_documents_bodies_errors_and_content_types(collector: Collector)
         "/",
         "/events",
         "/facts",
+        "/facts/withdrawals",
         "/forecasts/joined",
         "/inferences/{inference_id}",
         "/stats",
@@ -368,7 +395,7 @@ def test_openapi_documents_bodies_errors_and_content_types(collector: Collector)
         "ce-source",
         "ce-specversion",
     }
-    assert set(binary["responses"]) == {"200", "400", "413", "500", "503"}
+    assert set(binary["responses"]) == {"200", "400", "409", "413", "500", "503"}
     assert list(paths["/"]["post"]["requestBody"]["content"]) == ["application/cloudevents+json"]
 
 

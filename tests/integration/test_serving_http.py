@@ -88,14 +88,19 @@ def world(tmp_path_factory: pytest.TempPathFactory):
     store.close()
 
 
-def _collected(world: dict, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
-    """The inference ``event_id`` in the collector's store, once request and response are in."""
+def _collected(world: dict, correlation: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The inference the client called ``correlation`` (its x-request-id or ce-id) in the
+    collector's store, once request and response are in."""
     deadline = time.monotonic() + timeout
     while True:
-        found = InferenceStore(world["store"]).get(event_id)
+        found = None
+        ids = InferenceStore(world["store"]).by_correlation(correlation)
+        if ids:
+            assert len(ids) == 1 and ids[0] != correlation
+            found = InferenceStore(world["store"]).get(ids[0])
         if found and found["complete"]:
             return found
-        assert time.monotonic() < deadline, f"inference {event_id} not collected: {found}"
+        assert time.monotonic() < deadline, f"inference {correlation} not collected: {found}"
         time.sleep(0.05)
 
 
@@ -503,6 +508,7 @@ def test_cloudevents_reach_the_collector(world) -> None:
     )
     assert r.status_code == 200
     found = _collected(world, "inference-77")
+    assert r.headers["x-inference-id"] == found["inference_id"]  # the answer names it
     assert (found["request"]["event_type"], found["response"]["event_type"]) == (
         REQUEST_EVENT_TYPE,
         RESPONSE_EVENT_TYPE,
@@ -635,8 +641,9 @@ def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> N
                 assert r.status_code == 200
             proc.terminate()  # at once: most events are still waiting for their batch
             assert proc.wait(60) == 0, (tmp_path / "server.log").read_text()[-3000:]
-        ids = {f"last-{i}" for i in range(30)}
-        complete = {i for i in ids if (InferenceStore(store).get(i) or {}).get("complete")}
-        assert complete == ids
+        inferences = InferenceStore(store)
+        ids = {inferences.by_correlation(f"last-{i}")[0] for i in range(30)}
+        complete = {i for i in ids if (inferences.get(i) or {}).get("complete")}
+        assert len(complete) == 30 and complete == ids
         assert store.counts()["events"] == 60
     store.close()

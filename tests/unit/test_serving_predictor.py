@@ -450,8 +450,12 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     with pytest.raises(RequestError):
         _call(p, {"instances": []}, {"x-request-id": "bad-1"})
 
-    found = InferenceStore(store).get("abc-1")
+    # the inference id is the predictor's; the client's id is kept as its correlation id
+    (inference_id,) = InferenceStore(store).by_correlation("abc-1")
+    assert inference_id != "abc-1" and InferenceStore(store).get("abc-1") is None
+    found = InferenceStore(store).get(inference_id)
     assert found["complete"]
+    assert found["request"]["attributes"]["correlationid"] == "abc-1"
     assert found["request"]["event_type"] == REQUEST_TYPE
     assert found["response"]["event_type"] == RESPONSE_TYPE
     assert found["request"]["body"] == body
@@ -465,7 +469,8 @@ def test_cloudevents_mirror_kserves_payload_logger(model_dir, facts, collector) 
     assert attrs["component"] == "predictor" and attrs["namespace"] == "ns1"
     assert attrs["endpoint"] == "default" and attrs["datacontenttype"] == "application/json"
     assert attrs["time"].endswith("Z")
-    bad = InferenceStore(store).get("bad-1")  # a bad request is logged, without a response
+    (bad_id,) = InferenceStore(store).by_correlation("bad-1")
+    bad = InferenceStore(store).get(bad_id)  # a bad request is logged, without a response
     assert bad["request"]["body"] == {"instances": []} and bad["response"] is None
     p.stop_engine()
 

@@ -133,6 +133,13 @@ def _route(scope: Scope) -> tuple[str, str]:
     return scope.get("method", ""), route
 
 
+def _conflict(event: InferenceEvent) -> str:
+    return (
+        f"event {event.event_id!r} ({event.event_type}) was stored before from another "
+        "source or with another body; this one was not stored"
+    )
+
+
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
         json.dumps(content, default=_json_default, separators=(",", ":")),
@@ -253,6 +260,7 @@ def create_app(
             metrics.events.labels("invalid", "rejected").inc(len(errors))
         results = await _store_batch(inferences, writer, valid, metrics.observe_batch)
         counts = {"stored": 0, "duplicates": 0}
+        conflicts: list[dict[str, Any]] = []
         tally: dict[tuple[str, str], int] = {}
         failed: BaseException | None = None
         for event, result in zip(valid, results, strict=True):
@@ -261,21 +269,33 @@ def create_app(
                 key = (event.kind or "other", "error")
             else:
                 key = (event.kind or "other", result)
-                counts["stored" if result == "stored" else "duplicates"] += 1
+                if result == "conflict":
+                    conflicts.append({"id": event.event_id, "error": _conflict(event)})
+                else:
+                    counts["stored" if result == "stored" else "duplicates"] += 1
             tally[key] = tally.get(key, 0) + 1
         for (kind, outcome), n in tally.items():
             metrics.events.labels(kind, outcome).inc(n)
         if failed is not None:  # the sender resends the whole batch; duplicates are ignored
             return _store_error(
-                f"could not store {len(valid) - sum(counts.values())} of "
+                f"could not store {len(valid) - sum(counts.values()) - len(conflicts)} of "
                 f"{len(valid)} events of the batch",
                 failed,
             )
         if errors:
             return _json(
-                {"status": "rejected", **counts, "rejected": len(errors), "errors": errors[:100]},
+                {
+                    "status": "rejected",
+                    **counts,
+                    "rejected": len(errors),
+                    "conflicts": len(conflicts),
+                    "errors": errors[:100] + conflicts[:100],
+                },
                 400,
             )
+        if conflicts:
+            answer = {"status": "conflict", **counts, "conflicts": len(conflicts)}
+            return _json({**answer, "errors": conflicts[:100]}, 409)
         return _json({"status": "ok", **counts})
 
     async def receive_event(request: Request) -> Response:
@@ -295,6 +315,8 @@ def create_app(
             metrics.events.labels(kind, "error").inc()
             return _store_error("could not store the event", exc)
         metrics.events.labels(kind, outcome).inc()
+        if outcome == "conflict":
+            return _json({"status": "conflict", "error": _conflict(event)}, 409)
         return Response(
             _STORED if outcome == "stored" else _DUPLICATE, media_type="application/json"
         )

@@ -30,7 +30,9 @@ RESPONSE_TYPE = RESPONSE_EVENT_TYPE
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 
-Outcome = Literal["stored", "duplicate"]
+# conflict: an event with the id and type of a stored one but another source or body (a
+# forgery or a sender bug); not stored
+Outcome = Literal["stored", "duplicate", "conflict"]
 
 _BINARY_REQUIRED = ("ce-id", "ce-type", "ce-source", "ce-specversion")
 _STRUCTURED_REQUIRED = ("id", "type", "source", "specversion")

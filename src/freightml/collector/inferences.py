@@ -68,7 +68,9 @@ class InferenceStore:
         outcomes: list[Outcome] = ["duplicate"] * len(events)
         first: dict[tuple[str, str], int] = {}
         for i, e in enumerate(events):
-            first.setdefault((e.event_id, e.event_type), i)
+            j = first.setdefault((e.event_id, e.event_type), i)
+            if j != i and not _same_event(events[j], e.source, e.body):
+                outcomes[i] = "conflict"
         if not first:
             return outcomes
         stamp = now()
@@ -76,6 +78,8 @@ class InferenceStore:
         with self.db.write() as conn:
             result = conn.execute(self._statement("events"), rows)
             stored = {(r.event_id, r.event_type): r.id for r in result}
+            if len(stored) < len(first):
+                self._conflicts(conn, events, first, stored, outcomes)
             requests, responses = [], []
             for key, pk in stored.items():
                 i = first[key]
@@ -86,6 +90,43 @@ class InferenceStore:
                     responses.append((events[i], pk))
             self._join(conn, requests, responses, stamp)
         return outcomes
+
+    @staticmethod
+    def _conflicts(
+        conn: sa.Connection,
+        events: Sequence[InferenceEvent],
+        first: dict[tuple[str, str], int],
+        stored: dict[tuple[str, str], int],
+        outcomes: list[Outcome],
+    ) -> None:
+        """Mark as ``conflict`` the events whose (id, type) was stored before from another
+        source or with another body (a redelivery repeats both: a duplicate)."""
+        e = t.inference_events.c
+        known = [k for k in first if k not in stored]
+        rows = conn.execute(
+            sa.select(e.event_id, e.event_type, e.source, e.body).where(
+                sa.tuple_(e.event_id, e.event_type).in_(known)
+            )
+        ).fetchall()
+        before = {(r.event_id, r.event_type): (r.source, r.body) for r in rows}
+        for i, ev in enumerate(events):
+            old = before.get((ev.event_id, ev.event_type))
+            if old is not None and not _same_event(ev, *old):
+                outcomes[i] = "conflict"
+
+    def by_correlation(self, correlation: str) -> list[str]:
+        """Ids of the inferences whose events carry ``correlation`` as their
+        ``correlationid`` (the client's request id the predictor keeps), oldest first."""
+        e = t.inference_events.c
+        needle = json.dumps({"correlationid": correlation}, separators=(",", ":"))[1:-1]
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(e.event_id)
+                .where(e.attributes.like(f"%{escaped}%", escape="\\"))
+                .order_by(e.id)
+            ).fetchall()
+        return list(dict.fromkeys(r.event_id for r in rows))
 
     def get(self, event_id: str) -> dict[str, Any] | None:
         """One inference by its id (the CloudEvent id): request and response events (body
@@ -177,6 +218,21 @@ class InferenceStore:
                 ).returning(current.inference_id)
             self._statements[name] = stmt
         return self._statements[name]
+
+
+def _same_event(e: InferenceEvent, source: str | None, body: str | None) -> bool:
+    """The same source and the same body (as JSON data: one event may arrive in binary
+    mode, its data as sent, and again in structured mode, its data re-serialised)."""
+    if e.source != source:
+        return False
+    if e.body == body:
+        return True
+    if e.body is None or body is None:
+        return False
+    try:
+        return bool(json.loads(e.body) == json.loads(body))
+    except ValueError:
+        return False
 
 
 def _event_row(e: InferenceEvent, stamp: datetime) -> dict[str, Any]:

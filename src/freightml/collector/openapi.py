@@ -54,6 +54,14 @@ class Rejected(BaseModel):
     error: str = Field(description="what is wrong with the request")
 
 
+class Conflict(BaseModel):
+    """One event (or, for a batch, ``errors`` naming each) clashing with a stored one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["conflict"]
+
+
 class FactsRejection(BaseModel):
     status: Literal["rejected"]
     errors: list[str] = Field(description="what is wrong, one message per problem")
@@ -285,6 +293,11 @@ _EVENT_ANSWERS = {
         "description": "Not a CloudEvent the collector can store; `error` says why",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Rejected"}}},
     },
+    "409": {
+        "description": "An event with this id and type was stored before from another "
+        "source or with another body (a redelivery repeats both): not stored; `error` says so",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Conflict"}}},
+    },
     "500": {
         "description": "The database refused this event (named in `error`)",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreError"}}},
@@ -401,6 +414,7 @@ def event_schemas() -> dict[str, Any]:
             for name, model in (
                 ("EventAnswer", EventAnswer),
                 ("Rejected", Rejected),
+                ("Conflict", Conflict),
                 ("StoreError", StoreError),
                 ("Unavailable", Unavailable),
             )

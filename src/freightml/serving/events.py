@@ -101,7 +101,7 @@ class CloudEventSender:
             "endpoint": endpoint,
             "metadata": "{}",
         }
-        self._queue: deque[tuple[str, float, Body, Body]] = deque()
+        self._queue: deque[tuple[str, float, Body, Body, str | None]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -116,11 +116,19 @@ class CloudEventSender:
         """Inferences waiting in the queue (not counting a batch being posted)."""
         return len(self._queue)
 
-    def send(self, event_id: str, request_body: Body, response_body: Body | None) -> None:
+    def send(
+        self,
+        event_id: str,
+        request_body: Body,
+        response_body: Body | None,
+        *,
+        correlation: str | None = None,
+    ) -> None:
         """Queue the request event (and the response event, if any) of one inference.
 
         Must be called on the event loop the sender runs on (the server's). A body may be
-        a callable: it is called by the sender task, off the request path.
+        a callable: it is called by the sender task, off the request path. ``correlation``
+        (the client's request id) travels as the CloudEvent extension ``correlationid``.
         """
         if self._closing or len(self._queue) >= self.max_pending:
             n = 1 + (response_body is not None)
@@ -130,7 +138,7 @@ class CloudEventSender:
                 f"({self.max_pending} inferences): dropped the {n} event(s) of {event_id}"
             )
             return
-        self._queue.append((event_id, time.time(), request_body, response_body))
+        self._queue.append((event_id, time.time(), request_body, response_body, correlation))
         if self._task is None or self._task.done():
             self.start()
         elif not self._wakeup.is_set():  # type: ignore[union-attr]
@@ -175,7 +183,7 @@ class CloudEventSender:
                 await asyncio.sleep(0)
                 if not self._queue:
                     break
-            event_id, at, request_body, response_body = self._queue.popleft()
+            event_id, at, request_body, response_body, correlation = self._queue.popleft()
             stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
             stamp = stamp.replace("+00:00", "Z")
             for event_type, body in (
@@ -185,7 +193,7 @@ class CloudEventSender:
                 if body is None:
                     continue
                 try:
-                    parts.append(self._event(event_id, event_type, stamp, body))
+                    parts.append(self._event(event_id, event_type, stamp, body, correlation))
                 except Exception as exc:
                     self._counts["dropped"].inc()
                     log.error(
@@ -197,9 +205,13 @@ class CloudEventSender:
                     )
         return b"[" + b",".join(parts) + b"]", len(parts)
 
-    def _event(self, event_id: str, event_type: str, stamp: str, body: Body) -> bytes:
+    def _event(
+        self, event_id: str, event_type: str, stamp: str, body: Body, correlation: str | None
+    ) -> bytes:
         data = body() if callable(body) else body
         event: dict[str, Any] = {**self._static, "id": event_id, "type": event_type, "time": stamp}
+        if correlation:
+            event["correlationid"] = correlation
         if isinstance(data, bytes | bytearray | memoryview):
             try:
                 data = orjson.loads(data)
@@ -300,7 +312,7 @@ class CloudEventSender:
                 await asyncio.wait_for(asyncio.shield(task), self.close_timeout_s)
             except TimeoutError:
                 task.cancel()
-                left = sum(1 + (r is not None) for _, _, _, r in self._queue)
+                left = sum(1 + (r is not None) for _, _, _, r, _ in self._queue)
                 self._queue.clear()
                 self._counts["dropped"].inc(left)
                 log.error(

@@ -71,6 +71,8 @@ from freightml.serving.schema import (
 from freightml.serving.scoring import Scorer, make_scorer
 
 log = logging.getLogger("freightml.serving")
+MAX_CORRELATION_LENGTH = 128  # characters of a client request id kept with its events
+INFERENCE_ID_HEADER = "x-inference-id"  # the answer's header naming its logged inference
 
 
 @dataclass(frozen=True, eq=False)
@@ -433,7 +435,9 @@ class FreightPredictor(Model):
             else response.outputs[0].shape[0]
         )
         metrics.FORECASTS.labels(self.name, protocol).inc(rows)
-        self._log_payload(body, response, headers)
+        inference_id = self._log_payload(body, response, headers)
+        if inference_id is not None:
+            response_headers = {**(response_headers or {}), INFERENCE_ID_HEADER: inference_id}
         return response, response_headers
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Query:
@@ -532,18 +536,24 @@ class FreightPredictor(Model):
         metrics.BATCH_ROWS.labels(self.name).observe(n_rows)
         metrics.BATCH_REQUESTS.labels(self.name).observe(n_requests)
 
-    def _log_payload(self, body: Any, response: Any, headers: dict[str, str] | None) -> None:
-        """Queue the payload-log events (serialised later by the sender, off this path)."""
+    def _log_payload(self, body: Any, response: Any, headers: dict[str, str] | None) -> str | None:
+        """Queue the payload-log events (serialised later by the sender, off this path);
+        the inference id they carry, None when nothing is logged."""
         if self.events is None:
-            return
+            return None
         headers = headers or {}
-        event_id = headers.get("ce-id") or headers.get("x-request-id") or str(uuid.uuid4())
+        inference_id = str(uuid.uuid4())
+        # the inference id is the predictor's own (a client cannot pre-empt or overwrite
+        # another inference's log by reusing an id); the client's id is kept beside it
+        correlation = headers.get("x-request-id") or headers.get("ce-id")
         with contextlib.suppress(RuntimeError):  # no running loop: a call outside the server
             self.events.send(
-                event_id,
+                inference_id,
                 partial(_body_data, body),
                 None if response is None else partial(_body_data, response),
+                correlation=correlation[:MAX_CORRELATION_LENGTH] if correlation else None,
             )
+        return inference_id
 
     # -- V2 metadata ----------------------------------------------------------------------
     def get_input_types(self) -> list[dict]:
