@@ -87,12 +87,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_in_thread(app: Any, *, startup_s: float = 20.0) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield its URL."""
+def uvicorn_in_thread(app: Any, *, startup_s: float = 20.0, port: int = 0) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port in a thread (``port``, else a free
+    one); yield its URL."""
     import uvicorn
 
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -340,6 +340,14 @@ class ServingSettings(_Section):
     )
     reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
+    spool_dir: Path | None = Field(
+        None,
+        description="where payload-log CloudEvents wait on disk while the collector cannot "
+        "take them (replayed in order when it can); None = <home>/spool",
+    )
+    spool_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1, description="the spool's size limit; beyond it events are dropped"
+    )
     history_stale_seconds: float = Field(
         21600.0,
         ge=0,

@@ -19,6 +19,7 @@ from freightml.collector.app import create_app
 from freightml.collector.inferences import InferenceStore
 from freightml.domain import REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from freightml.serving.events import CloudEventSender
+from freightml.serving.spool import EventSpool
 from freightml.store import Store
 from helpers import postgres_url, uvicorn_in_thread
 
@@ -208,6 +209,82 @@ def test_exhausted_retries_drop_and_count(tmp_path: Path) -> None:
         2,
         0,
     )  # 2 events retried twice, then dropped
+
+
+def _order(store: Store) -> list[str]:
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT event_id FROM inference_events WHERE event_type = ? ORDER BY id",
+            (REQUEST_EVENT_TYPE,),
+        )
+        return [r[0] for r in rows]
+
+
+def test_an_outage_past_the_retry_budget_is_spooled_and_replayed_in_order(
+    tmp_path: Path,
+) -> None:
+    """Finding 8: events were dropped once the collector was down longer than the sender's
+    retry budget. Here the budget is 2 attempts; the outage lasts until every event has
+    been spooled, and the collector comes back on the same port."""
+    service = "test-spool"
+    store = Store(f"sqlite:///{tmp_path / 'c.db'}")
+    with uvicorn_in_thread(create_app(store)) as url:
+        pass  # the collector is down: nothing listens on its port
+    port = int(url.rsplit(":", 1)[1])
+    spool = EventSpool(tmp_path / "spool", name=service)
+    sender = CloudEventSender(
+        f"{url}/events",
+        inference_service=service,
+        backoff_s=0.01,
+        max_backoff_s=0.05,
+        max_attempts=2,
+        max_batch=4,
+        linger_s=0.01,
+        spool=spool,
+    )
+
+    async def go() -> None:
+        for i in range(12):
+            sender.send(f"s-{i:02d}", _request(i), _response(i))
+            await asyncio.sleep(0.02)
+        deadline = time.monotonic() + 30
+        while _count(service, "spooled") < 24:
+            assert time.monotonic() < deadline, "the events were not spooled"
+            await asyncio.sleep(0.02)
+        assert spool.events == 24 and len(spool) >= 6
+        assert _stored(store) == []
+        with uvicorn_in_thread(create_app(store), port=port):
+            while len(spool):
+                assert time.monotonic() < deadline + 30, "the spool was not replayed"
+                await asyncio.sleep(0.05)
+            sender.send("s-12", _request(12), _response(12))  # live again, after the spool
+            await sender.aclose()
+
+    asyncio.run(go())
+    assert _count(service, "dropped") == 0 and _count(service, "sent") == 26
+    assert _order(store) == [f"s-{i:02d}" for i in range(13)]  # in the order sent
+    assert not list((tmp_path / "spool").iterdir())
+    store.close()
+
+
+def test_the_spool_survives_a_restart_and_refuses_what_does_not_fit(
+    collector, tmp_path: Path
+) -> None:
+    service = "test-spool-restart"
+    spool = EventSpool(tmp_path / "spool", max_bytes=2000, name=service)
+    assert spool.put(b'[{"x": 1}]', 1) and spool.put(b'[{"x": 2}]', 1)
+    assert not spool.put(b"x" * 2000, 5)  # over the limit: refused, nothing written
+    (tmp_path / "spool" / "0000000000000009-1.json.tmp").write_bytes(b"[")  # a cut write
+    again = EventSpool(tmp_path / "spool", max_bytes=2000, name=service)
+    assert (len(again), again.events) == (2, 2)
+    assert again.oldest() == (b'[{"x": 1}]', 1)
+    assert not (tmp_path / "spool" / "0000000000000009-1.json.tmp").exists()
+    again.pop()
+    assert again.put(b'[{"x": 3}]', 1)
+    names = sorted(p.name for p in (tmp_path / "spool").iterdir())
+    assert names == ["0000000000000001-1.json", "0000000000000002-1.json"]
+    gauge = REGISTRY.get_sample_value("freightml_serving_spool_bytes", {"model_name": service})
+    assert gauge == again.bytes == 20
 
 
 def test_close_drains_the_queue(collector) -> None:

@@ -15,18 +15,25 @@ Unlike KServe's logger (one binary-mode POST per event), events travel in batche
   ``application/cloudevents-batch+json``; CloudEvents HTTP binding, batched content mode).
 * A failed post (connection error, timeout, HTTP 5xx or 429: the collector answers 503
   while its database is down) is retried with exponential backoff and jitter, up to
-  ``max_attempts``; then the batch is dropped. Any other 4xx is final: the collector has
-  stored the valid events and names the rejected ones.
-* ``freightml_serving_cloudevents_total{outcome="sent"|"retried"|"dropped"}`` counts events
-  (a retried batch counts each of its events once per retry); every drop is logged
-  (failures at most once per ``WARN_EVERY_S``: an outage is one story).
-* ``aclose()`` stops taking events and drains the queue (bounded by ``close_timeout_s``).
+  ``max_attempts``; then the batch goes to the disk spool (``spool``,
+  freightml.serving.spool), or is dropped without one. While the spool holds batches, new
+  ones join it (order is kept) and the oldest is offered to the collector again every
+  ``backoff_s`` to ``max_backoff_s``; when it is taken, the spool is replayed in order.
+  Any other 4xx is final: the collector has stored the valid events and names the
+  rejected ones.
+* ``freightml_serving_cloudevents_total{outcome="sent"|"retried"|"spooled"|"dropped"}``
+  counts events (a retried batch counts each of its events once per retry; a spooled one
+  counts ``sent`` again when it is replayed); every drop is logged (failures at most once
+  per ``WARN_EVERY_S``: an outage is one story).
+* ``aclose()`` stops taking events and drains the queue (bounded by ``close_timeout_s``);
+  with a spool, what the collector does not take at once is spooled for the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -39,6 +46,7 @@ import orjson
 
 from freightml.domain import MODEL_NAME, REQUEST_EVENT_TYPE, RESPONSE_EVENT_TYPE
 from freightml.serving.metrics import CLOUDEVENTS
+from freightml.serving.spool import EventSpool
 
 log = logging.getLogger("freightml.serving")
 
@@ -71,11 +79,13 @@ class CloudEventSender:
         timeout_s: float = 10.0,
         close_timeout_s: float = 15.0,
         token: str | None = None,
+        spool: EventSpool | None = None,
     ) -> None:
         """``token`` is the collector's bearer token (events scope), sent with every post;
         ``max_pending`` inferences (a request and its response each) wait at most;
         ``linger_s`` is how long the sender waits after the first event to fill a batch;
-        attempt n waits ``backoff_s * 2**(n-1)`` (at most ``max_backoff_s``) before retrying."""
+        attempt n waits ``backoff_s * 2**(n-1)`` (at most ``max_backoff_s``) before retrying;
+        ``spool`` keeps the batches the collector cannot take (module docstring)."""
         if max_pending < 1 or max_batch < 2 or max_attempts < 1:
             raise ValueError("max_pending >= 1, max_batch >= 2 and max_attempts >= 1 required")
         self.url = url
@@ -91,6 +101,9 @@ class CloudEventSender:
         self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
         self.close_timeout_s = close_timeout_s
+        self.spool = spool
+        self._spool_delay = backoff_s
+        self._spool_next_try = 0.0
         self._static = {
             "specversion": "1.0",
             "source": source,
@@ -108,7 +121,8 @@ class CloudEventSender:
         self._warned_at = -WARN_EVERY_S
         self._unlogged = 0
         self._counts = {
-            o: CLOUDEVENTS.labels(inference_service, o) for o in ("sent", "retried", "dropped")
+            o: CLOUDEVENTS.labels(inference_service, o)
+            for o in ("sent", "retried", "spooled", "dropped")
         }
 
     @property
@@ -160,12 +174,19 @@ class CloudEventSender:
         limits = httpx.Limits(max_connections=1, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
             while True:
+                if self._spooling and time.monotonic() >= self._spool_next_try:
+                    await self._replay(client)
                 if not self._queue:
                     if self._closing:
                         return
                     self._wakeup.clear()
-                    await self._wakeup.wait()
-                    if self.linger_s and not self._closing:
+                    if self._spooling:  # wake up to offer the spool again
+                        wait = max(self._spool_next_try - time.monotonic(), 0.01)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wakeup.wait(), wait)
+                    else:
+                        await self._wakeup.wait()
+                    if self.linger_s and not self._closing and self._queue:
                         await asyncio.sleep(self.linger_s)  # let a batch form
                     continue
                 payload, n = await self._next_batch()
@@ -223,9 +244,15 @@ class CloudEventSender:
         return orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY)
 
     async def _deliver(self, client: httpx.AsyncClient, payload: bytes, n: int) -> None:
-        """Post one batch; retry transient failures with backoff; count the outcome."""
+        """Post one batch; retry transient failures with backoff; count the outcome. While
+        the spool holds batches, this one joins them (in order)."""
+        if self._spooling:
+            self._to_spool(payload, n)
+            return
+        attempts = 1 if self._closing and self.spool is not None else self.max_attempts
         delay = self.backoff_s
-        for attempt in range(1, self.max_attempts + 1):
+        problem = ""
+        for attempt in range(1, attempts + 1):
             try:
                 response = await client.post(self.url, content=payload, headers=self._headers)
             except httpx.HTTPError as exc:
@@ -238,15 +265,19 @@ class CloudEventSender:
                     self._rejected(response, n)
                     return
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
-            if attempt == self.max_attempts:
+            if attempt == attempts:
                 break
             self._counts["retried"].inc(n)
             self._warn(
                 f"posting {n} CloudEvents to {self.url} failed ({problem}); "
-                f"retrying (attempt {attempt + 1} of {self.max_attempts})"
+                f"retrying (attempt {attempt + 1} of {attempts})"
             )
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self.max_backoff_s)
+        if self.spool is not None:
+            self._warn(f"posting {n} CloudEvents to {self.url} failed ({problem}); spooling")
+            self._to_spool(payload, n)
+            return
         self._counts["dropped"].inc(n)
         log.error(
             "dropped %d CloudEvents: %d attempts to post them to %s failed, the last: %s",
@@ -256,12 +287,65 @@ class CloudEventSender:
             problem,
         )
 
+    @property
+    def _spooling(self) -> bool:
+        """The spool holds batches (new ones join them, to keep the order)."""
+        return self.spool is not None and len(self.spool) > 0
+
+    def _to_spool(self, payload: bytes, n: int) -> None:
+        assert self.spool is not None
+        try:
+            kept = self.spool.put(payload, n)
+        except OSError as exc:
+            kept, why = False, f"writing it failed: {exc}"
+        else:
+            why = f"it is full ({self.spool.bytes:,} of {self.spool.max_bytes:,} bytes)"
+        if kept:
+            self._counts["spooled"].inc(n)
+            return
+        self._counts["dropped"].inc(n)
+        log.error(
+            "dropped %d CloudEvents: the spool in %s refused them: %s", n, self.spool.directory, why
+        )
+
+    async def _replay(self, client: httpx.AsyncClient) -> None:
+        """Offer the spool's batches to the collector, oldest first, until one fails."""
+        assert self.spool is not None
+        while (batch := self.spool.oldest()) is not None:
+            payload, n = batch
+            try:
+                response = await client.post(self.url, content=payload, headers=self._headers)
+            except httpx.HTTPError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code < 300:
+                    self._counts["sent"].inc(n)
+                    self.spool.pop()
+                    self._spool_delay = self.backoff_s
+                    continue
+                if response.status_code not in _RETRY_STATUS:
+                    self._rejected(response, n)
+                    self.spool.pop()
+                    continue
+                problem = f"HTTP {response.status_code}"
+            self._warn(
+                f"the collector at {self.url} still does not take the spooled CloudEvents "
+                f"({problem}); {self.spool.events} wait in {self.spool.directory}"
+            )
+            wait = self._spool_delay * random.uniform(0.5, 1.0)
+            self._spool_next_try = time.monotonic() + wait
+            self._spool_delay = min(self._spool_delay * 2, self.max_backoff_s)
+            return
+        self._spool_next_try = 0.0
+
     def _rejected(self, response: httpx.Response, n: int) -> None:
         """A final 4xx: the collector stored the valid events and reports the rejected."""
         try:
             answer = response.json()
-            rejected = int(answer["rejected"])
-        except (ValueError, KeyError, TypeError):
+            rejected = int(answer.get("rejected", 0)) + int(answer.get("conflicts", 0))
+            if not rejected:
+                rejected = n
+        except (ValueError, KeyError, TypeError, AttributeError):
             answer, rejected = response.text[:300], n
         rejected = min(max(rejected, 0), n)
         self._counts["sent"].inc(n - rejected)

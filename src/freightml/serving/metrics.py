@@ -75,8 +75,18 @@ BATCH_REQUESTS = Histogram(
 )
 CLOUDEVENTS = Counter(
     "freightml_serving_cloudevents",
-    "Payload-log CloudEvents by outcome (sent, retried, dropped)",
+    "Payload-log CloudEvents by outcome (sent, retried, spooled, dropped)",
     ["model_name", "outcome"],
+)
+SPOOL_BYTES = Gauge(
+    "freightml_serving_spool_bytes",
+    "Payload-log batches waiting on disk for the collector, bytes",
+    ["model_name"],
+)
+SPOOL_LIMIT_BYTES = Gauge(
+    "freightml_serving_spool_limit_bytes",
+    "The payload-log spool's size limit, bytes (serving.spool_max_bytes)",
+    ["model_name"],
 )
 
 

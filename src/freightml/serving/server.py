@@ -23,6 +23,7 @@ from freightml.features.window import FactsLike, HistorySource, WindowRules
 from freightml.serving.events import CloudEventSender
 from freightml.serving.metrics import HttpMetrics
 from freightml.serving.model_source import LocalModel, RegistryModel
+from freightml.serving.spool import EventSpool
 from freightml.store import Store
 
 log = logging.getLogger("freightml.serving")
@@ -81,6 +82,11 @@ def build_predictor(
             namespace=namespace,
             source=source_uri,
             token=settings.collector_token,
+            spool=EventSpool(
+                cfg.spool_dir or settings.home / "spool",
+                cfg.spool_max_bytes,
+                name=MODEL_NAME,
+            ),
         )
     return FreightPredictor(
         source,
