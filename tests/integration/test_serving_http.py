@@ -647,3 +647,26 @@ def test_sigterm_drains_the_payload_log_into_the_collector(world, tmp_path) -> N
         assert len(complete) == 30 and complete == ids
         assert store.counts()["events"] == 60
     store.close()
+
+
+def test_bodies_over_the_limit_are_refused_before_they_are_read(world) -> None:
+    """Finding 4: the predictor read 100 MB bodies before answering 400."""
+    url = f"{world['url']}/v1/models/{NAME}:predict"
+    big = b'{"instances": [' + b" " * (9 * 1024 * 1024) + b"]}"
+    r = httpx.post(url, content=big, headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "8,388,608-byte limit" in r.json()["error"]
+    assert "serving.max_request_bytes" in r.json()["error"]
+
+    def chunks():  # no Content-Length: refused while reading
+        yield b'{"instances": ['
+        for _ in range(10):
+            yield b" " * (1024 * 1024)
+        yield b"]}"
+
+    r = httpx.post(url, content=chunks(), headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413
+    a = _keys(world, 1)[0]
+    ok = httpx.post(url, json={"instances": [dict(zip(KEY, a, strict=True)) | {"horizon": 1}]})
+    assert ok.status_code == 200
+    text = httpx.get(f"{world['url']}/metrics").text
+    assert f'freightml_serving_too_large_requests_total{{model_name="{NAME}"}} 2.0' in text

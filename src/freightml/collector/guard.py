@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from freightml.body_limit import BODY_METHODS, content_length, read_at_most, replay
 from freightml.config import COLLECTOR_TOKEN_FILE
 
 SCOPES = ("events", "facts", "admin")
@@ -168,16 +169,16 @@ class IntakeGuard:
                 await self._answer(send, *refusal)
                 return
         limit = self.limits.get(needed or "", DEFAULT_MAX_OTHER_BYTES)
-        length = _content_length(scope)
+        length = content_length(scope)
         if length is not None and length > limit:
             await self._too_large(send, method, path, limit)
             return
-        if length is None and method in ("POST", "PUT", "PATCH", "DELETE"):
-            body, over = await _read_at_most(receive, limit)
+        if length is None and method in BODY_METHODS:
+            body, over = await read_at_most(receive, limit)
             if over:
                 await self._too_large(send, method, path, limit)
                 return
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
         await self.app(scope, receive, send)
 
     def _refusal(self, scope: dict[str, Any], needed: str) -> tuple[int, str, str] | None:
@@ -209,42 +210,3 @@ class IntakeGuard:
         await self._answer(
             send, 413, "too_large", f"{method} {path}: the body is over its {limit:,}-byte limit"
         )
-
-
-def _content_length(scope: dict[str, Any]) -> int | None:
-    raw = dict(scope["headers"]).get(b"content-length")
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-async def _read_at_most(receive: Any, limit: int) -> tuple[bytes, bool]:
-    """The request body, read until its end or until it passes ``limit`` bytes (then the
-    second value is True and the rest is never read)."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks), False
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    sent = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -78,6 +78,11 @@ CLOUDEVENTS = Counter(
     "Payload-log CloudEvents by outcome (sent, retried, spooled, dropped)",
     ["model_name", "outcome"],
 )
+TOO_LARGE = Counter(
+    "freightml_serving_too_large_requests",
+    "Requests refused with 413: their body was over serving.max_request_bytes",
+    ["model_name"],
+)
 SPOOL_BYTES = Gauge(
     "freightml_serving_spool_bytes",
     "Payload-log batches waiting on disk for the collector, bytes",

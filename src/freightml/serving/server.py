@@ -17,11 +17,12 @@ from fastapi.exceptions import FastAPIDeprecationWarning, RequestValidationError
 from fastapi.responses import JSONResponse
 
 import freightml._kserve  # noqa: F401  (before any kserve import: see freightml/_kserve.py)
+from freightml.body_limit import BodyLimit
 from freightml.config import Settings
 from freightml.features.build import LOOKBACK_DAYS
 from freightml.features.window import FactsLike, HistorySource, WindowRules
 from freightml.serving.events import CloudEventSender
-from freightml.serving.metrics import HttpMetrics
+from freightml.serving.metrics import TOO_LARGE, HttpMetrics
 from freightml.serving.model_source import LocalModel, RegistryModel
 from freightml.serving.spool import EventSpool
 from freightml.store import Store
@@ -149,6 +150,16 @@ def _count_inference_calls(model_name: str) -> None:
     from kserve.model_server import app
 
     app.add_middleware(HttpMetrics, model_name=model_name)
+
+
+def _limit_request_bodies(model_name: str, max_bytes: int) -> None:
+    """413 for a body over ``serving.max_request_bytes``, before KServe reads any of it."""
+    from kserve.model_server import app
+
+    counter = TOO_LARGE.labels(model_name)
+    app.add_middleware(
+        BodyLimit, max_bytes=max_bytes, setting="serving.max_request_bytes", on_reject=counter.inc
+    )
 
 
 def v2_body_problem(errors: Sequence[Any]) -> str:
@@ -293,6 +304,7 @@ def serve(
     _quiet_request_logs(log_requests)
     _bad_request_for_invalid_v2_bodies()
     _count_inference_calls(predictor.name)
+    _limit_request_bodies(predictor.name, cfg.max_request_bytes)
     log.info(
         "serving %s v%s on http://%s:%d", predictor.name, predictor.model_version, host, http_port
     )
