@@ -153,6 +153,24 @@ def test_drift_table_is_sorted_by_severity() -> None:
     assert rows[-1][:5] == ["origin_station", "input", EAST, "facts", "unseen_share"]
 
 
+def test_many_drift_results_are_a_heat_map_and_the_top_rows() -> None:
+    """Finding 9: the drift section was a 1,400-row table."""
+    base = sample_snapshot()
+    report = base.drift[0]
+    results = [
+        r.model_copy(update={"segment": f"origin_region=R{i:02d}"})
+        for i in range(60)
+        for r in report.results
+    ]
+    snapshot = sample_snapshot(drift=[report.model_copy(update={"results": results})])
+    _, page = _page(snapshot)
+    assert len(page.tables["drift"]) == 30
+    drifted = sum(r.drifted for r in results)
+    assert f"{drifted} of {len(results)} results drifted; the top 30:" in page.words()
+    assert len(_pngs(page)) == 3
+    assert "drift heat map" in _page(snapshot)[0]
+
+
 def test_quality_tables_and_embedded_figures() -> None:
     _, page = _page(sample_snapshot())
     cells = page.tables["cells"]
@@ -162,7 +180,7 @@ def test_quality_tables_and_embedded_figures() -> None:
     assert cells[3][4:6] == ["0.410", "0.200"]
     assert page.tables["series"] == [["Запад-1", "Восток-2", "coal", WEST, "0.520"]]
     pngs = _pngs(page)
-    assert len(pngs) == 2  # WAPE over time, worst series
+    assert len(pngs) == 3  # drift heat map, WAPE over time, worst series
     for png in pngs:
         assert png.startswith(PNG_SIGNATURE) and len(png) > 5_000
 
@@ -219,13 +237,13 @@ def test_everything_is_escaped() -> None:
     assert page.segments == [f"red origin_region={hostile} {hostile}"]
     assert page.tables["alerts"] == [["drift", hostile, f"<b>{hostile}</b>"]]
     assert page.tables["drift"][0][2] == hostile
-    assert len(_pngs(page)) == 2
+    assert len(_pngs(page)) == 3
 
 
 def test_no_quality() -> None:
     _, page = _page(sample_snapshot(quality=None))
     assert "No realised quality in this run" in page.words()
-    assert page.images() == [] and "cells" not in page.tables
+    assert len(page.images()) == 1 and "cells" not in page.tables  # the drift heat map
     assert page.tables["drift"]  # the rest of the page is there
 
 
@@ -237,7 +255,7 @@ def test_quality_without_days_or_series() -> None:
     assert "No daily quality to plot." in text
     assert "No quality cells." in text
     assert "No series traces in this run." in text
-    assert page.images() == []
+    assert len(page.images()) == 1  # the drift heat map only
 
 
 @pytest.mark.parametrize(
@@ -316,4 +334,4 @@ def test_many_segments_are_capped_in_the_figure() -> None:
     _, page = _page(sample_snapshot(quality=quality))
     assert "first 12 segments" in page.words()
     assert len(page.tables["series"]) == 6
-    assert len(_pngs(page)) == 2
+    assert len(_pngs(page)) == 3

@@ -320,12 +320,16 @@ def _judge_part(profile: ReferenceProfile, part: Part, config: MonitoringConfig)
         # a feature without spread in the reference segment (one value bin) is not judged
         spread = ((rc > 0).sum(axis=2) >= 2) & defined
         for i, label in enumerate(labels):
+            calibrated = profile.segment(label).calibration  # type: ignore[union-attr]
             for f, s in enumerate(numeric):
                 if not spread[i, f]:
                     continue
                 n = (n_ref[i, f], n_cur[i, f])
-                results.append(_result(s, s.role, label, "psi", psi_v[i, f], spec.psi, n))
-                wd = _result(s, s.role, label, "wasserstein", w_norm[i, f], spec.wasserstein, n)
+                own = calibrated.get(s.name, {}) if s.role == "input" else {}
+                psi_t = max(spec.psi, own.get("psi", 0.0))
+                w_t = max(spec.wasserstein, own.get("wasserstein", 0.0))
+                results.append(_result(s, s.role, label, "psi", psi_v[i, f], psi_t, n))
+                wd = _result(s, s.role, label, "wasserstein", w_norm[i, f], w_t, n)
                 if s.role in SEASONAL_ROLES:
                     rows_i = np.zeros(part.rows, dtype=bool)
                     for code in codes:

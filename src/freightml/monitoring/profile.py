@@ -40,6 +40,7 @@ from freightml.features.build import (
     SERIES_KEY,
 )
 from freightml.features.calendar import CALENDAR_COLUMNS, DEFAULT_HOLIDAY_COUNTRY
+from freightml.monitoring.distances import binned_wasserstein, psi
 from freightml.monitoring.types import ALL, Expectation, FeatureKind, FeatureRole, segment_label
 
 if TYPE_CHECKING:
@@ -93,6 +94,10 @@ class SegmentProfile(_Model):
     sums: dict[str, list[float]]  # numeric: sum of the values in each bin
     mean: dict[str, float | None]  # numeric, over present values
     std: dict[str, float | None]
+    # input feature -> statistic (psi, wasserstein) -> the distance a window of the training
+    # window's own weeks reaches at its CALIBRATION_QUANTILE: the input's threshold is at
+    # least this (empty in older profiles: the configured thresholds alone)
+    calibration: dict[str, dict[str, float]] = {}
 
 
 class MonthProfile(_Model):
@@ -348,8 +353,11 @@ def build_profile(
     segments, months = [], []
     month_of = pd.to_datetime(frame["target_date"]).dt.month.to_numpy()
     seasonal = [spec for spec in specs if spec.role in SEASONAL_ROLES]
+    inputs = [s for s in specs if s.role == "input" and s.kind == "numeric" and s.judged]
+    blocks = _window_blocks(frame, config.window_days)
     for label, mask in _segment_masks(frame, segment_columns):
         share, n_series = support[label]
+        stats = _bin_stats(specs, index, numeric, mask)
         segments.append(
             SegmentProfile(
                 segment=label,
@@ -357,7 +365,8 @@ def build_profile(
                 series=n_series,
                 tonnes_share=share,
                 supported=label == ALL or segment_supported(share, n_series, gates),
-                **_bin_stats(specs, index, numeric, mask),
+                calibration=_calibration(inputs, index, numeric, mask, blocks, stats, config),
+                **stats,
             )
         )
         for month in range(1, 13):
@@ -414,6 +423,84 @@ def _bin_stats(
             mean[spec.name] = float(x[present].mean()) if present.any() else None
             std[spec.name] = float(x[present].std()) if present.any() else None
     return {"counts": counts, "sums": sums, "mean": mean, "std": std}
+
+
+CALIBRATION_QUANTILE = 0.95  # a stationary window's input passes 19 times in 20
+_MIN_CALIBRATION_BLOCKS = 4  # with fewer, the quantile is near the maximum anyway
+# a block's rows: the profile samples the examples, and the examples sample horizons, so a
+# block holds fewer rows than a current window of the same segment, but as many distinct
+# (series, origin) pairs, which is what the origin-level inputs vary by
+_MIN_BLOCK_ROWS = 30
+
+
+def _window_blocks(frame: pd.DataFrame, days: int) -> np.ndarray | None:
+    """Each row's block of ``days`` consecutive forecast origins (-1: none), as the monitor
+    cuts its current window; None without origin dates."""
+    if "origin_date" not in frame:
+        return None
+    origin = pd.to_datetime(frame["origin_date"])
+    return ((origin - origin.min()).dt.days // max(days, 1)).to_numpy()
+
+
+def _calibration(
+    specs: Sequence[FeatureBins],
+    index: dict[str, np.ndarray],
+    numeric: dict[str, np.ndarray],
+    mask: np.ndarray,
+    blocks: np.ndarray | None,
+    whole: dict[str, Any],
+    config: MonitoringConfig,
+) -> dict[str, dict[str, float]]:
+    """How far the training window's own monitoring windows (blocks of ``window_days``
+    origins) lie from the whole window, per input feature: the ``CALIBRATION_QUANTILE`` of
+    their PSI and normalised Wasserstein distance. A week differs from a year by its season,
+    its holidays and the few origins it holds, and a current window does as much with
+    nothing changed; drift reads an input's distance against at least this."""
+    if blocks is None or not specs:
+        return {}
+    ids, sizes = np.unique(blocks[mask], return_counts=True)
+    ids = ids[sizes >= _MIN_BLOCK_ROWS]
+    if len(ids) < _MIN_CALIBRATION_BLOCKS:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for spec in specs:
+        ref_c = np.asarray(whole["counts"][spec.name], dtype=np.float64)
+        ref_s = np.asarray(whole["sums"][spec.name], dtype=np.float64)
+        std = whole["std"][spec.name]
+        value_bins = len(spec.edges) + 1
+        if not std or (ref_c[:value_bins] > 0).sum() < 2:
+            continue
+        idx, x = index[spec.name], numeric[spec.name]
+        cur_c = np.zeros((len(ids), spec.n_bins))
+        cur_s = np.zeros((len(ids), spec.n_bins))
+        for k, block in enumerate(ids):
+            rows = mask & (blocks == block)
+            b, v = idx[rows], x[rows]
+            cur_c[k] = np.bincount(b, minlength=spec.n_bins)[: spec.n_bins]
+            present = ~np.isnan(v)
+            cur_s[k] = np.bincount(b[present], weights=v[present], minlength=spec.n_bins)[
+                : spec.n_bins
+            ]
+        psi_v = psi(np.broadcast_to(ref_c, cur_c.shape), cur_c)
+        ref_pos = np.divide(ref_s, ref_c, out=np.zeros_like(ref_s), where=ref_c > 0)
+        cur_pos = np.divide(
+            cur_s, cur_c, out=np.broadcast_to(ref_pos, cur_c.shape).copy(), where=cur_c > 0
+        )
+        rc = np.broadcast_to(ref_c[:value_bins], (len(ids), value_bins))
+        w = (
+            binned_wasserstein(
+                rc,
+                np.broadcast_to(ref_pos[:value_bins], rc.shape),
+                cur_c[:, :value_bins],
+                cur_pos[:, :value_bins],
+            )
+            / std
+        )
+        out[spec.name] = {
+            "psi": float(np.quantile(psi_v, CALIBRATION_QUANTILE)),
+            "wasserstein": float(np.quantile(w, CALIBRATION_QUANTILE)),
+        }
+    return out
 
 
 def expectations_from_backtest(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jinja2
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
@@ -34,8 +35,11 @@ from freightml.monitoring.types import (
     Snapshot,
 )
 
-# At most this many drift rows in the table (drifted rows always come first).
-MAX_DRIFT_ROWS = 200
+# At most this many drift rows in the table (drifted rows always come first): the heat map
+# shows every segment and feature, the table the top rows behind it.
+MAX_DRIFT_ROWS = 30
+# The heat map's colour scale: value / threshold from 0 to this (1 = the threshold).
+HEAT_MAX_RATIO = 3.0
 # At most this many segments in the WAPE-over-time figure (all, then red, amber, green).
 MAX_WAPE_PANELS = 12
 # At most this many series in the forecast-vs-actual figure.
@@ -141,6 +145,48 @@ def wape_figure(snapshot: Snapshot, days: Sequence[QualityDay]) -> str | None:
         return _png(fig)
 
 
+def drift_heat_map(snapshot: Snapshot, rows: Sequence[DriftRow]) -> str | None:
+    """Segment x feature: the largest value / threshold of the cell's statistics (both
+    sources), as a PNG data URI; deciding quantities first, an x where the cell drifted;
+    None without drift results."""
+    if not rows:
+        return None
+    cells: dict[tuple[str, str], float] = {}
+    drifted: set[tuple[str, str]] = set()
+    decides: set[str] = set()
+    for row in rows:
+        key = (row.result.segment, row.result.feature)
+        cells[key] = max(cells.get(key, 0.0), min(row.ratio, HEAT_MAX_RATIO))
+        if row.result.drifted:
+            drifted.add(key)
+        if row.decides:
+            decides.add(row.result.feature)
+    segments = _segment_order(snapshot, [s for s, _ in cells])
+    features = sorted({f for _, f in cells}, key=lambda f: (f not in decides, f))
+    grid = np.full((len(segments), len(features)), np.nan)
+    for (segment, feature), ratio in cells.items():
+        grid[segments.index(segment), features.index(feature)] = ratio
+    with _style():
+        fig = Figure(figsize=(1.2 + 0.32 * len(features), 1.0 + 0.24 * len(segments)))
+        ax = fig.subplots()
+        image = ax.imshow(grid, cmap="RdYlGn_r", vmin=0.0, vmax=HEAT_MAX_RATIO, aspect="auto")
+        for segment, feature in drifted:
+            ax.text(
+                features.index(feature),
+                segments.index(segment),
+                "x",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+        ax.set_xticks(range(len(features)), features, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(segments)), segments, fontsize=7)
+        bar = fig.colorbar(image, ax=ax, fraction=0.03)
+        bar.set_label("value / threshold (x: drifted)", fontsize=7)
+        bar.ax.tick_params(labelsize=7)
+        return _png(fig)
+
+
 def series_figure(traces: Sequence[SeriesTrace]) -> str | None:
     """Forecast against actual tonnes for the worst series, one panel each, as a PNG data
     URI; None when there are none."""
@@ -206,6 +252,8 @@ def render_html(snapshot: Snapshot) -> str:
         segments=segments,
         drift_rows=rows[:MAX_DRIFT_ROWS],
         drift_total=len(rows),
+        drift_drifted=sum(r.result.drifted for r in rows),
+        drift_png=drift_heat_map(snapshot, rows),
         quality=quality,
         cells=cells,
         wape_png=None if quality is None else wape_figure(snapshot, quality.daily),
