@@ -94,6 +94,7 @@ def test_kserves_logger_events_are_stored_and_joined(
         "forecasts": len(expected),
         "facts": 0,
         "facts_revisions": 0,
+        "fact_withdrawals": 0,
         "monitoring_snapshots": 0,
         "retraining_decisions": 0,
     }

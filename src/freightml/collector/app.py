@@ -288,7 +288,7 @@ def create_app(
                     "status": "rejected",
                     **counts,
                     "rejected": len(errors),
-                    "conflicts": len(conflicts),
+                    **({"conflicts": len(conflicts)} if conflicts else {}),
                     "errors": errors[:100] + conflicts[:100],
                 },
                 400,
