@@ -36,11 +36,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # Rules of POST /facts that a JSON Schema cannot state (no date after today, one value per
 # series and day; a CSV body is only "a string") make some schema-valid bodies a
-# documented 422, and a string that is no CSV table a documented 400.
+# documented 422, and a string that is no CSV table a documented 400. A withdrawal of
+# facts the store never held is a documented 404, and its rules a schema cannot state
+# (days the store can hold, names that are not only whitespace) a documented 422.
 COLLECTOR_CONFIG = """
 [[operations]]
 include-path = "/facts"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "422"]
+
+[[operations]]
+include-path = "/facts/withdrawals"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
 """
 
 
@@ -74,7 +80,7 @@ def test_the_collector_keeps_its_openapi_contract(collector_url: str, tmp_path: 
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     # every operation was exercised, and nothing was skipped for want of a schema
-    assert "8 selected / 8 total" in run.stdout and "Tested: 8" in run.stdout, run.stdout
+    assert "9 selected / 9 total" in run.stdout and "Tested: 9" in run.stdout, run.stdout
 
 
 def test_the_collector_with_tokens_keeps_its_openapi_contract(tmp_path: Path) -> None:
@@ -98,7 +104,7 @@ def test_the_collector_with_tokens_keeps_its_openapi_contract(tmp_path: Path) ->
         )
     store.close()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "8 selected / 8 total" in run.stdout and "Tested: 8" in run.stdout, run.stdout
+    assert "9 selected / 9 total" in run.stdout and "Tested: 9" in run.stdout, run.stdout
 
 
 # -- the predictor ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
@@ -362,10 +363,24 @@ def create_app(
         "/facts/withdrawals",
         summary="Withdraw facts: no longer current, audited (who, why, which token)",
         responses=api.WITHDRAWAL_RESPONSES,
-        response_model=api.WithdrawalAnswer,
+        openapi_extra=api.withdrawal_request_body(),
         tags=["facts"],
     )
-    async def withdraw_facts(request: Request, body: api.Withdrawal) -> Response:
+    async def withdraw_facts(request: Request) -> Response:
+        try:
+            raw = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            return _json({"status": "rejected", "errors": ["the body is not JSON"]}, 400)
+        if not isinstance(raw, dict):
+            return _json({"status": "rejected", "errors": ["the body is not a JSON object"]}, 400)
+        try:
+            body = api.Withdrawal.model_validate(raw)
+        except ValidationError as exc:  # named without echoing the input
+            errors = [
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                for e in exc.errors()[:20]
+            ]
+            return _json({"status": "rejected", "errors": errors}, 422)
         keys = pd.DataFrame([k.model_dump() for k in body.facts])
         credential = request.scope.get(CREDENTIAL_KEY, "open")
         try:

@@ -7,6 +7,7 @@ The schemas say exactly what the handlers accept and answer; a schema-driven fuz
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable
 from datetime import date
@@ -41,6 +42,19 @@ def _iso_date_only(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
+
+
+def _utf8_text(value: Any) -> Any:
+    """Text the store can hold: encodable as UTF-8 (a lone surrogate escape is not)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not valid UTF-8 text (a lone surrogate)") from None
+    return value
+
+
+StoredText = Annotated[str, BeforeValidator(_utf8_text)]
 
 
 class EventAnswer(BaseModel):
@@ -99,10 +113,10 @@ class FactKey(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    origin_station: str = Field(min_length=1, max_length=128)
-    destination_station: str = Field(min_length=1, max_length=128)
-    cargo_type: str = Field(min_length=1, max_length=128)
-    date: date_type
+    origin_station: StoredText = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    destination_station: StoredText = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    cargo_type: StoredText = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    date: Annotated[date_type, BeforeValidator(_iso_date_only)]
 
 
 class Withdrawal(BaseModel):
@@ -110,8 +124,12 @@ class Withdrawal(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=255, description="who asks (kept in the audit)")
-    reason: str = Field(min_length=1, max_length=1000, description="why (kept in the audit)")
+    by: StoredText = Field(
+        min_length=1, max_length=255, pattern=_NOT_BLANK, description="who asks (kept in the audit)"
+    )
+    reason: StoredText = Field(
+        min_length=1, max_length=1000, pattern=_NOT_BLANK, description="why (kept in the audit)"
+    )
     facts: list[FactKey] = Field(min_length=1, max_length=100_000)
 
 
@@ -194,7 +212,9 @@ FACTS_RESPONSES: Responses = {
 }
 WITHDRAWAL_RESPONSES: Responses = {
     200: _json(WithdrawalAnswer, "Withdrawn (the values move to the revisions, audited)"),
+    400: _json(FactsRejection, "The body is not a JSON object"),
     404: _json(FactsRejection, "Some facts are not in the store: none was withdrawn"),
+    422: _json(FactsRejection, "The withdrawal is not valid (named in `errors`): nothing done"),
     **UNAVAILABLE,
 }
 INFERENCE_RESPONSES: Responses = {
@@ -366,7 +386,7 @@ def event_paths() -> dict[str, Any]:
             "required": False,
             "content": {"application/json": {"schema": {"description": "any JSON value"}}},
         },
-        "responses": _EVENT_ANSWERS,
+        "responses": copy.deepcopy(_EVENT_ANSWERS),
     }
     structured = {
         "summary": "One CloudEvent in structured mode (application/cloudevents+json)",
@@ -381,7 +401,7 @@ def event_paths() -> dict[str, Any]:
                 }
             },
         },
-        "responses": _EVENT_ANSWERS,
+        "responses": copy.deepcopy(_EVENT_ANSWERS),
     }
     return {"/events": {"post": binary}, "/": {"post": structured}}
 
@@ -459,3 +479,28 @@ def document_gate(
                 codes = ["401", "403", *codes]
             for code in codes:
                 answers.setdefault(code, {"description": _GATE[code], "content": rejection})
+
+
+def withdrawal_request_body() -> dict[str, Any]:
+    """The withdrawal route's request body for the OpenAPI document (the handler reads and
+    validates the JSON itself, so an error never echoes the input); the fact key's schema
+    inlined."""
+    schema = Withdrawal.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
+    }

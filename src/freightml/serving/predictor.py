@@ -186,6 +186,8 @@ class FreightPredictor(Model):
         with self._swap_lock:
             self._install(model, window)
         metrics.watch_history_age(self.name, self._history_last_seconds)
+        for outcome in ("updated", "unchanged", "failure"):  # exported from the start, at 0
+            metrics.HISTORY_REFRESHES.labels(self.name, outcome)
         self.ready = True
         log.info(
             "%s ready: model v%s from %s; %d series, forecast origin %s, history from %s",
