@@ -201,14 +201,21 @@ def loop_settings(
 
 
 # -- requests ---------------------------------------------------------------------------
-def active_series(facts: pd.DataFrame, until: date, days: int = 28) -> list[tuple[str, ...]]:
-    """Series with volume in the ``days`` days up to ``until``, sorted."""
+def active_series(
+    facts: pd.DataFrame, until: date, days: int = 28, min_history_days: int = 28
+) -> list[tuple[str, ...]]:
+    """Series with volume in the ``days`` days up to ``until`` and forecastable from it: a
+    first fact at least ``min_history_days`` before (the predictor's rule,
+    ``serving.min_history_days``), sorted."""
+    keys = list(SERIES_KEY)
     recent = facts.loc[
         (facts["date"] > pd.Timestamp(until - timedelta(days=days)))
         & (facts["date"] <= pd.Timestamp(until))
     ]
-    volume = recent.groupby(list(SERIES_KEY), observed=True)["volume_tonnes"].sum()
-    return sorted(tuple(map(str, k)) for k in volume.index[volume > 0])
+    volume = recent.groupby(keys, observed=True)["volume_tonnes"].sum()
+    first = facts.groupby(keys, observed=True)["date"].min()
+    old = first.index[first <= pd.Timestamp(until - timedelta(days=min_history_days))]
+    return sorted(tuple(map(str, k)) for k in volume.index[volume > 0].intersection(old))
 
 
 def _probe_until(
@@ -456,7 +463,11 @@ def run_loop(
         for day in range(1, scenario.days + 1):
             t0 = time.perf_counter()
             today = facts.origin + timedelta(days=day)
-            series = active_series(known, today - timedelta(days=1))
+            series = active_series(
+                known,
+                today - timedelta(days=1),
+                min_history_days=settings.serving.min_history_days,
+            )
             wait_for_origin(url, name, series[0], today - timedelta(days=1))
             asked = ask_day(url, name, series, day)
             made = pd.concat([made, asked], ignore_index=True)
