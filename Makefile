@@ -79,6 +79,13 @@ bench-collector: install ## Benchmark the collector (CloudEvents/s on SQLite, no
 bench-drift: install ## Benchmark drift (1 M rows x 20 features) vs Evidently's DataDriftPreset (own venv)
 	$(RUN) python bench/drift_bench.py --rows 1000000 --features 20
 
+bench-false-drift: install ## Drift results on unshifted continuations (synthetic seeds, real panel): calibrated input thresholds vs configured only
+	$(RUN) python bench/real_data.py
+	$(RUN) python bench/false_drift.py
+
+bench-spool: install ## A 5-minute collector outage under load: the predictor's payload log with and without its disk spool (events lost)
+	$(RUN) python bench/spool_outage.py --outage 300
+
 bench-retrain-window: install ## Shift-aware training window vs full-window retrain on synthetic shifts (post-change backtest WAPE)
 	$(RUN) python bench/retrain_window.py --size $(SIZE) --seed $(SEED)
 
