@@ -340,41 +340,17 @@ class ServingSettings(_Section):
     )
     reload_seconds: float = Field(30.0, gt=0, description="how often the champion alias is checked")
     history_seconds: float = Field(60.0, gt=0, description="how often new facts are read")
-    max_request_bytes: int = Field(
-        8 * 1024 * 1024,
-        ge=1024,
-        description="a forecast request's body limit: larger ones are answered 413 before "
-        "they are read (a 10,000-row V1 request is about 1.2 MB)",
-    )
-    spool_dir: Path | None = Field(
-        None,
-        description="where payload-log CloudEvents wait on disk while the collector cannot "
-        "take them (replayed in order when it can); None = <home>/spool",
-    )
-    spool_max_bytes: int = Field(
-        256 * 1024 * 1024, ge=1, description="the spool's size limit; beyond it events are dropped"
-    )
+    # docs/serving.md: "Errors", "CloudEvents", "Readiness and health" and "Limits"
+    max_request_bytes: int = Field(8 << 20, ge=1024, description="request body limit (413)")
+    spool_dir: Path | None = Field(None, description="the CloudEvents spool; None = <home>/spool")
+    spool_max_bytes: int = Field(256 << 20, ge=1, description="the spool's size limit")
     history_stale_seconds: float = Field(
-        21600.0,
-        ge=0,
-        description="not ready (/v2/health/ready, the model's ready) after the history has "
-        "not been read successfully for this long; the last good window keeps answering "
-        "meanwhile; 0 = never",
+        21600.0, ge=0, description="not ready after no good history read this long; 0 = never"
     )
     origin_quorum: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="the forecast origin (serving and batch scoring) is the latest day on "
-        "which at least this share of the series reporting on the busiest of the 28 days "
-        "before have a fact",
+        0.5, gt=0, le=1, description="share of the series a day needs to be the origin"
     )
-    min_history_days: int = Field(
-        28,
-        ge=1,
-        description="a series is forecast (online and in batch) once its first fact is at "
-        "least this many days before the forecast origin",
-    )
+    min_history_days: int = Field(28, ge=1, description="history a series needs to be forecast")
     wagon_quantile: float | None = Field(
         None,
         gt=0,

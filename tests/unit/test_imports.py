@@ -241,3 +241,18 @@ def test_every_runtime_module_imports_only_what_the_image_installs() -> None:
         and (found := imports_outside_the_image(path.read_text(), forbidden))
     }
     assert not bad, f"runtime modules importing dev or tools dependencies: {bad}"
+
+
+# -- module size (issue "One renovation": no module in src/ over 600 lines) ---------------
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_600_lines() -> None:
+    """A module past 600 lines holds more than one idea: split it (docs/architecture.md)."""
+    sizes = {
+        str(path.relative_to(SRC)): len(path.read_text().splitlines())
+        for path in SRC.rglob("*.py")
+    }
+    assert len(sizes) > 100  # every module was read
+    over = {name: n for name, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"

@@ -204,9 +204,8 @@ def loop_settings(
 def active_series(
     facts: pd.DataFrame, until: date, days: int = 28, min_history_days: int = 28
 ) -> list[tuple[str, ...]]:
-    """Series with volume in the ``days`` days up to ``until`` and forecastable from it: a
-    first fact at least ``min_history_days`` before (the predictor's rule,
-    ``serving.min_history_days``), sorted."""
+    """Series with volume in the ``days`` days up to ``until`` and a first fact at least
+    ``min_history_days`` before it (the predictor's rule), sorted."""
     keys = list(SERIES_KEY)
     recent = facts.loc[
         (facts["date"] > pd.Timestamp(until - timedelta(days=days)))
@@ -463,11 +462,8 @@ def run_loop(
         for day in range(1, scenario.days + 1):
             t0 = time.perf_counter()
             today = facts.origin + timedelta(days=day)
-            series = active_series(
-                known,
-                today - timedelta(days=1),
-                min_history_days=settings.serving.min_history_days,
-            )
+            until, enough = today - timedelta(days=1), settings.serving.min_history_days
+            series = active_series(known, until, min_history_days=enough)
             wait_for_origin(url, name, series[0], today - timedelta(days=1))
             asked = ask_day(url, name, series, day)
             made = pd.concat([made, asked], ignore_index=True)
