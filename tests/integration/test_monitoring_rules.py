@@ -183,9 +183,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, set
             # the predictor logs its payloads to this collector (its spool gauges too)
             events = [*command, "--collector-url", f"{base}/events"]
             with running(events, f"{url}/v1/models/{MODEL_NAME}", tmp / "server.log", env=env):
-                answer = httpx.post(
-                    f"{url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=30
-                )
+                answer = httpx.post(f"{url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=30)
                 assert answer.status_code == 200, answer.text
                 predictor = _samples(httpx.get(f"{url}/metrics", timeout=30).text)
             collector = _samples(httpx.get(f"{base}/metrics", timeout=30).text)

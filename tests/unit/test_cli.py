@@ -398,7 +398,19 @@ def test_facts_withdraw_takes_facts_out_of_the_store_with_an_audit(
     series = ["--origin", str(row["origin_station"]), "--destination"]
     series += [str(row["destination_station"]), "--cargo", str(row["cargo_type"])]
     day = str(pd.Timestamp(row["date"]).date())
-    result = cli("facts", "withdraw", *series, "--date", day, "--reason", "test", "-c", str(config))
+    result = cli(
+        "facts",
+        "withdraw",
+        *series,
+        "--date",
+        day,
+        "--reason",
+        "test",
+        "--by",
+        "ops",
+        "-c",
+        str(config),
+    )
     assert "1 fact(s) withdrawn, 0 withdrawn before" in words(result.output)
     result = cli(
         "facts",
@@ -416,7 +428,8 @@ def test_facts_withdraw_takes_facts_out_of_the_store_with_an_audit(
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         assert len(store.facts.frame()) == 49
-        assert store.facts.withdrawals()["credential"].tolist() == ["cli"]
+        audit = store.facts.withdrawals()
+        assert audit[["credential", "withdrawn_by"]].values.tolist() == [["cli", "ops"]]
     finally:
         store.close()
 
