@@ -37,6 +37,21 @@ def test_the_repository_renders_and_passes_every_check(tmp_path: Path) -> None:
         assert any(v.startswith("argocd-") for v in variants), variants
     assert report.counts["objects validated"] >= 40
     assert report.counts["checkov checks passed"] > 0
+    # the three overlays' InferenceServices and the one `freightml deploy` builds
+    assert report.counts["InferenceServices against Knative's masks"] == 4
+
+
+def test_the_knative_check_names_a_refused_field() -> None:
+    """The check fails on what the base set before (a pod-level securityContext)."""
+    rendered = render.Rendering("overlay-prod", "kustomize", "manifests/overlays/prod")
+    doc = yaml.safe_load((REPO / "manifests" / "base" / "inference-service.yaml").read_text())
+    doc["spec"]["predictor"]["securityContext"] = {"runAsNonRoot": True}
+    rendered.docs.append(doc)
+    report = check.Report()
+    check.check_knative([rendered], report)
+    assert not report.ok
+    assert "kubernetes.podspec-securitycontext" in report.summary()
+    assert "overlay-prod" in report.summary()
 
 
 def test_the_base_is_what_the_code_generates(tmp_path: Path) -> None:
@@ -241,7 +256,6 @@ def test_the_inference_service_deploy_builds_passes_the_pod_rules() -> None:
     isvc = to_manifest(build_inference_service(DeploySettings(), "3", canary_percent=10))
     assert [f.rule for f in policy.check_objects([isvc])] == ["network-policy"]
     bare = copy.deepcopy(isvc)
-    del bare["spec"]["predictor"]["securityContext"]
     del bare["spec"]["predictor"]["containers"][0]["securityContext"]
     rules = {f.rule for f in policy.check_objects([bare])}
     assert {

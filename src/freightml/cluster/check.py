@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freightml.cluster import policy, render, schemas
+from freightml.cluster import knative, policy, render, schemas
 from freightml.cluster.base import stale_files
 from freightml.deploy.gitops import base_settings
 
@@ -135,6 +135,22 @@ def check_policy(renderings: list[render.Rendering], report: Report) -> None:
             report.fail("policy", f"freightml deploy: {finding}")
 
 
+def check_knative(renderings: list[render.Rendering], report: Report) -> None:
+    """Every InferenceService (rendered, and as `freightml deploy` builds it) sets only pod
+    fields Knative's webhook takes with its default feature flags (cluster/knative.py)."""
+    from freightml.deploy.inference_service import build_inference_service, to_manifest  # noqa: PLC0415
+
+    deployed = to_manifest(build_inference_service(base_settings(), "1", canary_percent=10))
+    labelled = [(r.label, d) for r in renderings for d in r.docs]
+    n = 0
+    for label, doc in [*labelled, ("freightml deploy", deployed)]:
+        if doc.get("kind") == "InferenceService":
+            n += 1
+            for problem in knative.refusals(doc):
+                report.fail("knative", f"{label}: {policy.describe(doc)}: {problem}")
+    report.counts["InferenceServices against Knative's masks"] = n
+
+
 def _api_group(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
@@ -241,6 +257,7 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
     report.counts["renderings"] = len(renderings)
     check_schemas(renderings, repo, report)
     check_policy(renderings, report)
+    check_knative(renderings, report)
     check_project(renderings, report)
     if checkov:
         run_checkov(repo, out_dir, report)

@@ -174,16 +174,6 @@ def _container(deploy: DeploySettings, version: str, model_uri: str) -> k8s.V1Co
     )
 
 
-def _pod_security() -> k8s.V1PodSecurityContext:
-    return k8s.V1PodSecurityContext(
-        run_as_non_root=True,
-        run_as_user=RUN_AS_USER,
-        run_as_group=RUN_AS_USER,
-        fs_group=RUN_AS_USER,
-        seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-    )
-
-
 def build_inference_service(
     deploy: DeploySettings,
     version: str,
@@ -209,7 +199,9 @@ def build_inference_service(
         service_account_name=deploy.service_account,
         # the predictor reads no Kubernetes API: no token in its pods
         automount_service_account_token=False,
-        security_context=_pod_security(),
+        # no pod-level securityContext: Knative (KServe's Serverless mode) refuses it unless
+        # kubernetes.podspec-securitycontext is on; the container carries every restricted
+        # field (freightml.cluster.knative checks the pod spec against Knative's masks)
         volumes=[
             k8s.V1Volume(name=name, empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=size))
             for name, (_, size) in WRITABLE.items()
