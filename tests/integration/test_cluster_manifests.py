@@ -430,3 +430,18 @@ def test_checkov_findings_fail_the_check(tmp_path: Path) -> None:
     check.run_checkov(REPO, tmp_path, report)
     failures = report.failures["checkov"]
     assert any("Deployment.ns.web" in f and "CKV_K8S_16" in f for f in failures), failures
+
+
+def test_an_overlay_patch_that_undoes_scale_to_zero_is_caught() -> None:
+    """overlays/dev listed the scale-to-zero component, and its own predictor patch (applied
+    after the components) set minReplicas back to 1: dev never scaled to zero."""
+    doc = yaml.safe_load((REPO / "manifests" / "base" / "inference-service.yaml").read_text())
+    doc["spec"]["predictor"]["minReplicas"] = 1
+    rendered = render.Rendering("overlay-dev", "kustomize", "manifests/overlays/dev", [doc])
+    report = check.Report()
+    check.check_components(REPO, [rendered], report)
+    assert not report.ok and "scale-to-zero" in report.summary()
+    doc["spec"]["predictor"]["minReplicas"] = 0
+    report = check.Report()
+    check.check_components(REPO, [rendered], report)
+    assert report.ok

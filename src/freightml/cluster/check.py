@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from freightml.cluster import knative, policy, render, schemas
 from freightml.cluster.base import stale_files
 from freightml.deploy.gitops import base_settings
@@ -151,6 +153,27 @@ def check_knative(renderings: list[render.Rendering], report: Report) -> None:
     report.counts["InferenceServices against Knative's masks"] = n
 
 
+def check_components(repo: Path, renderings: list[render.Rendering], report: Report) -> None:
+    """An overlay that lists the scale-to-zero component renders its InferenceService with
+    ``minReplicas: 0`` (an overlay patch applied after the components can undo it)."""
+    for kustomization in sorted((repo / "manifests" / "overlays").glob("*/kustomization.yaml")):
+        components = yaml.safe_load(kustomization.read_text()).get("components") or []
+        if not any(c.rstrip("/").endswith("scale-to-zero") for c in components):
+            continue
+        name = f"overlay-{kustomization.parent.name}"
+        docs = [d for r in renderings if r.name == name for d in r.docs]
+        for doc in docs:
+            if doc.get("kind") != "InferenceService":
+                continue
+            replicas = doc["spec"]["predictor"].get("minReplicas")
+            if replicas != 0:
+                report.fail(
+                    "components",
+                    f"{name}: {policy.describe(doc)}: minReplicas is {replicas} though the "
+                    "overlay lists the scale-to-zero component (a patch undoes it)",
+                )
+
+
 def _api_group(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
@@ -258,6 +281,7 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
     check_schemas(renderings, repo, report)
     check_policy(renderings, report)
     check_knative(renderings, report)
+    check_components(repo, renderings, report)
     check_project(renderings, report)
     if checkov:
         run_checkov(repo, out_dir, report)
