@@ -203,24 +203,16 @@ class SelectionSettings(_Section):
         "statsforecast's per-series mstl, autoets, seasonal_window_average; mlforecast's "
         "recursive lightgbm, and lightgbm_holidays reading the holiday calendar",
     )
-    ensembles: bool = Field(
-        True, description="also try the best statistical and best ML candidate blended"
-    )
+    ensembles: bool = Field(True, description="also try the best statistical and ML blended")
     calendar_ablation: bool = Field(
         True,
         description="also try the best ML candidate without the holiday and yearly calendar "
         "features, and keep them only where they help",
     )
     inner_folds: int = Field(
-        2,
-        ge=1,
-        le=6,
-        description="validation folds before the first reported cutoff (fewer "
-        "when the history is short)",
+        2, ge=1, le=6, description="validation folds before the first reported cutoff (or fewer)"
     )
-    max_series: int = Field(
-        300, ge=10, description="series scored on the inner folds (a fixed random sample)"
-    )
+    max_series: int = Field(300, ge=10, description="series scored on the inner folds (sample)")
     # above scikit-learn's 200,000-row binning subsample: below it, HistGradientBoosting
     # bins weighted data with a weighted percentile per bin edge (~8 s more per fit here)
     max_train_rows: int = Field(
@@ -483,6 +475,7 @@ class Settings(BaseSettings):
             return self.tracking.uri
         if os.environ.get(TRACKING_URI_KEY):
             return os.environ[TRACKING_URI_KEY]
+        _no_local_default_in_a_pod("an MLflow tracking server", TRACKING_URI_KEY)
         return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
     @property
@@ -496,11 +489,10 @@ class Settings(BaseSettings):
     @property
     def collector_store_url(self) -> str:
         """collector.store_url, else $FREIGHTML_STORE_URL (a Secret on the cluster), else SQLite."""
-        return (
-            self.collector.store_url
-            or os.environ.get(STORE_URL_ENV)
-            or f"sqlite:///{(self.home / 'collector.db').resolve()}"
-        )
+        if self.collector.store_url or os.environ.get(STORE_URL_ENV):
+            return self.collector.store_url or os.environ[STORE_URL_ENV]
+        _no_local_default_in_a_pod("the collector's store", STORE_URL_ENV)
+        return f"sqlite:///{(self.home / 'collector.db').resolve()}"
 
     @property
     def collector_base_url(self) -> str:
@@ -561,6 +553,18 @@ def baked_lock_sha256() -> str | None:
 def in_kubernetes_pod() -> bool:
     """True inside a Kubernetes pod (the kubelet sets KUBERNETES_SERVICE_HOST)."""
     return bool(os.environ.get(IN_POD_ENV))
+
+
+class NotConfiguredInPod(ValueError):
+    """A pod would fall back to a SQLite file of its own, lost with the pod."""
+
+
+def _no_local_default_in_a_pod(what: str, env: str) -> None:
+    if in_kubernetes_pod():
+        raise NotConfiguredInPod(
+            f"running in a Kubernetes pod with no {what} configured: set ${env} from its "
+            "Secret (docs/cluster.md, Secrets); a SQLite file would be lost with the pod"
+        )
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -274,3 +274,25 @@ def test_only_config_reads_freightml_and_mlflow_variables() -> None:
     assert "freightml/config.py" in readers  # the scan does see config.py's reads
     others = {k: v for k, v in readers.items() if k != "freightml/config.py"}
     assert others == {}, f"read these through freightml.config: {others}"
+
+
+def test_a_pod_never_falls_back_to_a_sqlite_file_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue "A cluster that accepts it": without the Secret, a KFP task trained into a
+    SQLite file in its pod and "succeeded"; the model was lost with the pod."""
+    from freightml.config import NotConfiguredInPod, Settings
+
+    for name in ("MLFLOW_TRACKING_URI", "FREIGHTML_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(home=tmp_path)
+    assert settings.tracking_uri.startswith("sqlite:///")  # one machine: the default
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    with pytest.raises(NotConfiguredInPod, match=r"\$MLFLOW_TRACKING_URI"):
+        _ = settings.tracking_uri
+    with pytest.raises(NotConfiguredInPod, match=r"\$FREIGHTML_STORE_URL"):
+        _ = settings.collector_store_url
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.freightml:5000")
+    monkeypatch.setenv("FREIGHTML_STORE_URL", "postgresql+psycopg://u:p@db/freightml")
+    assert settings.tracking_uri == "http://mlflow.freightml:5000"
+    assert settings.collector_store_url.startswith("postgresql")
