@@ -445,3 +445,20 @@ def test_an_overlay_patch_that_undoes_scale_to_zero_is_caught() -> None:
     report = check.Report()
     check.check_components(REPO, [rendered], report)
     assert report.ok
+
+
+def test_a_multi_replica_predictor_without_a_disruption_budget_is_caught() -> None:
+    """prod runs two predictor pods; without a PodDisruptionBudget a drain evicts both."""
+    isvc = yaml.safe_load((REPO / "manifests" / "base" / "inference-service.yaml").read_text())
+    isvc["spec"]["predictor"]["minReplicas"] = 2
+    pdb = yaml.safe_load(
+        (REPO / "manifests" / "overlays" / "prod" / "predictor-pdb.yaml").read_text()
+    )
+    bare = render.Rendering("overlay-prod", "kustomize", "manifests/overlays/prod", [isvc])
+    report = check.Report()
+    check.check_disruption_budgets([bare], report)
+    assert not report.ok and "no PodDisruptionBudget selects them" in report.summary()
+    covered = render.Rendering("overlay-prod", "kustomize", "manifests/overlays/prod", [isvc, pdb])
+    report = check.Report()
+    check.check_disruption_budgets([covered], report)
+    assert report.ok

@@ -174,6 +174,32 @@ def check_components(repo: Path, renderings: list[render.Rendering], report: Rep
                 )
 
 
+def check_disruption_budgets(renderings: list[render.Rendering], report: Report) -> None:
+    """An overlay that runs its predictor on two or more pods has a PodDisruptionBudget
+    selecting them (else a node drain may evict every replica at once)."""
+    for r in renderings:
+        if not r.name.startswith("overlay-"):
+            continue
+        budgets = [d for d in r.docs if d.get("kind") == "PodDisruptionBudget"]
+        for doc in r.docs:
+            if doc.get("kind") != "InferenceService":
+                continue
+            predictor = doc["spec"]["predictor"]
+            if (predictor.get("minReplicas") or 0) < 2:
+                continue
+            labels = predictor.get("labels") or {}
+            covered = any(
+                (b["spec"].get("selector") or {}).get("matchLabels", {}).items() <= labels.items()
+                for b in budgets
+            )
+            if not covered:
+                report.fail(
+                    "disruption-budget",
+                    f"{r.label}: {policy.describe(doc)} runs {predictor['minReplicas']}+ pods "
+                    "and no PodDisruptionBudget selects them",
+                )
+
+
 def _api_group(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
@@ -282,6 +308,7 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
     check_policy(renderings, report)
     check_knative(renderings, report)
     check_components(repo, renderings, report)
+    check_disruption_budgets(renderings, report)
     check_project(renderings, report)
     if checkov:
         run_checkov(repo, out_dir, report)
