@@ -4,8 +4,9 @@ A :class:`HistorySource` reads facts from a file (CSV/Parquet, any fsspec URI), 
 DataFrame, or any callable returning one (the store's ``Store(url).facts.frame``).
 A :class:`HistoryWindow` keeps the last ``window_days`` days as a SeriesPanel and, because
 features depend only on the history and the target day, precomputes the feature rows of
-every known series for every horizon 1..28 from the forecast origin (the last fact date).
-A request then only looks rows up; the window is rebuilt when new facts arrive.
+every known series for every horizon 1..28 from the forecast origin (the latest day a
+quorum of series reported: :class:`WindowRules`). A request then only looks rows up; the
+window is rebuilt when new facts arrive.
 """
 
 from __future__ import annotations
@@ -89,7 +90,6 @@ class HistorySource:
             return ("frame", id(self.source))
         if callable(self.source):
             return None
-
         try:
             fs, path = fsspec.core.url_to_fs(str(self.source))
             info = fs.info(path)
