@@ -123,13 +123,18 @@ def check_schemas(renderings: list[render.Rendering], repo: Path, report: Report
     report.counts["objects validated"] = n
 
 
-def check_policy(renderings: list[render.Rendering], report: Report) -> None:
+def _deployed_inference_service() -> dict[str, Any]:
+    """The InferenceService `freightml deploy` applies (with a canary share)."""
     from freightml.deploy.inference_service import build_inference_service, to_manifest  # noqa: PLC0415
 
+    return to_manifest(build_inference_service(base_settings(), "1", canary_percent=10))
+
+
+def check_policy(renderings: list[render.Rendering], report: Report) -> None:
     for r in renderings:
         for finding in policy.check_objects(r.docs):
             report.fail("policy", f"{r.label}: {finding}")
-    deployed = to_manifest(build_inference_service(base_settings(), "1", canary_percent=10))
+    deployed = _deployed_inference_service()
     # `freightml deploy` applies the InferenceService alone; its namespace's policies
     # come from the overlay, so only the pod-level rules apply here.
     for finding in policy.check_objects([deployed]):
@@ -140,9 +145,7 @@ def check_policy(renderings: list[render.Rendering], report: Report) -> None:
 def check_knative(renderings: list[render.Rendering], report: Report) -> None:
     """Every InferenceService (rendered, and as `freightml deploy` builds it) sets only pod
     fields Knative's webhook takes with its default feature flags (cluster/knative.py)."""
-    from freightml.deploy.inference_service import build_inference_service, to_manifest  # noqa: PLC0415
-
-    deployed = to_manifest(build_inference_service(base_settings(), "1", canary_percent=10))
+    deployed = _deployed_inference_service()
     labelled = [(r.label, d) for r in renderings for d in r.docs]
     n = 0
     for label, doc in [*labelled, ("freightml deploy", deployed)]:

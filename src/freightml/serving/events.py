@@ -251,20 +251,11 @@ class CloudEventSender:
             return
         attempts = 1 if self._closing and self.spool is not None else self.max_attempts
         delay = self.backoff_s
-        problem = ""
+        problem: str | None = None
         for attempt in range(1, attempts + 1):
-            try:
-                response = await client.post(self.url, content=payload, headers=self._headers)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 300:
-                    self._counts["sent"].inc(n)
-                    return
-                if response.status_code not in _RETRY_STATUS:
-                    self._rejected(response, n)
-                    return
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            problem = await self._post(client, payload, n)
+            if problem is None:
+                return
             if attempt == attempts:
                 break
             self._counts["retried"].inc(n)
@@ -282,10 +273,25 @@ class CloudEventSender:
         log.error(
             "dropped %d CloudEvents: %d attempts to post them to %s failed, the last: %s",
             n,
-            self.max_attempts,
+            attempts,
             self.url,
             problem,
         )
+
+    async def _post(self, client: httpx.AsyncClient, payload: bytes, n: int) -> str | None:
+        """Post one batch once. None when it is settled (sent, or a final 4xx counted by
+        ``_rejected``); else what went wrong, worth a retry (connection, 5xx, 429)."""
+        try:
+            response = await client.post(self.url, content=payload, headers=self._headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if response.status_code < 300:
+            self._counts["sent"].inc(n)
+            return None
+        if response.status_code not in _RETRY_STATUS:
+            self._rejected(response, n)
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"
 
     @property
     def _spooling(self) -> bool:
@@ -313,21 +319,11 @@ class CloudEventSender:
         assert self.spool is not None
         while (batch := self.spool.oldest()) is not None:
             payload, n = batch
-            try:
-                response = await client.post(self.url, content=payload, headers=self._headers)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 300:
-                    self._counts["sent"].inc(n)
-                    self.spool.pop()
-                    self._spool_delay = self.backoff_s
-                    continue
-                if response.status_code not in _RETRY_STATUS:
-                    self._rejected(response, n)
-                    self.spool.pop()
-                    continue
-                problem = f"HTTP {response.status_code}"
+            problem = await self._post(client, payload, n)
+            if problem is None:  # taken (or refused for good): the next one
+                self.spool.pop()
+                self._spool_delay = self.backoff_s
+                continue
             self._warn(
                 f"the collector at {self.url} still does not take the spooled CloudEvents "
                 f"({problem}); {self.spool.events} wait in {self.spool.directory}"
