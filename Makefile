@@ -124,5 +124,8 @@ image: ## Build the FreightML image (components/Dockerfile) as $(IMAGE) with doc
 	  exit 1; \
 	fi
 
+release: install ## Build and push the image as <version>-<git sha>, pin its digest into the overlays, the chart and the pipelines' base image (DIGEST=sha256:... pins an image built elsewhere)
+	$(RUN) python -m freightml.cluster release $(if $(DIGEST),--digest $(DIGEST))
+
 clean: ## Remove local state and build outputs (.freightml, build)
 	rm -rf .freightml build

@@ -40,6 +40,7 @@ from freightml.domain import (
     TRACKING_URI_KEY,
 )
 from freightml.kubernetes_values import DNS_LABEL, QUANTITY, quantity
+from freightml.image import IMAGE
 
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"
@@ -261,7 +262,7 @@ class PipelineSettings(_Section):
     """Kubeflow Pipelines: image, roots, cluster options."""
 
     base_image: str = Field(
-        "ghcr.io/freightml/freightml:0.1.0",
+        IMAGE,
         description="image every component runs in (components/Dockerfile)",
     )
     pipeline_root: str | None = Field(
@@ -368,7 +369,7 @@ class DeploySettings(BaseModel):
         "freightml", max_length=63, pattern=DNS_LABEL, description="namespace it runs in"
     )
     image: str = Field(
-        "ghcr.io/freightml/freightml:0.1.0",
+        IMAGE,
         min_length=1,
         pattern=r"^\S+$",
         description="predictor image (components/Dockerfile; runs `python -m freightml.serving`)",

@@ -73,7 +73,9 @@ seccompProfile:
 
 
 {{- define "freightml-monitoring.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- $ref := printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- if .Values.image.digest }}{{- $ref = printf "%s@%s" $ref .Values.image.digest }}{{- end }}
+{{- $ref }}
 {{- end }}
 
 {{/* Env of every FreightML container: the store URL by reference, the writable home. */}}

@@ -8,7 +8,12 @@
 4. FreightML's policy (:mod:`freightml.cluster.policy`) on every rendering and on the
    InferenceService ``freightml deploy`` builds;
 5. every kind the charts and overlays render is whitelisted in the Argo CD project;
-6. checkov over build/manifests with zero failed checks (skips justified in .checkov.yaml).
+6. checkov over build/manifests with zero failed checks (skips justified in .checkov.yaml);
+7. what a real cluster would refuse or get wrong although every object is valid: Knative's
+   field masks, components undone by a patch, disruption budgets, dead ConfigMaps, wide
+   egress, the Argo CD Application health the sync waves need, the release pinning every
+   image reference by digest, the hosted-CI workflow (:mod:`freightml.cluster.acceptance`,
+   :mod:`freightml.cluster.argocd`, :mod:`freightml.cluster.release`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from freightml.cluster import knative, policy, render, schemas
+from freightml.cluster import acceptance, argocd, knative, policy, release, render, schemas
 from freightml.cluster.base import stale_files
 from freightml.deploy.gitops import base_settings
 
@@ -203,6 +208,34 @@ def check_disruption_budgets(renderings: list[render.Rendering], report: Report)
                 )
 
 
+def check_argocd_health(renderings: list[render.Rendering], report: Report) -> None:
+    by_name = {r.name: r.docs for r in renderings if r.variant == "kustomize"}
+    for problem in argocd.problems(by_name.get("argocd-apps", []), by_name.get("argocd", [])):
+        report.fail("argocd-health", problem)
+
+
+def check_release(repo: Path, renderings: list[render.Rendering], report: Report) -> None:
+    """A release would pin every FreightML image reference by digest; today's references all
+    name the image freightml.image.IMAGE names; the hosted-CI workflow passes its linters."""
+    from freightml.image import IMAGE  # noqa: PLC0415
+
+    for problem in release.unpinned_after_release(repo):
+        report.fail("release", problem)
+    expected = IMAGE.split("@", 1)[1] if "@" in IMAGE else IMAGE.rsplit(":", 1)[1]
+    for r in renderings:
+        for doc in r.docs:
+            for ref in release.image_references(doc):
+                named = ref.split("@", 1)[1] if "@" in ref else ref.rsplit(":", 1)[1]
+                if named != expected:
+                    report.fail(
+                        "release",
+                        f"{r.label}: {policy.describe(doc)} runs {ref}, but freightml.image "
+                        f"(pipelines, freightml deploy) names {IMAGE}",
+                    )
+    for problem in release.workflow_problems(repo):
+        report.fail("workflow", problem)
+
+
 def _api_group(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
@@ -312,6 +345,10 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
     check_knative(renderings, report)
     check_components(repo, renderings, report)
     check_disruption_budgets(renderings, report)
+    acceptance.check_config_maps(renderings, report)
+    acceptance.check_egress(renderings, report)
+    check_argocd_health(renderings, report)
+    check_release(repo, renderings, report)
     check_project(renderings, report)
     if checkov:
         run_checkov(repo, out_dir, report)
