@@ -60,15 +60,65 @@ seccompProfile:
   type: RuntimeDefault
 {{- end }}
 
-{{/* NetworkPolicy egress rule: DNS to any namespace's resolver. */}}
+{{/* NetworkPolicy egress rule: DNS to the cluster resolver (kube-dns in kube-system). */}}
 {{- define "freightml-monitoring.dnsEgress" -}}
 - to:
-    - namespaceSelector: {}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
   ports:
     - protocol: UDP
       port: 53
     - protocol: TCP
       port: 53
+{{- end }}
+
+{{/*
+Egress to a store (networkPolicy.database or .objectStore): its CIDRs on its port; with no
+CIDRs, addresses outside the private ranges only (a public endpoint, e.g. S3 over HTTPS).
+*/}}
+{{- define "freightml-monitoring.storeEgress" -}}
+- to:
+    {{- if .cidrs }}
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+    {{- else }}
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .port }}
+{{- end }}
+
+{{/*
+The peers networkPolicy.clients admits: pods with those labels, in the listed namespaces or
+(none listed) the release's namespace. Whole namespaces are never admitted.
+*/}}
+{{- define "freightml-monitoring.clientPeers" -}}
+{{- range .Values.networkPolicy.clients }}
+{{- $labels := .podLabels }}
+{{- if .namespaces }}
+{{- range .namespaces }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ . }}
+  podSelector:
+    matchLabels:
+      {{- toYaml $labels | nindent 6 }}
+{{- end }}
+{{- else }}
+- podSelector:
+    matchLabels:
+      {{- toYaml $labels | nindent 6 }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 
@@ -145,6 +195,8 @@ metadata:
   labels:
     {{- include "freightml-monitoring.labels" $ | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
+    # the tracking chart's NetworkPolicy admits MLflow clients by this label
+    freightml.io/tracking-client: "true"
 spec:
   restartPolicy: Never
   serviceAccountName: {{ include "freightml-monitoring.fullname" $ }}-jobs

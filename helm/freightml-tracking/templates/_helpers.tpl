@@ -149,13 +149,63 @@ seccompProfile:
 {{- join "," (uniq $hosts) }}
 {{- end }}
 
-{{/* NetworkPolicy egress rule: DNS to any namespace's resolver. */}}
+{{/* NetworkPolicy egress rule: DNS to the cluster resolver (kube-dns in kube-system). */}}
 {{- define "freightml-tracking.dnsEgress" -}}
 - to:
-    - namespaceSelector: {}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: kube-system
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
   ports:
     - protocol: UDP
       port: 53
     - protocol: TCP
       port: 53
+{{- end }}
+
+{{/*
+Egress to a store (networkPolicy.database or .objectStore): its CIDRs on its port; with no
+CIDRs, addresses outside the private ranges only (a public endpoint, e.g. S3 over HTTPS).
+*/}}
+{{- define "freightml-tracking.storeEgress" -}}
+- to:
+    {{- if .cidrs }}
+    {{- range .cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+    {{- else }}
+    - ipBlock:
+        cidr: 0.0.0.0/0
+        except: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .port }}
+{{- end }}
+
+{{/*
+The peers networkPolicy.clients admits: pods with those labels, in the listed namespaces or
+(none listed) the release's namespace. Whole namespaces are never admitted.
+*/}}
+{{- define "freightml-tracking.clientPeers" -}}
+{{- range .Values.networkPolicy.clients }}
+{{- $labels := .podLabels }}
+{{- if .namespaces }}
+{{- range .namespaces }}
+- namespaceSelector:
+    matchLabels:
+      kubernetes.io/metadata.name: {{ . }}
+  podSelector:
+    matchLabels:
+      {{- toYaml $labels | nindent 6 }}
+{{- end }}
+{{- else }}
+- podSelector:
+    matchLabels:
+      {{- toYaml $labels | nindent 6 }}
+{{- end }}
+{{- end }}
 {{- end }}

@@ -82,3 +82,83 @@ def check_egress(renderings: list[render.Rendering], report: Findings) -> None:
                         f"{r.label}: {policy.describe(doc)} opens egress to every address on "
                         f"{shown}: name the database or store by its CIDR or pod labels",
                     )
+
+
+def _pod_labels(doc: dict[str, Any]) -> dict[str, str]:
+    template = (doc.get("spec") or {}).get("template") or {}
+    return dict((template.get("metadata") or {}).get("labels") or {})
+
+
+def _budgeted(labels: dict[str, str], budgets: list[dict[str, Any]]) -> bool:
+    return any(
+        ((b.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items()
+        <= labels.items()
+        for b in budgets
+    )
+
+
+def check_workload_budgets(renderings: list[render.Rendering], report: Findings) -> None:
+    """A Deployment or StatefulSet of two or more replicas has a PodDisruptionBudget over its
+    pods in the same rendering (a drain would otherwise evict every replica at once)."""
+    for r in renderings:
+        budgets = [d for d in r.docs if d.get("kind") == "PodDisruptionBudget"]
+        for doc in r.docs:
+            if doc.get("kind") not in {"Deployment", "StatefulSet"}:
+                continue
+            replicas = (doc.get("spec") or {}).get("replicas", 1)
+            if replicas >= 2 and not _budgeted(_pod_labels(doc), budgets):  # noqa: PLR2004
+                report.fail(
+                    "disruption-budget",
+                    f"{r.label}: {policy.describe(doc)} runs {replicas} replicas and no "
+                    "PodDisruptionBudget selects its pods",
+                )
+
+
+TRACKING_APPLICATION = "argocd-freightml-tracking"
+
+
+def _args(doc: dict[str, Any]) -> list[str]:
+    spec = ((doc.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [str(a) for c in spec.get("containers") or [] for a in c.get("args") or []]
+
+
+def tracking_production_problems(docs: list[dict[str, Any]]) -> list[str]:
+    """What the tracking server the Argo CD Application installs lacks for production: two
+    or more replicas under a PodDisruptionBudget, an external database (no bundled
+    StatefulSet, no PVC), S3 artifacts, MLflow's authentication."""
+    servers = [
+        d
+        for d in docs
+        if d.get("kind") == "Deployment"
+        and _pod_labels(d).get("app.kubernetes.io/component") == "server"
+    ]
+    if not servers:
+        return ["renders no tracking server Deployment"]
+    server = servers[0]
+    found = []
+    if (server["spec"].get("replicas") or 1) < 2:  # noqa: PLR2004
+        found.append(f"{policy.describe(server)} runs {server['spec'].get('replicas', 1)} replica")
+    budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    if not _budgeted(_pod_labels(server), budgets):
+        found.append("no PodDisruptionBudget over the server pods")
+    for kind in ("StatefulSet", "PersistentVolumeClaim"):
+        found += [
+            f"{policy.describe(d)}: a bundled database or a volume, not an external store"
+            for d in docs
+            if d.get("kind") == kind
+        ]
+    args = _args(server)
+    if not any(a.startswith("--artifacts-destination=s3://") for a in args):
+        found.append("artifacts are not on S3")
+    if "--app-name=basic-auth" not in args:
+        found.append("MLflow authentication is off: any client in the network may move aliases")
+    return found
+
+
+def check_tracking_production(renderings: list[render.Rendering], report: Findings) -> None:
+    rendered = [r for r in renderings if r.variant == TRACKING_APPLICATION]
+    if not rendered:
+        report.fail("tracking-production", f"no rendering {TRACKING_APPLICATION}")
+    for r in rendered:
+        for problem in tracking_production_problems(r.docs):
+            report.fail("tracking-production", f"{r.label}: {problem}")

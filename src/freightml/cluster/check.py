@@ -27,7 +27,16 @@ from typing import Any
 
 import yaml
 
-from freightml.cluster import acceptance, argocd, knative, policy, release, render, schemas
+from freightml.cluster import (
+    acceptance,
+    argocd,
+    flows,
+    knative,
+    policy,
+    release,
+    render,
+    schemas,
+)
 from freightml.cluster.base import stale_files
 from freightml.deploy.gitops import base_settings
 
@@ -347,8 +356,12 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
     check_disruption_budgets(renderings, report)
     acceptance.check_config_maps(renderings, report)
     acceptance.check_egress(renderings, report)
+    acceptance.check_workload_budgets(renderings, report)
+    acceptance.check_tracking_production(renderings, report)
     check_argocd_health(renderings, report)
     check_release(repo, renderings, report)
+    for problem in flows.problems(repo, renderings):
+        report.fail("network-flows", problem)
     check_project(renderings, report)
     if checkov:
         run_checkov(repo, out_dir, report)

@@ -223,6 +223,8 @@ def unpinned_after_release(repo: Path) -> list[str]:
     ):
         if value != IMAGE:
             problems.append(f"{what} defaults to {value!r}, not freightml.image.IMAGE")
+    if not (repo / IMAGE_MODULE).is_file():
+        return [*problems, f"no {IMAGE_MODULE}: nothing pins the pipelines' and deploy's image"]
     made = Release(REPOSITORY, "0.0.0-release-check", FAKE_DIGEST)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp)
