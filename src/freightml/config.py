@@ -39,8 +39,8 @@ from freightml.domain import (
     STORE_URL_KEY,
     TRACKING_URI_KEY,
 )
-from freightml.kubernetes_values import DNS_LABEL, QUANTITY, quantity
 from freightml.image import IMAGE
+from freightml.kubernetes_values import DNS_LABEL, QUANTITY, quantity
 
 DEFAULT_CONFIG_FILE = Path("configs/freightml.yaml")
 CONFIG_ENV_VAR = "FREIGHTML_CONFIG"

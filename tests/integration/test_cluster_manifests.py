@@ -62,14 +62,13 @@ def test_the_base_is_what_the_code_generates(tmp_path: Path) -> None:
         shutil.copytree(REPO / part, repo / part)
     isvc = repo / "manifests" / "base" / "inference-service.yaml"
     isvc.write_text(isvc.read_text().replace("minReplicas: 1", "minReplicas: 2"))
-    (repo / "configs" / "monitoring.yaml").write_text("version: 1\n")
     report = check.Report()
     check.check_base(repo, report)
     assert report.failures["base"] == [
-        f"manifests/base/{rel} differs from what the code generates: run `make manifests`"
-        for rel in ("inference-service.yaml", "config/monitoring.yaml")
+        "manifests/base/inference-service.yaml differs from what the code generates: "
+        "run `make manifests`"
     ]
-    assert write_base(repo) == [isvc, repo / "manifests/base/config/monitoring.yaml"]
+    assert write_base(repo) == [isvc]
     assert stale_files(repo) == []
 
 
@@ -331,6 +330,18 @@ spec:
 """
 
 
+PDB = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: demo
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: demo
+"""
+
+
 def make_repo(tmp_path: Path, *, values: dict[str, Any], schema: dict[str, Any]) -> Path:
     """A checkout with this repository's overlays, CRDs and configs plus helm/demo."""
     repo = tmp_path / "repo"
@@ -349,6 +360,7 @@ def make_repo(tmp_path: Path, *, values: dict[str, Any], schema: dict[str, Any])
     (chart / "values.schema.json").write_text(json.dumps(schema))
     (chart / "templates" / "deployment.yaml").write_text(DEPLOYMENT)
     (chart / "templates" / "NOTES.txt").write_text("Installed {{ .Release.Name }}.\n")
+    (chart / "templates" / "pdb.yaml").write_text(PDB)
     (chart / "ci" / "replicas-values.yaml").write_text("replicaCount: 2\n")
     return repo
 

@@ -19,6 +19,7 @@ import helm_python as helm
 import pytest
 import yaml
 
+from freightml.image import IMAGE
 from k8s_schemas import ManifestError, validate_object
 
 pytestmark = pytest.mark.integration
@@ -470,7 +471,7 @@ def test_collector_serves_from_the_image_with_the_store_from_a_secret():
     objs = render("freightml-monitoring")
     (deploy,) = _by_kind(objs, "Deployment")
     (c,) = deploy["spec"]["template"]["spec"]["containers"]
-    assert c["image"] == "ghcr.io/freightml/freightml:0.1.0"
+    assert c["image"] == IMAGE  # the one reference a release pins (freightml.image)
     assert c["command"][:3] == ["freightml", "collector", "serve"]
     env = {e["name"]: e for e in c["env"]}
     assert env["FREIGHTML_STORE_URL"]["valueFrom"]["secretKeyRef"] == {
@@ -490,7 +491,11 @@ def test_collector_serves_from_the_image_with_the_store_from_a_secret():
 def test_collector_takes_its_tokens_from_a_secret_and_admits_only_labelled_pods():
     from freightml.config import CollectorSettings
 
-    objs = render("freightml-monitoring", {"networkPolicy": {"allowedNamespaces": ["monitoring"]}})
+    clients = [
+        {"podLabels": {"serving.kserve.io/inferenceservice": "freight-volume"}},
+        {"podLabels": {"freightml.io/collector-client": "true"}, "namespaces": ["monitoring"]},
+    ]
+    objs = render("freightml-monitoring", {"networkPolicy": {"clients": clients}})
     (deploy,) = _by_kind(objs, "Deployment")
     pod = deploy["spec"]["template"]["spec"]
     (c,) = pod["containers"]
@@ -515,7 +520,33 @@ def test_collector_takes_its_tokens_from_a_secret_and_admits_only_labelled_pods(
     assert {"serving.kserve.io/inferenceservice": "freight-volume"} in labels
     assert {"freightml.io/collector-client": "true"} in labels
     by_namespace = [s for s in sources if "namespaceSelector" in s]
-    assert len(by_namespace) == 2  # each label set also in the allowed namespace
+    assert by_namespace == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"freightml.io/collector-client": "true"}},
+        }
+    ]  # a namespace is only ever admitted together with pod labels
+
+
+def test_no_clients_means_no_ingress_and_stores_are_reached_by_address():
+    """An empty client list admits nobody (an empty `from` would admit everyone); the
+    database is reached on its CIDRs and port, a public S3 endpoint on HTTPS only."""
+    objs = render("freightml-monitoring", {"networkPolicy": {"clients": []}})
+    collector = next(
+        p for p in _by_kind(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("collector")
+    )
+    assert "ingress" not in collector["spec"] and "Ingress" in collector["spec"]["policyTypes"]
+    jobs = next(
+        p for p in _by_kind(objs, "NetworkPolicy") if p["metadata"]["name"].endswith("jobs")
+    )
+    blocks = [
+        (peer["ipBlock"]["cidr"], tuple(p["port"] for p in rule["ports"]))
+        for rule in jobs["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+    assert ("10.0.0.0/8", (5432,)) in blocks and ("0.0.0.0/0", (443,)) in blocks
+    assert all(ports == (443,) for cidr, ports in blocks if cidr == "0.0.0.0/0")
 
 
 def test_monitor_cronjob_runs_freightml_monitor_run(tmp_path):

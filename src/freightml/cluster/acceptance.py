@@ -30,9 +30,9 @@ def _config_map_references(node: Any) -> Iterator[str]:
     """Names of ConfigMaps a manifest refers to (volumes, projected sources, envFrom, env)."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in {"configMap", "configMapRef", "configMapKeyRef"} and isinstance(value, dict):
-                if isinstance(value.get("name"), str):
-                    yield value["name"]
+            refers = key in {"configMap", "configMapRef", "configMapKeyRef"}
+            if refers and isinstance(value, dict) and isinstance(value.get("name"), str):
+                yield value["name"]
             yield from _config_map_references(value)
     elif isinstance(node, list):
         for item in node:
@@ -61,7 +61,9 @@ def check_config_maps(renderings: list[render.Rendering], report: Findings) -> N
 
 def _wide_open(peer: dict[str, Any]) -> bool:
     block = peer.get("ipBlock")
-    return bool(block) and ipaddress.ip_network(block["cidr"], strict=False) in WIDE_OPEN
+    if not block:
+        return False
+    return ipaddress.ip_network(block["cidr"], strict=False) in WIDE_OPEN
 
 
 def check_egress(renderings: list[render.Rendering], report: Findings) -> None:
@@ -106,7 +108,7 @@ def check_workload_budgets(renderings: list[render.Rendering], report: Findings)
             if doc.get("kind") not in {"Deployment", "StatefulSet"}:
                 continue
             replicas = (doc.get("spec") or {}).get("replicas", 1)
-            if replicas >= 2 and not _budgeted(_pod_labels(doc), budgets):  # noqa: PLR2004
+            if replicas >= 2 and not _budgeted(_pod_labels(doc), budgets):
                 report.fail(
                     "disruption-budget",
                     f"{r.label}: {policy.describe(doc)} runs {replicas} replicas and no "
@@ -136,7 +138,7 @@ def tracking_production_problems(docs: list[dict[str, Any]]) -> list[str]:
         return ["renders no tracking server Deployment"]
     server = servers[0]
     found = []
-    if (server["spec"].get("replicas") or 1) < 2:  # noqa: PLR2004
+    if (server["spec"].get("replicas") or 1) < 2:
         found.append(f"{policy.describe(server)} runs {server['spec'].get('replicas', 1)} replica")
     budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
     if not _budgeted(_pod_labels(server), budgets):

@@ -18,12 +18,32 @@ WAVE = "argocd.argoproj.io/sync-wave"
 # Application status -> the health the next wave must see
 CASES: list[tuple[str, dict[str, Any], str]] = [
     ("just created (no status yet)", {}, "Progressing"),
-    ("syncing", {"health": {"status": "Progressing"}, "sync": {"status": "OutOfSync"}}, "Progressing"),
-    ("healthy but still out of sync", {"health": {"status": "Healthy"}, "sync": {"status": "OutOfSync"}}, "Progressing"),
-    ("synced and healthy", {"health": {"status": "Healthy"}, "sync": {"status": "Synced"}}, "Healthy"),
-    ("a workload failed", {"health": {"status": "Degraded", "message": "x"}, "sync": {"status": "Synced"}}, "Degraded"),
-    ("a resource is missing", {"health": {"status": "Missing"}, "sync": {"status": "OutOfSync"}}, "Missing"),
-]  # fmt: skip
+    (
+        "syncing",
+        {"health": {"status": "Progressing"}, "sync": {"status": "OutOfSync"}},
+        "Progressing",
+    ),
+    (
+        "healthy but still out of sync",
+        {"health": {"status": "Healthy"}, "sync": {"status": "OutOfSync"}},
+        "Progressing",
+    ),
+    (
+        "synced and healthy",
+        {"health": {"status": "Healthy"}, "sync": {"status": "Synced"}},
+        "Healthy",
+    ),
+    (
+        "a workload failed",
+        {"health": {"status": "Degraded", "message": "x"}, "sync": {"status": "Synced"}},
+        "Degraded",
+    ),
+    (
+        "a resource is missing",
+        {"health": {"status": "Missing"}, "sync": {"status": "OutOfSync"}},
+        "Missing",
+    ),
+]
 
 
 def _lua_table(runtime: Any, value: Any) -> Any:
@@ -37,7 +57,7 @@ def evaluate(script: str, status: dict[str, Any]) -> tuple[str, str]:
     from lupa import lua51  # noqa: PLC0415 (a tools-extra package)
 
     runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-    obj = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}
+    obj: dict[str, Any] = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application"}
     if status:
         obj["status"] = status
     runtime.globals().obj = _lua_table(runtime, obj)

@@ -37,7 +37,9 @@ class Flow:
     why: str
 
 
-def _pod(name: str, namespace: str, labels: dict[str, str], ports: dict[str, int]) -> dict[str, Any]:
+def _pod(
+    name: str, namespace: str, labels: dict[str, str], ports: dict[str, int]
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -72,10 +74,42 @@ MONITOR = "freightml/freightml-monitoring-monitor"
 MIGRATE = "freightml/freightml-tracking-migrate"
 
 DOCUMENTED: list[Flow] = [
-    *[Flow(f"{ns}/freight-volume-predictor", TRACKING, "TCP 5000", "loads the model (registry alias)") for ns in SERVING],
-    *[Flow(f"{ns}/freight-volume-predictor", COLLECTOR, "TCP 8085", "KServe's payload logger posts events") for ns in SERVING],
-    *[Flow("knative-serving/activator", f"{ns}/freight-volume-predictor", "", "requests through Knative") for ns in SERVING],
-    *[Flow("monitoring/prometheus", f"{ns}/freight-volume-predictor", "TCP 8080, 9091", "scrapes the model server and queue-proxy") for ns in SERVING],
+    *[
+        Flow(
+            f"{ns}/freight-volume-predictor",
+            TRACKING,
+            "TCP 5000",
+            "loads the model (registry alias)",
+        )
+        for ns in SERVING
+    ],
+    *[
+        Flow(
+            f"{ns}/freight-volume-predictor",
+            COLLECTOR,
+            "TCP 8085",
+            "KServe's payload logger posts events",
+        )
+        for ns in SERVING
+    ],
+    *[
+        Flow(
+            "knative-serving/activator",
+            f"{ns}/freight-volume-predictor",
+            "",
+            "requests through Knative",
+        )
+        for ns in SERVING
+    ],
+    *[
+        Flow(
+            "monitoring/prometheus",
+            f"{ns}/freight-volume-predictor",
+            "TCP 8080, 9091",
+            "scrapes the model server and queue-proxy",
+        )
+        for ns in SERVING
+    ],
     Flow("kubeflow/kfp-task", TRACKING, "TCP 5000", "pipeline tasks log runs and register models"),
     Flow(MONITOR, TRACKING, "TCP 5000", "the monitor reads the registry"),
     Flow("freightml/facts-loader", COLLECTOR, "TCP 8085", "facts with a token"),
@@ -84,9 +118,22 @@ DOCUMENTED: list[Flow] = [
     Flow(MIGRATE, EXTERNAL, "TCP 5432", "migrates the database"),
     Flow(COLLECTOR, EXTERNAL, "TCP 5432", "the store's PostgreSQL"),
     Flow(MONITOR, EXTERNAL, "TCP 5432, 443", "the store and model artifacts"),
-    Flow("freightml-prod/freight-volume-predictor", EXTERNAL, "TCP 443", "reads S3 artifacts directly (prod's object-storage-egress)"),
-    *[Flow(f"{ns}/deployer", ANY, "TCP 443, 6443", "the deploy step calls the API server, whose address is the cluster's") for ns in SERVING],
-]  # fmt: skip
+    Flow(
+        "freightml-prod/freight-volume-predictor",
+        EXTERNAL,
+        "TCP 443",
+        "reads S3 artifacts directly (prod's object-storage-egress)",
+    ),
+    *[
+        Flow(
+            f"{ns}/deployer",
+            ANY,
+            "TCP 443, 6443",
+            "the deploy step calls the API server, whose address is the cluster's",
+        )
+        for ns in SERVING
+    ],
+]
 DNS = Flow("every FreightML pod", "kube-system/kube-dns", "UDP/TCP 53", "name resolution")
 
 

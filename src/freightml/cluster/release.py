@@ -25,9 +25,9 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from freightml import __version__
 from freightml.image import REPOSITORY
 
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -53,21 +53,20 @@ class Release:
 
 
 def _git(repo: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ReleaseError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout.strip()
 
 
-def immutable_tag(repo: Path, version: str = __version__) -> str:
+def immutable_tag(repo: Path, version: str | None = None) -> str:
     """``<version>-<short sha>`` of a clean checkout; a dirty tree has no such tag."""
     if _git(repo, "status", "--porcelain", "--untracked-files=no"):
         raise ReleaseError(
             "the working tree has uncommitted changes: commit them first, so the image's tag "
             "names the commit it was built from"
         )
+    version = version or installed_version("freightml")
     return f"{version}-{_git(repo, 'rev-parse', '--short=12', 'HEAD')}"
 
 
@@ -114,8 +113,8 @@ def pin(repo: Path, release: Release) -> list[Path]:
         edits[path] = _pin_overlay(path.read_text(), release, str(path.relative_to(repo)))
     values = repo / CHART_VALUES
     text = values.read_text()
-    text = _replace_one(text, r'^(  tag: ).*$', rf'\g<1>"{release.tag}"', CHART_VALUES)
-    text = _replace_one(text, r'^(  digest: ).*$', rf'\g<1>"{release.digest}"', CHART_VALUES)
+    text = _replace_one(text, r"^(  tag: ).*$", rf'\g<1>"{release.tag}"', CHART_VALUES)
+    text = _replace_one(text, r"^(  digest: ).*$", rf'\g<1>"{release.digest}"', CHART_VALUES)
     edits[values] = text
     module = repo / IMAGE_MODULE
     edits[module] = _replace_one(
