@@ -308,3 +308,22 @@ def test_the_checks_name_their_rows_in_the_docs() -> None:
         "tracking-production",
     ):
         assert f"| {name} |" in text, name
+
+
+def test_every_serving_environment_is_monitored_apart(
+    renderings: list[render.Rendering],
+) -> None:
+    """Before: one monitor CronJob judged dev's, staging's and prod's traffic together."""
+    report = check.Report()
+    acceptance.check_environments(renderings, report)
+    assert report.ok, report.summary()
+    planted = copy.deepcopy(renderings)
+    monitoring = next(r for r in planted if r.variant == acceptance.MONITORING_APPLICATION)
+    monitoring.docs = [
+        d
+        for d in monitoring.docs
+        if not (d["kind"] == "CronJob" and d["metadata"]["name"].endswith("freightml-prod"))
+    ]
+    report = check.Report()
+    acceptance.check_environments(planted, report)
+    assert "--environment freightml-prod" in report.summary()

@@ -777,3 +777,21 @@ def test_auth_config_written_by_the_init_container_is_read_by_mlflow(tmp_path, m
     assert config.default_permission == "READ"
     assert config.admin_username == "admin"
     assert (tmp_path / "basic_auth.ini").stat().st_mode & 0o077 == 0  # umask 077
+
+
+def test_one_monitor_cronjob_per_serving_environment():
+    envs = ["freightml-dev", "freightml-prod"]
+    objs = render("freightml-monitoring", {"monitor": {"environments": envs}})
+    crons = {c["metadata"]["name"].split("-monitor-")[1]: c for c in _by_kind(objs, "CronJob")}
+    assert set(crons) == set(envs)
+    for env in envs:
+        cron = crons[env]
+        (c,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert c["command"][c["command"].index("--environment") + 1] == env
+        assert cron["metadata"]["labels"]["freightml.io/environment"] == env
+    # without environments: one CronJob judging every environment's traffic together
+    (single,) = _by_kind(render("freightml-monitoring"), "CronJob")
+    assert (
+        "--environment"
+        not in single["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    )

@@ -3,6 +3,7 @@ idempotent events, request/response joins in either order, forecasts, facts with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -408,3 +409,27 @@ def test_nul_characters_in_names_are_an_error_and_store_nothing(store: Store) ->
     with pytest.raises(ValueError, match="facts column cargo_type has values with NUL"):
         store.facts.ingest(_facts([1]).assign(cargo_type="co\x00al"))
     assert store.counts()["facts"] == 0
+
+
+def test_online_forecasts_carry_their_environment_and_are_read_apart(store: Store) -> None:
+    """One collector takes dev's, staging's and prod's events: each forecast keeps the
+    namespace KServe's logger named (ce-namespace), so each environment is monitored apart."""
+    inferences = InferenceStore(store)
+    for namespace, inference_id, tonnes in (
+        ("freightml-dev", "inf-dev", 1.0),
+        ("freightml-prod", "inf-prod", 500.0),
+    ):
+        response = dataclasses.replace(
+            _event("response", inference_id, _response_body([2, 3], tonnes=tonnes)),
+            namespace=namespace,
+        )
+        assert inferences.record([response]) == ["stored"]
+    both = store.forecasts.online_between("2026-01-01", "2026-01-01")
+    assert len(both) == 4
+    prod = store.forecasts.online_between("2026-01-01", "2026-01-01", environment="freightml-prod")
+    assert list(prod["tonnes"]) == [502.0, 503.0]
+    joined = store.forecasts.with_facts(include_pending=True, environment="freightml-dev")
+    assert list(joined["tonnes"]) == [3.0, 4.0]
+    assert store.forecasts.online_between(
+        "2026-01-01", "2026-01-01", environment="freightml-staging"
+    ).empty

@@ -246,3 +246,16 @@ def test_a_store_made_before_the_key_index_gets_it(tmp_path: Path) -> None:
         i["name"] for i in sa.inspect(store.engine).get_indexes("retraining_decisions")
     }
     store.close()
+
+
+def test_latest_snapshot_of_one_environment(store: Store) -> None:
+    """Each serving environment's monitor stores its own snapshot; reading one never
+    returns another environment's, and the unfiltered read still sees every one."""
+    snapshots = SnapshotStore(store)
+    for i, env in enumerate(("freightml-prod", "freightml-dev", None)):
+        snapshots.save(sample_snapshot(id=f"e{i}", as_of=date(2026, 4, 1 + i), environment=env))
+    prod = snapshots.latest(MODEL, environment="freightml-prod")
+    assert prod is not None and (prod.id, prod.environment) == ("e0", "freightml-prod")
+    assert snapshots.latest(MODEL, environment="freightml-dev").id == "e1"  # type: ignore[union-attr]
+    assert snapshots.latest(MODEL, environment="freightml-staging") is None
+    assert snapshots.latest(MODEL).id == "e2"  # type: ignore[union-attr]

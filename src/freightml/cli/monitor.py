@@ -49,6 +49,13 @@ def monitor_run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="folder for snapshot.json and report.html")
     ] = None,
+    environment: Annotated[
+        str | None,
+        typer.Option(
+            help="judge one serving environment's requests and forecasts (the predictor's "
+            "namespace, e.g. freightml-prod); default: every environment's together"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Compute one monitoring snapshot (drift, realised quality, freshness), store it in the
@@ -67,6 +74,7 @@ def monitor_run(
             as_of=as_of.date() if as_of else None,
             window_days=window_days,
             out_dir=out_dir,
+            environment=environment,
         )
     except (RuntimeError, ValueError, FileNotFoundError, MlflowException) as exc:
         fail(f"monitoring failed: {exc}")

@@ -164,3 +164,41 @@ def check_tracking_production(renderings: list[render.Rendering], report: Findin
     for r in rendered:
         for problem in tracking_production_problems(r.docs):
             report.fail("tracking-production", f"{r.label}: {problem}")
+
+
+MONITORING_APPLICATION = "argocd-freightml-monitoring"
+
+
+def check_environments(renderings: list[render.Rendering], report: Findings) -> None:
+    """Every serving namespace an overlay deploys to is monitored apart: the monitoring
+    Application renders a monitor CronJob with ``--environment <namespace>`` for each (one
+    collector takes every environment's events; unsplit, their traffic mixes in drift)."""
+    served = sorted(
+        {
+            d["metadata"]["namespace"]
+            for r in renderings
+            if r.name.startswith("overlay-")
+            for d in r.docs
+            if d.get("kind") == "InferenceService"
+        }
+    )
+    monitored: set[str] = set()
+    for r in renderings:
+        if r.variant != MONITORING_APPLICATION:
+            continue
+        for doc in r.docs:
+            if doc.get("kind") != "CronJob":
+                continue
+            pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            for c in pod.get("containers") or []:
+                cmd = [*(c.get("command") or []), *(c.get("args") or [])]
+                if "monitor" in cmd and "--environment" in cmd:
+                    monitored.add(cmd[cmd.index("--environment") + 1])
+    for namespace in served:
+        if namespace not in monitored:
+            report.fail(
+                "environments",
+                f"{MONITORING_APPLICATION}: no monitor CronJob runs `freightml monitor run "
+                f"--environment {namespace}`: its traffic would mix with the other "
+                "environments' in drift and quality",
+            )

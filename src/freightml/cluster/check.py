@@ -362,6 +362,7 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
         # the platform's own install (a checkout without it, e.g. a chart's test fixture,
         # has no release, no documented install and no tracking Application to prove)
         acceptance.check_tracking_production(renderings, report)
+        acceptance.check_environments(renderings, report)
         check_release(repo, renderings, report)
         for problem in flows.problems(repo, renderings):
             report.fail("network-flows", problem)

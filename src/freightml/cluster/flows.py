@@ -70,7 +70,7 @@ ACTORS = [
 
 TRACKING = "freightml/freightml-tracking"
 COLLECTOR = "freightml/freightml-monitoring-collector"
-MONITOR = "freightml/freightml-monitoring-monitor"
+MONITORS = [f"freightml/freightml-monitoring-monitor-{ns}" for ns in SERVING]
 MIGRATE = "freightml/freightml-tracking-migrate"
 
 DOCUMENTED: list[Flow] = [
@@ -111,13 +111,16 @@ DOCUMENTED: list[Flow] = [
         for ns in SERVING
     ],
     Flow("kubeflow/kfp-task", TRACKING, "TCP 5000", "pipeline tasks log runs and register models"),
-    Flow(MONITOR, TRACKING, "TCP 5000", "the monitor reads the registry"),
+    *[
+        Flow(m, TRACKING, "TCP 5000", "each environment's monitor reads the registry")
+        for m in MONITORS
+    ],
     Flow("freightml/facts-loader", COLLECTOR, "TCP 8085", "facts with a token"),
     Flow("monitoring/prometheus", COLLECTOR, "TCP 8085", "scrapes /metrics"),
     Flow(TRACKING, EXTERNAL, "TCP 5432, 443", "its PostgreSQL and S3 artifacts"),
     Flow(MIGRATE, EXTERNAL, "TCP 5432", "migrates the database"),
     Flow(COLLECTOR, EXTERNAL, "TCP 5432", "the store's PostgreSQL"),
-    Flow(MONITOR, EXTERNAL, "TCP 5432, 443", "the store and model artifacts"),
+    *[Flow(m, EXTERNAL, "TCP 5432, 443", "the store and model artifacts") for m in MONITORS],
     Flow(
         "freightml-prod/freight-volume-predictor",
         EXTERNAL,
@@ -301,23 +304,21 @@ def problems(repo: Path, renderings: list[render.Rendering]) -> list[str]:
 
 
 def table() -> str:
-    """The documented flows as the Markdown table docs/cluster.md carries."""
+    """The documented flows as the Markdown table docs/cluster.md carries (a flow present
+    for every serving environment is one row with ``<env>``)."""
     rows = ["| from | to | ports | why |", "|---|---|---|---|"]
-    seen = set()
-    every_env = r"^freightml-(dev|staging|prod)/"
+    env = re.compile(r"freightml-(dev|staging|prod)\b")
     flows = [*DOCUMENTED, DNS]
     counts: dict[tuple[str, str], int] = {}
     for f in flows:
-        key = (re.sub(every_env, "", f.source), re.sub(every_env, "", f.target))
+        key = (env.sub("freightml-<env>", f.source), env.sub("freightml-<env>", f.target))
         counts[key] = counts.get(key, 0) + 1
+    seen = set()
     for f in flows:
-        key = (re.sub(every_env, "", f.source), re.sub(every_env, "", f.target))
-        env = "freightml-<env>/" if counts[key] == len(SERVING) else r"\g<0>"
-        source = re.sub(every_env, env, f.source)
-        target = re.sub(every_env, env, f.target)
-        key = (source, target)
-        if key in seen:
+        key = (env.sub("freightml-<env>", f.source), env.sub("freightml-<env>", f.target))
+        source, target = key if counts[key] == len(SERVING) else (f.source, f.target)
+        if (source, target) in seen:
             continue
-        seen.add(key)
+        seen.add((source, target))
         rows.append(f"| `{source}` | `{target}` | {f.ports or 'any'} | {f.why} |")
     return "\n".join(rows)

@@ -184,7 +184,13 @@ class InferenceStore:
             )
             if body and body.rows:
                 meta = forecast_meta(
-                    "online", e.event_id, body.model_name, body.model_version, None, stamp
+                    "online",
+                    e.event_id,
+                    body.model_name,
+                    body.model_version,
+                    None,
+                    stamp,
+                    environment=e.namespace,
                 )
                 forecasts.append((meta, body.rows))
         conn.execute(self._statement("response"), rows).close()

@@ -250,16 +250,20 @@ def quality_from_store(
     window_days: int,
     model_name: str | None = None,
     active_since: date | str | None = None,
+    environment: str | None = None,
 ) -> tuple[QualityReport, Freshness]:
     """:func:`realised_quality` and :func:`freshness` over a collector store's current data.
 
     Reads the window's forecasts (of ``model_name``, or of every model) joined with their
     current facts, pending ones included, and the newest fact date of every series up to
     ``as_of``. Active series for staleness are those with a fact on or after
-    ``active_since``, by default :data:`ACTIVE_DAYS` days before ``as_of``.
+    ``active_since``, by default :data:`ACTIVE_DAYS` days before ``as_of``. ``environment``
+    keeps the forecasts of one serving environment (namespace).
     """
     start, end = window_bounds(as_of, window_days)
-    joined = store.forecasts.with_facts(start, end, model_name=model_name, include_pending=True)
+    joined = store.forecasts.with_facts(
+        start, end, model_name=model_name, include_pending=True, environment=environment
+    )
     report = realised_quality(
         joined,
         expectations=expectations,

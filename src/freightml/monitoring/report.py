@@ -279,7 +279,8 @@ def summary_lines(snapshot: Snapshot) -> list[str]:
     version = f" v{snapshot.model_version}" if snapshot.model_version else ""
     lines = [
         f"{snapshot.status.upper()}: {snapshot.model_name}{version} as of {snapshot.as_of} "
-        f"({snapshot.window_days}-day window)"
+        f"({snapshot.window_days}-day window"
+        + (f", environment {snapshot.environment})" if snapshot.environment else ")")
     ]
     for seg in sorted(snapshot.segments, key=lambda s: (_STATUS_RANK[s.status], s.segment)):
         if seg.status != "green":

@@ -59,11 +59,20 @@ class MonitoringRun:
     stored: bool  # False when a snapshot with the same id was already stored
 
 
-def requests_frame(store: Store, start: date, end: date, regions: pd.DataFrame) -> pd.DataFrame:
+def requests_frame(
+    store: Store,
+    start: date,
+    end: date,
+    regions: pd.DataFrame,
+    *,
+    environment: str | None = None,
+) -> pd.DataFrame:
     """The online forecast rows of requests made in ``[start, end]`` (forecast origin the
-    day before), with the origin region of their station (NA for a station the facts
-    never named)."""
-    rows = store.forecasts.online_between(start - timedelta(days=1), end - timedelta(days=1))
+    day before; of one serving ``environment`` if given), with the origin region of their
+    station (NA for a station the facts never named)."""
+    rows = store.forecasts.online_between(
+        start - timedelta(days=1), end - timedelta(days=1), environment=environment
+    )
     return rows.merge(regions, on="origin_station", how="left")
 
 
@@ -164,10 +173,13 @@ def take_snapshot(
     methodology: Methodology,
     as_of: date,
     window_days: int,
+    environment: str | None = None,
 ) -> Snapshot:
     """Compute one snapshot from the store's facts and forecasts against ``profile``.
 
-    The window is the ``window_days`` days ending on ``as_of`` (inclusive)."""
+    The window is the ``window_days`` days ending on ``as_of`` (inclusive). With
+    ``environment`` the requests and forecasts judged are that serving environment's (the
+    facts are the network's, shared by every environment)."""
     from freightml.monitoring.quality import quality_from_store  # noqa: PLC0415
 
     start = as_of - timedelta(days=window_days - 1)
@@ -190,7 +202,7 @@ def take_snapshot(
             unsupported_segments=[],
         )
     ]
-    requests = requests_frame(store, start, as_of, station_regions(facts))
+    requests = requests_frame(store, start, as_of, station_regions(facts), environment=environment)
     if len(requests):
         drift.append(
             drift_of_requests(
@@ -205,6 +217,7 @@ def take_snapshot(
         methodology=methodology,
         as_of=as_of,
         window_days=window_days,
+        environment=environment,
     )
     status, segments, alerts = judge_snapshot(
         drift,
@@ -227,6 +240,7 @@ def take_snapshot(
         quality=quality,
         freshness=freshness,
         thresholds=config.model_dump(mode="json"),
+        environment=environment,
     )
 
 
@@ -236,11 +250,13 @@ def run_monitoring(
     as_of: date | None = None,
     window_days: int | None = None,
     out_dir: Path | None = None,
+    environment: str | None = None,
 ) -> MonitoringRun:
     """Monitor the champion: compute the snapshot, store it, write JSON and HTML.
 
     ``as_of`` defaults to today (UTC), ``window_days`` to the config's; files go to
-    ``out_dir`` (default ``<home>/monitoring/<as_of>-<id>``)."""
+    ``out_dir`` (default ``<home>/monitoring/<as_of>-<id>``); ``environment`` judges one
+    serving environment's requests and forecasts (default: all together)."""
     import mlflow.sklearn
 
     from freightml.evaluation import load_methodology  # noqa: PLC0415
@@ -272,6 +288,7 @@ def run_monitoring(
                 methodology=methodology,
                 as_of=as_of,
                 window_days=window_days,
+                environment=environment,
             )
         stored = SnapshotStore(store).save(snapshot)
     finally:

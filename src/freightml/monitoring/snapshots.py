@@ -39,6 +39,7 @@ monitoring_snapshots = sa.Table(
     sa.Column("status", sa.String(8), nullable=False),  # green | amber | red
     sa.Column("n_alerts", sa.Integer, nullable=False),
     sa.Column("details", sa.Text, nullable=False),
+    sa.Column("environment", sa.String(255)),  # the serving namespace judged; NULL: all
     sa.Index("ix_monitoring_snapshots_model_as_of", "model_name", "as_of", "created_at"),
 )
 register_counts({"monitoring_snapshots": count(monitoring_snapshots)})
@@ -66,6 +67,7 @@ class SnapshotStore:
             "status": snapshot.status,
             "n_alerts": len(snapshot.alerts),
             "details": snapshot.model_dump_json(),
+            "environment": snapshot.environment,
         }
         statement = (
             self.db.insert(monitoring_snapshots)
@@ -84,15 +86,22 @@ class SnapshotStore:
         return None if details is None else Snapshot.model_validate_json(details)
 
     def latest(
-        self, model_name: str | None = None, *, until: date | None = None
+        self,
+        model_name: str | None = None,
+        *,
+        until: date | None = None,
+        environment: str | None = None,
     ) -> Snapshot | None:
         """The newest snapshot (of ``model_name``, or of any model; with ``until``, as of
-        that day or earlier): greatest ``as_of``, then ``created_at`` (then id, so ties
-        resolve the same way every time); None if none."""
+        that day or earlier; with ``environment``, of that serving environment): greatest
+        ``as_of``, then ``created_at`` (then id, so ties resolve the same way every time);
+        None if none."""
         c = monitoring_snapshots.c
         query = sa.select(c.details).order_by(*_newest_first()).limit(1)
         if model_name is not None:
             query = query.where(c.model_name == model_name)
+        if environment is not None:
+            query = query.where(c.environment == environment)
         if until is not None:
             query = query.where(c.as_of <= until)
         with self.db.read() as conn:

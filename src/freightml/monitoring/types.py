@@ -190,6 +190,9 @@ class Snapshot(_Model):
     quality: QualityReport | None
     freshness: Freshness
     thresholds: dict[str, object]  # the MonitoringConfig used, as JSON
+    # the serving environment (namespace) whose requests and forecasts were judged; None:
+    # every environment's together (one machine, or a collector serving one environment)
+    environment: str | None = None
 
     @property
     def has_alert(self) -> bool:

@@ -23,7 +23,15 @@ from freightml.store.database import (
     sqlite_value,
 )
 
-_FORECAST_META = ("source", "source_id", "model_name", "model_version", "lineage", "created_at")
+_FORECAST_META = (
+    "source",
+    "source_id",
+    "model_name",
+    "model_version",
+    "lineage",
+    "created_at",
+    "environment",
+)
 _FORECAST_ROW = (
     "origin_station",
     "destination_station",
@@ -98,7 +106,13 @@ class ForecastStore:
         for meta, rows in groups:
             head = (meta["source"], meta["source_id"])
             created = sqlite_value(meta["created_at"]) if sqlite_ else meta["created_at"]
-            tail = (meta["model_name"], meta["model_version"], meta["lineage"], created)
+            tail = (
+                meta["model_name"],
+                meta["model_version"],
+                meta["lineage"],
+                created,
+                meta.get("environment"),
+            )
             for r in rows:
                 origin, target = r["origin_date"], r["target_date"]
                 if sqlite_:
@@ -141,6 +155,7 @@ class ForecastStore:
         source: Literal["online", "batch"] | None = None,
         include_pending: bool = False,
         limit: int | None = None,
+        environment: str | None = None,
     ) -> pd.DataFrame:
         """Forecasts joined to the current fact of their series and target date.
 
@@ -149,7 +164,8 @@ class ForecastStore:
         ``volume_tonnes``, ``fact_wagons`` and ``fact_revision`` (columns keep their own
         table's names). ``start``/``end`` bound the target ``date`` (inclusive).
         Forecasts whose fact has not arrived are left out unless ``include_pending``
-        (then the fact columns are NA).
+        (then the fact columns are NA). ``environment`` keeps only the online forecasts
+        answered in that serving environment (namespace).
         """
         f, a = t.forecasts.alias("f"), t.facts.alias("a")
         on = sa.and_(*(f.c[k] == a.c[k] for k in SERIES_KEY), a.c.date == f.c.target_date)
@@ -186,6 +202,8 @@ class ForecastStore:
             query = query.where(f.c.model_name == model_name)
         if source is not None:
             query = query.where(f.c.source == source)
+        if environment is not None:
+            query = query.where(f.c.environment == environment)
         if limit is not None:
             query = query.limit(int(limit))
         with self.db.read() as conn:
@@ -200,10 +218,13 @@ class ForecastStore:
         out["horizon"] = out["horizon"].astype("int64")
         return out
 
-    def online_between(self, start: date | str, end: date | str) -> pd.DataFrame:
+    def online_between(
+        self, start: date | str, end: date | str, *, environment: str | None = None
+    ) -> pd.DataFrame:
         """The online forecast rows whose forecast origin falls in ``[start, end]``: the
         series, ``origin_date``, ``target_date``, ``horizon`` and ``tonnes`` (the requests
-        answered in those days, whether or not their facts have arrived)."""
+        answered in those days, whether or not their facts have arrived); ``environment``
+        keeps one serving environment's."""
         f = t.forecasts.c
         query = (
             sa.select(
@@ -213,6 +234,7 @@ class ForecastStore:
                 f.source == "online",
                 f.origin_date >= as_date(start),
                 f.origin_date <= as_date(end),
+                *([f.environment == environment] if environment is not None else []),
             )
             .order_by(f.id)
         )
@@ -243,6 +265,7 @@ def forecast_meta(
     model_version: str | None,
     lineage: str | None,
     created_at: datetime,
+    environment: str | None = None,
 ) -> dict[str, Any]:
     return {
         "source": source,
@@ -251,6 +274,7 @@ def forecast_meta(
         "model_version": model_version,
         "lineage": lineage,
         "created_at": created_at,
+        "environment": environment,
     }
 
 

@@ -39,6 +39,9 @@ forecasts = sa.Table(
     sa.Column("model_version", sa.String(255)),
     sa.Column("lineage", sa.String(255)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # the serving environment (the predictor's namespace, KServe's ce-namespace) of an
+    # online forecast, so dev, staging and prod traffic is monitored apart; NULL for batch
+    sa.Column("environment", sa.String(255)),
     sa.UniqueConstraint(
         "source", "source_id", *SERIES_KEY, "origin_date", "target_date", name="uq_forecasts_key"
     ),
