@@ -7,13 +7,16 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 SIZE ?= demo
 SEED ?= 42
-IMAGE ?= ghcr.io/freightml/freightml:0.1.0
+# immutable by default: <version>-<git sha>, the tag `make release` pushes
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+GIT_SHA := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+IMAGE ?= ghcr.io/freightml/freightml:$(VERSION)-$(GIT_SHA)
 PYTEST_ARGS ?=
 # pytest-xdist workers (one PostgreSQL database each; 0 runs in this process)
 WORKERS ?= 2
 XDIST := -n $(WORKERS) --dist loadfile
 
-.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-quality bench-retrain-window manifests lint-k8s clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-quality bench-retrain-window manifests lint-k8s release clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)

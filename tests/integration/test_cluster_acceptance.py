@@ -327,3 +327,59 @@ def test_every_serving_environment_is_monitored_apart(
     report = check.Report()
     acceptance.check_environments(planted, report)
     assert "--environment freightml-prod" in report.summary()
+
+
+# -- the Secrets each namespace needs ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def pipelines() -> list[dict[str, Any]]:
+    return acceptance.compiled_pipelines(REPO)
+
+
+def test_the_docs_list_exactly_the_secrets_the_install_reads(
+    renderings: list[render.Rendering], pipelines: list[dict[str, Any]]
+) -> None:
+    read = acceptance.secrets_read(renderings, pipelines)
+    assert ("kubeflow", "collector-store") in read and (
+        "freightml-prod",
+        "mlflow-credentials",
+    ) in read
+    report = check.Report()
+    acceptance.check_secrets_documented(REPO, renderings, pipelines, report)
+    assert report.ok, report.summary()
+
+
+def test_a_secret_missing_from_the_docs_or_listed_for_nothing_fails(
+    tmp_path: Path, renderings: list[render.Rendering], pipelines: list[dict[str, Any]]
+) -> None:
+    """Before: the KFP namespace's collector-store Secret was not in the docs."""
+    text = (REPO / "docs" / "cluster.md").read_text()
+    lines = text.splitlines(keepends=True)
+    without = "".join(x for x in lines if not x.startswith("| `kubeflow` | `collector-store`"))
+    assert without != text
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "cluster.md").write_text(without)
+    report = check.Report()
+    acceptance.check_secrets_documented(tmp_path, renderings, pipelines, report)
+    assert "Secret kubeflow/collector-store is read by the documented install" in report.summary()
+    extra = text.replace(
+        "| `kubeflow` | `collector-store`",
+        "| `kubeflow` | `forgotten` | x | y |\n| `kubeflow` | `collector-store`",
+    )
+    (tmp_path / "docs" / "cluster.md").write_text(extra)
+    report = check.Report()
+    acceptance.check_secrets_documented(tmp_path, renderings, pipelines, report)
+    assert "lists Secret kubeflow/forgotten, which nothing" in report.summary()
+
+
+def test_the_compiled_pipelines_run_the_one_image(pipelines: list[dict[str, Any]]) -> None:
+    """The pipelines' base_image is part of what a release pins: a task on another image fails."""
+    from freightml.image import IMAGE
+
+    refs = {r for doc in pipelines for r in release.image_references(doc)}
+    assert refs == {IMAGE}
+    planted = copy.deepcopy(pipelines)
+    executors = next(d for d in planted if "deploymentSpec" in d)["deploymentSpec"]["executors"]
+    next(iter(executors.values()))["container"]["image"] = release.REPOSITORY + ":0.0.9"
+    report = check.Report()
+    check.check_release(REPO, [_rendering("pipelines", planted, "kfp-ir")], report)
+    assert "runs ghcr.io/freightml/freightml:0.0.9" in report.summary()

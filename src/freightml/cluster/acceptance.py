@@ -8,8 +8,15 @@ runs them all. docs/cluster.md's check table describes each one.
 from __future__ import annotations
 
 import ipaddress
+import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
+
+import yaml
 
 from freightml.cluster import policy, render
 
@@ -202,3 +209,101 @@ def check_environments(renderings: list[render.Rendering], report: Findings) -> 
                 f"--environment {namespace}`: its traffic would mix with the other "
                 "environments' in drift and quality",
             )
+
+
+# -- the Secrets each namespace needs, as docs/cluster.md lists them ------------------------
+PIPELINE_NAMESPACE = "kubeflow"  # where KFP runs the tasks (docs/cluster.md's install)
+
+
+def compiled_pipelines(repo: Path) -> list[dict[str, Any]]:
+    """The pipelines' KFP IR (``freightml pipeline compile``, in a separate process: the
+    cluster tools sit beneath the pipelines), as parsed YAML documents."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "freightml.cli", "pipeline", "compile", "--out", tmp]
+        result = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise render.RenderError(
+                f"freightml pipeline compile failed: {(result.stderr or result.stdout)[-2000:]}"
+            )
+        return [
+            doc
+            for path in sorted(Path(tmp).glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text())
+            if isinstance(doc, dict)
+        ]
+
+
+def _secret_names(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"secretKeyRef", "secretRef"} and isinstance(value, dict):
+                if isinstance(value.get("name"), str):
+                    yield value["name"]
+            elif key == "secret" and isinstance(value, dict):
+                name = value.get("secretName") or value.get("name")
+                if isinstance(name, str):
+                    yield name
+            elif key == "secretAsEnv" and isinstance(value, list):
+                yield from (s["secretName"] for s in value if isinstance(s.get("secretName"), str))
+            yield from _secret_names(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _secret_names(item)
+
+
+def secrets_read(
+    renderings: list[render.Rendering], pipelines: list[dict[str, Any]]
+) -> set[tuple[str, str]]:
+    """(namespace, Secret) for every Secret the documented install reads: the charts as the
+    Argo CD Applications install them, the overlays, and the pipelines' tasks in KFP's
+    namespace."""
+    found: set[tuple[str, str]] = set()
+    for r in renderings:
+        if not (r.variant.startswith("argocd-") or r.name.startswith("overlay-")):
+            continue
+        for doc in r.docs:
+            namespace = doc.get("metadata", {}).get("namespace") or render.PLATFORM_NAMESPACE
+            found |= {(namespace, name) for name in _secret_names(doc.get("spec"))}
+    found |= {(PIPELINE_NAMESPACE, name) for doc in pipelines for name in _secret_names(doc)}
+    return found
+
+
+def documented_secrets(text: str) -> set[tuple[str, str]]:
+    """(namespace, Secret) pairs of the table under docs/cluster.md's "### Secrets"."""
+    section = text.split("### Secrets", 1)[1].split("\n#", 1)[0]
+    pairs = set()
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or not cells[1].startswith("`"):
+            continue
+        names = re.findall(r"`([^`]+)`", cells[1])
+        pairs |= {(ns, name) for ns in re.findall(r"`([^`]+)`", cells[0]) for name in names}
+    return pairs
+
+
+def check_secrets_documented(
+    repo: Path,
+    renderings: list[render.Rendering],
+    pipelines: list[dict[str, Any]],
+    report: Findings,
+) -> None:
+    """docs/cluster.md lists exactly the Secrets the documented install reads, by namespace
+    (a missing one is a pod that cannot start, or a task that stops at NotConfiguredInPod)."""
+    docs = repo / "docs" / "cluster.md"
+    if not docs.is_file() or "### Secrets" not in docs.read_text():
+        report.fail("secrets", "docs/cluster.md has no \"### Secrets\" table")
+        return
+    listed = documented_secrets(docs.read_text())
+    read = secrets_read(renderings, pipelines)
+    for namespace, name in sorted(read - listed):
+        report.fail(
+            "secrets",
+            f"Secret {namespace}/{name} is read by the documented install but not listed in "
+            "docs/cluster.md (\"Secrets\")",
+        )
+    for namespace, name in sorted(listed - read):
+        report.fail(
+            "secrets",
+            f"docs/cluster.md lists Secret {namespace}/{name}, which nothing in the documented "
+            "install reads",
+        )

@@ -363,7 +363,10 @@ def check(repo: Path, out_dir: Path, *, checkov: bool = True) -> Report:
         # has no release, no documented install and no tracking Application to prove)
         acceptance.check_tracking_production(renderings, report)
         acceptance.check_environments(renderings, report)
-        check_release(repo, renderings, report)
+        pipelines = acceptance.compiled_pipelines(repo)
+        acceptance.check_secrets_documented(repo, renderings, pipelines, report)
+        compiled = render.Rendering("pipelines", "kfp-ir", "pipelines/", pipelines)
+        check_release(repo, [*renderings, compiled], report)
         for problem in flows.problems(repo, renderings):
             report.fail("network-flows", problem)
     check_project(renderings, report)
