@@ -362,6 +362,9 @@ def test_pipeline_run_unreachable_host_fails_clearly(
 def test_monitor_run_without_a_champion_fails_clearly(config: Path) -> None:
     result = cli("monitor", "run", "--as-of", "2025-03-31", "-c", str(config), code=1)
     assert "monitoring failed: no champion of 'freight-volume' to monitor" in words(result.output)
+    # one serving environment's traffic: the option reaches the run, which still needs one
+    result = cli("monitor", "run", "--environment", "freightml-prod", "-c", str(config), code=1)
+    assert "no champion of 'freight-volume' to monitor" in words(result.output)
 
 
 def test_monitor_run_refuses_a_bad_date_and_window(config: Path) -> None:

@@ -163,8 +163,13 @@ def test_dockerignore_keeps_local_state_and_venv_out():
 
 
 def test_image_settings_default_names_the_same_tag():
+    """`make image` builds the repository freightml.image names, with the immutable tag
+    `make release` pushes; the pipelines and `freightml deploy` default to that image."""
     from freightml.config import DeploySettings, PipelineSettings
+    from freightml.image import IMAGE, REPOSITORY
 
     makefile = (REPO / "Makefile").read_text()
     image = re.search(r"^IMAGE \?= (\S+)$", makefile, re.M).group(1)
-    assert image == PipelineSettings().base_image == DeploySettings().image
+    assert image == f"{REPOSITORY}:$(VERSION)-$(GIT_SHA)"
+    assert IMAGE.startswith(REPOSITORY + ":")
+    assert PipelineSettings().base_image == DeploySettings().image == IMAGE

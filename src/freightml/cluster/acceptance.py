@@ -291,7 +291,7 @@ def check_secrets_documented(
     (a missing one is a pod that cannot start, or a task that stops at NotConfiguredInPod)."""
     docs = repo / "docs" / "cluster.md"
     if not docs.is_file() or "### Secrets" not in docs.read_text():
-        report.fail("secrets", "docs/cluster.md has no \"### Secrets\" table")
+        report.fail("secrets", 'docs/cluster.md has no "### Secrets" table')
         return
     listed = documented_secrets(docs.read_text())
     read = secrets_read(renderings, pipelines)
@@ -299,7 +299,7 @@ def check_secrets_documented(
         report.fail(
             "secrets",
             f"Secret {namespace}/{name} is read by the documented install but not listed in "
-            "docs/cluster.md (\"Secrets\")",
+            'docs/cluster.md ("Secrets")',
         )
     for namespace, name in sorted(listed - read):
         report.fail(
