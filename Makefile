@@ -26,7 +26,7 @@ $(UV):
 	$(PYTHON) -m pip install --user --quiet uv
 
 install: $(UV) ## Install the locked environment (.venv) with uv, the cluster tools extra included
-	$(UV) sync --frozen --extra tools --python $(PYTHON)
+	$(UV) sync --frozen --extra tools --extra spark --python $(PYTHON)
 
 demo: install ## Generate demo data, run the training pipeline locally, register a champion
 	$(RUN) freightml demo --size $(SIZE) --seed $(SEED)

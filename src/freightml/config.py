@@ -29,6 +29,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from freightml.compute_settings import ComputeSettings
 from freightml.domain import (
     CARGO_TYPES,
     CHAMPION,
@@ -454,6 +455,7 @@ class Settings(BaseSettings):
     deploy: DeploySettings = DeploySettings()
     collector: CollectorSettings = CollectorSettings()
     serving: ServingSettings = ServingSettings()
+    compute: ComputeSettings = ComputeSettings()
 
     @classmethod
     def settings_customise_sources(

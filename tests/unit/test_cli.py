@@ -358,6 +358,16 @@ def test_pipeline_run_unreachable_host_fails_clearly(
     assert f"cannot reach the Kubeflow Pipelines API at {host}" in words(result.output)
 
 
+def test_pipeline_run_engine_is_checked_and_spark_stays_on_this_machine(config: Path) -> None:
+    result = cli("pipeline", "run", "training", "--engine", "dask", "-c", str(config), code=2)
+    assert "--engine must be pandas or spark, got 'dask'" in words(result.output)
+    result = cli(
+        "pipeline", "run", "training", "--engine", "spark", "--host", "http://127.0.0.1:1",
+        "-c", str(config), code=2,
+    )  # fmt: skip
+    assert "runs on this machine (pyspark local[*]) only" in words(result.output)
+
+
 # -- monitor --------------------------------------------------------------------------
 def test_monitor_run_without_a_champion_fails_clearly(config: Path) -> None:
     result = cli("monitor", "run", "--as-of", "2025-03-31", "-c", str(config), code=1)

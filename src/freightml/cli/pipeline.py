@@ -85,6 +85,13 @@ def pipeline_run(
         int | None,
         typer.Option(min=1, max=366, help="monitoring, retraining: days in the window"),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="compute.engine: pandas, or spark for the training examples' feature build "
+            "(pyspark local[*]; docs/scale.md)"
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run a pipeline on the embedded default (kfp.local) or submit it to a KFP host."""
@@ -102,6 +109,17 @@ def pipeline_run(
         update={k: v for k, v in {"source_uri": source, "synthetic_size": size}.items() if v}
     )
     settings = base.model_copy(update={"data": data})
+    if engine is not None:
+        if engine not in ("pandas", "spark"):
+            fail(f"--engine must be pandas or spark, got {engine!r}", 2)
+        compute = settings.compute.model_copy(update={"engine": engine})
+        settings = settings.model_copy(update={"compute": compute})
+    if host and settings.compute.engine == "spark":
+        fail(
+            "compute.engine spark runs on this machine (pyspark local[*]) only: the cluster "
+            "path (a SparkApplication per step) is not built yet; submit with the pandas engine",
+            2,
+        )
     setup_logging()
     if host:
         _submit(settings, host, name, arguments)

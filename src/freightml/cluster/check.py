@@ -11,9 +11,11 @@
 6. checkov over build/manifests with zero failed checks (skips justified in .checkov.yaml);
 7. what a real cluster would refuse or get wrong although every object is valid: Knative's
    field masks, components undone by a patch, disruption budgets, dead ConfigMaps, wide
-   egress, the Argo CD Application health the sync waves need, the release pinning every
-   image reference by digest, the hosted-CI workflow (:mod:`freightml.cluster.acceptance`,
-   :mod:`freightml.cluster.argocd`, :mod:`freightml.cluster.release`).
+   egress, production tracking, one monitor per environment, the Secrets the docs list, the
+   Argo CD Application health the sync waves need, the release pinning every image
+   reference by digest, the hosted-CI workflow, the documented install's network flows
+   (:mod:`freightml.cluster.acceptance`, :mod:`freightml.cluster.argocd`,
+   :mod:`freightml.cluster.release`, :mod:`freightml.cluster.flows`).
 """
 
 from __future__ import annotations

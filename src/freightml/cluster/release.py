@@ -9,7 +9,8 @@
 3. pins ``<repository>:<tag>@<digest>`` into every place the image is named:
    the GitOps overlays (``images:``), the monitoring chart's values (``image.tag`` and
    ``image.digest``) and :mod:`freightml.image` (the default of ``pipeline.base_image``, which
-   the compiled pipelines carry, and of ``deploy.image``).
+   the compiled pipelines carry, and of ``deploy.image``). An overlay's ``newName`` (a
+   kind.local image, say) is replaced: a release runs the released image everywhere.
 
 ``--digest sha256:...`` skips the build and only pins (a hosted CI that built and pushed the
 image itself passes its digest: .github/workflows/release.yml). Knative resolves tags to

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from freightml.compute import training_examples
 from freightml.config import Settings
-from freightml.features.build import build_examples
 from freightml.features.levels import adjust_levels, adjustments_of
 from freightml.stages.result import StageResult
 from freightml.timing import timed
@@ -76,8 +76,9 @@ def build_features(
     with timed("build_features"):
         raw = pd.read_parquet(facts_path)
         facts = adjust_levels(raw, adjustments_of(make_estimator(settings)))
-        examples = build_examples(
+        examples = training_examples(
             facts,
+            settings.compute,
             seed=settings.model.params.get("random_state", 0),
             **planned_feature_kwargs(settings, raw),
         )
