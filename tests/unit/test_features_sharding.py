@@ -1,18 +1,23 @@
 """The feature build is a function of each series' own facts: built on any subset of the
 series (a shard) with the whole panel's calendar and origins, a series gets exactly the
-rows the whole build gives it, sampled horizons included. The Spark engine relies on it."""
+rows the whole build gives it. The sampled horizons come from one stream over all pairs, so
+the Spark engine builds every horizon per shard and draws the sample over the collected
+pairs (freightml.compute.sample_like_pandas), exactly as the pandas build does."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from freightml.compute import example_origins, panel_span
+from freightml.compute import example_origins, panel_span, sample_like_pandas
 from freightml.data.synthetic import generate
-from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, series_hashes
+from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
 
-KW = {"horizons_per_origin": 7, "min_history_days": 91, "seed": 5}
+KW = {"min_history_days": 91}
+ORDER = ["origin_date", *SERIES_KEY, "horizon"]
 
 
 @pytest.fixture(scope="module")
@@ -21,53 +26,49 @@ def facts() -> pd.DataFrame:
     f = generate("small", seed=11)
     key = f[SERIES_KEY].astype(str).agg("|".join, axis=1)
     codes = pd.factorize(key)[0]
-    first = pd.to_datetime(f["date"]).min()
-    late_start = (codes % 5 == 1) & (pd.to_datetime(f["date"]) < first + pd.Timedelta(days=60))
-    early_stop = (codes % 7 == 2) & (
-        pd.to_datetime(f["date"]) > pd.to_datetime(f["date"]).max() - pd.Timedelta(days=45)
-    )
+    dates = pd.to_datetime(f["date"])
+    late_start = (codes % 5 == 1) & (dates < dates.min() + pd.Timedelta(days=60))
+    early_stop = (codes % 7 == 2) & (dates > dates.max() - pd.Timedelta(days=45))
     return f.loc[~(late_start | early_stop)].reset_index(drop=True)
 
 
-def _shard(facts: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    shard = series_hashes(facts[SERIES_KEY]) % np.uint64(n)
-    return [facts.loc[shard == i] for i in range(n)]
+def _shards(facts: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+    key = facts[SERIES_KEY].astype(str).agg("|".join, axis=1)
+    shard = key.map(lambda k: int(hashlib.sha256(k.encode()).hexdigest(), 16) % n)
+    return [facts.loc[shard == i] for i in range(n) if (shard == i).any()]
+
+
+def _sharded(facts: pd.DataFrame, n: int) -> pd.DataFrame:
+    span, origins = panel_span(facts), example_origins(facts)
+    parts = [
+        build_examples(
+            SeriesPanel.from_facts(part, span=span), origins=origins, horizons_per_origin=None, **KW
+        )
+        for part in _shards(facts, n)
+    ]
+    return pd.concat(parts).sort_values(ORDER, kind="stable").reset_index(drop=True)
 
 
 def test_a_shard_gets_the_rows_of_the_whole_build(facts: pd.DataFrame) -> None:
-    origins = example_origins(facts)
-    whole = build_examples(facts, **KW)
-    span = panel_span(facts)
-    parts = [
-        build_examples(SeriesPanel.from_facts(part, span=span), origins=origins, **KW)
-        for part in _shard(facts, 4)
-        if len(part)
-    ]
-    order = ["origin_date", *SERIES_KEY, "horizon"]
-    sharded = pd.concat(parts).sort_values(order, kind="stable").reset_index(drop=True)
-    pd.testing.assert_frame_equal(whole, sharded, check_exact=True)
+    whole = build_examples(facts, horizons_per_origin=None, **KW)
+    pd.testing.assert_frame_equal(whole, _sharded(facts, 4), check_exact=True)
 
 
-def test_the_sampled_horizons_of_a_pair_do_not_depend_on_the_other_series(
-    facts: pd.DataFrame,
-) -> None:
-    whole = build_examples(facts, **KW)
-    one = facts.loc[(facts[SERIES_KEY] == facts.iloc[0][SERIES_KEY]).all(axis=1)]
-    alone = build_examples(
-        SeriesPanel.from_facts(one, span=panel_span(facts)), origins=example_origins(facts), **KW
-    )
-    mine = whole.merge(one[SERIES_KEY].drop_duplicates(), on=SERIES_KEY)
-    assert len(alone) > 0
-    pd.testing.assert_frame_equal(
-        mine.reset_index(drop=True), alone.reset_index(drop=True), check_exact=True
-    )
-    # still a stratified sample: every horizon, roughly as often as any other
-    counts = whole["horizon"].value_counts()
-    assert set(counts.index) == set(range(1, 29))
-    assert counts.max() < 1.25 * counts.min()
-    # and another seed is another sample
-    other = build_examples(facts, **{**KW, "seed": 6})
-    assert not np.array_equal(whole["horizon"].to_numpy(), other["horizon"].to_numpy())
+def test_the_pandas_sample_drawn_over_the_collected_pairs(facts: pd.DataFrame) -> None:
+    every = _sharded(facts, 3)
+    for seed in (0, 7):
+        sampled = build_examples(facts, horizons_per_origin=7, seed=seed, **KW)
+        drawn = sample_like_pandas(every, 28, 7, seed)
+        pd.testing.assert_frame_equal(sampled, drawn, check_exact=True)
+
+
+def test_rows_out_of_the_build_order_are_refused(facts: pd.DataFrame) -> None:
+    every = _sharded(facts, 2)
+    with pytest.raises(ValueError, match="build's order"):
+        sample_like_pandas(every.iloc[::-1].reset_index(drop=True), 28, 7, 0)
+    with pytest.raises(ValueError, match="all its horizons"):
+        sample_like_pandas(every.iloc[:-1], 28, 7, 0)
+    assert np.array_equal(every["horizon"].to_numpy()[:28], np.arange(1, 29))
 
 
 def test_a_span_that_does_not_hold_the_facts_is_refused(facts: pd.DataFrame) -> None:

@@ -3,19 +3,26 @@
 ``engine: pandas`` runs :func:`freightml.features.build.build_examples` in this process;
 ``engine: spark`` runs the same function once per shard of the series on Spark
 (:mod:`freightml.compute.spark`) and gives the same rows in the same order: the features of
-a series read only that series' own history, the origins come from the whole panel, and the
-sampled horizons depend on the series, the origin and the seed only.
+a series read only that series' own history and the origins come from the whole panel.
+The horizons sampled per (series, origin) pair come from one random stream over all pairs
+in order, so the shards build every horizon and the sample is drawn here, over the
+collected pairs, exactly as the pandas build draws it (:func:`sample_like_pandas`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from freightml.compute_settings import ComputeSettings
-from freightml.features.build import build_examples, default_origins
+from freightml.features.build import build_examples, default_origins, sample_horizons
+
+# build_examples' own default, so both engines agree when the caller leaves it out
+HORIZON_MAX: int = inspect.signature(build_examples).parameters["horizon_max"].default
 
 
 def panel_span(facts: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -60,4 +67,30 @@ def training_examples(
 
     if origins is None:
         origins = example_origins(facts, origin_step_days, train_window_days)
-    return examples_on_spark(facts, compute, origins=list(origins), **kwargs)
+    per_origin = kwargs.pop("horizons_per_origin", None)
+    horizon_max = int(kwargs.get("horizon_max", HORIZON_MAX))
+    every = examples_on_spark(
+        facts, compute, origins=list(origins), horizons_per_origin=None, **kwargs
+    )
+    if per_origin is None or per_origin >= horizon_max:
+        return every
+    return sample_like_pandas(every, horizon_max, int(per_origin), int(kwargs.get("seed", 0)))
+
+
+def sample_like_pandas(
+    every: pd.DataFrame, horizon_max: int, per_origin: int, seed: int
+) -> pd.DataFrame:
+    """The rows of ``every`` (all horizons of every pair, in the build's order: origin,
+    series key, horizon) that the pandas build samples with ``seed``."""
+    if len(every) % horizon_max:
+        raise ValueError("not every (series, origin) pair has all its horizons")
+    n_pairs = len(every) // horizon_max
+    pair_origin = every["origin_date"].to_numpy()[::horizon_max]
+    expected = np.tile(np.arange(1, horizon_max + 1), n_pairs)
+    if not np.array_equal(every["horizon"].to_numpy(), expected) or (
+        n_pairs > 1 and (np.diff(pair_origin.astype("datetime64[D]").astype(np.int64)) < 0).any()
+    ):
+        raise ValueError("the rows are not in the build's order (origin, series key, horizon)")
+    h = sample_horizons(n_pairs, horizon_max, per_origin, seed)
+    rows = (np.arange(n_pairs)[:, None] * horizon_max + h - 1).ravel()
+    return every.iloc[rows].reset_index(drop=True)

@@ -16,7 +16,6 @@ causal recursion over days.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -413,69 +412,28 @@ def _frame(
     return pd.DataFrame({c: out[c] for c in EXAMPLE_COLUMNS}, copy=False)
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's output function, vectorised: spreads a uint64 over all 64 bits."""
-    x = x.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        x += np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def series_hashes(series: pd.DataFrame) -> np.ndarray:
-    """A stable 64-bit hash of each series key (the same in any subset of the panel: the
-    horizon sample and a shard key depend on the series, never on its row number)."""
-    keys = series[SERIES_KEY].astype(str).agg("\x1f".join, axis=1)
-    return np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
-            for k in keys
-        ),
-        dtype=np.uint64,
-        count=len(keys),
-    )
-
-
-def _pair_uniforms(
-    panel: SeriesPanel, pair_s: np.ndarray, pair_o: np.ndarray, n: int, seed: int
-) -> np.ndarray:
-    """``n`` uniforms in [0, 1) per (series, origin) pair, a function of the series key,
-    the origin's calendar day and ``seed`` only: the same pair draws the same horizons
-    whatever else is in the panel, so a build split by series gives the whole build's rows."""
-    epoch_day = int((panel.start - pd.Timestamp("1970-01-01")).days)
-    day = (pair_o.astype(np.int64) + epoch_day).astype(np.uint64)
-    salt = _mix64(np.asarray([seed], dtype=np.uint64))
-    base = _mix64(series_hashes(panel.series)[pair_s] ^ _mix64(day ^ salt))
-    blocks = np.arange(1, n + 1, dtype=np.uint64)
-    bits = _mix64(base[:, None] + blocks[None, :]) >> np.uint64(11)
-    return bits.astype(np.float64) * 2.0**-53
+def sample_horizons(n_pairs: int, horizon_max: int, per_origin: int, seed: int) -> np.ndarray:
+    """The horizons drawn for ``n_pairs`` (series, origin) pairs, in pair order, shape
+    (n_pairs, per_origin): one from each of ``per_origin`` equal blocks of 1..horizon_max,
+    so short and long horizons stay balanced in the training set. One random stream over
+    the pairs in the build's order (origin, then series key)."""
+    edges = (np.arange(per_origin + 1) * horizon_max) // per_origin
+    width = np.diff(edges)
+    u = np.random.default_rng(seed).random((n_pairs, per_origin))
+    return np.asarray(edges[:-1] + np.floor(u * width).astype(np.int64) + 1)
 
 
 def _horizons(
-    panel: SeriesPanel,
-    pair_s: np.ndarray,
-    pair_o: np.ndarray,
-    horizon_max: int,
-    per_origin: int | None,
-    seed: int,
+    n_pairs: int, horizon_max: int, per_origin: int | None, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(pair index, horizon) per row: all horizons, or a stratified random sample.
-
-    Sampling draws one horizon from each of ``per_origin`` equal blocks of 1..horizon_max,
-    so short and long horizons stay balanced in the training set; the draws of a pair
-    depend on its series, origin and ``seed`` only (:func:`_pair_uniforms`).
-    """
-    n_pairs = len(pair_s)
+    """(pair index, horizon) per row: all horizons, or a stratified random sample
+    (:func:`sample_horizons`)."""
     if per_origin is None or per_origin >= horizon_max:
         row_pair = np.repeat(np.arange(n_pairs), horizon_max)
         return row_pair, np.tile(np.arange(1, horizon_max + 1), n_pairs)
     if per_origin < 1:
         raise ValueError(f"horizons_per_origin must be >= 1 or None, got {per_origin}")
-    edges = (np.arange(per_origin + 1) * horizon_max) // per_origin
-    width = np.diff(edges)
-    u = _pair_uniforms(panel, pair_s, pair_o, per_origin, seed)
-    h = edges[:-1] + np.floor(u * width).astype(np.int64) + 1
+    h = sample_horizons(n_pairs, horizon_max, per_origin, seed)
     return np.repeat(np.arange(n_pairs), per_origin), h.ravel()
 
 
@@ -527,7 +485,7 @@ def build_examples(
     ok = history >= max(min_history_days, 1)
     o_pos, pair_s = np.nonzero(ok)
     pair_o = origin_idx[o_pos]
-    row_pair, horizon = _horizons(panel, pair_s, pair_o, horizon_max, horizons_per_origin, seed)
+    row_pair, horizon = _horizons(len(pair_s), horizon_max, horizons_per_origin, seed)
     return _frame(panel, pair_s, pair_o, row_pair, horizon, holiday_country=holiday_country)
 
 
