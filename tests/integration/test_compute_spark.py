@@ -9,9 +9,11 @@ import pytest
 from freightml.compute import training_examples
 from freightml.compute_settings import ComputeSettings
 from freightml.data.synthetic import generate
+from freightml.features.window import WindowRules
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KW = {"horizons_per_origin": 7, "min_history_days": 91, "seed": 3}
+RULES = WindowRules(0.5, 28)
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +48,60 @@ def test_every_horizon_and_a_training_window_also_match(facts: pd.DataFrame) -> 
     pd.testing.assert_frame_equal(
         training_examples(facts, ComputeSettings(), **kw), spark, check_exact=True
     )
+
+
+# -- batch scoring: the network's window, built per shard ------------------------------------
+@pytest.fixture(scope="module")
+def models(facts: pd.DataFrame) -> dict[str, object]:
+    from freightml.features.build import build_examples
+    from freightml.models import make_model
+
+    examples = build_examples(facts, horizons_per_origin=7, seed=1)
+    blended = make_model(
+        "portfolio",
+        {
+            "ml": "gbm",
+            "ml_params": {"max_iter": 20},
+            "statistical": "seasonal_window_average",
+            "ml_weight": 0.5,
+        },
+    )
+    return {
+        "gbm": make_model("gbm", {"max_iter": 20}).fit(examples),
+        "gbm + per-series statistical": blended.fit(examples),
+    }
+
+
+def _window(model: object):
+    from freightml.features.window import HistoryWindow
+    from freightml.models.statistical import StatisticalColumns
+
+    def build(facts: pd.DataFrame, calendar):
+        return HistoryWindow.build(
+            facts, origin_columns=StatisticalColumns.of(model), rules=RULES, calendar=calendar
+        )
+
+    return build
+
+
+@pytest.mark.parametrize("name", ["gbm", "gbm + per-series statistical"])
+def test_batch_forecasts_on_spark_equal_pandas(
+    facts: pd.DataFrame, models: dict[str, object], name: str
+) -> None:
+    from freightml.compute import batch_forecasts
+
+    model = models[name]
+    # a few series stop a week early: the quorum origin is the network's, not a shard's
+    dates = pd.to_datetime(facts["date"])
+    stopped = (facts["cargo_type"] == facts["cargo_type"].iloc[0]) & (
+        dates > dates.max() - pd.Timedelta(days=7)
+    )
+    history = facts.loc[~stopped]
+    expected = batch_forecasts(history, model, ComputeSettings(), _window(model), RULES)
+    assert len(expected.forecasts) and expected.n_series > 0
+    for shards in (1, 4, 16):
+        got = batch_forecasts(
+            history, model, ComputeSettings(engine="spark", shards=shards), _window(model), RULES
+        )
+        assert (got.origin_date, got.n_series) == (expected.origin_date, expected.n_series)
+        pd.testing.assert_frame_equal(expected.forecasts, got.forecasts, check_exact=True)

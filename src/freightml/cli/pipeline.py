@@ -89,7 +89,7 @@ def pipeline_run(
         str | None,
         typer.Option(
             help="compute.engine: pandas, or spark for the training examples' feature build "
-            "(pyspark local[*]; docs/scale.md)"
+            "and batch scoring (pyspark local[*]; docs/scale.md)"
         ),
     ] = None,
     config: ConfigOpt = None,

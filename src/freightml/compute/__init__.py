@@ -1,4 +1,5 @@
-"""Where the heavy steps run (settings ``compute``, docs/scale.md).
+"""Where the heavy steps run (settings ``compute``, docs/scale.md): the training examples'
+feature build and batch scoring.
 
 ``engine: pandas`` runs :func:`freightml.features.build.build_examples` in this process;
 ``engine: spark`` runs the same function once per shard of the series on Spark
@@ -12,14 +13,30 @@ collected pairs, exactly as the pandas build draws it (:func:`sample_like_pandas
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from freightml.compute_settings import ComputeSettings
-from freightml.features.build import build_examples, default_origins, sample_horizons
+from freightml.features.build import (
+    FEATURE_INPUT_COLUMNS,
+    LOOKBACK_DAYS,
+    SERIES_KEY,
+    build_examples,
+    default_origins,
+    sample_horizons,
+)
+from freightml.features.window import (
+    HistoryUnavailable,
+    HistoryWindow,
+    WindowCalendar,
+    WindowRules,
+    window_calendar,
+)
+from freightml.store.forecasts import BAND_COLUMNS
 
 # build_examples' own default, so both engines agree when the caller leaves it out
 HORIZON_MAX: int = inspect.signature(build_examples).parameters["horizon_max"].default
@@ -94,3 +111,70 @@ def sample_like_pandas(
     h = sample_horizons(n_pairs, horizon_max, per_origin, seed)
     rows = (np.arange(n_pairs)[:, None] * horizon_max + h - 1).ravel()
     return every.iloc[rows].reset_index(drop=True)
+
+
+# -- batch scoring -----------------------------------------------------------------------
+FORECAST_COLUMNS = [*SERIES_KEY, "origin_date", "target_date", "horizon"]
+BuildWindow = Callable[[pd.DataFrame, WindowCalendar | None], HistoryWindow]
+
+
+def window_forecasts(window: HistoryWindow, model: Any) -> pd.DataFrame:
+    """Every series of ``window`` forecast 1..horizon_max days ahead by ``model``: tonnes,
+    wagons, and the 80% interval when the model has one."""
+    from freightml.models.wagons import wagons_for  # noqa: PLC0415
+
+    tonnes = model.predict(window.features)
+    forecasts = window.features[FORECAST_COLUMNS].copy()
+    forecasts["tonnes"] = tonnes
+    forecasts["wagons"] = wagons_for(tonnes, window.capacity.repeat(window.horizon_max))
+    if getattr(model, "interval_table", None) is not None:
+        bands = model.predict_quantiles(window.features, tonnes)
+        for column in BAND_COLUMNS:
+            forecasts[column] = bands[column].to_numpy()
+    return forecasts.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class BatchForecasts:
+    forecasts: pd.DataFrame
+    origin_date: str
+    n_series: int
+
+
+def batch_forecasts(
+    facts: pd.DataFrame,
+    model: Any,
+    compute: ComputeSettings,
+    build_window: BuildWindow,
+    rules: WindowRules,
+) -> BatchForecasts:
+    """The window's forecasts of every series on the configured engine. On Spark each
+    shard builds its series' part of the window on the whole network's calendar
+    (:func:`freightml.features.window.window_calendar`), so the forecasts equal the pandas
+    build's."""
+    if compute.engine == "pandas":
+        window = build_window(facts, None)
+        return BatchForecasts(window_forecasts(window, model), window.origin_date, window.n_series)
+    from freightml.compute.spark import map_shards  # noqa: PLC0415
+
+    calendar = window_calendar(facts, rules=rules)
+    dates = pd.to_datetime(facts["date"])
+    in_window = (dates >= calendar.cut - pd.Timedelta(days=LOOKBACK_DAYS - 1)) & (
+        dates <= calendar.cut
+    )
+    facts = facts.loc[in_window.to_numpy(), FEATURE_INPUT_COLUMNS]
+    # the output's schema, from the forecasts of the series with the most recent facts
+    busiest = facts.groupby(SERIES_KEY, observed=True).size().idxmax()
+    one = facts.loc[(facts[SERIES_KEY] == pd.Series(busiest, index=SERIES_KEY)).all(axis=1)]
+    reference = window_forecasts(build_window(one, calendar), model).iloc[:0]
+
+    def work(shard: pd.DataFrame) -> pd.DataFrame:
+        try:
+            window = build_window(shard, calendar)
+        except HistoryUnavailable:  # every series of the shard too young to forecast
+            return reference
+        return window_forecasts(window, model)
+
+    out = map_shards(facts, compute, work, reference, [*SERIES_KEY, "horizon"])
+    n_series = len(out) // max(int(out["horizon"].max()), 1) if len(out) else 0
+    return BatchForecasts(out, calendar.last.date().isoformat(), n_series)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import pandas as pd
@@ -83,6 +83,36 @@ def _schema(reference: pd.DataFrame) -> T.StructType:
     return T.StructType(fields)
 
 
+def map_shards(
+    facts: pd.DataFrame,
+    compute: ComputeSettings,
+    work: Callable[[pd.DataFrame], pd.DataFrame],
+    reference: pd.DataFrame,
+    order: list[str],
+) -> pd.DataFrame:
+    """``work`` on every shard of the series of ``facts`` on Spark (each series' facts in
+    one shard), the results collected, sorted by ``order`` and given ``reference``'s
+    columns and dtypes (``reference`` may be empty: only its schema counts)."""
+    facts = facts.copy()
+    facts["date"] = pd.to_datetime(facts["date"]).astype("datetime64[ns]")
+    schema = _schema(reference)
+    dtypes = reference.dtypes.to_dict()
+
+    def per_shard(shard: pd.DataFrame) -> pd.DataFrame:
+        return work(shard.drop(columns=[SHARD])).astype(dtypes)
+
+    spark = session(compute)
+    frame = spark.createDataFrame(facts)
+    shard_of = F.pmod(F.xxhash64(*SERIES_KEY), F.lit(compute.shards))
+    out = frame.withColumn(SHARD, shard_of).groupBy(SHARD).applyInPandas(per_shard, schema)
+    result = cast(pd.DataFrame, out.toPandas())
+    log.info(
+        "%d rows from %d shards on Spark (%s)", len(result), compute.shards, compute.spark_master
+    )
+    result = result.sort_values(order, kind="stable").reset_index(drop=True)
+    return result.astype(dtypes)[list(reference.columns)]
+
+
 def examples_on_spark(
     facts: pd.DataFrame,
     compute: ComputeSettings,
@@ -92,35 +122,17 @@ def examples_on_spark(
 ) -> pd.DataFrame:
     """``build_examples(facts, origins=origins, **kwargs)``, computed per shard on Spark."""
     facts = facts[FEATURE_INPUT_COLUMNS].copy()
-    facts["date"] = pd.to_datetime(facts["date"]).astype("datetime64[ns]")
-    dates = facts["date"]
+    dates = pd.to_datetime(facts["date"])
     span = (dates.min().normalize(), dates.max().normalize())
     origins = [pd.Timestamp(o) for o in origins]
     # the columns and dtypes of a build, from the series with the longest history
-    first = facts.sort_values("date").iloc[0]
+    first = facts.loc[dates.idxmin()]
     one = facts.loc[(facts[SERIES_KEY] == first[SERIES_KEY]).all(axis=1)]
     reference = build_examples(
         SeriesPanel.from_facts(one, span=span), origins=origins, **kwargs
     ).iloc[:0]
-    schema = _schema(reference)
 
-    def per_shard(shard: pd.DataFrame) -> pd.DataFrame:
-        shard = shard.drop(columns=[SHARD])
-        panel = SeriesPanel.from_facts(shard, span=span)
-        built = build_examples(panel, origins=origins, **kwargs)
-        return built.astype(reference.dtypes.to_dict())
+    def work(shard: pd.DataFrame) -> pd.DataFrame:
+        return build_examples(SeriesPanel.from_facts(shard, span=span), origins=origins, **kwargs)
 
-    spark = session(compute)
-    frame = spark.createDataFrame(facts)
-    shard_of = F.pmod(F.xxhash64(*SERIES_KEY), F.lit(compute.shards))
-    out = frame.withColumn(SHARD, shard_of).groupBy(SHARD).applyInPandas(per_shard, schema)
-    result = cast(pd.DataFrame, out.toPandas())
-    log.info(
-        "built %d examples on Spark (%s, %d shards)",
-        len(result),
-        compute.spark_master,
-        compute.shards,
-    )
-    order = ["origin_date", *SERIES_KEY, "horizon"]
-    result = result.sort_values(order, kind="stable").reset_index(drop=True)
-    return result.astype(reference.dtypes.to_dict())[list(reference.columns)]
+    return map_shards(facts, compute, work, reference, ["origin_date", *SERIES_KEY, "horizon"])

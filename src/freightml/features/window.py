@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol, TypeAlias
+from typing import NamedTuple, Protocol, TypeAlias
 
 import fsspec
 import numpy as np
@@ -162,10 +162,14 @@ def forecast_origin(dates: pd.Series, quorum: float = 0.5) -> pd.Timestamp:
 
 
 def recent_facts(
-    facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS, quorum: float = 0.5
+    facts: pd.DataFrame,
+    window_days: int = LOOKBACK_DAYS,
+    quorum: float = 0.5,
+    origin: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """The facts of the ``window_days`` days up to the forecast origin
-    (:func:`forecast_origin`), feature columns; later facts wait for the quorum."""
+    (:func:`forecast_origin`, or ``origin`` when given: the whole network's, for a shard of
+    it), feature columns; later facts wait for the quorum."""
     missing = [c for c in FEATURE_INPUT_COLUMNS if c not in facts.columns]
     if missing:
         raise HistoryUnavailable(
@@ -174,19 +178,51 @@ def recent_facts(
     if facts.empty:
         raise HistoryUnavailable("history facts are empty: nothing to forecast from")
     dates = pd.to_datetime(facts["date"])
-    origin = forecast_origin(dates, quorum)
+    origin = forecast_origin(dates, quorum) if origin is None else pd.Timestamp(origin)
     keep = ((dates >= origin - pd.Timedelta(days=window_days - 1)) & (dates <= origin)).to_numpy()
     return facts.loc[keep, FEATURE_INPUT_COLUMNS]
 
 
-def young_series(recent: pd.DataFrame, min_history_days: int) -> dict[tuple[str, str, str], str]:
-    """Series of ``recent`` whose first fact is under ``min_history_days`` days before its
-    last date (the origin), with that first date."""
+def young_series(
+    recent: pd.DataFrame, min_history_days: int, origin: pd.Timestamp | None = None
+) -> dict[tuple[str, str, str], str]:
+    """Series of ``recent`` whose first fact is under ``min_history_days`` days before the
+    origin (``recent``'s last date unless given), with that first date."""
     dates = pd.to_datetime(recent["date"])
-    origin = dates.max()
+    origin = dates.max() if origin is None else pd.Timestamp(origin)
     first = dates.groupby([recent[c].astype(str) for c in SERIES_KEY]).min()
     young = first[first > origin - pd.Timedelta(days=min_history_days)]
     return {tuple(k): d.date().isoformat() for k, d in young.items()}
+
+
+class WindowCalendar(NamedTuple):
+    """The days of a window: ``cut`` is the forecast origin the facts are cut at (the
+    quorum day), ``first`` and ``last`` the panel's first and last day once the young
+    series are left out (``last`` is the origin forecasts start from)."""
+
+    first: pd.Timestamp
+    last: pd.Timestamp
+    cut: pd.Timestamp
+
+
+def window_calendar(
+    facts: pd.DataFrame, window_days: int = LOOKBACK_DAYS, rules: WindowRules | None = None
+) -> WindowCalendar:
+    """The calendar of the window :meth:`HistoryWindow.build` cuts from ``facts``: what a
+    shard of the series needs to build its part of the same window."""
+    rules = rules or WindowRules()
+    recent = recent_facts(facts, window_days, rules.origin_quorum)
+    dates = pd.to_datetime(recent["date"])
+    cut = dates.max()
+    young = young_series(recent, rules.min_history_days)
+    if young:
+        keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
+        dates = dates.loc[~keys.isin(list(young))]
+    if dates.empty:
+        raise HistoryUnavailable(
+            f"no series has {rules.min_history_days} days of history before the forecast origin"
+        )
+    return WindowCalendar(dates.min().normalize(), dates.max().normalize(), cut.normalize())
 
 
 def facts_signature(facts: pd.DataFrame) -> tuple:
@@ -255,6 +291,7 @@ class HistoryWindow:
         level_adjustments: Sequence[LevelAdjustment] = (),
         origin_columns: OriginColumns | None = None,
         rules: WindowRules = WindowRules(),
+        calendar: WindowCalendar | None = None,
     ) -> HistoryWindow:
         """Cut the last ``window_days`` days of ``facts`` and precompute all feature rows
         (calendar features with the holidays of ``holiday_country``, as in training).
@@ -265,10 +302,13 @@ class HistoryWindow:
         signature stays that of the raw facts. ``origin_columns`` adds the columns fitted per
         series at the origin (the statistical forecasts the served model blends): fitted
         here, once per build, so requests only look them up. ``rules`` choose the origin and
-        the series old enough to forecast (:class:`WindowRules`)."""
-        recent = recent_facts(facts, window_days, rules.origin_quorum)
+        the series old enough to forecast (:class:`WindowRules`). ``calendar``
+        (:func:`window_calendar` of the whole network) builds the window of a shard of the
+        series exactly as the whole window builds those series."""
+        origin_given = None if calendar is None else calendar.cut
+        recent = recent_facts(facts, window_days, rules.origin_quorum, origin_given)
         signature = facts_signature(recent)
-        young = young_series(recent, rules.min_history_days)
+        young = young_series(recent, rules.min_history_days, origin_given)
         if young:
             keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
             recent = recent.loc[~keys.isin(list(young)), :]
@@ -277,7 +317,8 @@ class HistoryWindow:
                     f"no series has {rules.min_history_days} days of history before the "
                     f"forecast origin ({len(young)} younger series)"
                 )
-        panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments))
+        span = None if calendar is None else (calendar.first, calendar.last)
+        panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments), span=span)
         origin = panel.last_date
         features = build_inference_frame(
             panel, origin, range(1, horizon_max + 1), holiday_country=holiday_country

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -9,22 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from freightml.compute import batch_forecasts
 from freightml.config import Settings
 from freightml.data.sources import digest_facts
 from freightml.domain import ACTIVE_DAYS, SERIES_KEY
 from freightml.features.levels import adjustments_of
-from freightml.features.window import HistoryWindow, WindowRules
+from freightml.features.window import HistoryWindow, WindowCalendar, WindowRules
 from freightml.stages.ingest import FactsInfo
 from freightml.stages.result import StageResult
 from freightml.store import Store
-from freightml.store.forecasts import BAND_COLUMNS
 from freightml.timing import timed
 
 if TYPE_CHECKING:
     from freightml.features.window import HistoryWindow
 
 log = logging.getLogger("freightml")
-FORECAST_COLUMNS = [*SERIES_KEY, "origin_date", "target_date", "horizon"]
 
 
 class ScoreInfo(StageResult):
@@ -44,10 +44,15 @@ def active_facts(facts: pd.DataFrame, days: int = ACTIVE_DAYS) -> pd.DataFrame:
     return facts.merge(active, on=key, how="inner")
 
 
-def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> HistoryWindow:
+def scoring_window(
+    settings: Settings,
+    facts: pd.DataFrame,
+    model: Any,
+    calendar: WindowCalendar | None = None,
+) -> HistoryWindow:
     """The feature rows batch scoring forecasts from: the facts as ``model`` reads them
     (its level adjustments, the statistical forecasts it blends) with the training's holiday
-    calendar, as the predictor does."""
+    calendar, as the predictor does; ``calendar``: a shard's part of the network's window."""
     from freightml.models.statistical import StatisticalColumns  # noqa: PLC0415
 
     return HistoryWindow.build(
@@ -58,7 +63,14 @@ def scoring_window(settings: Settings, facts: pd.DataFrame, model: Any) -> Histo
         rules=WindowRules(settings.serving.origin_quorum, settings.serving.min_history_days),
         level_adjustments=adjustments_of(model),
         origin_columns=StatisticalColumns.of(model),
+        calendar=calendar,
     )
+
+
+def _window_of(
+    settings: Settings, model: Any, facts: pd.DataFrame, calendar: WindowCalendar | None
+) -> HistoryWindow:
+    return scoring_window(settings, facts, model, calendar)
 
 
 def score_batch(
@@ -72,7 +84,6 @@ def score_batch(
     into the collector's store with lineage."""
     import mlflow.sklearn
 
-    from freightml.models.wagons import wagons_for  # noqa: PLC0415
     from freightml.tracking import champion_version, configure_mlflow  # noqa: PLC0415
 
     client = configure_mlflow(settings)
@@ -85,18 +96,17 @@ def score_batch(
     with timed("score_batch"):
         facts = active_facts(pd.read_parquet(facts_path))
         model = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-        window = scoring_window(settings, facts, model)
-        tonnes = model.predict(window.features)
-        forecasts = window.features[FORECAST_COLUMNS].copy()
-        forecasts["tonnes"] = tonnes
-        forecasts["wagons"] = wagons_for(tonnes, window.capacity.repeat(window.horizon_max))
-        if getattr(model, "interval_table", None) is not None:
-            bands = model.predict_quantiles(window.features, tonnes)
-            for column in BAND_COLUMNS:
-                forecasts[column] = bands[column].to_numpy()
+        scored = batch_forecasts(
+            facts,
+            model,
+            settings.compute,
+            functools.partial(_window_of, settings, model),
+            WindowRules(settings.serving.origin_quorum, settings.serving.min_history_days),
+        )
+        forecasts = scored.forecasts
         forecasts.to_parquet(out_path, index=False)
     digest = FactsInfo.model_validate(facts_info).digest if facts_info else digest_facts(facts)
-    run_id = f"batch-{window.origin_date}-v{version}-{digest[:12]}"
+    run_id = f"batch-{scored.origin_date}-v{version}-{digest[:12]}"
     with timed("score_batch.store", kind="tracking"):
         store = Store(settings.collector_store_url).create_all()
         written = store.forecasts.write(
@@ -109,8 +119,8 @@ def score_batch(
         )
     log.info(
         "scored %s series x %s days with %s v%s: %s new forecasts (run %s)",
-        window.n_series,
-        window.horizon_max,
+        scored.n_series,
+        settings.features.horizon_max,
         name,
         version,
         written,
@@ -121,6 +131,6 @@ def score_batch(
         model_version=version,
         rows=len(forecasts),
         new_rows=int(written),
-        series=int(window.n_series),
-        origin=str(window.origin_date),
+        series=int(scored.n_series),
+        origin=str(scored.origin_date),
     )
