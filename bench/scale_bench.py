@@ -1,0 +1,190 @@
+"""Pandas vs Spark for the steps compute.engine moves (docs/scale.md): the training
+examples' feature build and batch scoring, on synthetic networks, in the same run.
+
+Each measurement runs in a child process of its own (so its peak memory is its own): the
+peak is the largest resident set of the child and every process under it (Spark's JVM and
+its Python workers included), sampled every 50 ms with psutil. Spark runs on
+``--master`` (``local[2]``: this machine's two cores) with ``--shards`` shards; its fixed
+start-up cost (a session and a first trivial job) is measured apart and reported, and its
+per-row cost is computed without it.
+
+    uv run python bench/scale_bench.py --series 6850             # the `large` network
+    uv run python bench/scale_bench.py --series 6850 --series 20000 --steps features
+
+Results: one JSON line per measurement in bench/out/scale.jsonl and a Markdown table on
+stdout (recorded in bench/RESULTS.md, "Past one machine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+OUT = Path(__file__).parent / "out"
+
+
+def _peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not stop.is_set():
+        try:
+            procs = [root, *root.children(recursive=True)]
+            total = 0
+            for p in procs:
+                try:
+                    total += p.memory_info().rss
+                except psutil.NoSuchProcess:
+                    continue
+            peak[0] = max(peak[0], total)
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.05)
+
+
+def measure(args: list[str]) -> dict:
+    """Run this script as a child with ``args``; its JSON answer plus the peak memory."""
+    cmd = [sys.executable, __file__, "--child", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    stop, peak = threading.Event(), [0]
+    watcher = threading.Thread(target=_peak_rss, args=(proc.pid, stop, peak), daemon=True)
+    watcher.start()
+    out, _ = proc.communicate()
+    stop.set()
+    watcher.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"child {args} failed with exit {proc.returncode}")
+    answer = json.loads(out.strip().splitlines()[-1])
+    answer["peak_rss_mib"] = round(peak[0] / 2**20)
+    return answer
+
+
+def child(step: str, engine: str, facts_path: str, shards: int, master: str) -> dict:
+    """One measurement in this (child) process; prints a JSON line."""
+    import pandas as pd
+
+    from freightml.compute import batch_forecasts, training_examples
+    from freightml.compute_settings import ComputeSettings
+
+    facts = pd.read_parquet(facts_path)
+    compute = ComputeSettings(engine=engine, shards=shards, spark_master=master)  # type: ignore[arg-type]
+    startup = 0.0
+    if engine == "spark":
+        from freightml.compute.spark import session
+
+        started = time.perf_counter()
+        session(compute).range(10).count()  # the JVM, the session and a first job
+        startup = time.perf_counter() - started
+    kw = {"horizons_per_origin": 7, "min_history_days": 91, "seed": 0}
+    started = time.perf_counter()
+    if step == "features":
+        rows = len(training_examples(facts, compute, **kw))
+    else:
+        import pickle
+
+        from freightml.features.window import HistoryWindow, WindowRules
+
+        model = pickle.loads(Path(facts_path + ".model.pkl").read_bytes())
+        rules = WindowRules(0.5, 28)
+
+        def build(f: pd.DataFrame, calendar: object) -> HistoryWindow:
+            return HistoryWindow.build(f, rules=rules, calendar=calendar)  # type: ignore[arg-type]
+
+        rows = len(batch_forecasts(facts, model, compute, build, rules).forecasts)
+    seconds = time.perf_counter() - started
+    return {
+        "step": step,
+        "engine": engine,
+        "facts": len(facts),
+        "rows_out": rows,
+        "seconds": round(seconds, 2),
+        "startup_seconds": round(startup, 2),
+        "facts_per_second": round(len(facts) / seconds),
+    }
+
+
+def prepare(n_series: int, seed: int) -> Path:
+    import pickle
+
+    import pandas as pd
+
+    from freightml.data.synthetic import generate
+    from freightml.features.build import build_examples
+    from freightml.models import make_model
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"scale-{n_series}-seed{seed}.parquet"
+    if not path.is_file():
+        facts = generate("large", seed=seed, n_series=n_series)
+        facts.to_parquet(path, index=False)
+    model_path = Path(str(path) + ".model.pkl")
+    if not model_path.is_file():
+        facts = pd.read_parquet(path)
+        recent = facts.loc[
+            pd.to_datetime(facts["date"])
+            >= pd.to_datetime(facts["date"]).max() - pd.Timedelta(days=500)
+        ]
+        examples = build_examples(recent, horizons_per_origin=2, origin_step_days=28, seed=0)
+        model = make_model("gbm", {"max_iter": 50}).fit(examples)
+        model_path.write_bytes(pickle.dumps(model))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--series", type=int, action="append", help="series in the network (repeat)"
+    )
+    parser.add_argument("--steps", default="features,scoring")
+    parser.add_argument("--engines", default="pandas,spark")
+    parser.add_argument("--shards", type=int, default=16)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--step", help=argparse.SUPPRESS)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--facts", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.step, args.engine, args.facts, args.shards, args.master)))
+        return
+    results = []
+    for n in args.series or [6850]:
+        path = prepare(n, args.seed)
+        print(f"network of {n} series: {path}", file=sys.stderr, flush=True)
+        for step in args.steps.split(","):
+            for engine in args.engines.split(","):
+                print(f"  {step} on {engine} ...", file=sys.stderr, flush=True)
+                r = measure(
+                    ["--step", step, "--engine", engine, "--facts", str(path),
+                     "--shards", str(args.shards), "--master", args.master]
+                )  # fmt: skip
+                r["series"] = n
+                results.append(r)
+                with (OUT / "scale.jsonl").open("a") as f:
+                    f.write(json.dumps({**r, "master": args.master, "shards": args.shards}) + "\n")
+    print(
+        "| series | step | engine | facts | rows out | seconds | Spark start-up s | facts/s "
+        "| peak MiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['series']:,} | {r['step']} | {r['engine']} | {r['facts']:,} | {r['rows_out']:,} "
+            f"| {r['seconds']} | {r['startup_seconds'] or ''} | {r['facts_per_second']:,} "
+            f"| {r['peak_rss_mib']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
