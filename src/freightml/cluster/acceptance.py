@@ -98,7 +98,7 @@ def _pod_labels(doc: dict[str, Any]) -> dict[str, str]:
     return dict((template.get("metadata") or {}).get("labels") or {})
 
 
-def _budgeted(labels: dict[str, str], budgets: list[dict[str, Any]]) -> bool:
+def budgeted(labels: dict[str, str], budgets: list[dict[str, Any]]) -> bool:
     return any(
         ((b.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items()
         <= labels.items()
@@ -115,7 +115,7 @@ def check_workload_budgets(renderings: list[render.Rendering], report: Findings)
             if doc.get("kind") not in {"Deployment", "StatefulSet"}:
                 continue
             replicas = (doc.get("spec") or {}).get("replicas", 1)
-            if replicas >= 2 and not _budgeted(_pod_labels(doc), budgets):
+            if replicas >= 2 and not budgeted(_pod_labels(doc), budgets):
                 report.fail(
                     "disruption-budget",
                     f"{r.label}: {policy.describe(doc)} runs {replicas} replicas and no "
@@ -148,7 +148,7 @@ def tracking_production_problems(docs: list[dict[str, Any]]) -> list[str]:
     if (server["spec"].get("replicas") or 1) < 2:
         found.append(f"{policy.describe(server)} runs {server['spec'].get('replicas', 1)} replica")
     budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
-    if not _budgeted(_pod_labels(server), budgets):
+    if not budgeted(_pod_labels(server), budgets):
         found.append("no PodDisruptionBudget over the server pods")
     for kind in ("StatefulSet", "PersistentVolumeClaim"):
         found += [

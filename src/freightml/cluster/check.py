@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,12 +205,7 @@ def check_disruption_budgets(renderings: list[render.Rendering], report: Report)
             predictor = doc["spec"]["predictor"]
             if (predictor.get("minReplicas") or 0) < 2:
                 continue
-            labels = predictor.get("labels") or {}
-            covered = any(
-                (b["spec"].get("selector") or {}).get("matchLabels", {}).items() <= labels.items()
-                for b in budgets
-            )
-            if not covered:
+            if not acceptance.budgeted(predictor.get("labels") or {}, budgets):
                 report.fail(
                     "disruption-budget",
                     f"{r.label}: {policy.describe(doc)} runs {predictor['minReplicas']}+ pods "
@@ -232,12 +226,14 @@ def check_release(repo: Path, renderings: list[render.Rendering], report: Report
 
     for problem in release.unpinned_after_release(repo):
         report.fail("release", problem)
-    expected = IMAGE.split("@", 1)[1] if "@" in IMAGE else IMAGE.rsplit(":", 1)[1]
+
+    def release_of(ref: str) -> str:  # the digest, else the tag
+        return ref.split("@", 1)[1] if "@" in ref else ref.rsplit(":", 1)[1]
+
     for r in renderings:
         for doc in r.docs:
             for ref in release.image_references(doc):
-                named = ref.split("@", 1)[1] if "@" in ref else ref.rsplit(":", 1)[1]
-                if named != expected:
+                if release_of(ref) != release_of(IMAGE):
                     report.fail(
                         "release",
                         f"{r.label}: {policy.describe(doc)} runs {ref}, but freightml.image "
@@ -284,20 +280,11 @@ def check_project(renderings: list[render.Rendering], report: Report) -> None:
                 )
 
 
-def find_uv() -> str:
-    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
-    if not Path(found).is_file():
-        raise render.RenderError(
-            "uv not found: checkov runs through `uv run --project tools/checkov`"
-        )
-    return found
-
-
 def run_checkov(repo: Path, out_dir: Path, report: Report) -> None:
     """checkov over the rendered YAML; every failed check is a failure."""
     config = repo / ".checkov.yaml"
     cmd = [
-        find_uv(),
+        render.find_uv("tools/checkov"),
         "run",
         "--project",
         str(repo / "tools" / "checkov"),

@@ -13,7 +13,6 @@ blocked and every allowed connection that is not documented.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -206,13 +205,6 @@ def world(renderings: list[render.Rendering]) -> list[dict[str, Any]]:
     return namespaces + objects
 
 
-def find_uv() -> str:
-    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
-    if not Path(found).is_file():
-        raise render.RenderError("uv not found: nca runs through `uv run --project tools/nca`")
-    return found
-
-
 _LINE = re.compile(r"^(?P<src>\S+) => (?P<dst>\S+) : (?P<conns>.+)$")
 
 
@@ -221,7 +213,14 @@ def connectivity(repo: Path, objects: list[dict[str, Any]]) -> dict[tuple[str, s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "world.yaml"
         path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
-        cmd = [find_uv(), "run", "--project", str(repo / "tools" / "nca"), "--frozen", "--quiet"]
+        cmd = [
+            render.find_uv("tools/nca"),
+            "run",
+            "--project",
+            str(repo / "tools" / "nca"),
+            "--frozen",
+            "--quiet",
+        ]
         cmd += ["nca", "--connectivity", str(path), "--resource_list", str(path)]
         cmd += ["--output_format", "txt_no_fw_rules", "--output_endpoints", "pods"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=repo)

@@ -23,12 +23,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
+from freightml.cluster import render
 from freightml.image import REPOSITORY
 
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -212,7 +212,6 @@ def unpinned_after_release(repo: Path) -> list[str]:
     them, and name every FreightML image reference that does not carry the digest (empty:
     a release pins everything). The pipelines' ``base_image`` and ``deploy.image`` default to
     :data:`freightml.image.IMAGE`; checked here too."""
-    from freightml.cluster import render  # noqa: PLC0415
     from freightml.config import DeploySettings, PipelineSettings  # noqa: PLC0415
     from freightml.image import IMAGE  # noqa: PLC0415
 
@@ -259,11 +258,11 @@ def unpinned_after_release(repo: Path) -> list[str]:
 
 
 def _tool(name: str) -> str:
-    here = Path(sys.executable).parent / name
-    found = str(here) if here.is_file() else shutil.which(name)
-    if found is None:
-        raise ReleaseError(f"{name} not found: run `make install` (the tools extra installs it)")
-    return found
+    try:
+        missing = f"{name} not found: run `make install` (the tools extra installs it)"
+        return render.find_tool(name, missing)
+    except render.RenderError as exc:
+        raise ReleaseError(str(exc)) from exc
 
 
 def workflow_problems(repo: Path) -> list[str]:

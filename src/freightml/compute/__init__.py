@@ -22,7 +22,6 @@ import pandas as pd
 
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import (
-    FEATURE_INPUT_COLUMNS,
     LOOKBACK_DAYS,
     SERIES_KEY,
     build_examples,
@@ -34,6 +33,7 @@ from freightml.features.window import (
     HistoryWindow,
     WindowCalendar,
     WindowRules,
+    recent_facts,
     window_calendar,
 )
 from freightml.store.forecasts import BAND_COLUMNS
@@ -158,11 +158,7 @@ def batch_forecasts(
     from freightml.compute.spark import map_shards  # noqa: PLC0415
 
     calendar = window_calendar(facts, rules=rules)
-    dates = pd.to_datetime(facts["date"])
-    in_window = (dates >= calendar.cut - pd.Timedelta(days=LOOKBACK_DAYS - 1)) & (
-        dates <= calendar.cut
-    )
-    facts = facts.loc[in_window.to_numpy(), FEATURE_INPUT_COLUMNS]
+    facts = recent_facts(facts, LOOKBACK_DAYS, origin=calendar.cut)
     # the output's schema, from the forecasts of the series with the most recent facts
     busiest = facts.groupby(SERIES_KEY, observed=True).size().idxmax()
     one = facts.loc[(facts[SERIES_KEY] == pd.Series(busiest, index=SERIES_KEY)).all(axis=1)]

@@ -212,17 +212,28 @@ def window_calendar(
     shard of the series needs to build its part of the same window."""
     rules = rules or WindowRules()
     recent = recent_facts(facts, window_days, rules.origin_quorum)
-    dates = pd.to_datetime(recent["date"])
-    cut = dates.max()
-    young = young_series(recent, rules.min_history_days)
-    if young:
-        keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
-        dates = dates.loc[~keys.isin(list(young))]
-    if dates.empty:
-        raise HistoryUnavailable(
-            f"no series has {rules.min_history_days} days of history before the forecast origin"
-        )
+    cut = pd.to_datetime(recent["date"]).max()
+    old, _ = old_enough(recent, rules.min_history_days)
+    dates = pd.to_datetime(old["date"])
     return WindowCalendar(dates.min().normalize(), dates.max().normalize(), cut.normalize())
+
+
+def old_enough(
+    recent: pd.DataFrame, min_history_days: int, origin: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, dict[tuple[str, str, str], str]]:
+    """``recent`` without the series too young to forecast (:func:`young_series`), and
+    those young series; HistoryUnavailable when no series is left."""
+    young = young_series(recent, min_history_days, origin)
+    if not young:
+        return recent, young
+    keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
+    old = recent.loc[~keys.isin(list(young)), :]
+    if old.empty:
+        raise HistoryUnavailable(
+            f"no series has {min_history_days} days of history before the "
+            f"forecast origin ({len(young)} younger series)"
+        )
+    return old, young
 
 
 def facts_signature(facts: pd.DataFrame) -> tuple:
@@ -308,15 +319,7 @@ class HistoryWindow:
         origin_given = None if calendar is None else calendar.cut
         recent = recent_facts(facts, window_days, rules.origin_quorum, origin_given)
         signature = facts_signature(recent)
-        young = young_series(recent, rules.min_history_days, origin_given)
-        if young:
-            keys = pd.MultiIndex.from_frame(recent[list(SERIES_KEY)].astype(str))
-            recent = recent.loc[~keys.isin(list(young)), :]
-            if recent.empty:
-                raise HistoryUnavailable(
-                    f"no series has {rules.min_history_days} days of history before the "
-                    f"forecast origin ({len(young)} younger series)"
-                )
+        recent, young = old_enough(recent, rules.min_history_days, origin_given)
         span = None if calendar is None else (calendar.first, calendar.last)
         panel = SeriesPanel.from_facts(adjust_levels(recent, level_adjustments), span=span)
         origin = panel.last_date
