@@ -6,28 +6,31 @@ feature build and batch scoring.
 (:mod:`freightml.compute.spark`) and gives the same rows in the same order: the features of
 a series read only that series' own history and the origins come from the whole panel.
 The horizons sampled per (series, origin) pair come from one random stream over all pairs
-in order, so the shards build every horizon and the sample is drawn here, over the
-collected pairs, exactly as the pandas build draws it (:func:`sample_like_pandas`).
+in order: the driver draws it from one row per series
+(:class:`freightml.features.draw.HorizonDraw`) and every shard samples its own rows with it.
+On Spark the facts are read as a dataset partitioned by month (:mod:`.layout`) and the
+examples are written by the executors (:func:`write_training_examples`).
 """
 
 from __future__ import annotations
 
-import inspect
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from freightml.compute.layout import facts_dataset
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import (
     LOOKBACK_DAYS,
     SERIES_KEY,
     build_examples,
     default_origins,
-    sample_horizons,
 )
+from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.features.window import (
     HistoryUnavailable,
     HistoryWindow,
@@ -37,9 +40,6 @@ from freightml.features.window import (
     window_calendar,
 )
 from freightml.store.forecasts import BAND_COLUMNS
-
-# build_examples' own default, so both engines agree when the caller leaves it out
-HORIZON_MAX: int = inspect.signature(build_examples).parameters["horizon_max"].default
 
 
 def panel_span(facts: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -56,61 +56,67 @@ def example_origins(
     return default_origins(last, start, origin_step_days, train_window_days)
 
 
-def training_examples(
-    facts: pd.DataFrame,
-    compute: ComputeSettings,
-    *,
-    origins: Sequence[pd.Timestamp] | None = None,
-    origin_step_days: int = 7,
-    train_window_days: int | None = None,
-    **kwargs: Any,
-) -> pd.DataFrame:
-    """:func:`build_examples` on the configured engine (the same rows either way)."""
-    if compute.engine == "pandas":
-        return build_examples(
-            facts,
-            origins=origins,
-            origin_step_days=origin_step_days,
-            train_window_days=train_window_days,
-            **kwargs,
-        )
+def _spark() -> Any:
     try:
-        from freightml.compute.spark import examples_on_spark  # noqa: PLC0415
+        from freightml.compute import spark  # noqa: PLC0415
     except ImportError as exc:
         raise RuntimeError(
             f"compute.engine is spark but pyspark is not installed ({exc}): install the "
             "`spark` extra (make install, or uv sync --extra spark)"
         ) from exc
-
-    if origins is None:
-        origins = example_origins(facts, origin_step_days, train_window_days)
-    per_origin = kwargs.pop("horizons_per_origin", None)
-    horizon_max = int(kwargs.get("horizon_max", HORIZON_MAX))
-    every = examples_on_spark(
-        facts, compute, origins=list(origins), horizons_per_origin=None, **kwargs
-    )
-    if per_origin is None or per_origin >= horizon_max:
-        return every
-    return sample_like_pandas(every, horizon_max, int(per_origin), int(kwargs.get("seed", 0)))
+    return spark
 
 
-def sample_like_pandas(
-    every: pd.DataFrame, horizon_max: int, per_origin: int, seed: int
-) -> pd.DataFrame:
-    """The rows of ``every`` (all horizons of every pair, in the build's order: origin,
-    series key, horizon) that the pandas build samples with ``seed``."""
-    if len(every) % horizon_max:
-        raise ValueError("not every (series, origin) pair has all its horizons")
-    n_pairs = len(every) // horizon_max
-    pair_origin = every["origin_date"].to_numpy()[::horizon_max]
-    expected = np.tile(np.arange(1, horizon_max + 1), n_pairs)
-    if not np.array_equal(every["horizon"].to_numpy(), expected) or (
-        n_pairs > 1 and (np.diff(pair_origin.astype("datetime64[D]").astype(np.int64)) < 0).any()
-    ):
-        raise ValueError("the rows are not in the build's order (origin, series key, horizon)")
-    h = sample_horizons(n_pairs, horizon_max, per_origin, seed)
-    rows = (np.arange(n_pairs)[:, None] * horizon_max + h - 1).ravel()
-    return every.iloc[rows].reset_index(drop=True)
+def training_examples(facts: pd.DataFrame, compute: ComputeSettings, **kwargs: Any) -> pd.DataFrame:
+    """:func:`build_examples` on the configured engine: the same rows in the same order."""
+    if compute.engine == "pandas":
+        return build_examples(facts, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="freightml-examples-") as tmp:
+        root = facts_dataset(facts, Path(tmp) / "facts")
+        _spark().examples_on_spark(root, Path(tmp) / "examples", compute, **kwargs)
+        return read_examples(Path(tmp) / "examples")
+
+
+def write_training_examples(
+    facts_path: str | Path,
+    out_path: str | Path,
+    compute: ComputeSettings,
+    *,
+    adjustments: Sequence[LevelAdjustment] = (),
+    **kwargs: Any,
+) -> int:
+    """The training examples of the facts at ``facts_path`` (restated by
+    ``adjustments``) written to ``out_path``: one Parquet file on pandas, a directory of
+    Parquet files written by the executors on Spark (nothing is collected to the driver;
+    the facts reach Spark as a dataset partitioned by month, :mod:`.layout`).
+    :func:`read_examples` reads either. Returns the number of rows."""
+    if compute.engine == "pandas":
+        facts = adjust_levels(pd.read_parquet(facts_path), adjustments)
+        examples = build_examples(facts, **kwargs)
+        examples.to_parquet(out_path, index=False)
+        return len(examples)
+    spark = _spark()
+    with tempfile.TemporaryDirectory(prefix="freightml-facts-") as tmp:
+        root = facts_dataset(facts_path, Path(tmp) / "facts")
+        return int(
+            spark.examples_on_spark(root, out_path, compute, adjustments=adjustments, **kwargs)
+        )
+
+
+BUILD_ORDER = ["origin_date", *SERIES_KEY, "horizon"]
+
+
+def read_examples(path: str | Path) -> pd.DataFrame:
+    """Examples written by :func:`write_training_examples`: a file as it is; a directory
+    (Spark's executors' files) in the build's order (origin, series key, horizon), with
+    pandas' datetime64[ns] dates, so both engines give the same frame."""
+    frame = pd.read_parquet(path)
+    if not Path(path).is_dir():
+        return frame
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            frame[column] = frame[column].astype("datetime64[ns]")
+    return frame.sort_values(BUILD_ORDER, kind="stable").reset_index(drop=True)
 
 
 # -- batch scoring -----------------------------------------------------------------------
@@ -155,8 +161,7 @@ def batch_forecasts(
     if compute.engine == "pandas":
         window = build_window(facts, None)
         return BatchForecasts(window_forecasts(window, model), window.origin_date, window.n_series)
-    from freightml.compute.spark import map_shards  # noqa: PLC0415
-
+    spark = _spark()
     calendar = window_calendar(facts, rules=rules)
     facts = recent_facts(facts, LOOKBACK_DAYS, origin=calendar.cut)
     # the output's schema, from the forecasts of the series with the most recent facts
@@ -171,6 +176,12 @@ def batch_forecasts(
             return reference
         return window_forecasts(window, model)
 
-    out = map_shards(facts, compute, work, reference, [*SERIES_KEY, "horizon"])
+    with tempfile.TemporaryDirectory(prefix="freightml-window-") as tmp:
+        root = facts_dataset(facts, Path(tmp) / "facts")
+        session = spark.session(compute)
+        frame = spark.read_facts(session, root, list(facts.columns))
+        out = spark.collect(
+            spark.map_shards(frame, compute, work, reference), reference, [*SERIES_KEY, "horizon"]
+        )
     n_series = len(out) // max(int(out["horizon"].max()), 1) if len(out) else 0
     return BatchForecasts(out, calendar.last.date().isoformat(), n_series)

@@ -16,10 +16,11 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -29,7 +30,10 @@ from freightml.features.build import (
     SERIES_KEY,
     SeriesPanel,
     build_examples,
+    default_origins,
 )
+from freightml.features.draw import SERIES_DAYS_COLUMNS, HorizonDraw, series_days
+from freightml.features.levels import LevelAdjustment, adjust_levels
 
 log = logging.getLogger("freightml")
 SHARD = "_freightml_shard"
@@ -54,6 +58,7 @@ def session(compute: ComputeSettings) -> SparkSession:
         .config("spark.sql.shuffle.partitions", str(compute.shards))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
         .getOrCreate()
     )
 
@@ -83,56 +88,122 @@ def _schema(reference: pd.DataFrame) -> T.StructType:
     return T.StructType(fields)
 
 
+def shard_column(compute: ComputeSettings) -> Column:
+    """The shard of a fact: a hash of its series key (every fact of a series in one)."""
+    return F.pmod(F.xxhash64(*SERIES_KEY), F.lit(compute.shards))
+
+
+def read_facts(spark: SparkSession, root: str | Path, columns: Sequence[str]) -> DataFrame:
+    """The facts dataset at ``root`` (:func:`freightml.compute.layout.facts_dataset`) with
+    ``columns``, the date as a timestamp without time zone (pandas' datetime64)."""
+    frame = spark.read.parquet(str(root))
+    return frame.select(*columns).withColumn("date", F.col("date").cast("timestamp_ntz"))
+
+
 def map_shards(
-    facts: pd.DataFrame,
+    frame: DataFrame,
     compute: ComputeSettings,
     work: Callable[[pd.DataFrame], pd.DataFrame],
     reference: pd.DataFrame,
-    order: list[str],
-) -> pd.DataFrame:
-    """``work`` on every shard of the series of ``facts`` on Spark (each series' facts in
-    one shard), the results collected, sorted by ``order`` and given ``reference``'s
-    columns and dtypes (``reference`` may be empty: only its schema counts)."""
-    facts = facts.copy()
-    facts["date"] = pd.to_datetime(facts["date"]).astype("datetime64[ns]")
+) -> DataFrame:
+    """``work`` on every shard of the series of ``frame`` (a shard's facts, as pandas),
+    its rows given ``reference``'s columns and dtypes (only its schema counts)."""
     schema = _schema(reference)
     dtypes = reference.dtypes.to_dict()
 
     def per_shard(shard: pd.DataFrame) -> pd.DataFrame:
-        return work(shard.drop(columns=[SHARD])).astype(dtypes)
+        return work(shard.drop(columns=[SHARD])).astype(dtypes)[list(reference.columns)]
 
-    spark = session(compute)
-    frame = spark.createDataFrame(facts)
-    shard_of = F.pmod(F.xxhash64(*SERIES_KEY), F.lit(compute.shards))
-    out = frame.withColumn(SHARD, shard_of).groupBy(SHARD).applyInPandas(per_shard, schema)
-    result = cast(pd.DataFrame, out.toPandas())
-    log.info(
-        "%d rows from %d shards on Spark (%s)", len(result), compute.shards, compute.spark_master
-    )
+    sharded = frame.withColumn(SHARD, shard_column(compute))
+    return sharded.groupBy(SHARD).applyInPandas(per_shard, schema)
+
+
+def collect(frame: DataFrame, reference: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """The rows of ``frame`` on the driver, sorted by ``order``, with ``reference``'s
+    dtypes."""
+    result = cast(pd.DataFrame, frame.toPandas())
     result = result.sort_values(order, kind="stable").reset_index(drop=True)
-    return result.astype(dtypes)[list(reference.columns)]
+    return result.astype(reference.dtypes.to_dict())[list(reference.columns)]
+
+
+def _series_days(frame: DataFrame, compute: ComputeSettings) -> pd.DataFrame:
+    reference = pd.DataFrame({c: pd.Series(dtype=object) for c in SERIES_KEY}).assign(
+        **{c: pd.Series(dtype="datetime64[ns]") for c in SERIES_DAYS_COLUMNS[len(SERIES_KEY) :]}
+    )
+    days = map_shards(frame.select(*FEATURE_INPUT_COLUMNS), compute, series_days, reference)
+    return cast(pd.DataFrame, days.toPandas())
 
 
 def examples_on_spark(
-    facts: pd.DataFrame,
+    facts_root: str | Path,
+    out_path: str | Path,
     compute: ComputeSettings,
     *,
-    origins: Sequence[pd.Timestamp],
+    origins: Sequence[pd.Timestamp] | None = None,
+    origin_step_days: int = 7,
+    train_window_days: int | None = None,
+    horizons_per_origin: int | None = None,
+    horizon_max: int = 28,
+    min_history_days: int = 91,
+    seed: int = 0,
+    adjustments: Sequence[LevelAdjustment] = (),
     **kwargs: Any,
-) -> pd.DataFrame:
-    """``build_examples(facts, origins=origins, **kwargs)``, computed per shard on Spark."""
-    facts = facts[FEATURE_INPUT_COLUMNS].copy()
-    dates = pd.to_datetime(facts["date"])
-    span = (dates.min().normalize(), dates.max().normalize())
+) -> int:
+    """``build_examples`` of the facts dataset at ``facts_root`` (:mod:`.layout`),
+    computed per shard on Spark and written by the executors as Parquet under
+    ``out_path``: the rows of the pandas build (``adjust_levels`` applied first), in no
+    particular order (:func:`freightml.compute.read_examples` puts them in the build's
+    order). Returns the number of rows."""
+    spark = session(compute)
+    columns = list(dict.fromkeys([*FEATURE_INPUT_COLUMNS, *(a.column for a in adjustments)]))
+    frame = read_facts(spark, facts_root, columns)
+    days = _series_days(frame, compute)
+    if days.empty:
+        raise ValueError(f"no facts under {facts_root}: cannot build features")
+    span = (days["first_date"].min().normalize(), days["last_date"].max().normalize())
+    if origins is None:
+        origins = default_origins(span[1], span[0], origin_step_days, train_window_days)
     origins = [pd.Timestamp(o) for o in origins]
+    options = {"horizon_max": horizon_max, "min_history_days": min_history_days, **kwargs}
+    sampled = horizons_per_origin is not None and horizons_per_origin < horizon_max
+    draw = (
+        HorizonDraw.of(
+            days,
+            origins,
+            last=span[1],
+            horizon_max=horizon_max,
+            per_origin=int(horizons_per_origin),  # type: ignore[arg-type]
+            min_history_days=min_history_days,
+            seed=seed,
+        )
+        if sampled
+        else None
+    )
+    shared = spark.sparkContext.broadcast(draw)
     # the columns and dtypes of a build, from the series with the longest history
-    first = facts.loc[dates.idxmin()]
-    one = facts.loc[(facts[SERIES_KEY] == first[SERIES_KEY]).all(axis=1)]
+    first = days.loc[days["first_date"].idxmin(), SERIES_KEY]
+    match = [F.col(c) == first[c] for c in SERIES_KEY]
+    one = cast(pd.DataFrame, frame.where(match[0] & match[1] & match[2]).toPandas())
     reference = build_examples(
-        SeriesPanel.from_facts(one, span=span), origins=origins, **kwargs
+        SeriesPanel.from_facts(one, span=span), origins=origins, **options
     ).iloc[:0]
 
     def work(shard: pd.DataFrame) -> pd.DataFrame:
-        return build_examples(SeriesPanel.from_facts(shard, span=span), origins=origins, **kwargs)
+        panel = SeriesPanel.from_facts(adjust_levels(shard, adjustments), span=span)
+        if shared.value is None:
+            return build_examples(
+                panel, origins=origins, horizons_per_origin=horizons_per_origin, **options
+            )
+        return build_examples(panel, origins=origins, horizon_draw=shared.value, **options)
 
-    return map_shards(facts, compute, work, reference, ["origin_date", *SERIES_KEY, "horizon"])
+    out = map_shards(frame, compute, work, reference)
+    out.write.mode("overwrite").parquet(str(out_path))
+    rows = spark.read.parquet(str(out_path)).count()
+    log.info(
+        "%d examples from %d shards on Spark (%s) in %s",
+        rows,
+        compute.shards,
+        compute.spark_master,
+        out_path,
+    )
+    return int(rows)

@@ -16,7 +16,7 @@ causal recursion over days.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,7 +139,7 @@ class SeriesPanel:
                 raise ValueError(f"span {span} does not hold the facts' days {start}..{last}")
             start, last = span_first, span_last
         day = (days64 - start).astype(np.int64)
-        sid, keys = _factorize_series(facts)
+        sid, keys = factorize_series(facts)
         n_series, n_days = len(keys), int((last - start).astype(np.int64)) + 1
         latest = pd.Series(day).groupby(sid).idxmax().to_numpy()
         series = keys.assign(**{c: facts[c].to_numpy(dtype=object)[latest] for c in REGION_COLUMNS})
@@ -253,7 +253,7 @@ def _ewm(values: np.ndarray, halflife: int) -> np.ndarray:
     return out
 
 
-def _factorize_series(facts: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+def factorize_series(facts: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
     """Series id per fact row and the sorted table of series keys."""
     codes, uniques = [], []
     for col in SERIES_KEY:
@@ -412,6 +412,10 @@ def _frame(
     return pd.DataFrame({c: out[c] for c in EXAMPLE_COLUMNS}, copy=False)
 
 
+# (series keys of the panel, pair's series row, pair's origin day) -> horizons per pair
+HorizonLookup = Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+
+
 def sample_horizons(n_pairs: int, horizon_max: int, per_origin: int, seed: int) -> np.ndarray:
     """The horizons drawn for ``n_pairs`` (series, origin) pairs, in pair order, shape
     (n_pairs, per_origin): one from each of ``per_origin`` equal blocks of 1..horizon_max,
@@ -466,6 +470,7 @@ def build_examples(
     seed: int = 0,
     train_window_days: int | None = None,
     holiday_country: str = DEFAULT_HOLIDAY_COUNTRY,
+    horizon_draw: HorizonLookup | None = None,
 ) -> pd.DataFrame:
     """Training/evaluation examples, one row per (series, origin, horizon).
 
@@ -474,6 +479,9 @@ def build_examples(
     first seen at least ``min_history_days`` days before (inclusive of) the origin. ``y`` is
     the actual volume on the target day, NaN when that day is absent or in the future.
     ``holiday_country`` picks the holiday calendar of the calendar features.
+    ``horizon_draw`` (:class:`freightml.features.draw.HorizonDraw`) gives the sampled
+    horizons of each pair instead of ``horizons_per_origin`` and ``seed``: a build over
+    part of the series then samples exactly the rows the whole panel's build samples.
     """
     if not 1 <= horizon_max < YEAR_DAYS - _YOY_HALF_WINDOW:
         raise ValueError(f"horizon_max must be in 1..{YEAR_DAYS - _YOY_HALF_WINDOW - 1}")
@@ -485,7 +493,12 @@ def build_examples(
     ok = history >= max(min_history_days, 1)
     o_pos, pair_s = np.nonzero(ok)
     pair_o = origin_idx[o_pos]
-    row_pair, horizon = _horizons(len(pair_s), horizon_max, horizons_per_origin, seed)
+    if horizon_draw is None:
+        row_pair, horizon = _horizons(len(pair_s), horizon_max, horizons_per_origin, seed)
+    else:
+        start = np.datetime64(panel.start.date(), "D")
+        h = horizon_draw(panel.series, pair_s, start + pair_o)
+        row_pair, horizon = np.repeat(np.arange(len(pair_s)), h.shape[1]), h.ravel()
     return _frame(panel, pair_s, pair_o, row_pair, horizon, holiday_country=holiday_country)
 
 

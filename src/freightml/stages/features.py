@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
-from freightml.compute import training_examples
+from freightml.compute import write_training_examples
 from freightml.config import Settings
-from freightml.features.levels import adjust_levels, adjustments_of
+from freightml.features.levels import adjustments_of
 from freightml.stages.result import StageResult
 from freightml.timing import timed
 
@@ -74,13 +75,19 @@ def build_features(
     from freightml.stages.train import make_estimator  # noqa: PLC0415
 
     with timed("build_features"):
-        raw = pd.read_parquet(facts_path)
-        facts = adjust_levels(raw, adjustments_of(make_estimator(settings)))
-        examples = training_examples(
-            facts,
+        dates = pd.read_parquet(facts_path, columns=["date"])
+        rows = write_training_examples(
+            facts_path,
+            out_path,
             settings.compute,
+            adjustments=adjustments_of(make_estimator(settings)),
             seed=settings.model.params.get("random_state", 0),
-            **planned_feature_kwargs(settings, raw),
+            **planned_feature_kwargs(settings, dates),
         )
-        examples.to_parquet(out_path, index=False)
-    return FeaturesInfo(rows=len(examples), columns=examples.shape[1])
+    return FeaturesInfo(rows=rows, columns=len(pq.read_schema(_one_file(out_path)).names))
+
+
+def _one_file(path: str | Path) -> Path:
+    """``path``, or the first Parquet file of the directory Spark wrote there."""
+    path = Path(path)
+    return next(iter(sorted(path.glob("*.parquet"))), path) if path.is_dir() else path

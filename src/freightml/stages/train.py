@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from freightml.compute import read_examples
 from freightml.config import Settings
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from freightml.models.requirements import model_requirements
@@ -78,7 +79,7 @@ def train_model(
 
     name = settings.model.name
     with timed("train_model"):
-        examples = pd.read_parquet(features_path)
+        examples = read_examples(features_path)
         if selection_dir is not None:
             from freightml.stages.select import load_selection  # noqa: PLC0415
 
