@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -32,7 +35,7 @@ from freightml.features.build import (
     build_examples,
     default_origins,
 )
-from freightml.features.draw import SERIES_DAYS_COLUMNS, HorizonDraw, series_days
+from freightml.features.draw import SERIES_DAYS_COLUMNS, HorizonDraw
 from freightml.features.levels import LevelAdjustment, adjust_levels
 
 log = logging.getLogger("freightml")
@@ -126,12 +129,38 @@ def collect(frame: DataFrame, reference: pd.DataFrame, order: list[str]) -> pd.D
     return result.astype(reference.dtypes.to_dict())[list(reference.columns)]
 
 
-def _series_days(frame: DataFrame, compute: ComputeSettings) -> pd.DataFrame:
-    reference = pd.DataFrame({c: pd.Series(dtype=object) for c in SERIES_KEY}).assign(
-        **{c: pd.Series(dtype="datetime64[ns]") for c in SERIES_DAYS_COLUMNS[len(SERIES_KEY) :]}
+def _series_days(frame: DataFrame) -> pd.DataFrame:
+    """:func:`freightml.features.draw.series_days` in Spark SQL (no Python worker): a
+    volume is observed when it is neither null, NaN nor negative as a float32."""
+    volume = F.col("volume_tonnes")
+    observed = volume.isNotNull() & ~F.isnan(volume) & ~(volume.cast("float") < 0)
+    day = F.date_trunc("day", F.col("date"))
+    days = frame.groupBy(*SERIES_KEY).agg(
+        F.min(F.when(observed, day)).alias("first_observed"),
+        F.min(day).alias("first_date"),
+        F.max(day).alias("last_date"),
     )
-    days = map_shards(frame.select(*FEATURE_INPUT_COLUMNS), compute, series_days, reference)
-    return cast(pd.DataFrame, days.toPandas())
+    out = cast(pd.DataFrame, days.toPandas())
+    for column in SERIES_DAYS_COLUMNS[len(SERIES_KEY) :]:
+        out[column] = pd.to_datetime(out[column]).astype("datetime64[ns]")
+    return out[SERIES_DAYS_COLUMNS]
+
+
+def _writer(out_path: str | Path) -> Callable[[int, pd.DataFrame], None]:
+    """Writes a shard's rows as one Parquet file under ``out_path`` (a local directory or
+    an object store URI pyarrow opens: s3://...), from the Python worker itself."""
+    uri = str(out_path)
+    if "://" not in uri:
+        uri = str(Path(uri).resolve())
+    filesystem, root = pafs.FileSystem.from_uri(uri)
+    filesystem.delete_dir_contents(root, missing_dir_ok=True)  # a rerun overwrites
+    filesystem.create_dir(root, recursive=True)
+
+    def write(shard: int, rows: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        pq.write_table(table, f"{root}/part-{shard:05d}.parquet", filesystem=filesystem)
+
+    return write
 
 
 def examples_on_spark(
@@ -157,7 +186,7 @@ def examples_on_spark(
     spark = session(compute)
     columns = list(dict.fromkeys([*FEATURE_INPUT_COLUMNS, *(a.column for a in adjustments)]))
     frame = read_facts(spark, facts_root, columns)
-    days = _series_days(frame, compute)
+    days = _series_days(frame)
     if days.empty:
         raise ValueError(f"no facts under {facts_root}: cannot build features")
     span = (days["first_date"].min().normalize(), days["last_date"].max().normalize())
@@ -196,9 +225,18 @@ def examples_on_spark(
             )
         return build_examples(panel, origins=origins, horizon_draw=shared.value, **options)
 
-    out = map_shards(frame, compute, work, reference)
-    out.write.mode("overwrite").parquet(str(out_path))
-    rows = spark.read.parquet(str(out_path)).count()
+    write = _writer(out_path)
+    tally = pd.DataFrame({"shard": pd.Series(dtype="int64"), "rows": pd.Series(dtype="int64")})
+
+    def build_and_write(shard: pd.DataFrame) -> pd.DataFrame:
+        number = int(shard[SHARD].iloc[0])
+        rows = work(shard.drop(columns=[SHARD])).astype(reference.dtypes.to_dict())
+        write(number, rows[list(reference.columns)])
+        return pd.DataFrame({"shard": [number], "rows": [len(rows)]})
+
+    sharded = frame.withColumn(SHARD, shard_column(compute))
+    written = sharded.groupBy(SHARD).applyInPandas(build_and_write, _schema(tally))
+    rows = int(cast(pd.DataFrame, written.toPandas())["rows"].sum())
     log.info(
         "%d examples from %d shards on Spark (%s) in %s",
         rows,
