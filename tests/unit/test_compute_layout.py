@@ -9,8 +9,9 @@ from urllib.parse import quote
 import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
 
-from freightml.compute.layout import export_facts, facts_dataset, months, read_facts
+from freightml.compute.layout import export_facts, facts_dataset, months, read_facts, spark_file
 from freightml.data.synthetic import generate
 from freightml.features.build import FEATURE_INPUT_COLUMNS, SERIES_KEY
 
@@ -22,7 +23,8 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     a = a[cols].astype({c: str for c in cols if c not in ("date", "volume_tonnes")})
     b = b[cols].astype({c: str for c in cols if c not in ("date", "volume_tonnes")})
     a, b = (x.sort_values(ORDER).reset_index(drop=True) for x in (a, b))
-    a["date"] = pd.to_datetime(a["date"]).astype("datetime64[ns]")
+    for x in (a, b):
+        x["date"] = pd.to_datetime(x["date"]).astype("datetime64[ns]")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
@@ -72,3 +74,17 @@ def test_an_export_rewrites_its_latest_month_on_and_keeps_the_rest(tmp_path: Pat
     kept = [p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns == t]
     assert kept and all(cut.strftime("%Y-%m") not in str(p) for p in kept)
     assert export_facts(facts.iloc[:0], root) is None
+
+
+def test_a_spark_file_has_microsecond_timestamps_and_plain_text(tmp_path: Path) -> None:
+    facts = generate("small", seed=2)
+    facts["origin_region"] = facts["origin_region"].astype("category")
+    facts.to_parquet(tmp_path / "facts.parquet", index=False)
+    for source in (tmp_path / "facts.parquet", facts):
+        out = spark_file(source, tmp_path / "spark.parquet")
+        schema = pq.read_schema(out)
+        assert str(schema.field("date").type) == "timestamp[us]"
+        assert str(schema.field("origin_region").type) == "string"
+        _same(facts, pd.read_parquet(out))
+    with pytest.raises(ValueError, match="no facts"):
+        spark_file(facts.iloc[:0], tmp_path / "empty.parquet")

@@ -8,8 +8,8 @@ a series read only that series' own history and the origins come from the whole 
 The horizons sampled per (series, origin) pair come from one random stream over all pairs
 in order: the driver draws it from one row per series
 (:class:`freightml.features.draw.HorizonDraw`) and every shard samples its own rows with it.
-On Spark the facts are read as a dataset partitioned by month (:mod:`.layout`) and the
-examples are written by the executors (:func:`write_training_examples`).
+On Spark the executors read the facts from Parquet (:mod:`.layout`) and write the examples
+(:func:`write_training_examples`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from freightml.compute.layout import facts_dataset
+from freightml.compute.layout import spark_file
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import (
     LOOKBACK_DAYS,
@@ -72,7 +72,7 @@ def training_examples(facts: pd.DataFrame, compute: ComputeSettings, **kwargs: A
     if compute.engine == "pandas":
         return build_examples(facts, **kwargs)
     with tempfile.TemporaryDirectory(prefix="freightml-examples-") as tmp:
-        root = facts_dataset(facts, Path(tmp) / "facts")
+        root = spark_file(facts, Path(tmp) / "facts.parquet")
         _spark().examples_on_spark(root, Path(tmp) / "examples", compute, **kwargs)
         return read_examples(Path(tmp) / "examples")
 
@@ -88,7 +88,7 @@ def write_training_examples(
     """The training examples of the facts at ``facts_path`` (restated by
     ``adjustments``) written to ``out_path``: one Parquet file on pandas, a directory of
     Parquet files written by the executors on Spark (nothing is collected to the driver;
-    the facts reach Spark as a dataset partitioned by month, :mod:`.layout`).
+    the facts reach Spark as a file it reads, :func:`.layout.spark_file`).
     :func:`read_examples` reads either. Returns the number of rows."""
     if compute.engine == "pandas":
         facts = adjust_levels(pd.read_parquet(facts_path), adjustments)
@@ -97,7 +97,7 @@ def write_training_examples(
         return len(examples)
     spark = _spark()
     with tempfile.TemporaryDirectory(prefix="freightml-facts-") as tmp:
-        root = facts_dataset(facts_path, Path(tmp) / "facts")
+        root = spark_file(facts_path, Path(tmp) / "facts.parquet")
         return int(
             spark.examples_on_spark(root, out_path, compute, adjustments=adjustments, **kwargs)
         )
@@ -177,7 +177,7 @@ def batch_forecasts(
         return window_forecasts(window, model)
 
     with tempfile.TemporaryDirectory(prefix="freightml-window-") as tmp:
-        root = facts_dataset(facts, Path(tmp) / "facts")
+        root = spark_file(facts, Path(tmp) / "facts.parquet")
         session = spark.session(compute)
         frame = spark.read_facts(session, root, list(facts.columns))
         out = spark.collect(

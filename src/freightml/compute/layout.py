@@ -1,4 +1,5 @@
-"""The facts as Spark reads them: a Parquet dataset partitioned by month and origin region.
+"""The facts as Spark reads them: one Parquet file for a step that reads every day
+(:func:`spark_file`), or a dataset partitioned by month and origin region.
 
 A pipeline's facts are one Parquet file with nanosecond timestamps (pandas' default), which
 Spark 4 does not read. :func:`facts_dataset` streams such a file (or a DataFrame, or
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 PARTITION_COLUMNS = ["month", "origin_region"]
 PARTITIONING = ds.partitioning(
@@ -38,11 +40,7 @@ def _laid_out(batch: pa.RecordBatch) -> pa.RecordBatch:
     table = table.set_column(table.schema.get_field_index("date"), "date", date)
     region = pc.cast(table["origin_region"], pa.string())
     table = table.set_column(table.schema.get_field_index("origin_region"), "origin_region", region)
-    table = table.append_column("month", pc.strftime(date, format="%Y-%m"))
-    for i, field in enumerate(table.schema):
-        if pa.types.is_dictionary(field.type):
-            plain = pc.cast(table[field.name], field.type.value_type)
-            table = table.set_column(i, field.name, plain)
+    table = _plain(table.append_column("month", pc.strftime(date, format="%Y-%m")))
     return table.combine_chunks().to_batches()[0]
 
 
@@ -88,6 +86,41 @@ def facts_dataset(
         basename_template="part-{i}.parquet",
     )
     return root
+
+
+def spark_file(source: str | Path | pd.DataFrame, path: str | Path) -> Path:
+    """``source`` (a Parquet file, or a DataFrame) as one Parquet file Spark reads:
+    timestamps in microseconds (Spark 4 refuses nanoseconds), categories as plain text.
+    Streams a file batch by batch. For a step that reads every day of the facts; a step
+    that reads some months reads a :func:`facts_dataset` instead."""
+    path = Path(path)
+    if isinstance(source, pd.DataFrame):
+        batches = iter(pa.Table.from_pandas(source, preserve_index=False).to_batches(1 << 20))
+    else:
+        batches = pq.ParquetFile(str(source)).iter_batches(batch_size=1 << 20)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in batches:
+            table = _plain(pa.Table.from_batches([batch]))
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), table.schema, coerce_timestamps="us")
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        what = "the frame" if isinstance(source, pd.DataFrame) else source
+        raise ValueError(f"no facts in {what}")
+    return path
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary (pandas category) columns as their values."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            plain = pc.cast(table[field.name], field.type.value_type)
+            table = table.set_column(i, field.name, plain)
+    return table
 
 
 def months(root: str | Path) -> list[str]:

@@ -97,7 +97,7 @@ def shard_column(compute: ComputeSettings) -> Column:
 
 
 def read_facts(spark: SparkSession, root: str | Path, columns: Sequence[str]) -> DataFrame:
-    """The facts dataset at ``root`` (:func:`freightml.compute.layout.facts_dataset`) with
+    """The facts at ``root`` (a file or dataset of :mod:`freightml.compute.layout`) with
     ``columns``, the date as a timestamp without time zone (pandas' datetime64)."""
     frame = spark.read.parquet(str(root))
     return frame.select(*columns).withColumn("date", F.col("date").cast("timestamp_ntz"))
@@ -178,7 +178,7 @@ def examples_on_spark(
     adjustments: Sequence[LevelAdjustment] = (),
     **kwargs: Any,
 ) -> int:
-    """``build_examples`` of the facts dataset at ``facts_root`` (:mod:`.layout`),
+    """``build_examples`` of the facts at ``facts_root`` (a file or dataset, :mod:`.layout`),
     computed per shard on Spark and written by the executors as Parquet under
     ``out_path``: the rows of the pandas build (``adjust_levels`` applied first), in no
     particular order (:func:`freightml.compute.read_examples` puts them in the build's
