@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class ComputeSettings(BaseModel):
-    """Compute engine of the feature build (more steps follow it onto Spark)."""
+    """Compute engine of the heavy steps and, on Spark, where it runs."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,4 +34,36 @@ class ComputeSettings(BaseModel):
     )
     spark_driver_memory: str = Field(
         "4g", pattern=r"^[0-9]+[kmgt]$", description="spark.driver.memory of a local session"
+    )
+    submit: Literal["local", "operator"] = Field(
+        "local",
+        description="where a Spark step runs: local: a session in the step's own process "
+        "(spark_master); operator: a SparkApplication of the Kubeflow Spark Operator per "
+        "step, in the cluster (the KFP component submits it and waits)",
+    )
+    spark_namespace: str | None = Field(
+        None,
+        description="namespace of the SparkApplications (default: the submitting pod's own)",
+    )
+    spark_service_account: str = Field(
+        "freightml-spark",
+        min_length=1,
+        description="service account of the Spark driver (it creates the executor pods)",
+    )
+    executors: int = Field(2, ge=1, le=1000, description="executor pods per SparkApplication")
+    executor_cores: int = Field(1, ge=1, le=64, description="cores per executor pod")
+    executor_memory: str = Field(
+        "4g", pattern=r"^[0-9]+[kmgt]$", description="spark.executor.memory per executor"
+    )
+    driver_memory: str = Field(
+        "4g", pattern=r"^[0-9]+[kmgt]$", description="spark.driver.memory of a SparkApplication"
+    )
+    object_store_secret: str = Field(
+        "mlpipeline-minio-artifact",
+        min_length=1,
+        description="Secret with the object store's accesskey and secretkey (KFP's own by "
+        "default): the Spark pods read and write the pipeline's artifacts with it",
+    )
+    timeout_seconds: int = Field(
+        21600, ge=60, description="how long the component waits for a SparkApplication"
     )

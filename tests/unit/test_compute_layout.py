@@ -11,7 +11,14 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from freightml.compute.layout import export_facts, facts_dataset, months, read_facts, spark_file
+from freightml.compute.layout import (
+    export_facts,
+    facts_dataset,
+    months,
+    read_facts,
+    read_shard,
+    shard_dataset,
+)
 from freightml.data.synthetic import generate
 from freightml.features.build import FEATURE_INPUT_COLUMNS, SERIES_KEY
 
@@ -76,15 +83,22 @@ def test_an_export_rewrites_its_latest_month_on_and_keeps_the_rest(tmp_path: Pat
     assert export_facts(facts.iloc[:0], root) is None
 
 
-def test_a_spark_file_has_microsecond_timestamps_and_plain_text(tmp_path: Path) -> None:
+def test_the_shards_hold_every_fact_once_and_each_series_in_one(tmp_path: Path) -> None:
     facts = generate("small", seed=2)
-    facts["origin_region"] = facts["origin_region"].astype("category")
     facts.to_parquet(tmp_path / "facts.parquet", index=False)
-    for source in (tmp_path / "facts.parquet", facts):
-        out = spark_file(source, tmp_path / "spark.parquet")
-        schema = pq.read_schema(out)
-        assert str(schema.field("date").type) == "timestamp[us]"
-        assert str(schema.field("origin_region").type) == "string"
-        _same(facts, pd.read_parquet(out))
+    assert shard_dataset(tmp_path / "facts.parquet", tmp_path / "shards", 5) == len(facts)
+    parts = [read_shard(tmp_path / "shards", k) for k in range(5)]
+    assert sum(len(p) for p in parts) == len(facts) and all(len(p) for p in parts)
+    owner = {}
+    for k, part in enumerate(parts):
+        for key in part[SERIES_KEY].astype(str).itertuples(index=False):
+            assert owner.setdefault(tuple(key), k) == k
+    _same(facts, pd.concat(parts))
+    # the same series land in the same shard on every run, from a frame as from a file
+    shard_dataset(facts, tmp_path / "again", 5)
+    for k in range(5):
+        again = read_shard(tmp_path / "again", k)
+        assert set(again["origin_station"]) == set(parts[k]["origin_station"])
+    assert read_shard(tmp_path / "shards", 99).empty
     with pytest.raises(ValueError, match="no facts"):
-        spark_file(facts.iloc[:0], tmp_path / "empty.parquet")
+        shard_dataset(facts.iloc[:0], tmp_path / "empty", 5)

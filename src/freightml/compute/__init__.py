@@ -8,7 +8,7 @@ a series read only that series' own history and the origins come from the whole 
 The horizons sampled per (series, origin) pair come from one random stream over all pairs
 in order: the driver draws it from one row per series
 (:class:`freightml.features.draw.HorizonDraw`) and every shard samples its own rows with it.
-On Spark the executors read the facts from Parquet (:mod:`.layout`) and write the examples
+On Spark each task reads its shard of the facts (:mod:`.layout`) and writes its examples
 (:func:`write_training_examples`).
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from freightml.compute.layout import spark_file
+from freightml.compute.layout import shard_dataset
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import (
     LOOKBACK_DAYS,
@@ -72,8 +72,8 @@ def training_examples(facts: pd.DataFrame, compute: ComputeSettings, **kwargs: A
     if compute.engine == "pandas":
         return build_examples(facts, **kwargs)
     with tempfile.TemporaryDirectory(prefix="freightml-examples-") as tmp:
-        root = spark_file(facts, Path(tmp) / "facts.parquet")
-        _spark().examples_on_spark(root, Path(tmp) / "examples", compute, **kwargs)
+        shard_dataset(facts, Path(tmp) / "facts", compute.shards)
+        _spark().examples_on_spark(Path(tmp) / "facts", Path(tmp) / "examples", compute, **kwargs)
         return read_examples(Path(tmp) / "examples")
 
 
@@ -83,12 +83,14 @@ def write_training_examples(
     compute: ComputeSettings,
     *,
     adjustments: Sequence[LevelAdjustment] = (),
+    staging_dir: str | None = None,
     **kwargs: Any,
 ) -> int:
     """The training examples of the facts at ``facts_path`` (restated by
     ``adjustments``) written to ``out_path``: one Parquet file on pandas, a directory of
-    Parquet files written by the executors on Spark (nothing is collected to the driver;
-    the facts reach Spark as a file it reads, :func:`.layout.spark_file`).
+    Parquet files written by the Spark tasks (nothing is collected to the driver; the
+    facts are split into shards under ``staging_dir``, a temporary directory unless given:
+    on a cluster an object store URI every executor reads, :func:`.layout.shard_dataset`).
     :func:`read_examples` reads either. Returns the number of rows."""
     if compute.engine == "pandas":
         facts = adjust_levels(pd.read_parquet(facts_path), adjustments)
@@ -97,9 +99,10 @@ def write_training_examples(
         return len(examples)
     spark = _spark()
     with tempfile.TemporaryDirectory(prefix="freightml-facts-") as tmp:
-        root = spark_file(facts_path, Path(tmp) / "facts.parquet")
+        staging = staging_dir or Path(tmp) / "facts"
+        shard_dataset(facts_path, staging, compute.shards)
         return int(
-            spark.examples_on_spark(root, out_path, compute, adjustments=adjustments, **kwargs)
+            spark.examples_on_spark(staging, out_path, compute, adjustments=adjustments, **kwargs)
         )
 
 
@@ -164,24 +167,16 @@ def batch_forecasts(
     spark = _spark()
     calendar = window_calendar(facts, rules=rules)
     facts = recent_facts(facts, LOOKBACK_DAYS, origin=calendar.cut)
-    # the output's schema, from the forecasts of the series with the most recent facts
-    busiest = facts.groupby(SERIES_KEY, observed=True).size().idxmax()
-    one = facts.loc[(facts[SERIES_KEY] == pd.Series(busiest, index=SERIES_KEY)).all(axis=1)]
-    reference = window_forecasts(build_window(one, calendar), model).iloc[:0]
 
-    def work(shard: pd.DataFrame) -> pd.DataFrame:
+    def work(shard: pd.DataFrame) -> pd.DataFrame | None:
         try:
             window = build_window(shard, calendar)
         except HistoryUnavailable:  # every series of the shard too young to forecast
-            return reference
+            return None
         return window_forecasts(window, model)
 
     with tempfile.TemporaryDirectory(prefix="freightml-window-") as tmp:
-        root = spark_file(facts, Path(tmp) / "facts.parquet")
-        session = spark.session(compute)
-        frame = spark.read_facts(session, root, list(facts.columns))
-        out = spark.collect(
-            spark.map_shards(frame, compute, work, reference), reference, [*SERIES_KEY, "horizon"]
-        )
+        shard_dataset(facts, Path(tmp) / "facts", compute.shards)
+        out = spark.forecasts_on_spark(Path(tmp) / "facts", compute, work)
     n_series = len(out) // max(int(out["horizon"].max()), 1) if len(out) else 0
     return BatchForecasts(out, calendar.last.date().isoformat(), n_series)

@@ -1,14 +1,16 @@
-"""The facts as Spark reads them: one Parquet file for a step that reads every day
-(:func:`spark_file`), or a dataset partitioned by month and origin region.
+"""The facts laid out for work past one machine.
 
-A pipeline's facts are one Parquet file with nanosecond timestamps (pandas' default), which
-Spark 4 does not read. :func:`facts_dataset` streams such a file (or a DataFrame, or
-another dataset) record batch by record batch into a Hive-partitioned dataset
-(``month=YYYY-MM/origin_region=R/``) with the date as a Parquet DATE, so Spark reads only the
-months a step asks for (a filter on ``date`` or ``month`` prunes whole directories, and the
-row groups carry min/max statistics for the rest). Writing a month again replaces that
-month's partitions and keeps the others: :func:`export_facts` adds the latest months of
-a store's facts to an existing dataset without rewriting the rest.
+:func:`shard_dataset` splits a step's facts into ``shard=K/`` partitions (a hash of the
+series key), so each Spark task reads its own shard with pyarrow, from a local directory or
+an object store, and no facts pass through the JVM or a shuffle.
+
+:func:`facts_dataset` keeps a store's facts for the long run: it streams a Parquet file
+(or a DataFrame) batch by batch into a Hive-partitioned dataset
+(``month=YYYY-MM/origin_region=R/``) with the date as a Parquet DATE, so a reader takes only
+the months it asks for (:func:`read_facts` with ``first_date``: whole directories are
+skipped, the row groups' min/max statistics do the rest). Writing a month again replaces
+that month's partitions and keeps the others: :func:`export_facts` adds the latest months
+of a store's facts to an existing dataset without rewriting the rest.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+from freightml.features.build import SERIES_KEY
 
 PARTITION_COLUMNS = ["month", "origin_region"]
 PARTITIONING = ds.partitioning(
@@ -88,30 +94,84 @@ def facts_dataset(
     return root
 
 
-def spark_file(source: str | Path | pd.DataFrame, path: str | Path) -> Path:
-    """``source`` (a Parquet file, or a DataFrame) as one Parquet file Spark reads:
-    timestamps in microseconds (Spark 4 refuses nanoseconds), categories as plain text.
-    Streams a file batch by batch. For a step that reads every day of the facts; a step
-    that reads some months reads a :func:`facts_dataset` instead."""
-    path = Path(path)
+SHARD_COLUMN = "shard"
+
+
+def shard_of(keys: pd.DataFrame, shards: int) -> np.ndarray:
+    """The shard of every row of ``keys`` (the series key columns): a stable 64-bit hash
+    of the key's text (pandas' ``hash_pandas_object``, the same on every machine and run)
+    modulo ``shards``, so every fact of a series lands in one shard."""
+    text = keys[SERIES_KEY].astype(str)
+    hashed = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return (hashed % np.uint64(shards)).astype(np.int32)
+
+
+def filesystem_of(uri: str | Path) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's file system and path of a local path or an object store URI (s3://...;
+    the endpoint and keys from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."""
+    text = str(uri)
+    if "://" not in text:
+        text = str(Path(text).resolve())
+    return pafs.FileSystem.from_uri(text)
+
+
+def shard_dataset(source: str | Path | pd.DataFrame, root: str | Path, shards: int) -> int:
+    """Write the facts of ``source`` (a Parquet file or a DataFrame) under ``root``
+    (a directory or an object store URI) as ``shard=K/`` partitions (:func:`shard_of`),
+    streamed batch by batch: a Spark task then reads its shard's facts itself
+    (:func:`read_shard`), with no shuffle. Returns the number of facts."""
+    filesystem, path = filesystem_of(root)
+    filesystem.delete_dir_contents(path, missing_dir_ok=True)
     if isinstance(source, pd.DataFrame):
         batches = iter(pa.Table.from_pandas(source, preserve_index=False).to_batches(1 << 20))
     else:
-        batches = pq.ParquetFile(str(source)).iter_batches(batch_size=1 << 20)
-    writer: pq.ParquetWriter | None = None
-    try:
+        source_fs, source_path = filesystem_of(source)
+        parquet = pq.ParquetFile(source_path, filesystem=source_fs)
+        batches = parquet.iter_batches(batch_size=1 << 20)
+    rows = 0
+
+    def sharded() -> Iterator[pa.RecordBatch]:
+        nonlocal rows
         for batch in batches:
             table = _plain(pa.Table.from_batches([batch]))
-            if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema, coerce_timestamps="us")
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    if writer is None:
-        what = "the frame" if isinstance(source, pd.DataFrame) else source
-        raise ValueError(f"no facts in {what}")
-    return path
+            keys = table.select(SERIES_KEY).to_pandas()
+            shard = pa.array(shard_of(keys, shards), pa.int32())
+            rows += table.num_rows
+            yield from table.append_column(SHARD_COLUMN, shard).to_batches()
+
+    first = next(sharded_batches := sharded(), None)
+    if first is None:
+        raise ValueError(
+            f"no facts in {'the frame' if isinstance(source, pd.DataFrame) else source}"
+        )
+
+    def everything() -> Iterator[pa.RecordBatch]:
+        yield first
+        yield from sharded_batches
+
+    ds.write_dataset(
+        everything(),
+        path,
+        schema=first.schema,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([(SHARD_COLUMN, pa.int32())]), flavor="hive"),
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="overwrite_or_ignore",
+    )
+    return rows
+
+
+def read_shard(root: str | Path, shard: int) -> pd.DataFrame:
+    """The facts of one shard of :func:`shard_dataset`'s output (empty when the shard
+    has none), dates as ``datetime64[ns]``."""
+    filesystem, path = filesystem_of(root)
+    directory = f"{path}/{SHARD_COLUMN}={shard}"
+    if filesystem.get_file_info(directory).type == pafs.FileType.NotFound:
+        return pd.DataFrame()
+    frame = ds.dataset(directory, filesystem=filesystem, format="parquet").to_table().to_pandas()
+    frame["date"] = pd.to_datetime(frame["date"]).astype("datetime64[ns]")
+    return frame
 
 
 def _plain(table: pa.Table) -> pa.Table:
