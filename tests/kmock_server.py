@@ -17,6 +17,7 @@ import kmock
 from kubernetes import client as k8s_client
 
 ISVC_RESOURCE = "serving.kserve.io/v1beta1/inferenceservices"
+SPARK_RESOURCE = "sparkoperator.k8s.io/v1beta2/sparkapplications"
 
 
 class KMockCluster:
@@ -50,6 +51,12 @@ class KMockCluster:
             emulator.resources[ISVC_RESOURCE] = kmock.ResourceInfo(
                 kind="InferenceService",
                 singular="inferenceservice",
+                namespaced=True,
+                verbs={"create", "get", "list", "watch", "patch", "delete"},
+            )
+            emulator.resources[SPARK_RESOURCE] = kmock.ResourceInfo(
+                kind="SparkApplication",
+                singular="sparkapplication",
                 namespaced=True,
                 verbs={"create", "get", "list", "watch", "patch", "delete"},
             )

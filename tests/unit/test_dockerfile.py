@@ -20,6 +20,7 @@ BUILD_TOOLS = re.compile(
 )
 PINNED_PYTHON = re.compile(r"^python:(\d+)\.(\d+)\.(\d+)-slim(-[a-z]+)?$")
 PINNED_UV = re.compile(r"^ghcr\.io/astral-sh/uv:(\d+)\.(\d+)\.(\d+)$")
+PINNED_JRE = re.compile(r"^eclipse-temurin:17\.(\d+)\.(\d+)_(\d+)-jre(-[a-z]+)?$")
 
 
 def _parser() -> DockerfileParser:
@@ -63,8 +64,9 @@ def test_every_base_is_pinned_to_a_version_not_latest(stages):
         image, _ = _from(stage)
         assert "latest" not in image, f"{image}: a floating tag"
         assert ":" in image, f"{image}: no tag"
-        assert PINNED_PYTHON.match(image) or PINNED_UV.match(image), (
-            f"{image}: neither python:X.Y.Z-slim[-distro] nor ghcr.io/astral-sh/uv:X.Y.Z"
+        assert PINNED_PYTHON.match(image) or PINNED_UV.match(image) or PINNED_JRE.match(image), (
+            f"{image}: not python:X.Y.Z-slim[-distro], ghcr.io/astral-sh/uv:X.Y.Z or "
+            "eclipse-temurin:17.Y.Z_B-jre[-distro]"
         )
 
 
@@ -173,3 +175,19 @@ def test_image_settings_default_names_the_same_tag():
     assert image == f"{REPOSITORY}:$(VERSION)-$(GIT_SHA)"
     assert IMAGE.startswith(REPOSITORY + ":")
     assert PipelineSettings().base_image == DeploySettings().image == IMAGE
+
+
+def test_spark_runs_in_the_image(stages):
+    """compute.engine spark: pyspark is synced, Java 17 reaches the runtime through the
+    builder, and the entrypoint serves Spark's driver and executor pods."""
+    builder = next(s for s in stages if _from(s)[1] == "builder")
+    for sync in re.findall(r"uv sync[^\n&|]*", _run_lines(builder)):
+        assert "--extra spark" in sync, sync
+    runtime = stages[-1]
+    copies = [i["value"] for i in runtime if i["instruction"] == "COPY"]
+    assert "--from=builder /opt/java/openjdk /opt/java/openjdk" in copies
+    env = " ".join(i["value"] for i in runtime if i["instruction"] == "ENV")
+    assert "JAVA_HOME=/opt/java/openjdk" in env and "/opt/java/openjdk/bin" in env
+    entrypoint = [i["value"] for i in runtime if i["instruction"] == "ENTRYPOINT"]
+    assert entrypoint == ['["/app/components/spark-entrypoint.sh"]']
+    assert (REPO / "components" / "spark-entrypoint.sh").stat().st_mode & 0o111

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "InferenceService"}
-WORKLOADS = LONG_RUNNING | {"Pod", "Job", "CronJob"}
+WORKLOADS = LONG_RUNNING | {"Pod", "Job", "CronJob", "SparkApplication"}
 # Environment variable names that hold credentials: their value must come from a Secret.
 _CREDENTIAL_NAME = re.compile(
     r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I
@@ -68,6 +68,10 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[PodSpec]:
         template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
         labels = (template.get("metadata") or {}).get("labels") or {}
         yield PodSpec(obj, template.get("spec") or {}, labels, False)
+    elif kind == "SparkApplication":
+        for role in ("driver", "executor"):
+            part = spec.get(role) or {}
+            yield PodSpec(obj, spark_pod(spec, part, role), part.get("labels") or {}, False)
     elif kind == "InferenceService":
         for component in ("predictor", "transformer", "explainer"):
             part = spec.get(component)
@@ -77,6 +81,37 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[PodSpec]:
                     **(part.get("labels") or {}),
                 }
                 yield PodSpec(obj, part, labels, True)
+
+
+def spark_pod(spec: dict[str, Any], part: dict[str, Any], role: str) -> dict[str, Any]:
+    """The pod a SparkApplication's ``driver`` or ``executor`` section makes (as the Spark
+    Operator builds it): its security contexts, volumes, and the container's resources
+    (``cores``/``coreRequest`` and ``memory`` requested, ``coreLimit`` and ``memory`` plus
+    overhead as limits; only ``coreLimit`` has to be set)."""
+    requests = {"cpu": str(part.get("coreRequest") or part.get("cores") or "")}
+    if part.get("memory"):
+        requests["memory"] = part["memory"]
+    limits = {
+        k: v
+        for k, v in {
+            "cpu": part.get("coreLimit"),
+            "memory": part.get("memoryLimit") or part.get("memory"),
+        }.items()
+        if v
+    }
+    container = {
+        "name": f"spark-kubernetes-{role}",
+        "image": part.get("image") or spec.get("image"),
+        "securityContext": part.get("securityContext"),
+        "resources": {"requests": {k: v for k, v in requests.items() if v}, "limits": limits},
+        "env": part.get("env") or [],
+    }
+    return {
+        "securityContext": part.get("podSecurityContext"),
+        "hostNetwork": part.get("hostNetwork"),
+        "volumes": spec.get("volumes") or [],
+        "containers": [container],
+    }
 
 
 def _containers(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -162,6 +162,13 @@ def shard_dataset(source: str | Path | pd.DataFrame, root: str | Path, shards: i
     return rows
 
 
+def count_rows(root: str | Path) -> int:
+    """The rows of the Parquet files under ``root`` (a directory or an object store URI),
+    from their footers."""
+    filesystem, path = filesystem_of(root)
+    return int(ds.dataset(path, filesystem=filesystem, format="parquet").count_rows())
+
+
 def read_shard(root: str | Path, shard: int) -> pd.DataFrame:
     """The facts of one shard of :func:`shard_dataset`'s output (empty when the shard
     has none), dates as ``datetime64[ns]``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from freightml.compute import write_training_examples
+from freightml.compute.layout import count_rows, filesystem_of
 from freightml.config import Settings
+from freightml.features.build import EXAMPLE_COLUMNS
 from freightml.features.levels import adjustments_of
 from freightml.stages.result import StageResult
 from freightml.timing import timed
@@ -67,27 +70,64 @@ def auto_origin_step(span_days: int) -> int:
 
 
 def build_features(
-    settings: Settings, facts_path: str | Path, out_path: str | Path
+    settings: Settings,
+    facts_path: str | Path,
+    out_path: str | Path,
+    *,
+    staging_dir: str | None = None,
 ) -> FeaturesInfo:
     """Cut the training examples from the facts (restated by the configured model's level
     adjustments, freightml.features.levels; the history rule of ``planned_feature_kwargs``)
-    and write them as Parquet."""
+    and write them as Parquet: a file on pandas, a directory of the Spark tasks' files on
+    Spark. The paths may be object store URIs on Spark (a SparkApplication's job)."""
     from freightml.stages.train import make_estimator  # noqa: PLC0415
 
     with timed("build_features"):
-        dates = pd.read_parquet(facts_path, columns=["date"])
+        filesystem, path = filesystem_of(facts_path)
+        dates = pq.read_table(path, columns=["date"], filesystem=filesystem).to_pandas()
         rows = write_training_examples(
             facts_path,
             out_path,
             settings.compute,
             adjustments=adjustments_of(make_estimator(settings)),
+            staging_dir=staging_dir,
             seed=settings.model.params.get("random_state", 0),
             **planned_feature_kwargs(settings, dates),
         )
-    return FeaturesInfo(rows=rows, columns=len(pq.read_schema(_one_file(out_path)).names))
+    return FeaturesInfo(rows=rows, columns=len(EXAMPLE_COLUMNS))
 
 
-def _one_file(path: str | Path) -> Path:
-    """``path``, or the first Parquet file of the directory Spark wrote there."""
-    path = Path(path)
-    return next(iter(sorted(path.glob("*.parquet"))), path) if path.is_dir() else path
+def build_features_on_operator(
+    settings: Settings,
+    facts_uri: str,
+    out_uri: str,
+    *,
+    api: Any = None,
+    poll_seconds: float = 5.0,
+) -> FeaturesInfo:
+    """The build of :func:`build_features` as a SparkApplication of the Kubeflow Spark
+    Operator (``compute.submit: operator``): submitted with ``api`` (a kubernetes
+    ``CustomObjectsApi``; the pod's own service account by default), waited for, its
+    examples written by the Spark tasks under ``out_uri``. The object store's endpoint is
+    this pod's ``AWS_ENDPOINT_URL``, if set."""
+    from freightml.compute.application import submit_features  # noqa: PLC0415
+    from freightml.image import IMAGE  # noqa: PLC0415
+
+    if api is None:
+        from kubernetes import client, config  # noqa: PLC0415
+
+        config.load_incluster_config()
+        api = client.CustomObjectsApi()
+    with timed("build_features"):
+        submit_features(
+            settings.model_dump_json(),
+            facts_uri,
+            out_uri,
+            settings.compute,
+            api=api,
+            image=IMAGE,
+            object_store_endpoint=os.environ.get("AWS_ENDPOINT_URL"),
+            poll_seconds=poll_seconds,
+        )
+        rows = count_rows(out_uri)
+    return FeaturesInfo(rows=rows, columns=len(EXAMPLE_COLUMNS))

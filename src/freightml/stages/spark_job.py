@@ -1,0 +1,42 @@
+"""The job of FreightML's SparkApplications (``compute.submit: operator``).
+
+The Kubeflow Spark Operator starts it in the driver pod with spark-submit, in FreightML's own
+image (:mod:`freightml.compute.application` writes the application; its main file is
+``spark_main/launch.py``, which calls :func:`main`):
+
+    launch.py features --settings JSON --facts URI --out URI --staging URI
+
+``features`` runs :func:`freightml.stages.features.build_features` with the settings'
+``compute`` (engine spark) in the session spark-submit set up: the driver splits the facts
+into shards under ``--staging``, the executors build and write the examples under ``--out``.
+Prints the step's result as one JSON line; exits 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from freightml.config import settings_from_json
+from freightml.stages.features import build_features
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["features"])
+    parser.add_argument("--settings", required=True, help="FreightML settings as JSON")
+    parser.add_argument("--facts", required=True, help="the facts (Parquet), path or URI")
+    parser.add_argument("--out", required=True, help="where the examples go, path or URI")
+    parser.add_argument("--staging", required=True, help="where the shards of the facts go")
+    args = parser.parse_args(argv)
+    settings = settings_from_json(args.settings)
+    if settings.compute.engine != "spark":
+        parser.error("the settings' compute.engine must be spark in a SparkApplication")
+    info = build_features(settings, args.facts, args.out, staging_dir=args.staging)
+    print(json.dumps(info.to_metadata()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

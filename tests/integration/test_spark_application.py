@@ -1,0 +1,232 @@
+"""compute.submit operator: the feature build as a SparkApplication of the Kubeflow Spark
+Operator. The application is checked against the vendored CRD (unknown fields refused) and
+FreightML's pod policy (restricted Pod Security); it is submitted to kmock's API server and
+waited for; a stand-in for the operator runs what the operator runs, spark-submit with the
+application's main file, arguments and Spark settings (master local[2]), and writes the
+application's state as the operator does."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from kubernetes import client as k8s
+
+from freightml.cluster.policy import check_objects
+from freightml.cluster.schemas import ManifestError, validate_object
+from freightml.compute import read_examples, training_examples
+from freightml.compute.application import (
+    GROUP,
+    MAIN_FILE,
+    PLURAL,
+    VERSION,
+    SparkApplicationFailed,
+    run_application,
+    spark_application,
+)
+from freightml.compute_settings import ComputeSettings
+from freightml.config import Settings
+from freightml.data.synthetic import generate
+from freightml.stages.features import build_features_on_operator, planned_feature_kwargs
+from kmock_server import SPARK_RESOURCE, KMockCluster
+
+pytestmark = [pytest.mark.integration]
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "kubeflow"
+OPERATOR = ComputeSettings(
+    engine="spark", submit="operator", spark_namespace=NAMESPACE, shards=4, executors=3
+)
+
+
+def _api(cluster: KMockCluster) -> k8s.CustomObjectsApi:
+    configuration = k8s.Configuration()
+    configuration.host = cluster.url
+    return k8s.CustomObjectsApi(k8s.ApiClient(configuration))
+
+
+def _application(**kw: Any) -> dict[str, Any]:
+    return spark_application(
+        "features",
+        ["--settings", "{}", "--facts", "s3://b/facts", "--out", "s3://b/out"],
+        OPERATOR,
+        image="ghcr.io/freightml/freightml:0.1.0-abc",
+        namespace=NAMESPACE,
+        name="freightml-features-test",
+        **kw,
+    )
+
+
+def test_the_application_matches_the_crd_and_the_restricted_profile() -> None:
+    app = _application(object_store_endpoint="http://minio.kubeflow:9000")
+    validate_object(app)
+    findings = [f for f in check_objects([app]) if f.rule != "network-policy"]
+    assert findings == [], findings
+    spec = app["spec"]
+    assert spec["mainApplicationFile"] == MAIN_FILE
+    assert Path(REPO, MAIN_FILE.removeprefix("local:///app/")).is_file()
+    assert spec["executor"]["instances"] == 3 and spec["arguments"][0] == "features"
+    env = {e["name"]: e for e in spec["driver"]["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == (
+        "mlpipeline-minio-artifact"
+    )
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.kubeflow:9000"
+
+
+def test_a_broken_application_is_refused_by_the_checks() -> None:
+    misspelt = _application()
+    misspelt["spec"]["executor"]["instance"] = 3
+    with pytest.raises(ManifestError, match="instance"):
+        validate_object(misspelt)
+    privileged = _application()
+    del privileged["spec"]["executor"]["securityContext"]
+    rules = {f.rule for f in check_objects([privileged])}
+    assert {"pod-security-privilege-escalation", "pod-security-capabilities"} <= rules
+
+
+def _set_state(api: k8s.CustomObjectsApi, name: str, state: str, message: str = "") -> None:
+    body = {"status": {"applicationState": {"state": state, "errorMessage": message}}}
+    api.patch_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, name, body)
+
+
+def test_the_wait_follows_the_operator_to_completed_or_failed() -> None:
+    with KMockCluster() as cluster:
+        api = _api(cluster)
+        app = _application()
+        name = app["metadata"]["name"]
+        timers = [
+            threading.Timer(0.2, _set_state, (api, name, "SUBMITTED")),
+            threading.Timer(0.5, _set_state, (api, name, "RUNNING")),
+            threading.Timer(0.8, _set_state, (api, name, "COMPLETED")),
+        ]
+        for t in timers:
+            t.start()
+        seen: list[str] = []
+        status = run_application(
+            api, app, timeout_seconds=30, poll_seconds=0.05, progress=seen.append
+        )
+        assert status["applicationState"]["state"] == "COMPLETED"
+        assert [s.split(": ")[-1] for s in seen[1:]] == ["NEW", "SUBMITTED", "RUNNING", "COMPLETED"]
+
+        failed = copy.deepcopy(app)
+        failed["metadata"]["name"] = "freightml-features-failed"
+        threading.Timer(
+            0.3, _set_state, (api, "freightml-features-failed", "FAILED", "OOMKilled")
+        ).start()
+        with pytest.raises(SparkApplicationFailed, match="FAILED: OOMKilled"):
+            run_application(api, failed, timeout_seconds=30, poll_seconds=0.05)
+
+        stuck = copy.deepcopy(app)
+        stuck["metadata"]["name"] = "freightml-features-stuck"
+        with pytest.raises(TimeoutError, match="still NEW"):
+            run_application(api, stuck, timeout_seconds=0.3, poll_seconds=0.05)
+        with pytest.raises(k8s.ApiException) as gone:
+            api.get_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL, "freightml-features-stuck"
+            )
+        assert gone.value.status == 404
+
+
+class StandInOperator(threading.Thread):
+    """What the Spark Operator does with a new SparkApplication, on this machine: run
+    spark-submit with its main file (the repository's copy of the image's file), its Spark
+    settings and arguments on master local[2], and record the state it ends in."""
+
+    def __init__(self, api: k8s.CustomObjectsApi) -> None:
+        super().__init__(daemon=True)
+        self.api = api
+        self.submitted: list[dict[str, Any]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            apps = self.api.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)
+            for app in apps["items"]:
+                if not (app.get("status") or {}).get("applicationState"):
+                    self._run(app)
+            time.sleep(0.1)
+
+    def _run(self, app: dict[str, Any]) -> None:
+        name, spec = app["metadata"]["name"], app["spec"]
+        self.submitted.append(app)
+        _set_state(self.api, name, "RUNNING")
+        import pyspark
+
+        submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+        conf = [a for k, v in spec["sparkConf"].items() for a in ("--conf", f"{k}={v}")]
+        main = REPO / spec["mainApplicationFile"].removeprefix("local:///app/")
+        env = {
+            **os.environ,
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        }
+        done = subprocess.run(
+            [str(submit), "--master", "local[2]", *conf, str(main), *spec["arguments"]],
+            capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
+        )  # fmt: skip
+        if done.returncode == 0:
+            _set_state(self.api, name, "COMPLETED")
+        else:  # the operator reports the driver's exit; the log's tail helps the test
+            tail = (done.stdout + done.stderr)[-3000:]
+            message = f"driver container failed with ExitCode: {done.returncode}\n{tail}"
+            _set_state(self.api, name, "FAILED", message)
+
+
+@pytest.mark.slow
+def test_the_feature_build_runs_as_a_spark_application(tmp_path: Path) -> None:
+    """The KFP component's path: submit, wait, and the Spark tasks' examples at the output
+    URI equal the pandas build's."""
+    facts = generate("small", seed=5)
+    facts_path = tmp_path / "facts.parquet"
+    facts.to_parquet(facts_path, index=False)
+    settings = Settings().model_copy(update={"compute": OPERATOR})
+    out = tmp_path / "features"
+    with KMockCluster() as cluster:
+        api = _api(cluster)
+        operator = StandInOperator(api)
+        operator.start()
+        try:
+            info = build_features_on_operator(
+                settings, str(facts_path), str(out), api=api, poll_seconds=0.2
+            )
+        finally:
+            operator.stop.set()
+        (app,) = operator.submitted
+        stored = cluster.stored(SPARK_RESOURCE, NAMESPACE, app["metadata"]["name"])
+    assert stored["status"]["applicationState"]["state"] == "COMPLETED"
+    validate_object({k: v for k, v in stored.items() if k != "status"})
+    kw = planned_feature_kwargs(settings, facts)
+    expected = training_examples(
+        facts, ComputeSettings(), seed=settings.model.params.get("random_state", 0), **kw
+    )
+    assert info.rows == len(expected)
+    pd.testing.assert_frame_equal(expected, read_examples(out), check_exact=True)
+
+
+def test_a_failed_application_fails_the_step_with_the_operators_message(tmp_path: Path) -> None:
+    settings = Settings().model_copy(update={"compute": OPERATOR})
+    with KMockCluster() as cluster:
+        api = _api(cluster)
+        operator = StandInOperator(api)
+        operator.start()
+        try:
+            with pytest.raises(
+                SparkApplicationFailed,
+                match="(?s)FAILED: driver container failed with ExitCode: 1.*missing.parquet",
+            ):
+                build_features_on_operator(
+                    settings,
+                    str(tmp_path / "missing.parquet"),
+                    str(tmp_path / "out"),
+                    api=api,
+                    poll_seconds=0.2,
+                )
+        finally:
+            operator.stop.set()
