@@ -67,10 +67,3 @@ class ComputeSettings(BaseModel):
     timeout_seconds: int = Field(
         21600, ge=60, description="how long the component waits for a SparkApplication"
     )
-    gbm_sample_rows: int | None = Field(
-        None,
-        ge=1,
-        description="the global GBM trains on a stratified sample of at most this many "
-        "examples (the same share of every origin region x cargo type x horizon); unset: "
-        "on all of them (docs/scale.md has the learning curve)",
-    )

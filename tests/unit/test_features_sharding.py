@@ -7,7 +7,6 @@ rows the whole build samples (freightml.features.draw)."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ import pytest
 from freightml.compute import example_origins, panel_span
 from freightml.data.synthetic import generate
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
-from freightml.features.draw import STRATA, HorizonDraw, series_days, stratified_sample
+from freightml.features.draw import HorizonDraw, series_days
 
 KW = {"min_history_days": 91}
 ORDER = ["origin_date", *SERIES_KEY, "horizon"]
@@ -125,35 +124,3 @@ def test_a_span_that_does_not_hold_the_facts_is_refused(facts: pd.DataFrame) -> 
     start, last = panel_span(facts)
     with pytest.raises(ValueError, match="does not hold the facts"):
         SeriesPanel.from_facts(facts, span=(start + pd.Timedelta(days=1), last))
-
-
-def test_a_stratified_sample_keeps_every_strata_share(facts: pd.DataFrame) -> None:
-    examples = build_examples(facts, horizons_per_origin=7, seed=0, **KW)
-    rows = len(examples) // 10
-    sample = stratified_sample(examples, rows, seed=4)
-    assert rows - sample.groupby(STRATA).ngroups <= len(sample) <= rows
-    whole = examples.groupby(STRATA, observed=True).size()
-    part = sample.groupby(STRATA, observed=True).size().reindex(whole.index)
-    assert (part >= 1).all() and (part <= np.maximum(1, whole // 10 + 1)).all()
-    assert sample.merge(examples, how="left", indicator=True)["_merge"].eq("both").all()
-    assert not sample.equals(stratified_sample(examples, rows, seed=5))
-    assert stratified_sample(examples, len(examples)) is examples
-    with pytest.raises(ValueError, match="at least 1 row"):
-        stratified_sample(examples, 0)
-
-
-def test_the_train_stage_fits_on_the_configured_sample(facts: pd.DataFrame, tmp_path: Path) -> None:
-    from freightml.compute_settings import ComputeSettings
-    from freightml.config import Settings
-    from freightml.stages.train import train_model
-
-    examples = build_examples(facts, horizons_per_origin=7, seed=0, **KW)
-    examples.to_parquet(tmp_path / "examples.parquet", index=False)
-    settings = Settings().model_copy(
-        update={
-            "compute": ComputeSettings(gbm_sample_rows=2000),
-            "model": Settings().model.model_copy(update={"params": {"max_iter": 5}}),
-        }
-    )
-    info = train_model(settings, tmp_path / "examples.parquet", tmp_path / "model")
-    assert 0 < info.train_rows <= 2000 < int(examples["y"].notna().sum())

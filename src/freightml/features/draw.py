@@ -96,28 +96,3 @@ class HorizonDraw:
         if (h == 0).any():
             raise ValueError("a (series, origin) pair of the shard is not in the whole build")
         return h.astype(np.int64)
-
-
-STRATA = ["origin_region", "cargo_type", "horizon"]
-
-
-def stratified_sample(examples: pd.DataFrame, rows: int, seed: int = 0) -> pd.DataFrame:
-    """At most ``rows`` of ``examples``, the same share of every stratum (origin region,
-    cargo type, horizon: the methodology's segments and the horizon), drawn at random
-    within it (``seed``); every stratum keeps at least one row. The rows keep their order.
-    ``examples`` itself when it has no more than ``rows``."""
-    if rows < 1:
-        raise ValueError(f"a training sample needs at least 1 row, got {rows}")
-    if len(examples) <= rows:
-        return examples
-    share = rows / len(examples)
-    strata = examples.groupby(STRATA, observed=True, sort=False).ngroup().to_numpy()
-    sizes = np.bincount(strata)
-    quota = np.maximum(1, np.floor(sizes * share)).astype(np.int64)
-    # a random rank within each stratum: the rows ranked below its quota are kept
-    order = np.lexsort((np.random.default_rng(seed).random(len(examples)), strata))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    rank = np.empty(len(examples), dtype=np.int64)
-    rank[order] = np.arange(len(examples)) - np.repeat(starts, sizes)
-    keep = rank < quota[strata]
-    return examples.loc[keep].reset_index(drop=True)

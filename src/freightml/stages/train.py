@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from sklearn.base import BaseEstimator
 
 from freightml.compute import read_examples
 from freightml.config import Settings
-from freightml.features.draw import stratified_sample
 from freightml.models import SKOPS_TRUSTED_TYPES, make_model
 from freightml.models.requirements import model_requirements
 from freightml.models.statistical import stat_column
@@ -20,8 +18,6 @@ from freightml.monitoring.config import load_monitoring_config
 from freightml.monitoring.profile import PROFILE_FILE, ReferenceProfile, build_profile
 from freightml.stages.result import StageResult
 from freightml.timing import timed
-
-log = logging.getLogger("freightml")
 
 
 class TrainInfo(StageResult):
@@ -84,13 +80,6 @@ def train_model(
     name = settings.model.name
     with timed("train_model"):
         examples = read_examples(features_path)
-        sample_rows = settings.compute.gbm_sample_rows
-        if sample_rows is not None and len(examples) > sample_rows:
-            seed = int(settings.model.params.get("random_state", 0))
-            log.info(
-                "training on a stratified sample of %d of %d examples", sample_rows, len(examples)
-            )
-            examples = stratified_sample(examples, sample_rows, seed)
         if selection_dir is not None:
             from freightml.stages.select import load_selection  # noqa: PLC0415
 
