@@ -60,12 +60,12 @@ def _limit(gib: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def measure(args: list[str], limit_gib: float | None = None) -> dict:
+def measure(args: list[str], limit_gib: float | None = None, script: str = __file__) -> dict:
     """Run this script as a child with ``args``; its JSON answer plus the peak memory.
     ``limit_gib`` caps the child's address space (a pandas run that does not fit fails
     with MemoryError instead of pushing the machine into swap); a failed child is
     recorded as failed, with the last line of its error."""
-    cmd = [sys.executable, __file__, "--child", *args]
+    cmd = [sys.executable, script, "--child", *args]
     preexec = (lambda: _limit(limit_gib)) if limit_gib else None
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec

@@ -474,6 +474,30 @@ def test_facts_ingest_counts_new_duplicate_and_revised_rows(
     assert "nope.csv" in result.output
 
 
+def test_facts_export_writes_the_months_then_only_the_latest_ones(
+    tmp_path: Path, config: Path, small: pd.DataFrame
+) -> None:
+    from freightml.compute.layout import months, read_facts
+
+    dates = pd.to_datetime(small["date"])
+    cut = dates.min() + pd.Timedelta(days=75)
+    path = tmp_path / "facts.parquet"
+    small.loc[dates <= cut].to_parquet(path, index=False)
+    cli("facts", "ingest", str(path), "-c", str(config))
+    out = tmp_path / "dataset"
+    result = cli("facts", "export", str(out), "-c", str(config))
+    assert f"exported to {out} from month {dates.min():%Y-%m} on" in words(result.output)
+    early = months(out)
+    first_files = {p: p.stat().st_mtime_ns for p in out.glob(f"month={early[0]}/*/*.parquet")}
+    small.loc[dates > cut].to_parquet(path, index=False)
+    cli("facts", "ingest", str(path), "-c", str(config))
+    result = cli("facts", "export", str(out), "-c", str(config))
+    assert f"from month {early[-1]} on" in words(result.output)
+    assert all(p.stat().st_mtime_ns == t for p, t in first_files.items())  # not rewritten
+    exported = read_facts(out)
+    assert len(exported) == len(small) and months(out)[-1] == f"{dates.max():%Y-%m}"
+
+
 # -- models and serve without a registry ------------------------------------------------
 def test_models_list_without_a_registry_says_what_to_do(config: Path) -> None:
     result = cli("models", "list", "--config", str(config), code=1)

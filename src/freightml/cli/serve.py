@@ -168,3 +168,30 @@ def facts_withdraw(
         f"{origin} -> {destination} {cargo}: {result.withdrawn} fact(s) withdrawn, "
         f"{result.already} withdrawn before"
     )
+
+
+@facts_app.command("export")
+def facts_export(
+    to: Annotated[str, typer.Argument(help="directory of the facts dataset (created if new)")],
+    full: Annotated[
+        bool, typer.Option("--full", help="rewrite every month, not only the latest ones")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Export the store's current facts as Parquet partitioned by month and origin region
+    (docs/scale.md): the months from the dataset's latest one on are rewritten, earlier
+    months are kept; the first export writes them all."""
+    import pandas as pd
+
+    from freightml.compute.layout import export_facts, months
+    from freightml.store import Store
+
+    settings = cli_settings(config)
+    held = [] if full else months(to)
+    start = pd.Timestamp(f"{held[-1]}-01").date() if held else None
+    facts = Store(store_url(settings)).facts.frame(start=start)
+    first = export_facts(facts, to, full=full)
+    if first is None:
+        console.print(f"no facts in the store from {start or 'the start'}: {to} unchanged")
+        return
+    console.print(f"{len(facts):,} facts exported to {to} from month {first} on")
