@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 WORKERS ?= 2
 XDIST := -n $(WORKERS) --dist loadfile
 
-.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-quality bench-retrain-window bench-scale manifests lint-k8s release clean
+.PHONY: image helm-docs help install demo monitor-demo demo-loop test test-fast test-unit test-integration lint format compile models dashboards bench bench-training bench-serving bench-collector bench-drift bench-real-data bench-quality bench-retrain-window bench-scale bench-learning-curve manifests lint-k8s release clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -95,8 +95,12 @@ bench-retrain-window: install ## Shift-aware training window vs full-window retr
 bench-real-data: install ## Build the real development panel (US flights, npm vega-datasets) and measure validation on it
 	$(RUN) python bench/real_data.py --validate
 
-bench-scale: install ## compute.engine pandas vs Spark local[2]: feature build and batch scoring on the 6,850-series network (time, facts/s, peak memory)
+bench-scale: install ## compute.engine pandas vs Spark local[2]: feature build, batch scoring, predictor window on 6,850 and 70,000 series (time, facts/s, peak memory; ~30 min)
 	$(RUN) python bench/scale_bench.py --series 6850
+	$(RUN) python bench/scale_bench.py --series 70000 --start 2024-01-01
+
+bench-learning-curve: install ## The GBM's fit time, memory and backtest WAPE per region at 0.5/1/5/20 M training rows (70,000 series; ~30 min)
+	$(RUN) python bench/learning_curve.py
 
 bench-quality: install ## Forecast quality side by side: FreightML defaults vs statsforecast and mlforecast+LightGBM, real panel and demo
 	$(RUN) python bench/real_data.py

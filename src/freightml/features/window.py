@@ -190,9 +190,10 @@ def young_series(
     origin (``recent``'s last date unless given), with that first date."""
     dates = pd.to_datetime(recent["date"])
     origin = dates.max() if origin is None else pd.Timestamp(origin)
-    first = dates.groupby([recent[c].astype(str) for c in SERIES_KEY]).min()
+    keys = [recent[c] for c in SERIES_KEY]
+    first = dates.groupby(keys, observed=True, sort=False).min()
     young = first[first > origin - pd.Timedelta(days=min_history_days)]
-    return {tuple(k): d.date().isoformat() for k, d in young.items()}
+    return {tuple(str(v) for v in k): d.date().isoformat() for k, d in young.items()}
 
 
 class WindowCalendar(NamedTuple):
