@@ -183,6 +183,26 @@ def _window(facts_path: str, n_facts: int) -> dict:
     }
 
 
+def pipelines() -> list[dict]:
+    """The compiled pipelines (``freightml pipeline compile``): tasks in the IR (every DAG,
+    nested ones included) and the IR's size. The Spark engine adds no KFP task: the
+    sharding is Spark's, inside one task per step."""
+    import yaml
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="scale-bench-ir-") as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "freightml.cli", "pipeline", "compile", "--out", tmp],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for path in sorted(Path(tmp).glob("*.yaml")):
+            ir = next(d for d in yaml.safe_load_all(path.read_text()) if d and "root" in d)
+            dags = [ir["root"], *ir.get("components", {}).values()]
+            tasks = sum(len((d.get("dag") or {}).get("tasks") or {}) for d in dags)
+            rows.append({"pipeline": path.stem, "tasks": tasks, "ir_bytes": path.stat().st_size})
+    return rows
+
+
 def prepare(n_series: int, seed: int, start: str | None = None) -> Path:
     """The facts of a synthetic network of ``n_series`` series (the `large` spec: four
     years from 2022, or from ``start``) and a small GBM fitted on its last 500 days."""
@@ -231,7 +251,9 @@ def main() -> None:
     parser.add_argument(
         "--series", type=int, action="append", help="series in the network (repeat)"
     )
-    parser.add_argument("--steps", default="features,scoring,window")
+    parser.add_argument(
+        "--steps", default="features,scoring,window", help="or `pipeline`: the compiled IR"
+    )
     parser.add_argument("--engines", default="pandas,spark")
     parser.add_argument("--shards", type=int, default=16)
     parser.add_argument("--master", default="local[2]")
@@ -249,6 +271,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.step, args.engine, args.facts, args.shards, args.master)))
+        return
+    if args.steps == "pipeline":
+        print("| pipeline | KFP tasks (all DAGs) | IR bytes |\n|---|---:|---:|")
+        for row in pipelines():
+            print(f"| {row['pipeline']} | {row['tasks']} | {row['ir_bytes']:,} |")
         return
     results = []
     for n in args.series or [6850]:
