@@ -1,9 +1,10 @@
 """compute.submit operator: the feature build as a SparkApplication of the Kubeflow Spark
 Operator. The application is checked against the vendored CRD (unknown fields refused) and
 FreightML's pod policy (restricted Pod Security); it is submitted to kmock's API server and
-waited for; a stand-in for the operator runs what the operator runs, spark-submit with the
-application's main file, arguments and Spark settings (master local[2]), and writes the
-application's state as the operator does."""
+waited for; a stand-in for the operator starts the driver as the driver pod does
+(components/spark-entrypoint.sh in driver mode: spark-submit with the application's main
+file, arguments and Spark settings, master local[2]), and writes the application's state
+as the operator does."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from kmock_server import SPARK_RESOURCE, KMockCluster
 
 pytestmark = [pytest.mark.integration]
 REPO = Path(__file__).resolve().parents[2]
+ENTRYPOINT = REPO / "components" / "spark-entrypoint.sh"
 NAMESPACE = "kubeflow"
 OPERATOR = ComputeSettings(
     engine="spark", submit="operator", spark_namespace=NAMESPACE, shards=4, executors=3
@@ -135,13 +137,16 @@ def test_the_wait_follows_the_operator_to_completed_or_failed() -> None:
 
 
 class StandInOperator(threading.Thread):
-    """What the Spark Operator does with a new SparkApplication, on this machine: run
-    spark-submit with its main file (the repository's copy of the image's file), its Spark
-    settings and arguments on master local[2], and record the state it ends in."""
+    """What the Spark Operator does with a new SparkApplication, on this machine: start
+    the driver as its pod would (the image's entrypoint in driver mode, which runs
+    spark-submit, with the application's Spark settings as the properties file, its main
+    file (the repository's copy of the image's) and arguments, master local[2]), and
+    record the state it ends in."""
 
-    def __init__(self, api: k8s.CustomObjectsApi) -> None:
+    def __init__(self, api: k8s.CustomObjectsApi, workdir: Path) -> None:
         super().__init__(daemon=True)
         self.api = api
+        self.workdir = workdir
         self.submitted: list[dict[str, Any]] = []
         self.stop = threading.Event()
 
@@ -157,18 +162,23 @@ class StandInOperator(threading.Thread):
         name, spec = app["metadata"]["name"], app["spec"]
         self.submitted.append(app)
         _set_state(self.api, name, "RUNNING")
-        import pyspark
-
-        submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-        conf = [a for k, v in spec["sparkConf"].items() for a in ("--conf", f"{k}={v}")]
+        # the driver pod: the image's entrypoint in driver mode with Spark's properties file
+        conf = {**spec["sparkConf"], "spark.master": "local[2]", "spark.app.name": name}
+        properties = Path(self.workdir, f"{name}.properties")
+        properties.write_text("".join(f"{k} {v}\n" for k, v in conf.items()))
         main = REPO / spec["mainApplicationFile"].removeprefix("local:///app/")
+        python = Path(sys.executable).parent
         env = {
             **os.environ,
+            "PATH": f"{python}{os.pathsep}{os.environ['PATH']}",
             "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "SPARK_DRIVER_BIND_ADDRESS": "127.0.0.1",
+            "TMPDIR": str(self.workdir),
         }
         done = subprocess.run(
-            [str(submit), "--master", "local[2]", *conf, str(main), *spec["arguments"]],
+            [str(ENTRYPOINT), "driver", "--properties-file", str(properties),
+             "--class", "org.apache.spark.deploy.PythonRunner", f"local://{main}",
+             *spec["arguments"]],
             capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
         )  # fmt: skip
         if done.returncode == 0:
@@ -190,7 +200,7 @@ def test_the_feature_build_runs_as_a_spark_application(tmp_path: Path) -> None:
     out = tmp_path / "features"
     with KMockCluster() as cluster:
         api = _api(cluster)
-        operator = StandInOperator(api)
+        operator = StandInOperator(api, tmp_path)
         operator.start()
         try:
             info = build_features_on_operator(
@@ -208,13 +218,15 @@ def test_the_feature_build_runs_as_a_spark_application(tmp_path: Path) -> None:
     )
     assert info.rows == len(expected)
     pd.testing.assert_frame_equal(expected, read_examples(out), check_exact=True)
+    assert "--staging" in app["spec"]["arguments"]
+    assert not Path(f"{out}.shards").exists()  # the facts' shards went with the run
 
 
 def test_a_failed_application_fails_the_step_with_the_operators_message(tmp_path: Path) -> None:
     settings = Settings().model_copy(update={"compute": OPERATOR})
     with KMockCluster() as cluster:
         api = _api(cluster)
-        operator = StandInOperator(api)
+        operator = StandInOperator(api, tmp_path)
         operator.start()
         try:
             with pytest.raises(

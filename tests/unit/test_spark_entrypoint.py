@@ -3,7 +3,9 @@ Spark on Kubernetes application (a Spark Operator SparkApplication), run for rea
 
 - driver: the script is started with the arguments Spark's Kubernetes backend gives a driver
   pod (driver --properties-file F --class C RESOURCE ARGS) and runs a PySpark job through
-  spark-submit in client mode, with SPARK_HOME found from the python on PATH.
+  spark-submit in client mode, with SPARK_HOME found from the python on PATH (here as the
+  executor test's driver; tests/integration/test_spark_application.py runs FreightML's
+  feature build through it).
 - executor: the script starts the executor JVM from the environment Spark sets on executor
   pods; it registers with a live driver and runs that driver's tasks (see the test's own
   docstring for how the driver is made to have no other executor).
@@ -108,69 +110,6 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 # ---- driver ---------------------------------------------------------------------------
-
-DRIVER_JOB = """\
-import json, os, sys
-from pyspark.sql import SparkSession
-
-spark = SparkSession.builder.getOrCreate()
-conf = spark.sparkContext.getConf()
-result = {
-    "rows": spark.range(1000).count(),
-    "total": spark.range(1000).selectExpr("sum(id) AS s").first()["s"],
-    "args": sys.argv[1:],
-    "master": conf.get("spark.master"),
-    "deploy_mode": conf.get("spark.submit.deployMode"),
-    "bind_address": conf.get("spark.driver.bindAddress"),
-    "executor_pod_ip": conf.get("spark.executorEnv.SPARK_DRIVER_POD_IP"),
-    "jvm_tmpdir": spark._jvm.java.lang.System.getProperty("java.io.tmpdir"),
-    "spark_home": os.environ.get("SPARK_HOME"),
-    "local_dirs": os.environ.get("SPARK_LOCAL_DIRS"),
-}
-with open(sys.argv[1], "w") as f:
-    json.dump(result, f)
-spark.stop()
-"""
-
-
-@pytest.mark.integration
-@pytest.mark.slow
-def test_driver_mode_runs_a_pyspark_job_with_spark_submit_in_client_mode(tmp_path: Path) -> None:
-    """The arguments a driver pod gets; SPARK_HOME unset (found from the python on PATH); the
-    driver binds the pod address; nothing is written into SPARK_HOME."""
-    _require_java()
-    job = tmp_path / "job.py"
-    job.write_text(DRIVER_JOB)
-    props = tmp_path / "spark.properties"
-    props.write_text(
-        "spark.master local[1]\nspark.app.name entrypoint-driver\nspark.ui.enabled false\n"
-    )
-    result = tmp_path / "result.json"
-    spark_home = _spark_home()
-    before = _tree_state(spark_home)
-    env = _env(tmp_path, SPARK_DRIVER_BIND_ADDRESS="127.0.0.1")
-
-    proc = _run(
-        ["driver", "--properties-file", str(props), "--class", PYTHON_RUNNER,
-         f"local://{job}", str(result), "second arg"],
-        env, tmp_path, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-4000:]
-
-    got = json.loads(result.read_text())
-    scratch = tmp_path / "tmp"
-    assert got["rows"] == 1000 and got["total"] == 999 * 1000 // 2
-    assert got["args"] == [str(result), "second arg"]
-    assert got["master"] == "local[1]" and got["deploy_mode"] == "client"
-    assert got["bind_address"] == "127.0.0.1" and got["executor_pod_ip"] == "127.0.0.1"
-    assert got["spark_home"] == str(spark_home)
-    assert got["jvm_tmpdir"] == str(scratch)
-    assert got["local_dirs"] == str(scratch / "spark-local")
-    assert (scratch / "spark-local").is_dir(), "Spark did not use the default local dir"
-    assert _tree_state(spark_home) == before, "the driver wrote into SPARK_HOME"
-
-
-# ---- executor -------------------------------------------------------------------------
 
 EXECUTOR_DRIVER_JOB = """\
 import json, os, sys

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from freightml.compute.layout import shard_dataset
+from freightml.compute.layout import filesystem_of, shard_dataset
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import (
     LOOKBACK_DAYS,
@@ -101,9 +101,17 @@ def write_training_examples(
     with tempfile.TemporaryDirectory(prefix="freightml-facts-") as tmp:
         staging = staging_dir or Path(tmp) / "facts"
         shard_dataset(facts_path, staging, compute.shards)
-        return int(
-            spark.examples_on_spark(staging, out_path, compute, adjustments=adjustments, **kwargs)
-        )
+        try:
+            return int(
+                spark.examples_on_spark(
+                    staging, out_path, compute, adjustments=adjustments, **kwargs
+                )
+            )
+        finally:
+            if staging_dir:  # the shards are a copy of the facts: gone with the run
+                filesystem, path = filesystem_of(staging_dir)
+                filesystem.delete_dir_contents(path, missing_dir_ok=True)
+                filesystem.delete_dir(path)
 
 
 BUILD_ORDER = ["origin_date", *SERIES_KEY, "horizon"]

@@ -193,7 +193,7 @@ def young_series(
     keys = [recent[c] for c in SERIES_KEY]
     first = dates.groupby(keys, observed=True, sort=False).min()
     young = first[first > origin - pd.Timedelta(days=min_history_days)]
-    return {tuple(str(v) for v in k): d.date().isoformat() for k, d in young.items()}
+    return {(str(k[0]), str(k[1]), str(k[2])): d.date().isoformat() for k, d in young.items()}
 
 
 class WindowCalendar(NamedTuple):
