@@ -358,14 +358,26 @@ def test_pipeline_run_unreachable_host_fails_clearly(
     assert f"cannot reach the Kubeflow Pipelines API at {host}" in words(result.output)
 
 
-def test_pipeline_run_engine_is_checked_and_spark_stays_on_this_machine(config: Path) -> None:
+def test_pipeline_run_engine_is_checked_and_spark_on_a_cluster_is_a_spark_application(
+    kfp_api: tuple[KfpStandIn, str], config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result = cli("pipeline", "run", "training", "--engine", "dask", "-c", str(config), code=2)
     assert "--engine must be pandas or spark, got 'dask'" in words(result.output)
+    stand_in, url = kfp_api
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     result = cli(
-        "pipeline", "run", "training", "--engine", "spark", "--host", "http://127.0.0.1:1",
+        "pipeline", "run", "batch_scoring", "--engine", "spark", "--host", url,
         "-c", str(config), code=2,
     )  # fmt: skip
-    assert "runs on this machine (pyspark local[*]) only" in words(result.output)
+    assert "batch scoring with compute.engine spark runs on this machine only" in words(
+        result.output
+    )
+    assert stand_in.calls == []  # refused before anything was sent
+    cli("pipeline", "run", "training", "--engine", "spark", "--host", url, "-c", str(config))
+    sent = json.loads(stand_in.calls[-1][2]["runtime_config"]["parameters"]["config"])
+    assert sent["compute"]["engine"] == "spark"
+    assert sent["compute"]["submit"] == "operator"  # the feature build: a SparkApplication
 
 
 # -- monitor --------------------------------------------------------------------------
