@@ -508,6 +508,10 @@ def test_facts_export_writes_the_months_then_only_the_latest_ones(
     assert all(p.stat().st_mtime_ns == t for p, t in first_files.items())  # not rewritten
     exported = read_facts(out)
     assert len(exported) == len(small) and months(out)[-1] == f"{dates.max():%Y-%m}"
+    result = cli("facts", "export", str(out), "--full", "-c", str(config))
+    assert f"from month {dates.min():%Y-%m} on" in words(result.output)  # every month again
+    assert not any(p.stat().st_mtime_ns == t for p, t in first_files.items() if p.exists())
+    assert len(read_facts(out)) == len(small)
 
 
 # -- models and serve without a registry ------------------------------------------------
