@@ -242,3 +242,36 @@ def test_a_failed_application_fails_the_step_with_the_operators_message(tmp_path
                 )
         finally:
             operator.stop.set()
+
+
+@pytest.mark.slow
+def test_batch_scoring_runs_as_a_spark_application(tmp_path: Path) -> None:
+    """The score_batch task's path: the champion goes to the object store, the application
+    forecasts every active series shard by shard, and the forecasts equal pandas'."""
+    from freightml.features.build import build_examples
+    from freightml.models import make_model
+    from freightml.stages.score import active_facts, forecast_facts, forecasts_on_operator
+
+    facts = generate("small", seed=5)
+    facts_path = tmp_path / "facts.parquet"
+    facts.to_parquet(facts_path, index=False)
+    model = make_model("gbm", {"max_iter": 20}).fit(build_examples(facts, horizons_per_origin=7))
+    settings = Settings().model_copy(update={"compute": OPERATOR})
+    out = tmp_path / "forecasts"
+    with KMockCluster() as cluster:
+        api = _api(cluster)
+        operator = StandInOperator(api, tmp_path)
+        operator.start()
+        try:
+            scored, digest = forecasts_on_operator(
+                settings, str(facts_path), model, str(out), api=api, poll_seconds=0.2
+            )
+        finally:
+            operator.stop.set()
+    (app,) = operator.submitted
+    assert app["spec"]["arguments"][0] == "scoring"
+    assert app["metadata"]["labels"]["app.kubernetes.io/component"] == "spark-scoring"
+    expected = forecast_facts(Settings(), active_facts(facts), model)
+    assert (scored.origin_date, scored.n_series) == (expected.origin_date, expected.n_series)
+    pd.testing.assert_frame_equal(expected.forecasts, scored.forecasts, check_exact=True)
+    assert len(digest) == 64 and not Path(f"{out}.shards").exists()

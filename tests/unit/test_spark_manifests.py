@@ -47,6 +47,6 @@ def test_the_spark_manifests_are_valid_and_hold_with_an_application(objects: lis
 def test_an_application_of_another_step_is_not_let_through(objects: list[dict]) -> None:
     """The NetworkPolicy names the Spark steps' pods; a step it does not name has none."""
     app = _application(ComputeSettings(engine="spark", submit="operator"))
-    app["spec"]["driver"]["labels"] = {"app.kubernetes.io/component": "spark-scoring"}
+    app["spec"]["driver"]["labels"] = {"app.kubernetes.io/component": "spark-selection"}
     rules = {f.rule for f in check_objects([*objects, app])}
     assert rules == {"network-policy"}

@@ -89,8 +89,8 @@ def pipeline_run(
         str | None,
         typer.Option(
             help="compute.engine: pandas, or spark for the training examples' feature build "
-            "and batch scoring (pyspark local[*]; with --host the feature build is a "
-            "SparkApplication; docs/scale.md)"
+            "and batch scoring (pyspark local[*]; with --host SparkApplications; "
+            "docs/scale.md)"
         ),
     ] = None,
     config: ConfigOpt = None,
@@ -116,14 +116,7 @@ def pipeline_run(
         compute = settings.compute.model_copy(update={"engine": engine})
         settings = settings.model_copy(update={"compute": compute})
     if host and settings.compute.engine == "spark":
-        if name == "batch_scoring":
-            fail(
-                "batch scoring with compute.engine spark runs on this machine only (pyspark "
-                "local[*]): on a cluster only the feature build runs as a SparkApplication "
-                "(docs/scale.md); submit batch_scoring with the pandas engine",
-                2,
-            )
-        # on a cluster the feature build is a SparkApplication of the Spark Operator
+        # on a cluster the Spark steps are SparkApplications of the Spark Operator
         compute = settings.compute.model_copy(update={"submit": "operator"})
         settings = settings.model_copy(update={"compute": compute})
     setup_logging()

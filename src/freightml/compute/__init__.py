@@ -109,9 +109,14 @@ def write_training_examples(
             )
         finally:
             if staging_dir:  # the shards are a copy of the facts: gone with the run
-                filesystem, path = filesystem_of(staging_dir)
-                filesystem.delete_dir_contents(path, missing_dir_ok=True)
-                filesystem.delete_dir(path)
+                _remove(staging_dir)
+
+
+def _remove(directory: str) -> None:
+    """Delete ``directory`` (a path or an object store URI) and what it holds."""
+    filesystem, path = filesystem_of(directory)
+    filesystem.delete_dir_contents(path, missing_dir_ok=True)
+    filesystem.delete_dir(path)
 
 
 BUILD_ORDER = ["origin_date", *SERIES_KEY, "horizon"]
@@ -164,11 +169,14 @@ def batch_forecasts(
     compute: ComputeSettings,
     build_window: BuildWindow,
     rules: WindowRules,
+    *,
+    staging_dir: str | None = None,
 ) -> BatchForecasts:
     """The window's forecasts of every series on the configured engine. On Spark each
     shard builds its series' part of the window on the whole network's calendar
     (:func:`freightml.features.window.window_calendar`), so the forecasts equal the pandas
-    build's."""
+    build's; the shards of the facts go under ``staging_dir`` (a temporary directory
+    unless given: on a cluster an object store URI every executor reads)."""
     if compute.engine == "pandas":
         window = build_window(facts, None)
         return BatchForecasts(window_forecasts(window, model), window.origin_date, window.n_series)
@@ -184,7 +192,12 @@ def batch_forecasts(
         return window_forecasts(window, model)
 
     with tempfile.TemporaryDirectory(prefix="freightml-window-") as tmp:
-        shard_dataset(facts, Path(tmp) / "facts", compute.shards)
-        out = spark.forecasts_on_spark(Path(tmp) / "facts", compute, work)
+        staging = staging_dir or Path(tmp) / "facts"
+        shard_dataset(facts, staging, compute.shards)
+        try:
+            out = spark.forecasts_on_spark(staging, compute, work)
+        finally:
+            if staging_dir:
+                _remove(staging_dir)
     n_series = len(out) // max(int(out["horizon"].max()), 1) if len(out) else 0
     return BatchForecasts(out, calendar.last.date().isoformat(), n_series)

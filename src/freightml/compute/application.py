@@ -212,10 +212,10 @@ def run_application(
         time.sleep(poll_seconds)
 
 
-def submit_features(
+def submit_step(
+    step: str,
     settings_json: str,
-    facts_uri: str,
-    out_uri: str,
+    uris: dict[str, str],
     compute: ComputeSettings,
     *,
     api: Any,
@@ -223,20 +223,15 @@ def submit_features(
     object_store_endpoint: str | None = None,
     poll_seconds: float = 5.0,
 ) -> dict[str, Any]:
-    """The training examples of ``facts_uri`` built by a SparkApplication and written
-    under ``out_uri`` (the KFP output artifact's own URI)."""
-    arguments = [
-        "--settings",
-        settings_json,
-        "--facts",
-        facts_uri,
-        "--out",
-        out_uri,
-        "--staging",
-        f"{out_uri.rstrip('/')}.shards",
-    ]
+    """Run ``step`` of :mod:`freightml.stages.spark_job` as a SparkApplication with the
+    settings and ``uris`` (``facts``, ``out``, for scoring ``model``; ``staging``, where
+    the facts' shards go, defaults to ``<out>.shards``) and wait for it: the final status."""
+    uris = {"staging": f"{uris['out'].rstrip('/')}.shards", **uris}
+    arguments = ["--settings", settings_json]
+    for name, uri in uris.items():
+        arguments += [f"--{name}", uri]
     manifest = spark_application(
-        "features",
+        step,
         arguments,
         compute,
         image=image,
@@ -246,5 +241,5 @@ def submit_features(
     status = run_application(
         api, manifest, timeout_seconds=compute.timeout_seconds, poll_seconds=poll_seconds
     )
-    log.info("features on Spark: %s", json.dumps(status.get("applicationState", {})))
+    log.info("%s on Spark: %s", step, json.dumps(status.get("applicationState", {})))
     return status

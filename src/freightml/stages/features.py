@@ -110,7 +110,7 @@ def build_features_on_operator(
     ``CustomObjectsApi``; the pod's own service account by default), waited for, its
     examples written by the Spark tasks under ``out_uri``. The object store's endpoint is
     this pod's ``AWS_ENDPOINT_URL``, if set."""
-    from freightml.compute.application import submit_features  # noqa: PLC0415
+    from freightml.compute.application import submit_step  # noqa: PLC0415
     from freightml.image import IMAGE  # noqa: PLC0415
 
     if api is None:
@@ -119,10 +119,10 @@ def build_features_on_operator(
         config.load_incluster_config()
         api = client.CustomObjectsApi()
     with timed("build_features"):
-        submit_features(
+        submit_step(
+            "features",
             settings.model_dump_json(),
-            facts_uri,
-            out_uri,
+            {"facts": facts_uri, "out": out_uri},
             settings.compute,
             api=api,
             image=IMAGE,
