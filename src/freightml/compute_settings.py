@@ -53,10 +53,16 @@ class ComputeSettings(BaseModel):
     executors: int = Field(2, ge=1, le=1000, description="executor pods per SparkApplication")
     executor_cores: int = Field(1, ge=1, le=64, description="cores per executor pod")
     executor_memory: str = Field(
-        "4g", pattern=r"^[0-9]+[kmgt]$", description="spark.executor.memory per executor"
+        "4g",
+        pattern=r"^[0-9]+[kmgt]$",
+        description="memory of an executor's Python work (its pod's memoryOverhead; the JVM "
+        "keeps 1g): a task holds its shard's panel and rows, about 2.5g per 3 M facts",
     )
     driver_memory: str = Field(
-        "4g", pattern=r"^[0-9]+[kmgt]$", description="spark.driver.memory of a SparkApplication"
+        "4g",
+        pattern=r"^[0-9]+[kmgt]$",
+        description="memory of a SparkApplication driver's Python work (memoryOverhead; "
+        "batch scoring reads every fact of the window there)",
     )
     object_store_secret: str = Field(
         "mlpipeline-minio-artifact",

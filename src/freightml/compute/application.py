@@ -32,6 +32,10 @@ GROUP, VERSION, PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
 MAIN_FILE = "local:///app/src/freightml/stages/spark_main/launch.py"
 DONE, FAILED = "COMPLETED", ("FAILED", "SUBMISSION_FAILED")
 UID = 10001  # the image's numeric user (components/Dockerfile)
+# The work is Python's (pandas in the tasks, the driver's tables); the JVM only schedules,
+# broadcasts and gathers answers. So the JVM heap stays small and the pods' memory for
+# Python is Spark's memoryOverhead, sized by compute.driver_memory / executor_memory.
+JVM_MEMORY = "1g"
 
 
 class SparkApplicationFailed(RuntimeError):
@@ -146,7 +150,8 @@ def spark_application(
                 **role,
                 "cores": 1,
                 "coreLimit": "1",
-                "memory": compute.driver_memory,
+                "memory": JVM_MEMORY,
+                "memoryOverhead": compute.driver_memory,
                 "serviceAccount": compute.spark_service_account,
             },
             "executor": {
@@ -154,7 +159,8 @@ def spark_application(
                 "instances": compute.executors,
                 "cores": compute.executor_cores,
                 "coreLimit": str(compute.executor_cores),
-                "memory": compute.executor_memory,
+                "memory": JVM_MEMORY,
+                "memoryOverhead": compute.executor_memory,
             },
         },
     }
