@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 
 from freightml.features.build import SERIES_KEY
 
-PARTITION_COLUMNS = ["month", "origin_region"]
-PARTITIONING = ds.partitioning(
+PARTITIONING = ds.partitioning(  # month=YYYY-MM/origin_region=R/
     pa.schema([("month", pa.string()), ("origin_region", pa.string())]), flavor="hive"
 )
 
