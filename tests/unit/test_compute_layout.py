@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -17,7 +18,9 @@ from freightml.compute.layout import (
     months,
     read_facts,
     read_shard,
+    row_groups,
     shard_dataset,
+    shard_row_group,
 )
 from freightml.data.synthetic import generate
 from freightml.features.build import FEATURE_INPUT_COLUMNS, SERIES_KEY
@@ -102,3 +105,19 @@ def test_the_shards_hold_every_fact_once_and_each_series_in_one(tmp_path: Path) 
     assert read_shard(tmp_path / "shards", 99).empty
     with pytest.raises(ValueError, match="no facts"):
         shard_dataset(facts.iloc[:0], tmp_path / "empty", 5)
+
+
+def test_row_groups_split_in_parallel_into_the_same_shards(tmp_path: Path) -> None:
+    """One task per row group (the Spark job's unit) writes what the driver's pass writes."""
+    facts = generate("small", seed=2)
+    source = tmp_path / "facts.parquet"
+    pq.write_table(pa.Table.from_pandas(facts, preserve_index=False), source, row_group_size=7000)
+    groups = row_groups(source)
+    assert groups == -(-len(facts) // 7000)
+    rows = sum(shard_row_group(source, tmp_path / "parallel", 5, g) for g in range(groups))
+    assert rows == len(facts)
+    shard_dataset(source, tmp_path / "driver", 5)
+    for k in range(5):
+        mine, theirs = read_shard(tmp_path / "parallel", k), read_shard(tmp_path / "driver", k)
+        assert len(list((tmp_path / "parallel" / f"shard={k}").glob("part-g*.parquet"))) > 1
+        _same(theirs, mine)

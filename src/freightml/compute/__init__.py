@@ -89,8 +89,9 @@ def write_training_examples(
     """The training examples of the facts at ``facts_path`` (restated by
     ``adjustments``) written to ``out_path``: one Parquet file on pandas, a directory of
     Parquet files written by the Spark tasks (nothing is collected to the driver; the
-    facts are split into shards under ``staging_dir``, a temporary directory unless given:
-    on a cluster an object store URI every executor reads, :func:`.layout.shard_dataset`).
+    facts are split into shards under ``staging_dir`` by one task per row group of the
+    file, a temporary directory unless given: on a cluster an object store URI every
+    executor reads, :func:`.layout.shard_row_group`).
     :func:`read_examples` reads either. Returns the number of rows."""
     if compute.engine == "pandas":
         facts = adjust_levels(pd.read_parquet(facts_path), adjustments)
@@ -100,7 +101,7 @@ def write_training_examples(
     spark = _spark()
     with tempfile.TemporaryDirectory(prefix="freightml-facts-") as tmp:
         staging = staging_dir or Path(tmp) / "facts"
-        shard_dataset(facts_path, staging, compute.shards)
+        spark.shard_on_spark(compute, facts_path, staging)
         try:
             return int(
                 spark.examples_on_spark(

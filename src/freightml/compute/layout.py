@@ -161,6 +161,35 @@ def shard_dataset(source: str | Path | pd.DataFrame, root: str | Path, shards: i
     return rows
 
 
+def row_groups(source: str | Path) -> int:
+    """How many row groups the Parquet file at ``source`` (a path or URI) has: the units a
+    parallel :func:`shard_row_group` pass splits it into."""
+    filesystem, path = filesystem_of(source)
+    return int(pq.ParquetFile(path, filesystem=filesystem).num_row_groups)
+
+
+def shard_row_group(source: str | Path, root: str | Path, shards: int, group: int) -> int:
+    """Row group ``group`` of the facts file at ``source`` split into the ``shard=K/``
+    partitions under ``root`` that :func:`shard_dataset` writes (the same shard for every
+    series), as one file per shard named after the group, so that one task per row group
+    splits a file in parallel. Returns the number of facts."""
+    source_fs, source_path = filesystem_of(source)
+    table = _plain(pq.ParquetFile(source_path, filesystem=source_fs).read_row_group(group))
+    if table.num_rows == 0:
+        return 0
+    shard = shard_of(table.select(SERIES_KEY).to_pandas(), shards)
+    order = np.argsort(shard, kind="stable")
+    table, shard = table.take(pa.array(order)), shard[order]
+    filesystem, path = filesystem_of(root)
+    bounds = np.flatnonzero(np.diff(shard)) + 1
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(shard)], strict=True):
+        directory = f"{path}/{SHARD_COLUMN}={int(shard[start])}"
+        filesystem.create_dir(directory, recursive=True)
+        part = table.slice(int(start), int(stop - start))
+        pq.write_table(part, f"{directory}/part-g{group:05d}.parquet", filesystem=filesystem)
+    return int(table.num_rows)
+
+
 def count_rows(root: str | Path) -> int:
     """The rows of the Parquet files under ``root`` (a directory or an object store URI),
     from their footers."""

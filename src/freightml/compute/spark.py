@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from freightml.compute.layout import filesystem_of, read_shard
+from freightml.compute.layout import filesystem_of, read_shard, row_groups, shard_row_group
 from freightml.compute_settings import ComputeSettings
 from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
 from freightml.features.draw import HorizonDraw, series_days
@@ -80,6 +80,23 @@ def run_shards(
     tasks = spark.sparkContext.parallelize(range(compute.shards), compute.shards)
     answers = tasks.map(task).collect()
     return [a for a in answers if a is not None]
+
+
+def shard_on_spark(compute: ComputeSettings, source: str | Path, root: str | Path) -> int:
+    """:func:`freightml.compute.layout.shard_dataset` of the facts file at ``source`` as a
+    Spark job: one task per row group of the file splits it into the shards under ``root``
+    (the same shards), so the pass runs on every executor instead of the driver alone.
+    Returns the number of facts."""
+    spark = session(compute)
+    filesystem, path = filesystem_of(root)
+    filesystem.delete_dir_contents(path, missing_dir_ok=True)
+    groups = row_groups(source)
+    source, root, shards = str(source), str(root), compute.shards
+    tasks = spark.sparkContext.parallelize(range(groups), max(groups, 1))
+    rows = sum(tasks.map(lambda g: shard_row_group(source, root, shards, g)).collect())
+    if rows == 0:
+        raise ValueError(f"no facts in {source}")
+    return int(rows)
 
 
 def _writer(out_path: str | Path) -> Callable[[int, pd.DataFrame], None]:
