@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,27 +191,48 @@ class StandInOperator(threading.Thread):
             _set_state(self.api, name, "FAILED", message)
 
 
-@pytest.mark.slow
-def test_the_feature_build_runs_as_a_spark_application(tmp_path: Path) -> None:
-    """The KFP component's path: submit, wait, and the Spark tasks' examples at the output
-    URI equal the pandas build's."""
-    facts = generate("small", seed=5)
-    facts_path = tmp_path / "facts.parquet"
-    facts.to_parquet(facts_path, index=False)
-    settings = Settings().model_copy(update={"compute": OPERATOR})
-    out = tmp_path / "features"
+@dataclass
+class Operated:
+    """kmock's API server with a stand-in operator watching it."""
+
+    cluster: KMockCluster
+    api: k8s.CustomObjectsApi
+    operator: StandInOperator
+
+
+@pytest.fixture
+def operated(tmp_path: Path) -> Iterator[Operated]:
     with KMockCluster() as cluster:
         api = _api(cluster)
         operator = StandInOperator(api, tmp_path)
         operator.start()
         try:
-            info = build_features_on_operator(
-                settings, str(facts_path), str(out), api=api, poll_seconds=0.2
-            )
+            yield Operated(cluster, api, operator)
         finally:
             operator.stop.set()
-        (app,) = operator.submitted
-        stored = cluster.stored(SPARK_RESOURCE, NAMESPACE, app["metadata"]["name"])
+
+
+@pytest.fixture
+def facts_file(tmp_path: Path) -> tuple[pd.DataFrame, Path]:
+    facts = generate("small", seed=5)
+    facts.to_parquet(tmp_path / "facts.parquet", index=False)
+    return facts, tmp_path / "facts.parquet"
+
+
+@pytest.mark.slow
+def test_the_feature_build_runs_as_a_spark_application(
+    operated: Operated, facts_file: tuple[pd.DataFrame, Path], tmp_path: Path
+) -> None:
+    """The KFP component's path: submit, wait, and the Spark tasks' examples at the output
+    URI equal the pandas build's."""
+    facts, facts_path = facts_file
+    settings = Settings().model_copy(update={"compute": OPERATOR})
+    out = tmp_path / "features"
+    info = build_features_on_operator(
+        settings, str(facts_path), str(out), api=operated.api, poll_seconds=0.2
+    )
+    (app,) = operated.operator.submitted
+    stored = operated.cluster.stored(SPARK_RESOURCE, NAMESPACE, app["metadata"]["name"])
     assert stored["status"]["applicationState"]["state"] == "COMPLETED"
     validate_object({k: v for k, v in stored.items() if k != "status"})
     kw = planned_feature_kwargs(settings, facts)
@@ -222,53 +245,41 @@ def test_the_feature_build_runs_as_a_spark_application(tmp_path: Path) -> None:
     assert not Path(f"{out}.shards").exists()  # the facts' shards went with the run
 
 
-def test_a_failed_application_fails_the_step_with_the_operators_message(tmp_path: Path) -> None:
+def test_a_failed_application_fails_the_step_with_the_operators_message(
+    operated: Operated, tmp_path: Path
+) -> None:
     settings = Settings().model_copy(update={"compute": OPERATOR})
-    with KMockCluster() as cluster:
-        api = _api(cluster)
-        operator = StandInOperator(api, tmp_path)
-        operator.start()
-        try:
-            with pytest.raises(
-                SparkApplicationFailed,
-                match="(?s)FAILED: driver container failed with ExitCode: 1.*missing.parquet",
-            ):
-                build_features_on_operator(
-                    settings,
-                    str(tmp_path / "missing.parquet"),
-                    str(tmp_path / "out"),
-                    api=api,
-                    poll_seconds=0.2,
-                )
-        finally:
-            operator.stop.set()
+    with pytest.raises(
+        SparkApplicationFailed,
+        match="(?s)FAILED: driver container failed with ExitCode: 1.*missing.parquet",
+    ):
+        build_features_on_operator(
+            settings,
+            str(tmp_path / "missing.parquet"),
+            str(tmp_path / "out"),
+            api=operated.api,
+            poll_seconds=0.2,
+        )
 
 
 @pytest.mark.slow
-def test_batch_scoring_runs_as_a_spark_application(tmp_path: Path) -> None:
+def test_batch_scoring_runs_as_a_spark_application(
+    operated: Operated, facts_file: tuple[pd.DataFrame, Path], tmp_path: Path
+) -> None:
     """The score_batch task's path: the champion goes to the object store, the application
     forecasts every active series shard by shard, and the forecasts equal pandas'."""
     from freightml.features.build import build_examples
     from freightml.models import make_model
     from freightml.stages.score import active_facts, forecast_facts, forecasts_on_operator
 
-    facts = generate("small", seed=5)
-    facts_path = tmp_path / "facts.parquet"
-    facts.to_parquet(facts_path, index=False)
+    facts, facts_path = facts_file
     model = make_model("gbm", {"max_iter": 20}).fit(build_examples(facts, horizons_per_origin=7))
     settings = Settings().model_copy(update={"compute": OPERATOR})
     out = tmp_path / "forecasts"
-    with KMockCluster() as cluster:
-        api = _api(cluster)
-        operator = StandInOperator(api, tmp_path)
-        operator.start()
-        try:
-            scored, digest = forecasts_on_operator(
-                settings, str(facts_path), model, str(out), api=api, poll_seconds=0.2
-            )
-        finally:
-            operator.stop.set()
-    (app,) = operator.submitted
+    scored, digest = forecasts_on_operator(
+        settings, str(facts_path), model, str(out), api=operated.api, poll_seconds=0.2
+    )
+    (app,) = operated.operator.submitted
     assert app["spec"]["arguments"][0] == "scoring"
     assert app["metadata"]["labels"]["app.kubernetes.io/component"] == "spark-scoring"
     expected = forecast_facts(Settings(), active_facts(facts), model)
