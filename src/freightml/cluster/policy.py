@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 LONG_RUNNING = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "InferenceService"}
-WORKLOADS = LONG_RUNNING | {"Pod", "Job", "CronJob", "SparkApplication"}
 # Environment variable names that hold credentials: their value must come from a Secret.
 _CREDENTIAL_NAME = re.compile(
     r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIAL)", re.I
