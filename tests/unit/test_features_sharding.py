@@ -12,13 +12,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from freightml.compute import example_origins, panel_span
 from freightml.data.synthetic import generate
-from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples
+from freightml.features.build import SERIES_KEY, SeriesPanel, build_examples, default_origins
 from freightml.features.draw import HorizonDraw, series_days
 
 KW = {"min_history_days": 91}
 ORDER = ["origin_date", *SERIES_KEY, "horizon"]
+
+
+def panel_span(facts: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last fact day: the calendar of the whole panel."""
+    dates = pd.to_datetime(facts["date"])
+    return dates.min().normalize(), dates.max().normalize()
+
+
+def example_origins(facts: pd.DataFrame) -> list[pd.Timestamp]:
+    """The origins build_examples picks by default for the whole panel."""
+    start, last = panel_span(facts)
+    return default_origins(last, start)
 
 
 @pytest.fixture(scope="module")

@@ -283,22 +283,8 @@ def check_project(renderings: list[render.Rendering], report: Report) -> None:
 def run_checkov(repo: Path, out_dir: Path, report: Report) -> None:
     """checkov over the rendered YAML; every failed check is a failure."""
     config = repo / ".checkov.yaml"
-    cmd = [
-        render.find_uv("tools/checkov"),
-        "run",
-        "--project",
-        str(repo / "tools" / "checkov"),
-        "--frozen",
-        "--quiet",
-        "checkov",
-        "-d",
-        str(out_dir),
-        "--framework",
-        "kubernetes",
-        "--output",
-        "json",
-        "--compact",
-    ]
+    cmd = render.tool_command(repo, "tools/checkov", "checkov", "-d", str(out_dir))
+    cmd += ["--framework", "kubernetes", "--output", "json", "--compact"]
     if config.is_file():
         cmd += ["--config-file", str(config)]
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, check=False)

@@ -213,15 +213,8 @@ def connectivity(repo: Path, objects: list[dict[str, Any]]) -> dict[tuple[str, s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "world.yaml"
         path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
-        cmd = [
-            render.find_uv("tools/nca"),
-            "run",
-            "--project",
-            str(repo / "tools" / "nca"),
-            "--frozen",
-            "--quiet",
-        ]
-        cmd += ["nca", "--connectivity", str(path), "--resource_list", str(path)]
+        cmd = render.tool_command(repo, "tools/nca", "nca", "--connectivity", str(path))
+        cmd += ["--resource_list", str(path)]
         cmd += ["--output_format", "txt_no_fw_rules", "--output_endpoints", "pods"]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=repo)
     pairs: dict[tuple[str, str], list[str]] = {}

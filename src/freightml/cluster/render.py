@@ -83,6 +83,12 @@ def find_uv(project: str) -> str:
     return found
 
 
+def tool_command(repo: Path, project: str, *args: str) -> list[str]:
+    """``uv run`` of a tool in ``project`` (e.g. ``tools/nca``), a directory of ``repo``
+    with its own lock, followed by the tool's ``args``."""
+    return [find_uv(project), "run", "--project", str(repo / project), "--frozen", "--quiet", *args]
+
+
 def charts(repo: Path) -> list[Path]:
     """The chart directories under helm/."""
     return sorted(p.parent for p in (repo / "helm").glob("*/Chart.yaml"))

@@ -28,7 +28,6 @@ from freightml.features.build import (
     LOOKBACK_DAYS,
     SERIES_KEY,
     build_examples,
-    default_origins,
 )
 from freightml.features.levels import LevelAdjustment, adjust_levels
 from freightml.features.window import (
@@ -40,20 +39,6 @@ from freightml.features.window import (
     window_calendar,
 )
 from freightml.store.forecasts import BAND_COLUMNS
-
-
-def panel_span(facts: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The first and last fact day: the calendar of the whole panel."""
-    dates = pd.to_datetime(facts["date"])
-    return dates.min().normalize(), dates.max().normalize()
-
-
-def example_origins(
-    facts: pd.DataFrame, origin_step_days: int = 7, train_window_days: int | None = None
-) -> list[pd.Timestamp]:
-    """The origins :func:`build_examples` picks by default for the whole panel."""
-    start, last = panel_span(facts)
-    return default_origins(last, start, origin_step_days, train_window_days)
 
 
 def _spark() -> Any:

@@ -9,7 +9,7 @@ operator to report it ``COMPLETED`` (a ``FAILED`` or ``SUBMISSION_FAILED`` appli
 an error carrying the operator's message) and returns. The pods meet the restricted Pod
 Security profile (non-root, no privilege escalation, every capability dropped,
 RuntimeDefault seccomp, read-only root filesystem with an ``emptyDir`` at ``/tmp``).
-docs/scale.md ("On a cluster") has the install and the RBAC it needs.
+docs/cluster.md ("Spark") has the operator's install and the RBAC it needs (manifests/spark).
 """
 
 from __future__ import annotations
